@@ -1,0 +1,43 @@
+# pvlink: the two commands that must work on a fresh Debian machine, as root:
+#   make demo   bring up a 2-AZ fabric, send traffic through it, show what the
+#               targets saw, tear it all down
+#   make test   unit tests and the netns integration tests
+
+GO      ?= go
+BIN     := bin/pvlink
+PKGS    := ./...
+# Integration tests need root, /dev/net/tun and network namespaces; they
+# skip without root unless CI is set, in which case they fail instead.
+TESTFLAGS ?= -count=1 -timeout 15m
+
+.PHONY: all build demo test unit check-env fuzz vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/pvlink
+
+# check-env says what the machine lacks, and installs what Debian packages.
+check-env:
+	@command -v $(GO) >/dev/null || { echo "make: Go is not installed (https://go.dev/dl/); pvlink needs Go 1.26"; exit 1; }
+	@if [ "$$(id -u)" != 0 ]; then echo "make: pvlink's fabric needs root (network namespaces, TUN devices): run as root or with sudo"; exit 1; fi
+	@if [ ! -c /dev/net/tun ]; then \
+		echo "make: /dev/net/tun is missing; trying to load the tun module"; \
+		modprobe tun 2>/dev/null || true; \
+		[ -c /dev/net/tun ] || { echo "make: no /dev/net/tun: load the tun module or give this container the device"; exit 1; }; \
+	fi
+	@command -v ip >/dev/null || { echo "make: installing iproute2 (ip netns, to inspect fabrics)"; apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null; }
+
+demo: check-env build
+	./scripts/demo.sh $(BIN)
+
+test: build
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory check-env; fi
+	$(GO) vet $(PKGS)
+	PVLINK_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) -v $(PKGS) 2>&1 | ./scripts/testsummary.sh
+
+vet:
+	$(GO) vet $(PKGS)
+
+clean:
+	rm -rf bin

@@ -1,0 +1,38 @@
+// Command pvlink runs AWS PrivateLink-shaped fabrics on one Linux host:
+// network namespaces as VPCs, TUN devices as endpoint network interfaces and
+// one userspace forwarder per Availability Zone.
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	if err := newRoot().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "pvlink:", err)
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "pvlink",
+		Short:         "A PrivateLink-shaped data plane in network namespaces",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newFabricCmd(), newForwarderCmd(), newTargetCmd(), newClientCmd())
+	return root
+}
+
+func logger(verbose bool) *slog.Logger {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}

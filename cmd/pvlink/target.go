@@ -1,0 +1,55 @@
+package main
+
+import (
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"pvlink.dev/pvlink/bench/peer"
+	"pvlink.dev/pvlink/dataplane"
+	"pvlink.dev/pvlink/nsenter"
+)
+
+func newTargetCmd() *cobra.Command {
+	var listen, ns, readyFile string
+	t := &peer.Target{}
+	c := &cobra.Command{
+		Use:   "target --listen ADDR",
+		Short: "A TCP server that reports each connection as a JSON line, then echoes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var ln net.Listener
+			listenFn := func() (err error) { ln, err = net.Listen("tcp", listen); return err }
+			var err error
+			if ns != "" {
+				err = nsenter.Do(ns, listenFn)
+			} else {
+				err = listenFn()
+			}
+			if err != nil {
+				return err
+			}
+			t.Log = os.Stdout
+			if readyFile != "" {
+				if err := dataplane.WriteJSONFile(readyFile, map[string]any{"pid": os.Getpid(), "listen": ln.Addr().String()}); err != nil {
+					return err
+				}
+				defer os.Remove(readyFile)
+			}
+			sig := make(chan os.Signal, 1)
+			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+			go func() { <-sig; ln.Close() }()
+			return t.Serve(ln)
+		},
+	}
+	c.Flags().StringVar(&listen, "listen", "", "address to listen on (IP:PORT)")
+	c.Flags().StringVar(&ns, "netns", "", "network namespace to listen in")
+	c.Flags().StringVar(&t.Name, "name", "", "name shown in each report (the target group)")
+	c.Flags().StringVar(&t.AZ, "az", "", "Availability Zone shown in each report")
+	c.Flags().StringVar(&readyFile, "ready-file", "", "file written once the listener is open")
+	c.MarkFlagRequired("listen")
+	return c
+}

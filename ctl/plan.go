@@ -1,0 +1,198 @@
+package ctl
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"pvlink.dev/pvlink/dataplane"
+)
+
+// NetnsName is the network namespace of a fabric's VPC.
+func NetnsName(fabric, vpc string) string { return "pvl-" + fabric + "-" + vpc }
+
+// Plan turns a validated topology into the State of a fabric that is not
+// created yet: every id, name and address decided, nothing touched.
+func Plan(t *Topology) *State {
+	s := &State{Name: t.Name, Region: t.Region, Phase: "creating", Created: time.Now().UTC(), Version: 1}
+	subnetByName := map[string]SubnetState{}
+	vpcID := map[string]string{}
+	for _, v := range t.VPCs {
+		vs := VPCState{Name: v.Name, ID: newID("vpc-"), Netns: NetnsName(t.Name, v.Name), CIDR: v.CIDR}
+		for _, sn := range v.Subnets {
+			ss := SubnetState{Name: sn.Name, ID: newID("subnet-"), AZ: sn.AZ, CIDR: sn.CIDR, HostIP: sn.HostIP}
+			vs.Subnets = append(vs.Subnets, ss)
+			subnetByName[sn.Name] = ss
+		}
+		vpcID[v.Name] = vs.ID
+		s.VPCs = append(s.VPCs, vs)
+	}
+	for _, tg := range t.TargetGroups {
+		s.TargetGroups = append(s.TargetGroups, TargetGroupState{Name: tg.Name, VPC: tg.VPC, Port: tg.Port, ProxyProtocolV2: tg.ProxyProtocolV2})
+		for _, tgt := range tg.Targets {
+			s.Targets = append(s.Targets, TargetState{
+				IP: tgt.IP, Port: tgt.Port, AZ: azOfAddr(s, tg.VPC, tgt.IP),
+				Netns: NetnsName(t.Name, tg.VPC), TargetGroup: tg.Name, External: tgt.External,
+			})
+		}
+	}
+	lbPorts := map[string][]int{}
+	for _, lb := range t.LoadBalancers {
+		ls := LBState{Name: lb.Name, VPC: lb.VPC, Netns: NetnsName(t.Name, lb.VPC), CrossZone: lb.CrossZone, Listeners: lb.Listeners}
+		for _, m := range lb.SubnetMappings {
+			sn := subnetByName[m.Subnet]
+			ls.Nodes = append(ls.Nodes, LBNodeState{AZ: sn.AZ, Subnet: m.Subnet, IP: m.PrivateIPv4Address})
+		}
+		for _, l := range lb.Listeners {
+			lbPorts[lb.Name] = append(lbPorts[lb.Name], l.Port)
+		}
+		s.LoadBalancers = append(s.LoadBalancers, ls)
+	}
+	svcByName := map[string]ServiceState{}
+	for _, svc := range t.Services {
+		id := newID("vpce-svc-")
+		ss := ServiceState{
+			Name: svc.Name, ID: id, ServiceName: fmt.Sprintf("com.amazonaws.vpce.%s.%s", t.Region, id),
+			State: "Available", LoadBalancers: svc.LoadBalancers,
+			AcceptanceRequired: svc.AcceptanceRequired, AllowedPrincipals: svc.AllowedPrincipals,
+		}
+		svcByName[svc.Name] = ss
+		s.Services = append(s.Services, ss)
+	}
+	for _, e := range t.Endpoints {
+		svc := svcByName[e.Service]
+		state := dataplane.StateAvailable
+		if svc.AcceptanceRequired {
+			state = dataplane.StatePendingAcceptance
+		}
+		es := EndpointState{
+			ID: newID("vpce-"), Name: e.Name, Service: svc.ServiceName, ServiceID: svc.ID,
+			VPC: e.VPC, VPCID: vpcID[e.VPC], State: state, IPAddressType: e.IPAddressType,
+		}
+		ports := map[int]bool{}
+		for _, lb := range svc.LoadBalancers {
+			for _, port := range lbPorts[lb] {
+				ports[port] = true
+			}
+		}
+		for port := range ports {
+			es.Ports = append(es.Ports, port)
+		}
+		sort.Ints(es.Ports)
+		for _, c := range e.SubnetConfigurations {
+			sn := subnetByName[c.Subnet]
+			id := newID("eni-")
+			es.ENIs = append(es.ENIs, ENIState{
+				ID: id, AZ: sn.AZ, Subnet: c.Subnet, SubnetID: sn.ID, IP: c.IPv4,
+				// An interface name has at most 15 characters: "eni-" and
+				// the first 11 hex digits of the ENI id.
+				Tun: id[:15], Netns: NetnsName(t.Name, e.VPC),
+			})
+		}
+		s.Endpoints = append(s.Endpoints, es)
+	}
+	return s
+}
+
+func azOfAddr(s *State, vpc, ip string) string {
+	for _, v := range s.VPCs {
+		if v.Name != vpc {
+			continue
+		}
+		for _, sn := range v.Subnets {
+			if prefixContains(sn.CIDR, ip) {
+				return sn.AZ
+			}
+		}
+	}
+	return ""
+}
+
+// Zones are the AZs in which the fabric has ENIs, sorted: one forwarder each.
+func (s *State) Zones() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, e := range s.Endpoints {
+		for _, eni := range e.ENIs {
+			if !seen[eni.AZ] {
+				seen[eni.AZ] = true
+				out = append(out, eni.AZ)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ForwarderConfig compiles the snapshot the forwarder of az serves.
+func (s *State) ForwarderConfig(az string) *dataplane.Config {
+	c := &dataplane.Config{
+		Version: s.Version, Fabric: s.Name, Region: s.Region, AZ: az,
+		LoadBalancers: map[string]dataplane.LoadBalancer{},
+		TargetGroups:  map[string]dataplane.TargetGroup{},
+	}
+	lbs := map[string]LBState{}
+	for _, lb := range s.LoadBalancers {
+		lbs[lb.Name] = lb
+	}
+	svcs := map[string]ServiceState{}
+	for _, svc := range s.Services {
+		svcs[svc.ID] = svc
+	}
+	for _, e := range s.Endpoints {
+		svc := svcs[e.ServiceID]
+		for _, eni := range e.ENIs {
+			if eni.AZ != az {
+				continue
+			}
+			de := dataplane.ENI{
+				ID: eni.ID, Tun: eni.Tun, Netns: eni.Netns, IPv4: mustAddr(eni.IP),
+				EndpointID: e.ID, ServiceID: e.ServiceID, ServiceName: e.Service,
+				VPCID: e.VPCID, SubnetID: eni.SubnetID, State: e.State,
+			}
+			ports := map[int]bool{}
+			for _, name := range svc.LoadBalancers {
+				lb := lbs[name]
+				node, ok := lb.node(az)
+				if !ok {
+					continue // this load balancer has no node in az
+				}
+				c.LoadBalancers[lb.Name] = dataplane.LoadBalancer{Name: lb.Name, Netns: lb.Netns, NodeIP: mustAddr(node.IP), CrossZone: lb.CrossZone}
+				for _, l := range lb.Listeners {
+					if ports[l.Port] {
+						continue // the first load balancer with a port has it
+					}
+					ports[l.Port] = true
+					de.Listeners = append(de.Listeners, dataplane.Listener{Port: uint16(l.Port), LoadBalancer: lb.Name, TargetGroup: l.TargetGroup})
+					c.TargetGroups[l.TargetGroup] = s.targetGroup(l.TargetGroup)
+				}
+			}
+			c.ENIs = append(c.ENIs, de)
+		}
+	}
+	return c
+}
+
+func (lb LBState) node(az string) (LBNodeState, bool) {
+	for _, n := range lb.Nodes {
+		if n.AZ == az {
+			return n, true
+		}
+	}
+	return LBNodeState{}, false
+}
+
+func (s *State) targetGroup(name string) dataplane.TargetGroup {
+	tg := dataplane.TargetGroup{Name: name}
+	for _, g := range s.TargetGroups {
+		if g.Name == name {
+			tg.ProxyProtocolV2 = g.ProxyProtocolV2
+		}
+	}
+	for _, t := range s.Targets {
+		if t.TargetGroup == name {
+			tg.Targets = append(tg.Targets, dataplane.Target{IP: mustAddr(t.IP), Port: uint16(t.Port), AZ: t.AZ})
+		}
+	}
+	return tg
+}

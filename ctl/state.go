@@ -1,0 +1,195 @@
+package ctl
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"pvlink.dev/pvlink/dataplane"
+)
+
+// RunDir is where fabrics keep their runtime files, one folder each. It is
+// on tmpfs, so a reboot (which also takes the namespaces) clears it.
+var RunDir = "/run/pvlink"
+
+// State is everything a fabric created, written before each thing is
+// created, so that `fabric down` can remove all of it whatever happened to
+// `fabric up` or to the processes it started.
+type State struct {
+	Name    string    `json:"name"`
+	File    string    `json:"file,omitempty"`
+	Version uint64    `json:"version"`
+	Region  string    `json:"region"`
+	Phase   string    `json:"phase"` // creating, up
+	Created time.Time `json:"created"`
+
+	Namespaces    []string           `json:"namespaces"`
+	VPCs          []VPCState         `json:"vpcs"`
+	LoadBalancers []LBState          `json:"load_balancers"`
+	TargetGroups  []TargetGroupState `json:"target_groups"`
+	Services      []ServiceState     `json:"services"`
+	Endpoints     []EndpointState    `json:"endpoints"`
+	Targets       []TargetState      `json:"targets"`
+	Forwarders    []ForwarderState   `json:"forwarders"`
+}
+
+// VPCState is a VPC and the namespace that is it.
+type VPCState struct {
+	Name    string        `json:"name"`
+	ID      string        `json:"id"`
+	Netns   string        `json:"netns"`
+	CIDR    string        `json:"cidr"`
+	Subnets []SubnetState `json:"subnets"`
+}
+
+// SubnetState is a subnet and the namespace's own address in it.
+type SubnetState struct {
+	Name   string `json:"name"`
+	ID     string `json:"id"`
+	AZ     string `json:"az"`
+	CIDR   string `json:"cidr"`
+	HostIP string `json:"host_ip"`
+}
+
+// LBState is a Network Load Balancer and its nodes.
+type LBState struct {
+	Name      string        `json:"name"`
+	VPC       string        `json:"vpc"`
+	Netns     string        `json:"netns"`
+	CrossZone bool          `json:"cross_zone"`
+	Nodes     []LBNodeState `json:"nodes"`
+	Listeners []Listener    `json:"listeners"`
+}
+
+// TargetGroupState is a target group's settings; its targets are in
+// State.Targets.
+type TargetGroupState struct {
+	Name            string `json:"name"`
+	VPC             string `json:"vpc"`
+	Port            int    `json:"port"`
+	ProxyProtocolV2 bool   `json:"proxy_protocol_v2"`
+}
+
+// LBNodeState is a load-balancer node: the source address targets see.
+type LBNodeState struct {
+	AZ     string `json:"az"`
+	Subnet string `json:"subnet"`
+	IP     string `json:"ip"`
+}
+
+// ServiceState is an endpoint service.
+type ServiceState struct {
+	Name               string   `json:"name"`
+	ID                 string   `json:"id"`
+	ServiceName        string   `json:"service_name"`
+	State              string   `json:"state"`
+	LoadBalancers      []string `json:"load_balancers"`
+	AcceptanceRequired bool     `json:"acceptance_required"`
+	AllowedPrincipals  []string `json:"allowed_principals"`
+}
+
+// EndpointState is an interface endpoint and its ENIs.
+type EndpointState struct {
+	ID            string     `json:"id"`
+	Name          string     `json:"name"`
+	Service       string     `json:"service"` // the service's full name
+	ServiceID     string     `json:"service_id"`
+	VPC           string     `json:"vpc"`
+	VPCID         string     `json:"vpc_id"`
+	State         string     `json:"state"`
+	IPAddressType string     `json:"ip_address_type"`
+	Ports         []int      `json:"ports"`
+	ENIs          []ENIState `json:"enis"`
+}
+
+// ENIState is an endpoint network interface: a TUN in the consumer netns.
+type ENIState struct {
+	ID       string `json:"id"`
+	AZ       string `json:"az"`
+	Subnet   string `json:"subnet"`
+	SubnetID string `json:"subnet_id"`
+	IP       string `json:"ip"`
+	Tun      string `json:"tun"`
+	Netns    string `json:"netns"`
+}
+
+// Process is a process the fabric started. StartTicks (field 22 of
+// /proc/PID/stat) tells it apart from a later process given the same PID.
+type Process struct {
+	PID        int    `json:"pid"`
+	StartTicks uint64 `json:"start_ticks"`
+	Log        string `json:"log"`
+}
+
+// TargetState is a target and, when pvlink runs it, its server process.
+type TargetState struct {
+	IP          string   `json:"ip"`
+	Port        int      `json:"port"`
+	AZ          string   `json:"az"`
+	Netns       string   `json:"netns"`
+	TargetGroup string   `json:"target_group"`
+	External    bool     `json:"external,omitempty"`
+	Process     *Process `json:"process,omitempty"`
+}
+
+// ForwarderState is the forwarder process of one AZ.
+type ForwarderState struct {
+	AZ         string   `json:"az"`
+	Config     string   `json:"config"`
+	StatusFile string   `json:"status_file"`
+	Process    *Process `json:"process,omitempty"`
+}
+
+// Dir is the runtime folder of a fabric.
+func Dir(name string) string { return filepath.Join(RunDir, name) }
+
+func statePath(name string) string { return filepath.Join(Dir(name), "state.json") }
+
+// LoadState reads a fabric's state; os.ErrNotExist means it is not up.
+func LoadState(name string) (*State, error) {
+	data, err := os.ReadFile(statePath(name))
+	if err != nil {
+		return nil, err
+	}
+	var s State
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("fabric %s: state file %s is damaged: %w", name, statePath(name), err)
+	}
+	return &s, nil
+}
+
+func (s *State) save() error {
+	return dataplane.WriteJSONFile(statePath(s.Name), s)
+}
+
+// newID makes an AWS-shaped id: prefix and 17 hex digits.
+func newID(prefix string) string {
+	var b [9]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return prefix + hex.EncodeToString(b[:])[:17]
+}
+
+func mustAddr(s string) netip.Addr {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		panic(fmt.Sprintf("validated address %q does not parse: %v", s, err))
+	}
+	return a
+}
+
+func prefixContains(cidr, ip string) bool {
+	p, err1 := netip.ParsePrefix(cidr)
+	a, err2 := netip.ParseAddr(ip)
+	return err1 == nil && err2 == nil && p.Contains(a)
+}
+
+// IsNotUp reports whether err says a fabric has no state.
+func IsNotUp(err error) bool { return errors.Is(err, os.ErrNotExist) }

@@ -1,0 +1,230 @@
+package ctl
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Topology is a fabric as a user writes it: VPCs with subnets, Network Load
+// Balancers with listeners and target groups, endpoint services in front of
+// the load balancers, and interface endpoints in consumer VPCs. Field names
+// follow the EC2 and ELBv2 APIs so that an AWS user recognises them.
+type Topology struct {
+	Name          string         `yaml:"name"`
+	Region        string         `yaml:"region"`
+	Zones         []string       `yaml:"availability_zones"`
+	VPCs          []VPC          `yaml:"vpcs"`
+	LoadBalancers []LoadBalancer `yaml:"load_balancers"`
+	TargetGroups  []TargetGroup  `yaml:"target_groups"`
+	Services      []Service      `yaml:"endpoint_services"`
+	Endpoints     []Endpoint     `yaml:"endpoints"`
+}
+
+// VPC is a network namespace.
+type VPC struct {
+	Name    string   `yaml:"name"`
+	CIDR    string   `yaml:"cidr"`
+	Subnets []Subnet `yaml:"subnets"`
+}
+
+// Subnet is an address range of a VPC in one AZ. HostIP is the address the
+// namespace itself holds in the subnet (an "instance" in it); it defaults to
+// the first address after the four AWS reserves.
+type Subnet struct {
+	Name   string `yaml:"name"`
+	AZ     string `yaml:"availability_zone"`
+	CIDR   string `yaml:"cidr"`
+	HostIP string `yaml:"host_ip"`
+}
+
+// LoadBalancer is a Network Load Balancer: one node per subnet mapping.
+type LoadBalancer struct {
+	Name           string          `yaml:"name"`
+	VPC            string          `yaml:"vpc"`
+	CrossZone      bool            `yaml:"cross_zone"`
+	SubnetMappings []SubnetMapping `yaml:"subnet_mappings"`
+	Listeners      []Listener      `yaml:"listeners"`
+}
+
+// SubnetMapping places a load-balancer node in a subnet, as in ELBv2's
+// SubnetMappings; PrivateIPv4Address defaults to the next free address.
+type SubnetMapping struct {
+	Subnet             string `yaml:"subnet"`
+	PrivateIPv4Address string `yaml:"private_ipv4_address"`
+}
+
+// Listener forwards a TCP port of the load balancer to a target group.
+type Listener struct {
+	Protocol    string `yaml:"protocol"`
+	Port        int    `yaml:"port"`
+	TargetGroup string `yaml:"target_group"`
+}
+
+// TargetGroup is a set of IP targets in one VPC.
+type TargetGroup struct {
+	Name            string   `yaml:"name"`
+	VPC             string   `yaml:"vpc"`
+	Protocol        string   `yaml:"protocol"`
+	Port            int      `yaml:"port"`
+	ProxyProtocolV2 bool     `yaml:"proxy_protocol_v2"`
+	Targets         []Target `yaml:"targets"`
+}
+
+// Target is an IP target; Port defaults to the target group's port. pvlink
+// starts a `pvlink target` server for it unless External is set.
+type Target struct {
+	IP       string `yaml:"ip"`
+	Port     int    `yaml:"port"`
+	External bool   `yaml:"external"`
+}
+
+// Service is an endpoint service fronted by load balancers.
+type Service struct {
+	Name               string   `yaml:"name"`
+	LoadBalancers      []string `yaml:"load_balancers"`
+	AcceptanceRequired bool     `yaml:"acceptance_required"`
+	AllowedPrincipals  []string `yaml:"allowed_principals"`
+}
+
+// Endpoint is an interface VPC endpoint: one ENI per subnet configuration.
+type Endpoint struct {
+	Name                 string                `yaml:"name"`
+	VPC                  string                `yaml:"vpc"`
+	Service              string                `yaml:"service"`
+	IPAddressType        string                `yaml:"ip_address_type"`
+	SubnetConfigurations []SubnetConfiguration `yaml:"subnet_configurations"`
+}
+
+// SubnetConfiguration chooses the ENI's subnet and, optionally, its address.
+type SubnetConfiguration struct {
+	Subnet string `yaml:"subnet"`
+	IPv4   string `yaml:"ipv4"`
+}
+
+// TopologyError is a fault in a topology file, with where it is.
+type TopologyError struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (e *TopologyError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":")
+		b.WriteString(strconv.Itoa(e.Line))
+	}
+	b.WriteString(": ")
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// LoadTopology reads and validates a topology file. Nothing is created: a
+// file that is refused here leaves the machine untouched.
+func LoadTopology(path string) (*Topology, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read topology: %w", err)
+	}
+	return ParseTopology(path, data)
+}
+
+var yamlLineRe = regexp.MustCompile(`line (\d+): (.*)`)
+var goTypeRe = regexp.MustCompile(` in type [\w.]+`)
+
+// ParseTopology decodes and validates a topology; file names the source in
+// errors.
+func ParseTopology(file string, data []byte) (*Topology, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, yamlError(file, err)
+	}
+	if len(root.Content) == 0 {
+		return nil, &TopologyError{File: file, Msg: "the file is empty"}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var t Topology
+	if err := dec.Decode(&t); err != nil {
+		return nil, yamlError(file, err)
+	}
+	v := &validator{file: file, root: root.Content[0]}
+	v.topology(&t)
+	if v.err != nil {
+		return nil, v.err
+	}
+	return &t, nil
+}
+
+func yamlError(file string, err error) error {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	first := strings.TrimSpace(strings.SplitN(msg, "\n", 2)[0])
+	first = goTypeRe.ReplaceAllString(first, "")
+	if m := yamlLineRe.FindStringSubmatch(first); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &TopologyError{File: file, Line: line, Msg: m[2]}
+	}
+	return &TopologyError{File: file, Msg: first}
+}
+
+// lineOf finds the line of a field given as a path of mapping keys and
+// sequence indices; it falls back to the deepest node it could reach.
+func lineOf(root *yaml.Node, path []any) int {
+	n := root
+	line := n.Line
+	for _, p := range path {
+		var next *yaml.Node
+		switch k := p.(type) {
+		case string:
+			if n.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == k {
+						line = n.Content[i].Line
+						next = n.Content[i+1]
+						break
+					}
+				}
+			}
+		case int:
+			if n.Kind == yaml.SequenceNode && k < len(n.Content) {
+				next = n.Content[k]
+				line = next.Line
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+	}
+	return line
+}
+
+func pathString(path []any) string {
+	var b strings.Builder
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(k)
+		case int:
+			fmt.Fprintf(&b, "[%d]", k)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,440 @@
+package ctl
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+
+	"gopkg.in/yaml.v3"
+)
+
+// validator checks a decoded topology against the rules of SPEC.md, fills in
+// defaults (addresses, ports), and stops at the first fault with the line of
+// the field at fault.
+type validator struct {
+	file string
+	root *yaml.Node
+	err  error
+
+	subnets map[string]*subnetInfo // by subnet name
+	vpcs    map[string]*VPC
+	lbs     map[string]*LoadBalancer
+	tgs     map[string]*TargetGroup
+	svcs    map[string]*Service
+}
+
+type subnetInfo struct {
+	s      *Subnet
+	vpc    string
+	prefix netip.Prefix
+	used   map[netip.Addr]string // address -> what holds it
+	path   []any
+}
+
+var nameRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,19}$`)
+
+func (v *validator) fail(path []any, format string, args ...any) {
+	if v.err != nil {
+		return
+	}
+	v.err = &TopologyError{File: v.file, Line: lineOf(v.root, path), Field: pathString(path), Msg: fmt.Sprintf(format, args...)}
+}
+
+func p(parts ...any) []any { return parts }
+
+func (v *validator) name(path []any, name string) {
+	if name == "" {
+		v.fail(path, "is required")
+	} else if !nameRe.MatchString(name) {
+		v.fail(path, "%q is not a valid name (lower-case letters, digits and '-', starting with a letter, at most 20 characters)", name)
+	}
+}
+
+func (v *validator) topology(t *Topology) {
+	v.subnets = map[string]*subnetInfo{}
+	v.vpcs = map[string]*VPC{}
+	v.lbs = map[string]*LoadBalancer{}
+	v.tgs = map[string]*TargetGroup{}
+	v.svcs = map[string]*Service{}
+
+	v.name(p("name"), t.Name)
+	if t.Region == "" {
+		v.fail(p("region"), "is required (for example us-east-1)")
+	}
+	if len(t.Zones) == 0 {
+		v.fail(p("availability_zones"), "at least one availability zone is required")
+	}
+	zones := map[string]bool{}
+	for i, z := range t.Zones {
+		v.name(p("availability_zones", i), z)
+		if zones[z] {
+			v.fail(p("availability_zones", i), "zone %s is listed twice", z)
+		}
+		zones[z] = true
+	}
+	if len(t.VPCs) == 0 {
+		v.fail(p("vpcs"), "at least one VPC is required")
+	}
+	for i := range t.VPCs {
+		v.vpc(p("vpcs", i), &t.VPCs[i], zones)
+	}
+	for i := range t.TargetGroups {
+		v.targetGroup(p("target_groups", i), &t.TargetGroups[i])
+	}
+	for i := range t.LoadBalancers {
+		v.loadBalancer(p("load_balancers", i), &t.LoadBalancers[i])
+	}
+	for i := range t.Services {
+		v.service(p("endpoint_services", i), &t.Services[i])
+	}
+	for i := range t.Endpoints {
+		v.endpoint(p("endpoints", i), &t.Endpoints[i])
+	}
+	if v.err != nil {
+		return
+	}
+	// Defaults are allocated only after every explicit address is known, so a
+	// default can never take an address the file names later.
+	for i := range t.VPCs {
+		for j := range t.VPCs[i].Subnets {
+			s := &t.VPCs[i].Subnets[j]
+			if s.HostIP == "" {
+				s.HostIP = v.allocate(p("vpcs", i, "subnets", j), s.Name, "host of subnet "+s.Name)
+			}
+		}
+	}
+	for i := range t.LoadBalancers {
+		for j := range t.LoadBalancers[i].SubnetMappings {
+			m := &t.LoadBalancers[i].SubnetMappings[j]
+			if m.PrivateIPv4Address == "" {
+				m.PrivateIPv4Address = v.allocate(p("load_balancers", i, "subnet_mappings", j), m.Subnet, "node of load balancer "+t.LoadBalancers[i].Name)
+			}
+		}
+	}
+	for i := range t.Endpoints {
+		for j := range t.Endpoints[i].SubnetConfigurations {
+			c := &t.Endpoints[i].SubnetConfigurations[j]
+			if c.IPv4 == "" {
+				c.IPv4 = v.allocate(p("endpoints", i, "subnet_configurations", j), c.Subnet, "ENI of endpoint "+t.Endpoints[i].Name)
+			}
+		}
+	}
+}
+
+func (v *validator) vpc(path []any, vpc *VPC, zones map[string]bool) {
+	v.name(append(path, "name"), vpc.Name)
+	if v.vpcs[vpc.Name] != nil {
+		v.fail(append(path, "name"), "VPC %s is defined twice", vpc.Name)
+	}
+	v.vpcs[vpc.Name] = vpc
+	cidr, err := netip.ParsePrefix(vpc.CIDR)
+	if err != nil || !cidr.Addr().Is4() {
+		v.fail(append(path, "cidr"), "%q is not an IPv4 CIDR block", vpc.CIDR)
+		return
+	}
+	if cidr.Masked() != cidr {
+		v.fail(append(path, "cidr"), "%s has host bits set (did you mean %s?)", vpc.CIDR, cidr.Masked())
+	}
+	if cidr.Bits() < 16 || cidr.Bits() > 28 {
+		v.fail(append(path, "cidr"), "a VPC CIDR block must be between /16 and /28, got /%d", cidr.Bits())
+	}
+	if len(vpc.Subnets) == 0 {
+		v.fail(append(path, "subnets"), "at least one subnet is required")
+	}
+	for j := range vpc.Subnets {
+		s := &vpc.Subnets[j]
+		sp := append(append([]any{}, path...), "subnets", j)
+		v.name(append(sp, "name"), s.Name)
+		if v.subnets[s.Name] != nil {
+			v.fail(append(sp, "name"), "subnet %s is defined twice", s.Name)
+		}
+		if !zones[s.AZ] {
+			v.fail(append(sp, "availability_zone"), "%q is not one of availability_zones", s.AZ)
+		}
+		pfx, err := netip.ParsePrefix(s.CIDR)
+		if err != nil || !pfx.Addr().Is4() {
+			v.fail(append(sp, "cidr"), "%q is not an IPv4 CIDR block", s.CIDR)
+			return
+		}
+		if pfx.Masked() != pfx {
+			v.fail(append(sp, "cidr"), "%s has host bits set (did you mean %s?)", s.CIDR, pfx.Masked())
+		}
+		if pfx.Bits() < cidr.Bits() || !cidr.Contains(pfx.Addr()) {
+			v.fail(append(sp, "cidr"), "%s is not inside the VPC's %s", s.CIDR, vpc.CIDR)
+		}
+		if pfx.Bits() > 28 {
+			v.fail(append(sp, "cidr"), "a subnet must be /28 or larger, got /%d", pfx.Bits())
+		}
+		for _, o := range v.subnets {
+			if o.vpc == vpc.Name && o.prefix.Overlaps(pfx) {
+				v.fail(append(sp, "cidr"), "%s overlaps subnet %s (%s)", s.CIDR, o.s.Name, o.s.CIDR)
+			}
+		}
+		info := &subnetInfo{s: s, vpc: vpc.Name, prefix: pfx, used: map[netip.Addr]string{}, path: sp}
+		v.subnets[s.Name] = info
+		if s.HostIP != "" {
+			v.claim(append(sp, "host_ip"), s.Name, s.HostIP, "host of subnet "+s.Name)
+		}
+	}
+}
+
+// claim reserves an explicit address in a subnet, refusing reserved and
+// already used ones.
+func (v *validator) claim(path []any, subnet, addr, holder string) {
+	info := v.subnets[subnet]
+	if info == nil {
+		return
+	}
+	a, err := netip.ParseAddr(addr)
+	if err != nil || !a.Is4() {
+		v.fail(path, "%q is not an IPv4 address", addr)
+		return
+	}
+	if !info.prefix.Contains(a) {
+		v.fail(path, "%s is not inside subnet %s (%s)", addr, subnet, info.s.CIDR)
+		return
+	}
+	if reserved(info.prefix, a) {
+		v.fail(path, "%s is reserved: AWS keeps the first four and the last address of every subnet", addr)
+		return
+	}
+	if other, ok := info.used[a]; ok {
+		v.fail(path, "address clash: %s is already used by the %s", addr, other)
+		return
+	}
+	info.used[a] = holder
+}
+
+// allocate picks the lowest free, non-reserved address of a subnet.
+func (v *validator) allocate(path []any, subnet, holder string) string {
+	info := v.subnets[subnet]
+	if info == nil {
+		return ""
+	}
+	for a := info.prefix.Addr(); info.prefix.Contains(a); a = a.Next() {
+		if reserved(info.prefix, a) {
+			continue
+		}
+		if _, ok := info.used[a]; !ok {
+			info.used[a] = holder
+			return a.String()
+		}
+	}
+	v.fail(path, "subnet %s (%s) has no free address left", subnet, info.s.CIDR)
+	return ""
+}
+
+func reserved(pfx netip.Prefix, a netip.Addr) bool {
+	base := pfx.Addr().As4()
+	off := uint32(0)
+	b := a.As4()
+	for i := 0; i < 4; i++ {
+		off = off<<8 | uint32(b[i]-base[i])
+	}
+	size := uint32(1) << (32 - pfx.Bits())
+	return off < 4 || off == size-1
+}
+
+func (v *validator) targetGroup(path []any, tg *TargetGroup) {
+	v.name(append(path, "name"), tg.Name)
+	if v.tgs[tg.Name] != nil {
+		v.fail(append(path, "name"), "target group %s is defined twice", tg.Name)
+	}
+	v.tgs[tg.Name] = tg
+	if v.vpcs[tg.VPC] == nil {
+		v.fail(append(path, "vpc"), "VPC %q is not defined", tg.VPC)
+		return
+	}
+	switch tg.Protocol {
+	case "", "TCP":
+		tg.Protocol = "TCP"
+	case "UDP", "TCP_UDP":
+		v.fail(append(path, "protocol"), "%s target groups cannot be used: PrivateLink does not support UDP", tg.Protocol)
+	default:
+		v.fail(append(path, "protocol"), "%q is not supported (TCP is)", tg.Protocol)
+	}
+	if tg.Port < 1 || tg.Port > 65535 {
+		v.fail(append(path, "port"), "%d is not a TCP port (1-65535)", tg.Port)
+	}
+	if len(tg.Targets) == 0 {
+		v.fail(append(path, "targets"), "at least one target is required")
+	}
+	seen := map[netip.AddrPort]bool{}
+	for k := range tg.Targets {
+		t := &tg.Targets[k]
+		tp := append(append([]any{}, path...), "targets", k)
+		a, err := netip.ParseAddr(t.IP)
+		if err != nil || !a.Is4() {
+			v.fail(append(tp, "ip"), "%q is not an IPv4 address", t.IP)
+			return
+		}
+		if t.Port == 0 {
+			t.Port = tg.Port
+		}
+		if t.Port < 1 || t.Port > 65535 {
+			v.fail(append(tp, "port"), "%d is not a TCP port (1-65535)", t.Port)
+		}
+		ap := netip.AddrPortFrom(a, uint16(t.Port))
+		if seen[ap] {
+			v.fail(tp, "target %s is registered twice", ap)
+		}
+		seen[ap] = true
+		sn := v.subnetOf(tg.VPC, a)
+		if sn == "" {
+			v.fail(append(tp, "ip"), "%s is not inside any subnet of VPC %s", t.IP, tg.VPC)
+			return
+		}
+		info := v.subnets[sn]
+		if reserved(info.prefix, a) {
+			v.fail(append(tp, "ip"), "%s is reserved: AWS keeps the first four and the last address of every subnet", t.IP)
+		}
+		// Several target groups (or ports) may share one target IP.
+		if holder, ok := info.used[a]; ok && holder != "target" {
+			v.fail(append(tp, "ip"), "address clash: %s is already used by the %s", t.IP, holder)
+		}
+		info.used[a] = "target"
+	}
+}
+
+func (v *validator) subnetOf(vpc string, a netip.Addr) string {
+	for name, info := range v.subnets {
+		if info.vpc == vpc && info.prefix.Contains(a) {
+			return name
+		}
+	}
+	return ""
+}
+
+func (v *validator) loadBalancer(path []any, lb *LoadBalancer) {
+	v.name(append(path, "name"), lb.Name)
+	if v.lbs[lb.Name] != nil {
+		v.fail(append(path, "name"), "load balancer %s is defined twice", lb.Name)
+	}
+	v.lbs[lb.Name] = lb
+	if v.vpcs[lb.VPC] == nil {
+		v.fail(append(path, "vpc"), "VPC %q is not defined", lb.VPC)
+		return
+	}
+	if len(lb.SubnetMappings) == 0 {
+		v.fail(append(path, "subnet_mappings"), "at least one subnet is required")
+	}
+	azs := map[string]bool{}
+	for j := range lb.SubnetMappings {
+		m := &lb.SubnetMappings[j]
+		mp := append(append([]any{}, path...), "subnet_mappings", j)
+		info := v.subnets[m.Subnet]
+		if info == nil || info.vpc != lb.VPC {
+			v.fail(append(mp, "subnet"), "%q is not a subnet of VPC %s", m.Subnet, lb.VPC)
+			return
+		}
+		if azs[info.s.AZ] {
+			v.fail(append(mp, "subnet"), "a load balancer takes one subnet per availability zone; %s is already used", info.s.AZ)
+		}
+		azs[info.s.AZ] = true
+		if m.PrivateIPv4Address != "" {
+			v.claim(append(mp, "private_ipv4_address"), m.Subnet, m.PrivateIPv4Address, "node of load balancer "+lb.Name)
+		}
+	}
+	if len(lb.Listeners) == 0 {
+		v.fail(append(path, "listeners"), "at least one listener is required")
+	}
+	ports := map[int]bool{}
+	for j, l := range lb.Listeners {
+		lp := append(append([]any{}, path...), "listeners", j)
+		switch l.Protocol {
+		case "", "TCP":
+			lb.Listeners[j].Protocol = "TCP"
+		case "UDP", "TCP_UDP":
+			v.fail(append(lp, "protocol"), "%s listeners cannot be used: PrivateLink does not support UDP", l.Protocol)
+		default:
+			v.fail(append(lp, "protocol"), "%q is not supported (TCP is)", l.Protocol)
+		}
+		if l.Port < 1 || l.Port > 65535 {
+			v.fail(append(lp, "port"), "%d is not a TCP port (1-65535)", l.Port)
+		}
+		if ports[l.Port] {
+			v.fail(append(lp, "port"), "port %d already has a listener", l.Port)
+		}
+		ports[l.Port] = true
+		tg := v.tgs[l.TargetGroup]
+		if tg == nil {
+			v.fail(append(lp, "target_group"), "target group %q is not defined", l.TargetGroup)
+		} else if tg.VPC != lb.VPC {
+			v.fail(append(lp, "target_group"), "target group %s is in VPC %s, the load balancer in %s", tg.Name, tg.VPC, lb.VPC)
+		}
+	}
+}
+
+func (v *validator) service(path []any, s *Service) {
+	v.name(append(path, "name"), s.Name)
+	if v.svcs[s.Name] != nil {
+		v.fail(append(path, "name"), "endpoint service %s is defined twice", s.Name)
+	}
+	v.svcs[s.Name] = s
+	if len(s.LoadBalancers) == 0 {
+		v.fail(append(path, "load_balancers"), "an endpoint service needs at least one Network Load Balancer")
+	}
+	for j, name := range s.LoadBalancers {
+		if v.lbs[name] == nil {
+			v.fail(append(path, "load_balancers", j), "load balancer %q is not defined", name)
+		}
+	}
+	if len(s.AllowedPrincipals) == 0 {
+		s.AllowedPrincipals = []string{"*"}
+	}
+}
+
+func (v *validator) endpoint(path []any, e *Endpoint) {
+	v.name(append(path, "name"), e.Name)
+	if v.vpcs[e.VPC] == nil {
+		v.fail(append(path, "vpc"), "VPC %q is not defined", e.VPC)
+		return
+	}
+	svc := v.svcs[e.Service]
+	if svc == nil {
+		v.fail(append(path, "service"), "endpoint service %q is not defined", e.Service)
+		return
+	}
+	switch e.IPAddressType {
+	case "":
+		e.IPAddressType = "ipv4"
+	case "ipv4":
+	case "ipv6", "dualstack":
+		v.fail(append(path, "ip_address_type"), "%s endpoints are not supported yet (ipv4 is)", e.IPAddressType)
+	default:
+		v.fail(append(path, "ip_address_type"), "%q is not one of ipv4, ipv6, dualstack", e.IPAddressType)
+	}
+	serviceAZs := map[string]bool{}
+	for _, name := range svc.LoadBalancers {
+		if lb := v.lbs[name]; lb != nil {
+			for _, m := range lb.SubnetMappings {
+				if info := v.subnets[m.Subnet]; info != nil {
+					serviceAZs[info.s.AZ] = true
+				}
+			}
+		}
+	}
+	if len(e.SubnetConfigurations) == 0 {
+		v.fail(append(path, "subnet_configurations"), "at least one subnet is required")
+	}
+	azs := map[string]bool{}
+	for j := range e.SubnetConfigurations {
+		c := &e.SubnetConfigurations[j]
+		cp := append(append([]any{}, path...), "subnet_configurations", j)
+		info := v.subnets[c.Subnet]
+		if info == nil || info.vpc != e.VPC {
+			v.fail(append(cp, "subnet"), "%q is not a subnet of VPC %s", c.Subnet, e.VPC)
+			return
+		}
+		if azs[info.s.AZ] {
+			v.fail(append(cp, "subnet"), "an endpoint takes one subnet per availability zone; %s is already used", info.s.AZ)
+		}
+		azs[info.s.AZ] = true
+		if !serviceAZs[info.s.AZ] {
+			v.fail(append(cp, "subnet"), "service %s is not available in %s (its load balancers have no node there)", svc.Name, info.s.AZ)
+		}
+		if c.IPv4 != "" {
+			v.claim(append(cp, "ipv4"), c.Subnet, c.IPv4, "ENI of endpoint "+e.Name)
+		}
+	}
+}

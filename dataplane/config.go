@@ -1,0 +1,124 @@
+package dataplane
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+)
+
+// Config is one immutable, versioned snapshot of what a forwarder serves:
+// the ENIs of its Availability Zone and, behind their ports, the load
+// balancers and target groups of the endpoint services. ctl compiles one per
+// AZ; a forwarder swaps to a new one atomically.
+type Config struct {
+	Version uint64 `json:"version"`
+	Fabric  string `json:"fabric"`
+	Region  string `json:"region"`
+	AZ      string `json:"az"`
+
+	ENIs          []ENI                   `json:"enis"`
+	LoadBalancers map[string]LoadBalancer `json:"load_balancers"`
+	TargetGroups  map[string]TargetGroup  `json:"target_groups"`
+}
+
+// Endpoint states as the EC2 API spells them. Only an available endpoint
+// carries traffic.
+const (
+	StatePendingAcceptance = "pendingAcceptance"
+	StatePending           = "pending"
+	StateAvailable         = "available"
+	StateRejected          = "rejected"
+)
+
+// ENI is an endpoint network interface: a TUN device in the consumer VPC's
+// namespace whose address the forwarder's netstack owns.
+type ENI struct {
+	ID          string     `json:"id"`
+	Tun         string     `json:"tun"`
+	Netns       string     `json:"netns"`
+	IPv4        netip.Addr `json:"ipv4"`
+	EndpointID  string     `json:"endpoint_id"`
+	ServiceID   string     `json:"service_id"`
+	ServiceName string     `json:"service_name"`
+	VPCID       string     `json:"vpc_id"`
+	SubnetID    string     `json:"subnet_id"`
+	State       string     `json:"state"`
+	Listeners   []Listener `json:"listeners"`
+}
+
+// Listener maps an ENI port to a load balancer's listener.
+type Listener struct {
+	Port         uint16 `json:"port"`
+	LoadBalancer string `json:"load_balancer"`
+	TargetGroup  string `json:"target_group"`
+}
+
+// LoadBalancer is the part of an NLB a forwarder needs: where its node in
+// this AZ lives, so that provider-side connections come from that address.
+type LoadBalancer struct {
+	Name      string     `json:"name"`
+	Netns     string     `json:"netns"`
+	NodeIP    netip.Addr `json:"node_ip"`
+	CrossZone bool       `json:"cross_zone"`
+}
+
+// TargetGroup is a set of targets and how connections to them are made.
+type TargetGroup struct {
+	Name            string   `json:"name"`
+	ProxyProtocolV2 bool     `json:"proxy_protocol_v2"`
+	Targets         []Target `json:"targets"`
+}
+
+// Target is an IP target in an AZ.
+type Target struct {
+	IP   netip.Addr `json:"ip"`
+	Port uint16     `json:"port"`
+	AZ   string     `json:"az"`
+}
+
+// LoadConfig reads a snapshot written by ctl and checks that it is usable.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read forwarder config: %w", err)
+	}
+	var c Config
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("forwarder config %s: %w", path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("forwarder config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// Validate refuses a snapshot the forwarder could not serve.
+func (c *Config) Validate() error {
+	if c.AZ == "" {
+		return fmt.Errorf("az is empty")
+	}
+	seen := map[netip.Addr]bool{}
+	for _, e := range c.ENIs {
+		if e.Tun == "" || e.Netns == "" || !e.IPv4.Is4() {
+			return fmt.Errorf("ENI %s needs tun, netns and an IPv4 address", e.ID)
+		}
+		if seen[e.IPv4] {
+			return fmt.Errorf("ENI %s: address %s is used twice", e.ID, e.IPv4)
+		}
+		seen[e.IPv4] = true
+		for _, l := range e.Listeners {
+			lb, ok := c.LoadBalancers[l.LoadBalancer]
+			if !ok {
+				return fmt.Errorf("ENI %s port %d: load balancer %q is not in the config", e.ID, l.Port, l.LoadBalancer)
+			}
+			if lb.Netns == "" || !lb.NodeIP.IsValid() {
+				return fmt.Errorf("load balancer %s has no node in %s", lb.Name, c.AZ)
+			}
+			if _, ok := c.TargetGroups[l.TargetGroup]; !ok {
+				return fmt.Errorf("ENI %s port %d: target group %q is not in the config", e.ID, l.Port, l.TargetGroup)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,285 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.zx2c4.com/wireguard/tun"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+
+	"pvlink.dev/pvlink/nat"
+	"pvlink.dev/pvlink/nsenter"
+)
+
+// Forwarder is the data plane of one Availability Zone: it owns the TUN of
+// every ENI in the zone, one gVisor netstack with a NIC per ENI, and the
+// provider-side connections to the targets.
+type Forwarder struct {
+	log   *slog.Logger
+	az    string
+	stack *stack.Stack
+
+	// enis and byAddr are fixed when the forwarder starts (a NIC per TUN);
+	// a new snapshot may change everything about an ENI but its TUN and
+	// address.
+	enis   []*eniState
+	byAddr map[tcpip.Address]*eniState
+
+	// current is the snapshot in force, swapped whole by Apply; the
+	// connection handler loads it once per connection.
+	current atomic.Pointer[compiled]
+
+	// providerNS caches open handles of provider namespaces (guarded by nsMu)
+	// so a dial does not reopen /run/netns/NAME.
+	nsMu       sync.Mutex
+	providerNS map[string]netns.NsHandle
+
+	stats forwarderStats
+	wg    sync.WaitGroup
+}
+
+// forwarderStats are counters of the forwarder as a whole; they are read by
+// the metrics collector and written with atomics.
+type forwarderStats struct {
+	dialErrors     atomic.Uint64 // provider connect failures
+	noListener     atomic.Uint64 // SYN to a port without a listener (RST sent)
+	notAvailable   atomic.Uint64 // SYN to an endpoint that is not available (RST sent)
+	noTarget       atomic.Uint64 // no target registered in reach
+	endpointErrors atomic.Uint64 // gVisor refused to create an endpoint
+	configVersion  atomic.Uint64
+	configRejected atomic.Uint64
+}
+
+// eniState is the live side of one ENI: its NIC and its counters.
+type eniState struct {
+	id    string
+	addr4 tcpip.Address
+	nicID tcpip.NICID
+	link  *tunLink
+
+	// labels of the endpoint metrics; fixed with the ENI.
+	endpointID, serviceName, vpcID, subnetID string
+
+	active      atomic.Int64
+	newConns    atomic.Uint64
+	bytes       atomic.Uint64
+	rstReceived atomic.Uint64
+	drops       [numDropReasons]atomic.Uint64
+}
+
+func (e *eniState) dropped(r dropReason) { e.drops[r].Add(1) }
+
+func (e *eniState) packetsDropped() uint64 {
+	var n uint64
+	for i := range e.drops {
+		n += e.drops[i].Load()
+	}
+	return n
+}
+
+// compiled is a Config turned into what the connection handler looks up.
+type compiled struct {
+	cfg  *Config
+	enis map[tcpip.Address]*eniRoutes
+}
+
+type eniRoutes struct {
+	eni       ENI
+	listeners map[uint16]*route
+}
+
+// route is where connections to one ENI port go.
+type route struct {
+	lb    LoadBalancer
+	tg    TargetGroup
+	cands []nat.Candidate
+}
+
+// New opens the TUN of every ENI in cfg and builds the netstack over them.
+// Nothing carries traffic until Run.
+func New(cfg *Config, log *slog.Logger) (*Forwarder, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	f := &Forwarder{
+		log:        log,
+		az:         cfg.AZ,
+		byAddr:     map[tcpip.Address]*eniState{},
+		providerNS: map[string]netns.NsHandle{},
+	}
+	f.stack = newStack()
+	for i, e := range cfg.ENIs {
+		dev, err := openTUN(e)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		st := &eniState{
+			id:          e.ID,
+			addr4:       tcpip.AddrFrom4(e.IPv4.As4()),
+			nicID:       tcpip.NICID(i + 1),
+			endpointID:  e.EndpointID,
+			serviceName: e.ServiceName,
+			vpcID:       e.VPCID,
+			subnetID:    e.SubnetID,
+		}
+		st.link = newTunLink(dev, st)
+		f.enis = append(f.enis, st)
+		f.byAddr[st.addr4] = st
+		if err := f.addNIC(st); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("ENI %s: %w", e.ID, err)
+		}
+	}
+	if err := f.Apply(cfg); err != nil {
+		f.Close()
+		return nil, err
+	}
+	fwd := tcp.NewForwarder(f.stack, 0, maxInFlightSYNs, f.handleTCP)
+	f.stack.SetTransportProtocolHandler(tcp.ProtocolNumber, fwd.HandlePacket)
+	return f, nil
+}
+
+// openTUN attaches to the ENI's TUN device, which ctl created (persistent,
+// with a virtio-net header) in the consumer VPC's namespace. It refuses to
+// create one: a missing TUN means the fabric is not up.
+func openTUN(e ENI) (tun.Device, error) {
+	var dev tun.Device
+	err := nsenter.Do(e.Netns, func() error {
+		if _, err := netlink.LinkByName(e.Tun); err != nil {
+			return fmt.Errorf("TUN %s of ENI %s not found in netns %s (is the fabric up?)", e.Tun, e.ID, e.Netns)
+		}
+		d, err := tun.CreateTUN(e.Tun, tunMTU)
+		if err != nil {
+			return fmt.Errorf("open TUN %s in netns %s: %w", e.Tun, e.Netns, err)
+		}
+		dev = d
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// wireguard's tun reports link up/down on a channel; nobody here acts
+	// on it, but an unread channel would stall its netlink listener.
+	go func() {
+		for range dev.Events() {
+		}
+	}()
+	return dev, nil
+}
+
+func (f *Forwarder) addNIC(e *eniState) error {
+	if err := f.stack.CreateNIC(e.nicID, e.link); err != nil {
+		return fmt.Errorf("create NIC: %s", err)
+	}
+	pa := tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber, AddressWithPrefix: e.addr4.WithPrefix()}
+	if err := f.stack.AddProtocolAddress(e.nicID, pa, stack.AddressProperties{}); err != nil {
+		return fmt.Errorf("add address %s: %s", e.addr4, err)
+	}
+	// Replies leave by the NIC their connection arrived on (gVisor binds an
+	// accepted endpoint's route to it); this default route per NIC only
+	// makes every consumer address reachable from every ENI.
+	f.stack.AddRoute(tcpip.Route{Destination: header.IPv4EmptySubnet, NIC: e.nicID})
+	f.stack.AddRoute(tcpip.Route{Destination: header.IPv6EmptySubnet, NIC: e.nicID})
+	return nil
+}
+
+// Apply swaps in a new snapshot. Its ENIs must be the ones the forwarder was
+// started with (same TUN and address); everything behind them may change.
+// Connections already open keep their target.
+func (f *Forwarder) Apply(cfg *Config) error {
+	if err := cfg.Validate(); err != nil {
+		f.stats.configRejected.Add(1)
+		return err
+	}
+	if cfg.AZ != f.az {
+		f.stats.configRejected.Add(1)
+		return fmt.Errorf("config is for %s, this forwarder serves %s", cfg.AZ, f.az)
+	}
+	c := &compiled{cfg: cfg, enis: map[tcpip.Address]*eniRoutes{}}
+	for _, e := range cfg.ENIs {
+		addr := tcpip.AddrFrom4(e.IPv4.As4())
+		if f.byAddr[addr] == nil {
+			f.stats.configRejected.Add(1)
+			return fmt.Errorf("ENI %s (%s) is new: a forwarder must be restarted to add ENIs", e.ID, e.IPv4)
+		}
+		er := &eniRoutes{eni: e, listeners: map[uint16]*route{}}
+		for _, l := range e.Listeners {
+			tg := cfg.TargetGroups[l.TargetGroup]
+			r := &route{lb: cfg.LoadBalancers[l.LoadBalancer], tg: tg}
+			for _, t := range tg.Targets {
+				r.cands = append(r.cands, nat.Candidate{Addr: netip.AddrPortFrom(t.IP, t.Port), AZ: t.AZ})
+			}
+			er.listeners[l.Port] = r
+		}
+		c.enis[addr] = er
+	}
+	f.current.Store(c)
+	f.stats.configVersion.Store(cfg.Version)
+	return nil
+}
+
+// Run moves packets until ctx is done, then closes every TUN and waits for
+// the read loops.
+func (f *Forwarder) Run(ctx context.Context) error {
+	errc := make(chan error, len(f.enis))
+	for _, e := range f.enis {
+		f.wg.Add(1)
+		go func(e *eniState) {
+			defer f.wg.Done()
+			if err := e.link.readLoop(); err != nil {
+				errc <- fmt.Errorf("ENI %s: %w", e.id, err)
+			}
+		}(e)
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	f.Close()
+	f.wg.Wait()
+	return err
+}
+
+// Close releases the TUNs, the netstack and the namespace handles.
+func (f *Forwarder) Close() {
+	for _, e := range f.enis {
+		e.link.Close()
+	}
+	if f.stack != nil {
+		f.stack.Close()
+	}
+	f.nsMu.Lock()
+	for name, h := range f.providerNS {
+		h.Close()
+		delete(f.providerNS, name)
+	}
+	f.nsMu.Unlock()
+}
+
+// Version is the version of the snapshot in force.
+func (f *Forwarder) Version() uint64 { return f.stats.configVersion.Load() }
+
+// ENIReady reports whether every ENI's read loop has its dispatcher.
+func (f *Forwarder) ENIReady() bool {
+	for _, e := range f.enis {
+		if !e.link.IsAttached() {
+			return false
+		}
+	}
+	return true
+}
+
+var errNoNamespace = errors.New("provider namespace is gone")

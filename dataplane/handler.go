@@ -1,0 +1,72 @@
+package dataplane
+
+import (
+	"context"
+	"net/netip"
+
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/waiter"
+
+	"pvlink.dev/pvlink/nat"
+)
+
+// handleTCP is called by gVisor's TCP forwarder, in a goroutine of its own,
+// for every SYN to an ENI. Like an NLB node it connects to the target first
+// and completes the consumer's handshake only once the target accepted, so
+// a consumer never sees an established connection to nowhere.
+func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
+	id := r.ID()
+	e := f.byAddr[id.LocalAddress]
+	c := f.current.Load()
+	routes := c.enis[id.LocalAddress]
+	if e == nil || routes == nil {
+		r.Complete(true)
+		return
+	}
+	if routes.eni.State != StateAvailable {
+		f.stats.notAvailable.Add(1)
+		r.Complete(true)
+		return
+	}
+	rt := routes.listeners[id.LocalPort]
+	if rt == nil {
+		f.stats.noListener.Add(1)
+		r.Complete(true)
+		return
+	}
+	flow := nat.Flow{
+		Src:     netip.AddrFrom4(id.RemoteAddress.As4()),
+		Dst:     netip.AddrFrom4(id.LocalAddress.As4()),
+		SrcPort: id.RemotePort,
+		DstPort: id.LocalPort,
+		Proto:   uint8(header.TCPProtocolNumber),
+	}
+	target, ok := nat.Pick(rt.cands, f.az, rt.lb.CrossZone, flow)
+	if !ok {
+		f.stats.noTarget.Add(1)
+		r.Complete(true)
+		return
+	}
+	pconn, err := f.dialTarget(context.Background(), rt.lb, target.Addr)
+	if err != nil {
+		f.stats.dialErrors.Add(1)
+		f.log.Debug("dial target", "err", err)
+		r.Complete(true)
+		return
+	}
+	var wq waiter.Queue
+	ep, terr := r.CreateEndpoint(&wq)
+	if terr != nil {
+		f.stats.endpointErrors.Add(1)
+		r.Complete(true)
+		pconn.Close()
+		return
+	}
+	r.Complete(false)
+	e.newConns.Add(1)
+	e.active.Add(1)
+	defer e.active.Add(-1)
+	relay(gonet.NewTCPConn(&wq, ep), pconn, e)
+}

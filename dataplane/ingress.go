@@ -1,0 +1,96 @@
+package dataplane
+
+import (
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+)
+
+// dropReason says why the ingress filter refused a packet.
+type dropReason uint8
+
+const (
+	dropOversize  dropReason = iota // larger than the endpoint's 8500-byte MTU
+	dropMalformed                   // truncated or inconsistent headers
+	dropICMP                        // ICMP/ICMPv6: an endpoint answers no ping
+	dropProtocol                    // not TCP: PrivateLink carries TCP only
+	dropNoRoute                     // not addressed to this ENI
+	numDropReasons
+)
+
+var dropReasonNames = [numDropReasons]string{"oversize", "malformed", "icmp", "protocol", "not_for_eni"}
+
+// ingress is the filter every packet from the consumer VPC passes before the
+// netstack sees it. It works on the bytes in place with gVisor's header views
+// and allocates nothing. It returns the network protocol and whether the
+// packet may go on; a refused packet has been counted.
+//
+// Nothing here ever answers with ICMP: a VPC endpoint drops an oversize
+// packet silently (no "fragmentation needed", no PMTUD) and ignores echo.
+func (e *eniState) ingress(b []byte) (tcpip.NetworkProtocolNumber, bool) {
+	if len(b) > endpointMTU {
+		e.dropped(dropOversize)
+		return 0, false
+	}
+	if len(b) < 1 {
+		e.dropped(dropMalformed)
+		return 0, false
+	}
+	var proto tcpip.TransportProtocolNumber
+	var transport []byte
+	var netProto tcpip.NetworkProtocolNumber
+	switch header.IPVersion(b) {
+	case header.IPv4Version:
+		ip := header.IPv4(b)
+		if !ip.IsValid(len(b)) {
+			e.dropped(dropMalformed)
+			return 0, false
+		}
+		if ip.DestinationAddress() != e.addr4 {
+			e.dropped(dropNoRoute)
+			return 0, false
+		}
+		if ip.More() || ip.FragmentOffset() != 0 {
+			// The consumer's kernel never fragments TCP here (DF, MSS
+			// clamp); a fragment is someone writing raw packets.
+			e.dropped(dropMalformed)
+			return 0, false
+		}
+		proto = ip.TransportProtocol()
+		transport = b[ip.HeaderLength():ip.TotalLength()]
+		netProto = header.IPv4ProtocolNumber
+	case header.IPv6Version:
+		ip := header.IPv6(b)
+		if !ip.IsValid(len(b)) {
+			e.dropped(dropMalformed)
+			return 0, false
+		}
+		proto = ip.TransportProtocol()
+		transport = b[header.IPv6MinimumSize : header.IPv6MinimumSize+int(ip.PayloadLength())]
+		netProto = header.IPv6ProtocolNumber
+	default:
+		e.dropped(dropMalformed)
+		return 0, false
+	}
+	switch proto {
+	case header.TCPProtocolNumber:
+		if len(transport) < header.TCPMinimumSize {
+			e.dropped(dropMalformed)
+			return 0, false
+		}
+		tcp := header.TCP(transport)
+		off := int(tcp.DataOffset())
+		if off < header.TCPMinimumSize || off > len(transport) {
+			e.dropped(dropMalformed)
+			return 0, false
+		}
+		if tcp.Flags().Contains(header.TCPFlagRst) {
+			e.rstReceived.Add(1)
+		}
+		return netProto, true
+	case header.ICMPv4ProtocolNumber, header.ICMPv6ProtocolNumber:
+		e.dropped(dropICMP)
+	default:
+		e.dropped(dropProtocol)
+	}
+	return 0, false
+}

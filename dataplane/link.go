@@ -1,0 +1,164 @@
+package dataplane
+
+import (
+	"errors"
+	"os"
+	"sync"
+
+	"golang.zx2c4.com/wireguard/tun"
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+)
+
+const (
+	// tunOffset is the headroom wireguard's tun needs in front of every
+	// packet to write a virtio-net header in place (10 bytes), rounded up.
+	tunOffset = 16
+	// endpointMTU is the largest packet a VPC endpoint accepts. Giving it
+	// to gVisor as the link MTU also makes the netstack advertise MSS 8460
+	// (IPv4) and 8440 (IPv6) on every SYN-ACK: the clamp SPEC asks for.
+	endpointMTU = 8500
+	// tunMTU is the device MTU of an ENI TUN, as on an EC2 instance with
+	// jumbo frames; the consumer's kernel sizes its packets by it.
+	tunMTU = 9001
+	// readBufSize holds any single packet the TUN can hand us: segments of
+	// a GSO frame are split by wireguard's tun to at most the device MTU,
+	// and a packet is never larger than 64 KiB.
+	readBufSize = tunOffset + 65535
+)
+
+// tunLink is a gVisor link endpoint over one ENI's TUN device. Inbound, it
+// reads batches (wireguard's tun splits the kernel's GSO frames), runs the
+// ingress filter on each packet in place, and hands survivors to the
+// netstack. Outbound, it writes batches, which wireguard's tun coalesces
+// back into GSO frames (GRO) for the consumer's kernel.
+type tunLink struct {
+	dev      tun.Device
+	eni      *eniState
+	batch    int
+	mtu      uint32
+	attached chan struct{}
+
+	// dispatcher is set once by Attach before the read loop delivers.
+	dispatcher stack.NetworkDispatcher
+
+	// writeMu guards wbufs: gVisor may call WritePackets from several
+	// goroutines at once, and the TUN takes one batch at a time anyway.
+	writeMu sync.Mutex
+	wbufs   [][]byte
+
+	closeOnce sync.Once
+	onClose   func()
+}
+
+func newTunLink(dev tun.Device, eni *eniState) *tunLink {
+	batch := dev.BatchSize()
+	if batch < 1 {
+		batch = 1
+	}
+	l := &tunLink{dev: dev, eni: eni, batch: batch, mtu: endpointMTU, attached: make(chan struct{})}
+	l.wbufs = make([][]byte, batch)
+	for i := range l.wbufs {
+		l.wbufs[i] = make([]byte, readBufSize)
+	}
+	return l
+}
+
+// readLoop moves packets from the TUN into the netstack until the device is
+// closed.
+func (l *tunLink) readLoop() error {
+	<-l.attached
+	bufs := make([][]byte, l.batch)
+	sizes := make([]int, l.batch)
+	for i := range bufs {
+		bufs[i] = make([]byte, readBufSize)
+	}
+	for {
+		n, err := l.dev.Read(bufs, sizes, tunOffset)
+		for i := 0; i < n; i++ {
+			pkt := bufs[i][tunOffset : tunOffset+sizes[i]]
+			proto, ok := l.eni.ingress(pkt)
+			if !ok {
+				continue
+			}
+			pb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(pkt)})
+			l.dispatcher.DeliverNetworkPacket(proto, pb)
+			pb.DecRef()
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return nil
+			}
+			// A frame wireguard's tun could not split (bad virtio header,
+			// bad lengths, more segments than a batch) is lost, in whole
+			// or in part; count it and keep reading.
+			l.eni.dropped(dropMalformed)
+		}
+	}
+}
+
+// WritePackets implements stack.LinkWriter.
+func (l *tunLink) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	all := pkts.AsSlice()
+	written := 0
+	for len(all) > 0 {
+		n := min(len(all), l.batch)
+		out := l.wbufs[:0]
+		for _, pkt := range all[:n] {
+			b := l.wbufs[len(out)][:tunOffset]
+			for _, s := range pkt.AsSlices() {
+				b = append(b, s...)
+			}
+			out = append(out, b)
+		}
+		if _, err := l.dev.Write(out, tunOffset); err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return written, &tcpip.ErrClosedForSend{}
+			}
+			// The kernel refused part of the batch (for example the
+			// device went down); TCP retransmits what was lost.
+		}
+		written += n
+		all = all[n:]
+	}
+	return written, nil
+}
+
+func (l *tunLink) MTU() uint32                             { return l.mtu }
+func (l *tunLink) SetMTU(mtu uint32)                       { l.mtu = mtu }
+func (l *tunLink) MaxHeaderLength() uint16                 { return 0 }
+func (l *tunLink) LinkAddress() tcpip.LinkAddress          { return "" }
+func (l *tunLink) SetLinkAddress(tcpip.LinkAddress)        {}
+func (l *tunLink) ARPHardwareType() header.ARPHardwareType { return header.ARPHardwareNone }
+func (l *tunLink) AddHeader(*stack.PacketBuffer)           {}
+func (l *tunLink) ParseHeader(*stack.PacketBuffer) bool    { return true }
+func (l *tunLink) Wait()                                   {}
+func (l *tunLink) SetOnCloseAction(f func())               { l.onClose = f }
+
+// Capabilities: checksums are verified by gVisor (packets written into a TUN
+// by anyone in the consumer VPC are untrusted) and computed by gVisor on the
+// way out, since the consumer's kernel expects complete checksums.
+func (l *tunLink) Capabilities() stack.LinkEndpointCapabilities { return 0 }
+
+func (l *tunLink) Attach(d stack.NetworkDispatcher) {
+	if d == nil || l.dispatcher != nil {
+		return
+	}
+	l.dispatcher = d
+	close(l.attached)
+}
+
+func (l *tunLink) IsAttached() bool { return l.dispatcher != nil }
+
+func (l *tunLink) Close() {
+	l.closeOnce.Do(func() {
+		l.dev.Close()
+		if l.onClose != nil {
+			l.onClose()
+		}
+	})
+}

@@ -1,0 +1,45 @@
+package dataplane
+
+import (
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+)
+
+const (
+	// maxInFlightSYNs bounds connection requests the TCP forwarder handles
+	// at once (each is a goroutine dialing a target); beyond it SYNs are
+	// dropped and the consumer retransmits, as under a SYN flood.
+	maxInFlightSYNs = 1024
+
+	// Receive and send buffer ranges. gVisor grows a connection's buffer
+	// from the default towards the maximum as it measures the flow
+	// (moderate receive buffer); a high ceiling is what lets one stream
+	// fill a jumbo-frame path. Tailscale uses the same 8 MiB / 6 MiB
+	// ceilings for the same reason (wgengine/netstack/netstack_tcpbuf_default.go).
+	tcpRXBufMax = 8 << 20
+	tcpTXBufMax = 6 << 20
+)
+
+// newStack builds the netstack of a forwarder: IPv4, IPv6 and TCP only
+// (PrivateLink carries TCP only; no UDP or ICMP protocol is registered, so
+// the stack can never answer a ping or send an ICMP error).
+func newStack() *stack.Stack {
+	s := stack.New(stack.Options{
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
+	})
+	// SACK lets a loss on the consumer side be repaired without resending
+	// the whole window.
+	sack := tcpip.TCPSACKEnabled(true)
+	s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack)
+	rx := tcpip.TCPReceiveBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: tcp.DefaultReceiveBufferSize, Max: tcpRXBufMax}
+	s.SetTransportProtocolOption(tcp.ProtocolNumber, &rx)
+	tx := tcpip.TCPSendBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: tcp.DefaultSendBufferSize, Max: tcpTXBufMax}
+	s.SetTransportProtocolOption(tcp.ProtocolNumber, &tx)
+	moderate := tcpip.TCPModerateReceiveBufferOption(true)
+	s.SetTransportProtocolOption(tcp.ProtocolNumber, &moderate)
+	return s
+}
