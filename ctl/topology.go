@@ -158,7 +158,11 @@ func ParseTopology(file string, data []byte) (*Topology, error) {
 	dec.KnownFields(true)
 	var t Topology
 	if err := dec.Decode(&t); err != nil {
-		return nil, yamlError(file, err)
+		te := yamlError(file, err)
+		if te.Line > 0 {
+			te.Field = pathString(pathAtLine(root.Content[0], te.Line, nil))
+		}
+		return nil, te
 	}
 	v := &validator{file: file, root: root.Content[0]}
 	v.topology(&t)
@@ -168,7 +172,7 @@ func ParseTopology(file string, data []byte) (*Topology, error) {
 	return &t, nil
 }
 
-func yamlError(file string, err error) error {
+func yamlError(file string, err error) *TopologyError {
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
 	msg = strings.TrimPrefix(msg, "yaml: ")
@@ -179,6 +183,31 @@ func yamlError(file string, err error) error {
 		return &TopologyError{File: file, Line: line, Msg: m[2]}
 	}
 	return &TopologyError{File: file, Msg: first}
+}
+
+// pathAtLine finds the path of the innermost mapping key on a line, so that
+// a decoding error can name the field as well as the line.
+func pathAtLine(n *yaml.Node, line int, path []any) []any {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := append(append([]any{}, path...), k.Value)
+			if deeper := pathAtLine(v, line, p); deeper != nil {
+				return deeper
+			}
+			if k.Line == line {
+				return p
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if deeper := pathAtLine(c, line, append(append([]any{}, path...), i)); deeper != nil {
+				return deeper
+			}
+		}
+	}
+	return nil
 }
 
 // lineOf finds the line of a field given as a path of mapping keys and

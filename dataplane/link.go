@@ -154,11 +154,15 @@ func (l *tunLink) Attach(d stack.NetworkDispatcher) {
 
 func (l *tunLink) IsAttached() bool { return l.dispatcher != nil }
 
+// Close closes the TUN once. gVisor's close action may call Close again
+// (the NIC closing its endpoint), so it runs after the Once has completed.
 func (l *tunLink) Close() {
+	first := false
 	l.closeOnce.Do(func() {
+		first = true
 		l.dev.Close()
-		if l.onClose != nil {
-			l.onClose()
-		}
 	})
+	if first && l.onClose != nil {
+		l.onClose()
+	}
 }

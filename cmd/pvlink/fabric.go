@@ -28,6 +28,9 @@ func newFabricUpCmd() *cobra.Command {
 		Short: "Create the namespaces, ENIs, forwarders and targets of a topology",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := ctl.Preflight(); err != nil {
+				return err
+			}
 			t, err := ctl.LoadTopology(file)
 			if err != nil {
 				return err

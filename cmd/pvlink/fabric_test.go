@@ -1,0 +1,333 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"pvlink.dev/pvlink/bench/peer"
+	"pvlink.dev/pvlink/ctl"
+	"pvlink.dev/pvlink/internal/fabrictest"
+)
+
+// demoTopology is examples/demo.yaml under a fresh name (NAME).
+func demoTopology(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile("../../examples/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Replace(string(data), "name: demo", "name: NAME", 1)
+}
+
+// lineOf is the 1-based line of the first occurrence of s in text.
+func lineOf(text, s string) int {
+	return strings.Count(text[:strings.Index(text, s)], "\n") + 1
+}
+
+func nodeIP(t *testing.T, r *ctl.Report, az string) string {
+	t.Helper()
+	for _, lb := range r.LoadBalancers {
+		for _, n := range lb.Nodes {
+			if n.AZ == az {
+				return n.IP
+			}
+		}
+	}
+	t.Fatalf("no load-balancer node in %s", az)
+	return ""
+}
+
+func TestFabricCarries100MiBIntactThroughEachAZ(t *testing.T) {
+	f := fabrictest.Up(t, demoTopology(t))
+	consumer := f.Netns(t, "consumer")
+	const size = 100 << 20
+	for _, e := range f.Status.Endpoints {
+		for _, eni := range e.ENIs {
+			c := &peer.Client{
+				Addr:    netip.AddrPortFrom(netip.MustParseAddr(eni.IP), uint16(e.Ports[0])).String(),
+				Bytes:   size,
+				Timeout: 60 * time.Second,
+				Dial:    fabrictest.DialFrom(consumer),
+			}
+			res, err := c.Run(context.Background())
+			if err != nil {
+				t.Fatalf("%s: %v", eni.AZ, err)
+			}
+			if !res.Intact || res.Sent != size || res.Echoed != size {
+				t.Fatalf("%s: sent %d (%s), echoed %d (%s)", eni.AZ, res.Sent, res.SentSHA, res.Echoed, res.EchoSHA)
+			}
+			var seen peer.Seen
+			if err := json.Unmarshal(res.Target, &seen); err != nil {
+				t.Fatal(err)
+			}
+			peerAddr := netip.MustParseAddrPort(seen.Peer).Addr().String()
+			if want := nodeIP(t, f.Status, eni.AZ); peerAddr != want {
+				t.Errorf("%s: target saw %s as the source, want the load-balancer node %s", eni.AZ, peerAddr, want)
+			}
+			if seen.AZ != eni.AZ {
+				t.Errorf("%s: connection reached a target in %s (cross-zone is off)", eni.AZ, seen.AZ)
+			}
+			t.Logf("%s: 100 MiB each way intact in %.2fs (%.2f Gbit/s both ways together)", eni.AZ, res.Seconds, res.Gbps)
+
+			cs := f.Counters(t, eni.AZ)
+			if len(cs) != 1 || cs[0].ENI != eni.ID {
+				t.Fatalf("%s: counters %+v", eni.AZ, cs)
+			}
+			// Both directions count: the stream, its echo, and the
+			// target's one-line report.
+			wantBytes := uint64(2*size + len(res.Target) + 1)
+			if cs[0].NewConnections != 1 || cs[0].BytesProcessed != wantBytes {
+				t.Errorf("%s: NewConnections=%d BytesProcessed=%d, want 1 and %d", eni.AZ, cs[0].NewConnections, cs[0].BytesProcessed, wantBytes)
+			}
+			metrics := f.Metrics(t, eni.AZ)
+			for _, name := range []string{"pvlink_endpoint_active_connections", "pvlink_endpoint_bytes_processed_total", "pvlink_endpoint_new_connections_total", "pvlink_endpoint_packets_dropped_total", "pvlink_endpoint_rst_packets_received_total"} {
+				if !strings.Contains(metrics, name+`{az="`+eni.AZ+`"`) || !strings.Contains(metrics, `vpc_endpoint_id="`+e.ID+`"`) {
+					t.Errorf("%s: metric %s with its labels is missing", eni.AZ, name)
+				}
+			}
+		}
+	}
+}
+
+func TestFabricStatusJSONHasTheFieldsScriptsUse(t *testing.T) {
+	f := fabrictest.Up(t, demoTopology(t))
+	out, err := fabrictest.Run(t, "fabric", "status", f.Name, "-o", "json")
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	need := map[string][]string{
+		"vpcs":       {"name", "netns"},
+		"endpoints":  {"id", "service", "vpc", "state", "ports", "enis"},
+		"targets":    {"ip", "port", "az", "netns"},
+		"forwarders": {"az", "pid", "metrics"},
+	}
+	for list, fields := range need {
+		items, _ := doc[list].([]any)
+		if len(items) == 0 {
+			t.Fatalf("%s is empty or missing", list)
+		}
+		for _, it := range items {
+			m := it.(map[string]any)
+			for _, k := range fields {
+				if v, ok := m[k]; !ok || v == "" || v == nil {
+					t.Errorf("%s[].%s is missing or empty in %v", list, k, m)
+				}
+			}
+		}
+	}
+	for _, e := range doc["endpoints"].([]any) {
+		for _, eni := range e.(map[string]any)["enis"].([]any) {
+			for _, k := range []string{"az", "ip", "tun"} {
+				if eni.(map[string]any)[k] == "" {
+					t.Errorf("endpoints[].enis[].%s is empty", k)
+				}
+			}
+		}
+	}
+	if len(f.Status.Forwarders) != 2 || !f.Status.Forwarders[0].Alive || !strings.HasPrefix(f.Status.Forwarders[0].Metrics, "http://127.0.0.1:") {
+		t.Errorf("forwarders: %+v", f.Status.Forwarders)
+	}
+}
+
+// leftovers lists what of a fabric still exists: namespaces, runtime files,
+// processes.
+func leftovers(t *testing.T, name string, pids []int) []string {
+	t.Helper()
+	var left []string
+	entries, _ := os.ReadDir("/run/netns")
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "pvl-"+name+"-") {
+			left = append(left, "netns "+e.Name())
+		}
+	}
+	if _, err := os.Stat(ctl.Dir(name)); err == nil {
+		left = append(left, "folder "+ctl.Dir(name))
+	}
+	for _, pid := range pids {
+		if data, err := os.ReadFile("/proc/" + itoa(pid) + "/stat"); err == nil && !strings.Contains(string(data), ") Z ") {
+			left = append(left, "process "+itoa(pid))
+		}
+	}
+	return left
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestFabricDownAfterKill9LeavesNothing(t *testing.T) {
+	f := fabrictest.Up(t, demoTopology(t))
+	var pids []int
+	for _, fw := range f.Status.Forwarders {
+		pids = append(pids, fw.PID)
+	}
+	for _, tg := range f.Status.Targets {
+		pids = append(pids, tg.PID)
+	}
+	// SIGKILL one forwarder and one target: nothing of theirs gets to
+	// clean up.
+	for _, pid := range []int{f.Status.Forwarders[0].PID, f.Status.Targets[0].PID} {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	f.Refresh(t)
+	if f.Status.Forwarders[0].Alive {
+		t.Fatal("status still shows the killed forwarder alive")
+	}
+	for i := 0; i < 2; i++ {
+		out, err := fabrictest.Run(t, "fabric", "down", f.Name)
+		if err != nil {
+			t.Fatalf("fabric down (run %d): %v\n%s", i+1, err, out)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	var left []string
+	for time.Now().Before(deadline) {
+		if left = leftovers(t, f.Name, pids); len(left) == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("left behind after fabric down: %v", left)
+}
+
+func TestFabricUpTwiceSaysAlreadyUp(t *testing.T) {
+	f := fabrictest.Up(t, demoTopology(t))
+	out, err := fabrictest.Run(t, "fabric", "up", "-q", "-f", f.File)
+	if err == nil {
+		t.Fatal("second fabric up succeeded")
+	}
+	if !strings.Contains(out, "fabric "+f.Name+" is already up") {
+		t.Errorf("second fabric up said %q", out)
+	}
+	f.Refresh(t)
+	if !f.Status.Forwarders[0].Alive {
+		t.Error("second fabric up harmed the running fabric")
+	}
+}
+
+// TestFabricUpRefusesBadInputAndCreatesNothing: each refusal is one clear
+// sentence, a non-zero exit, and no namespace, folder or process.
+func TestFabricUpRefusesBadInputAndCreatesNothing(t *testing.T) {
+	fabrictest.RequireRoot(t)
+	bin := fabrictest.Binary(t)
+	// A folder everyone can read, for the unprivileged case.
+	dir, err := os.MkdirTemp("", "pvlink-refusal-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	// A copy of the binary an unprivileged user can run, wherever the
+	// checkout is.
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	userBin := filepath.Join(dir, "pvlink")
+	if err := os.WriteFile(userBin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	good := demoTopology(t)
+
+	tests := []struct {
+		name     string
+		topology func(name string) string
+		cmd      func(file string) *exec.Cmd
+		setup    func(t *testing.T, name string)
+		want     string
+	}{
+		{
+			name:     "bad YAML field",
+			topology: func(n string) string { return strings.Replace(good, "    port: 8080", "    port: eighty", 1) },
+			want:     ".yaml:" + strconv.Itoa(lineOf(good, "    port: 8080")) + ": target_groups[0].port: cannot unmarshal !!str `eighty` into int",
+		},
+		{
+			name: "address clash",
+			topology: func(n string) string {
+				return strings.Replace(good, "private_ipv4_address: 198.19.2.5}", "private_ipv4_address: 198.19.2.10}", 1)
+			},
+			want: "address clash: 198.19.2.10 is already used by the target",
+		},
+		{
+			name: "namespace already exists",
+			setup: func(t *testing.T, name string) {
+				ns := ctl.NetnsName(name, "consumer")
+				if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+					t.Fatalf("ip netns add: %v %s", err, out)
+				}
+				t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+			},
+			want: "already exists and is not part of a pvlink fabric",
+		},
+		{
+			name: "not root",
+			cmd: func(file string) *exec.Cmd {
+				c := exec.Command(userBin, "fabric", "up", "-f", file)
+				c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+				return c
+			},
+			want: "pvlink needs root",
+		},
+		{
+			name: "no /dev/net/tun",
+			cmd: func(file string) *exec.Cmd {
+				// A private mount namespace whose /dev/net is empty.
+				return exec.Command("unshare", "-m", "sh", "-c", `mount -t tmpfs none /dev/net && exec "$0" fabric up -f "$1"`, bin, file)
+			},
+			want: "/dev/net/tun is missing",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			name := fabrictest.Name()
+			topo := strings.ReplaceAll(good, "NAME", name)
+			if tc.topology != nil {
+				topo = strings.ReplaceAll(tc.topology(name), "NAME", name)
+			}
+			file := filepath.Join(dir, name+".yaml")
+			if err := os.WriteFile(file, []byte(topo), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { exec.Command(bin, "fabric", "down", name).Run() })
+			if tc.setup != nil {
+				tc.setup(t, name)
+			}
+			cmd := exec.Command(bin, "fabric", "up", "-q", "-f", file)
+			if tc.cmd != nil {
+				cmd = tc.cmd(file)
+			}
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("fabric up succeeded:\n%s", out)
+			}
+			msg := strings.TrimSpace(string(out))
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q does not say %q", msg, tc.want)
+			}
+			if strings.Count(msg, "\n") > 0 {
+				t.Errorf("error is more than one line:\n%s", msg)
+			}
+			left := leftovers(t, name, nil)
+			if tc.name == "namespace already exists" && len(left) == 1 && strings.HasSuffix(left[0], "-consumer") {
+				left = nil // the test's own namespace
+			}
+			if len(left) > 0 {
+				t.Errorf("a refused fabric up left %v", left)
+			}
+		})
+	}
+}
