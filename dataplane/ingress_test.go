@@ -1,0 +1,110 @@
+package dataplane
+
+import (
+	"testing"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+)
+
+var (
+	eniAddr    = tcpip.AddrFrom4([4]byte{198, 18, 1, 10})
+	clientAddr = tcpip.AddrFrom4([4]byte{198, 18, 1, 4})
+)
+
+// ipv4Packet builds an IPv4 packet of total size n carrying proto, with a
+// TCP header (flags) when proto is TCP.
+func ipv4Packet(n int, proto tcpip.TransportProtocolNumber, dst tcpip.Address, flags header.TCPFlags) []byte {
+	b := make([]byte, n)
+	ip := header.IPv4(b)
+	ip.Encode(&header.IPv4Fields{
+		TotalLength: uint16(n), TTL: 64, Protocol: uint8(proto),
+		SrcAddr: clientAddr, DstAddr: dst, Flags: header.IPv4FlagDontFragment,
+	})
+	ip.SetChecksum(^ip.CalculateChecksum())
+	if proto == header.TCPProtocolNumber && n >= header.IPv4MinimumSize+header.TCPMinimumSize {
+		header.TCP(b[header.IPv4MinimumSize:]).Encode(&header.TCPFields{
+			SrcPort: 40000, DstPort: 80, DataOffset: header.TCPMinimumSize, Flags: flags, WindowSize: 65535,
+		})
+	}
+	return b
+}
+
+func TestIngressFilter(t *testing.T) {
+	tcp := header.TCPProtocolNumber
+	truncatedTCP := ipv4Packet(header.IPv4MinimumSize+10, tcp, eniAddr, 0)
+	badIHL := ipv4Packet(60, tcp, eniAddr, header.TCPFlagSyn)
+	badIHL[0] = 0x44 // header length 16 bytes: below the minimum
+	badLength := ipv4Packet(60, tcp, eniAddr, header.TCPFlagSyn)
+	header.IPv4(badLength).SetTotalLength(200)
+	fragment := ipv4Packet(60, tcp, eniAddr, header.TCPFlagSyn)
+	header.IPv4(fragment).SetFlagsFragmentOffset(header.IPv4FlagMoreFragments, 0)
+
+	tests := []struct {
+		name    string
+		pkt     []byte
+		pass    bool
+		reason  dropReason
+		rstSeen bool
+	}{
+		{"TCP SYN to the ENI goes on", ipv4Packet(60, tcp, eniAddr, header.TCPFlagSyn), true, 0, false},
+		{"an 8500-byte packet goes on", ipv4Packet(8500, tcp, eniAddr, header.TCPFlagAck), true, 0, false},
+		{"an 8501-byte packet is dropped", ipv4Packet(8501, tcp, eniAddr, header.TCPFlagAck), false, dropOversize, false},
+		{"a 9000-byte packet is dropped", ipv4Packet(9000, tcp, eniAddr, header.TCPFlagAck), false, dropOversize, false},
+		{"RST goes on and is counted", ipv4Packet(40, tcp, eniAddr, header.TCPFlagRst), true, 0, true},
+		{"ICMP echo gets no answer", ipv4Packet(84, header.ICMPv4ProtocolNumber, eniAddr, 0), false, dropICMP, false},
+		{"UDP is not carried", ipv4Packet(60, header.UDPProtocolNumber, eniAddr, 0), false, dropProtocol, false},
+		{"another destination is dropped", ipv4Packet(60, tcp, tcpip.AddrFrom4([4]byte{198, 18, 1, 11}), header.TCPFlagSyn), false, dropNoRoute, false},
+		{"empty packet", []byte{}, false, dropMalformed, false},
+		{"unknown IP version", []byte{0x50, 0, 0, 0}, false, dropMalformed, false},
+		{"truncated TCP header", truncatedTCP, false, dropMalformed, false},
+		{"IPv4 header length below 20", badIHL, false, dropMalformed, false},
+		{"IPv4 total length beyond the packet", badLength, false, dropMalformed, false},
+		{"fragment", fragment, false, dropMalformed, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &eniState{addr4: eniAddr}
+			_, ok := e.ingress(tc.pkt)
+			if ok != tc.pass {
+				t.Fatalf("pass = %v, want %v", ok, tc.pass)
+			}
+			if !tc.pass {
+				if got := e.drops[tc.reason].Load(); got != 1 || e.packetsDropped() != 1 {
+					t.Errorf("drops[%s] = %d, total %d; want 1 and 1", dropReasonNames[tc.reason], got, e.packetsDropped())
+				}
+			} else if e.packetsDropped() != 0 {
+				t.Errorf("a packet that went on was counted as dropped")
+			}
+			if got := e.rstReceived.Load() == 1; got != tc.rstSeen {
+				t.Errorf("RstPacketsReceived counted = %v, want %v", got, tc.rstSeen)
+			}
+		})
+	}
+}
+
+func TestIngressFilterAllocatesNothing(t *testing.T) {
+	e := &eniState{addr4: eniAddr}
+	pkts := [][]byte{
+		ipv4Packet(1500, header.TCPProtocolNumber, eniAddr, header.TCPFlagAck),
+		ipv4Packet(9000, header.TCPProtocolNumber, eniAddr, header.TCPFlagAck),
+		ipv4Packet(84, header.ICMPv4ProtocolNumber, eniAddr, 0),
+	}
+	if n := testing.AllocsPerRun(1000, func() {
+		for _, p := range pkts {
+			e.ingress(p)
+		}
+	}); n != 0 {
+		t.Errorf("ingress allocates %.1f times per run", n)
+	}
+}
+
+func BenchmarkIngressTCP(b *testing.B) {
+	e := &eniState{addr4: eniAddr}
+	p := ipv4Packet(8500, header.TCPProtocolNumber, eniAddr, header.TCPFlagAck)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(p)))
+	for b.Loop() {
+		e.ingress(p)
+	}
+}
