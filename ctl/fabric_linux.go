@@ -210,7 +210,9 @@ func (u *upper) vpcAddresses(v VPCState) error {
 		}
 	}
 	for _, t := range u.s.Targets {
-		if t.Netns == v.Netns && !t.External {
+		// External targets get their address too: a test or a user's
+		// server listens on it.
+		if t.Netns == v.Netns {
 			if err := add(t.IP, 32); err != nil {
 				return err
 			}

@@ -28,7 +28,7 @@ func Plan(t *Topology) *State {
 		s.VPCs = append(s.VPCs, vs)
 	}
 	for _, tg := range t.TargetGroups {
-		s.TargetGroups = append(s.TargetGroups, TargetGroupState{Name: tg.Name, VPC: tg.VPC, Port: tg.Port, ProxyProtocolV2: tg.ProxyProtocolV2})
+		s.TargetGroups = append(s.TargetGroups, TargetGroupState{Name: tg.Name, VPC: tg.VPC, Port: tg.Port, ProxyProtocolV2: tg.ProxyProtocolV2, Placement: tg.ProxyProtocolV2Placement})
 		for _, tgt := range tg.Targets {
 			s.Targets = append(s.Targets, TargetState{
 				IP: tgt.IP, Port: tgt.Port, AZ: azOfAddr(s, tg.VPC, tgt.IP),
@@ -187,6 +187,7 @@ func (s *State) targetGroup(name string) dataplane.TargetGroup {
 	for _, g := range s.TargetGroups {
 		if g.Name == name {
 			tg.ProxyProtocolV2 = g.ProxyProtocolV2
+			tg.ProxyProtocolV2Placement = g.Placement
 		}
 	}
 	for _, t := range s.Targets {

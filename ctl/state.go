@@ -74,6 +74,7 @@ type TargetGroupState struct {
 	VPC             string `json:"vpc"`
 	Port            int    `json:"port"`
 	ProxyProtocolV2 bool   `json:"proxy_protocol_v2"`
+	Placement       string `json:"proxy_protocol_v2_header_placement"`
 }
 
 // LBNodeState is a load-balancer node: the source address targets see.

@@ -68,12 +68,16 @@ type Listener struct {
 
 // TargetGroup is a set of IP targets in one VPC.
 type TargetGroup struct {
-	Name            string   `yaml:"name"`
-	VPC             string   `yaml:"vpc"`
-	Protocol        string   `yaml:"protocol"`
-	Port            int      `yaml:"port"`
-	ProxyProtocolV2 bool     `yaml:"proxy_protocol_v2"`
-	Targets         []Target `yaml:"targets"`
+	Name            string `yaml:"name"`
+	VPC             string `yaml:"vpc"`
+	Protocol        string `yaml:"protocol"`
+	Port            int    `yaml:"port"`
+	ProxyProtocolV2 bool   `yaml:"proxy_protocol_v2"`
+	// ProxyProtocolV2Placement is when the header goes out:
+	// on_first_ack_with_payload (the NLB default: with the client's first
+	// bytes) or on_first_ack (right after the handshake).
+	ProxyProtocolV2Placement string   `yaml:"proxy_protocol_v2_header_placement"`
+	Targets                  []Target `yaml:"targets"`
 }
 
 // Target is an IP target; Port defaults to the target group's port. pvlink

@@ -6,6 +6,8 @@ import (
 	"regexp"
 
 	"gopkg.in/yaml.v3"
+
+	"pvlink.dev/pvlink/dataplane"
 )
 
 // validator checks a decoded topology against the rules of SPEC.md, fills in
@@ -255,6 +257,13 @@ func (v *validator) targetGroup(path []any, tg *TargetGroup) {
 	}
 	if tg.Port < 1 || tg.Port > 65535 {
 		v.fail(append(path, "port"), "%d is not a TCP port (1-65535)", tg.Port)
+	}
+	switch tg.ProxyProtocolV2Placement {
+	case "":
+		tg.ProxyProtocolV2Placement = dataplane.PlacementFirstAckWithPayload
+	case dataplane.PlacementFirstAckWithPayload, dataplane.PlacementFirstAck:
+	default:
+		v.fail(append(path, "proxy_protocol_v2_header_placement"), "%q is not one of %s, %s", tg.ProxyProtocolV2Placement, dataplane.PlacementFirstAckWithPayload, dataplane.PlacementFirstAck)
 	}
 	if len(tg.Targets) == 0 {
 		v.fail(append(path, "targets"), "at least one target is required")

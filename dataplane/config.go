@@ -65,10 +65,22 @@ type LoadBalancer struct {
 
 // TargetGroup is a set of targets and how connections to them are made.
 type TargetGroup struct {
-	Name            string   `json:"name"`
-	ProxyProtocolV2 bool     `json:"proxy_protocol_v2"`
-	Targets         []Target `json:"targets"`
+	Name            string `json:"name"`
+	ProxyProtocolV2 bool   `json:"proxy_protocol_v2"`
+	// ProxyProtocolV2Placement is PlacementFirstAckWithPayload (default)
+	// or PlacementFirstAck.
+	ProxyProtocolV2Placement string   `json:"proxy_protocol_v2_header_placement,omitempty"`
+	Targets                  []Target `json:"targets"`
 }
+
+// Where the proxy protocol header goes, as an NLB's attribute names it.
+const (
+	// PlacementFirstAckWithPayload sends the header with the client's first
+	// bytes: a target that speaks first waits for the client.
+	PlacementFirstAckWithPayload = "on_first_ack_with_payload"
+	// PlacementFirstAck sends the header as soon as the connection is up.
+	PlacementFirstAck = "on_first_ack"
+)
 
 // Target is an IP target in an AZ.
 type Target struct {

@@ -10,6 +10,7 @@ import (
 	"gvisor.dev/gvisor/pkg/waiter"
 
 	"pvlink.dev/pvlink/nat"
+	"pvlink.dev/pvlink/proxyproto"
 )
 
 // handleTCP is called by gVisor's TCP forwarder, in a goroutine of its own,
@@ -68,5 +69,22 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 	e.newConns.Add(1)
 	e.active.Add(1)
 	defer e.active.Add(-1)
-	relay(gonet.NewTCPConn(&wq, ep), pconn, e)
+
+	// Proxy protocol v2: the target's only way to learn the consumer and
+	// the endpoint. The header is the one an NLB writes (CRC32C, AWS TLV,
+	// padded to 100 bytes), sent once, before any consumer byte.
+	var pp *proxyproto.Header
+	if rt.tg.ProxyProtocolV2 {
+		h := proxyproto.NLB(netip.AddrPortFrom(flow.Src, flow.SrcPort), netip.AddrPortFrom(flow.Dst, flow.DstPort), routes.eni.EndpointID)
+		if rt.tg.ProxyProtocolV2Placement == PlacementFirstAck {
+			if err := writeHeader(pconn, &h); err != nil {
+				pconn.Close()
+				ep.Close()
+				return
+			}
+		} else {
+			pp = &h
+		}
+	}
+	relay(gonet.NewTCPConn(&wq, ep), pconn, e, pp)
 }

@@ -12,6 +12,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"pvlink.dev/pvlink/proxyproto"
 )
 
 // Seen is what a target reports for one connection: one JSON line, written
@@ -24,6 +26,21 @@ type Seen struct {
 	// the load-balancer node of the AZ, never the consumer.
 	Peer  string `json:"peer"`
 	Local string `json:"local"`
+	// Proxy is the decoded proxy protocol header (with --proxy-protocol):
+	// the consumer and the endpoint behind the load-balancer node.
+	Proxy      *ProxySeen `json:"proxy,omitempty"`
+	ProxyError string     `json:"proxy_error,omitempty"`
+}
+
+// ProxySeen is a proxy protocol v2 header as a target reports it.
+type ProxySeen struct {
+	Command     string `json:"command"` // PROXY or LOCAL
+	Source      string `json:"source,omitempty"`
+	Destination string `json:"destination,omitempty"`
+	VPCEndpoint string `json:"vpce_id,omitempty"`
+	CRC         bool   `json:"crc"`    // a CRC32C TLV was present
+	CRCOK       bool   `json:"crc_ok"` // and it matched
+	Length      int    `json:"length"`
 }
 
 // Target is a TCP server for demos and tests.
@@ -31,6 +48,9 @@ type Target struct {
 	Name string // shown in Seen.Target
 	AZ   string
 	Log  io.Writer // one JSON line per connection; may be nil
+	// ProxyProtocol makes the target read a PROXY protocol v2 header
+	// before anything else on each connection.
+	ProxyProtocol bool
 
 	logMu sync.Mutex
 }
@@ -56,6 +76,21 @@ func (t *Target) Serve(ln net.Listener) error {
 func (t *Target) handle(c net.Conn) {
 	defer c.Close()
 	seen := Seen{Time: time.Now().UTC(), Target: t.Name, AZ: t.AZ, Peer: c.RemoteAddr().String(), Local: c.LocalAddr().String()}
+	var perr error
+	if t.ProxyProtocol {
+		var h proxyproto.Header
+		h, perr = proxyproto.Decoder{}.Read(c)
+		if perr != nil {
+			seen.ProxyError = perr.Error()
+		} else {
+			seen.Proxy = &ProxySeen{Command: "PROXY", VPCEndpoint: h.VPCEndpointID, CRC: h.HasCRC, CRCOK: h.CRCOK, Length: h.Length}
+			if h.Command == proxyproto.Local {
+				seen.Proxy.Command = "LOCAL"
+			} else {
+				seen.Proxy.Source, seen.Proxy.Destination = h.Source.String(), h.Destination.String()
+			}
+		}
+	}
 	line, _ := json.Marshal(seen)
 	line = append(line, '\n')
 	if t.Log != nil {
@@ -63,7 +98,7 @@ func (t *Target) handle(c net.Conn) {
 		t.Log.Write(line)
 		t.logMu.Unlock()
 	}
-	if _, err := c.Write(line); err != nil {
+	if _, err := c.Write(line); err != nil || perr != nil {
 		return
 	}
 	// Echo until the client half-closes, then half-close back.

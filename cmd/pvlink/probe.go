@@ -115,6 +115,11 @@ func probe(ctx context.Context, s *ctl.State, e ctl.EndpointState, eni ctl.ENISt
 		r.Error = fmt.Sprintf("target saw %s, not the load-balancer node %s", peerAddr.Addr(), r.NodeIP)
 	case !res.Intact:
 		r.Error = "echo differs from what was sent"
+	case seen.ProxyError != "":
+		r.Error = "target could not read the proxy protocol header: " + seen.ProxyError
+	case seen.Proxy != nil && (seen.Proxy.Source != res.Local || seen.Proxy.Destination != r.Addr || seen.Proxy.VPCEndpoint != e.ID || !seen.Proxy.CRCOK):
+		r.Error = fmt.Sprintf("proxy protocol header says %s -> %s via %s (crc ok: %v), want %s -> %s via %s",
+			seen.Proxy.Source, seen.Proxy.Destination, seen.Proxy.VPCEndpoint, seen.Proxy.CRCOK, res.Local, r.Addr, e.ID)
 	default:
 		r.OK = true
 	}

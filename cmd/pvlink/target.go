@@ -50,6 +50,7 @@ func newTargetCmd() *cobra.Command {
 	c.Flags().StringVar(&t.Name, "name", "", "name shown in each report (the target group)")
 	c.Flags().StringVar(&t.AZ, "az", "", "Availability Zone shown in each report")
 	c.Flags().StringVar(&readyFile, "ready-file", "", "file written once the listener is open")
+	c.Flags().BoolVar(&t.ProxyProtocol, "proxy-protocol", false, "read a PROXY protocol v2 header first and report it")
 	c.MarkFlagRequired("listen")
 	return c
 }
