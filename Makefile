@@ -10,7 +10,7 @@ PKGS    := ./...
 # skip without root unless CI is set, in which case they fail instead.
 TESTFLAGS ?= -count=1 -timeout 15m
 
-.PHONY: all build demo test unit check-env fuzz vet clean
+.PHONY: all build demo test check-env fuzz bench-go vet clean
 
 all: build
 
@@ -35,6 +35,16 @@ test: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory check-env; fi
 	$(GO) vet $(PKGS)
 	PVLINK_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) -v $(PKGS) 2>&1 | ./scripts/testsummary.sh
+
+# Each fuzz target runs FUZZTIME (60 s) on its own; a crash fails the run
+# and leaves the input under the package's testdata/fuzz.
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./proxyproto/
+
+# Go benchmarks of the hot paths.
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./proxyproto/ ./dataplane/ ./nat/
 
 vet:
 	$(GO) vet $(PKGS)
