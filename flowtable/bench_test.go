@@ -1,0 +1,131 @@
+package flowtable
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/puzpuzpuz/xsync/v4"
+)
+
+// The same workloads on pvlink's table, sync.Map and xsync.Map, so one
+// `go test -bench` run compares them side by side:
+//
+//	go test -run '^$' -bench . -benchmem ./flowtable/
+
+// flowMap is the common face of the three maps.
+type flowMap interface {
+	load(Key) bool
+	store(Key, *Flow)
+	remove(Key)
+}
+
+type pvlinkMap struct{ t *Table }
+
+func (m pvlinkMap) load(k Key) bool     { return m.t.Lookup(k) != nil }
+func (m pvlinkMap) store(k Key, f *Flow) { m.t.Insert(f) }
+func (m pvlinkMap) remove(k Key)        { m.t.Delete(k) }
+
+type syncMap struct{ m *sync.Map }
+
+func (m syncMap) load(k Key) bool     { _, ok := m.m.Load(k); return ok }
+func (m syncMap) store(k Key, f *Flow) { m.m.Store(k, f) }
+func (m syncMap) remove(k Key)        { m.m.Delete(k) }
+
+type xsyncMap struct{ m *xsync.Map[Key, *Flow] }
+
+func (m xsyncMap) load(k Key) bool     { _, ok := m.m.Load(k); return ok }
+func (m xsyncMap) store(k Key, f *Flow) { m.m.Store(k, f) }
+func (m xsyncMap) remove(k Key)        { m.m.Delete(k) }
+
+var impls = []struct {
+	name string
+	make func(capacity int) flowMap
+}{
+	{"pvlink", func(c int) flowMap { return pvlinkMap{New(c)} }},
+	{"sync.Map", func(int) flowMap { return syncMap{&sync.Map{}} }},
+	{"xsync.Map", func(int) flowMap { return xsyncMap{xsync.NewMap[Key, *Flow]()} }},
+}
+
+// goroutines maps the names to b.RunParallel's parallelism at GOMAXPROCS=2
+// (RunParallel starts parallelism*GOMAXPROCS goroutines); 1 runs a plain loop.
+var goroutines = []int{1, 2, 8}
+
+func runN(b *testing.B, g int, body func(i uint64)) {
+	if g == 1 {
+		var i uint64
+		for b.Loop() {
+			body(i)
+			i++
+		}
+		return
+	}
+	b.SetParallelism(max(1, g/2))
+	var next atomic.Uint64
+	b.RunParallel(func(pb *testing.PB) {
+		i := next.Add(1 << 32)
+		for pb.Next() {
+			body(i)
+			i++
+		}
+	})
+}
+
+var residentCache = map[int][]Key{}
+
+func residentKeys(n int) []Key {
+	if k, ok := residentCache[n]; ok {
+		return k
+	}
+	keys := make([]Key, n)
+	for i := range keys {
+		keys[i] = key(i)
+	}
+	residentCache[n] = keys
+	return keys
+}
+
+func BenchmarkFlowTable(b *testing.B) {
+	now := time.Now()
+	for _, resident := range []int{1000, 1000000} {
+		keys := residentKeys(resident)
+		for _, impl := range impls {
+			m := impl.make(resident + 1<<16)
+			for _, k := range keys {
+				m.store(k, NewFlow(k, nil, 0, now))
+			}
+			for _, g := range goroutines {
+				b.Run(fmt.Sprintf("op=lookup-hit/resident=%d/impl=%s/goroutines=%d", resident, impl.name, g), func(b *testing.B) {
+					b.ReportAllocs()
+					runN(b, g, func(i uint64) {
+						if !m.load(keys[i%uint64(len(keys))]) {
+							b.Fatal("miss")
+						}
+					})
+				})
+				b.Run(fmt.Sprintf("op=lookup-miss/resident=%d/impl=%s/goroutines=%d", resident, impl.name, g), func(b *testing.B) {
+					b.ReportAllocs()
+					miss := key(resident + 7)
+					miss.DstPort = 81
+					runN(b, g, func(i uint64) {
+						miss.SrcPort = uint16(i)
+						if m.load(miss) {
+							b.Fatal("hit")
+						}
+					})
+				})
+				b.Run(fmt.Sprintf("op=insert-delete/resident=%d/impl=%s/goroutines=%d", resident, impl.name, g), func(b *testing.B) {
+					b.ReportAllocs()
+					runN(b, g, func(i uint64) {
+						k := key(int(i))
+						k.DstPort = uint16(1000 + i>>32) // distinct per goroutine
+						m.store(k, NewFlow(k, nil, 0, now))
+						m.remove(k)
+					})
+				})
+			}
+		}
+	}
+}

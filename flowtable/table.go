@@ -1,0 +1,293 @@
+package flowtable
+
+import (
+	"encoding/binary"
+	"errors"
+	"math/bits"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	crand "crypto/rand"
+)
+
+// Key is a flow's 5-tuple as the consumer opened it.
+type Key struct {
+	Src, Dst         netip.Addr
+	SrcPort, DstPort uint16
+	Proto            uint8
+}
+
+// Flow is one flow's record. Key and Value are set before Insert and never
+// change; the counters and the activity time are atomics anyone may update.
+type Flow struct {
+	Key Key
+	// Value is the owner's data about the flow (the forwarder's NAT
+	// binding and connection handles).
+	Value any
+
+	created     int64 // unix nanoseconds
+	lastActive  atomic.Int64
+	idleTimeout atomic.Int64 // nanoseconds; 0 = never expires
+	BytesIn     atomic.Uint64
+	BytesOut    atomic.Uint64
+	SegmentsIn  atomic.Uint64
+	SegmentsOut atomic.Uint64
+}
+
+// NewFlow makes a record that is active now and expires after idle.
+func NewFlow(k Key, value any, idle time.Duration, now time.Time) *Flow {
+	f := &Flow{Key: k, Value: value, created: now.UnixNano()}
+	f.lastActive.Store(now.UnixNano())
+	f.idleTimeout.Store(int64(idle))
+	return f
+}
+
+// Touch records activity at now (unix nanoseconds).
+func (f *Flow) Touch(now int64) { f.lastActive.Store(now) }
+
+// LastActive is the time of the last activity.
+func (f *Flow) LastActive() time.Time { return time.Unix(0, f.lastActive.Load()) }
+
+// Created is when the record was made.
+func (f *Flow) Created() time.Time { return time.Unix(0, f.created) }
+
+// IdleTimeout is how long the flow may stay idle.
+func (f *Flow) IdleTimeout() time.Duration { return time.Duration(f.idleTimeout.Load()) }
+
+// ErrFull is returned by Insert when the table holds its capacity.
+var ErrFull = errors.New("flowtable: full")
+
+// ErrExists is returned by Insert for a key already in the table.
+var ErrExists = errors.New("flowtable: flow exists")
+
+const (
+	slotsPerBucket = 8
+	// loadSlots is the average number of flows per bucket at capacity:
+	// 6 of 8 keeps chains short without wasting much memory.
+	loadSlots = 6
+)
+
+// bucket is a cache-line-sized group of slots. meta holds one tag byte per
+// slot (0 = empty; the top byte of the hash with its low bit forced on).
+type bucket struct {
+	meta  atomic.Uint64
+	slots [slotsPerBucket]atomic.Pointer[Flow]
+	next  atomic.Pointer[bucket]
+}
+
+// chain is the head bucket of a hash chain and the lock its writers take.
+type chain struct {
+	mu sync.Mutex
+	bucket
+	// Pad a chain (8-byte mutex, 80-byte bucket) to two cache lines so two
+	// chains' writers do not share one.
+	_ [40]byte
+}
+
+// Table is a fixed-capacity concurrent flow table.
+type Table struct {
+	chains   []chain
+	mask     uint64
+	seed     [4]uint64
+	capacity int64
+
+	count   atomic.Int64
+	refused atomic.Uint64
+}
+
+// New makes a table for at most capacity flows.
+func New(capacity int) *Table {
+	if capacity < 1 {
+		capacity = 1
+	}
+	n := uint64(1) << bits.Len64(uint64((capacity+loadSlots-1)/loadSlots))
+	t := &Table{chains: make([]chain, n), mask: n - 1, capacity: int64(capacity)}
+	var b [32]byte
+	crand.Read(b[:])
+	for i := range t.seed {
+		t.seed[i] = binary.LittleEndian.Uint64(b[i*8:])
+	}
+	return t
+}
+
+// Len is the number of flows in the table.
+func (t *Table) Len() int { return int(t.count.Load()) }
+
+// Capacity is the most flows the table holds.
+func (t *Table) Capacity() int { return int(t.capacity) }
+
+// Refused counts inserts refused because the table was full.
+func (t *Table) Refused() uint64 { return t.refused.Load() }
+
+// hash mixes the 5-tuple with the table's random seed (so a consumer
+// cannot aim flows at one chain); it allocates nothing.
+func (t *Table) hash(k *Key) uint64 {
+	s, d := k.Src.As16(), k.Dst.As16()
+	a := binary.LittleEndian.Uint64(s[0:8]) ^ t.seed[0]
+	b := binary.LittleEndian.Uint64(s[8:16]) ^ t.seed[1]
+	c := binary.LittleEndian.Uint64(d[0:8]) ^ t.seed[2]
+	e := binary.LittleEndian.Uint64(d[8:16]) ^ t.seed[3]
+	p := uint64(k.SrcPort)<<24 | uint64(k.DstPort)<<8 | uint64(k.Proto)
+	h := mum(a, b) ^ mum(c, e) ^ mum(p^t.seed[0], 0x9E3779B97F4A7C15)
+	return mum(h, 0xBF58476D1CE4E5B9^t.seed[1])
+}
+
+func mum(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
+}
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+func tagOf(h uint64) uint64 { return (h >> 56) | 1 }
+
+// matches returns a word with the high bit set in every byte of meta that
+// equals tag (SWAR: a possible false positive only on a byte that borrows,
+// which the key comparison then rejects).
+func matches(meta, tag uint64) uint64 {
+	x := meta ^ (lsb * tag)
+	return (x - lsb) &^ x & msb
+}
+
+// Lookup returns the flow of k, or nil. It takes no lock and allocates
+// nothing.
+func (t *Table) Lookup(k Key) *Flow {
+	h := t.hash(&k)
+	tag := tagOf(h)
+	for b := &t.chains[h&t.mask].bucket; b != nil; b = b.next.Load() {
+		for m := matches(b.meta.Load(), tag); m != 0; m &= m - 1 {
+			i := bits.TrailingZeros64(m) >> 3
+			if f := b.slots[i].Load(); f != nil && f.Key == k {
+				return f
+			}
+		}
+	}
+	return nil
+}
+
+// Insert adds f under f.Key. It refuses a key that is present (ErrExists)
+// and a flow beyond capacity (ErrFull, counted).
+func (t *Table) Insert(f *Flow) error {
+	if t.count.Add(1) > t.capacity {
+		t.count.Add(-1)
+		t.refused.Add(1)
+		return ErrFull
+	}
+	h := t.hash(&f.Key)
+	tag := tagOf(h)
+	c := &t.chains[h&t.mask]
+	c.mu.Lock()
+	var free *bucket
+	freeSlot := -1
+	var last *bucket
+	for b := &c.bucket; b != nil; b = b.next.Load() {
+		meta := b.meta.Load()
+		for m := matches(meta, tag); m != 0; m &= m - 1 {
+			i := bits.TrailingZeros64(m) >> 3
+			if g := b.slots[i].Load(); g != nil && g.Key == f.Key {
+				c.mu.Unlock()
+				t.count.Add(-1)
+				return ErrExists
+			}
+		}
+		if free == nil {
+			for i := 0; i < slotsPerBucket; i++ {
+				if meta>>(8*i)&0xFF == 0 {
+					free, freeSlot = b, i
+					break
+				}
+			}
+		}
+		last = b
+	}
+	if free == nil {
+		free, freeSlot = &bucket{}, 0
+		last.next.Store(free)
+	}
+	free.slots[freeSlot].Store(f)
+	free.meta.Store(free.meta.Load() | tag<<(8*freeSlot))
+	c.mu.Unlock()
+	return nil
+}
+
+// Delete removes the flow of k and returns it, or nil.
+func (t *Table) Delete(k Key) *Flow {
+	h := t.hash(&k)
+	tag := tagOf(h)
+	c := &t.chains[h&t.mask]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for b := &c.bucket; b != nil; b = b.next.Load() {
+		for m := matches(b.meta.Load(), tag); m != 0; m &= m - 1 {
+			i := bits.TrailingZeros64(m) >> 3
+			if f := b.slots[i].Load(); f != nil && f.Key == k {
+				b.meta.Store(b.meta.Load() &^ (0xFF << (8 * i)))
+				b.slots[i].Store(nil)
+				t.count.Add(-1)
+				return f
+			}
+		}
+	}
+	return nil
+}
+
+// DeleteFlow removes f if it is still the record under its key.
+func (t *Table) DeleteFlow(f *Flow) bool {
+	h := t.hash(&f.Key)
+	tag := tagOf(h)
+	c := &t.chains[h&t.mask]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for b := &c.bucket; b != nil; b = b.next.Load() {
+		for m := matches(b.meta.Load(), tag); m != 0; m &= m - 1 {
+			i := bits.TrailingZeros64(m) >> 3
+			if b.slots[i].Load() == f {
+				b.meta.Store(b.meta.Load() &^ (0xFF << (8 * i)))
+				b.slots[i].Store(nil)
+				t.count.Add(-1)
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Range calls fn for every flow until fn returns false. It takes no lock:
+// flows inserted or deleted meanwhile may or may not be seen, each flow
+// present throughout is seen once.
+func (t *Table) Range(fn func(*Flow) bool) {
+	for ci := range t.chains {
+		for b := &t.chains[ci].bucket; b != nil; b = b.next.Load() {
+			for i := range b.slots {
+				if f := b.slots[i].Load(); f != nil {
+					if !fn(f) {
+						return
+					}
+				}
+			}
+		}
+	}
+}
+
+// Expire deletes every flow idle for longer than its timeout at now and
+// passes each to expired (outside any lock). It returns how many it removed.
+func (t *Table) Expire(now time.Time, expired func(*Flow)) int {
+	n := now.UnixNano()
+	removed := 0
+	t.Range(func(f *Flow) bool {
+		idle := f.idleTimeout.Load()
+		if idle > 0 && n-f.lastActive.Load() > idle && t.DeleteFlow(f) {
+			removed++
+			if expired != nil {
+				expired(f)
+			}
+		}
+		return true
+	})
+	return removed
+}
