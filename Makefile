@@ -35,6 +35,8 @@ test: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory check-env; fi
 	$(GO) vet $(PKGS)
 	PVLINK_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) -v $(PKGS) 2>&1 | ./scripts/testsummary.sh
+	@echo "== the concurrent packages again, under the race detector"
+	$(GO) test -count=1 -race ./flowtable/ ./nat/ ./proxyproto/
 
 # Each fuzz target runs FUZZTIME (60 s) on its own; a crash fails the run
 # and leaves the input under the package's testdata/fuzz.

@@ -28,7 +28,24 @@ func Plan(t *Topology) *State {
 		s.VPCs = append(s.VPCs, vs)
 	}
 	for _, tg := range t.TargetGroups {
-		s.TargetGroups = append(s.TargetGroups, TargetGroupState{Name: tg.Name, VPC: tg.VPC, Port: tg.Port, ProxyProtocolV2: tg.ProxyProtocolV2, Placement: tg.ProxyProtocolV2Placement})
+		ts := TargetGroupState{
+			Name: tg.Name, VPC: tg.VPC, Port: tg.Port, ProxyProtocolV2: tg.ProxyProtocolV2, Placement: tg.ProxyProtocolV2Placement,
+			ConnectionTermination: tg.ConnectionTermination, ConnectionLimit: tg.ConnectionLimit,
+		}
+		if tg.IdleTimeout > 0 {
+			ts.IdleTimeout = tg.IdleTimeout.String()
+		}
+		if tg.DeregistrationDelay > 0 {
+			ts.DeregistrationDelay = tg.DeregistrationDelay.String()
+		}
+		if hc := tg.HealthCheck; hc != nil {
+			ts.HealthCheck = dataplane.HealthCheck{
+				Disabled: hc.Enabled != nil && !*hc.Enabled,
+				Interval: dataplane.Duration(hc.Interval), Timeout: dataplane.Duration(hc.Timeout),
+				HealthyThreshold: hc.HealthyThreshold, UnhealthyThreshold: hc.UnhealthyThreshold,
+			}
+		}
+		s.TargetGroups = append(s.TargetGroups, ts)
 		for _, tgt := range tg.Targets {
 			s.Targets = append(s.Targets, TargetState{
 				IP: tgt.IP, Port: tgt.Port, AZ: azOfAddr(s, tg.VPC, tgt.IP),
@@ -92,6 +109,11 @@ func Plan(t *Topology) *State {
 		s.Endpoints = append(s.Endpoints, es)
 	}
 	return s
+}
+
+func parseDuration(s string) dataplane.Duration {
+	d, _ := time.ParseDuration(s)
+	return dataplane.Duration(d)
 }
 
 func azOfAddr(s *State, vpc, ip string) string {
@@ -188,11 +210,16 @@ func (s *State) targetGroup(name string) dataplane.TargetGroup {
 		if g.Name == name {
 			tg.ProxyProtocolV2 = g.ProxyProtocolV2
 			tg.ProxyProtocolV2Placement = g.Placement
+			tg.IdleTimeout = parseDuration(g.IdleTimeout)
+			tg.DeregistrationDelay = parseDuration(g.DeregistrationDelay)
+			tg.ConnectionTermination = g.ConnectionTermination
+			tg.HealthCheck = g.HealthCheck
+			tg.ConnLimit = g.ConnectionLimit
 		}
 	}
 	for _, t := range s.Targets {
 		if t.TargetGroup == name {
-			tg.Targets = append(tg.Targets, dataplane.Target{IP: mustAddr(t.IP), Port: uint16(t.Port), AZ: t.AZ})
+			tg.Targets = append(tg.Targets, dataplane.Target{IP: mustAddr(t.IP), Port: uint16(t.Port), AZ: t.AZ, DeregisteredAt: t.DeregisteredAt})
 		}
 	}
 	return tg

@@ -75,6 +75,12 @@ type TargetGroupState struct {
 	Port            int    `json:"port"`
 	ProxyProtocolV2 bool   `json:"proxy_protocol_v2"`
 	Placement       string `json:"proxy_protocol_v2_header_placement"`
+
+	IdleTimeout           string                `json:"idle_timeout,omitempty"`
+	DeregistrationDelay   string                `json:"deregistration_delay,omitempty"`
+	ConnectionTermination bool                  `json:"connection_termination,omitempty"`
+	HealthCheck           dataplane.HealthCheck `json:"health_check"`
+	ConnectionLimit       int                   `json:"connection_limit,omitempty"`
 }
 
 // LBNodeState is a load-balancer node: the source address targets see.
@@ -130,13 +136,15 @@ type Process struct {
 
 // TargetState is a target and, when pvlink runs it, its server process.
 type TargetState struct {
-	IP          string   `json:"ip"`
-	Port        int      `json:"port"`
-	AZ          string   `json:"az"`
-	Netns       string   `json:"netns"`
-	TargetGroup string   `json:"target_group"`
-	External    bool     `json:"external,omitempty"`
-	Process     *Process `json:"process,omitempty"`
+	IP          string `json:"ip"`
+	Port        int    `json:"port"`
+	AZ          string `json:"az"`
+	Netns       string `json:"netns"`
+	TargetGroup string `json:"target_group"`
+	External    bool   `json:"external,omitempty"`
+	// DeregisteredAt is when `fabric deregister-target` took it out.
+	DeregisteredAt time.Time `json:"deregistered_at,omitzero"`
+	Process        *Process  `json:"process,omitempty"`
 }
 
 // ForwarderState is the forwarder process of one AZ.

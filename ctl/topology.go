@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -78,6 +79,28 @@ type TargetGroup struct {
 	// bytes) or on_first_ack (right after the handshake).
 	ProxyProtocolV2Placement string   `yaml:"proxy_protocol_v2_header_placement"`
 	Targets                  []Target `yaml:"targets"`
+
+	// IdleTimeout is the NLB's TCP idle timeout (350s; AWS allows 60s to
+	// 6000s, pvlink from 1s so tests need not wait).
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// DeregistrationDelay is how long a deregistered target drains (300s).
+	DeregistrationDelay time.Duration `yaml:"deregistration_delay"`
+	// ConnectionTermination cuts a drained target's connections.
+	ConnectionTermination bool         `yaml:"connection_termination"`
+	HealthCheck           *HealthCheck `yaml:"health_check"`
+	// ConnectionLimit is how many connections one load-balancer node holds
+	// to one target IP:port (about 55,000 through PrivateLink).
+	ConnectionLimit int `yaml:"connection_limit"`
+}
+
+// HealthCheck is a target group's TCP health check (NLB defaults: every
+// 30s, 10s timeout, healthy after 5 passes, unhealthy after 2 failures).
+type HealthCheck struct {
+	Enabled            *bool         `yaml:"enabled"`
+	Interval           time.Duration `yaml:"interval"`
+	Timeout            time.Duration `yaml:"timeout"`
+	HealthyThreshold   int           `yaml:"healthy_threshold"`
+	UnhealthyThreshold int           `yaml:"unhealthy_threshold"`
 }
 
 // Target is an IP target; Port defaults to the target group's port. pvlink

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"time"
 )
 
 // Config is one immutable, versioned snapshot of what a forwarder serves:
@@ -17,6 +18,8 @@ type Config struct {
 	Region  string `json:"region"`
 	AZ      string `json:"az"`
 
+	// FlowCapacity bounds the flow table (0 = DefaultFlowCapacity).
+	FlowCapacity  int                     `json:"flow_capacity,omitempty"`
 	ENIs          []ENI                   `json:"enis"`
 	LoadBalancers map[string]LoadBalancer `json:"load_balancers"`
 	TargetGroups  map[string]TargetGroup  `json:"target_groups"`
@@ -71,6 +74,44 @@ type TargetGroup struct {
 	// or PlacementFirstAck.
 	ProxyProtocolV2Placement string   `json:"proxy_protocol_v2_header_placement,omitempty"`
 	Targets                  []Target `json:"targets"`
+
+	// IdleTimeout ends a flow with no traffic for this long (NLB: 350 s,
+	// 60-6000 s); a later segment from either side then gets a RST.
+	IdleTimeout Duration `json:"idle_timeout"`
+	// HealthCheck: TCP connect from the node. Zero values take the NLB
+	// defaults (30 s, 10 s, 5, 2).
+	HealthCheck HealthCheck `json:"health_check"`
+	// DeregistrationDelay is how long a deregistered target drains
+	// (NLB: 300 s); ConnectionTermination cuts its flows at the end.
+	DeregistrationDelay   Duration `json:"deregistration_delay"`
+	ConnectionTermination bool     `json:"connection_termination"`
+	// ConnLimit is the connections one node holds to one target IP:port
+	// (NLB through PrivateLink: about 55,000; 0 means that).
+	ConnLimit int `json:"conn_limit,omitempty"`
+}
+
+// HealthCheck are a target group's health check settings.
+type HealthCheck struct {
+	Disabled           bool     `json:"disabled,omitempty"`
+	Interval           Duration `json:"interval"`
+	Timeout            Duration `json:"timeout"`
+	HealthyThreshold   int      `json:"healthy_threshold"`
+	UnhealthyThreshold int      `json:"unhealthy_threshold"`
+}
+
+// Duration is a time.Duration written as a string ("350s") in JSON.
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	*d = Duration(v)
+	return err
 }
 
 // Where the proxy protocol header goes, as an NLB's attribute names it.
@@ -87,6 +128,9 @@ type Target struct {
 	IP   netip.Addr `json:"ip"`
 	Port uint16     `json:"port"`
 	AZ   string     `json:"az"`
+	// DeregisteredAt, when set, is when deregistration began: the target
+	// drains from then on.
+	DeregisteredAt time.Time `json:"deregistered_at,omitzero"`
 }
 
 // LoadConfig reads a snapshot written by ctl and checks that it is usable.

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -18,6 +18,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 
+	"pvlink.dev/pvlink/flowtable"
 	"pvlink.dev/pvlink/nat"
 	"pvlink.dev/pvlink/nsenter"
 )
@@ -40,6 +41,15 @@ type Forwarder struct {
 	// connection handler loads it once per connection.
 	current atomic.Pointer[compiled]
 
+	// flows holds every open connection; groups the target groups as this
+	// node sees them, by load balancer and target group name (guarded by
+	// applyMu, which serialises Apply).
+	flows   *flowtable.Table
+	applyMu sync.Mutex
+	groups  map[string]*nat.Group
+	ctx     context.Context // ends with Close: health checks, sweeper
+	cancel  context.CancelFunc
+
 	// providerNS caches open handles of provider namespaces (guarded by nsMu)
 	// so a dial does not reopen /run/netns/NAME.
 	nsMu       sync.Mutex
@@ -57,12 +67,16 @@ type forwarderStats struct {
 	notAvailable   atomic.Uint64 // SYN to an endpoint that is not available (RST sent)
 	noTarget       atomic.Uint64 // no target registered in reach
 	endpointErrors atomic.Uint64 // gVisor refused to create an endpoint
+	flowTableFull  atomic.Uint64 // new flow refused: the flow table is full
+	idleExpired    atomic.Uint64 // flows forgotten after their idle timeout
+	targetResets   atomic.Uint64 // flows reset: target unhealthy or drained with termination
 	configVersion  atomic.Uint64
 	configRejected atomic.Uint64
 }
 
 // eniState is the live side of one ENI: its NIC and its counters.
 type eniState struct {
+	flows *flowtable.Table // the forwarder's, for activity on each segment
 	id    string
 	addr4 tcpip.Address
 	nicID tcpip.NICID
@@ -103,7 +117,8 @@ type eniRoutes struct {
 type route struct {
 	lb    LoadBalancer
 	tg    TargetGroup
-	cands []nat.Candidate
+	group *nat.Group
+	idle  time.Duration
 }
 
 // New opens the TUN of every ENI in cfg and builds the netstack over them.
@@ -112,12 +127,19 @@ func New(cfg *Config, log *slog.Logger) (*Forwarder, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	capacity := cfg.FlowCapacity
+	if capacity <= 0 {
+		capacity = DefaultFlowCapacity
+	}
 	f := &Forwarder{
 		log:        log,
 		az:         cfg.AZ,
 		byAddr:     map[tcpip.Address]*eniState{},
 		providerNS: map[string]netns.NsHandle{},
+		flows:      flowtable.New(capacity),
+		groups:     map[string]*nat.Group{},
 	}
+	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.stack = newStack()
 	for i, e := range cfg.ENIs {
 		dev, err := openTUN(e)
@@ -126,6 +148,7 @@ func New(cfg *Config, log *slog.Logger) (*Forwarder, error) {
 			return nil, err
 		}
 		st := &eniState{
+			flows:       f.flows,
 			id:          e.ID,
 			addr4:       tcpip.AddrFrom4(e.IPv4.As4()),
 			nicID:       tcpip.NICID(i + 1),
@@ -199,6 +222,8 @@ func (f *Forwarder) addNIC(e *eniState) error {
 // started with (same TUN and address); everything behind them may change.
 // Connections already open keep their target.
 func (f *Forwarder) Apply(cfg *Config) error {
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
 	if err := cfg.Validate(); err != nil {
 		f.stats.configRejected.Add(1)
 		return err
@@ -216,12 +241,8 @@ func (f *Forwarder) Apply(cfg *Config) error {
 		}
 		er := &eniRoutes{eni: e, listeners: map[uint16]*route{}}
 		for _, l := range e.Listeners {
-			tg := cfg.TargetGroups[l.TargetGroup]
-			r := &route{lb: cfg.LoadBalancers[l.LoadBalancer], tg: tg}
-			for _, t := range tg.Targets {
-				r.cands = append(r.cands, nat.Candidate{Addr: netip.AddrPortFrom(t.IP, t.Port), AZ: t.AZ})
-			}
-			er.listeners[l.Port] = r
+			lb, tg := cfg.LoadBalancers[l.LoadBalancer], cfg.TargetGroups[l.TargetGroup]
+			er.listeners[l.Port] = &route{lb: lb, tg: tg, group: f.group(lb, tg), idle: tg.idleTimeout()}
 		}
 		c.enis[addr] = er
 	}
@@ -234,6 +255,11 @@ func (f *Forwarder) Apply(cfg *Config) error {
 // the read loops.
 func (f *Forwarder) Run(ctx context.Context) error {
 	errc := make(chan error, len(f.enis))
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		f.sweep(f.ctx)
+	}()
 	for _, e := range f.enis {
 		f.wg.Add(1)
 		go func(e *eniState) {
@@ -253,8 +279,15 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	return err
 }
 
-// Close releases the TUNs, the netstack and the namespace handles.
+// Close releases the TUNs, the netstack, the target groups and the
+// namespace handles.
 func (f *Forwarder) Close() {
+	f.cancel()
+	f.applyMu.Lock()
+	for _, g := range f.groups {
+		g.Close()
+	}
+	f.applyMu.Unlock()
 	for _, e := range f.enis {
 		e.link.Close()
 	}

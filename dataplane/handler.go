@@ -3,20 +3,22 @@ package dataplane
 import (
 	"context"
 	"net/netip"
+	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 
-	"pvlink.dev/pvlink/nat"
+	"pvlink.dev/pvlink/flowtable"
 	"pvlink.dev/pvlink/proxyproto"
 )
 
 // handleTCP is called by gVisor's TCP forwarder, in a goroutine of its own,
-// for every SYN to an ENI. Like an NLB node it connects to the target first
-// and completes the consumer's handshake only once the target accepted, so
-// a consumer never sees an established connection to nowhere.
+// for every SYN to an ENI. Like an NLB node it chooses a target, holds a
+// flow for it, connects to the target and completes the consumer's
+// handshake only once the target accepted, so a consumer never sees an
+// established connection to nowhere. Every refusal is a RST, counted.
 func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 	id := r.ID()
 	e := f.byAddr[id.LocalAddress]
@@ -37,19 +39,33 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 		r.Complete(true)
 		return
 	}
-	flow := nat.Flow{
+	key := flowtable.Key{
 		Src:     netip.AddrFrom4(id.RemoteAddress.As4()),
 		Dst:     netip.AddrFrom4(id.LocalAddress.As4()),
 		SrcPort: id.RemotePort,
 		DstPort: id.LocalPort,
 		Proto:   uint8(header.TCPProtocolNumber),
 	}
-	target, ok := nat.Pick(rt.cands, f.az, rt.lb.CrossZone, flow)
+	target, ok := rt.group.Pick(key)
 	if !ok {
 		f.stats.noTarget.Add(1)
 		r.Complete(true)
 		return
 	}
+	if !rt.group.Acquire(target) {
+		r.Complete(true) // PortAllocationErrorCount, counted by the group
+		return
+	}
+	defer rt.group.Release(target)
+	cn := &conn{eni: e, group: rt.group, target: target}
+	fl := flowtable.NewFlow(key, cn, rt.idle, time.Now())
+	if err := f.flows.Insert(fl); err != nil {
+		f.stats.flowTableFull.Add(1)
+		r.Complete(true)
+		return
+	}
+	defer f.flows.DeleteFlow(fl)
+
 	pconn, err := f.dialTarget(context.Background(), rt.lb, target.Addr)
 	if err != nil {
 		f.stats.dialErrors.Add(1)
@@ -57,6 +73,8 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 		r.Complete(true)
 		return
 	}
+	cn.provider = pconn
+	cn.node, _ = netip.ParseAddrPort(pconn.LocalAddr().String())
 	var wq waiter.Queue
 	ep, terr := r.CreateEndpoint(&wq)
 	if terr != nil {
@@ -66,6 +84,12 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 		return
 	}
 	r.Complete(false)
+	cn.ep = ep
+	if cn.reset.Load() {
+		// The target was reset while we dialed.
+		cn.abort()
+		return
+	}
 	e.newConns.Add(1)
 	e.active.Add(1)
 	defer e.active.Add(-1)
@@ -75,7 +99,7 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 	// padded to 100 bytes), sent once, before any consumer byte.
 	var pp *proxyproto.Header
 	if rt.tg.ProxyProtocolV2 {
-		h := proxyproto.NLB(netip.AddrPortFrom(flow.Src, flow.SrcPort), netip.AddrPortFrom(flow.Dst, flow.DstPort), routes.eni.EndpointID)
+		h := proxyproto.NLB(netip.AddrPortFrom(key.Src, key.SrcPort), netip.AddrPortFrom(key.Dst, key.DstPort), routes.eni.EndpointID)
 		if rt.tg.ProxyProtocolV2Placement == PlacementFirstAck {
 			if err := writeHeader(pconn, &h); err != nil {
 				pconn.Close()
@@ -86,5 +110,5 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 			pp = &h
 		}
 	}
-	relay(gonet.NewTCPConn(&wq, ep), pconn, e, pp)
+	relay(gonet.NewTCPConn(&wq, ep), cn, fl, pp)
 }

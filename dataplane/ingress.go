@@ -1,8 +1,12 @@
 package dataplane
 
 import (
+	"net/netip"
+
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"pvlink.dev/pvlink/flowtable"
 )
 
 // dropReason says why the ingress filter refused a packet.
@@ -26,7 +30,10 @@ var dropReasonNames = [numDropReasons]string{"oversize", "malformed", "icmp", "p
 //
 // Nothing here ever answers with ICMP: a VPC endpoint drops an oversize
 // packet silently (no "fragmentation needed", no PMTUD) and ignores echo.
-func (e *eniState) ingress(b []byte) (tcpip.NetworkProtocolNumber, bool) {
+//
+// A TCP segment of a known flow marks the flow active at now (unix
+// nanoseconds), keepalives included, as on an NLB.
+func (e *eniState) ingress(b []byte, now int64) (tcpip.NetworkProtocolNumber, bool) {
 	if len(b) > endpointMTU {
 		e.dropped(dropOversize)
 		return 0, false
@@ -37,6 +44,7 @@ func (e *eniState) ingress(b []byte) (tcpip.NetworkProtocolNumber, bool) {
 	}
 	var proto tcpip.TransportProtocolNumber
 	var transport []byte
+	var src, dst netip.Addr
 	var netProto tcpip.NetworkProtocolNumber
 	switch header.IPVersion(b) {
 	case header.IPv4Version:
@@ -58,6 +66,7 @@ func (e *eniState) ingress(b []byte) (tcpip.NetworkProtocolNumber, bool) {
 		proto = ip.TransportProtocol()
 		transport = b[ip.HeaderLength():ip.TotalLength()]
 		netProto = header.IPv4ProtocolNumber
+		src, dst = netip.AddrFrom4(ip.SourceAddress().As4()), netip.AddrFrom4(ip.DestinationAddress().As4())
 	case header.IPv6Version:
 		ip := header.IPv6(b)
 		if !ip.IsValid(len(b)) {
@@ -67,6 +76,7 @@ func (e *eniState) ingress(b []byte) (tcpip.NetworkProtocolNumber, bool) {
 		proto = ip.TransportProtocol()
 		transport = b[header.IPv6MinimumSize : header.IPv6MinimumSize+int(ip.PayloadLength())]
 		netProto = header.IPv6ProtocolNumber
+		src, dst = netip.AddrFrom16(ip.SourceAddress().As16()), netip.AddrFrom16(ip.DestinationAddress().As16())
 	default:
 		e.dropped(dropMalformed)
 		return 0, false
@@ -85,6 +95,13 @@ func (e *eniState) ingress(b []byte) (tcpip.NetworkProtocolNumber, bool) {
 		}
 		if tcp.Flags().Contains(header.TCPFlagRst) {
 			e.rstReceived.Add(1)
+		}
+		if e.flows != nil {
+			k := flowtable.Key{Src: src, Dst: dst, SrcPort: tcp.SourcePort(), DstPort: tcp.DestinationPort(), Proto: uint8(header.TCPProtocolNumber)}
+			if fl := e.flows.Lookup(k); fl != nil {
+				fl.Touch(now)
+				fl.SegmentsIn.Add(1)
+			}
 		}
 		return netProto, true
 	case header.ICMPv4ProtocolNumber, header.ICMPv6ProtocolNumber:

@@ -65,7 +65,7 @@ func TestIngressFilter(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := &eniState{addr4: eniAddr}
-			_, ok := e.ingress(tc.pkt)
+			_, ok := e.ingress(tc.pkt, 0)
 			if ok != tc.pass {
 				t.Fatalf("pass = %v, want %v", ok, tc.pass)
 			}
@@ -92,7 +92,7 @@ func TestIngressFilterAllocatesNothing(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(1000, func() {
 		for _, p := range pkts {
-			e.ingress(p)
+			e.ingress(p, 0)
 		}
 	}); n != 0 {
 		t.Errorf("ingress allocates %.1f times per run", n)
@@ -105,6 +105,6 @@ func BenchmarkIngressTCP(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(p)))
 	for b.Loop() {
-		e.ingress(p)
+		e.ingress(p, 0)
 	}
 }

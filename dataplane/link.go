@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
 	"gvisor.dev/gvisor/pkg/buffer"
@@ -77,9 +78,10 @@ func (l *tunLink) readLoop() error {
 	}
 	for {
 		n, err := l.dev.Read(bufs, sizes, tunOffset)
+		now := time.Now().UnixNano() // one clock read per batch
 		for i := 0; i < n; i++ {
 			pkt := bufs[i][tunOffset : tunOffset+sizes[i]]
-			proto, ok := l.eni.ingress(pkt)
+			proto, ok := l.eni.ingress(pkt, now)
 			if !ok {
 				continue
 			}

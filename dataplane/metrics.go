@@ -28,6 +28,16 @@ var (
 		"Version of the configuration snapshot in force.", []string{"az"}, nil)
 	descConnErrors = prometheus.NewDesc("pvlink_forwarder_refused_connections_total",
 		"Consumer connections refused with a RST, by reason.", []string{"az", "reason"}, nil)
+	descFlows = prometheus.NewDesc("pvlink_forwarder_flows",
+		"Flows in the flow table.", []string{"az"}, nil)
+	descFlowEnds = prometheus.NewDesc("pvlink_forwarder_ended_flows_total",
+		"Flows the forwarder ended itself, by reason (idle timeout, target reset).", []string{"az", "reason"}, nil)
+	descPortErrors = prometheus.NewDesc("pvlink_port_allocation_errors_total",
+		"PortAllocationErrorCount: connections refused because a target IP:port had all its node's connections in use.", []string{"az", "target_group"}, nil)
+	descTargetState = prometheus.NewDesc("pvlink_target_state",
+		"1 for a target's current state as this node sees it (initial, healthy, unhealthy, draining, unused).", []string{"az", "target_group", "target", "state"}, nil)
+	descTargetConns = prometheus.NewDesc("pvlink_target_connections",
+		"Connections open from this node to a target.", []string{"az", "target_group", "target"}, nil)
 )
 
 type collector struct{ f *Forwarder }
@@ -36,7 +46,7 @@ type collector struct{ f *Forwarder }
 func (f *Forwarder) Collector() prometheus.Collector { return collector{f} }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descActive, descBytes, descNew, descDropped, descRst, descDropReason, descConfigVersion, descConnErrors} {
+	for _, d := range []*prometheus.Desc{descActive, descBytes, descNew, descDropped, descRst, descDropReason, descConfigVersion, descConnErrors, descFlows, descFlowEnds, descPortErrors, descTargetState, descTargetConns} {
 		ch <- d
 	}
 }
@@ -64,9 +74,33 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		{"no_target", f.stats.noTarget.Load()},
 		{"target_connect_failed", f.stats.dialErrors.Load()},
 		{"netstack", f.stats.endpointErrors.Load()},
+		{"flow_table_full", f.stats.flowTableFull.Load()},
 	} {
 		ch <- prometheus.MustNewConstMetric(descConnErrors, prometheus.CounterValue, float64(r.v), f.az, r.name)
 	}
+	ch <- prometheus.MustNewConstMetric(descFlows, prometheus.GaugeValue, float64(f.flows.Len()), f.az)
+	ch <- prometheus.MustNewConstMetric(descFlowEnds, prometheus.CounterValue, float64(f.stats.idleExpired.Load()), f.az, "idle_timeout")
+	ch <- prometheus.MustNewConstMetric(descFlowEnds, prometheus.CounterValue, float64(f.stats.targetResets.Load()), f.az, "target_reset")
+	f.applyMu.Lock()
+	for name, g := range f.groups {
+		ch <- prometheus.MustNewConstMetric(descPortErrors, prometheus.CounterValue, float64(g.PortAllocationErrors()), f.az, name)
+		for _, t := range g.Targets() {
+			ch <- prometheus.MustNewConstMetric(descTargetState, prometheus.GaugeValue, 1, f.az, name, t.Addr.String(), t.Health().String())
+			ch <- prometheus.MustNewConstMetric(descTargetConns, prometheus.GaugeValue, float64(t.Conns()), f.az, name, t.Addr.String())
+		}
+	}
+	f.applyMu.Unlock()
+}
+
+// PortAllocationErrors sums PortAllocationErrorCount over target groups.
+func (f *Forwarder) PortAllocationErrors() uint64 {
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
+	var n uint64
+	for _, g := range f.groups {
+		n += g.PortAllocationErrors()
+	}
+	return n
 }
 
 // ENICounters is a snapshot of one ENI's counters, for status and tests.
@@ -78,6 +112,28 @@ type ENICounters struct {
 	BytesProcessed     uint64 `json:"bytes_processed"`
 	PacketsDropped     uint64 `json:"packets_dropped"`
 	RstPacketsReceived uint64 `json:"rst_packets_received"`
+}
+
+// Stats are the forwarder-wide counters, for tests and `pvlink flows`.
+type Stats struct {
+	Flows                int    `json:"flows"`
+	FlowTableFull        uint64 `json:"flow_table_full"`
+	IdleExpired          uint64 `json:"idle_expired"`
+	TargetResets         uint64 `json:"target_resets"`
+	PortAllocationErrors uint64 `json:"port_allocation_errors"`
+	NoListener           uint64 `json:"no_listener"`
+	DialErrors           uint64 `json:"dial_errors"`
+	ConfigVersion        uint64 `json:"config_version"`
+}
+
+// Stats returns the forwarder-wide counters.
+func (f *Forwarder) Stats() Stats {
+	return Stats{
+		Flows: f.flows.Len(), FlowTableFull: f.stats.flowTableFull.Load(),
+		IdleExpired: f.stats.idleExpired.Load(), TargetResets: f.stats.targetResets.Load(),
+		PortAllocationErrors: f.PortAllocationErrors(), NoListener: f.stats.noListener.Load(),
+		DialErrors: f.stats.dialErrors.Load(), ConfigVersion: f.stats.configVersion.Load(),
+	}
 }
 
 // Counters returns the counters of every ENI.

@@ -5,11 +5,25 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+
+	"pvlink.dev/pvlink/flowtable"
 	"pvlink.dev/pvlink/proxyproto"
 )
 
-// writeHeader sends a proxy protocol header on its own (on_first_ack).
+// relayBufSize is one read's worth of a relay direction; 64 KiB matches the
+// largest segment run gVisor hands over in one read.
+const relayBufSize = 64 << 10
+
+var relayBufs = sync.Pool{New: func() any { b := make([]byte, relayBufSize); return &b }}
+
+// errExpired ends a relay direction whose flow passed its idle timeout.
+var errExpired = errors.New("flow expired")
+
+// writeHeader sends a proxy protocol header on its own (on_first_ack, and
+// health checks).
 func writeHeader(w io.Writer, h *proxyproto.Header) error {
 	var b [proxyproto.NLBLength + 64]byte
 	n, err := h.Encode(b[:])
@@ -20,37 +34,35 @@ func writeHeader(w io.Writer, h *proxyproto.Header) error {
 	return err
 }
 
-// relayBufSize is one read's worth of a relay direction; 64 KiB matches the
-// largest segment run gVisor hands over in one read.
-const relayBufSize = 64 << 10
-
-var relayBufs = sync.Pool{New: func() any { b := make([]byte, relayBufSize); return &b }}
-
-// halfCloser is a connection whose write side can be shut alone.
-type halfCloser interface {
-	net.Conn
-	CloseWrite() error
-}
-
-// relay copies bytes both ways until both sides are done. A FIN from one
-// side becomes a FIN (CloseWrite) to the other, so half-closed connections
-// work; an error on either side (a reset) closes both at once. A non-nil pp
-// is a proxy protocol header to send with the consumer's first bytes.
-func relay(consumer, provider halfCloser, e *eniState, pp *proxyproto.Header) {
+// relay copies bytes both ways until both sides are done, as an NLB
+// passes a connection on: a FIN becomes a FIN (CloseWrite) on the other
+// side, a RST becomes a RST. A flow that expired is left for the consumer's
+// next segment to find (and be answered with a RST); a flow the forwarder
+// reset has already been torn down. A non-nil pp is a proxy protocol header
+// to send with the consumer's first bytes.
+func relay(consumer *gonet.TCPConn, c *conn, fl *flowtable.Flow, pp *proxyproto.Header) {
+	provider := c.provider
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := copyHalf(provider, consumer, e, pp); err != nil {
-			consumer.Close()
+		err := c.copy(provider, consumer, fl, pp, true)
+		switch {
+		case errors.Is(err, errExpired) || c.reset.Load():
+		case err != nil: // the consumer reset: reset the target
+			provider.SetLinger(0)
 			provider.Close()
-			return
+			consumer.Close()
+		default:
+			provider.CloseWrite()
 		}
-		provider.CloseWrite()
 	}()
-	if err := copyHalf(consumer, provider, e, nil); err != nil {
-		consumer.Close()
+	err := c.copy(consumer, provider, fl, nil, false)
+	switch {
+	case errors.Is(err, errExpired) || c.reset.Load():
+	case err != nil: // the target reset: reset the consumer
+		c.ep.Abort()
 		provider.Close()
-	} else {
+	default:
 		consumer.CloseWrite()
 	}
 	<-done
@@ -58,38 +70,44 @@ func relay(consumer, provider halfCloser, e *eniState, pp *proxyproto.Header) {
 	provider.Close()
 }
 
-// copyHalf copies src to dst until EOF (nil) or an error, counting bytes.
-// A non-nil pp is encoded in front of the first read, so header and first
-// payload leave in one write (one segment, as an NLB sends them); if src
-// ends before sending anything, the header goes alone.
-func copyHalf(dst, src net.Conn, e *eniState, pp *proxyproto.Header) error {
+// copy copies src to dst until EOF (nil) or an error, counting bytes for
+// the ENI and the flow and marking the flow active. A non-nil pp is encoded
+// in front of the first read, so header and first payload leave in one
+// write (one segment, as an NLB sends them); if src ends before sending
+// anything, the header goes alone.
+func (c *conn) copy(dst, src net.Conn, fl *flowtable.Flow, pp *proxyproto.Header, fromConsumer bool) error {
 	bp := relayBufs.Get().(*[]byte)
 	defer relayBufs.Put(bp)
 	buf := *bp
-	if pp != nil {
-		hn, err := pp.Encode(buf)
-		if err != nil {
-			return err
-		}
-		n, rerr := src.Read(buf[hn:])
-		if _, werr := dst.Write(buf[:hn+n]); werr != nil {
-			return werr
-		}
-		e.bytes.Add(uint64(n))
-		if rerr != nil {
-			if errors.Is(rerr, io.EOF) {
-				return nil
-			}
-			return rerr
-		}
+	counter := &fl.BytesOut
+	if fromConsumer {
+		counter = &fl.BytesIn
 	}
 	for {
-		n, rerr := src.Read(buf)
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+		off := 0
+		if pp != nil {
+			n, err := pp.Encode(buf)
+			if err != nil {
+				return err
+			}
+			off, pp = n, nil
+		}
+		n, rerr := src.Read(buf[off:])
+		if c.expired.Load() {
+			if fromConsumer {
+				// The consumer's first segment after the flow was
+				// forgotten: answer it with a RST.
+				c.ep.Abort()
+			}
+			return errExpired
+		}
+		if n > 0 || off > 0 {
+			if _, werr := dst.Write(buf[:off+n]); werr != nil {
 				return werr
 			}
-			e.bytes.Add(uint64(n))
+			fl.Touch(time.Now().UnixNano())
+			counter.Add(uint64(n))
+			c.eni.bytes.Add(uint64(n))
 		}
 		if rerr != nil {
 			if errors.Is(rerr, io.EOF) {

@@ -57,10 +57,16 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	reg.MustRegister(f.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/counters", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(f.Counters())
-	})
+	serveJSON := func(path string, v func() any) {
+		mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(v())
+		})
+	}
+	serveJSON("/counters", func() any { return f.Counters() })
+	serveJSON("/flows", func() any { return f.Flows() })
+	serveJSON("/targets", func() any { return f.Targets() })
+	serveJSON("/stats", func() any { return f.Stats() })
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()

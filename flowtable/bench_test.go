@@ -24,21 +24,21 @@ type flowMap interface {
 
 type pvlinkMap struct{ t *Table }
 
-func (m pvlinkMap) load(k Key) bool     { return m.t.Lookup(k) != nil }
+func (m pvlinkMap) load(k Key) bool      { return m.t.Lookup(k) != nil }
 func (m pvlinkMap) store(k Key, f *Flow) { m.t.Insert(f) }
-func (m pvlinkMap) remove(k Key)        { m.t.Delete(k) }
+func (m pvlinkMap) remove(k Key)         { m.t.Delete(k) }
 
 type syncMap struct{ m *sync.Map }
 
-func (m syncMap) load(k Key) bool     { _, ok := m.m.Load(k); return ok }
+func (m syncMap) load(k Key) bool      { _, ok := m.m.Load(k); return ok }
 func (m syncMap) store(k Key, f *Flow) { m.m.Store(k, f) }
-func (m syncMap) remove(k Key)        { m.m.Delete(k) }
+func (m syncMap) remove(k Key)         { m.m.Delete(k) }
 
 type xsyncMap struct{ m *xsync.Map[Key, *Flow] }
 
-func (m xsyncMap) load(k Key) bool     { _, ok := m.m.Load(k); return ok }
+func (m xsyncMap) load(k Key) bool      { _, ok := m.m.Load(k); return ok }
 func (m xsyncMap) store(k Key, f *Flow) { m.m.Store(k, f) }
-func (m xsyncMap) remove(k Key)        { m.m.Delete(k) }
+func (m xsyncMap) remove(k Key)         { m.m.Delete(k) }
 
 var impls = []struct {
 	name string

@@ -1,8 +1,14 @@
-// Package nat chooses, for each new flow, the provider target it is
-// translated to, the way a Network Load Balancer node does: a hash of the
-// flow's 5-tuple over the targets of the node's own Availability Zone (all
-// zones with cross-zone load balancing), so that a flow stays on one target.
+// Package nat decides where a new flow goes, the way a Network Load
+// Balancer node does: Maglev consistent hashing of the flow's 5-tuple over
+// the eligible targets of a target group (healthy targets of the node's own
+// Availability Zone, or of every zone with cross-zone load balancing; all of
+// them when none is healthy: the NLB fails open), health checks with the
+// NLB's thresholds, deregistration with draining, and the accounting of
+// provider-side connections per (node IP, target IP:port), refused beyond
+// the limit with PortAllocationErrorCount.
 //
-// It keeps no per-packet state and never blocks: a choice is a pure function
-// of the flow and the target list.
+// Target choice takes no lock: the Maglev table in force is swapped whole
+// by whoever changes the target set (health checker, new config), off the
+// connection path. It imports flowtable only for the 5-tuple; it never
+// dials anything itself: health checks call a function the forwarder gives.
 package nat

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,7 +18,7 @@ func newFabricCmd() *cobra.Command {
 		Use:   "fabric",
 		Short: "Bring PrivateLink fabrics up and down, and show them",
 	}
-	c.AddCommand(newFabricUpCmd(), newFabricDownCmd(), newFabricStatusCmd(), newFabricProbeCmd(), newFabricMetricsCmd(), newFabricValidateCmd())
+	c.AddCommand(newFabricUpCmd(), newFabricDownCmd(), newFabricStatusCmd(), newFabricProbeCmd(), newFabricMetricsCmd(), newFlowsCmd(), newTargetHealthCmd(), newDeregisterCmd(), newFabricValidateCmd())
 	return c
 }
 
@@ -164,4 +166,41 @@ func newFabricValidateCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func newDeregisterCmd() *cobra.Command {
+	var group, target string
+	c := &cobra.Command{
+		Use:   "deregister-target NAME --target-group TG --target IP:PORT",
+		Short: "Deregister a target: it drains (no new flows) for the group's deregistration delay",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			addr, err := netip.ParseAddrPort(target)
+			if err != nil {
+				return fmt.Errorf("--target %q: want IP:PORT", target)
+			}
+			unlock, err := ctl.Lock(args[0])
+			if err != nil {
+				return fmt.Errorf("fabric %s is not up", args[0])
+			}
+			defer unlock()
+			s, err := ctl.LoadState(args[0])
+			if err != nil {
+				return fmt.Errorf("fabric %s is not up", args[0])
+			}
+			if err := s.DeregisterTarget(group, addr, time.Now()); err != nil {
+				return err
+			}
+			if err := s.Push(10 * time.Second); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "target %s of %s is draining (config version %d)\n", addr, group, s.Version)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&group, "target-group", "", "target group name")
+	c.Flags().StringVar(&target, "target", "", "target IP:PORT")
+	c.MarkFlagRequired("target-group")
+	c.MarkFlagRequired("target")
+	return c
 }

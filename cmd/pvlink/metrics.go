@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +14,42 @@ import (
 	"pvlink.dev/pvlink/ctl"
 	"pvlink.dev/pvlink/dataplane"
 )
+
+// fromForwarders reads one JSON document (path: /counters, /flows, ...)
+// from every live forwarder of a fabric, az by az.
+func fromForwarders[T any](name, path string) (map[string]T, []string, error) {
+	s, err := ctl.LoadState(name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fabric %s is not up", name)
+	}
+	out := map[string]T{}
+	var azs []string
+	client := &http.Client{Timeout: 5 * time.Second}
+	for _, f := range s.Report().Forwarders {
+		if !f.Alive || f.Metrics == "" {
+			return nil, nil, fmt.Errorf("forwarder for %s is not running (its log: %s)", f.AZ, f.Process.Log)
+		}
+		resp, err := client.Get(strings.TrimSuffix(f.Metrics, "/metrics") + path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("forwarder for %s: %w", f.AZ, err)
+		}
+		var v T
+		err = json.NewDecoder(resp.Body).Decode(&v)
+		resp.Body.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("forwarder for %s: %w", f.AZ, err)
+		}
+		out[f.AZ] = v
+		azs = append(azs, f.AZ)
+	}
+	return out, azs, nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
 
 func newFabricMetricsCmd() *cobra.Command {
 	var file, output string
@@ -25,43 +62,105 @@ func newFabricMetricsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := ctl.LoadState(name)
+			byAZ, azs, err := fromForwarders[[]dataplane.ENICounters](name, "/counters")
 			if err != nil {
-				return fmt.Errorf("fabric %s is not up", name)
+				return err
 			}
 			type row struct {
 				AZ string `json:"az"`
 				dataplane.ENICounters
 			}
 			var rows []row
-			client := &http.Client{Timeout: 5 * time.Second}
-			for _, f := range s.Report().Forwarders {
-				if !f.Alive || f.Metrics == "" {
-					return fmt.Errorf("forwarder for %s is not running", f.AZ)
-				}
-				resp, err := client.Get(strings.TrimSuffix(f.Metrics, "/metrics") + "/counters")
-				if err != nil {
-					return fmt.Errorf("forwarder for %s: %w", f.AZ, err)
-				}
-				var cs []dataplane.ENICounters
-				err = json.NewDecoder(resp.Body).Decode(&cs)
-				resp.Body.Close()
-				if err != nil {
-					return fmt.Errorf("forwarder for %s: %w", f.AZ, err)
-				}
-				for _, c := range cs {
-					rows = append(rows, row{f.AZ, c})
+			for _, az := range azs {
+				for _, c := range byAZ[az] {
+					rows = append(rows, row{az, c})
 				}
 			}
 			if output == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
+				return writeJSON(cmd.OutOrStdout(), rows)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
 			fmt.Fprintln(w, "AZ\tENDPOINT\tENI\tActiveConnections\tNewConnections\tBytesProcessed\tPacketsDropped\tRstPacketsReceived")
 			for _, r := range rows {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", r.AZ, r.EndpointID, r.ENI, r.ActiveConnections, r.NewConnections, r.BytesProcessed, r.PacketsDropped, r.RstPacketsReceived)
+			}
+			return w.Flush()
+		},
+	}
+	c.Flags().StringVarP(&file, "file", "f", "", "topology file (YAML)")
+	c.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	return c
+}
+
+func newFlowsCmd() *cobra.Command {
+	var file, output, az string
+	c := &cobra.Command{
+		Use:   "flows [NAME | -f FILE]",
+		Short: "List the forwarders' flows, like conntrack -L",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := fabricName(file, args)
+			if err != nil {
+				return err
+			}
+			byAZ, azs, err := fromForwarders[[]dataplane.FlowInfo](name, "/flows")
+			if err != nil {
+				return err
+			}
+			type row struct {
+				AZ string `json:"az"`
+				dataplane.FlowInfo
+			}
+			rows := []row{}
+			for _, a := range azs {
+				if az != "" && a != az {
+					continue
+				}
+				for _, f := range byAZ[a] {
+					rows = append(rows, row{a, f})
+				}
+			}
+			if output == "json" {
+				return writeJSON(cmd.OutOrStdout(), rows)
+			}
+			for _, r := range rows {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s src=%s dst=%s eni=%s [nat] src=%s dst=%s (%s) bytes_in=%d bytes_out=%d idle=%.0fs/%.0fs\n",
+					r.Proto, r.AZ, r.Src, r.Dst, r.ENI, r.Node, r.Target, r.TargetState, r.BytesIn, r.BytesOut, r.IdleSeconds, r.IdleTimeout)
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "pvlink flows: %d flows\n", len(rows))
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&file, "file", "f", "", "topology file (YAML)")
+	c.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	c.Flags().StringVar(&az, "az", "", "only this Availability Zone's forwarder")
+	return c
+}
+
+func newTargetHealthCmd() *cobra.Command {
+	var file, output string
+	c := &cobra.Command{
+		Use:   "target-health [NAME | -f FILE]",
+		Short: "Show each load-balancer node's view of its targets (like describe-target-health)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := fabricName(file, args)
+			if err != nil {
+				return err
+			}
+			byAZ, azs, err := fromForwarders[[]dataplane.TargetInfo](name, "/targets")
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(cmd.OutOrStdout(), byAZ)
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(w, "NODE AZ\tLOAD BALANCER/TARGET GROUP\tTARGET\tTARGET AZ\tSTATE\tCONNECTIONS")
+			for _, az := range azs {
+				for _, t := range byAZ[az] {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\n", az, t.Group, t.Target, t.AZ, t.State, t.Conns)
+				}
 			}
 			return w.Flush()
 		},

@@ -65,6 +65,25 @@ func TestProxyProtocolTellsTheTargetTheConsumerAndEndpoint(t *testing.T) {
 			t.Errorf("%s: header %+v; want PROXY %s -> %s via %s, valid CRC, 100 bytes", eni.AZ, p, res.Local, addr, e.ID)
 		}
 	}
+	// The load balancer's own health checks carry a LOCAL header: each
+	// target's log shows one from its AZ's node (the first check runs at
+	// start).
+	for _, tg := range f.Status.Targets {
+		if tg.External {
+			continue
+		}
+		log := ""
+		waitUntil(t, 5*time.Second, "a health check at "+tg.IP, func() bool {
+			data, _ := os.ReadFile(tg.Process.Log)
+			log = string(data)
+			return strings.Contains(log, `"command":"LOCAL"`)
+		})
+		for _, line := range strings.Split(log, "\n") {
+			if strings.Contains(line, `"command":"LOCAL"`) && !strings.Contains(line, `"peer":"`+nodeIP(t, f.Status, tg.AZ)+":") {
+				t.Errorf("health check from a node of another AZ: %s", line)
+			}
+		}
+	}
 }
 
 // listenIn opens a listener inside a namespace.

@@ -1,0 +1,355 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"pvlink.dev/pvlink/dataplane"
+	"pvlink.dev/pvlink/internal/fabrictest"
+)
+
+// poolTopology: the demo fabric whose listener on port 80 goes to a group
+// of two targets in use1-az1 that the test serves itself, with short NLB
+// timers. extra is YAML for the target group's attributes.
+func poolTopology(t *testing.T, extra string) string {
+	topo := demoTopology(t)
+	topo = strings.Replace(topo, "load_balancers:\n", `  - name: pool
+    vpc: provider
+    port: 9000
+`+extra+`
+    targets:
+      - {ip: 198.19.1.20, external: true}
+      - {ip: 198.19.1.21, external: true}
+
+load_balancers:
+`, 1)
+	return strings.Replace(topo, "{protocol: TCP, port: 80, target_group: web}", "{protocol: TCP, port: 80, target_group: pool}", 1)
+}
+
+// echoTarget is a target the test runs in the provider namespace: it echoes
+// lines and remembers its connections.
+type echoTarget struct {
+	addr  string
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+	ended map[net.Conn]chan error // how each connection's echo ended
+}
+
+func startEcho(t *testing.T, ns, addr string) *echoTarget {
+	e := &echoTarget{addr: addr, ln: listenIn(t, ns, addr), ended: map[net.Conn]chan error{}}
+	go func() {
+		for {
+			c, err := e.ln.Accept()
+			if err != nil {
+				return
+			}
+			done := make(chan error, 1)
+			e.mu.Lock()
+			e.conns = append(e.conns, c)
+			e.ended[c] = done
+			e.mu.Unlock()
+			go func() {
+				_, err := io.Copy(c, c)
+				done <- err
+			}()
+		}
+	}()
+	t.Cleanup(e.close)
+	return e
+}
+
+func (e *echoTarget) close() {
+	e.ln.Close()
+	e.mu.Lock()
+	for _, c := range e.conns {
+		c.Close()
+	}
+	e.mu.Unlock()
+}
+
+// endOf waits for how a connection's echo ended: nil for a FIN, or the
+// error (a reset).
+func (e *echoTarget) endOf(c net.Conn, wait time.Duration) (error, bool) {
+	e.mu.Lock()
+	done := e.ended[c]
+	e.mu.Unlock()
+	select {
+	case err := <-done:
+		return err, true
+	case <-time.After(wait):
+		return nil, false
+	}
+}
+
+func (e *echoTarget) lastConn() net.Conn {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.conns) == 0 {
+		return nil
+	}
+	return e.conns[len(e.conns)-1]
+}
+
+// roundTrip connects from the consumer to the az1 ENI, sends a line, reads
+// the echo, and returns the open connection and which target served it.
+func roundTrip(t *testing.T, f *fabrictest.Fabric, targets ...*echoTarget) (net.Conn, *echoTarget, error) {
+	t.Helper()
+	eni := f.Status.Endpoints[0].ENIs[0]
+	c, err := fabrictest.DialFrom(f.Netns(t, "consumer"))(context.Background(), "tcp", eni.IP+":80")
+	if err != nil {
+		return nil, nil, err
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("ping\n")); err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "ping\n" {
+		c.Close()
+		return nil, nil, fmt.Errorf("echo: %q, %v", line, err)
+	}
+	c.SetDeadline(time.Time{})
+	local := c.LocalAddr().String()
+	for _, tg := range targets {
+		tg.mu.Lock()
+		for _, tc := range tg.conns {
+			_ = tc
+		}
+		tg.mu.Unlock()
+	}
+	// Which target got it: the one whose last accepted connection is newest
+	// is ambiguous under concurrency, so ask the forwarder.
+	for _, fl := range flowsOf(t, f) {
+		if fl.Src == local {
+			for _, tg := range targets {
+				if tg.addr == fl.Target {
+					return c, tg, nil
+				}
+			}
+		}
+	}
+	return c, nil, nil
+}
+
+func flowsOf(t *testing.T, f *fabrictest.Fabric) []dataplane.FlowInfo {
+	t.Helper()
+	var out []dataplane.FlowInfo
+	f.GetJSON(t, "use1-az1", "/flows", &out)
+	return out
+}
+
+func statsOf(t *testing.T, f *fabrictest.Fabric) dataplane.Stats {
+	t.Helper()
+	var s dataplane.Stats
+	f.GetJSON(t, "use1-az1", "/stats", &s)
+	return s
+}
+
+func targetState(t *testing.T, f *fabrictest.Fabric, addr string) string {
+	t.Helper()
+	var ts []dataplane.TargetInfo
+	f.GetJSON(t, "use1-az1", "/targets", &ts)
+	for _, x := range ts {
+		if x.Target == addr {
+			return x.State
+		}
+	}
+	return "absent"
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > d {
+			t.Fatalf("not within %s: %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+func TestIdleFlowIsForgottenAndTheNextSegmentGetsRST(t *testing.T) {
+	f := fabrictest.Up(t, poolTopology(t, "    idle_timeout: 1s\n    health_check: {enabled: false}"))
+	provider := f.Netns(t, "provider")
+	a, b := startEcho(t, provider, "198.19.1.20:9000"), startEcho(t, provider, "198.19.1.21:9000")
+	c, served, err := roundTrip(t, f, a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if served == nil || len(flowsOf(t, f)) != 1 {
+		t.Fatalf("flow not listed: %+v", flowsOf(t, f))
+	}
+	took := waitUntil(t, 5*time.Second, "the idle flow leaves the table", func() bool { return len(flowsOf(t, f)) == 0 })
+	t.Logf("flow forgotten %s after going idle (timeout 1s)", took)
+	if statsOf(t, f).IdleExpired != 1 {
+		t.Errorf("idle_expired = %d", statsOf(t, f).IdleExpired)
+	}
+	// The target's next segment finds no socket on the node: RST.
+	tc := served.lastConn()
+	if err, ended := served.endOf(tc, 100*time.Millisecond); ended {
+		t.Fatalf("the node closed the target's connection at the timeout (%v): an NLB forgets silently", err)
+	}
+	tc.Write([]byte("late\n"))
+	if err, ended := served.endOf(tc, 3*time.Second); !ended || !isReset(err) {
+		t.Errorf("target after the timeout: ended=%v err=%v, want connection reset", ended, err)
+	}
+	// The consumer's next segment gets a RST.
+	c.Write([]byte("anyone?\n"))
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if n, err := c.Read(make([]byte, 16)); !isReset(err) {
+		t.Errorf("consumer after the timeout: %d bytes, %v; want connection reset", n, err)
+	}
+}
+
+func TestUnhealthyTargetLosesItsFlowsAndNewConnectionsGoElsewhere(t *testing.T) {
+	f := fabrictest.Up(t, poolTopology(t, "    health_check: {interval: 100ms, timeout: 100ms, healthy_threshold: 2, unhealthy_threshold: 2}"))
+	provider := f.Netns(t, "provider")
+	a, b := startEcho(t, provider, "198.19.1.20:9000"), startEcho(t, provider, "198.19.1.21:9000")
+	waitUntil(t, 5*time.Second, "both targets healthy", func() bool {
+		return targetState(t, f, a.addr) == "healthy" && targetState(t, f, b.addr) == "healthy"
+	})
+	// Open connections until each target has one.
+	var onA net.Conn
+	seen := map[*echoTarget]bool{}
+	for i := 0; i < 50 && (onA == nil || !seen[b]); i++ {
+		c, tg, err := roundTrip(t, f, a, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		seen[tg] = true
+		if tg == a && onA == nil {
+			onA = c
+		}
+	}
+	if onA == nil || !seen[b] {
+		t.Fatalf("50 connections did not reach both targets: %v", seen)
+	}
+	// Kill target A.
+	killed := time.Now()
+	a.close()
+	took := waitUntil(t, 3*time.Second, "target A unhealthy", func() bool { return targetState(t, f, a.addr) == "unhealthy" })
+	t.Logf("killed target marked unhealthy after %s (2 failed checks, 100ms apart)", took)
+	if limit := 2*100*time.Millisecond + 100*time.Millisecond + 500*time.Millisecond; time.Since(killed) > limit+time.Second {
+		t.Errorf("took %s to notice", time.Since(killed))
+	}
+	// Its flow was reset.
+	onA.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := onA.Read(make([]byte, 1)); !isReset(err) && !errors.Is(err, io.EOF) {
+		t.Errorf("flow on the unhealthy target: %v, want a reset", err)
+	}
+	// Every new connection goes to B.
+	for i := 0; i < 20; i++ {
+		c, tg, err := roundTrip(t, f, a, b)
+		if err != nil {
+			t.Fatalf("connection %d after A died: %v", i, err)
+		}
+		c.Close()
+		if tg != b {
+			t.Fatalf("connection %d went to %v", i, tg)
+		}
+	}
+}
+
+func TestDeregisteredTargetDrainsThenItsFlowsAreCut(t *testing.T) {
+	f := fabrictest.Up(t, poolTopology(t, "    deregistration_delay: 1s\n    connection_termination: true\n    health_check: {enabled: false}"))
+	provider := f.Netns(t, "provider")
+	a, b := startEcho(t, provider, "198.19.1.20:9000"), startEcho(t, provider, "198.19.1.21:9000")
+	var onA net.Conn
+	for i := 0; i < 50 && onA == nil; i++ {
+		c, tg, err := roundTrip(t, f, a, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if tg == a {
+			onA = c
+		}
+	}
+	if onA == nil {
+		t.Fatal("no connection reached target A")
+	}
+	deregistered := time.Now()
+	out, err := fabrictest.Run(t, "fabric", "deregister-target", f.Name, "--target-group", "pool", "--target", a.addr)
+	if err != nil {
+		t.Fatalf("deregister: %v\n%s", err, out)
+	}
+	if s := targetState(t, f, a.addr); s != "draining" {
+		t.Fatalf("after deregistration the target is %s", s)
+	}
+	// Draining: no new flows, the old one still works.
+	for i := 0; i < 10; i++ {
+		c, tg, err := roundTrip(t, f, a, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		if tg != b {
+			t.Fatalf("a new connection went to the draining target")
+		}
+	}
+	onA.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := onA.Write([]byte("still\n")); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(onA).ReadString('\n'); err != nil || line != "still\n" {
+		t.Fatalf("flow on the draining target: %q, %v", line, err)
+	}
+	// After the delay, with connection termination, it is cut.
+	waitUntil(t, 5*time.Second, "target unused", func() bool { return targetState(t, f, a.addr) == "unused" })
+	onA.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := onA.Read(make([]byte, 1)); !isReset(err) && !errors.Is(err, io.EOF) {
+		t.Errorf("flow after draining: %v, want it cut", err)
+	}
+	if took := time.Since(deregistered); took < time.Second {
+		t.Errorf("cut after %s, before the 1s delay", took)
+	}
+}
+
+func TestConnectionLimitPerTargetRefusesAndCounts(t *testing.T) {
+	f := fabrictest.Up(t, poolTopology(t, "    connection_limit: 3\n    health_check: {enabled: false}"))
+	provider := f.Netns(t, "provider")
+	// One target only, so every connection counts against it.
+	a := startEcho(t, provider, "198.19.1.20:9000")
+	out, err := fabrictest.Run(t, "fabric", "deregister-target", f.Name, "--target-group", "pool", "--target", "198.19.1.21:9000")
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	for i := 0; i < 3; i++ {
+		c, tg, err := roundTrip(t, f, a)
+		if err != nil || tg != a {
+			t.Fatalf("connection %d: %v (target %v)", i+1, err, tg)
+		}
+		defer c.Close()
+	}
+	c, _, err := roundTrip(t, f, a)
+	if err == nil {
+		c.Close()
+		t.Fatal("a 4th connection to a target limited to 3 went through")
+	}
+	if !isReset(err) && !strings.Contains(err.Error(), "refused") {
+		t.Errorf("4th connection: %v, want refused", err)
+	}
+	if n := statsOf(t, f).PortAllocationErrors; n != 1 {
+		t.Errorf("PortAllocationErrorCount = %d, want 1", n)
+	}
+	if m := f.Metrics(t, "use1-az1"); !strings.Contains(m, `pvlink_port_allocation_errors_total{az="use1-az1",target_group="web-nlb/pool"} 1`) {
+		t.Error("pvlink_port_allocation_errors_total is not 1 in the metrics")
+	}
+}

@@ -1,0 +1,248 @@
+package dataplane
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+
+	"pvlink.dev/pvlink/flowtable"
+	"pvlink.dev/pvlink/nat"
+	"pvlink.dev/pvlink/proxyproto"
+)
+
+const (
+	// DefaultFlowCapacity sizes the flow table for several targets at the
+	// NLB's 55,000 connections each.
+	DefaultFlowCapacity = 1 << 18
+	// DefaultIdleTimeout is an NLB's TCP idle timeout.
+	DefaultIdleTimeout = 350 * time.Second
+	// DefaultDeregistrationDelay is an NLB target group's default.
+	DefaultDeregistrationDelay = 300 * time.Second
+)
+
+// conn is the forwarder's side of one flow: the record's Value.
+type conn struct {
+	eni    *eniState
+	group  *nat.Group
+	target *nat.Target
+	node   netip.AddrPort // provider-side source: node IP and port
+
+	// Set once the connection is up.
+	ep       tcpip.Endpoint
+	provider *net.TCPConn
+
+	// expired: the idle timeout passed and the flow is forgotten; the next
+	// consumer segment is answered with a RST. reset: the forwarder cut
+	// the flow (target unhealthy, or drained with termination).
+	expired atomic.Bool
+	reset   atomic.Bool
+}
+
+func (tg TargetGroup) idleTimeout() time.Duration {
+	if tg.IdleTimeout > 0 {
+		return time.Duration(tg.IdleTimeout)
+	}
+	return DefaultIdleTimeout
+}
+
+func (tg TargetGroup) settings(az string, lb LoadBalancer) nat.Settings {
+	hc := nat.DefaultHealthCheck
+	if tg.HealthCheck.Disabled {
+		hc.Enabled = false
+	}
+	if tg.HealthCheck.Interval > 0 {
+		hc.Interval = time.Duration(tg.HealthCheck.Interval)
+	}
+	if tg.HealthCheck.Timeout > 0 {
+		hc.Timeout = time.Duration(tg.HealthCheck.Timeout)
+	}
+	if tg.HealthCheck.HealthyThreshold > 0 {
+		hc.HealthyThreshold = tg.HealthCheck.HealthyThreshold
+	}
+	if tg.HealthCheck.UnhealthyThreshold > 0 {
+		hc.UnhealthyThreshold = tg.HealthCheck.UnhealthyThreshold
+	}
+	delay := DefaultDeregistrationDelay
+	if tg.DeregistrationDelay > 0 {
+		delay = time.Duration(tg.DeregistrationDelay)
+	}
+	return nat.Settings{
+		Zone: az, CrossZone: lb.CrossZone, HealthCheck: hc,
+		DeregistrationDelay: delay, ConnectionTermination: tg.ConnectionTermination,
+		ConnLimit: tg.ConnLimit,
+	}
+}
+
+// group returns this node's view of a target group behind a load balancer,
+// made on first use and updated by every snapshot. Called under applyMu.
+func (f *Forwarder) group(lb LoadBalancer, tg TargetGroup) *nat.Group {
+	name := lb.Name + "/" + tg.Name
+	s := tg.settings(f.az, lb)
+	g := f.groups[name]
+	if g == nil {
+		g = nat.NewGroup(f.ctx, name, s, f.healthCheck(lb, tg), nat.Events{
+			Unhealthy: func(t *nat.Target) { f.resetTarget(t) },
+			Drained: func(t *nat.Target, terminate bool) {
+				if terminate {
+					f.resetTarget(t)
+				}
+			},
+		})
+		f.groups[name] = g
+	}
+	regs := make([]nat.Registration, len(tg.Targets))
+	for i, t := range tg.Targets {
+		regs[i] = nat.Registration{Addr: netip.AddrPortFrom(t.IP, t.Port), AZ: t.AZ, DeregisteredAt: t.DeregisteredAt}
+	}
+	g.Update(s, regs)
+	return g
+}
+
+// healthCheck is an NLB node's TCP health check: a connection from the
+// node's address; with proxy protocol on, it carries a LOCAL header.
+func (f *Forwarder) healthCheck(lb LoadBalancer, tg TargetGroup) nat.CheckFunc {
+	return func(ctx context.Context, addr netip.AddrPort) error {
+		c, err := f.dialTarget(ctx, lb, addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if tg.ProxyProtocolV2 {
+			h := proxyproto.Header{Command: proxyproto.Local, CRC32C: true}
+			return writeHeader(c, &h)
+		}
+		return nil
+	}
+}
+
+// resetTarget resets every flow to a target, both ways.
+func (f *Forwarder) resetTarget(t *nat.Target) {
+	f.flows.Range(func(fl *flowtable.Flow) bool {
+		if c, ok := fl.Value.(*conn); ok && c.target == t {
+			f.stats.targetResets.Add(1)
+			c.abort()
+		}
+		return true
+	})
+}
+
+// abort resets both sides of a flow now.
+func (c *conn) abort() {
+	c.reset.Store(true)
+	if c.ep != nil {
+		c.ep.Abort()
+	}
+	if c.provider != nil {
+		c.provider.SetLinger(0) // close with a RST
+		c.provider.Close()
+	}
+}
+
+// forget drops an idle flow the way an NLB does: silently. The provider
+// socket is closed in TCP repair mode, which sends nothing, so the target's
+// next segment finds no socket and gets a RST from its kernel; the
+// consumer's next segment wakes the relay, which answers it with a RST.
+func (c *conn) forget() {
+	c.expired.Store(true)
+	if c.provider == nil {
+		return
+	}
+	if raw, err := c.provider.SyscallConn(); err == nil {
+		raw.Control(func(fd uintptr) {
+			if unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_REPAIR, 1) != nil {
+				c.provider.SetLinger(0)
+			}
+		})
+	}
+	c.provider.Close()
+}
+
+// sweep expires idle flows until ctx ends. It looks often enough for the
+// shortest idle timeout in force to be honoured within a tenth of itself.
+func (f *Forwarder) sweep(ctx context.Context) {
+	for {
+		every := time.Second
+		if c := f.current.Load(); c != nil {
+			for _, g := range c.cfg.TargetGroups {
+				every = min(every, max(g.idleTimeout()/10, 20*time.Millisecond))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		f.flows.Expire(time.Now(), func(fl *flowtable.Flow) {
+			f.stats.idleExpired.Add(1)
+			fl.Value.(*conn).forget()
+		})
+	}
+}
+
+// FlowInfo is one flow as `pvlink flows` lists it.
+type FlowInfo struct {
+	Proto       string    `json:"proto"`
+	Src         string    `json:"src"`
+	Dst         string    `json:"dst"`
+	ENI         string    `json:"eni"`
+	EndpointID  string    `json:"endpoint_id"`
+	Node        string    `json:"node"`
+	Target      string    `json:"target"`
+	TargetState string    `json:"target_state"`
+	Started     time.Time `json:"started"`
+	IdleSeconds float64   `json:"idle_seconds"`
+	IdleTimeout float64   `json:"idle_timeout_seconds"`
+	BytesIn     uint64    `json:"bytes_in"`
+	BytesOut    uint64    `json:"bytes_out"`
+	SegmentsIn  uint64    `json:"segments_in"`
+}
+
+// Flows lists the open flows, oldest first.
+func (f *Forwarder) Flows() []FlowInfo {
+	now := time.Now()
+	var out []FlowInfo
+	f.flows.Range(func(fl *flowtable.Flow) bool {
+		c := fl.Value.(*conn)
+		out = append(out, FlowInfo{
+			Proto: "tcp", Src: netip.AddrPortFrom(fl.Key.Src, fl.Key.SrcPort).String(),
+			Dst: netip.AddrPortFrom(fl.Key.Dst, fl.Key.DstPort).String(),
+			ENI: c.eni.id, EndpointID: c.eni.endpointID, Node: c.node.String(),
+			Target: c.target.Addr.String(), TargetState: c.target.Health().String(),
+			Started: fl.Created().UTC(), IdleSeconds: now.Sub(fl.LastActive()).Seconds(),
+			IdleTimeout: fl.IdleTimeout().Seconds(),
+			BytesIn:     fl.BytesIn.Load(), BytesOut: fl.BytesOut.Load(), SegmentsIn: fl.SegmentsIn.Load(),
+		})
+		return true
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
+	return out
+}
+
+// TargetInfo is a target's state on this node.
+type TargetInfo struct {
+	Group  string `json:"group"`
+	Target string `json:"target"`
+	AZ     string `json:"az"`
+	State  string `json:"state"`
+	Conns  int64  `json:"connections"`
+}
+
+// Targets lists every target group's targets as this node sees them.
+func (f *Forwarder) Targets() []TargetInfo {
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
+	var out []TargetInfo
+	for name, g := range f.groups {
+		for _, t := range g.Targets() {
+			out = append(out, TargetInfo{Group: name, Target: t.Addr.String(), AZ: t.AZ, State: t.Health().String(), Conns: t.Conns()})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Group+out[i].Target < out[j].Group+out[j].Target })
+	return out
+}

@@ -1,0 +1,332 @@
+package nat
+
+import (
+	"context"
+	"net/netip"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"pvlink.dev/pvlink/flowtable"
+)
+
+// Health is a target's state as an NLB reports it.
+type Health int32
+
+const (
+	Initial   Health = iota // registered, not yet through its first checks
+	Healthy                 // passed HealthyThreshold checks in a row
+	Unhealthy               // failed UnhealthyThreshold checks in a row
+	Draining                // deregistered: no new flows until the delay ends
+	Unused                  // deregistered and drained
+)
+
+func (h Health) String() string {
+	return [...]string{"initial", "healthy", "unhealthy", "draining", "unused"}[h]
+}
+
+// HealthCheck holds the NLB health check settings of a target group.
+type HealthCheck struct {
+	Enabled            bool
+	Interval           time.Duration
+	Timeout            time.Duration
+	HealthyThreshold   int
+	UnhealthyThreshold int
+}
+
+// DefaultHealthCheck is an NLB's default TCP health check.
+var DefaultHealthCheck = HealthCheck{Enabled: true, Interval: 30 * time.Second, Timeout: 10 * time.Second, HealthyThreshold: 5, UnhealthyThreshold: 2}
+
+// DefaultConnLimit is how many concurrent connections an NLB holds through
+// PrivateLink to one target IP:port from one node (its source ports).
+const DefaultConnLimit = 55000
+
+// Target is one registered target of a group on one node.
+type Target struct {
+	Addr netip.AddrPort
+	AZ   string
+
+	health atomic.Int32
+	conns  atomic.Int64 // connections open from this node (port accounting)
+
+	// Owned by the group's mutex.
+	okRun, failRun int
+	drainTimer     *time.Timer
+	deregistered   time.Time
+	stopCheck      context.CancelFunc
+}
+
+// Health is the target's state now.
+func (t *Target) Health() Health { return Health(t.health.Load()) }
+
+// Conns is the number of connections open to the target from this node.
+func (t *Target) Conns() int64 { return t.conns.Load() }
+
+// Registration is a target as a config snapshot lists it.
+type Registration struct {
+	Addr netip.AddrPort
+	AZ   string
+	// DeregisteredAt, when set, starts draining: no new flows until
+	// DeregisteredAt + Settings.DeregistrationDelay, then unused.
+	DeregisteredAt time.Time
+}
+
+// Settings are a target group's attributes as one node applies them.
+type Settings struct {
+	Zone                  string // the node's AZ
+	CrossZone             bool
+	HealthCheck           HealthCheck
+	DeregistrationDelay   time.Duration
+	ConnectionTermination bool // cut a target's flows when it has drained
+	ConnLimit             int  // per target IP:port; 0 = DefaultConnLimit
+}
+
+// Events are what a group tells its owner; each may be nil. They are
+// called from the group's own goroutines, never under its lock.
+type Events struct {
+	// Unhealthy: the target failed its checks; its flows must be reset.
+	Unhealthy func(*Target)
+	// Drained: deregistration ended; with connection termination on, its
+	// flows must be cut.
+	Drained func(t *Target, terminate bool)
+}
+
+// CheckFunc makes one health check of a target and returns nil if it
+// passed. The forwarder gives one that connects from the node's address.
+type CheckFunc func(ctx context.Context, addr netip.AddrPort) error
+
+// selection is the immutable result of a change: what Pick uses.
+type selection struct {
+	maglev  *Maglev
+	targets []*Target
+}
+
+// Group is a target group as one load-balancer node sees it.
+type Group struct {
+	Name string
+
+	current    atomic.Pointer[selection]
+	portErrors atomic.Uint64
+	connLimit  atomic.Int64
+
+	mu       sync.Mutex // guards everything below
+	settings Settings
+	targets  map[netip.AddrPort]*Target
+	check    CheckFunc
+	events   Events
+	ctx      context.Context
+}
+
+// NewGroup makes a group; Update gives it targets. With check nil, targets
+// are never health-checked and stay in their initial state.
+func NewGroup(ctx context.Context, name string, s Settings, check CheckFunc, ev Events) *Group {
+	g := &Group{Name: name, settings: s, targets: map[netip.AddrPort]*Target{}, check: check, events: ev, ctx: ctx}
+	g.current.Store(&selection{maglev: NewMaglev(nil)})
+	return g
+}
+
+// Update applies new settings and registrations. Targets already known keep
+// their health and connections; new ones start initial; targets no longer
+// listed are forgotten at once.
+func (g *Group) Update(s Settings, regs []Registration) {
+	g.mu.Lock()
+	g.settings = s
+	limit := int64(s.ConnLimit)
+	if limit <= 0 {
+		limit = DefaultConnLimit
+	}
+	g.connLimit.Store(limit)
+	seen := map[netip.AddrPort]bool{}
+	for _, r := range regs {
+		seen[r.Addr] = true
+		t := g.targets[r.Addr]
+		if t == nil {
+			t = &Target{Addr: r.Addr, AZ: r.AZ}
+			g.targets[r.Addr] = t
+			if g.inScope(t) {
+				g.startCheckLocked(t)
+			}
+		}
+		if !r.DeregisteredAt.IsZero() && t.deregistered.IsZero() {
+			g.deregisterLocked(t, r.DeregisteredAt)
+		}
+	}
+	for addr, t := range g.targets {
+		if !seen[addr] {
+			g.stopLocked(t)
+			delete(g.targets, addr)
+		}
+	}
+	g.rebuildLocked()
+	g.mu.Unlock()
+}
+
+func (g *Group) inScope(t *Target) bool { return g.settings.CrossZone || t.AZ == g.settings.Zone }
+
+// Pick chooses the target of a new flow. It takes no lock.
+func (g *Group) Pick(k flowtable.Key) (*Target, bool) {
+	sel := g.current.Load()
+	i := sel.maglev.Lookup(FlowHash(k))
+	if i < 0 {
+		return nil, false
+	}
+	return sel.targets[i], true
+}
+
+// Acquire reserves a provider-side connection (a source port of the node)
+// to t; false means the limit is reached, counted as a port allocation
+// error. Release gives it back.
+func (g *Group) Acquire(t *Target) bool {
+	if t.conns.Add(1) > g.connLimit.Load() {
+		t.conns.Add(-1)
+		g.portErrors.Add(1)
+		return false
+	}
+	return true
+}
+
+// Release ends a connection Acquire allowed.
+func (g *Group) Release(t *Target) { t.conns.Add(-1) }
+
+// PortAllocationErrors counts connections refused at the limit.
+func (g *Group) PortAllocationErrors() uint64 { return g.portErrors.Load() }
+
+// Targets returns the group's targets, sorted by address.
+func (g *Group) Targets() []*Target {
+	g.mu.Lock()
+	out := make([]*Target, 0, len(g.targets))
+	for _, t := range g.targets {
+		out = append(out, t)
+	}
+	g.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Addr.Compare(out[j].Addr) < 0 })
+	return out
+}
+
+// Close stops the group's health checks and timers.
+func (g *Group) Close() {
+	g.mu.Lock()
+	for _, t := range g.targets {
+		g.stopLocked(t)
+	}
+	g.mu.Unlock()
+}
+
+func (g *Group) stopLocked(t *Target) {
+	if t.stopCheck != nil {
+		t.stopCheck()
+		t.stopCheck = nil
+	}
+	if t.drainTimer != nil {
+		t.drainTimer.Stop()
+	}
+}
+
+// rebuildLocked computes the eligible targets and swaps in a new table:
+// the in-scope targets not deregistered that are healthy, or, if none is,
+// all of them (an NLB fails open).
+func (g *Group) rebuildLocked() {
+	var scope, healthy []*Target
+	for _, t := range g.targets {
+		h := t.Health()
+		if !g.inScope(t) || h == Draining || h == Unused {
+			continue
+		}
+		scope = append(scope, t)
+		if h == Healthy {
+			healthy = append(healthy, t)
+		}
+	}
+	eligible := healthy
+	if len(eligible) == 0 {
+		eligible = scope
+	}
+	// A stable order, so equal sets build equal tables on every node.
+	sort.Slice(eligible, func(i, j int) bool { return eligible[i].Addr.Compare(eligible[j].Addr) < 0 })
+	keys := make([]netip.AddrPort, len(eligible))
+	for i, t := range eligible {
+		keys[i] = t.Addr
+	}
+	g.current.Store(&selection{maglev: NewMaglev(keys), targets: eligible})
+}
+
+func (g *Group) deregisterLocked(t *Target, at time.Time) {
+	t.deregistered = at
+	t.health.Store(int32(Draining))
+	if t.stopCheck != nil {
+		t.stopCheck()
+		t.stopCheck = nil
+	}
+	delay := time.Until(at.Add(g.settings.DeregistrationDelay))
+	terminate := g.settings.ConnectionTermination
+	t.drainTimer = time.AfterFunc(max(delay, 0), func() {
+		g.mu.Lock()
+		t.health.Store(int32(Unused))
+		g.rebuildLocked()
+		g.mu.Unlock()
+		if g.events.Drained != nil {
+			g.events.Drained(t, terminate)
+		}
+	})
+}
+
+func (g *Group) startCheckLocked(t *Target) {
+	hc := g.settings.HealthCheck
+	if g.check == nil || !hc.Enabled {
+		return
+	}
+	ctx, cancel := context.WithCancel(g.ctx)
+	t.stopCheck = cancel
+	go g.checkLoop(ctx, t, hc)
+}
+
+// checkLoop checks a target now and then every interval, moving it between
+// healthy and unhealthy by the thresholds.
+func (g *Group) checkLoop(ctx context.Context, t *Target, hc HealthCheck) {
+	tick := time.NewTicker(hc.Interval)
+	defer tick.Stop()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, hc.Timeout)
+		err := g.check(cctx, t.Addr)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		g.record(t, err == nil, hc)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (g *Group) record(t *Target, ok bool, hc HealthCheck) {
+	g.mu.Lock()
+	h := t.Health()
+	if h == Draining || h == Unused {
+		g.mu.Unlock()
+		return
+	}
+	next := h
+	if ok {
+		t.okRun, t.failRun = t.okRun+1, 0
+		if h != Healthy && t.okRun >= hc.HealthyThreshold {
+			next = Healthy
+		}
+	} else {
+		t.okRun, t.failRun = 0, t.failRun+1
+		if h != Unhealthy && t.failRun >= hc.UnhealthyThreshold {
+			next = Unhealthy
+		}
+	}
+	if next != h {
+		t.health.Store(int32(next))
+		g.rebuildLocked()
+	}
+	g.mu.Unlock()
+	if next == Unhealthy && h != Unhealthy && g.events.Unhealthy != nil {
+		g.events.Unhealthy(t)
+	}
+}

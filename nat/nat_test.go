@@ -1,0 +1,233 @@
+package nat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"pvlink.dev/pvlink/flowtable"
+)
+
+func flows(n int) []flowtable.Key {
+	out := make([]flowtable.Key, n)
+	for i := range out {
+		out[i] = flowtable.Key{
+			Src:     netip.AddrFrom4([4]byte{198, 18, byte(i >> 16), byte(i >> 8)}),
+			Dst:     netip.MustParseAddr("198.18.1.10"),
+			SrcPort: uint16(1024 + i), DstPort: 80, Proto: 6,
+		}
+	}
+	return out
+}
+
+func addrs(n int) []netip.AddrPort {
+	out := make([]netip.AddrPort, n)
+	for i := range out {
+		out[i] = netip.MustParseAddrPort(fmt.Sprintf("198.19.1.%d:8080", 10+i))
+	}
+	return out
+}
+
+func TestMaglevSpreadsEqualTargetsWithin1Percent(t *testing.T) {
+	m := NewMaglev(addrs(10))
+	shares := m.Shares()
+	lo, hi := shares[0], shares[0]
+	for _, s := range shares {
+		lo, hi = min(lo, s), max(hi, s)
+	}
+	if float64(hi-lo)/float64(MaglevSize/10) > 0.01 {
+		t.Errorf("table shares %v: spread %d entries, more than 1%%", shares, hi-lo)
+	}
+	// And the flows that land on them, 1M of them.
+	counts := make([]int, 10)
+	for _, f := range flows(1000000) {
+		counts[m.Lookup(FlowHash(f))]++
+	}
+	for i, c := range counts {
+		if d := float64(c-100000) / 100000; d > 0.02 || d < -0.02 {
+			t.Errorf("target %d got %d of 1M flows (%.2f%% off)", i, c, 100*d)
+		}
+	}
+}
+
+func TestMaglevRemovingOneOfTenRemapsAboutATenth(t *testing.T) {
+	keys := addrs(10)
+	before := NewMaglev(keys)
+	rest := append(append([]netip.AddrPort{}, keys[:3]...), keys[4:]...)
+	after := NewMaglev(rest)
+	fs := flows(100000)
+	moved, movedOther := 0, 0
+	for _, f := range fs {
+		h := FlowHash(f)
+		was, now := keys[before.Lookup(h)], rest[after.Lookup(h)]
+		if was != now {
+			moved++
+			if was != keys[3] {
+				movedOther++
+			}
+		}
+	}
+	frac := float64(moved) / float64(len(fs))
+	t.Logf("removing 1 of 10 targets moved %.2f%% of 100k flows (%.2f%% were on other targets)", 100*frac, 100*float64(movedOther)/float64(len(fs)))
+	if frac > 0.11 {
+		t.Errorf("%.2f%% of flows moved; want no more than about 1/10", 100*frac)
+	}
+	if frac < 0.09 {
+		t.Errorf("%.2f%% moved: the removed target's flows must all move", 100*frac)
+	}
+}
+
+// fakeChecks is a CheckFunc whose answers the test sets per target.
+type fakeChecks struct {
+	mu    sync.Mutex
+	down  map[netip.AddrPort]bool
+	calls atomic.Int64
+}
+
+func (f *fakeChecks) check(_ context.Context, a netip.AddrPort) error {
+	f.calls.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down[a] {
+		return errors.New("refused")
+	}
+	return nil
+}
+
+func (f *fakeChecks) set(a netip.AddrPort, down bool) {
+	f.mu.Lock()
+	f.down[a] = down
+	f.mu.Unlock()
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func fastCheck() HealthCheck {
+	return HealthCheck{Enabled: true, Interval: 5 * time.Millisecond, Timeout: 5 * time.Millisecond, HealthyThreshold: 3, UnhealthyThreshold: 2}
+}
+
+func TestHealthChecksMoveFlowsOffAnUnhealthyTarget(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fc := &fakeChecks{down: map[netip.AddrPort]bool{}}
+	a, b := netip.MustParseAddrPort("198.19.1.10:8080"), netip.MustParseAddrPort("198.19.1.11:8080")
+	var unhealthy atomic.Pointer[Target]
+	g := NewGroup(ctx, "web", Settings{Zone: "az1", HealthCheck: fastCheck()}, fc.check, Events{Unhealthy: func(t *Target) { unhealthy.Store(t) }})
+	defer g.Close()
+	g.Update(g.settings, []Registration{{Addr: a, AZ: "az1"}, {Addr: b, AZ: "az1"}, {Addr: netip.MustParseAddrPort("198.19.2.10:8080"), AZ: "az2"}})
+	waitFor(t, "both targets healthy", func() bool {
+		ts := g.Targets()
+		return ts[0].Health() == Healthy && ts[1].Health() == Healthy
+	})
+	picked := map[netip.AddrPort]int{}
+	for _, f := range flows(1000) {
+		tg, ok := g.Pick(f)
+		if !ok || tg.AZ != "az1" {
+			t.Fatalf("picked %+v", tg)
+		}
+		picked[tg.Addr]++
+	}
+	if picked[a] == 0 || picked[b] == 0 {
+		t.Fatalf("flows went to %v", picked)
+	}
+	fc.set(a, true)
+	waitFor(t, "the failed target reported unhealthy", func() bool { p := unhealthy.Load(); return p != nil && p.Addr == a })
+	for _, f := range flows(1000) {
+		if tg, _ := g.Pick(f); tg.Addr != b {
+			t.Fatalf("new flow went to %v after it turned unhealthy", tg.Addr)
+		}
+	}
+	// All unhealthy: fail open.
+	fc.set(b, true)
+	waitFor(t, "both unhealthy", func() bool { return g.Targets()[1].Health() == Unhealthy })
+	seen := map[netip.AddrPort]bool{}
+	for _, f := range flows(1000) {
+		tg, ok := g.Pick(f)
+		if !ok {
+			t.Fatal("no target when all are unhealthy: an NLB fails open")
+		}
+		seen[tg.Addr] = true
+	}
+	if !seen[a] || !seen[b] {
+		t.Errorf("fail-open used %v, want both targets of the zone", seen)
+	}
+}
+
+func TestDeregisteredTargetDrainsThenIsUnused(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, b := netip.MustParseAddrPort("198.19.1.10:8080"), netip.MustParseAddrPort("198.19.1.11:8080")
+	drained := make(chan bool, 1)
+	s := Settings{Zone: "az1", DeregistrationDelay: 100 * time.Millisecond, ConnectionTermination: true}
+	g := NewGroup(ctx, "web", s, nil, Events{Drained: func(t *Target, terminate bool) { drained <- terminate }})
+	defer g.Close()
+	g.Update(s, []Registration{{Addr: a, AZ: "az1"}, {Addr: b, AZ: "az1"}})
+	g.Update(s, []Registration{{Addr: a, AZ: "az1", DeregisteredAt: time.Now()}, {Addr: b, AZ: "az1"}})
+	if h := g.Targets()[0].Health(); h != Draining {
+		t.Fatalf("deregistered target is %v", h)
+	}
+	for _, f := range flows(1000) {
+		if tg, _ := g.Pick(f); tg.Addr != a && tg.Addr != b || tg.Addr == a {
+			t.Fatalf("a draining target got a new flow")
+		}
+	}
+	select {
+	case terminate := <-drained:
+		if !terminate {
+			t.Error("connection termination was on")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("never drained")
+	}
+	if h := g.Targets()[0].Health(); h != Unused {
+		t.Errorf("after the delay the target is %v", h)
+	}
+}
+
+func TestConnectionLimitPerTargetIsCounted(t *testing.T) {
+	a := netip.MustParseAddrPort("198.19.1.10:8080")
+	s := Settings{Zone: "az1", ConnLimit: 3}
+	g := NewGroup(context.Background(), "web", s, nil, Events{})
+	g.Update(s, []Registration{{Addr: a, AZ: "az1"}})
+	tg := g.Targets()[0]
+	for i := 0; i < 3; i++ {
+		if !g.Acquire(tg) {
+			t.Fatalf("connection %d refused below the limit", i+1)
+		}
+	}
+	if g.Acquire(tg) || g.PortAllocationErrors() != 1 {
+		t.Fatalf("4th connection: errors=%d", g.PortAllocationErrors())
+	}
+	g.Release(tg)
+	if !g.Acquire(tg) || tg.Conns() != 3 {
+		t.Fatalf("after a release: conns=%d", tg.Conns())
+	}
+}
+
+func BenchmarkPick(b *testing.B) {
+	g := NewGroup(context.Background(), "web", Settings{Zone: "az1"}, nil, Events{})
+	var regs []Registration
+	for _, a := range addrs(10) {
+		regs = append(regs, Registration{Addr: a, AZ: "az1"})
+	}
+	g.Update(Settings{Zone: "az1"}, regs)
+	f := flows(1)[0]
+	b.ReportAllocs()
+	for b.Loop() {
+		g.Pick(f)
+	}
+}
