@@ -110,8 +110,9 @@ func BenchmarkFlowTable(b *testing.B) {
 					miss := key(resident + 7)
 					miss.DstPort = 81
 					runN(b, g, func(i uint64) {
-						miss.SrcPort = uint16(i)
-						if m.load(miss) {
+						k := miss
+						k.SrcPort = uint16(i)
+						if m.load(k) {
 							b.Fatal("hit")
 						}
 					})

@@ -25,7 +25,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newFabricCmd(), newForwarderCmd(), newTargetCmd(), newClientCmd())
+	root.AddCommand(newFabricCmd(), newFlowsCmd(), newForwarderCmd(), newTargetCmd(), newClientCmd())
 	return root
 }
 
