@@ -184,11 +184,12 @@ func (u *upper) vpcAddresses(v VPCState) error {
 	}
 	add := func(ip string, bits int) error {
 		a := netip.MustParseAddr(ip)
-		pfx := netip.PrefixFrom(a, bits)
+		pfx := netip.PrefixFrom(a, a.BitLen())
 		addr, err := netlink.ParseAddr(pfx.String())
 		if err != nil {
 			return err
 		}
+		addr.Flags = unix.IFA_F_NODAD // lo has no neighbours to ask
 		if err := nl.AddrAdd(lo, addr); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("add %s to lo: %w", pfx, err)
 		}
@@ -197,6 +198,11 @@ func (u *upper) vpcAddresses(v VPCState) error {
 	for _, sn := range v.Subnets {
 		if err := add(sn.HostIP, 32); err != nil {
 			return err
+		}
+		if sn.HostIPv6 != "" {
+			if err := add(sn.HostIPv6, 128); err != nil {
+				return err
+			}
 		}
 	}
 	for _, lb := range u.s.LoadBalancers {
@@ -265,24 +271,33 @@ func (u *upper) createENI(eni ENIState) error {
 	if err := nl.LinkSetUp(l); err != nil {
 		return fmt.Errorf("bring up: %w", err)
 	}
-	src := net4(u.hostIP(eni.Netns, eni.Subnet))
-	dst := netip.PrefixFrom(netip.MustParseAddr(eni.IP), 32)
-	r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: ipNet(dst), Src: src, Scope: netlink.SCOPE_LINK}
-	if err := nl.RouteAdd(r); err != nil {
-		return fmt.Errorf("route %s via %s: %w", dst, eni.Tun, err)
+	host4, host6 := u.hostIPs(eni.Netns, eni.Subnet)
+	for _, pair := range [][2]string{{eni.IP, host4}, {eni.IPv6, host6}} {
+		if pair[0] == "" {
+			continue
+		}
+		a := netip.MustParseAddr(pair[0])
+		dst := netip.PrefixFrom(a, a.BitLen())
+		r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: ipNet(dst), Src: netip.MustParseAddr(pair[1]).AsSlice(), Scope: netlink.SCOPE_LINK}
+		if a.Is6() {
+			r.Scope = netlink.SCOPE_UNIVERSE
+		}
+		if err := nl.RouteAdd(r); err != nil {
+			return fmt.Errorf("route %s via %s: %w", dst, eni.Tun, err)
+		}
 	}
 	return nil
 }
 
-func (u *upper) hostIP(ns, subnet string) string {
+func (u *upper) hostIPs(ns, subnet string) (string, string) {
 	for _, v := range u.s.VPCs {
 		for _, sn := range v.Subnets {
 			if v.Netns == ns && sn.Name == subnet {
-				return sn.HostIP
+				return sn.HostIP, sn.HostIPv6
 			}
 		}
 	}
-	return ""
+	return "", ""
 }
 
 func (u *upper) startTarget(t *TargetState) error {
@@ -430,11 +445,6 @@ func ForwarderStatus(f ForwarderState) (*dataplane.Status, error) {
 		return nil, err
 	}
 	return &st, nil
-}
-
-func net4(ip string) []byte {
-	a := netip.MustParseAddr(ip).As4()
-	return a[:]
 }
 
 func ipNet(p netip.Prefix) *net.IPNet {

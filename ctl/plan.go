@@ -2,6 +2,8 @@ package ctl
 
 import (
 	"fmt"
+	"net/netip"
+	"slices"
 	"sort"
 	"time"
 
@@ -18,9 +20,9 @@ func Plan(t *Topology) *State {
 	subnetByName := map[string]SubnetState{}
 	vpcID := map[string]string{}
 	for _, v := range t.VPCs {
-		vs := VPCState{Name: v.Name, ID: newID("vpc-"), Netns: NetnsName(t.Name, v.Name), CIDR: v.CIDR}
+		vs := VPCState{Name: v.Name, ID: newID("vpc-"), Netns: NetnsName(t.Name, v.Name), CIDR: v.CIDR, IPv6CIDR: v.IPv6CIDR}
 		for _, sn := range v.Subnets {
-			ss := SubnetState{Name: sn.Name, ID: newID("subnet-"), AZ: sn.AZ, CIDR: sn.CIDR, HostIP: sn.HostIP}
+			ss := SubnetState{Name: sn.Name, ID: newID("subnet-"), AZ: sn.AZ, CIDR: sn.CIDR, HostIP: sn.HostIP, IPv6CIDR: sn.IPv6CIDR, HostIPv6: sn.HostIPv6}
 			vs.Subnets = append(vs.Subnets, ss)
 			subnetByName[sn.Name] = ss
 		}
@@ -85,6 +87,7 @@ func Plan(t *Topology) *State {
 		es := EndpointState{
 			ID: newID("vpce-"), Name: e.Name, Service: svc.ServiceName, ServiceID: svc.ID,
 			VPC: e.VPC, VPCID: vpcID[e.VPC], State: state, IPAddressType: e.IPAddressType,
+			SecurityGroups: e.SecurityGroups, Ingress: ingressRules(t, e.SecurityGroups),
 		}
 		ports := map[int]bool{}
 		for _, lb := range svc.LoadBalancers {
@@ -100,7 +103,7 @@ func Plan(t *Topology) *State {
 			sn := subnetByName[c.Subnet]
 			id := newID("eni-")
 			es.ENIs = append(es.ENIs, ENIState{
-				ID: id, AZ: sn.AZ, Subnet: c.Subnet, SubnetID: sn.ID, IP: c.IPv4,
+				ID: id, AZ: sn.AZ, Subnet: c.Subnet, SubnetID: sn.ID, IP: c.IPv4, IPv6: c.IPv6,
 				// An interface name has at most 15 characters: "eni-" and
 				// the first 11 hex digits of the ENI id.
 				Tun: id[:15], Netns: NetnsName(t.Name, e.VPC),
@@ -109,6 +112,41 @@ func Plan(t *Topology) *State {
 		s.Endpoints = append(s.Endpoints, es)
 	}
 	return s
+}
+
+// ingressRules flattens the rules of the named security groups. Rules for
+// protocols that never reach an endpoint (UDP, ICMP) are left out.
+func ingressRules(t *Topology, names []string) []dataplane.SGRule {
+	var out []dataplane.SGRule
+	for _, sg := range t.SecurityGroups {
+		if !slices.Contains(names, sg.Name) {
+			continue
+		}
+		for _, r := range sg.Ingress {
+			var proto uint8
+			switch r.IPProtocol {
+			case "tcp":
+				proto = 6
+			case "-1":
+				proto = 0
+			default:
+				continue
+			}
+			cidr := r.CIDRIPv4
+			if cidr == "" {
+				cidr = r.CIDRIPv6
+			}
+			out = append(out, dataplane.SGRule{Proto: proto, FromPort: uint16(r.FromPort), ToPort: uint16(r.ToPort), Source: netip.MustParsePrefix(cidr).Masked()})
+		}
+	}
+	return out
+}
+
+func optAddr(s string) netip.Addr {
+	if s == "" {
+		return netip.Addr{}
+	}
+	return mustAddr(s)
 }
 
 func parseDuration(s string) dataplane.Duration {
@@ -168,9 +206,10 @@ func (s *State) ForwarderConfig(az string) *dataplane.Config {
 				continue
 			}
 			de := dataplane.ENI{
-				ID: eni.ID, Tun: eni.Tun, Netns: eni.Netns, IPv4: mustAddr(eni.IP),
+				ID: eni.ID, Tun: eni.Tun, Netns: eni.Netns, IPv4: optAddr(eni.IP), IPv6: optAddr(eni.IPv6),
 				EndpointID: e.ID, ServiceID: e.ServiceID, ServiceName: e.Service,
 				VPCID: e.VPCID, SubnetID: eni.SubnetID, State: e.State,
+				SecurityGroups: e.SecurityGroups, Ingress: e.Ingress,
 			}
 			ports := map[int]bool{}
 			for _, name := range svc.LoadBalancers {

@@ -41,20 +41,23 @@ type State struct {
 
 // VPCState is a VPC and the namespace that is it.
 type VPCState struct {
-	Name    string        `json:"name"`
-	ID      string        `json:"id"`
-	Netns   string        `json:"netns"`
-	CIDR    string        `json:"cidr"`
-	Subnets []SubnetState `json:"subnets"`
+	Name     string        `json:"name"`
+	ID       string        `json:"id"`
+	Netns    string        `json:"netns"`
+	CIDR     string        `json:"cidr"`
+	IPv6CIDR string        `json:"ipv6_cidr,omitempty"`
+	Subnets  []SubnetState `json:"subnets"`
 }
 
 // SubnetState is a subnet and the namespace's own address in it.
 type SubnetState struct {
-	Name   string `json:"name"`
-	ID     string `json:"id"`
-	AZ     string `json:"az"`
-	CIDR   string `json:"cidr"`
-	HostIP string `json:"host_ip"`
+	Name     string `json:"name"`
+	ID       string `json:"id"`
+	AZ       string `json:"az"`
+	CIDR     string `json:"cidr"`
+	HostIP   string `json:"host_ip"`
+	IPv6CIDR string `json:"ipv6_cidr,omitempty"`
+	HostIPv6 string `json:"host_ipv6,omitempty"`
 }
 
 // LBState is a Network Load Balancer and its nodes.
@@ -113,6 +116,9 @@ type EndpointState struct {
 	IPAddressType string     `json:"ip_address_type"`
 	Ports         []int      `json:"ports"`
 	ENIs          []ENIState `json:"enis"`
+	// SecurityGroups and their rules as the ENIs enforce them.
+	SecurityGroups []string           `json:"security_groups,omitempty"`
+	Ingress        []dataplane.SGRule `json:"ingress,omitempty"`
 }
 
 // ENIState is an endpoint network interface: a TUN in the consumer netns.
@@ -121,7 +127,8 @@ type ENIState struct {
 	AZ       string `json:"az"`
 	Subnet   string `json:"subnet"`
 	SubnetID string `json:"subnet_id"`
-	IP       string `json:"ip"`
+	IP       string `json:"ip,omitempty"`
+	IPv6     string `json:"ipv6,omitempty"`
 	Tun      string `json:"tun"`
 	Netns    string `json:"netns"`
 }

@@ -91,7 +91,8 @@ func (r *Report) WriteTable(out io.Writer) {
 			ports[i] = strconv.Itoa(p)
 		}
 		for _, eni := range e.ENIs {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.State, e.VPC, strings.Join(ports, ","), eni.AZ, eni.IP, eni.Tun)
+			ips := strings.Trim(eni.IP+","+eni.IPv6, ",")
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.State, e.VPC, strings.Join(ports, ","), eni.AZ, ips, eni.Tun)
 		}
 	}
 	fmt.Fprintln(w)

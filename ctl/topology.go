@@ -17,31 +17,53 @@ import (
 // the load balancers, and interface endpoints in consumer VPCs. Field names
 // follow the EC2 and ELBv2 APIs so that an AWS user recognises them.
 type Topology struct {
-	Name          string         `yaml:"name"`
-	Region        string         `yaml:"region"`
-	Zones         []string       `yaml:"availability_zones"`
-	VPCs          []VPC          `yaml:"vpcs"`
-	LoadBalancers []LoadBalancer `yaml:"load_balancers"`
-	TargetGroups  []TargetGroup  `yaml:"target_groups"`
-	Services      []Service      `yaml:"endpoint_services"`
-	Endpoints     []Endpoint     `yaml:"endpoints"`
+	Name           string          `yaml:"name"`
+	Region         string          `yaml:"region"`
+	Zones          []string        `yaml:"availability_zones"`
+	VPCs           []VPC           `yaml:"vpcs"`
+	LoadBalancers  []LoadBalancer  `yaml:"load_balancers"`
+	TargetGroups   []TargetGroup   `yaml:"target_groups"`
+	Services       []Service       `yaml:"endpoint_services"`
+	Endpoints      []Endpoint      `yaml:"endpoints"`
+	SecurityGroups []SecurityGroup `yaml:"security_groups"`
+}
+
+// SecurityGroup is a set of ingress rules for an endpoint's ENIs (egress
+// does not matter: the endpoint only answers).
+type SecurityGroup struct {
+	Name    string   `yaml:"name"`
+	VPC     string   `yaml:"vpc"`
+	Ingress []SGRule `yaml:"ingress"`
+}
+
+// SGRule allows a protocol (tcp, or -1 for all), a port range and a source
+// CIDR (IPv4 or IPv6), with EC2's field names.
+type SGRule struct {
+	IPProtocol string `yaml:"ip_protocol"`
+	FromPort   int    `yaml:"from_port"`
+	ToPort     int    `yaml:"to_port"`
+	CIDRIPv4   string `yaml:"cidr_ipv4"`
+	CIDRIPv6   string `yaml:"cidr_ipv6"`
 }
 
 // VPC is a network namespace.
 type VPC struct {
-	Name    string   `yaml:"name"`
-	CIDR    string   `yaml:"cidr"`
-	Subnets []Subnet `yaml:"subnets"`
+	Name     string   `yaml:"name"`
+	CIDR     string   `yaml:"cidr"`
+	IPv6CIDR string   `yaml:"ipv6_cidr"`
+	Subnets  []Subnet `yaml:"subnets"`
 }
 
 // Subnet is an address range of a VPC in one AZ. HostIP is the address the
 // namespace itself holds in the subnet (an "instance" in it); it defaults to
 // the first address after the four AWS reserves.
 type Subnet struct {
-	Name   string `yaml:"name"`
-	AZ     string `yaml:"availability_zone"`
-	CIDR   string `yaml:"cidr"`
-	HostIP string `yaml:"host_ip"`
+	Name     string `yaml:"name"`
+	AZ       string `yaml:"availability_zone"`
+	CIDR     string `yaml:"cidr"`
+	HostIP   string `yaml:"host_ip"`
+	IPv6CIDR string `yaml:"ipv6_cidr"`
+	HostIPv6 string `yaml:"host_ipv6"`
 }
 
 // LoadBalancer is a Network Load Balancer: one node per subnet mapping.
@@ -117,6 +139,9 @@ type Service struct {
 	LoadBalancers      []string `yaml:"load_balancers"`
 	AcceptanceRequired bool     `yaml:"acceptance_required"`
 	AllowedPrincipals  []string `yaml:"allowed_principals"`
+	// SupportedIPAddressTypes: ipv4 (default) and/or ipv6. IPv6 and
+	// dualstack endpoints need ipv6; the targets may stay IPv4.
+	SupportedIPAddressTypes []string `yaml:"supported_ip_address_types"`
 }
 
 // Endpoint is an interface VPC endpoint: one ENI per subnet configuration.
@@ -126,12 +151,16 @@ type Endpoint struct {
 	Service              string                `yaml:"service"`
 	IPAddressType        string                `yaml:"ip_address_type"`
 	SubnetConfigurations []SubnetConfiguration `yaml:"subnet_configurations"`
+	// SecurityGroups name the groups whose ingress rules the ENIs enforce;
+	// none means every source, port and protocol may reach them.
+	SecurityGroups []string `yaml:"security_groups"`
 }
 
 // SubnetConfiguration chooses the ENI's subnet and, optionally, its address.
 type SubnetConfiguration struct {
 	Subnet string `yaml:"subnet"`
 	IPv4   string `yaml:"ipv4"`
+	IPv6   string `yaml:"ipv6"`
 }
 
 // TopologyError is a fault in a topology file, with where it is.

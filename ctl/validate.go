@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -24,14 +26,16 @@ type validator struct {
 	lbs     map[string]*LoadBalancer
 	tgs     map[string]*TargetGroup
 	svcs    map[string]*Service
+	sgs     map[string]*SecurityGroup
 }
 
 type subnetInfo struct {
-	s      *Subnet
-	vpc    string
-	prefix netip.Prefix
-	used   map[netip.Addr]string // address -> what holds it
-	path   []any
+	s       *Subnet
+	vpc     string
+	prefix  netip.Prefix
+	prefix6 netip.Prefix          // invalid when the subnet has no IPv6 block
+	used    map[netip.Addr]string // address -> what holds it
+	path    []any
 }
 
 var nameRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,19}$`)
@@ -59,6 +63,7 @@ func (v *validator) topology(t *Topology) {
 	v.lbs = map[string]*LoadBalancer{}
 	v.tgs = map[string]*TargetGroup{}
 	v.svcs = map[string]*Service{}
+	v.sgs = map[string]*SecurityGroup{}
 
 	v.name(p("name"), t.Name)
 	if t.Region == "" {
@@ -90,6 +95,9 @@ func (v *validator) topology(t *Topology) {
 	for i := range t.Services {
 		v.service(p("endpoint_services", i), &t.Services[i])
 	}
+	for i := range t.SecurityGroups {
+		v.securityGroup(p("security_groups", i), &t.SecurityGroups[i])
+	}
 	for i := range t.Endpoints {
 		v.endpoint(p("endpoints", i), &t.Endpoints[i])
 	}
@@ -102,7 +110,10 @@ func (v *validator) topology(t *Topology) {
 		for j := range t.VPCs[i].Subnets {
 			s := &t.VPCs[i].Subnets[j]
 			if s.HostIP == "" {
-				s.HostIP = v.allocate(p("vpcs", i, "subnets", j), s.Name, "host of subnet "+s.Name)
+				s.HostIP = v.allocate(p("vpcs", i, "subnets", j), s.Name, "host of subnet "+s.Name, false)
+			}
+			if s.HostIPv6 == "" && s.IPv6CIDR != "" {
+				s.HostIPv6 = v.allocate(p("vpcs", i, "subnets", j), s.Name, "host of subnet "+s.Name, true)
 			}
 		}
 	}
@@ -110,15 +121,20 @@ func (v *validator) topology(t *Topology) {
 		for j := range t.LoadBalancers[i].SubnetMappings {
 			m := &t.LoadBalancers[i].SubnetMappings[j]
 			if m.PrivateIPv4Address == "" {
-				m.PrivateIPv4Address = v.allocate(p("load_balancers", i, "subnet_mappings", j), m.Subnet, "node of load balancer "+t.LoadBalancers[i].Name)
+				m.PrivateIPv4Address = v.allocate(p("load_balancers", i, "subnet_mappings", j), m.Subnet, "node of load balancer "+t.LoadBalancers[i].Name, false)
 			}
 		}
 	}
 	for i := range t.Endpoints {
 		for j := range t.Endpoints[i].SubnetConfigurations {
 			c := &t.Endpoints[i].SubnetConfigurations[j]
-			if c.IPv4 == "" {
-				c.IPv4 = v.allocate(p("endpoints", i, "subnet_configurations", j), c.Subnet, "ENI of endpoint "+t.Endpoints[i].Name)
+			typ := t.Endpoints[i].IPAddressType
+			cp := p("endpoints", i, "subnet_configurations", j)
+			if c.IPv4 == "" && typ != "ipv6" {
+				c.IPv4 = v.allocate(cp, c.Subnet, "ENI of endpoint "+t.Endpoints[i].Name, false)
+			}
+			if c.IPv6 == "" && typ != "ipv4" {
+				c.IPv6 = v.allocate(cp, c.Subnet, "ENI of endpoint "+t.Endpoints[i].Name, true)
 			}
 		}
 	}
@@ -140,6 +156,17 @@ func (v *validator) vpc(path []any, vpc *VPC, zones map[string]bool) {
 	}
 	if cidr.Bits() < 16 || cidr.Bits() > 28 {
 		v.fail(append(path, "cidr"), "a VPC CIDR block must be between /16 and /28, got /%d", cidr.Bits())
+	}
+	var cidr6 netip.Prefix
+	if vpc.IPv6CIDR != "" {
+		cidr6, err = netip.ParsePrefix(vpc.IPv6CIDR)
+		if err != nil || !cidr6.Addr().Is6() || cidr6.Addr().Is4In6() {
+			v.fail(append(path, "ipv6_cidr"), "%q is not an IPv6 CIDR block", vpc.IPv6CIDR)
+			return
+		}
+		if cidr6.Masked() != cidr6 || cidr6.Bits() > 64 {
+			v.fail(append(path, "ipv6_cidr"), "%s must be a network of /64 or larger (AWS gives VPCs a /56)", vpc.IPv6CIDR)
+		}
 	}
 	if len(vpc.Subnets) == 0 {
 		v.fail(append(path, "subnets"), "at least one subnet is required")
@@ -174,9 +201,32 @@ func (v *validator) vpc(path []any, vpc *VPC, zones map[string]bool) {
 			}
 		}
 		info := &subnetInfo{s: s, vpc: vpc.Name, prefix: pfx, used: map[netip.Addr]string{}, path: sp}
+		if s.IPv6CIDR != "" {
+			p6, err := netip.ParsePrefix(s.IPv6CIDR)
+			switch {
+			case !cidr6.IsValid():
+				v.fail(append(sp, "ipv6_cidr"), "the VPC has no ipv6_cidr")
+			case err != nil || !p6.Addr().Is6() || p6.Masked() != p6:
+				v.fail(append(sp, "ipv6_cidr"), "%q is not an IPv6 CIDR block", s.IPv6CIDR)
+			case p6.Bits() != 64:
+				v.fail(append(sp, "ipv6_cidr"), "an IPv6 subnet is a /64, got /%d", p6.Bits())
+			case !cidr6.Contains(p6.Addr()):
+				v.fail(append(sp, "ipv6_cidr"), "%s is not inside the VPC's %s", s.IPv6CIDR, vpc.IPv6CIDR)
+			default:
+				for _, o := range v.subnets {
+					if o.vpc == vpc.Name && o.prefix6.IsValid() && o.prefix6 == p6 {
+						v.fail(append(sp, "ipv6_cidr"), "%s is also subnet %s's", s.IPv6CIDR, o.s.Name)
+					}
+				}
+				info.prefix6 = p6
+			}
+		}
 		v.subnets[s.Name] = info
 		if s.HostIP != "" {
 			v.claim(append(sp, "host_ip"), s.Name, s.HostIP, "host of subnet "+s.Name)
+		}
+		if s.HostIPv6 != "" {
+			v.claim(append(sp, "host_ipv6"), s.Name, s.HostIPv6, "host of subnet "+s.Name)
 		}
 	}
 }
@@ -189,15 +239,23 @@ func (v *validator) claim(path []any, subnet, addr, holder string) {
 		return
 	}
 	a, err := netip.ParseAddr(addr)
-	if err != nil || !a.Is4() {
-		v.fail(path, "%q is not an IPv4 address", addr)
+	if err != nil {
+		v.fail(path, "%q is not an IP address", addr)
 		return
 	}
-	if !info.prefix.Contains(a) {
-		v.fail(path, "%s is not inside subnet %s (%s)", addr, subnet, info.s.CIDR)
+	pfx, cidr := info.prefix, info.s.CIDR
+	if a.Is6() {
+		if !info.prefix6.IsValid() {
+			v.fail(path, "%s is IPv6 but subnet %s has no ipv6_cidr", addr, subnet)
+			return
+		}
+		pfx, cidr = info.prefix6, info.s.IPv6CIDR
+	}
+	if !pfx.Contains(a) {
+		v.fail(path, "%s is not inside subnet %s (%s)", addr, subnet, cidr)
 		return
 	}
-	if reserved(info.prefix, a) {
+	if reserved(pfx, a) {
 		v.fail(path, "%s is reserved: AWS keeps the first four and the last address of every subnet", addr)
 		return
 	}
@@ -208,14 +266,22 @@ func (v *validator) claim(path []any, subnet, addr, holder string) {
 	info.used[a] = holder
 }
 
-// allocate picks the lowest free, non-reserved address of a subnet.
-func (v *validator) allocate(path []any, subnet, holder string) string {
+// allocate picks the lowest free, non-reserved address of a subnet, from
+// its IPv6 block with v6.
+func (v *validator) allocate(path []any, subnet, holder string, v6 bool) string {
 	info := v.subnets[subnet]
 	if info == nil {
 		return ""
 	}
-	for a := info.prefix.Addr(); info.prefix.Contains(a); a = a.Next() {
-		if reserved(info.prefix, a) {
+	pfx := info.prefix
+	if v6 {
+		if pfx = info.prefix6; !pfx.IsValid() {
+			v.fail(path, "subnet %s has no ipv6_cidr for an IPv6 address", subnet)
+			return ""
+		}
+	}
+	for a := pfx.Addr(); pfx.Contains(a); a = a.Next() {
+		if reserved(pfx, a) {
 			continue
 		}
 		if _, ok := info.used[a]; !ok {
@@ -227,15 +293,21 @@ func (v *validator) allocate(path []any, subnet, holder string) string {
 	return ""
 }
 
+// reserved: AWS keeps the first four addresses and the last of a subnet.
 func reserved(pfx netip.Prefix, a netip.Addr) bool {
-	base := pfx.Addr().As4()
-	off := uint32(0)
-	b := a.As4()
+	first := pfx.Masked().Addr()
 	for i := 0; i < 4; i++ {
-		off = off<<8 | uint32(b[i]-base[i])
+		if a == first {
+			return true
+		}
+		first = first.Next()
 	}
-	size := uint32(1) << (32 - pfx.Bits())
-	return off < 4 || off == size-1
+	last := pfx.Masked().Addr().AsSlice()
+	for i := pfx.Bits(); i < len(last)*8; i++ {
+		last[i/8] |= 0x80 >> (i % 8)
+	}
+	l, _ := netip.AddrFromSlice(last)
+	return a == l
 }
 
 func (v *validator) targetGroup(path []any, tg *TargetGroup) {
@@ -420,6 +492,55 @@ func (v *validator) service(path []any, s *Service) {
 	if len(s.AllowedPrincipals) == 0 {
 		s.AllowedPrincipals = []string{"*"}
 	}
+	if len(s.SupportedIPAddressTypes) == 0 {
+		s.SupportedIPAddressTypes = []string{"ipv4"}
+	}
+	for j, typ := range s.SupportedIPAddressTypes {
+		if typ != "ipv4" && typ != "ipv6" {
+			v.fail(append(path, "supported_ip_address_types", j), "%q is not ipv4 or ipv6", typ)
+		}
+	}
+}
+
+func (v *validator) securityGroup(path []any, sg *SecurityGroup) {
+	v.name(append(path, "name"), sg.Name)
+	if v.sgs[sg.Name] != nil {
+		v.fail(append(path, "name"), "security group %s is defined twice", sg.Name)
+	}
+	v.sgs[sg.Name] = sg
+	if v.vpcs[sg.VPC] == nil {
+		v.fail(append(path, "vpc"), "VPC %q is not defined", sg.VPC)
+	}
+	for j := range sg.Ingress {
+		r := &sg.Ingress[j]
+		rp := append(append([]any{}, path...), "ingress", j)
+		switch strings.ToLower(r.IPProtocol) {
+		case "tcp", "6":
+			r.IPProtocol = "tcp"
+			if r.FromPort < 0 || r.FromPort > 65535 || r.ToPort < r.FromPort || r.ToPort > 65535 {
+				v.fail(append(rp, "from_port"), "port range %d-%d is not within 0-65535", r.FromPort, r.ToPort)
+			}
+		case "-1", "all":
+			r.IPProtocol, r.FromPort, r.ToPort = "-1", 0, 65535
+		case "udp", "icmp", "icmpv6", "17", "1", "58":
+			// Allowed by EC2, but nothing but TCP reaches an endpoint.
+		default:
+			v.fail(append(rp, "ip_protocol"), "%q is not tcp, udp, icmp, icmpv6 or -1", r.IPProtocol)
+		}
+		if (r.CIDRIPv4 == "") == (r.CIDRIPv6 == "") {
+			v.fail(rp, "a rule needs exactly one of cidr_ipv4 and cidr_ipv6")
+		}
+		if r.CIDRIPv4 != "" {
+			if p, err := netip.ParsePrefix(r.CIDRIPv4); err != nil || !p.Addr().Is4() {
+				v.fail(append(rp, "cidr_ipv4"), "%q is not an IPv4 CIDR block", r.CIDRIPv4)
+			}
+		}
+		if r.CIDRIPv6 != "" {
+			if p, err := netip.ParsePrefix(r.CIDRIPv6); err != nil || !p.Addr().Is6() {
+				v.fail(append(rp, "cidr_ipv6"), "%q is not an IPv6 CIDR block", r.CIDRIPv6)
+			}
+		}
+	}
 }
 
 func (v *validator) endpoint(path []any, e *Endpoint) {
@@ -436,11 +557,20 @@ func (v *validator) endpoint(path []any, e *Endpoint) {
 	switch e.IPAddressType {
 	case "":
 		e.IPAddressType = "ipv4"
-	case "ipv4":
-	case "ipv6", "dualstack":
-		v.fail(append(path, "ip_address_type"), "%s endpoints are not supported yet (ipv4 is)", e.IPAddressType)
+	case "ipv4", "ipv6", "dualstack":
 	default:
 		v.fail(append(path, "ip_address_type"), "%q is not one of ipv4, ipv6, dualstack", e.IPAddressType)
+	}
+	if e.IPAddressType != "ipv4" && !slices.Contains(svc.SupportedIPAddressTypes, "ipv6") {
+		v.fail(append(path, "ip_address_type"), "service %s does not support IPv6 (its supported_ip_address_types: %v)", svc.Name, svc.SupportedIPAddressTypes)
+	}
+	for j, name := range e.SecurityGroups {
+		sg := v.sgs[name]
+		if sg == nil {
+			v.fail(append(path, "security_groups", j), "security group %q is not defined", name)
+		} else if sg.VPC != e.VPC {
+			v.fail(append(path, "security_groups", j), "security group %s is in VPC %s, the endpoint in %s", name, sg.VPC, e.VPC)
+		}
 	}
 	serviceAZs := map[string]bool{}
 	for _, name := range svc.LoadBalancers {
@@ -472,7 +602,19 @@ func (v *validator) endpoint(path []any, e *Endpoint) {
 			v.fail(append(cp, "subnet"), "service %s is not available in %s (its load balancers have no node there)", svc.Name, info.s.AZ)
 		}
 		if c.IPv4 != "" {
+			if e.IPAddressType == "ipv6" {
+				v.fail(append(cp, "ipv4"), "an ipv6 endpoint's ENIs have no IPv4 address")
+			}
 			v.claim(append(cp, "ipv4"), c.Subnet, c.IPv4, "ENI of endpoint "+e.Name)
+		}
+		if e.IPAddressType != "ipv4" && !info.prefix6.IsValid() {
+			v.fail(append(cp, "subnet"), "a %s endpoint needs subnets with an ipv6_cidr; %s has none", e.IPAddressType, c.Subnet)
+		}
+		if c.IPv6 != "" {
+			if e.IPAddressType == "ipv4" {
+				v.fail(append(cp, "ipv6"), "an ipv4 endpoint's ENIs have no IPv6 address (use ip_address_type: dualstack)")
+			}
+			v.claim(append(cp, "ipv6"), c.Subnet, c.IPv6, "ENI of endpoint "+e.Name)
 		}
 	}
 }

@@ -40,7 +40,8 @@ type ENI struct {
 	ID          string     `json:"id"`
 	Tun         string     `json:"tun"`
 	Netns       string     `json:"netns"`
-	IPv4        netip.Addr `json:"ipv4"`
+	IPv4        netip.Addr `json:"ipv4,omitzero"`
+	IPv6        netip.Addr `json:"ipv6,omitzero"`
 	EndpointID  string     `json:"endpoint_id"`
 	ServiceID   string     `json:"service_id"`
 	ServiceName string     `json:"service_name"`
@@ -48,6 +49,24 @@ type ENI struct {
 	SubnetID    string     `json:"subnet_id"`
 	State       string     `json:"state"`
 	Listeners   []Listener `json:"listeners"`
+	// With SecurityGroups set, only consumer packets matching one of
+	// Ingress reach the ENI; the rest are dropped and counted.
+	SecurityGroups []string `json:"security_groups,omitempty"`
+	Ingress        []SGRule `json:"ingress,omitempty"`
+}
+
+// SGRule is one security group ingress rule: a protocol (6 for TCP, 0 for
+// all), a destination port range and a source prefix.
+type SGRule struct {
+	Proto    uint8        `json:"proto"`
+	FromPort uint16       `json:"from_port"`
+	ToPort   uint16       `json:"to_port"`
+	Source   netip.Prefix `json:"source"`
+}
+
+// Allows reports whether the rule lets a packet in.
+func (r SGRule) Allows(proto uint8, src netip.Addr, port uint16) bool {
+	return (r.Proto == 0 || r.Proto == proto) && port >= r.FromPort && port <= r.ToPort && r.Source.Contains(src)
 }
 
 // Listener maps an ENI port to a load balancer's listener.
@@ -156,13 +175,18 @@ func (c *Config) Validate() error {
 	}
 	seen := map[netip.Addr]bool{}
 	for _, e := range c.ENIs {
-		if e.Tun == "" || e.Netns == "" || !e.IPv4.Is4() {
-			return fmt.Errorf("ENI %s needs tun, netns and an IPv4 address", e.ID)
+		if e.Tun == "" || e.Netns == "" || !e.IPv4.Is4() && !e.IPv6.Is6() {
+			return fmt.Errorf("ENI %s needs tun, netns and an IPv4 or IPv6 address", e.ID)
 		}
-		if seen[e.IPv4] {
-			return fmt.Errorf("ENI %s: address %s is used twice", e.ID, e.IPv4)
+		for _, a := range []netip.Addr{e.IPv4, e.IPv6} {
+			if !a.IsValid() {
+				continue
+			}
+			if seen[a] {
+				return fmt.Errorf("ENI %s: address %s is used twice", e.ID, a)
+			}
+			seen[a] = true
 		}
-		seen[e.IPv4] = true
 		for _, l := range e.Listeners {
 			lb, ok := c.LoadBalancers[l.LoadBalancer]
 			if !ok {

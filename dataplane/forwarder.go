@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 
@@ -78,9 +80,14 @@ type forwarderStats struct {
 type eniState struct {
 	flows *flowtable.Table // the forwarder's, for activity on each segment
 	id    string
-	addr4 tcpip.Address
+	addr4 tcpip.Address // zero for an IPv6-only ENI
+	addr6 tcpip.Address // zero for an IPv4-only ENI
 	nicID tcpip.NICID
-	link  *tunLink
+
+	// ingressRules are the security group rules in force; nil when the
+	// endpoint has no security group (everything may reach it).
+	ingressRules atomic.Pointer[[]SGRule]
+	link         *tunLink
 
 	// labels of the endpoint metrics; fixed with the ENI.
 	endpointID, serviceName, vpcID, subnetID string
@@ -150,7 +157,8 @@ func New(cfg *Config, log *slog.Logger) (*Forwarder, error) {
 		st := &eniState{
 			flows:       f.flows,
 			id:          e.ID,
-			addr4:       tcpip.AddrFrom4(e.IPv4.As4()),
+			addr4:       tcpAddr(e.IPv4),
+			addr6:       tcpAddr(e.IPv6),
 			nicID:       tcpip.NICID(i + 1),
 			endpointID:  e.EndpointID,
 			serviceName: e.ServiceName,
@@ -159,7 +167,11 @@ func New(cfg *Config, log *slog.Logger) (*Forwarder, error) {
 		}
 		st.link = newTunLink(dev, st)
 		f.enis = append(f.enis, st)
-		f.byAddr[st.addr4] = st
+		for _, a := range []tcpip.Address{st.addr4, st.addr6} {
+			if a.Len() > 0 {
+				f.byAddr[a] = st
+			}
+		}
 		if err := f.addNIC(st); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("ENI %s: %w", e.ID, err)
@@ -206,9 +218,16 @@ func (f *Forwarder) addNIC(e *eniState) error {
 	if err := f.stack.CreateNIC(e.nicID, e.link); err != nil {
 		return fmt.Errorf("create NIC: %s", err)
 	}
-	pa := tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber, AddressWithPrefix: e.addr4.WithPrefix()}
-	if err := f.stack.AddProtocolAddress(e.nicID, pa, stack.AddressProperties{}); err != nil {
-		return fmt.Errorf("add address %s: %s", e.addr4, err)
+	for _, pa := range []tcpip.ProtocolAddress{
+		{Protocol: ipv4.ProtocolNumber, AddressWithPrefix: e.addr4.WithPrefix()},
+		{Protocol: ipv6.ProtocolNumber, AddressWithPrefix: e.addr6.WithPrefix()},
+	} {
+		if pa.AddressWithPrefix.Address.Len() == 0 {
+			continue
+		}
+		if err := f.stack.AddProtocolAddress(e.nicID, pa, stack.AddressProperties{}); err != nil {
+			return fmt.Errorf("add address %s: %s", pa.AddressWithPrefix.Address, err)
+		}
 	}
 	// Replies leave by the NIC their connection arrived on (gVisor binds an
 	// accepted endpoint's route to it); this default route per NIC only
@@ -234,17 +253,32 @@ func (f *Forwarder) Apply(cfg *Config) error {
 	}
 	c := &compiled{cfg: cfg, enis: map[tcpip.Address]*eniRoutes{}}
 	for _, e := range cfg.ENIs {
-		addr := tcpip.AddrFrom4(e.IPv4.As4())
-		if f.byAddr[addr] == nil {
-			f.stats.configRejected.Add(1)
-			return fmt.Errorf("ENI %s (%s) is new: a forwarder must be restarted to add ENIs", e.ID, e.IPv4)
+		for _, a := range []netip.Addr{e.IPv4, e.IPv6} {
+			if a.IsValid() && f.byAddr[tcpAddr(a)] == nil {
+				f.stats.configRejected.Add(1)
+				return fmt.Errorf("ENI %s (%s) is new: a forwarder must be restarted to add ENIs or addresses", e.ID, a)
+			}
 		}
+	}
+	for _, e := range cfg.ENIs {
 		er := &eniRoutes{eni: e, listeners: map[uint16]*route{}}
 		for _, l := range e.Listeners {
 			lb, tg := cfg.LoadBalancers[l.LoadBalancer], cfg.TargetGroups[l.TargetGroup]
 			er.listeners[l.Port] = &route{lb: lb, tg: tg, group: f.group(lb, tg), idle: tg.idleTimeout()}
 		}
-		c.enis[addr] = er
+		var st *eniState
+		for _, a := range []netip.Addr{e.IPv4, e.IPv6} {
+			if a.IsValid() {
+				c.enis[tcpAddr(a)] = er
+				st = f.byAddr[tcpAddr(a)]
+			}
+		}
+		if len(e.SecurityGroups) > 0 {
+			rules := append([]SGRule{}, e.Ingress...)
+			st.ingressRules.Store(&rules)
+		} else {
+			st.ingressRules.Store(nil)
+		}
 	}
 	f.current.Store(c)
 	f.stats.configVersion.Store(cfg.Version)
@@ -313,6 +347,15 @@ func (f *Forwarder) ENIReady() bool {
 		}
 	}
 	return true
+}
+
+// tcpAddr converts an address for gVisor; the zero Addr gives the empty
+// address.
+func tcpAddr(a netip.Addr) tcpip.Address {
+	if !a.IsValid() {
+		return tcpip.Address{}
+	}
+	return tcpip.AddrFromSlice(a.AsSlice())
 }
 
 var errNoNamespace = errors.New("provider namespace is gone")

@@ -39,9 +39,11 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 		r.Complete(true)
 		return
 	}
+	src, _ := netip.AddrFromSlice(id.RemoteAddress.AsSlice())
+	dst, _ := netip.AddrFromSlice(id.LocalAddress.AsSlice())
 	key := flowtable.Key{
-		Src:     netip.AddrFrom4(id.RemoteAddress.As4()),
-		Dst:     netip.AddrFrom4(id.LocalAddress.As4()),
+		Src:     src,
+		Dst:     dst,
 		SrcPort: id.RemotePort,
 		DstPort: id.LocalPort,
 		Proto:   uint8(header.TCPProtocolNumber),

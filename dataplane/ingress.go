@@ -13,15 +13,26 @@ import (
 type dropReason uint8
 
 const (
-	dropOversize  dropReason = iota // larger than the endpoint's 8500-byte MTU
-	dropMalformed                   // truncated or inconsistent headers
-	dropICMP                        // ICMP/ICMPv6: an endpoint answers no ping
-	dropProtocol                    // not TCP: PrivateLink carries TCP only
-	dropNoRoute                     // not addressed to this ENI
+	dropOversize      dropReason = iota // larger than the endpoint's 8500-byte MTU
+	dropMalformed                       // truncated or inconsistent headers
+	dropICMP                            // ICMP/ICMPv6: an endpoint answers no ping
+	dropProtocol                        // not TCP: PrivateLink carries TCP only
+	dropNoRoute                         // not addressed to this ENI
+	dropSecurityGroup                   // no security group rule allows it
 	numDropReasons
 )
 
-var dropReasonNames = [numDropReasons]string{"oversize", "malformed", "icmp", "protocol", "not_for_eni"}
+var dropReasonNames = [numDropReasons]string{"oversize", "malformed", "icmp", "protocol", "not_for_eni", "security_group"}
+
+// allowed reports whether a TCP packet from src to port matches a rule.
+func allowed(rules []SGRule, src netip.Addr, port uint16) bool {
+	for i := range rules {
+		if rules[i].Allows(6, src, port) {
+			return true
+		}
+	}
+	return false
+}
 
 // ingress is the filter every packet from the consumer VPC passes before the
 // netstack sees it. It works on the bytes in place with gVisor's header views
@@ -53,7 +64,7 @@ func (e *eniState) ingress(b []byte, now int64) (tcpip.NetworkProtocolNumber, bo
 			e.dropped(dropMalformed)
 			return 0, false
 		}
-		if ip.DestinationAddress() != e.addr4 {
+		if e.addr4.Len() == 0 || ip.DestinationAddress() != e.addr4 {
 			e.dropped(dropNoRoute)
 			return 0, false
 		}
@@ -73,6 +84,12 @@ func (e *eniState) ingress(b []byte, now int64) (tcpip.NetworkProtocolNumber, bo
 			e.dropped(dropMalformed)
 			return 0, false
 		}
+		if e.addr6.Len() == 0 || ip.DestinationAddress() != e.addr6 {
+			e.dropped(dropNoRoute)
+			return 0, false
+		}
+		// Extension headers are not followed: a consumer's kernel sends
+		// none on TCP, so one here is counted as an unknown protocol.
 		proto = ip.TransportProtocol()
 		transport = b[header.IPv6MinimumSize : header.IPv6MinimumSize+int(ip.PayloadLength())]
 		netProto = header.IPv6ProtocolNumber
@@ -91,6 +108,10 @@ func (e *eniState) ingress(b []byte, now int64) (tcpip.NetworkProtocolNumber, bo
 		off := int(tcp.DataOffset())
 		if off < header.TCPMinimumSize || off > len(transport) {
 			e.dropped(dropMalformed)
+			return 0, false
+		}
+		if rules := e.ingressRules.Load(); rules != nil && !allowed(*rules, src, tcp.DestinationPort()) {
+			e.dropped(dropSecurityGroup)
 			return 0, false
 		}
 		if tcp.Flags().Contains(header.TCPFlagRst) {

@@ -53,13 +53,18 @@ func newFabricProbeCmd() *cobra.Command {
 			for _, e := range s.Endpoints {
 				for _, eni := range e.ENIs {
 					for _, port := range e.Ports {
-						r := probe(cmd.Context(), s, e, eni, port)
-						if !r.OK {
-							failed++
-						}
-						results = append(results, r)
-						if output == "table" {
-							printProbe(cmd, r)
+						for _, ip := range []string{eni.IP, eni.IPv6} {
+							if ip == "" {
+								continue
+							}
+							r := probe(cmd.Context(), s, e, eni, ip, port)
+							if !r.OK {
+								failed++
+							}
+							results = append(results, r)
+							if output == "table" {
+								printProbe(cmd, r)
+							}
 						}
 					}
 				}
@@ -80,8 +85,8 @@ func newFabricProbeCmd() *cobra.Command {
 	return c
 }
 
-func probe(ctx context.Context, s *ctl.State, e ctl.EndpointState, eni ctl.ENIState, port int) probeResult {
-	r := probeResult{Endpoint: e.ID, AZ: eni.AZ, ENI: eni.ID, Addr: net.JoinHostPort(eni.IP, strconv.Itoa(port))}
+func probe(ctx context.Context, s *ctl.State, e ctl.EndpointState, eni ctl.ENIState, ip string, port int) probeResult {
+	r := probeResult{Endpoint: e.ID, AZ: eni.AZ, ENI: eni.ID, Addr: net.JoinHostPort(ip, strconv.Itoa(port))}
 	for _, lb := range s.LoadBalancers {
 		for _, n := range lb.Nodes {
 			if n.AZ == eni.AZ {
