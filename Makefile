@@ -43,6 +43,7 @@ test: build
 FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./proxyproto/
+	$(GO) test -run '^$$' -fuzz '^FuzzIngress$$' -fuzztime $(FUZZTIME) ./dataplane/
 
 # Go benchmarks of the hot paths.
 bench-go:

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
 	"pvlink.dev/pvlink/flowtable"
@@ -19,10 +20,11 @@ const (
 	dropProtocol                        // not TCP: PrivateLink carries TCP only
 	dropNoRoute                         // not addressed to this ENI
 	dropSecurityGroup                   // no security group rule allows it
+	dropChecksum                        // IPv4 header or TCP checksum wrong
 	numDropReasons
 )
 
-var dropReasonNames = [numDropReasons]string{"oversize", "malformed", "icmp", "protocol", "not_for_eni", "security_group"}
+var dropReasonNames = [numDropReasons]string{"oversize", "malformed", "icmp", "protocol", "not_for_eni", "security_group", "bad_checksum"}
 
 // allowed reports whether a TCP packet from src to port matches a rule.
 func allowed(rules []SGRule, src netip.Addr, port uint16) bool {
@@ -56,12 +58,17 @@ func (e *eniState) ingress(b []byte, now int64) (tcpip.NetworkProtocolNumber, bo
 	var proto tcpip.TransportProtocolNumber
 	var transport []byte
 	var src, dst netip.Addr
+	var srcT, dstT tcpip.Address
 	var netProto tcpip.NetworkProtocolNumber
 	switch header.IPVersion(b) {
 	case header.IPv4Version:
 		ip := header.IPv4(b)
 		if !ip.IsValid(len(b)) {
 			e.dropped(dropMalformed)
+			return 0, false
+		}
+		if !ip.IsChecksumValid() {
+			e.dropped(dropChecksum)
 			return 0, false
 		}
 		if e.addr4.Len() == 0 || ip.DestinationAddress() != e.addr4 {
@@ -77,7 +84,8 @@ func (e *eniState) ingress(b []byte, now int64) (tcpip.NetworkProtocolNumber, bo
 		proto = ip.TransportProtocol()
 		transport = b[ip.HeaderLength():ip.TotalLength()]
 		netProto = header.IPv4ProtocolNumber
-		src, dst = netip.AddrFrom4(ip.SourceAddress().As4()), netip.AddrFrom4(ip.DestinationAddress().As4())
+		srcT, dstT = ip.SourceAddress(), ip.DestinationAddress()
+		src, dst = netip.AddrFrom4(srcT.As4()), netip.AddrFrom4(dstT.As4())
 	case header.IPv6Version:
 		ip := header.IPv6(b)
 		if !ip.IsValid(len(b)) {
@@ -93,7 +101,8 @@ func (e *eniState) ingress(b []byte, now int64) (tcpip.NetworkProtocolNumber, bo
 		proto = ip.TransportProtocol()
 		transport = b[header.IPv6MinimumSize : header.IPv6MinimumSize+int(ip.PayloadLength())]
 		netProto = header.IPv6ProtocolNumber
-		src, dst = netip.AddrFrom16(ip.SourceAddress().As16()), netip.AddrFrom16(ip.DestinationAddress().As16())
+		srcT, dstT = ip.SourceAddress(), ip.DestinationAddress()
+		src, dst = netip.AddrFrom16(srcT.As16()), netip.AddrFrom16(dstT.As16())
 	default:
 		e.dropped(dropMalformed)
 		return 0, false
@@ -108,6 +117,14 @@ func (e *eniState) ingress(b []byte, now int64) (tcpip.NetworkProtocolNumber, bo
 		off := int(tcp.DataOffset())
 		if off < header.TCPMinimumSize || off > len(transport) {
 			e.dropped(dropMalformed)
+			return 0, false
+		}
+		// The TCP checksum is verified here, once, so that a corrupt
+		// segment is counted against its ENI; the link endpoint then tells
+		// gVisor not to verify it again (RX checksum offload).
+		xsum := header.PseudoHeaderChecksum(header.TCPProtocolNumber, srcT, dstT, uint16(len(transport)))
+		if checksum.Checksum(transport, xsum) != 0xffff {
+			e.dropped(dropChecksum)
 			return 0, false
 		}
 		if rules := e.ingressRules.Load(); rules != nil && !allowed(*rules, src, tcp.DestinationPort()) {

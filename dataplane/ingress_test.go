@@ -1,10 +1,14 @@
 package dataplane
 
 import (
+	"net/netip"
 	"testing"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"pvlink.dev/pvlink/flowtable"
 )
 
 var (
@@ -23,10 +27,21 @@ func ipv4Packet(n int, proto tcpip.TransportProtocolNumber, dst tcpip.Address, f
 	})
 	ip.SetChecksum(^ip.CalculateChecksum())
 	if proto == header.TCPProtocolNumber && n >= header.IPv4MinimumSize+header.TCPMinimumSize {
-		header.TCP(b[header.IPv4MinimumSize:]).Encode(&header.TCPFields{
+		tcp := header.TCP(b[header.IPv4MinimumSize:])
+		tcp.Encode(&header.TCPFields{
 			SrcPort: 40000, DstPort: 80, DataOffset: header.TCPMinimumSize, Flags: flags, WindowSize: 65535,
 		})
+		xsum := header.PseudoHeaderChecksum(header.TCPProtocolNumber, clientAddr, dst, uint16(len(tcp)))
+		tcp.SetChecksum(^checksum.Checksum(tcp, xsum))
 	}
+	return b
+}
+
+// refreshIPv4Checksum recomputes the header checksum after a test edits it.
+func refreshIPv4Checksum(b []byte) []byte {
+	ip := header.IPv4(b)
+	ip.SetChecksum(0)
+	ip.SetChecksum(^ip.CalculateChecksum())
 	return b
 }
 
@@ -35,10 +50,16 @@ func TestIngressFilter(t *testing.T) {
 	truncatedTCP := ipv4Packet(header.IPv4MinimumSize+10, tcp, eniAddr, 0)
 	badIHL := ipv4Packet(60, tcp, eniAddr, header.TCPFlagSyn)
 	badIHL[0] = 0x44 // header length 16 bytes: below the minimum
-	badLength := ipv4Packet(60, tcp, eniAddr, header.TCPFlagSyn)
+	badLength := refreshIPv4Checksum(ipv4Packet(60, tcp, eniAddr, header.TCPFlagSyn))
 	header.IPv4(badLength).SetTotalLength(200)
+	refreshIPv4Checksum(badLength)
 	fragment := ipv4Packet(60, tcp, eniAddr, header.TCPFlagSyn)
 	header.IPv4(fragment).SetFlagsFragmentOffset(header.IPv4FlagMoreFragments, 0)
+	refreshIPv4Checksum(fragment)
+	badTCPSum := ipv4Packet(60, tcp, eniAddr, header.TCPFlagSyn)
+	badTCPSum[30] ^= 0xFF
+	badIPSum := ipv4Packet(60, tcp, eniAddr, header.TCPFlagSyn)
+	badIPSum[8]-- // TTL changed, checksum not
 
 	tests := []struct {
 		name    string
@@ -61,6 +82,8 @@ func TestIngressFilter(t *testing.T) {
 		{"IPv4 header length below 20", badIHL, false, dropMalformed, false},
 		{"IPv4 total length beyond the packet", badLength, false, dropMalformed, false},
 		{"fragment", fragment, false, dropMalformed, false},
+		{"bad TCP checksum", badTCPSum, false, dropChecksum, false},
+		{"bad IPv4 header checksum", badIPSum, false, dropChecksum, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -107,4 +130,24 @@ func BenchmarkIngressTCP(b *testing.B) {
 	for b.Loop() {
 		e.ingress(p, 0)
 	}
+}
+
+// FuzzIngress feeds arbitrary bytes to the filter of an ENI with a flow
+// table and security group rules: it must never panic, and a packet it
+// refuses is counted exactly once.
+func FuzzIngress(f *testing.F) {
+	f.Add(ipv4Packet(60, header.TCPProtocolNumber, eniAddr, header.TCPFlagSyn))
+	f.Add(ipv4Packet(84, header.ICMPv4ProtocolNumber, eniAddr, 0))
+	f.Add([]byte{0x60, 0, 0, 0, 0, 20, 6, 64})
+	e := &eniState{addr4: eniAddr, addr6: tcpip.AddrFrom16([16]byte{0xfd, 0, 0, 0x18, 15: 0x10}), flows: flowtable.New(16)}
+	rules := []SGRule{{Proto: 6, FromPort: 80, ToPort: 80, Source: netip.MustParsePrefix("198.18.0.0/15")}}
+	e.ingressRules.Store(&rules)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		before := e.packetsDropped()
+		_, ok := e.ingress(b, 1)
+		after := e.packetsDropped()
+		if ok && after != before || !ok && after != before+1 {
+			t.Fatalf("pass=%v, drops %d -> %d", ok, before, after)
+		}
+	})
 }

@@ -141,10 +141,13 @@ func (l *tunLink) ParseHeader(*stack.PacketBuffer) bool    { return true }
 func (l *tunLink) Wait()                                   {}
 func (l *tunLink) SetOnCloseAction(f func())               { l.onClose = f }
 
-// Capabilities: checksums are verified by gVisor (packets written into a TUN
-// by anyone in the consumer VPC are untrusted) and computed by gVisor on the
-// way out, since the consumer's kernel expects complete checksums.
-func (l *tunLink) Capabilities() stack.LinkEndpointCapabilities { return 0 }
+// Capabilities: incoming checksums have been verified by the ingress filter
+// (packets written into a TUN by anyone in the consumer VPC are untrusted),
+// so gVisor need not verify them again; outgoing ones are computed by
+// gVisor, since the consumer's kernel expects complete checksums.
+func (l *tunLink) Capabilities() stack.LinkEndpointCapabilities {
+	return stack.CapabilityRXChecksumOffload
+}
 
 func (l *tunLink) Attach(d stack.NetworkDispatcher) {
 	if d == nil || l.dispatcher != nil {
