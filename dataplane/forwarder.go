@@ -92,6 +92,12 @@ type eniState struct {
 	// labels of the endpoint metrics; fixed with the ENI.
 	endpointID, serviceName, vpcID, subnetID string
 
+	// tunReads and tunPackets count TUN reads and the packets they gave:
+	// more packets than reads means the kernel handed over GSO frames
+	// (split by wireguard's tun) or batches.
+	tunReads   atomic.Uint64
+	tunPackets atomic.Uint64
+
 	active      atomic.Int64
 	newConns    atomic.Uint64
 	bytes       atomic.Uint64

@@ -79,6 +79,10 @@ func (l *tunLink) readLoop() error {
 	for {
 		n, err := l.dev.Read(bufs, sizes, tunOffset)
 		now := time.Now().UnixNano() // one clock read per batch
+		if n > 0 {
+			l.eni.tunReads.Add(1)
+			l.eni.tunPackets.Add(uint64(n))
+		}
 		for i := 0; i < n; i++ {
 			pkt := bufs[i][tunOffset : tunOffset+sizes[i]]
 			proto, ok := l.eni.ingress(pkt, now)

@@ -112,6 +112,8 @@ type ENICounters struct {
 	BytesProcessed     uint64 `json:"bytes_processed"`
 	PacketsDropped     uint64 `json:"packets_dropped"`
 	RstPacketsReceived uint64 `json:"rst_packets_received"`
+	TunReads           uint64 `json:"tun_reads"`
+	TunPackets         uint64 `json:"tun_packets"`
 }
 
 // Stats are the forwarder-wide counters, for tests and `pvlink flows`.
@@ -145,6 +147,7 @@ func (f *Forwarder) Counters() []ENICounters {
 			ActiveConnections: e.active.Load(), NewConnections: e.newConns.Load(),
 			BytesProcessed: e.bytes.Load(), PacketsDropped: e.packetsDropped(),
 			RstPacketsReceived: e.rstReceived.Load(),
+			TunReads:           e.tunReads.Load(), TunPackets: e.tunPackets.Load(),
 		})
 	}
 	return out

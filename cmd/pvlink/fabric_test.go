@@ -88,6 +88,13 @@ func TestFabricCarries100MiBIntactThroughEachAZ(t *testing.T) {
 			if cs[0].NewConnections != 1 || cs[0].BytesProcessed != wantBytes {
 				t.Errorf("%s: NewConnections=%d BytesProcessed=%d, want 1 and %d", eni.AZ, cs[0].NewConnections, cs[0].BytesProcessed, wantBytes)
 			}
+			// The consumer's kernel handed the TUN GSO frames (its TSO) that
+			// were split into wire-sized packets, each under the 8500-byte
+			// rule: more packets than reads, none dropped.
+			t.Logf("%s: %d TUN reads gave %d packets", eni.AZ, cs[0].TunReads, cs[0].TunPackets)
+			if cs[0].TunPackets <= cs[0].TunReads || cs[0].PacketsDropped != 0 {
+				t.Errorf("%s: %d reads, %d packets, %d dropped: no GSO frames split?", eni.AZ, cs[0].TunReads, cs[0].TunPackets, cs[0].PacketsDropped)
+			}
 			metrics := f.Metrics(t, eni.AZ)
 			for _, name := range []string{"pvlink_endpoint_active_connections", "pvlink_endpoint_bytes_processed_total", "pvlink_endpoint_new_connections_total", "pvlink_endpoint_packets_dropped_total", "pvlink_endpoint_rst_packets_received_total"} {
 				if !strings.Contains(metrics, name+`{az="`+eni.AZ+`"`) || !strings.Contains(metrics, `vpc_endpoint_id="`+e.ID+`"`) {
