@@ -10,7 +10,7 @@ PKGS    := ./...
 # skip without root unless CI is set, in which case they fail instead.
 TESTFLAGS ?= -count=1 -timeout 15m
 
-.PHONY: all build demo test check-env fuzz bench-go vet clean
+.PHONY: all build demo test check-env fuzz bench bench-go vet clean
 
 all: build
 
@@ -44,6 +44,16 @@ FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./proxyproto/
 	$(GO) test -run '^$$' -fuzz '^FuzzIngress$$' -fuzztime $(FUZZTIME) ./dataplane/
+
+# The end-to-end comparison, quick mode (about a minute): pvlink against the
+# kernel (routed, DNAT) and HAProxy with send-proxy-v2. It needs Debian's
+# haproxy and nftables, which it installs if they are missing.
+BENCH_OUT ?= bench-out
+bench: check-env build
+	@for p in haproxy nft; do command -v $$p >/dev/null || NEED=1; done; \
+	if [ -n "$$NEED" ]; then echo "make: installing haproxy and nftables for the benchmark"; \
+		apt-get update -qq && apt-get install -y -qq haproxy nftables >/dev/null; fi
+	./$(BIN) bench --quick --out $(BENCH_OUT)
 
 # Go benchmarks of the hot paths.
 bench-go:

@@ -112,6 +112,9 @@ func (u *upper) run() error {
 		if err := u.vpcAddresses(v); err != nil {
 			return fmt.Errorf("set up addresses in netns %s: %w", v.Netns, err)
 		}
+		if err := vpcSysctls(v.Netns); err != nil {
+			return fmt.Errorf("set sysctls in netns %s: %w", v.Netns, err)
+		}
 	}
 	for _, e := range s.Endpoints {
 		for _, eni := range e.ENIs {
@@ -136,6 +139,24 @@ func (u *upper) run() error {
 	}
 	s.Phase = "up"
 	return s.save()
+}
+
+// vpcSysctls widens a VPC's source port range so that a load-balancer node
+// can hold the NLB's 55,000 connections to one target (the kernel's
+// default range has 28,232 ports), and lets connect() reuse TIME_WAIT
+// ports, as busy NLB nodes and clients do.
+func vpcSysctls(ns string) error {
+	return nsenter.Do(ns, func() error {
+		for k, v := range map[string]string{
+			"net/ipv4/ip_local_port_range": "1024 65535",
+			"net/ipv4/tcp_tw_reuse":        "1",
+		} {
+			if err := os.WriteFile("/proc/sys/"+k, []byte(v), 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // createNamespace makes a named netns without leaving this thread in it.

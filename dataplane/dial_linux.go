@@ -39,6 +39,12 @@ func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target neti
 			var serr error
 			err := c.Control(func(fd uintptr) {
 				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_MAXSEG, providerMSS)
+				// Choose the source port at connect(), per destination,
+				// not at bind(): a node then has the whole port range for
+				// each target, and TIME_WAIT ports can be reused.
+				if serr == nil {
+					serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+				}
 			})
 			if err != nil {
 				return err

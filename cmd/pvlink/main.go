@@ -4,15 +4,22 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 )
 
 func main() {
-	if err := newRoot().Execute(); err != nil {
+	// Interrupting a command lets it clean up what it made (bench removes
+	// its namespaces) instead of dying halfway.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRoot().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "pvlink:", err)
 		os.Exit(1)
 	}
@@ -25,7 +32,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newFabricCmd(), newFlowsCmd(), newForwarderCmd(), newTargetCmd(), newClientCmd())
+	root.AddCommand(newFabricCmd(), newFlowsCmd(), newBenchCmd(), newForwarderCmd(), newTargetCmd(), newClientCmd())
 	return root
 }
 

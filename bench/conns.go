@@ -1,0 +1,133 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"pvlink.dev/pvlink/ctl"
+)
+
+// ConnsResult is what `pvlink bench conns` measured.
+type ConnsResult struct {
+	Requested    int     `json:"requested"`
+	Established  int     `json:"established"`
+	Failed       int     `json:"failed"`
+	FirstError   string  `json:"first_error,omitempty"`
+	RSSBefore    int64   `json:"rss_before_bytes"`
+	RSSAfter     int64   `json:"rss_after_bytes"`
+	PerConn      float64 `json:"rss_per_connection_bytes"`
+	Seconds      float64 `json:"seconds_to_open"`
+	FDLimit      uint64  `json:"fd_limit"`
+	ForwarderPID int     `json:"forwarder_pid"`
+}
+
+// FDLimit is this process's open-file limit (soft, as Go raised it, and
+// hard). A forwarder needs one descriptor per provider-side connection.
+func FDLimit() (soft, hard uint64) {
+	var l syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l)
+	return l.Cur, l.Max
+}
+
+// Conns opens count idle connections through one forwarder (each with its
+// proxy header, then silent) and reports the forwarder's RSS per
+// connection. Everything it made is removed before it returns.
+func Conns(ctx context.Context, exe string, count int, log io.Writer) (*ConnsResult, error) {
+	_, hard := FDLimit()
+	// The forwarder holds a socket per connection, the servers and this
+	// client one each; all three live under the same hard limit.
+	if uint64(count)+512 > hard {
+		return nil, fmt.Errorf("%d connections need %d open files in the forwarder, and this machine's hard RLIMIT_NOFILE is %d (raise it: ulimit -Hn, or LimitNOFILE= in systemd); at most %d here",
+			count, count+512, hard, hard-512)
+	}
+	prefix := fmt.Sprintf("pvc%d", syscall.Getpid()%100000)
+	t, err := ctl.ParseTopology("bench", []byte(strings.ReplaceAll(fabricTopology, "NAME", prefix)))
+	if err != nil {
+		return nil, err
+	}
+	s, err := ctl.Up(t, "bench", ctl.UpOptions{Exe: exe})
+	if err != nil {
+		return nil, err
+	}
+	defer ctl.Down(s)
+	srv, err := StartServers(ctl.NetnsName(prefix, "provider"), fabricTarget)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Close()
+	eni := s.Endpoints[0].ENIs[0]
+	dial := DialFrom(eni.Netns)
+	addr := net.JoinHostPort(eni.IP, "80")
+	pid := s.Forwarders[0].Process.PID
+
+	// Warm the forwarder up so its baseline includes the runtime's steady
+	// state, not start-up.
+	if _, _, err := Throughput(ctx, dial, addr, 1, 500*time.Millisecond); err != nil {
+		return nil, err
+	}
+	time.Sleep(500 * time.Millisecond)
+	res := &ConnsResult{Requested: count, RSSBefore: rssBytes(pid), FDLimit: hard, ForwarderPID: pid}
+	conns := make([]net.Conn, count)
+	var next, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < 32; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= count {
+					return
+				}
+				c, err := dial(ctx, addr)
+				if err == nil {
+					// One byte brings the proxy header out (the default
+					// placement), then the connection idles.
+					_, err = c.Write([]byte{0})
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					if c != nil {
+						c.Close()
+					}
+					continue
+				}
+				conns[i] = c
+			}
+		}()
+	}
+	wg.Wait()
+	res.Seconds = time.Since(start).Seconds()
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	res.Failed = int(failed.Load())
+	res.Established = count - res.Failed
+	if v := firstErr.Load(); v != nil {
+		res.FirstError = v.(string)
+	}
+	time.Sleep(time.Second) // let the forwarder settle
+	res.RSSAfter = rssBytes(pid)
+	if res.Established > 0 {
+		res.PerConn = float64(res.RSSAfter-res.RSSBefore) / float64(res.Established)
+	}
+	if log != nil {
+		fmt.Fprintf(log, "%d of %d connections open through forwarder pid %d in %.1fs; RSS %d MiB -> %d MiB (%.1f KiB per connection)\n",
+			res.Established, count, pid, res.Seconds, res.RSSBefore>>20, res.RSSAfter>>20, res.PerConn/1024)
+	}
+	return res, nil
+}

@@ -1,0 +1,249 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"pvlink.dev/pvlink/nsenter"
+	"pvlink.dev/pvlink/proxyproto"
+)
+
+// Dialer opens a connection from inside a namespace.
+type Dialer func(ctx context.Context, addr string) (net.Conn, error)
+
+// DialFrom returns a Dialer for a namespace ("" for the current one).
+func DialFrom(ns string) Dialer {
+	return func(ctx context.Context, addr string) (conn net.Conn, err error) {
+		d := net.Dialer{Timeout: 5 * time.Second}
+		if ns == "" {
+			return d.DialContext(ctx, "tcp", addr)
+		}
+		err = nsenter.Do(ns, func() error {
+			conn, err = d.DialContext(ctx, "tcp", addr)
+			return err
+		})
+		return conn, err
+	}
+}
+
+// Servers are the benchmark's targets in one namespace: a sink (reads and
+// discards, for throughput) and a request/response server (one byte back
+// for each byte read), each with and without a leading proxy protocol
+// header to skip.
+type Servers struct {
+	lns []net.Listener
+	wg  sync.WaitGroup
+}
+
+// Ports of the benchmark servers.
+const (
+	SinkPort     = 9000
+	RRPort       = 9001
+	SinkPPPort   = 9100
+	RRPPPort     = 9101
+	benchBufSize = 256 << 10
+)
+
+// StartServers listens on ip's four benchmark ports inside ns.
+func StartServers(ns, ip string) (*Servers, error) {
+	s := &Servers{}
+	for _, p := range []struct {
+		port int
+		rr   bool
+		pp   bool
+	}{{SinkPort, false, false}, {RRPort, true, false}, {SinkPPPort, false, true}, {RRPPPort, true, true}} {
+		var ln net.Listener
+		err := nsenter.Do(ns, func() (err error) {
+			ln, err = net.Listen("tcp", net.JoinHostPort(ip, itoa(p.port)))
+			return err
+		})
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.lns = append(s.lns, ln)
+		s.wg.Add(1)
+		go s.serve(ln, p.rr, p.pp)
+	}
+	return s, nil
+}
+
+func (s *Servers) serve(ln net.Listener, rr, pp bool) {
+	defer s.wg.Done()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			if pp {
+				if _, err := (proxyproto.Decoder{}).Read(c); err != nil {
+					return
+				}
+			}
+			if !rr {
+				buf := make([]byte, benchBufSize)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+				}
+			}
+			var b [1]byte
+			for {
+				if _, err := io.ReadFull(c, b[:]); err != nil {
+					return
+				}
+				if _, err := c.Write(b[:]); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// Close stops the servers.
+func (s *Servers) Close() {
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	s.wg.Wait()
+}
+
+// Throughput sends from streams connections at once for d and returns
+// Gbit/s of payload delivered into the sink.
+func Throughput(ctx context.Context, dial Dialer, addr string, streams int, d time.Duration) (float64, int64, error) {
+	conns := make([]net.Conn, 0, streams)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < streams; i++ {
+		c, err := dial(ctx, addr)
+		if err != nil {
+			return 0, 0, err
+		}
+		conns = append(conns, c)
+	}
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(d)
+	for _, c := range conns {
+		wg.Add(1)
+		go func(c net.Conn) {
+			defer wg.Done()
+			buf := make([]byte, benchBufSize)
+			c.SetWriteDeadline(deadline)
+			for time.Now().Before(deadline) {
+				n, err := c.Write(buf)
+				total.Add(int64(n))
+				if err != nil {
+					return
+				}
+			}
+		}(c)
+	}
+	wg.Wait()
+	secs := time.Since(start).Seconds()
+	return float64(total.Load()) * 8 / secs / 1e9, total.Load(), nil
+}
+
+// ConnRate opens connections from workers at once, each sending one byte
+// and reading one back before closing, until count connections or d have
+// passed. It returns connections per second and how many failed.
+func ConnRate(ctx context.Context, dial Dialer, addr string, workers, count int, d time.Duration) (float64, int64, error) {
+	var done, failed atomic.Int64
+	var issued atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(d)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var b [1]byte
+			for issued.Add(1) <= int64(count) && time.Now().Before(deadline) {
+				c, err := dial(ctx, addr)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				_, err = c.Write([]byte{'x'})
+				if err == nil {
+					_, err = io.ReadFull(c, b[:])
+				}
+				c.Close()
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if done.Load() == 0 {
+		return 0, failed.Load(), errors.New("no connection completed")
+	}
+	return float64(done.Load()) / time.Since(start).Seconds(), failed.Load(), nil
+}
+
+// Latency sends one byte and waits for one back, rate times a second over
+// one connection for d, and returns the round-trip percentiles in µs.
+func Latency(ctx context.Context, dial Dialer, addr string, rate int, d time.Duration) (p50, p99, p999 float64, err error) {
+	c, err := dial(ctx, addr)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer c.Close()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	interval := time.Second / time.Duration(rate)
+	var samples []float64
+	var b [1]byte
+	next := time.Now()
+	end := next.Add(d)
+	c.SetDeadline(end.Add(5 * time.Second))
+	for next.Before(end) {
+		if wait := time.Until(next); wait > 0 {
+			time.Sleep(wait)
+		}
+		t0 := time.Now()
+		if _, err := c.Write([]byte{'x'}); err != nil {
+			return 0, 0, 0, err
+		}
+		if _, err := io.ReadFull(c, b[:]); err != nil {
+			return 0, 0, 0, err
+		}
+		samples = append(samples, float64(time.Since(t0).Nanoseconds())/1e3)
+		next = next.Add(interval)
+	}
+	sort.Float64s(samples)
+	q := func(p float64) float64 { return samples[min(len(samples)-1, int(p*float64(len(samples))))] }
+	return q(0.50), q(0.99), q(0.999), nil
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	var b [20]byte
+	n := len(b)
+	for i > 0 {
+		n--
+		b[n] = byte('0' + i%10)
+		i /= 10
+	}
+	return string(b[n:])
+}

@@ -1,0 +1,291 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"pvlink.dev/pvlink/ctl"
+)
+
+func contextBG() context.Context { return context.Background() }
+
+// Options are the settings of one `pvlink bench` run.
+type Options struct {
+	Runs       int           // repetitions of each measurement (median, min-max)
+	Duration   time.Duration // of each throughput, connection and latency measurement
+	Warmup     time.Duration
+	Paths      []string // of AllPaths
+	ConnCount  int      // bound on connections per connection-rate measurement
+	ConnWorker int      // concurrent connection workers
+	LatRate    int      // requests per second of the latency measurement
+	Log        io.Writer
+}
+
+// AllPaths are the data paths compared, pvlink first.
+var AllPaths = []string{"pvlink", "kernel-routed", "kernel-dnat", "haproxy"}
+
+// Result is one metric of one path over the runs.
+type Result struct {
+	Path   string    `json:"path"`
+	Metric string    `json:"metric"`
+	Unit   string    `json:"unit"`
+	Median float64   `json:"median"`
+	Min    float64   `json:"min"`
+	Max    float64   `json:"max"`
+	Runs   []float64 `json:"runs"`
+}
+
+// Report is everything a run measured.
+type Report struct {
+	Date    time.Time `json:"date"`
+	Machine string    `json:"machine"`
+	Command string    `json:"command"`
+	Options struct {
+		Runs     int    `json:"runs"`
+		Duration string `json:"duration"`
+	} `json:"options"`
+	Results []Result `json:"results"`
+	Notes   []string `json:"notes,omitempty"`
+}
+
+// target is how the load reaches a path's servers.
+type target struct {
+	dial     Dialer
+	sink, rr string
+	proc     int // the process whose CPU and RSS are reported (forwarder, haproxy), or 0
+}
+
+// Run builds the topologies, measures every path, and tears it all down.
+func Run(ctx context.Context, exe string, o Options) (*Report, error) {
+	r := &Report{Date: time.Now().UTC(), Machine: machine()}
+	r.Options.Runs, r.Options.Duration = o.Runs, o.Duration.String()
+	logf := func(format string, args ...any) {
+		if o.Log != nil {
+			fmt.Fprintf(o.Log, format+"\n", args...)
+		}
+	}
+	prefix := fmt.Sprintf("pvb%d", os.Getpid()%100000)
+	targets := map[string]target{}
+
+	needKernel := false
+	for _, p := range o.Paths {
+		needKernel = needKernel || p != "pvlink"
+	}
+	if needKernel {
+		logf("building the kernel topology (%s-c, -r, -p)", prefix)
+		k, err := NewKernel(prefix)
+		if err != nil {
+			return nil, err
+		}
+		defer k.Close()
+		srv, err := StartServers(k.Provider, providerIP)
+		if err != nil {
+			return nil, err
+		}
+		defer srv.Close()
+		dial := DialFrom(k.Consumer)
+		targets["kernel-routed"] = target{dial: dial, sink: net.JoinHostPort(providerIP, itoa(SinkPort)), rr: net.JoinHostPort(providerIP, itoa(RRPort))}
+		targets["kernel-dnat"] = target{dial: dial, sink: net.JoinHostPort(vipIP, "80"), rr: net.JoinHostPort(vipIP, "81")}
+		if contains(o.Paths, "haproxy") {
+			if err := k.StartHAProxy(); err != nil {
+				return nil, err
+			}
+			targets["haproxy"] = target{dial: dial, sink: net.JoinHostPort(routerCIP, itoa(haproxySink)), rr: net.JoinHostPort(routerCIP, itoa(haproxyRR)), proc: k.HAProxyPID()}
+		}
+	}
+	if contains(o.Paths, "pvlink") {
+		logf("bringing up the pvlink fabric %s", prefix)
+		t, err := ctl.ParseTopology("bench", []byte(strings.ReplaceAll(fabricTopology, "NAME", prefix)))
+		if err != nil {
+			return nil, err
+		}
+		s, err := ctl.Up(t, "bench", ctl.UpOptions{Exe: exe})
+		if err != nil {
+			return nil, err
+		}
+		defer ctl.Down(s)
+		provider := ctl.NetnsName(prefix, "provider")
+		srv, err := StartServers(provider, fabricTarget)
+		if err != nil {
+			return nil, err
+		}
+		defer srv.Close()
+		eni := s.Endpoints[0].ENIs[0]
+		targets["pvlink"] = target{
+			dial: DialFrom(eni.Netns), sink: net.JoinHostPort(eni.IP, "80"), rr: net.JoinHostPort(eni.IP, "81"),
+			proc: s.Forwarders[0].Process.PID,
+		}
+	}
+
+	for _, path := range o.Paths {
+		tg, ok := targets[path]
+		if !ok {
+			return nil, fmt.Errorf("unknown path %q (paths: %s)", path, strings.Join(AllPaths, ", "))
+		}
+		logf("%s: warming up", path)
+		if _, _, err := Throughput(ctx, tg.dial, tg.sink, 1, o.Warmup); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		res := map[string][]float64{}
+		for run := 0; run < o.Runs; run++ {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			cpu0 := cpuSeconds(tg.proc)
+			g1, b1, err := Throughput(ctx, tg.dial, tg.sink, 1, o.Duration)
+			if err != nil {
+				return nil, fmt.Errorf("%s 1 stream: %w", path, err)
+			}
+			g8, b8, err := Throughput(ctx, tg.dial, tg.sink, 8, o.Duration)
+			if err != nil {
+				return nil, fmt.Errorf("%s 8 streams: %w", path, err)
+			}
+			cpu1 := cpuSeconds(tg.proc)
+			cps, failed, err := ConnRate(ctx, tg.dial, tg.rr, o.ConnWorker, o.ConnCount, o.Duration)
+			if err != nil {
+				return nil, fmt.Errorf("%s connections: %w", path, err)
+			}
+			p50, p99, p999, err := Latency(ctx, tg.dial, tg.rr, o.LatRate, o.Duration)
+			if err != nil {
+				return nil, fmt.Errorf("%s latency: %w", path, err)
+			}
+			res["throughput_1stream_gbps"] = append(res["throughput_1stream_gbps"], g1)
+			res["throughput_8stream_gbps"] = append(res["throughput_8stream_gbps"], g8)
+			res["conns_per_s"] = append(res["conns_per_s"], cps)
+			res["latency_p50_us"] = append(res["latency_p50_us"], p50)
+			res["latency_p99_us"] = append(res["latency_p99_us"], p99)
+			res["latency_p999_us"] = append(res["latency_p999_us"], p999)
+			if tg.proc > 0 {
+				gb := float64(b1+b8) / 1e9
+				res["cpu_s_per_gb"] = append(res["cpu_s_per_gb"], (cpu1-cpu0)/gb)
+				res["rss_mib"] = append(res["rss_mib"], float64(rssBytes(tg.proc))/(1<<20))
+			}
+			logf("%s run %d: 1 stream %.2f Gbit/s, 8 streams %.2f Gbit/s, %.0f conns/s (%d failed), latency p50 %.0f p99 %.0f p99.9 %.0f µs",
+				path, run+1, g1, g8, cps, failed, p50, p99, p999)
+		}
+		for _, m := range metricOrder {
+			if v := res[m.name]; len(v) > 0 {
+				r.Results = append(r.Results, summarize(path, m.name, m.unit, v))
+			}
+		}
+	}
+	return r, nil
+}
+
+var metricOrder = []struct{ name, unit, title string }{
+	{"throughput_1stream_gbps", "Gbit/s", "1-stream throughput"},
+	{"throughput_8stream_gbps", "Gbit/s", "8-stream throughput"},
+	{"conns_per_s", "conn/s", "new connections"},
+	{"latency_p50_us", "µs", "latency p50"},
+	{"latency_p99_us", "µs", "latency p99"},
+	{"latency_p999_us", "µs", "latency p99.9"},
+	{"cpu_s_per_gb", "CPU s/GB", "proxy CPU per GB"},
+	{"rss_mib", "MiB", "proxy RSS"},
+}
+
+func summarize(path, metric, unit string, v []float64) Result {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return Result{Path: path, Metric: metric, Unit: unit, Median: s[len(s)/2], Min: s[0], Max: s[len(s)-1], Runs: v}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// cpuSeconds is a process's user+system CPU time, from /proc/PID/stat.
+func cpuSeconds(pid int) float64 {
+	if pid <= 0 {
+		return 0
+	}
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
+
+// rssBytes is a process's resident set, from /proc/PID/status.
+func rssBytes(pid int) int64 {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func machine() string {
+	model := ""
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				model = strings.TrimSpace(strings.SplitN(line, ":", 2)[1])
+				break
+			}
+		}
+	}
+	kernel := "?"
+	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = strings.TrimSpace(string(data))
+	}
+	return fmt.Sprintf("%d CPUs (%s), Linux %s, %s", runtime.NumCPU(), model, kernel, runtime.Version())
+}
+
+// fabricTarget is where the pvlink path's servers listen.
+const fabricTarget = "198.19.1.10"
+
+// fabricTopology is the pvlink path: one AZ, an endpoint in front of an NLB
+// whose target group sends proxy protocol v2, ports 80 (sink) and 81
+// (request/response).
+const fabricTopology = `name: NAME
+region: us-east-1
+availability_zones: [use1-az1]
+vpcs:
+  - name: provider
+    cidr: 198.19.0.0/16
+    subnets: [{name: p1, availability_zone: use1-az1, cidr: 198.19.1.0/24}]
+  - name: consumer
+    cidr: 198.18.0.0/16
+    subnets: [{name: c1, availability_zone: use1-az1, cidr: 198.18.1.0/24}]
+target_groups:
+  - {name: sink, vpc: provider, port: 9100, proxy_protocol_v2: true, health_check: {enabled: false}, targets: [{ip: 198.19.1.10, external: true}]}
+  - {name: rr, vpc: provider, port: 9101, proxy_protocol_v2: true, health_check: {enabled: false}, targets: [{ip: 198.19.1.10, external: true}]}
+load_balancers:
+  - name: nlb
+    vpc: provider
+    subnet_mappings: [{subnet: p1, private_ipv4_address: 198.19.1.5}]
+    listeners:
+      - {protocol: TCP, port: 80, target_group: sink}
+      - {protocol: TCP, port: 81, target_group: rr}
+endpoint_services:
+  - {name: svc, load_balancers: [nlb]}
+endpoints:
+  - {name: ep, vpc: consumer, service: svc, subnet_configurations: [{subnet: c1, ipv4: 198.18.1.10}]}
+`

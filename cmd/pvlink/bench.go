@@ -1,0 +1,116 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"pvlink.dev/pvlink/bench"
+	"pvlink.dev/pvlink/ctl"
+)
+
+func newBenchCmd() *cobra.Command {
+	o := bench.Options{Log: os.Stderr}
+	var quick bool
+	var out, paths string
+	c := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure pvlink against the kernel and HAProxy on the same machine, in one run",
+		Long: "Builds its own namespaces and measures, for each path (pvlink with proxy protocol v2,\n" +
+			"kernel-routed, kernel-dnat with an 8460 MSS clamp, HAProxy with send-proxy-v2):\n" +
+			"1- and 8-stream throughput, new connections per second, request/response latency,\n" +
+			"and the proxy's CPU per GB and RSS. Writes bench.md, bench.json and bench.svg.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := ctl.Preflight(); err != nil {
+				return err
+			}
+			if quick {
+				if !cmd.Flags().Changed("duration") {
+					o.Duration = 1500 * time.Millisecond
+				}
+				if !cmd.Flags().Changed("warmup") {
+					o.Warmup = 500 * time.Millisecond
+				}
+			}
+			if o.Runs < 1 {
+				return fmt.Errorf("--runs %d: at least 1", o.Runs)
+			}
+			o.Paths = strings.Split(paths, ",")
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			r, err := bench.Run(cmd.Context(), exe, o)
+			if err != nil {
+				return err
+			}
+			r.Command = "pvlink " + strings.Join(os.Args[1:], " ")
+			r.WriteMarkdown(cmd.OutOrStdout())
+			if out != "" {
+				if err := r.WriteFiles(out); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s/bench.md, bench.json, bench.svg\n", out)
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&quick, "quick", false, "short measurements (about a minute in all)")
+	c.Flags().IntVar(&o.Runs, "runs", 3, "repetitions of each measurement (median, min-max)")
+	c.Flags().DurationVar(&o.Duration, "duration", 10*time.Second, "length of each measurement")
+	c.Flags().DurationVar(&o.Warmup, "warmup", 2*time.Second, "warm-up before a path's measurements")
+	c.Flags().IntVar(&o.ConnCount, "conn-count", 200000, "bound on connections per connection-rate measurement")
+	c.Flags().IntVar(&o.ConnWorker, "conn-workers", 64, "concurrent connections in the connection-rate measurement")
+	c.Flags().IntVar(&o.LatRate, "latency-rate", 2000, "requests per second of the latency measurement")
+	c.Flags().StringVar(&paths, "paths", strings.Join(bench.AllPaths, ","), "paths to measure")
+	c.Flags().StringVar(&out, "out", "", "folder for bench.md, bench.json and bench.svg")
+	c.AddCommand(newBenchConnsCmd())
+	return c
+}
+
+func newBenchConnsCmd() *cobra.Command {
+	var count int
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "conns --count N",
+		Short: "Open N idle connections through one forwarder and report its RSS per connection",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := ctl.Preflight(); err != nil {
+				return err
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			r, err := bench.Conns(cmd.Context(), exe, count, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(r)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "connections: %d of %d open (%d failed%s)\nforwarder RSS: %.1f MiB before, %.1f MiB after\nRSS per connection: %.1f KiB\n",
+				r.Established, r.Requested, r.Failed, firstErr(r.FirstError), float64(r.RSSBefore)/(1<<20), float64(r.RSSAfter)/(1<<20), r.PerConn/1024)
+			if r.Failed > 0 {
+				return fmt.Errorf("%d connections failed", r.Failed)
+			}
+			return nil
+		},
+	}
+	c.Flags().IntVar(&count, "count", 10000, "connections to open")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func firstErr(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "; first: " + s
+}
