@@ -45,15 +45,16 @@ func allowed(rules []SGRule, src netip.Addr, port uint16) bool {
 // packet silently (no "fragmentation needed", no PMTUD) and ignores echo.
 //
 // A TCP segment of a known flow marks the flow active at now (unix
-// nanoseconds), keepalives included, as on an NLB.
-func (e *eniState) ingress(b []byte, now int64) (tcpip.NetworkProtocolNumber, bool) {
+// nanoseconds), keepalives included, as on an NLB. It returns the network
+// protocol and the length of the IP and TCP headers.
+func (e *eniState) ingress(b []byte, now int64) (tcpip.NetworkProtocolNumber, int, bool) {
 	if len(b) > endpointMTU {
 		e.dropped(dropOversize)
-		return 0, false
+		return 0, 0, false
 	}
 	if len(b) < 1 {
 		e.dropped(dropMalformed)
-		return 0, false
+		return 0, 0, false
 	}
 	var proto tcpip.TransportProtocolNumber
 	var transport []byte
@@ -65,21 +66,21 @@ func (e *eniState) ingress(b []byte, now int64) (tcpip.NetworkProtocolNumber, bo
 		ip := header.IPv4(b)
 		if !ip.IsValid(len(b)) {
 			e.dropped(dropMalformed)
-			return 0, false
+			return 0, 0, false
 		}
 		if !ip.IsChecksumValid() {
 			e.dropped(dropChecksum)
-			return 0, false
+			return 0, 0, false
 		}
 		if e.addr4.Len() == 0 || ip.DestinationAddress() != e.addr4 {
 			e.dropped(dropNoRoute)
-			return 0, false
+			return 0, 0, false
 		}
 		if ip.More() || ip.FragmentOffset() != 0 {
 			// The consumer's kernel never fragments TCP here (DF, MSS
 			// clamp); a fragment is someone writing raw packets.
 			e.dropped(dropMalformed)
-			return 0, false
+			return 0, 0, false
 		}
 		proto = ip.TransportProtocol()
 		transport = b[ip.HeaderLength():ip.TotalLength()]
@@ -90,11 +91,11 @@ func (e *eniState) ingress(b []byte, now int64) (tcpip.NetworkProtocolNumber, bo
 		ip := header.IPv6(b)
 		if !ip.IsValid(len(b)) {
 			e.dropped(dropMalformed)
-			return 0, false
+			return 0, 0, false
 		}
 		if e.addr6.Len() == 0 || ip.DestinationAddress() != e.addr6 {
 			e.dropped(dropNoRoute)
-			return 0, false
+			return 0, 0, false
 		}
 		// Extension headers are not followed: a consumer's kernel sends
 		// none on TCP, so one here is counted as an unknown protocol.
@@ -105,19 +106,19 @@ func (e *eniState) ingress(b []byte, now int64) (tcpip.NetworkProtocolNumber, bo
 		src, dst = netip.AddrFrom16(srcT.As16()), netip.AddrFrom16(dstT.As16())
 	default:
 		e.dropped(dropMalformed)
-		return 0, false
+		return 0, 0, false
 	}
 	switch proto {
 	case header.TCPProtocolNumber:
 		if len(transport) < header.TCPMinimumSize {
 			e.dropped(dropMalformed)
-			return 0, false
+			return 0, 0, false
 		}
 		tcp := header.TCP(transport)
 		off := int(tcp.DataOffset())
 		if off < header.TCPMinimumSize || off > len(transport) {
 			e.dropped(dropMalformed)
-			return 0, false
+			return 0, 0, false
 		}
 		// The TCP checksum is verified here, once, so that a corrupt
 		// segment is counted against its ENI; the link endpoint then tells
@@ -125,11 +126,11 @@ func (e *eniState) ingress(b []byte, now int64) (tcpip.NetworkProtocolNumber, bo
 		xsum := header.PseudoHeaderChecksum(header.TCPProtocolNumber, srcT, dstT, uint16(len(transport)))
 		if checksum.Checksum(transport, xsum) != 0xffff {
 			e.dropped(dropChecksum)
-			return 0, false
+			return 0, 0, false
 		}
 		if rules := e.ingressRules.Load(); rules != nil && !allowed(*rules, src, tcp.DestinationPort()) {
 			e.dropped(dropSecurityGroup)
-			return 0, false
+			return 0, 0, false
 		}
 		if tcp.Flags().Contains(header.TCPFlagRst) {
 			e.rstReceived.Add(1)
@@ -141,11 +142,11 @@ func (e *eniState) ingress(b []byte, now int64) (tcpip.NetworkProtocolNumber, bo
 				fl.SegmentsIn.Add(1)
 			}
 		}
-		return netProto, true
+		return netProto, len(b) - len(transport) + off, true
 	case header.ICMPv4ProtocolNumber, header.ICMPv6ProtocolNumber:
 		e.dropped(dropICMP)
 	default:
 		e.dropped(dropProtocol)
 	}
-	return 0, false
+	return 0, 0, false
 }

@@ -88,7 +88,7 @@ func TestIngressFilter(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := &eniState{addr4: eniAddr}
-			_, ok := e.ingress(tc.pkt, 0)
+			_, _, ok := e.ingress(tc.pkt, 0)
 			if ok != tc.pass {
 				t.Fatalf("pass = %v, want %v", ok, tc.pass)
 			}
@@ -144,7 +144,7 @@ func FuzzIngress(f *testing.F) {
 	e.ingressRules.Store(&rules)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		before := e.packetsDropped()
-		_, ok := e.ingress(b, 1)
+		_, _, ok := e.ingress(b, 1)
 		after := e.packetsDropped()
 		if ok && after != before || !ok && after != before+1 {
 			t.Fatalf("pass=%v, drops %d -> %d", ok, before, after)

@@ -24,10 +24,14 @@ const (
 	// tunMTU is the device MTU of an ENI TUN, as on an EC2 instance with
 	// jumbo frames; the consumer's kernel sizes its packets by it.
 	tunMTU = 9001
-	// readBufSize holds any single packet the TUN can hand us: segments of
-	// a GSO frame are split by wireguard's tun to at most the device MTU,
-	// and a packet is never larger than 64 KiB.
-	readBufSize = tunOffset + 65535
+	// readViewSize holds any single packet the TUN hands us: segments of a
+	// GSO frame are split by wireguard's tun to at most the device MTU
+	// (9001), and so are plain packets. 16 KiB views come from gVisor's
+	// chunk pools (up to 64 KiB).
+	readViewSize = 16 << 10
+	// writeBufSize holds one outgoing packet: gVisor writes at most the
+	// link MTU (8500) per packet, as it does no GSO here.
+	writeBufSize = tunOffset + 65535
 )
 
 // tunLink is a gVisor link endpoint over one ENI's TUN device. Inbound, it
@@ -62,20 +66,34 @@ func newTunLink(dev tun.Device, eni *eniState) *tunLink {
 	l := &tunLink{dev: dev, eni: eni, batch: batch, mtu: endpointMTU, attached: make(chan struct{})}
 	l.wbufs = make([][]byte, batch)
 	for i := range l.wbufs {
-		l.wbufs[i] = make([]byte, readBufSize)
+		l.wbufs[i] = make([]byte, writeBufSize)
 	}
 	return l
 }
 
 // readLoop moves packets from the TUN into the netstack until the device is
-// closed.
+// closed. wireguard's tun reads straight into pooled gVisor views, which are
+// handed to the netstack without another copy: the headers go in a small
+// view of their own, the payload stays where it was read. (One view for
+// both would make gVisor clone the whole chunk when it parses the IP
+// header, as its header view shares the chunk: a full copy per packet.)
 func (l *tunLink) readLoop() error {
 	<-l.attached
 	bufs := make([][]byte, l.batch)
 	sizes := make([]int, l.batch)
-	for i := range bufs {
-		bufs[i] = make([]byte, readBufSize)
+	views := make([]*buffer.View, l.batch)
+	fresh := func(i int) {
+		views[i] = buffer.NewViewSize(readViewSize)
+		bufs[i] = views[i].AsSlice()
 	}
+	for i := range bufs {
+		fresh(i)
+	}
+	defer func() {
+		for _, v := range views {
+			v.Release()
+		}
+	}()
 	for {
 		n, err := l.dev.Read(bufs, sizes, tunOffset)
 		now := time.Now().UnixNano() // one clock read per batch
@@ -85,11 +103,23 @@ func (l *tunLink) readLoop() error {
 		}
 		for i := 0; i < n; i++ {
 			pkt := bufs[i][tunOffset : tunOffset+sizes[i]]
-			proto, ok := l.eni.ingress(pkt, now)
+			proto, hlen, ok := l.eni.ingress(pkt, now)
 			if !ok {
-				continue
+				continue // the view is read into again
 			}
-			pb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(pkt)})
+			v := views[i]
+			v.CapLength(tunOffset + sizes[i])
+			v.TrimFront(tunOffset)
+			var payload buffer.Buffer
+			if hlen > 0 && hlen < sizes[i] {
+				payload = buffer.MakeWithView(buffer.NewViewWithData(pkt[:hlen]))
+				v.TrimFront(hlen)
+				payload.Append(v)
+			} else {
+				payload = buffer.MakeWithView(v)
+			}
+			fresh(i)
+			pb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: payload})
 			l.dispatcher.DeliverNetworkPacket(proto, pb)
 			pb.DecRef()
 		}

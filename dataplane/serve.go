@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -63,6 +64,12 @@ func Serve(ctx context.Context, o ServeOptions) error {
 			json.NewEncoder(w).Encode(v())
 		})
 	}
+	// Profiles, on the same loopback listener: `go tool pprof
+	// http://ADDR/debug/pprof/profile` is how the forwarder is tuned.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	serveJSON("/counters", func() any { return f.Counters() })
 	serveJSON("/flows", func() any { return f.Flows() })
 	serveJSON("/targets", func() any { return f.Targets() })
