@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,7 +50,11 @@ func Conns(ctx context.Context, exe string, count int, log io.Writer) (*ConnsRes
 			count, count+512, hard, hard-512)
 	}
 	prefix := fmt.Sprintf("pvc%d", syscall.Getpid()%100000)
-	t, err := ctl.ParseTopology("bench", []byte(strings.ReplaceAll(fabricTopology, "NAME", prefix)))
+	// The target is a `pvlink target` process of the fabric's, so that this
+	// process holds only the client side of the connections.
+	topo := strings.Replace(fabricTopology, "port: 9100, proxy_protocol_v2: true, health_check: {enabled: false}, targets: [{ip: 198.19.1.10, external: true}]",
+		"port: 9100, proxy_protocol_v2: true, health_check: {enabled: false}, targets: [{ip: 198.19.1.10}]", 1)
+	t, err := ctl.ParseTopology("bench", []byte(strings.ReplaceAll(topo, "NAME", prefix)))
 	if err != nil {
 		return nil, err
 	}
@@ -57,11 +63,6 @@ func Conns(ctx context.Context, exe string, count int, log io.Writer) (*ConnsRes
 		return nil, err
 	}
 	defer ctl.Down(s)
-	srv, err := StartServers(ctl.NetnsName(prefix, "provider"), fabricTarget)
-	if err != nil {
-		return nil, err
-	}
-	defer srv.Close()
 	eni := s.Endpoints[0].ENIs[0]
 	dial := DialFrom(eni.Netns)
 	addr := net.JoinHostPort(eni.IP, "80")
@@ -69,8 +70,13 @@ func Conns(ctx context.Context, exe string, count int, log io.Writer) (*ConnsRes
 
 	// Warm the forwarder up so its baseline includes the runtime's steady
 	// state, not start-up.
-	if _, _, err := Throughput(ctx, dial, addr, 1, 500*time.Millisecond); err != nil {
-		return nil, err
+	for i := 0; i < 100; i++ {
+		c, err := dial(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		c.Write([]byte{0})
+		c.Close()
 	}
 	time.Sleep(500 * time.Millisecond)
 	res := &ConnsResult{Requested: count, RSSBefore: rssBytes(pid), FDLimit: hard, ForwarderPID: pid}
@@ -115,6 +121,25 @@ func Conns(ctx context.Context, exe string, count int, log io.Writer) (*ConnsRes
 			}
 		}
 	}()
+	if failed.Load() > 0 && log != nil {
+		// Say why, from the forwarder's own counters and log.
+		if st, err := ctl.ForwarderStatus(s.Forwarders[0]); err == nil {
+			if resp, err := http.Get("http://" + st.Metrics + "/stats"); err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				fmt.Fprintf(log, "forwarder stats: %s", b)
+			}
+		}
+		for _, tg := range s.Targets {
+			if tg.Process != nil {
+				fmt.Fprintf(log, "target %s:%d alive: %v\n", tg.IP, tg.Port, tg.Process.Alive())
+			}
+		}
+		if b, err := os.ReadFile(s.Forwarders[0].Process.Log); err == nil {
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			fmt.Fprintf(log, "forwarder log (last lines):\n%s\n", strings.Join(lines[max(0, len(lines)-5):], "\n"))
+		}
+	}
 	res.Failed = int(failed.Load())
 	res.Established = count - res.Failed
 	if v := firstErr.Load(); v != nil {

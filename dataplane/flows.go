@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/waiter"
 
 	"pvlink.dev/pvlink/flowtable"
 	"pvlink.dev/pvlink/nat"
@@ -35,7 +36,9 @@ type conn struct {
 
 	// Set once the connection is up.
 	ep       tcpip.Endpoint
+	wq       *waiter.Queue
 	provider *net.TCPConn
+	closed   atomic.Bool // the relay closed the consumer side
 
 	// expired: the idle timeout passed and the flow is forgotten; the next
 	// consumer segment is answered with a RST. reset: the forwarder cut

@@ -86,7 +86,7 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 		return
 	}
 	r.Complete(false)
-	cn.ep = ep
+	cn.ep, cn.wq = ep, &wq
 	if cn.reset.Load() {
 		// The target was reset while we dialed.
 		cn.abort()

@@ -7,7 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/waiter"
 
 	"pvlink.dev/pvlink/flowtable"
 	"pvlink.dev/pvlink/proxyproto"
@@ -66,6 +68,7 @@ func relay(consumer *gonet.TCPConn, c *conn, fl *flowtable.Flow, pp *proxyproto.
 		consumer.CloseWrite()
 	}
 	<-done
+	c.closed.Store(true)
 	consumer.Close()
 	provider.Close()
 }
@@ -75,15 +78,31 @@ func relay(consumer *gonet.TCPConn, c *conn, fl *flowtable.Flow, pp *proxyproto.
 // in front of the first read, so header and first payload leave in one
 // write (one segment, as an NLB sends them); if src ends before sending
 // anything, the header goes alone.
+//
+// A buffer is taken from the pool only once src has something to read and
+// given back after the write, so an idle connection pins none: its
+// goroutines wait on readiness, not in Read.
 func (c *conn) copy(dst, src net.Conn, fl *flowtable.Flow, pp *proxyproto.Header, fromConsumer bool) error {
-	bp := relayBufs.Get().(*[]byte)
-	defer relayBufs.Put(bp)
-	buf := *bp
 	counter := &fl.BytesOut
+	wait := c.waitProvider
 	if fromConsumer {
 		counter = &fl.BytesIn
+		wait = c.waitConsumer
 	}
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			relayBufs.Put(bp)
+		}
+	}()
 	for {
+		if bp != nil {
+			relayBufs.Put(bp)
+			bp = nil
+		}
+		wait()
+		bp = relayBufs.Get().(*[]byte)
+		buf := *bp
 		off := 0
 		if pp != nil {
 			n, err := pp.Encode(buf)
@@ -116,4 +135,38 @@ func (c *conn) copy(dst, src net.Conn, fl *flowtable.Flow, pp *proxyproto.Header
 			return rerr
 		}
 	}
+}
+
+// waitConsumer blocks until the consumer side has data, a FIN, an error or
+// has been closed (then the Read that follows says which).
+func (c *conn) waitConsumer() {
+	const mask = waiter.EventIn | waiter.EventHUp | waiter.EventErr
+	if c.ep.Readiness(mask) != 0 {
+		return
+	}
+	e, ch := waiter.NewChannelEntry(mask)
+	c.wq.EventRegister(&e)
+	defer c.wq.EventUnregister(&e)
+	for c.ep.Readiness(mask) == 0 && !c.reset.Load() && !c.closed.Load() {
+		select {
+		case <-ch:
+		case <-time.After(time.Second):
+			// Re-check now and then: a close from our side does not
+			// always notify.
+		}
+	}
+}
+
+// waitProvider blocks until the provider socket is readable (data, FIN or
+// error) or closed, without reading from it.
+func (c *conn) waitProvider() {
+	raw, err := c.provider.SyscallConn()
+	if err != nil {
+		return
+	}
+	var one [1]byte
+	raw.Read(func(fd uintptr) bool {
+		_, _, err := unix.Recvfrom(int(fd), one[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		return err != unix.EAGAIN
+	})
 }

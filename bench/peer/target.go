@@ -8,9 +8,12 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"pvlink.dev/pvlink/proxyproto"
@@ -65,6 +68,15 @@ func (t *Target) Serve(ln net.Listener) error {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			// Out of file descriptors or memory: wait and go on, as
+			// net/http does, rather than stop serving.
+			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) {
+				if t.Log != nil {
+					fmt.Fprintf(os.Stderr, "pvlink target: accept: %v; retrying\n", err)
+				}
+				time.Sleep(50 * time.Millisecond)
 				continue
 			}
 			return err
