@@ -63,14 +63,18 @@ var ErrFull = errors.New("flowtable: full")
 var ErrExists = errors.New("flowtable: flow exists")
 
 const (
-	slotsPerBucket = 8
+	// slotsPerBucket: five slots, the tag word, the overflow pointer and the
+	// writers' mutex make a chain head exactly one 64-byte cache line, so
+	// a lookup that misses reads one line.
+	slotsPerBucket = 5
 	// loadSlots is the average number of flows per bucket at capacity:
-	// 6 of 8 keeps chains short without wasting much memory.
-	loadSlots = 6
+	// 4 of 5 keeps chains short without wasting much memory.
+	loadSlots = 4
 )
 
-// bucket is a cache-line-sized group of slots. meta holds one tag byte per
-// slot (0 = empty; the top byte of the hash with its low bit forced on).
+// bucket is a group of slots. meta holds one tag byte per slot (0 = empty;
+// the top byte of the hash with its low bit forced on); its top three bytes
+// are always 0.
 type bucket struct {
 	meta  atomic.Uint64
 	slots [slotsPerBucket]atomic.Pointer[Flow]
@@ -80,10 +84,7 @@ type bucket struct {
 // chain is the head bucket of a hash chain and the lock its writers take.
 type chain struct {
 	mu sync.Mutex
-	bucket
-	// Pad a chain (8-byte mutex, 80-byte bucket) to two cache lines so two
-	// chains' writers do not share one.
-	_ [40]byte
+	bucket // 8-byte mutex + 56-byte bucket: one cache line
 }
 
 // Table is a fixed-capacity concurrent flow table.
@@ -151,8 +152,11 @@ func tagOf(h uint64) uint64 { return (h >> 56) | 1 }
 // which the key comparison then rejects).
 func matches(meta, tag uint64) uint64 {
 	x := meta ^ (lsb * tag)
-	return (x - lsb) &^ x & msb
+	return (x - lsb) &^ x & slotMSBs
 }
+
+// slotMSBs keeps the high bits of the bytes that are slots.
+const slotMSBs = msb >> (8 * (8 - slotsPerBucket))
 
 // Lookup returns the flow of k, or nil. It takes no lock and allocates
 // nothing.
