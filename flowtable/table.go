@@ -83,7 +83,7 @@ type bucket struct {
 
 // chain is the head bucket of a hash chain and the lock its writers take.
 type chain struct {
-	mu sync.Mutex
+	mu     sync.Mutex
 	bucket // 8-byte mutex + 56-byte bucket: one cache line
 }
 
