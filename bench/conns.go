@@ -54,11 +54,7 @@ func Conns(ctx context.Context, exe string, count int, log io.Writer) (*ConnsRes
 	// process holds only the client side of the connections.
 	topo := strings.Replace(fabricTopology, "port: 9100, proxy_protocol_v2: true, health_check: {enabled: false}, targets: [{ip: 198.19.1.10, external: true}]",
 		"port: 9100, proxy_protocol_v2: true, health_check: {enabled: false}, targets: [{ip: 198.19.1.10}]", 1)
-	t, err := ctl.ParseTopology("bench", []byte(strings.ReplaceAll(topo, "NAME", prefix)))
-	if err != nil {
-		return nil, err
-	}
-	s, err := ctl.Up(t, "bench", ctl.UpOptions{Exe: exe})
+	s, err := upFabric(exe, prefix, topo)
 	if err != nil {
 		return nil, err
 	}

@@ -103,11 +103,7 @@ func Run(ctx context.Context, exe string, o Options) (*Report, error) {
 	}
 	if contains(o.Paths, "pvlink") {
 		logf("bringing up the pvlink fabric %s", prefix)
-		t, err := ctl.ParseTopology("bench", []byte(strings.ReplaceAll(fabricTopology, "NAME", prefix)))
-		if err != nil {
-			return nil, err
-		}
-		s, err := ctl.Up(t, "bench", ctl.UpOptions{Exe: exe})
+		s, err := upFabric(exe, prefix, fabricTopology)
 		if err != nil {
 			return nil, err
 		}
@@ -256,6 +252,15 @@ func machine() string {
 		kernel = strings.TrimSpace(string(data))
 	}
 	return fmt.Sprintf("%d CPUs (%s), Linux %s, %s", runtime.NumCPU(), model, kernel, runtime.Version())
+}
+
+// upFabric brings up a bench fabric from a topology with NAME in it.
+func upFabric(exe, name, topology string) (*ctl.State, error) {
+	t, err := ctl.ParseTopology("bench", []byte(strings.ReplaceAll(topology, "NAME", name)))
+	if err != nil {
+		return nil, err
+	}
+	return ctl.Up(t, "bench", ctl.UpOptions{Exe: exe})
 }
 
 // fabricTarget is where the pvlink path's servers listen.

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -54,10 +53,10 @@ func NewKernel(prefix string) (_ *Kernel, err error) {
 		if nsenter.Exists(ns) {
 			return nil, fmt.Errorf("network namespace %s exists: remove it or pick another --prefix", ns)
 		}
-		if err := createNS(ns); err != nil {
+		if err := nsenter.Create(ns); err != nil {
 			return nil, fmt.Errorf("create netns %s: %w", ns, err)
 		}
-		if err := sysctls(ns, map[string]string{
+		if err := nsenter.Sysctls(ns, map[string]string{
 			"net/ipv4/ip_local_port_range": "1024 65535",
 			"net/ipv4/tcp_tw_reuse":        "1",
 			"net/ipv4/ip_forward":          "1",
@@ -184,32 +183,6 @@ func (k *Kernel) Close() {
 	}
 }
 
-func createNS(name string) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	origin, err := netns.Get()
-	if err != nil {
-		return err
-	}
-	defer origin.Close()
-	h, err := netns.NewNamed(name)
-	if err != nil {
-		netns.Set(origin)
-		return err
-	}
-	h.Close()
-	if err := netns.Set(origin); err != nil {
-		return err
-	}
-	return nsenter.Do(name, func() error {
-		lo, err := netlink.LinkByName("lo")
-		if err != nil {
-			return err
-		}
-		return netlink.LinkSetUp(lo)
-	})
-}
-
 // link joins two namespaces with a veth pair and gives each end an address.
 func (k *Kernel) link(aName, aNS, aIP, bName, bNS, bIP string) error {
 	return nsenter.Do(aNS, func() error {
@@ -270,19 +243,6 @@ func addAddr(ns, link, cidr string) error {
 func defaultRoute(ns, gw string) error {
 	return nsenter.Do(ns, func() error {
 		return netlink.RouteAdd(&netlink.Route{Gw: net.ParseIP(gw)})
-	})
-}
-
-// sysctls writes /proc/sys values of a namespace (a thread sees its own
-// namespace's net.* sysctls).
-func sysctls(ns string, kv map[string]string) error {
-	return nsenter.Do(ns, func() error {
-		for k, v := range kv {
-			if err := os.WriteFile("/proc/sys/"+k, []byte(v), 0o644); err != nil {
-				return fmt.Errorf("sysctl %s in %s: %w", k, ns, err)
-			}
-		}
-		return nil
 	})
 }
 

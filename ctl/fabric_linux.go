@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"time"
 
@@ -106,7 +105,7 @@ func (u *upper) run() error {
 		if err := s.save(); err != nil {
 			return err
 		}
-		if err := createNamespace(v.Netns); err != nil {
+		if err := nsenter.Create(v.Netns); err != nil {
 			return fmt.Errorf("create netns %s for VPC %s: %w", v.Netns, v.Name, err)
 		}
 		if err := u.vpcAddresses(v); err != nil {
@@ -146,35 +145,10 @@ func (u *upper) run() error {
 // default range has 28,232 ports), and lets connect() reuse TIME_WAIT
 // ports, as busy NLB nodes and clients do.
 func vpcSysctls(ns string) error {
-	return nsenter.Do(ns, func() error {
-		for k, v := range map[string]string{
-			"net/ipv4/ip_local_port_range": "1024 65535",
-			"net/ipv4/tcp_tw_reuse":        "1",
-		} {
-			if err := os.WriteFile("/proc/sys/"+k, []byte(v), 0o644); err != nil {
-				return err
-			}
-		}
-		return nil
+	return nsenter.Sysctls(ns, map[string]string{
+		"net/ipv4/ip_local_port_range": "1024 65535",
+		"net/ipv4/tcp_tw_reuse":        "1",
 	})
-}
-
-// createNamespace makes a named netns without leaving this thread in it.
-func createNamespace(name string) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	origin, err := netns.Get()
-	if err != nil {
-		return err
-	}
-	defer origin.Close()
-	h, err := netns.NewNamed(name)
-	if err != nil {
-		netns.Set(origin)
-		return err
-	}
-	h.Close()
-	return netns.Set(origin)
 }
 
 func handleAt(ns string) (*netlink.Handle, error) {

@@ -189,6 +189,17 @@ func (g *Group) Acquire(t *Target) bool {
 // Release ends a connection Acquire allowed.
 func (g *Group) Release(t *Target) { t.conns.Add(-1) }
 
+// Eligible lists the targets new flows go to now (a target's state changes
+// a moment before the table that follows from it is swapped in).
+func (g *Group) Eligible() []netip.AddrPort {
+	sel := g.current.Load()
+	out := make([]netip.AddrPort, len(sel.targets))
+	for i, t := range sel.targets {
+		out[i] = t.Addr
+	}
+	return out
+}
+
 // PortAllocationErrors counts connections refused at the limit.
 func (g *Group) PortAllocationErrors() uint64 { return g.portErrors.Load() }
 

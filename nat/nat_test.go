@@ -131,7 +131,7 @@ func TestHealthChecksMoveFlowsOffAnUnhealthyTarget(t *testing.T) {
 	g.Update(g.settings, []Registration{{Addr: a, AZ: "az1"}, {Addr: b, AZ: "az1"}, {Addr: netip.MustParseAddrPort("198.19.2.10:8080"), AZ: "az2"}})
 	waitFor(t, "both targets healthy", func() bool {
 		ts := g.Targets()
-		return ts[0].Health() == Healthy && ts[1].Health() == Healthy
+		return ts[0].Health() == Healthy && ts[1].Health() == Healthy && len(g.Eligible()) == 2
 	})
 	picked := map[netip.AddrPort]int{}
 	for _, f := range flows(1000) {
@@ -146,6 +146,7 @@ func TestHealthChecksMoveFlowsOffAnUnhealthyTarget(t *testing.T) {
 	}
 	fc.set(a, true)
 	waitFor(t, "the failed target reported unhealthy", func() bool { p := unhealthy.Load(); return p != nil && p.Addr == a })
+	waitFor(t, "only the healthy target eligible", func() bool { e := g.Eligible(); return len(e) == 1 && e[0] == b })
 	for _, f := range flows(1000) {
 		if tg, _ := g.Pick(f); tg.Addr != b {
 			t.Fatalf("new flow went to %v after it turned unhealthy", tg.Addr)
@@ -153,7 +154,9 @@ func TestHealthChecksMoveFlowsOffAnUnhealthyTarget(t *testing.T) {
 	}
 	// All unhealthy: fail open.
 	fc.set(b, true)
-	waitFor(t, "both unhealthy", func() bool { return g.Targets()[1].Health() == Unhealthy })
+	waitFor(t, "both unhealthy, and both eligible again (fail open)", func() bool {
+		return g.Targets()[1].Health() == Unhealthy && len(g.Eligible()) == 2
+	})
 	seen := map[netip.AddrPort]bool{}
 	for _, f := range flows(1000) {
 		tg, ok := g.Pick(f)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
 
@@ -56,4 +57,45 @@ func DoHandle(target netns.NsHandle, fn func() error) error {
 func Exists(name string) bool {
 	_, err := os.Stat("/run/netns/" + name)
 	return err == nil
+}
+
+// Create makes a named network namespace (as `ip netns add` does) with its
+// loopback up, without leaving the calling thread in it.
+func Create(name string) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	origin, err := netns.Get()
+	if err != nil {
+		return err
+	}
+	defer origin.Close()
+	h, err := netns.NewNamed(name)
+	if err != nil {
+		netns.Set(origin)
+		return err
+	}
+	h.Close()
+	if err := netns.Set(origin); err != nil {
+		return err
+	}
+	return Do(name, func() error {
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		return netlink.LinkSetUp(lo)
+	})
+}
+
+// Sysctls writes /proc/sys values (keys like "net/ipv4/tcp_tw_reuse") in a
+// namespace: a thread sees its own namespace's net.* sysctls.
+func Sysctls(name string, kv map[string]string) error {
+	return Do(name, func() error {
+		for k, v := range kv {
+			if err := os.WriteFile("/proc/sys/"+k, []byte(v), 0o644); err != nil {
+				return fmt.Errorf("sysctl %s in %s: %w", k, name, err)
+			}
+		}
+		return nil
+	})
 }
