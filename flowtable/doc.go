@@ -6,7 +6,7 @@
 //
 // Lookups take no lock of any kind: a lookup hashes the key, loads its
 // bucket's tag word and slot pointers with atomic loads, and compares keys
-// of the records whose one-byte hash tag matches (eight tags are compared at
+// of the records whose one-byte hash tag matches (the tags are compared at
 // once, SWAR, as in xsync's map). Writers (Insert, Delete) take the mutex of
 // the one bucket chain they change, so two inserts of one key cannot both
 // succeed, and publish with atomic stores: a slot pointer is stored before
@@ -21,9 +21,14 @@
 // as a reader that loaded its pointer holds it, and the garbage collector
 // reclaims it afterwards. That is the table's epoch scheme: no reader can
 // see a record reused for another flow, because records are never reused.
-// Buckets are allocated when the table is made (capacity / 6, rounded up to
-// a power of two, eight slots each); a chain grows by one overflow bucket
-// only when a bucket's eight slots are full, and overflow buckets are kept.
+// The same goes for the chains: a table starts with 64 (five slots each, a
+// chain head is one cache line) and doubles them when it holds more than
+// four flows a chain, up to what its capacity needs. A resize holds every
+// writer off (writers share resizeMu, a resize takes it alone), copies the
+// record pointers into the new chains and publishes them with one atomic
+// store; readers never wait: one that loaded the old chains finishes on
+// them, and the garbage collector frees them when the last one is done. A
+// chain grows by an overflow bucket when its five slots are full.
 //
 // # Capacity and expiry
 //

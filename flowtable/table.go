@@ -87,24 +87,40 @@ type chain struct {
 	bucket // 8-byte mutex + 56-byte bucket: one cache line
 }
 
+// chainArray is one generation of the table's chains.
+type chainArray struct {
+	c    []chain
+	mask uint64
+}
+
+// minChains is where a table starts: small tables stay in cache.
+const minChains = 64
+
 // Table is a fixed-capacity concurrent flow table.
 type Table struct {
-	chains   []chain
-	mask     uint64
-	seed     [4]uint64
-	capacity int64
+	// cur is the chains in force; readers load it once per lookup. It is
+	// replaced by a larger generation as the table fills (never beyond
+	// what capacity needs), with every writer held off by resizeMu.
+	cur       atomic.Pointer[chainArray]
+	resizeMu  sync.RWMutex // writers hold it shared, a resize exclusively
+	maxChains uint64
+	seed      [4]uint64
+	capacity  int64
 
 	count   atomic.Int64
 	refused atomic.Uint64
 }
 
-// New makes a table for at most capacity flows.
+// New makes a table for at most capacity flows. It starts small and grows
+// as flows arrive, so that a table far from full stays in cache.
 func New(capacity int) *Table {
 	if capacity < 1 {
 		capacity = 1
 	}
-	n := uint64(1) << bits.Len64(uint64((capacity+loadSlots-1)/loadSlots))
-	t := &Table{chains: make([]chain, n), mask: n - 1, capacity: int64(capacity)}
+	max := uint64(1) << bits.Len64(uint64((capacity+loadSlots-1)/loadSlots))
+	n := min(max, minChains)
+	t := &Table{maxChains: max, capacity: int64(capacity)}
+	t.cur.Store(&chainArray{c: make([]chain, n), mask: n - 1})
 	var b [32]byte
 	crand.Read(b[:])
 	for i := range t.seed {
@@ -163,7 +179,8 @@ const slotMSBs = msb >> (8 * (8 - slotsPerBucket))
 func (t *Table) Lookup(k Key) *Flow {
 	h := t.hash(&k)
 	tag := tagOf(h)
-	for b := &t.chains[h&t.mask].bucket; b != nil; b = b.next.Load() {
+	a := t.cur.Load()
+	for b := &a.c[h&a.mask].bucket; b != nil; b = b.next.Load() {
 		for m := matches(b.meta.Load(), tag); m != 0; m &= m - 1 {
 			i := bits.TrailingZeros64(m) >> 3
 			if f := b.slots[i].Load(); f != nil && f.Key == k {
@@ -183,8 +200,45 @@ func (t *Table) Insert(f *Flow) error {
 		return ErrFull
 	}
 	h := t.hash(&f.Key)
+	t.resizeMu.RLock()
+	a := t.cur.Load()
+	err := a.insert(f, h)
+	t.resizeMu.RUnlock()
+	if err != nil {
+		t.count.Add(-1)
+		return err
+	}
+	if n := uint64(len(a.c)); n < t.maxChains && uint64(t.count.Load()) > n*loadSlots {
+		t.grow(a)
+	}
+	return nil
+}
+
+// grow replaces the chains by twice as many, unless someone already did.
+func (t *Table) grow(old *chainArray) {
+	t.resizeMu.Lock()
+	defer t.resizeMu.Unlock()
+	if t.cur.Load() != old {
+		return
+	}
+	n := uint64(len(old.c)) * 2
+	next := &chainArray{c: make([]chain, n), mask: n - 1}
+	for ci := range old.c {
+		for b := &old.c[ci].bucket; b != nil; b = b.next.Load() {
+			for i := range b.slots {
+				if f := b.slots[i].Load(); f != nil {
+					next.insert(f, t.hash(&f.Key))
+				}
+			}
+		}
+	}
+	t.cur.Store(next)
+}
+
+// insert puts f in its chain under the chain's lock.
+func (a *chainArray) insert(f *Flow, h uint64) error {
 	tag := tagOf(h)
-	c := &t.chains[h&t.mask]
+	c := &a.c[h&a.mask]
 	c.mu.Lock()
 	var free *bucket
 	freeSlot := -1
@@ -195,7 +249,6 @@ func (t *Table) Insert(f *Flow) error {
 			i := bits.TrailingZeros64(m) >> 3
 			if g := b.slots[i].Load(); g != nil && g.Key == f.Key {
 				c.mu.Unlock()
-				t.count.Add(-1)
 				return ErrExists
 			}
 		}
@@ -223,7 +276,10 @@ func (t *Table) Insert(f *Flow) error {
 func (t *Table) Delete(k Key) *Flow {
 	h := t.hash(&k)
 	tag := tagOf(h)
-	c := &t.chains[h&t.mask]
+	t.resizeMu.RLock()
+	defer t.resizeMu.RUnlock()
+	a := t.cur.Load()
+	c := &a.c[h&a.mask]
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for b := &c.bucket; b != nil; b = b.next.Load() {
@@ -244,7 +300,10 @@ func (t *Table) Delete(k Key) *Flow {
 func (t *Table) DeleteFlow(f *Flow) bool {
 	h := t.hash(&f.Key)
 	tag := tagOf(h)
-	c := &t.chains[h&t.mask]
+	t.resizeMu.RLock()
+	defer t.resizeMu.RUnlock()
+	a := t.cur.Load()
+	c := &a.c[h&a.mask]
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for b := &c.bucket; b != nil; b = b.next.Load() {
@@ -265,8 +324,9 @@ func (t *Table) DeleteFlow(f *Flow) bool {
 // flows inserted or deleted meanwhile may or may not be seen, each flow
 // present throughout is seen once.
 func (t *Table) Range(fn func(*Flow) bool) {
-	for ci := range t.chains {
-		for b := &t.chains[ci].bucket; b != nil; b = b.next.Load() {
+	a := t.cur.Load()
+	for ci := range a.c {
+		for b := &a.c[ci].bucket; b != nil; b = b.next.Load() {
 			for i := range b.slots {
 				if f := b.slots[i].Load(); f != nil {
 					if !fn(f) {
