@@ -274,7 +274,17 @@ func (a *chainArray) insert(f *Flow, h uint64) error {
 
 // Delete removes the flow of k and returns it, or nil.
 func (t *Table) Delete(k Key) *Flow {
-	h := t.hash(&k)
+	return t.remove(&k, func(f *Flow) bool { return f.Key == k })
+}
+
+// DeleteFlow removes f if it is still the record under its key.
+func (t *Table) DeleteFlow(f *Flow) bool {
+	return t.remove(&f.Key, func(g *Flow) bool { return g == f }) != nil
+}
+
+// remove takes out of the chain of k the first record that is accepts.
+func (t *Table) remove(k *Key, is func(*Flow) bool) *Flow {
+	h := t.hash(k)
 	tag := tagOf(h)
 	t.resizeMu.RLock()
 	defer t.resizeMu.RUnlock()
@@ -285,7 +295,9 @@ func (t *Table) Delete(k Key) *Flow {
 	for b := &c.bucket; b != nil; b = b.next.Load() {
 		for m := matches(b.meta.Load(), tag); m != 0; m &= m - 1 {
 			i := bits.TrailingZeros64(m) >> 3
-			if f := b.slots[i].Load(); f != nil && f.Key == k {
+			if f := b.slots[i].Load(); f != nil && is(f) {
+				// The tag goes first, so a reader that sees the slot
+				// empty-tagged never loads it.
 				b.meta.Store(b.meta.Load() &^ (0xFF << (8 * i)))
 				b.slots[i].Store(nil)
 				t.count.Add(-1)
@@ -294,30 +306,6 @@ func (t *Table) Delete(k Key) *Flow {
 		}
 	}
 	return nil
-}
-
-// DeleteFlow removes f if it is still the record under its key.
-func (t *Table) DeleteFlow(f *Flow) bool {
-	h := t.hash(&f.Key)
-	tag := tagOf(h)
-	t.resizeMu.RLock()
-	defer t.resizeMu.RUnlock()
-	a := t.cur.Load()
-	c := &a.c[h&a.mask]
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for b := &c.bucket; b != nil; b = b.next.Load() {
-		for m := matches(b.meta.Load(), tag); m != 0; m &= m - 1 {
-			i := bits.TrailingZeros64(m) >> 3
-			if b.slots[i].Load() == f {
-				b.meta.Store(b.meta.Load() &^ (0xFF << (8 * i)))
-				b.slots[i].Store(nil)
-				t.count.Add(-1)
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // Range calls fn for every flow until fn returns false. It takes no lock:
