@@ -126,6 +126,8 @@ type Stats struct {
 	NoListener           uint64 `json:"no_listener"`
 	DialErrors           uint64 `json:"dial_errors"`
 	ConfigVersion        uint64 `json:"config_version"`
+	// Netstack is what gVisor's TCP counted, for finding where SYNs go.
+	Netstack map[string]uint64 `json:"netstack"`
 }
 
 // Stats returns the forwarder-wide counters.
@@ -135,6 +137,19 @@ func (f *Forwarder) Stats() Stats {
 		IdleExpired: f.stats.idleExpired.Load(), TargetResets: f.stats.targetResets.Load(),
 		PortAllocationErrors: f.PortAllocationErrors(), NoListener: f.stats.noListener.Load(),
 		DialErrors: f.stats.dialErrors.Load(), ConfigVersion: f.stats.configVersion.Load(),
+		Netstack: func() map[string]uint64 {
+			tcp := f.stack.Stats().TCP
+			return map[string]uint64{
+				"current_established":         tcp.CurrentEstablished.Value(),
+				"forward_max_in_flight_drop":  tcp.ForwardMaxInFlightDrop.Value(),
+				"listen_overflow_syn_drop":    tcp.ListenOverflowSynDrop.Value(),
+				"listen_overflow_ack_drop":    tcp.ListenOverflowAckDrop.Value(),
+				"listen_overflow_syn_cookies": tcp.ListenOverflowSynCookieSent.Value(),
+				"invalid_segments_received":   tcp.InvalidSegmentsReceived.Value(),
+				"segment_send_errors":         tcp.SegmentSendErrors.Value(),
+				"established_resets":          tcp.EstablishedResets.Value(),
+			}
+		}(),
 	}
 }
 
