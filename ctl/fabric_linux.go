@@ -299,6 +299,14 @@ func (u *upper) startTarget(t *TargetState) error {
 	if t.External {
 		return nil
 	}
+	// One server per address: a target registered in two groups is
+	// started once.
+	for i := range u.s.Targets {
+		o := &u.s.Targets[i]
+		if o != t && o.IP == t.IP && o.Port == t.Port && o.Process != nil {
+			return nil
+		}
+	}
 	u.step("start target %s:%d (%s) in netns %s", t.IP, t.Port, t.AZ, t.Netns)
 	log := filepath.Join(Dir(u.s.Name), fmt.Sprintf("target-%s-%d.log", t.IP, t.Port))
 	args := []string{"target", "--netns", t.Netns, "--listen", netip.AddrPortFrom(netip.MustParseAddr(t.IP), uint16(t.Port)).String(),

@@ -49,9 +49,18 @@ func (s *State) Report() *Report {
 	}
 	for _, t := range s.Targets {
 		tr := TargetReport{TargetState: t}
-		if t.Process != nil {
-			tr.PID = t.Process.PID
-			tr.Alive = t.Process.Alive()
+		p := t.Process
+		if p == nil && !t.External {
+			// Registered in several groups: one server serves them all.
+			for _, o := range s.Targets {
+				if o.IP == t.IP && o.Port == t.Port && o.Process != nil {
+					p = o.Process
+				}
+			}
+		}
+		if p != nil {
+			tr.PID = p.PID
+			tr.Alive = p.Alive()
 		}
 		r.Targets = append(r.Targets, tr)
 	}

@@ -27,6 +27,7 @@ type validator struct {
 	tgs     map[string]*TargetGroup
 	svcs    map[string]*Service
 	sgs     map[string]*SecurityGroup
+	servers map[netip.AddrPort]*TargetGroup // target servers pvlink runs
 }
 
 type subnetInfo struct {
@@ -370,6 +371,9 @@ func (v *validator) targetGroup(path []any, tg *TargetGroup) {
 		v.fail(append(path, "targets"), "at least one target is required")
 	}
 	seen := map[netip.AddrPort]bool{}
+	if v.servers == nil {
+		v.servers = map[netip.AddrPort]*TargetGroup{}
+	}
 	for k := range tg.Targets {
 		t := &tg.Targets[k]
 		tp := append(append([]any{}, path...), "targets", k)
@@ -389,6 +393,12 @@ func (v *validator) targetGroup(path []any, tg *TargetGroup) {
 			v.fail(tp, "target %s is registered twice", ap)
 		}
 		seen[ap] = true
+		if other := v.servers[ap]; other != nil && !t.External && other.ProxyProtocolV2 != tg.ProxyProtocolV2 {
+			v.fail(tp, "target %s is also in target group %s, which differs on proxy_protocol_v2; pvlink runs one server per address: make them agree or mark the target external", ap, other.Name)
+		}
+		if !t.External {
+			v.servers[ap] = tg
+		}
 		sn := v.subnetOf(tg.VPC, a)
 		if sn == "" {
 			v.fail(append(tp, "ip"), "%s is not inside any subnet of VPC %s", t.IP, tg.VPC)
