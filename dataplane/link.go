@@ -42,6 +42,7 @@ const (
 type tunLink struct {
 	dev      tun.Device
 	eni      *eniState
+	gso      bool // read frames whole (readLoopGSO) rather than split
 	batch    int
 	mtu      uint32
 	attached chan struct{}
@@ -63,7 +64,9 @@ func newTunLink(dev tun.Device, eni *eniState) *tunLink {
 	if batch < 1 {
 		batch = 1
 	}
-	l := &tunLink{dev: dev, eni: eni, batch: batch, mtu: endpointMTU, attached: make(chan struct{})}
+	// A batch size above one means wireguard's tun negotiated the
+	// virtio-net header and TSO: frames can then be taken whole.
+	l := &tunLink{dev: dev, eni: eni, batch: batch, mtu: endpointMTU, attached: make(chan struct{}), gso: batch > 1}
 	l.wbufs = make([][]byte, batch)
 	for i := range l.wbufs {
 		l.wbufs[i] = make([]byte, writeBufSize)
@@ -78,6 +81,11 @@ func newTunLink(dev tun.Device, eni *eniState) *tunLink {
 // both would make gVisor clone the whole chunk when it parses the IP
 // header, as its header view shares the chunk: a full copy per packet.)
 func (l *tunLink) readLoop() error {
+	if l.gso {
+		if f := l.dev.File(); f != nil {
+			return l.readLoopGSO(f)
+		}
+	}
 	<-l.attached
 	bufs := make([][]byte, l.batch)
 	sizes := make([]int, l.batch)
