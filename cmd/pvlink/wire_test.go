@@ -423,3 +423,59 @@ func TestRandomPacketsIntoALiveENIDoNotStopATransfer(t *testing.T) {
 }
 
 func fmtSscan(s string, v *float64) (int, error) { return fmt.Sscan(s, v) }
+
+// TestGSOFrameIsJudgedByItsWirePackets sends the ENI TCP GSO frames, as a
+// consumer's kernel with TSO does: a frame whose segments would be 9040-byte
+// packets is dropped, one count per packet it stands for; a 30 KB frame of
+// 8040-byte packets is not dropped, though it is far over 8500 bytes whole.
+func TestGSOFrameIsJudgedByItsWirePackets(t *testing.T) {
+	f := fabrictest.Up(t, demoTopology(t))
+	consumer := f.Netns(t, "consumer")
+	eni := f.Status.Endpoints[0].ENIs[0]
+	var host string
+	for _, v := range f.Status.VPCs {
+		for _, sn := range v.Subnets {
+			if sn.Name == eni.Subnet {
+				host = sn.HostIP
+			}
+		}
+	}
+	inject, err := wire.NewGSOInjector(consumer, eni.Tun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inject.Close()
+	frame := wire.TCPPacket(netip.MustParseAddrPort(host+":40000"), netip.MustParseAddrPort(eni.IP+":80"), wire.ACK, 30000)
+
+	before := eniCounters(t, f, eni)
+	if err := inject.SendGSO(frame, 9000); err != nil {
+		t.Fatalf("send a GSO frame: %v", err)
+	}
+	var after dataplane.ENICounters
+	waitUntil(t, 2*time.Second, "the frame to be counted", func() bool {
+		after = eniCounters(t, f, eni)
+		return after.TunReads > before.TunReads
+	})
+	// 29,960 bytes of payload in 9000-byte segments: 4 packets of up to 9040.
+	if got := after.PacketsDropped - before.PacketsDropped; got != 4 {
+		t.Errorf("a GSO frame of 9040-byte packets: PacketsDropped rose by %d, want 4", got)
+	}
+	if after.TunReads != before.TunReads+1 {
+		t.Errorf("the frame took %d reads, want 1 (it reached the forwarder whole)", after.TunReads-before.TunReads)
+	}
+
+	before = after
+	if err := inject.SendGSO(frame, 8000); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 2*time.Second, "the second frame to be counted", func() bool {
+		after = eniCounters(t, f, eni)
+		return after.TunReads > before.TunReads
+	})
+	if got := after.PacketsDropped - before.PacketsDropped; got != 0 {
+		t.Errorf("a GSO frame of 8040-byte packets was dropped (%d)", got)
+	}
+	if got := after.TunPackets - before.TunPackets; got != 4 {
+		t.Errorf("the frame stood for %d packets, want 4", got)
+	}
+}

@@ -23,6 +23,12 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 // namespace (datagram: the kernel strips any link header; TUN and lo
 // packets then start at the IP header).
 func packetSocket(ns, ifname string) (int, int, error) {
+	return packetSocketType(ns, ifname, unix.SOCK_DGRAM)
+}
+
+// packetSocketType is packetSocket with the socket type: SOCK_RAW is what
+// PACKET_VNET_HDR needs (on a TUN there is no link header either way).
+func packetSocketType(ns, ifname string, typ int) (int, int, error) {
 	var fd, index int
 	err := nsenter.Do(ns, func() error {
 		ifi, err := net.InterfaceByName(ifname)
@@ -30,7 +36,7 @@ func packetSocket(ns, ifname string) (int, int, error) {
 			return err
 		}
 		index = ifi.Index
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+		fd, err = unix.Socket(unix.AF_PACKET, typ|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
 		if err != nil {
 			return err
 		}
@@ -149,6 +155,38 @@ func (j *Injector) Send(pkt []byte) error {
 
 // Close closes the injector.
 func (j *Injector) Close() { unix.Close(j.fd) }
+
+// NewGSOInjector opens an injector whose packets carry a virtio-net header
+// (PACKET_VNET_HDR), so that one send can be a TCP GSO frame, as a kernel
+// with TSO hands a TUN.
+func NewGSOInjector(ns, ifname string) (*Injector, error) {
+	fd, index, err := packetSocketType(ns, ifname, unix.SOCK_RAW)
+	if err != nil {
+		return nil, fmt.Errorf("inject on %s in %s: %w", ifname, ns, err)
+	}
+	j := &Injector{fd: fd, index: index}
+	if err := unix.SetsockoptInt(j.fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+		j.Close()
+		return nil, fmt.Errorf("PACKET_VNET_HDR: %w", err)
+	}
+	return j, nil
+}
+
+// SendGSO sends an IPv4 TCP frame as a GSO frame of segments of mss
+// bytes, with its TCP checksum left partial (the pseudo-header sum in
+// place), as the kernel leaves it.
+func (j *Injector) SendGSO(frame []byte, mss int) error {
+	ihl := int(frame[0]&0x0F) * 4
+	tcpLen := int(frame[ihl+12]>>4) * 4
+	var vh [10]byte
+	vh[0] = 1 // VIRTIO_NET_HDR_F_NEEDS_CSUM
+	vh[1] = 1 // VIRTIO_NET_HDR_GSO_TCPV4
+	binary.LittleEndian.PutUint16(vh[2:], uint16(ihl+tcpLen))
+	binary.LittleEndian.PutUint16(vh[4:], uint16(mss))
+	binary.LittleEndian.PutUint16(vh[6:], uint16(ihl))
+	binary.LittleEndian.PutUint16(vh[8:], 16)
+	return j.Send(append(vh[:], frame...))
+}
 
 // TCP is the part of a TCP/IP packet the tests look at.
 type TCP struct {
