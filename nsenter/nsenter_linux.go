@@ -30,15 +30,22 @@ func Do(name string, fn func() error) error {
 	return DoHandle(target, fn)
 }
 
+// hostNS is the namespace the process started in, opened once while only
+// the main thread runs: every thread DoHandle moves is moved back to it.
+var hostNS, hostNSErr = netns.Get()
+
 // DoHandle is Do for a namespace already opened.
 func DoHandle(target netns.NsHandle, fn func() error) error {
 	runtime.LockOSThread()
-	origin, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("read current network namespace: %w", err)
+	origin := hostNS
+	if hostNSErr != nil {
+		var err error
+		if origin, err = netns.Get(); err != nil {
+			runtime.UnlockOSThread()
+			return fmt.Errorf("read current network namespace: %w", err)
+		}
+		defer origin.Close()
 	}
-	defer origin.Close()
 	if err := netns.Set(target); err != nil {
 		runtime.UnlockOSThread()
 		return fmt.Errorf("enter network namespace: %w", err)
@@ -99,3 +106,8 @@ func Sysctls(name string, kv map[string]string) error {
 		return nil
 	})
 }
+
+// Delete removes a named network namespace.
+func Delete(name string) error { return netns.DeleteNamed(name) }
+
+func handle(name string) (netns.NsHandle, error) { return netns.GetFromName(name) }
