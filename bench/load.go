@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,7 +61,7 @@ func StartServers(ns, ip string) (*Servers, error) {
 	}{{SinkPort, false, false}, {RRPort, true, false}, {SinkPPPort, false, true}, {RRPPPort, true, true}} {
 		var ln net.Listener
 		err := nsenter.Do(ns, func() (err error) {
-			ln, err = net.Listen("tcp", net.JoinHostPort(ip, itoa(p.port)))
+			ln, err = net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p.port)))
 			return err
 		})
 		if err != nil {
@@ -232,18 +233,4 @@ func Latency(ctx context.Context, dial Dialer, addr string, rate int, d time.Dur
 	sort.Float64s(samples)
 	q := func(p float64) float64 { return samples[min(len(samples)-1, int(p*float64(len(samples))))] }
 	return q(0.50), q(0.99), q(0.999), nil
-}
-
-func itoa(i int) string {
-	if i == 0 {
-		return "0"
-	}
-	var b [20]byte
-	n := len(b)
-	for i > 0 {
-		n--
-		b[n] = byte('0' + i%10)
-		i /= 10
-	}
-	return string(b[n:])
 }

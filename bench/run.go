@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,8 +15,6 @@ import (
 
 	"pvlink.dev/pvlink/ctl"
 )
-
-func contextBG() context.Context { return context.Background() }
 
 // Options are the settings of one `pvlink bench` run.
 type Options struct {
@@ -92,16 +91,16 @@ func Run(ctx context.Context, exe string, o Options) (*Report, error) {
 		}
 		defer srv.Close()
 		dial := DialFrom(k.Consumer)
-		targets["kernel-routed"] = target{dial: dial, sink: net.JoinHostPort(providerIP, itoa(SinkPort)), rr: net.JoinHostPort(providerIP, itoa(RRPort))}
+		targets["kernel-routed"] = target{dial: dial, sink: net.JoinHostPort(providerIP, strconv.Itoa(SinkPort)), rr: net.JoinHostPort(providerIP, strconv.Itoa(RRPort))}
 		targets["kernel-dnat"] = target{dial: dial, sink: net.JoinHostPort(vipIP, "80"), rr: net.JoinHostPort(vipIP, "81")}
-		if contains(o.Paths, "haproxy") {
+		if slices.Contains(o.Paths, "haproxy") {
 			if err := k.StartHAProxy(); err != nil {
 				return nil, err
 			}
-			targets["haproxy"] = target{dial: dial, sink: net.JoinHostPort(routerCIP, itoa(haproxySink)), rr: net.JoinHostPort(routerCIP, itoa(haproxyRR)), proc: k.HAProxyPID()}
+			targets["haproxy"] = target{dial: dial, sink: net.JoinHostPort(routerCIP, strconv.Itoa(haproxySink)), rr: net.JoinHostPort(routerCIP, strconv.Itoa(haproxyRR)), proc: k.HAProxyPID()}
 		}
 	}
-	if contains(o.Paths, "pvlink") {
+	if slices.Contains(o.Paths, "pvlink") {
 		logf("bringing up the pvlink fabric %s", prefix)
 		s, err := upFabric(exe, prefix, fabricTopology)
 		if err != nil {
@@ -191,15 +190,6 @@ func summarize(path, metric, unit string, v []float64) Result {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)
 	return Result{Path: path, Metric: metric, Unit: unit, Median: s[len(s)/2], Min: s[0], Max: s[len(s)-1], Runs: v}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // cpuSeconds is a process's user+system CPU time, from /proc/PID/stat.

@@ -1,12 +1,14 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -145,7 +147,7 @@ listen rr
 	go cmd.Wait()
 	// Ready when it accepts.
 	for i := 0; i < 200; i++ {
-		if c, err := DialFrom(k.Consumer)(contextBG(), net.JoinHostPort(routerCIP, itoa(haproxySink))); err == nil {
+		if c, err := DialFrom(k.Consumer)(context.Background(), net.JoinHostPort(routerCIP, strconv.Itoa(haproxySink))); err == nil {
 			c.Close()
 			return nil
 		}
