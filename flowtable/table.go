@@ -147,8 +147,8 @@ func (t *Table) hash(k *Key) uint64 {
 	c := binary.LittleEndian.Uint64(d[0:8]) ^ t.seed[2]
 	e := binary.LittleEndian.Uint64(d[8:16]) ^ t.seed[3]
 	p := uint64(k.SrcPort)<<24 | uint64(k.DstPort)<<8 | uint64(k.Proto)
-	h := mum(a, b) ^ mum(c, e) ^ mum(p^t.seed[0], 0x9E3779B97F4A7C15)
-	return mum(h, 0xBF58476D1CE4E5B9^t.seed[1])
+	// Two 64x64->128 multiplies (wyhash's mum) over the seeded words.
+	return mum(a^c^p, b^e^t.seed[0])
 }
 
 func mum(a, b uint64) uint64 {
