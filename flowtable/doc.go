@@ -23,7 +23,7 @@
 // see a record reused for another flow, because records are never reused.
 // The same goes for the chains: a table starts with 64 (five slots each, a
 // chain head is one cache line) and doubles them when it holds more than
-// four flows a chain, up to what its capacity needs. A resize holds every
+// three flows a chain, up to what its capacity needs. A resize holds every
 // writer off (writers share resizeMu, a resize takes it alone), copies the
 // record pointers into the new chains and publishes them with one atomic
 // store; readers never wait: one that loaded the old chains finishes on

@@ -67,9 +67,10 @@ const (
 	// writers' mutex make a chain head exactly one 64-byte cache line, so
 	// a lookup that misses reads one line.
 	slotsPerBucket = 5
-	// loadSlots is the average number of flows per bucket at capacity:
-	// 4 of 5 keeps chains short without wasting much memory.
-	loadSlots = 4
+	// loadSlots is the average number of flows per chain before the
+	// table grows (and at capacity): 3 of 5 leaves few chains needing an
+	// overflow bucket, which would cost a miss a second cache line.
+	loadSlots = 3
 )
 
 // bucket is a group of slots. meta holds one tag byte per slot (0 = empty;
