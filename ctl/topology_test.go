@@ -52,6 +52,8 @@ func TestBadTopologyIsRefusedWithFileLineAndField(t *testing.T) {
 		{"service in no shared zone", "      - {subnet: provider-az2, private_ipv4_address: 198.19.2.5}\n", "", "service web is not available in use1-az2"},
 		{"duplicate vpc", "  - name: consumer\n    cidr: 198.18.0.0/16", "  - name: provider\n    cidr: 198.18.0.0/16", "VPC provider is defined twice"},
 		{"one server, two proxy settings", "load_balancers:\n", "  - name: web2\n    vpc: provider\n    port: 8080\n    proxy_protocol_v2: false\n    targets: [{ip: 198.19.1.10}]\n\nload_balancers:\n", "differs on proxy_protocol_v2"},
+		{"idle timeout beyond the NLB's", "    port: 8080\n", "    port: 8080\n    idle_timeout: 7000s\n", "target_groups[0].idle_timeout: 1h56m40s is outside 1s-1h40m0s"},
+		{"health check interval too short", "    port: 8080\n", "    port: 8080\n    health_check: {interval: 1ms}\n", "target_groups[0].health_check.interval: 1ms is outside"},
 		{"not yaml", "name: demo", "name: [demo", "did not find expected"},
 		{"bad name", "name: demo", "name: Demo_1", "is not a valid name"},
 	}

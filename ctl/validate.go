@@ -339,25 +339,20 @@ func (v *validator) targetGroup(path []any, tg *TargetGroup) {
 	default:
 		v.fail(append(path, "proxy_protocol_v2_header_placement"), "%q is not one of %s, %s", tg.ProxyProtocolV2Placement, dataplane.PlacementFirstAckWithPayload, dataplane.PlacementFirstAck)
 	}
-	between := func(field string, d, lo, hi time.Duration, aws string) {
+	between := func(path []any, d, lo, hi time.Duration, aws string) {
 		if d != 0 && (d < lo || d > hi) {
-			v.fail(append(path, field), "%s is outside %s-%s (%s)", d, lo, hi, aws)
+			v.fail(path, "%s is outside %s-%s (%s)", d, lo, hi, aws)
 		}
 	}
-	between("idle_timeout", tg.IdleTimeout, time.Second, 6000*time.Second, "AWS allows 60s-6000s; pvlink from 1s for tests")
-	between("deregistration_delay", tg.DeregistrationDelay, 0, 3600*time.Second, "AWS allows 0-3600s")
+	between(append(path, "idle_timeout"), tg.IdleTimeout, time.Second, 6000*time.Second, "AWS allows 60s-6000s; pvlink from 1s for tests")
+	between(append(path, "deregistration_delay"), tg.DeregistrationDelay, 0, 3600*time.Second, "AWS allows 0-3600s")
 	if tg.DeregistrationDelay < 0 {
 		v.fail(append(path, "deregistration_delay"), "must not be negative")
 	}
 	if hc := tg.HealthCheck; hc != nil {
 		hp := append(append([]any{}, path...), "health_check")
-		between2 := func(field string, d, lo, hi time.Duration, aws string) {
-			if d != 0 && (d < lo || d > hi) {
-				v.fail(append(hp, field), "%s is outside %s-%s (%s)", d, lo, hi, aws)
-			}
-		}
-		between2("interval", hc.Interval, 50*time.Millisecond, 300*time.Second, "AWS allows 5s-300s; pvlink from 50ms for tests")
-		between2("timeout", hc.Timeout, 10*time.Millisecond, 120*time.Second, "AWS allows 2s-120s; pvlink from 10ms for tests")
+		between(append(hp, "interval"), hc.Interval, 50*time.Millisecond, 300*time.Second, "AWS allows 5s-300s; pvlink from 50ms for tests")
+		between(append(hp, "timeout"), hc.Timeout, 10*time.Millisecond, 120*time.Second, "AWS allows 2s-120s; pvlink from 10ms for tests")
 		for field, n := range map[string]int{"healthy_threshold": hc.HealthyThreshold, "unhealthy_threshold": hc.UnhealthyThreshold} {
 			if n != 0 && (n < 2 || n > 10) {
 				v.fail(append(hp, field), "%d is outside 2-10", n)

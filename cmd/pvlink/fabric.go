@@ -123,9 +123,6 @@ func newFabricStatusCmd() *cobra.Command {
 		Short: "Show a fabric: VPCs, endpoints, ENIs, targets, forwarders",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "table" && output != "json" {
-				return fmt.Errorf("-o %s: use table or json", output)
-			}
 			name, err := fabricName(file, args)
 			if err != nil {
 				return err
@@ -148,7 +145,7 @@ func newFabricStatusCmd() *cobra.Command {
 		},
 	}
 	c.Flags().StringVarP(&file, "file", "f", "", "topology file (YAML)")
-	c.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	addOutputFlag(c, &output)
 	return c
 }
 

@@ -45,6 +45,18 @@ func fromForwarders[T any](name, path string) (map[string]T, []string, error) {
 	return out, azs, nil
 }
 
+// addOutputFlag gives a command -o table|json and refuses anything else
+// before the command runs.
+func addOutputFlag(c *cobra.Command, output *string) {
+	c.Flags().StringVarP(output, "output", "o", "table", "table or json")
+	c.PreRunE = func(*cobra.Command, []string) error {
+		if *output != "table" && *output != "json" {
+			return fmt.Errorf("-o %s: use table or json", *output)
+		}
+		return nil
+	}
+}
+
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -88,7 +100,7 @@ func newFabricMetricsCmd() *cobra.Command {
 		},
 	}
 	c.Flags().StringVarP(&file, "file", "f", "", "topology file (YAML)")
-	c.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	addOutputFlag(c, &output)
 	return c
 }
 
@@ -132,7 +144,7 @@ func newFlowsCmd() *cobra.Command {
 		},
 	}
 	c.Flags().StringVarP(&file, "file", "f", "", "topology file (YAML)")
-	c.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	addOutputFlag(c, &output)
 	c.Flags().StringVar(&az, "az", "", "only this Availability Zone's forwarder")
 	return c
 }
@@ -166,6 +178,6 @@ func newTargetHealthCmd() *cobra.Command {
 		},
 	}
 	c.Flags().StringVarP(&file, "file", "f", "", "topology file (YAML)")
-	c.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	addOutputFlag(c, &output)
 	return c
 }

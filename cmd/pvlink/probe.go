@@ -81,7 +81,7 @@ func newFabricProbeCmd() *cobra.Command {
 		},
 	}
 	c.Flags().StringVarP(&file, "file", "f", "", "topology file (YAML)")
-	c.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	addOutputFlag(c, &output)
 	return c
 }
 
