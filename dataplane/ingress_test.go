@@ -3,6 +3,7 @@ package dataplane
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
@@ -150,4 +151,24 @@ func FuzzIngress(f *testing.F) {
 			t.Fatalf("pass=%v, drops %d -> %d", ok, before, after)
 		}
 	})
+}
+
+// BenchmarkIngressTCPOfAFlow is a segment of an open flow: the filter
+// also finds the flow in the table and marks it active.
+func BenchmarkIngressTCPOfAFlow(b *testing.B) {
+	tb := flowtable.New(1 << 16)
+	e := &eniState{addr4: eniAddr, flows: tb}
+	p := ipv4Packet(8500, header.TCPProtocolNumber, eniAddr, header.TCPFlagAck)
+	k := flowtable.Key{Src: netip.AddrFrom4(clientAddr.As4()), Dst: netip.AddrFrom4(eniAddr.As4()), SrcPort: 40000, DstPort: 80, Proto: 6}
+	tb.Insert(flowtable.NewFlow(k, nil, 0, time.Now()))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(p)))
+	for b.Loop() {
+		if _, _, ok := e.ingress(p, 1); !ok {
+			b.Fatal("dropped")
+		}
+	}
+	if tb.Lookup(k).SegmentsIn.Load() == 0 {
+		b.Fatal("the flow was not marked")
+	}
 }
