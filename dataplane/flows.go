@@ -40,6 +40,11 @@ type conn struct {
 	provider *net.TCPConn
 	closed   atomic.Bool // the relay closed the consumer side
 
+	// Owned by the consumer-to-provider relay goroutine (waitConsumer).
+	waitEntry waiter.Entry
+	waitCh    chan struct{}
+	waitTimer *time.Timer
+
 	// expired: the idle timeout passed and the flow is forgotten; the next
 	// consumer segment is answered with a RST. reset: the forwarder cut
 	// the flow (target unhealthy, or drained with termination).

@@ -140,22 +140,33 @@ func (c *conn) copy(dst, src net.Conn, fl *flowtable.Flow, pp *proxyproto.Header
 // waitConsumer blocks until the consumer side has data, a FIN, an error or
 // has been closed (then the Read that follows says which).
 func (c *conn) waitConsumer() {
-	const mask = waiter.EventIn | waiter.EventHUp | waiter.EventErr
-	if c.ep.Readiness(mask) != 0 {
+	if c.ep.Readiness(consumerEvents) != 0 {
 		return
 	}
-	e, ch := waiter.NewChannelEntry(mask)
-	c.wq.EventRegister(&e)
-	defer c.wq.EventUnregister(&e)
-	for c.ep.Readiness(mask) == 0 && !c.reset.Load() && !c.closed.Load() {
+	// The entry and the timer are made once per connection and reused:
+	// only the consumer-to-provider goroutine waits here.
+	if c.waitCh == nil {
+		c.waitEntry, c.waitCh = waiter.NewChannelEntry(consumerEvents)
+		c.waitTimer = time.NewTimer(time.Second)
+	} else {
+		c.waitTimer.Reset(time.Second)
+	}
+	c.wq.EventRegister(&c.waitEntry)
+	defer c.wq.EventUnregister(&c.waitEntry)
+	for c.ep.Readiness(consumerEvents) == 0 && !c.reset.Load() && !c.closed.Load() {
 		select {
-		case <-ch:
-		case <-time.After(time.Second):
+		case <-c.waitCh:
+		case <-c.waitTimer.C:
 			// Re-check now and then: a close from our side does not
 			// always notify.
+			c.waitTimer.Reset(time.Second)
 		}
 	}
+	c.waitTimer.Stop()
 }
+
+// consumerEvents wake a relay waiting for the consumer.
+const consumerEvents = waiter.EventIn | waiter.EventHUp | waiter.EventErr
 
 // waitProvider blocks until the provider socket is readable (data, FIN or
 // error) or closed, without reading from it.
