@@ -55,7 +55,7 @@ func dropsFor(t *testing.T, f *fabrictest.Fabric, eni ctl.ENIState, reason strin
 		if strings.HasPrefix(line, "pvlink_ingress_dropped_packets_total{") && strings.Contains(line, `eni="`+eni.ID+`"`) && strings.Contains(line, `reason="`+reason+`"`) {
 			var n float64
 			fields := strings.Fields(line)
-			if _, err := fmtSscan(fields[len(fields)-1], &n); err == nil {
+			if _, err := fmt.Sscan(fields[len(fields)-1], &n); err == nil {
 				return int(n)
 			}
 		}
@@ -422,7 +422,6 @@ func TestRandomPacketsIntoALiveENIDoNotStopATransfer(t *testing.T) {
 	}
 }
 
-func fmtSscan(s string, v *float64) (int, error) { return fmt.Sscan(s, v) }
 
 // TestGSOFrameIsJudgedByItsWirePackets sends the ENI TCP GSO frames, as a
 // consumer's kernel with TSO does: a frame whose segments would be 9040-byte
