@@ -422,7 +422,6 @@ func TestRandomPacketsIntoALiveENIDoNotStopATransfer(t *testing.T) {
 	}
 }
 
-
 // TestGSOFrameIsJudgedByItsWirePackets sends the ENI TCP GSO frames, as a
 // consumer's kernel with TSO does: a frame whose segments would be 9040-byte
 // packets is dropped, one count per packet it stands for; a 30 KB frame of
