@@ -2,6 +2,7 @@ package flowtable
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -96,6 +97,11 @@ func BenchmarkFlowTable(b *testing.B) {
 			for _, k := range keys {
 				m.store(k, NewFlow(k, nil, 0, now))
 			}
+			// Finish the collection the filling started (and the previous
+			// map's garbage) now: a GC cycle running under the first
+			// parallel benchmark would take a core from whichever map
+			// happens to be measured first.
+			runtime.GC()
 			for _, g := range goroutines {
 				b.Run(fmt.Sprintf("op=lookup-hit/resident=%d/impl=%s/goroutines=%d", resident, impl.name, g), func(b *testing.B) {
 					b.ReportAllocs()
