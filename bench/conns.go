@@ -1,12 +1,15 @@
 package bench
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,20 +17,32 @@ import (
 	"time"
 
 	"pvlink.dev/pvlink/ctl"
+	"pvlink.dev/pvlink/dataplane"
+	"pvlink.dev/pvlink/nsenter"
 )
 
 // ConnsResult is what `pvlink bench conns` measured.
 type ConnsResult struct {
-	Requested    int     `json:"requested"`
-	Established  int     `json:"established"`
-	Failed       int     `json:"failed"`
-	FirstError   string  `json:"first_error,omitempty"`
-	RSSBefore    int64   `json:"rss_before_bytes"`
-	RSSAfter     int64   `json:"rss_after_bytes"`
-	PerConn      float64 `json:"rss_per_connection_bytes"`
-	Seconds      float64 `json:"seconds_to_open"`
-	FDLimit      uint64  `json:"fd_limit"`
-	ForwarderPID int     `json:"forwarder_pid"`
+	Requested  int     `json:"requested"`
+	Open       int     `json:"established"`
+	Failed     int     `json:"failed"`
+	FirstError string  `json:"first_error,omitempty"`
+	RSSBefore  int64   `json:"rss_before_bytes"`
+	RSSAfter   int64   `json:"rss_after_bytes"`
+	PerConn    float64 `json:"rss_per_connection_bytes"`
+	Seconds    float64 `json:"seconds_to_open"`
+	FDLimit    uint64  `json:"fd_limit"`
+	// The forwarder of the AZ: its processes (workers), how many
+	// connections each held, and the client and target processes used.
+	Workers       int   `json:"forwarder_workers"`
+	ForwarderPIDs []int `json:"forwarder_pids"`
+	PerWorker     []int `json:"connections_per_worker"`
+	Clients       int   `json:"client_processes"`
+	Targets       int   `json:"targets"`
+	// Where the RSS went, per connection, from the forwarders' runtime.
+	HeapPerConn       float64 `json:"heap_per_connection_bytes"`
+	StackPerConn      float64 `json:"stack_per_connection_bytes"`
+	GoroutinesPerConn float64 `json:"goroutines_per_connection"`
 }
 
 // FDLimit is this process's open-file limit (soft, as Go raised it, and
@@ -38,35 +53,86 @@ func FDLimit() (soft, hard uint64) {
 	return l.Cur, l.Max
 }
 
-// Conns opens count idle connections through one forwarder (each with its
-// proxy header, then silent) and reports the forwarder's RSS per
-// connection. Everything it made is removed before it returns.
+// fdReserve is what a process keeps for everything but the connections.
+const fdReserve = 1024
+
+// ConnsPlan is how Conns spreads count connections over processes, none of
+// which may hold more descriptors than the hard limit: forwarder workers
+// (with room for the kernel's uneven spread of flows over TUN queues),
+// client processes and target processes.
+func ConnsPlan(count int, hard uint64) (workers, clients, targets int, err error) {
+	per := int(hard) - fdReserve
+	if per < 1000 {
+		return 0, 0, 0, fmt.Errorf("the hard RLIMIT_NOFILE is %d: too low for this benchmark", hard)
+	}
+	div := func(n int) int { return max(1, (n+per-1)/per) }
+	workers = div(count * 5 / 4)
+	if workers > dataplane.MaxWorkers {
+		return 0, 0, 0, fmt.Errorf("%d connections need %d forwarder workers at %d open files each (hard RLIMIT_NOFILE %d); at most %d",
+			count, workers, per, hard, dataplane.MaxWorkers)
+	}
+	return workers, div(count), div(count * 5 / 4), nil
+}
+
+// connsTopology is one AZ, an endpoint on port 80 in front of an NLB whose
+// target group (proxy protocol v2) has TARGETS, served by WORKERS forwarder
+// processes.
+const connsTopology = `name: NAME
+region: us-east-1
+availability_zones: [use1-az1]
+forwarder_workers: WORKERS
+` + benchVPCs + `target_groups:
+  - {name: hold, vpc: provider, port: 9100, proxy_protocol_v2: true, health_check: {enabled: false}, targets: [TARGETS]}
+load_balancers:
+  - name: nlb
+    vpc: provider
+    subnet_mappings: [{subnet: p1, private_ipv4_address: 198.19.1.5}]
+    listeners: [{protocol: TCP, port: 80, target_group: hold}]
+endpoint_services:
+  - {name: svc, load_balancers: [nlb]}
+endpoints:
+  - {name: ep, vpc: consumer, service: svc, subnet_configurations: [{subnet: c1, ipv4: 198.18.1.10}]}
+`
+
+// Conns opens count idle connections through the forwarder of one AZ (each
+// with its proxy header, then silent) and reports the forwarder's RSS per
+// connection. A process may hold no more descriptors than the hard
+// RLIMIT_NOFILE, so the forwarder runs as several workers when count needs
+// it, and the connections are held by client processes (`pvlink bench
+// hold`) and served by several targets. Everything it made is removed
+// before it returns.
 func Conns(ctx context.Context, exe string, count int, log io.Writer) (*ConnsResult, error) {
 	_, hard := FDLimit()
-	// The forwarder holds a socket per connection, the servers and this
-	// client one each; all three live under the same hard limit.
-	if uint64(count)+512 > hard {
-		return nil, fmt.Errorf("%d connections need %d open files in the forwarder, and this machine's hard RLIMIT_NOFILE is %d (raise it: ulimit -Hn, or LimitNOFILE= in systemd); at most %d here",
-			count, count+512, hard, hard-512)
+	workers, clients, ntargets, err := ConnsPlan(count, hard)
+	if err != nil {
+		return nil, err
 	}
 	prefix := fmt.Sprintf("pvc%d", syscall.Getpid()%100000)
-	// The target is a `pvlink target` process of the fabric's, so that this
-	// process holds only the client side of the connections.
-	topo := strings.Replace(fabricTopology, "port: 9100, proxy_protocol_v2: true, health_check: {enabled: false}, targets: [{ip: 198.19.1.10, external: true}]",
-		"port: 9100, proxy_protocol_v2: true, health_check: {enabled: false}, targets: [{ip: 198.19.1.10}]", 1)
+	targets := make([]string, ntargets)
+	for i := range targets {
+		targets[i] = fmt.Sprintf("{ip: 198.19.1.%d}", 10+i)
+	}
+	topo := strings.NewReplacer("WORKERS", fmt.Sprint(workers), "TARGETS", strings.Join(targets, ", ")).Replace(connsTopology)
 	s, err := upFabric(exe, prefix, topo)
 	if err != nil {
 		return nil, err
 	}
 	defer ctl.Down(s)
 	eni := s.Endpoints[0].ENIs[0]
-	dial := DialFrom(eni.Netns)
+	// One consumer address holds every connection to one ENI port: it
+	// needs more source ports than the default range.
+	if err := nsenter.Sysctls(eni.Netns, map[string]string{"net/ipv4/ip_local_port_range": "1024 65535"}); err != nil {
+		return nil, err
+	}
 	addr := net.JoinHostPort(eni.IP, "80")
-	pid := s.Forwarders[0].Process.PID
+	if log != nil {
+		fmt.Fprintf(log, "%d connections: %d forwarder workers, %d client processes, %d targets (hard RLIMIT_NOFILE %d)\n", count, workers, clients, ntargets, hard)
+	}
 
-	// Warm the forwarder up so its baseline includes the runtime's steady
+	// Warm the forwarders up so the baseline includes the runtime's steady
 	// state, not start-up.
-	for i := 0; i < 100; i++ {
+	dial := DialFrom(eni.Netns)
+	for i := 0; i < 100*workers; i++ {
 		c, err := dial(ctx, addr)
 		if err != nil {
 			return nil, err
@@ -75,12 +141,159 @@ func Conns(ctx context.Context, exe string, count int, log io.Writer) (*ConnsRes
 		c.Close()
 	}
 	time.Sleep(500 * time.Millisecond)
-	res := &ConnsResult{Requested: count, RSSBefore: rssBytes(pid), FDLimit: hard, ForwarderPID: pid}
+	res := &ConnsResult{Requested: count, FDLimit: hard, Workers: workers, Clients: clients, Targets: ntargets}
+	for _, f := range s.Forwarders {
+		res.ForwarderPIDs = append(res.ForwarderPIDs, f.Process.PID)
+	}
+	res.RSSBefore = sumRSS(res.ForwarderPIDs)
+	before, err := sumStats(s.Forwarders)
+	if err != nil {
+		return nil, err
+	}
+
+	start := time.Now()
+	var holders []*holder
+	defer func() {
+		for _, h := range holders {
+			h.stop()
+		}
+	}()
+	for i := 0; i < clients; i++ {
+		n := count / clients
+		if i < count%clients {
+			n++
+		}
+		h, err := startHolder(exe, eni.Netns, addr, n)
+		if err != nil {
+			return nil, err
+		}
+		holders = append(holders, h)
+	}
+	for _, h := range holders {
+		r, err := h.wait(ctx)
+		if err != nil {
+			return nil, err
+		}
+		res.Open += r.Open
+		res.Failed += r.Failed
+		if res.FirstError == "" {
+			res.FirstError = r.FirstError
+		}
+	}
+	res.Seconds = time.Since(start).Seconds()
+	if res.Failed > 0 && log != nil {
+		explain(log, s)
+	}
+	time.Sleep(time.Second) // let the forwarders settle
+	res.RSSAfter = sumRSS(res.ForwarderPIDs)
+	after, err := sumStats(s.Forwarders)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range s.Forwarders {
+		st, err := forwarderStats(f)
+		if err != nil {
+			return nil, err
+		}
+		res.PerWorker = append(res.PerWorker, st.Flows)
+	}
+	if n := float64(res.Open); n > 0 {
+		res.PerConn = float64(res.RSSAfter-res.RSSBefore) / n
+		res.HeapPerConn = float64(int64(after.HeapInuseBytes)-int64(before.HeapInuseBytes)) / n
+		res.StackPerConn = float64(int64(after.StackBytes)-int64(before.StackBytes)) / n
+		res.GoroutinesPerConn = float64(after.Goroutines-before.Goroutines) / n
+	}
+	if log != nil {
+		fmt.Fprintf(log, "%d of %d connections open through the forwarder of %s (%d workers, pids %v, flows per worker %v) in %.1fs; RSS %d MiB -> %d MiB (%.1f KiB per connection: Go heap %.1f KiB, goroutine stacks %.1f KiB, %.2f goroutines)\n",
+			res.Open, count, eni.AZ, workers, res.ForwarderPIDs, res.PerWorker, res.Seconds, res.RSSBefore>>20, res.RSSAfter>>20,
+			res.PerConn/1024, res.HeapPerConn/1024, res.StackPerConn/1024, res.GoroutinesPerConn)
+	}
+	return res, nil
+}
+
+func sumRSS(pids []int) int64 {
+	var n int64
+	for _, p := range pids {
+		n += rssBytes(p)
+	}
+	return n
+}
+
+// sumStats adds up the runtime figures of every forwarder process.
+func sumStats(fs []ctl.ForwarderState) (dataplane.RuntimeStats, error) {
+	var sum dataplane.RuntimeStats
+	for _, f := range fs {
+		st, err := forwarderStats(f)
+		if err != nil {
+			return sum, fmt.Errorf("forwarder %s stats: %w", f.Label(), err)
+		}
+		sum.Goroutines += st.Runtime.Goroutines
+		sum.HeapInuseBytes += st.Runtime.HeapInuseBytes
+		sum.StackBytes += st.Runtime.StackBytes
+		sum.HeapObjects += st.Runtime.HeapObjects
+		sum.SysBytes += st.Runtime.SysBytes
+	}
+	return sum, nil
+}
+
+// forwarderStats reads a forwarder's /stats.
+func forwarderStats(f ctl.ForwarderState) (dataplane.Stats, error) {
+	var st dataplane.Stats
+	fs, err := ctl.ForwarderStatus(f)
+	if err != nil {
+		return st, err
+	}
+	resp, err := http.Get("http://" + fs.Metrics + "/stats")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// explain says why connections failed, from the forwarders' counters and
+// logs and the targets' liveness.
+func explain(log io.Writer, s *ctl.State) {
+	for _, f := range s.Forwarders {
+		if st, err := forwarderStats(f); err == nil {
+			b, _ := json.Marshal(st)
+			fmt.Fprintf(log, "forwarder %s stats: %s\n", f.Label(), b)
+		}
+		fmt.Fprintf(log, "forwarder %s log (last lines):\n%s\n", f.Label(), tail(f.Process.Log, 5))
+	}
+	for _, tg := range s.Targets {
+		if tg.Process != nil {
+			fmt.Fprintf(log, "target %s:%d alive: %v\n", tg.IP, tg.Port, tg.Process.Alive())
+		}
+	}
+}
+
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// HoldResult is what one `pvlink bench hold` process reports once it has
+// tried all its connections.
+type HoldResult struct {
+	Open       int    `json:"open"`
+	Failed     int    `json:"failed"`
+	FirstError string `json:"first_error,omitempty"`
+}
+
+// Hold opens count connections to addr from namespace ns (32 at a time),
+// sends one byte on each (which brings the proxy header out) and returns
+// them open.
+func Hold(ctx context.Context, ns, addr string, count int) ([]net.Conn, HoldResult) {
+	dial := DialFrom(ns)
 	conns := make([]net.Conn, count)
 	var next, failed atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
-	start := time.Now()
 	for w := 0; w < 32; w++ {
 		wg.Add(1)
 		go func() {
@@ -92,8 +305,6 @@ func Conns(ctx context.Context, exe string, count int, log io.Writer) (*ConnsRes
 				}
 				c, err := dial(ctx, addr)
 				if err == nil {
-					// One byte brings the proxy header out (the default
-					// placement), then the connection idles.
 					_, err = c.Write([]byte{0})
 				}
 				if err != nil {
@@ -109,46 +320,58 @@ func Conns(ctx context.Context, exe string, count int, log io.Writer) (*ConnsRes
 		}()
 	}
 	wg.Wait()
-	res.Seconds = time.Since(start).Seconds()
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
-	if failed.Load() > 0 && log != nil {
-		// Say why, from the forwarder's own counters and log.
-		if st, err := ctl.ForwarderStatus(s.Forwarders[0]); err == nil {
-			if resp, err := http.Get("http://" + st.Metrics + "/stats"); err == nil {
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				fmt.Fprintf(log, "forwarder stats: %s", b)
-			}
-		}
-		for _, tg := range s.Targets {
-			if tg.Process != nil {
-				fmt.Fprintf(log, "target %s:%d alive: %v\n", tg.IP, tg.Port, tg.Process.Alive())
-			}
-		}
-		if b, err := os.ReadFile(s.Forwarders[0].Process.Log); err == nil {
-			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-			fmt.Fprintf(log, "forwarder log (last lines):\n%s\n", strings.Join(lines[max(0, len(lines)-5):], "\n"))
-		}
-	}
-	res.Failed = int(failed.Load())
-	res.Established = count - res.Failed
+	r := HoldResult{Failed: int(failed.Load())}
+	r.Open = count - r.Failed
 	if v := firstErr.Load(); v != nil {
-		res.FirstError = v.(string)
+		r.FirstError = v.(string)
 	}
-	time.Sleep(time.Second) // let the forwarder settle
-	res.RSSAfter = rssBytes(pid)
-	if res.Established > 0 {
-		res.PerConn = float64(res.RSSAfter-res.RSSBefore) / float64(res.Established)
+	return conns, r
+}
+
+// holder is a `pvlink bench hold` process: it reports on stdout and holds
+// its connections until its stdin closes.
+type holder struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Reader
+}
+
+func startHolder(exe, ns, addr string, count int) (*holder, error) {
+	cmd := exec.Command(exe, "bench", "hold", "--netns", ns, "--addr", addr, "--count", fmt.Sprint(count))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
 	}
-	if log != nil {
-		fmt.Fprintf(log, "%d of %d connections open through forwarder pid %d in %.1fs; RSS %d MiB -> %d MiB (%.1f KiB per connection)\n",
-			res.Established, count, pid, res.Seconds, res.RSSBefore>>20, res.RSSAfter>>20, res.PerConn/1024)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
 	}
-	return res, nil
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start client process: %w", err)
+	}
+	return &holder{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}, nil
+}
+
+func (h *holder) wait(ctx context.Context) (HoldResult, error) {
+	var r HoldResult
+	line, err := h.out.ReadBytes('\n')
+	if err != nil {
+		return r, fmt.Errorf("client process %d: %w", h.cmd.Process.Pid, err)
+	}
+	return r, json.Unmarshal(line, &r)
+}
+
+// stop closes the holder's stdin (it closes its connections and exits) and
+// kills it if it has not after a while.
+func (h *holder) stop() {
+	h.stdin.Close()
+	done := make(chan struct{})
+	go func() { h.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		h.cmd.Process.Kill()
+		<-done
+	}
 }

@@ -256,20 +256,24 @@ func upFabric(exe, name, topology string) (*ctl.State, error) {
 // fabricTarget is where the pvlink path's servers listen.
 const fabricTarget = "198.19.1.10"
 
-// fabricTopology is the pvlink path: one AZ, an endpoint in front of an NLB
-// whose target group sends proxy protocol v2, ports 80 (sink) and 81
-// (request/response).
-const fabricTopology = `name: NAME
-region: us-east-1
-availability_zones: [use1-az1]
-vpcs:
+// benchVPCs are the two VPCs of every benchmark fabric: one subnet each in
+// one AZ.
+const benchVPCs = `vpcs:
   - name: provider
     cidr: 198.19.0.0/16
     subnets: [{name: p1, availability_zone: use1-az1, cidr: 198.19.1.0/24}]
   - name: consumer
     cidr: 198.18.0.0/16
     subnets: [{name: c1, availability_zone: use1-az1, cidr: 198.18.1.0/24}]
-target_groups:
+`
+
+// fabricTopology is the pvlink path: one AZ, an endpoint in front of an NLB
+// whose target group sends proxy protocol v2, ports 80 (sink) and 81
+// (request/response).
+const fabricTopology = `name: NAME
+region: us-east-1
+availability_zones: [use1-az1]
+` + benchVPCs + `target_groups:
   - {name: sink, vpc: provider, port: 9100, proxy_protocol_v2: true, health_check: {enabled: false}, targets: [{ip: 198.19.1.10, external: true}]}
   - {name: rr, vpc: provider, port: 9101, proxy_protocol_v2: true, health_check: {enabled: false}, targets: [{ip: 198.19.1.10, external: true}]}
 load_balancers:

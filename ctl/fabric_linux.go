@@ -232,9 +232,9 @@ func (u *upper) createENI(eni ENIState) error {
 		t := &netlink.Tuntap{
 			LinkAttrs: netlink.LinkAttrs{Name: eni.Tun, MTU: linkMTU},
 			Mode:      netlink.TUNTAP_MODE_TUN,
-			// wireguard's tun opens it with exactly these flags; a
-			// mismatch (multi-queue) would make that open fail.
-			Flags: netlink.TUNTAP_NO_PI | netlink.TUNTAP_VNET_HDR,
+			// The forwarder workers open their queues with exactly
+			// these flags; a mismatch would make that open fail.
+			Flags: netlink.TuntapFlag(dataplane.TUNFlags &^ unix.IFF_TUN),
 		}
 		if err := netlink.LinkAdd(t); err != nil {
 			return err
@@ -331,26 +331,36 @@ func (s *State) targetGroupState(name string) TargetGroupState {
 	return TargetGroupState{}
 }
 
+// startForwarder starts the forwarder processes of an AZ: one per worker,
+// all serving the same config.
 func (u *upper) startForwarder(az string) error {
 	dir := Dir(u.s.Name)
-	fs := ForwarderState{
-		AZ:         az,
-		Config:     filepath.Join(dir, "forwarder-"+az+".json"),
-		StatusFile: filepath.Join(dir, "forwarder-"+az+".status"),
-	}
+	config := filepath.Join(dir, "forwarder-"+az+".json")
 	cfg := u.s.ForwarderConfig(az)
-	if err := dataplane.WriteJSONFile(fs.Config, cfg); err != nil {
+	if err := dataplane.WriteJSONFile(config, cfg); err != nil {
 		return fmt.Errorf("write forwarder config for %s: %w", az, err)
 	}
-	u.step("start forwarder for %s (%d ENIs)", az, len(cfg.ENIs))
-	log := filepath.Join(dir, "forwarder-"+az+".log")
-	p, err := startProcess(u.o.Exe, []string{"forwarder", "--config", fs.Config, "--status-file", fs.StatusFile, "--metrics", "127.0.0.1:0"}, log)
-	if err != nil {
-		return fmt.Errorf("start forwarder for %s: %w", az, err)
+	workers := max(u.s.Workers, 1)
+	for w := 0; w < workers; w++ {
+		base := filepath.Join(dir, "forwarder-"+az)
+		what := "forwarder for " + az
+		if workers > 1 {
+			base += fmt.Sprintf("-w%d", w)
+			what += fmt.Sprintf(" (worker %d of %d)", w+1, workers)
+		}
+		fs := ForwarderState{AZ: az, Worker: w, Workers: workers, Config: config, StatusFile: base + ".status"}
+		u.step("start %s (%d ENIs)", what, len(cfg.ENIs))
+		p, err := startProcess(u.o.Exe, []string{"forwarder", "--config", fs.Config, "--status-file", fs.StatusFile, "--metrics", "127.0.0.1:0"}, base+".log")
+		if err != nil {
+			return fmt.Errorf("start %s: %w", what, err)
+		}
+		fs.Process = p
+		u.s.Forwarders = append(u.s.Forwarders, fs)
+		if err := u.s.save(); err != nil {
+			return err
+		}
 	}
-	fs.Process = p
-	u.s.Forwarders = append(u.s.Forwarders, fs)
-	return u.s.save()
+	return nil
 }
 
 // waitReady waits for every forwarder's status file and every target's
@@ -363,7 +373,7 @@ func (u *upper) waitReady() error {
 	}
 	var pending []waitFor
 	for _, f := range u.s.Forwarders {
-		pending = append(pending, waitFor{"forwarder for " + f.AZ, f.StatusFile, f.Process})
+		pending = append(pending, waitFor{"forwarder " + f.Label(), f.StatusFile, f.Process})
 	}
 	for _, t := range u.s.Targets {
 		if t.Process != nil {

@@ -36,13 +36,17 @@ func (s *State) Push(timeout time.Duration) error {
 	if err := s.save(); err != nil {
 		return err
 	}
+	written := map[string]bool{} // an AZ's workers share one config
 	for _, f := range s.Forwarders {
-		if err := dataplane.WriteJSONFile(f.Config, s.ForwarderConfig(f.AZ)); err != nil {
-			return fmt.Errorf("write config of forwarder %s: %w", f.AZ, err)
+		if !written[f.Config] {
+			if err := dataplane.WriteJSONFile(f.Config, s.ForwarderConfig(f.AZ)); err != nil {
+				return fmt.Errorf("write config of forwarder %s: %w", f.Label(), err)
+			}
+			written[f.Config] = true
 		}
 		if f.Process.Alive() {
 			if err := syscall.Kill(f.Process.PID, syscall.SIGHUP); err != nil {
-				return fmt.Errorf("signal forwarder %s: %w", f.AZ, err)
+				return fmt.Errorf("signal forwarder %s: %w", f.Label(), err)
 			}
 		}
 	}
@@ -54,7 +58,7 @@ func (s *State) Push(timeout time.Duration) error {
 				break
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("forwarder %s did not load version %d in %s (see %s)", f.AZ, s.Version, timeout, f.Process.Log)
+				return fmt.Errorf("forwarder %s did not load version %d in %s (see %s)", f.Label(), s.Version, timeout, f.Process.Log)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}

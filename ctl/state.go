@@ -28,6 +28,8 @@ type State struct {
 	Region  string    `json:"region"`
 	Phase   string    `json:"phase"` // creating, up
 	Created time.Time `json:"created"`
+	// Workers is the forwarder processes per AZ (0 in older state: 1).
+	Workers int `json:"forwarder_workers,omitempty"`
 
 	Namespaces    []string           `json:"namespaces"`
 	VPCs          []VPCState         `json:"vpcs"`
@@ -154,12 +156,23 @@ type TargetState struct {
 	Process        *Process  `json:"process,omitempty"`
 }
 
-// ForwarderState is the forwarder process of one AZ.
+// ForwarderState is a forwarder process of one AZ (one of its workers).
 type ForwarderState struct {
 	AZ         string   `json:"az"`
+	Worker     int      `json:"worker"`
+	Workers    int      `json:"workers,omitempty"`
 	Config     string   `json:"config"`
 	StatusFile string   `json:"status_file"`
 	Process    *Process `json:"process,omitempty"`
+}
+
+// Label names the process for people: the AZ, and the worker when the AZ
+// has several.
+func (f ForwarderState) Label() string {
+	if f.Workers > 1 {
+		return fmt.Sprintf("%s/w%d", f.AZ, f.Worker)
+	}
+	return f.AZ
 }
 
 // Dir is the runtime folder of a fabric.

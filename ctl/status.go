@@ -119,7 +119,7 @@ func (r *Report) WriteTable(out io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "FORWARDER\tPID\tALIVE\tMETRICS")
 	for _, f := range r.Forwarders {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", f.AZ, pidString(f.PID), yesNo(f.Alive), f.Metrics)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", f.Label(), pidString(f.PID), yesNo(f.Alive), f.Metrics)
 	}
 	w.Flush()
 }

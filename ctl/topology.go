@@ -26,6 +26,10 @@ type Topology struct {
 	Services       []Service       `yaml:"endpoint_services"`
 	Endpoints      []Endpoint      `yaml:"endpoints"`
 	SecurityGroups []SecurityGroup `yaml:"security_groups"`
+	// ForwarderWorkers is how many forwarder processes serve each AZ
+	// (default 1): more cores for one AZ, and more provider connections
+	// than one process's open-file limit allows.
+	ForwarderWorkers int `yaml:"forwarder_workers"`
 }
 
 // SecurityGroup is a set of ingress rules for an endpoint's ENIs (egress

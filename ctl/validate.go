@@ -73,6 +73,9 @@ func (v *validator) topology(t *Topology) {
 	if len(t.Zones) == 0 {
 		v.fail(p("availability_zones"), "at least one availability zone is required")
 	}
+	if t.ForwarderWorkers < 0 || t.ForwarderWorkers > dataplane.MaxWorkers {
+		v.fail(p("forwarder_workers"), "%d: use 1 to %d forwarder processes per AZ", t.ForwarderWorkers, dataplane.MaxWorkers)
+	}
 	zones := map[string]bool{}
 	for i, z := range t.Zones {
 		v.name(p("availability_zones", i), z)

@@ -19,11 +19,19 @@ type Config struct {
 	AZ      string `json:"az"`
 
 	// FlowCapacity bounds the flow table (0 = DefaultFlowCapacity).
-	FlowCapacity  int                     `json:"flow_capacity,omitempty"`
+	FlowCapacity int `json:"flow_capacity,omitempty"`
+	// Workers is how many forwarder processes serve the AZ together, each
+	// on its own queue of every ENI's multi-queue TUN (the kernel keeps a
+	// flow on one queue). Each holds its share of a target's connection
+	// limit. 0 means 1.
+	Workers       int                     `json:"workers,omitempty"`
 	ENIs          []ENI                   `json:"enis"`
 	LoadBalancers map[string]LoadBalancer `json:"load_balancers"`
 	TargetGroups  map[string]TargetGroup  `json:"target_groups"`
 }
+
+// MaxWorkers bounds the forwarder processes of one AZ.
+const MaxWorkers = 16
 
 // Endpoint states as the EC2 API spells them. Only an available endpoint
 // carries traffic.
@@ -172,6 +180,9 @@ func LoadConfig(path string) (*Config, error) {
 func (c *Config) Validate() error {
 	if c.AZ == "" {
 		return fmt.Errorf("az is empty")
+	}
+	if c.Workers < 0 || c.Workers > MaxWorkers {
+		return fmt.Errorf("workers %d: use 1 to %d", c.Workers, MaxWorkers)
 	}
 	seen := map[netip.Addr]bool{}
 	for _, e := range c.ENIs {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -29,27 +30,41 @@ const (
 
 // conn is the forwarder's side of one flow: the record's Value.
 type conn struct {
+	f      *Forwarder
+	fl     *flowtable.Flow
 	eni    *eniState
 	group  *nat.Group
 	target *nat.Target
 	node   netip.AddrPort // provider-side source: node IP and port
 
 	// Set once the connection is up.
-	ep       tcpip.Endpoint
-	wq       *waiter.Queue
-	provider *net.TCPConn
-	closed   atomic.Bool // the relay closed the consumer side
+	ep          tcpip.Endpoint
+	wq          *waiter.Queue
+	provider    *net.TCPConn
+	providerRaw syscall.RawConn
+	providerFD  int
 
-	// Owned by the consumer-to-provider relay goroutine (waitConsumer).
-	waitEntry waiter.Entry
-	waitCh    chan struct{}
-	waitTimer *time.Timer
+	// The relay's state (relay.go): each direction's state, how many are
+	// not done, the consumer's wake-up registration, and the proxy header
+	// still to send with the consumer's first bytes.
+	c2p, p2c      atomic.Int32
+	p2cPending    atomic.Bool
+	p2cHup        atomic.Bool
+	live          atomic.Int32
+	consumerEntry waiter.Entry
+	pp            *proxyproto.Header
+	released      atomic.Bool
+	// started: the relay runs; until then abort and forget only set
+	// their flag, and start acts on it.
+	started atomic.Bool
 
 	// expired: the idle timeout passed and the flow is forgotten; the next
 	// consumer segment is answered with a RST. reset: the forwarder cut
-	// the flow (target unhealthy, or drained with termination).
+	// the flow (target unhealthy, or drained with termination). cut: the
+	// relay tore the connection down after a RST from either side.
 	expired atomic.Bool
 	reset   atomic.Bool
+	cut     atomic.Bool
 }
 
 func (tg TargetGroup) idleTimeout() time.Duration {
@@ -59,7 +74,9 @@ func (tg TargetGroup) idleTimeout() time.Duration {
 	return DefaultIdleTimeout
 }
 
-func (tg TargetGroup) settings(az string, lb LoadBalancer) nat.Settings {
+// settings is a target group as one node sees it. With several workers
+// each holds its share of the connection limit (rounded up).
+func (tg TargetGroup) settings(az string, lb LoadBalancer, workers int) nat.Settings {
 	hc := nat.DefaultHealthCheck
 	if tg.HealthCheck.Disabled {
 		hc.Enabled = false
@@ -80,10 +97,17 @@ func (tg TargetGroup) settings(az string, lb LoadBalancer) nat.Settings {
 	if tg.DeregistrationDelay > 0 {
 		delay = time.Duration(tg.DeregistrationDelay)
 	}
+	limit := tg.ConnLimit
+	if limit <= 0 {
+		limit = nat.DefaultConnLimit
+	}
+	if workers > 1 {
+		limit = (limit + workers - 1) / workers
+	}
 	return nat.Settings{
 		Zone: az, CrossZone: lb.CrossZone, HealthCheck: hc,
 		DeregistrationDelay: delay, ConnectionTermination: tg.ConnectionTermination,
-		ConnLimit: tg.ConnLimit,
+		ConnLimit: limit,
 	}
 }
 
@@ -91,7 +115,7 @@ func (tg TargetGroup) settings(az string, lb LoadBalancer) nat.Settings {
 // made on first use and updated by every snapshot. Called under applyMu.
 func (f *Forwarder) group(lb LoadBalancer, tg TargetGroup) *nat.Group {
 	name := lb.Name + "/" + tg.Name
-	s := tg.settings(f.az, lb)
+	s := tg.settings(f.az, lb, f.workers)
 	g := f.groups[name]
 	if g == nil {
 		g = nat.NewGroup(f.ctx, name, s, f.healthCheck(lb, tg), nat.Events{
@@ -143,32 +167,33 @@ func (f *Forwarder) resetTarget(t *nat.Target) {
 // abort resets both sides of a flow now.
 func (c *conn) abort() {
 	c.reset.Store(true)
-	if c.ep != nil {
-		c.ep.Abort()
+	if !c.started.Load() {
+		return
 	}
-	if c.provider != nil {
-		c.provider.SetLinger(0) // close with a RST
-		c.provider.Close()
-	}
+	c.ep.Abort()
+	c.provider.SetLinger(0) // close with a RST
+	c.provider.Close()
+	c.stopParked()
 }
 
 // forget drops an idle flow the way an NLB does: silently. The provider
 // socket is closed in TCP repair mode, which sends nothing, so the target's
 // next segment finds no socket and gets a RST from its kernel; the
 // consumer's next segment wakes the relay, which answers it with a RST.
+// The flow's port and its place among active connections are free now.
 func (c *conn) forget() {
 	c.expired.Store(true)
-	if c.provider == nil {
+	if !c.started.Load() {
 		return
 	}
-	if raw, err := c.provider.SyscallConn(); err == nil {
-		raw.Control(func(fd uintptr) {
-			if unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_REPAIR, 1) != nil {
-				c.provider.SetLinger(0)
-			}
-		})
-	}
+	c.providerRaw.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_REPAIR, 1) != nil {
+			c.provider.SetLinger(0)
+		}
+	})
 	c.provider.Close()
+	c.release()
+	c.dirDone(&c.p2c, dirParked)
 }
 
 // sweep expires idle flows until ctx ends. It looks often enough for the

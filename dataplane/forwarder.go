@@ -29,9 +29,10 @@ import (
 // every ENI in the zone, one gVisor netstack with a NIC per ENI, and the
 // provider-side connections to the targets.
 type Forwarder struct {
-	log   *slog.Logger
-	az    string
-	stack *stack.Stack
+	log     *slog.Logger
+	az      string
+	workers int // processes serving the AZ together (Config.Workers)
+	stack   *stack.Stack
 
 	// enis and byAddr are fixed when the forwarder starts (a NIC per TUN);
 	// a new snapshot may change everything about an ENI but its TUN and
@@ -56,6 +57,9 @@ type Forwarder struct {
 	// so a dial does not reopen /run/netns/NAME.
 	nsMu       sync.Mutex
 	providerNS map[string]netns.NsHandle
+
+	// poller wakes the relay of a provider socket with bytes to read.
+	poller *poller
 
 	stats forwarderStats
 	wg    sync.WaitGroup
@@ -147,12 +151,17 @@ func New(cfg *Config, log *slog.Logger) (*Forwarder, error) {
 	f := &Forwarder{
 		log:        log,
 		az:         cfg.AZ,
+		workers:    max(cfg.Workers, 1),
 		byAddr:     map[tcpip.Address]*eniState{},
 		providerNS: map[string]netns.NsHandle{},
 		flows:      flowtable.New(capacity),
 		groups:     map[string]*nat.Group{},
 	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
+	var err error
+	if f.poller, err = newPoller(); err != nil {
+		return nil, err
+	}
 	f.stack = newStack()
 	for i, e := range cfg.ENIs {
 		dev, err := openTUN(e)
@@ -193,7 +202,8 @@ func New(cfg *Config, log *slog.Logger) (*Forwarder, error) {
 }
 
 // openTUN attaches to the ENI's TUN device, which ctl created (persistent,
-// with a virtio-net header) in the consumer VPC's namespace. It refuses to
+// multi-queue, with a virtio-net header) in the consumer VPC's namespace:
+// each forwarder worker of the AZ opens a queue of its own. It refuses to
 // create one: a missing TUN means the fabric is not up.
 func openTUN(e ENI) (tun.Device, error) {
 	var dev tun.Device
@@ -201,11 +211,15 @@ func openTUN(e ENI) (tun.Device, error) {
 		if _, err := netlink.LinkByName(e.Tun); err != nil {
 			return fmt.Errorf("TUN %s of ENI %s not found in netns %s (is the fabric up?)", e.Tun, e.ID, e.Netns)
 		}
-		d, err := tun.CreateTUN(e.Tun, tunMTU)
+		file, err := openTUNQueue(e.Tun)
 		if err != nil {
 			return fmt.Errorf("open TUN %s in netns %s: %w", e.Tun, e.Netns, err)
 		}
-		dev = d
+		// wireguard's tun takes it from here: offloads, batching, GRO.
+		if dev, err = tun.CreateTUNFromFile(file, tunMTU); err != nil {
+			file.Close()
+			return fmt.Errorf("open TUN %s in netns %s: %w", e.Tun, e.Netns, err)
+		}
 		return nil
 	})
 	if err != nil {
@@ -340,6 +354,9 @@ func (f *Forwarder) Close() {
 		delete(f.providerNS, name)
 	}
 	f.nsMu.Unlock()
+	if f.poller != nil {
+		f.poller.close()
+	}
 }
 
 // Version is the version of the snapshot in force.

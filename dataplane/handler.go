@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"time"
 
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
@@ -58,18 +57,24 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 		r.Complete(true) // PortAllocationErrorCount, counted by the group
 		return
 	}
-	defer rt.group.Release(target)
-	cn := &conn{eni: e, group: rt.group, target: target}
+	cn := &conn{f: f, eni: e, group: rt.group, target: target}
 	fl := flowtable.NewFlow(key, cn, rt.idle, time.Now())
+	cn.fl = fl
 	if err := f.flows.Insert(fl); err != nil {
+		rt.group.Release(target)
 		f.stats.flowTableFull.Add(1)
 		r.Complete(true)
 		return
 	}
-	defer f.flows.DeleteFlow(fl)
+	// undo gives back what a connection that never starts holds.
+	undo := func() {
+		f.flows.DeleteFlow(fl)
+		rt.group.Release(target)
+	}
 
 	pconn, err := f.dialTarget(context.Background(), rt.lb, target.Addr)
 	if err != nil {
+		undo()
 		f.stats.dialErrors.Add(1)
 		f.log.Debug("dial target", "err", err)
 		r.Complete(true)
@@ -77,9 +82,19 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 	}
 	cn.provider = pconn
 	cn.node, _ = netip.ParseAddrPort(pconn.LocalAddr().String())
+	if cn.providerRaw, err = pconn.SyscallConn(); err == nil {
+		err = cn.providerRaw.Control(func(fd uintptr) { cn.providerFD = int(fd) })
+	}
+	if err != nil {
+		undo()
+		pconn.Close()
+		r.Complete(true)
+		return
+	}
 	var wq waiter.Queue
 	ep, terr := r.CreateEndpoint(&wq)
 	if terr != nil {
+		undo()
 		f.stats.endpointErrors.Add(1)
 		r.Complete(true)
 		pconn.Close()
@@ -87,14 +102,8 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 	}
 	r.Complete(false)
 	cn.ep, cn.wq = ep, &wq
-	if cn.reset.Load() {
-		// The target was reset while we dialed.
-		cn.abort()
-		return
-	}
 	e.newConns.Add(1)
-	e.active.Add(1)
-	defer e.active.Add(-1)
+	e.active.Add(1) // given back by release
 
 	// Proxy protocol v2: the target's only way to learn the consumer and
 	// the endpoint. The header is the one an NLB writes (CRC32C, AWS TLV,
@@ -104,13 +113,14 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 		h := proxyproto.NLB(netip.AddrPortFrom(key.Src, key.SrcPort), netip.AddrPortFrom(key.Dst, key.DstPort), routes.eni.EndpointID)
 		if rt.tg.ProxyProtocolV2Placement == PlacementFirstAck {
 			if err := writeHeader(pconn, &h); err != nil {
-				pconn.Close()
-				ep.Close()
-				return
+				cn.reset.Store(true) // the relay ends at once
 			}
 		} else {
 			pp = &h
 		}
 	}
-	relay(gonet.NewTCPConn(&wq, ep), cn, fl, pp)
+	// The relay runs from here on its own, whatever happened meanwhile
+	// (a reset of the target while we dialed is in cn.reset): it releases
+	// the flow when both directions are done.
+	cn.start(pp)
 }

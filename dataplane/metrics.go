@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"runtime"
 )
 
 // The endpoint metrics of AWS/PrivateLinkEndpoints, one series per ENI,
@@ -116,6 +117,17 @@ type ENICounters struct {
 	TunPackets         uint64 `json:"tun_packets"`
 }
 
+// Add sums another worker's counters of the same ENI into c.
+func (c *ENICounters) Add(o ENICounters) {
+	c.ActiveConnections += o.ActiveConnections
+	c.NewConnections += o.NewConnections
+	c.BytesProcessed += o.BytesProcessed
+	c.PacketsDropped += o.PacketsDropped
+	c.RstPacketsReceived += o.RstPacketsReceived
+	c.TunReads += o.TunReads
+	c.TunPackets += o.TunPackets
+}
+
 // Stats are the forwarder-wide counters, for tests and `pvlink flows`.
 type Stats struct {
 	Flows                int    `json:"flows"`
@@ -128,6 +140,27 @@ type Stats struct {
 	ConfigVersion        uint64 `json:"config_version"`
 	// Netstack is what gVisor's TCP counted, for finding where SYNs go.
 	Netstack map[string]uint64 `json:"netstack"`
+	// Runtime is where the process's memory is, from the Go runtime.
+	Runtime RuntimeStats `json:"runtime"`
+}
+
+// RuntimeStats is the part of the Go runtime's accounting that explains a
+// forwarder's RSS: the heap in use, the goroutines and their stacks.
+type RuntimeStats struct {
+	Goroutines     int    `json:"goroutines"`
+	HeapInuseBytes uint64 `json:"heap_inuse_bytes"`
+	StackBytes     uint64 `json:"stack_inuse_bytes"`
+	HeapObjects    uint64 `json:"heap_objects"`
+	SysBytes       uint64 `json:"sys_bytes"`
+}
+
+func readRuntimeStats() RuntimeStats {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return RuntimeStats{
+		Goroutines: runtime.NumGoroutine(), HeapInuseBytes: m.HeapInuse,
+		StackBytes: m.StackInuse, HeapObjects: m.HeapObjects, SysBytes: m.Sys,
+	}
 }
 
 // Stats returns the forwarder-wide counters.
@@ -150,6 +183,7 @@ func (f *Forwarder) Stats() Stats {
 				"established_resets":          tcp.EstablishedResets.Value(),
 			}
 		}(),
+		Runtime: readRuntimeStats(),
 	}
 }
 

@@ -1,17 +1,17 @@
 package dataplane
 
 import (
+	"bytes"
 	"errors"
 	"io"
-	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/waiter"
 
-	"pvlink.dev/pvlink/flowtable"
 	"pvlink.dev/pvlink/proxyproto"
 )
 
@@ -20,9 +20,6 @@ import (
 const relayBufSize = 64 << 10
 
 var relayBufs = sync.Pool{New: func() any { b := make([]byte, relayBufSize); return &b }}
-
-// errExpired ends a relay direction whose flow passed its idle timeout.
-var errExpired = errors.New("flow expired")
 
 // writeHeader sends a proxy protocol header on its own (on_first_ack, and
 // health checks).
@@ -36,148 +33,295 @@ func writeHeader(w io.Writer, h *proxyproto.Header) error {
 	return err
 }
 
-// relay copies bytes both ways until both sides are done, as an NLB
-// passes a connection on: a FIN becomes a FIN (CloseWrite) on the other
-// side, a RST becomes a RST. A flow that expired is left for the consumer's
-// next segment to find (and be answered with a RST); a flow the forwarder
-// reset has already been torn down. A non-nil pp is a proxy protocol header
-// to send with the consumer's first bytes.
-func relay(consumer *gonet.TCPConn, c *conn, fl *flowtable.Flow, pp *proxyproto.Header) {
-	provider := c.provider
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		err := c.copy(provider, consumer, fl, pp, true)
-		switch {
-		case errors.Is(err, errExpired) || c.reset.Load():
-		case err != nil: // the consumer reset: reset the target
-			provider.SetLinger(0)
-			provider.Close()
-			consumer.Close()
-		default:
-			provider.CloseWrite()
-		}
-	}()
-	err := c.copy(consumer, provider, fl, nil, false)
-	switch {
-	case errors.Is(err, errExpired) || c.reset.Load():
-	case err != nil: // the target reset: reset the consumer
-		c.ep.Abort()
-		provider.Close()
-	default:
-		consumer.CloseWrite()
-	}
-	<-done
-	c.closed.Store(true)
-	consumer.Close()
-	provider.Close()
-}
-
-// copy copies src to dst until EOF (nil) or an error, counting bytes for
-// the ENI and the flow and marking the flow active. A non-nil pp is encoded
-// in front of the first read, so header and first payload leave in one
-// write (one segment, as an NLB sends them); if src ends before sending
-// anything, the header goes alone.
+// The relay copies bytes both ways, as an NLB passes a connection on: a FIN
+// becomes a FIN (a half-close) on the other side, a RST becomes a RST.
 //
-// A buffer is taken from the pool only once src has something to read and
-// given back after the write, so an idle connection pins none: its
-// goroutines wait on readiness, not in Read.
-func (c *conn) copy(dst, src net.Conn, fl *flowtable.Flow, pp *proxyproto.Header, fromConsumer bool) error {
-	counter := &fl.BytesOut
-	wait := c.waitProvider
-	if fromConsumer {
-		counter = &fl.BytesIn
-		wait = c.waitConsumer
-	}
-	var bp *[]byte
-	defer func() {
-		if bp != nil {
-			relayBufs.Put(bp)
-		}
-	}()
-	for {
-		if bp != nil {
-			relayBufs.Put(bp)
-			bp = nil
-		}
-		wait()
-		bp = relayBufs.Get().(*[]byte)
-		buf := *bp
-		off := 0
-		if pp != nil {
-			n, err := pp.Encode(buf)
-			if err != nil {
-				return err
-			}
-			off, pp = n, nil
-		}
-		n, rerr := src.Read(buf[off:])
-		if c.expired.Load() {
-			if fromConsumer {
-				// The consumer's first segment after the flow was
-				// forgotten: answer it with a RST.
-				c.ep.Abort()
-			}
-			return errExpired
-		}
-		if n > 0 || off > 0 {
-			if _, werr := dst.Write(buf[:off+n]); werr != nil {
-				return werr
-			}
-			fl.Touch(time.Now().UnixNano())
-			counter.Add(uint64(n))
-			c.eni.bytes.Add(uint64(n))
-		}
-		if rerr != nil {
-			if errors.Is(rerr, io.EOF) {
-				return nil
-			}
-			return rerr
-		}
-	}
-}
+// It holds no goroutine while a connection is idle. Each direction is a
+// small state machine: parked (waiting for its source, with nothing but a
+// registration: a gVisor waiter callback for the consumer side, the
+// forwarder's epoll set for the provider side), running (a goroutine, made
+// by the wake-up, copies until the source would block and parks again) or
+// done. The last direction to finish releases the flow. So an idle
+// connection costs its gVisor endpoint, its socket and this record, not two
+// goroutine stacks.
+const (
+	dirParked int32 = iota
+	dirRunning
+	dirDone
+)
 
-// waitConsumer blocks until the consumer side has data, a FIN, an error or
-// has been closed (then the Read that follows says which).
-func (c *conn) waitConsumer() {
-	if c.ep.Readiness(consumerEvents) != 0 {
-		return
-	}
-	// The entry and the timer are made once per connection and reused:
-	// only the consumer-to-provider goroutine waits here.
-	if c.waitCh == nil {
-		c.waitEntry, c.waitCh = waiter.NewChannelEntry(consumerEvents)
-		c.waitTimer = time.NewTimer(time.Second)
-	} else {
-		c.waitTimer.Reset(time.Second)
-	}
-	c.wq.EventRegister(&c.waitEntry)
-	defer c.wq.EventUnregister(&c.waitEntry)
-	for c.ep.Readiness(consumerEvents) == 0 && !c.reset.Load() && !c.closed.Load() {
-		select {
-		case <-c.waitCh:
-		case <-c.waitTimer.C:
-			// Re-check now and then: a close from our side does not
-			// always notify.
-			c.waitTimer.Reset(time.Second)
-		}
-	}
-	c.waitTimer.Stop()
-}
-
-// consumerEvents wake a relay waiting for the consumer.
+// consumerEvents wake the consumer-to-provider direction.
 const consumerEvents = waiter.EventIn | waiter.EventHUp | waiter.EventErr
 
-// waitProvider blocks until the provider socket is readable (data, FIN or
-// error) or closed, without reading from it.
-func (c *conn) waitProvider() {
-	raw, err := c.provider.SyscallConn()
-	if err != nil {
+// start begins relaying a connection whose both sides are up. The calling
+// goroutine runs the consumer-to-provider direction until it first parks.
+// A non-nil pp is a proxy protocol header to send with the consumer's
+// first bytes.
+func (c *conn) start(pp *proxyproto.Header) {
+	c.pp = pp
+	c.live.Store(2)
+	c.c2p.Store(dirRunning)
+	c.p2c.Store(dirParked)
+	c.consumerEntry = waiter.NewFunctionEntry(consumerEvents, func(waiter.EventMask) {
+		if c.c2p.CompareAndSwap(dirParked, dirRunning) {
+			go c.pumpC2P()
+		}
+	})
+	c.wq.EventRegister(&c.consumerEntry)
+	err := c.f.poller.add(c)
+	c.started.Store(true)
+	switch {
+	case err != nil:
+		// No way to hear from the target: give the connection up.
+		c.f.log.Warn("relay: watch provider socket", "err", err)
+		c.abort()
+	case c.reset.Load(): // reset while we dialed
+		c.abort()
+	case c.expired.Load(): // forgotten while we dialed
+		c.forget()
+	}
+	c.pumpC2P()
+}
+
+// wakeP2C is the poller's call when the provider socket became readable.
+// A running direction is told to read once more before it parks. hup says
+// the target's FIN (or an error) is there: it waits behind any bytes, and
+// its edge may have merged with theirs, so a short read no longer means
+// there is nothing left to read.
+func (c *conn) wakeP2C(hup bool) {
+	if hup {
+		c.p2cHup.Store(true)
+	}
+	if c.p2c.CompareAndSwap(dirParked, dirRunning) {
+		go c.pumpP2C()
 		return
 	}
-	var one [1]byte
-	raw.Read(func(fd uintptr) bool {
-		_, _, err := unix.Recvfrom(int(fd), one[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		return err != unix.EAGAIN
-	})
+	c.p2cPending.Store(true)
+	if c.p2c.CompareAndSwap(dirParked, dirRunning) { // it parked meanwhile
+		go c.pumpP2C()
+	}
+}
+
+// dirDone ends a direction (running -> done by its goroutine, or parked ->
+// done by whoever cut the connection); the second one to end releases the
+// connection.
+func (c *conn) dirDone(d *atomic.Int32, from int32) {
+	if d.CompareAndSwap(from, dirDone) && c.live.Add(-1) == 0 {
+		c.finish()
+	}
+}
+
+// stopParked ends the directions that are parked; running ones end on
+// their own once they see the sockets closed or the flags set.
+func (c *conn) stopParked() {
+	c.dirDone(&c.c2p, dirParked)
+	c.dirDone(&c.p2c, dirParked)
+}
+
+// finish closes both sides and gives back everything the flow held.
+func (c *conn) finish() {
+	c.wq.EventUnregister(&c.consumerEntry)
+	c.f.poller.remove(c)
+	c.ep.Close()
+	c.provider.Close()
+	c.f.flows.DeleteFlow(c.fl)
+	c.release()
+}
+
+// release gives back the flow's port allocation and its place among the
+// ENI's active connections, once (at the end, or when the idle timeout
+// forgets the flow).
+func (c *conn) release() {
+	if c.released.CompareAndSwap(false, true) {
+		c.group.Release(c.target)
+		c.eni.active.Add(-1)
+	}
+}
+
+// pumpC2P copies from the consumer to the target until the consumer has
+// nothing to read, then parks.
+func (c *conn) pumpC2P() {
+	for {
+		if c.reset.Load() || c.cut.Load() {
+			c.dirDone(&c.c2p, dirRunning)
+			return
+		}
+		if c.ep.Readiness(consumerEvents) == 0 {
+			c.c2p.Store(dirParked)
+			// A wake-up between the check and the store found the
+			// direction running and did nothing: look again.
+			if (c.ep.Readiness(consumerEvents) != 0 || c.reset.Load() || c.cut.Load()) &&
+				c.c2p.CompareAndSwap(dirParked, dirRunning) {
+				continue
+			}
+			return
+		}
+		end, err := c.copyFromConsumer()
+		if !end {
+			continue
+		}
+		switch {
+		case c.expired.Load() || c.reset.Load():
+		case err != nil: // the consumer reset, or the target refused bytes
+			c.provider.SetLinger(0)
+			c.provider.Close()
+			c.ep.Abort()
+			c.cut.Store(true)
+			c.stopParked()
+		default: // FIN from the consumer
+			c.provider.CloseWrite()
+		}
+		c.dirDone(&c.c2p, dirRunning)
+		return
+	}
+}
+
+// copyFromConsumer does one read from the consumer and its write to the
+// target. end says the direction is over (EOF: err nil).
+func (c *conn) copyFromConsumer() (end bool, err error) {
+	bp := relayBufs.Get().(*[]byte)
+	defer relayBufs.Put(bp)
+	buf := *bp
+	off := 0
+	if c.pp != nil {
+		if off, err = c.pp.Encode(buf); err != nil {
+			return true, err
+		}
+	}
+	w := tcpip.SliceWriter(buf[off:])
+	res, terr := c.ep.Read(&w, tcpip.ReadOptions{})
+	if c.expired.Load() {
+		// The consumer's first segment after the flow was forgotten:
+		// answer it with a RST, as an NLB does.
+		c.ep.Abort()
+		return true, nil
+	}
+	switch terr.(type) {
+	case nil:
+	case *tcpip.ErrWouldBlock:
+		return false, nil
+	case *tcpip.ErrClosedForReceive:
+		if off > 0 { // the consumer closed before sending: header alone
+			c.pp = nil
+			_, err = c.provider.Write(buf[:off])
+		}
+		return true, err
+	default:
+		return true, errors.New(terr.String())
+	}
+	n := res.Count
+	c.ep.ModerateRecvBuf(n)
+	c.pp = nil
+	if _, err := c.provider.Write(buf[:off+n]); err != nil {
+		return true, err
+	}
+	c.fl.Touch(time.Now().UnixNano())
+	c.fl.BytesIn.Add(uint64(n))
+	c.eni.bytes.Add(uint64(n))
+	return false, nil
+}
+
+// pumpP2C copies from the target to the consumer until the target's socket
+// would block, then parks it in the poller.
+func (c *conn) pumpP2C() {
+	for {
+		if c.reset.Load() || c.expired.Load() || c.cut.Load() {
+			c.dirDone(&c.p2c, dirRunning)
+			return
+		}
+		end, err := c.copyFromProvider()
+		if !end {
+			continue
+		}
+		if err == errWouldBlock {
+			c.p2c.Store(dirParked)
+			switch {
+			case c.reset.Load() || c.expired.Load() || c.cut.Load():
+				c.dirDone(&c.p2c, dirParked)
+			case c.p2cPending.Swap(false) && c.p2c.CompareAndSwap(dirParked, dirRunning):
+				continue // an edge came while we ran
+			}
+			return
+		}
+		switch {
+		case c.expired.Load() || c.reset.Load():
+		case err != nil: // the target reset, or the consumer is gone
+			c.ep.Abort()
+			c.provider.Close()
+			c.cut.Store(true)
+			c.stopParked()
+		default: // FIN from the target
+			c.ep.Shutdown(tcpip.ShutdownWrite)
+		}
+		c.dirDone(&c.p2c, dirRunning)
+		return
+	}
+}
+
+var errWouldBlock = errors.New("would block")
+
+// copyFromProvider does one non-blocking read from the target and its
+// write to the consumer. end with errWouldBlock means park; end with nil
+// means EOF. A read that did not fill the buffer emptied the socket, so
+// the direction parks without another read: a later byte is a new edge.
+func (c *conn) copyFromProvider() (end bool, err error) {
+	bp := relayBufs.Get().(*[]byte)
+	defer relayBufs.Put(bp)
+	buf := *bp
+	var n int
+	var rerr error
+	if cerr := c.providerRaw.Read(func(fd uintptr) bool {
+		n, rerr = unix.Read(int(fd), buf)
+		return true
+	}); cerr != nil {
+		return true, cerr
+	}
+	switch {
+	case rerr == unix.EAGAIN || rerr == unix.EINTR:
+		return true, errWouldBlock
+	case rerr != nil:
+		return true, rerr
+	case n == 0:
+		return true, nil
+	}
+	if err := c.writeConsumer(buf[:n]); err != nil {
+		return true, err
+	}
+	c.fl.Touch(time.Now().UnixNano())
+	c.fl.BytesOut.Add(uint64(n))
+	c.eni.bytes.Add(uint64(n))
+	if n < len(buf) && !c.p2cHup.Load() {
+		return true, errWouldBlock
+	}
+	return false, nil
+}
+
+// consumerWriteEvents wake a write to the consumer that would block.
+const consumerWriteEvents = waiter.WritableEvents | waiter.EventHUp | waiter.EventErr
+
+// writeConsumer writes all of b to the consumer's endpoint, waiting for
+// room as needed (only a direction with bytes in flight waits).
+func (c *conn) writeConsumer(b []byte) error {
+	var r bytes.Reader
+	var ch chan struct{}
+	for len(b) > 0 {
+		r.Reset(b)
+		n, terr := c.ep.Write(&r, tcpip.WriteOptions{})
+		b = b[n:]
+		switch terr.(type) {
+		case nil:
+		case *tcpip.ErrWouldBlock:
+			if ch == nil {
+				var e waiter.Entry
+				e, ch = waiter.NewChannelEntry(consumerWriteEvents)
+				c.wq.EventRegister(&e)
+				defer c.wq.EventUnregister(&e)
+				continue // look again before the first wait
+			}
+			<-ch
+		default:
+			return errors.New(terr.String())
+		}
+	}
+	return nil
 }

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -69,7 +71,7 @@ func newBenchCmd() *cobra.Command {
 	c.Flags().IntVar(&o.LatRate, "latency-rate", 2000, "requests per second of the latency measurement")
 	c.Flags().StringVar(&paths, "paths", strings.Join(bench.AllPaths, ","), "paths to measure")
 	c.Flags().StringVar(&out, "out", "", "folder for bench.md, bench.json and bench.svg")
-	c.AddCommand(newBenchConnsCmd())
+	c.AddCommand(newBenchConnsCmd(), newBenchHoldCmd())
 	return c
 }
 
@@ -95,8 +97,8 @@ func newBenchConnsCmd() *cobra.Command {
 			if asJSON {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(r)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "connections: %d of %d open (%d failed%s)\nforwarder RSS: %.1f MiB before, %.1f MiB after\nRSS per connection: %.1f KiB\n",
-				r.Established, r.Requested, r.Failed, firstErr(r.FirstError), float64(r.RSSBefore)/(1<<20), float64(r.RSSAfter)/(1<<20), r.PerConn/1024)
+			fmt.Fprintf(cmd.OutOrStdout(), "connections: %d of %d open (%d failed%s) through %d forwarder worker(s)\nforwarder RSS: %.1f MiB before, %.1f MiB after\nRSS per connection: %.1f KiB (Go heap %.1f KiB, goroutine stacks %.1f KiB)\n",
+				r.Open, r.Requested, r.Failed, firstErr(r.FirstError), r.Workers, float64(r.RSSBefore)/(1<<20), float64(r.RSSAfter)/(1<<20), r.PerConn/1024, r.HeapPerConn/1024, r.StackPerConn/1024)
 			if r.Failed > 0 {
 				return fmt.Errorf("%d connections failed", r.Failed)
 			}
@@ -105,6 +107,45 @@ func newBenchConnsCmd() *cobra.Command {
 	}
 	c.Flags().IntVar(&count, "count", 10000, "connections to open")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+// newBenchHoldCmd is `bench conns`'s client process: a process may hold
+// only so many descriptors, so the connections are spread over several.
+func newBenchHoldCmd() *cobra.Command {
+	var ns, addr string
+	var count int
+	c := &cobra.Command{
+		Use:    "hold --netns NS --addr IP:PORT --count N",
+		Short:  "Open N connections, report on stdout, hold them until stdin closes (used by bench conns)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
+			defer cancel()
+			conns, r := bench.Hold(ctx, ns, addr, count)
+			if err := json.NewEncoder(cmd.OutOrStdout()).Encode(r); err != nil {
+				return err
+			}
+			// Hold until the parent closes stdin (or dies), at most as
+			// long as the context allows.
+			done := make(chan struct{})
+			go func() { io.Copy(io.Discard, cmd.InOrStdin()); close(done) }()
+			select {
+			case <-done:
+			case <-ctx.Done():
+			}
+			for _, c := range conns {
+				if c != nil {
+					c.Close()
+				}
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&ns, "netns", "", "namespace to connect from")
+	c.Flags().StringVar(&addr, "addr", "", "address to connect to")
+	c.Flags().IntVar(&count, "count", 0, "connections to hold")
 	return c
 }
 

@@ -15,34 +15,39 @@ import (
 	"pvlink.dev/pvlink/dataplane"
 )
 
+// fromForwarder is one forwarder process's answer.
+type fromForwarder[T any] struct {
+	ctl.ForwarderState
+	Doc T
+}
+
 // fromForwarders reads one JSON document (path: /counters, /flows, ...)
-// from every live forwarder of a fabric, az by az.
-func fromForwarders[T any](name, path string) (map[string]T, []string, error) {
+// from every forwarder process of a fabric (every worker of every AZ), in
+// the state's order.
+func fromForwarders[T any](name, path string) ([]fromForwarder[T], error) {
 	s, err := ctl.LoadState(name)
 	if err != nil {
-		return nil, nil, fmt.Errorf("fabric %s is not up", name)
+		return nil, fmt.Errorf("fabric %s is not up", name)
 	}
-	out := map[string]T{}
-	var azs []string
+	var out []fromForwarder[T]
 	client := &http.Client{Timeout: 5 * time.Second}
 	for _, f := range s.Report().Forwarders {
 		if !f.Alive || f.Metrics == "" {
-			return nil, nil, fmt.Errorf("forwarder for %s is not running (its log: %s)", f.AZ, f.Process.Log)
+			return nil, fmt.Errorf("forwarder %s is not running (its log: %s)", f.Label(), f.Process.Log)
 		}
 		resp, err := client.Get(strings.TrimSuffix(f.Metrics, "/metrics") + path)
 		if err != nil {
-			return nil, nil, fmt.Errorf("forwarder for %s: %w", f.AZ, err)
+			return nil, fmt.Errorf("forwarder %s: %w", f.Label(), err)
 		}
 		var v T
 		err = json.NewDecoder(resp.Body).Decode(&v)
 		resp.Body.Close()
 		if err != nil {
-			return nil, nil, fmt.Errorf("forwarder for %s: %w", f.AZ, err)
+			return nil, fmt.Errorf("forwarder %s: %w", f.Label(), err)
 		}
-		out[f.AZ] = v
-		azs = append(azs, f.AZ)
+		out = append(out, fromForwarder[T]{f.ForwarderState, v})
 	}
-	return out, azs, nil
+	return out, nil
 }
 
 // addOutputFlag gives a command -o table|json and refuses anything else
@@ -74,7 +79,7 @@ func newFabricMetricsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			byAZ, azs, err := fromForwarders[[]dataplane.ENICounters](name, "/counters")
+			docs, err := fromForwarders[[]dataplane.ENICounters](name, "/counters")
 			if err != nil {
 				return err
 			}
@@ -82,10 +87,17 @@ func newFabricMetricsCmd() *cobra.Command {
 				AZ string `json:"az"`
 				dataplane.ENICounters
 			}
+			// An ENI's counters are the sum over the AZ's workers.
 			var rows []row
-			for _, az := range azs {
-				for _, c := range byAZ[az] {
-					rows = append(rows, row{az, c})
+			at := map[string]int{}
+			for _, d := range docs {
+				for _, c := range d.Doc {
+					if i, ok := at[d.AZ+"/"+c.ENI]; ok {
+						rows[i].ENICounters.Add(c)
+						continue
+					}
+					at[d.AZ+"/"+c.ENI] = len(rows)
+					rows = append(rows, row{d.AZ, c})
 				}
 			}
 			if output == "json" {
@@ -115,21 +127,22 @@ func newFlowsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			byAZ, azs, err := fromForwarders[[]dataplane.FlowInfo](name, "/flows")
+			docs, err := fromForwarders[[]dataplane.FlowInfo](name, "/flows")
 			if err != nil {
 				return err
 			}
 			type row struct {
-				AZ string `json:"az"`
+				AZ     string `json:"az"`
+				Worker int    `json:"worker"`
 				dataplane.FlowInfo
 			}
 			rows := []row{}
-			for _, a := range azs {
-				if az != "" && a != az {
+			for _, d := range docs {
+				if az != "" && d.AZ != az {
 					continue
 				}
-				for _, f := range byAZ[a] {
-					rows = append(rows, row{a, f})
+				for _, f := range d.Doc {
+					rows = append(rows, row{d.AZ, d.Worker, f})
 				}
 			}
 			if output == "json" {
@@ -160,18 +173,23 @@ func newTargetHealthCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			byAZ, azs, err := fromForwarders[[]dataplane.TargetInfo](name, "/targets")
+			docs, err := fromForwarders[[]dataplane.TargetInfo](name, "/targets")
 			if err != nil {
 				return err
 			}
+			// Each node (each worker, with several) keeps its own view.
+			byNode := map[string][]dataplane.TargetInfo{}
+			for _, d := range docs {
+				byNode[d.Label()] = d.Doc
+			}
 			if output == "json" {
-				return writeJSON(cmd.OutOrStdout(), byAZ)
+				return writeJSON(cmd.OutOrStdout(), byNode)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
 			fmt.Fprintln(w, "NODE AZ\tLOAD BALANCER/TARGET GROUP\tTARGET\tTARGET AZ\tSTATE\tCONNECTIONS")
-			for _, az := range azs {
-				for _, t := range byAZ[az] {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\n", az, t.Group, t.Target, t.AZ, t.State, t.Conns)
+			for _, d := range docs {
+				for _, t := range d.Doc {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\n", d.Label(), t.Group, t.Target, t.AZ, t.State, t.Conns)
 				}
 			}
 			return w.Flush()

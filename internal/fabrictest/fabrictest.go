@@ -202,22 +202,27 @@ func (f *Fabric) Metrics(t testing.TB, az string) string {
 }
 
 // GetJSON reads a JSON document (/flows, /stats, /targets, /counters) from
-// the forwarder of az into v.
+// the (first) forwarder process of az into v.
 func (f *Fabric) GetJSON(t testing.TB, az, path string, v any) {
 	t.Helper()
 	for _, fw := range f.Status.Forwarders {
-		if fw.AZ != az {
-			continue
+		if fw.AZ == az {
+			ForwarderJSON(t, fw, path, v)
+			return
 		}
-		resp, err := http.Get(strings.TrimSuffix(fw.Metrics, "/metrics") + path)
-		if err != nil {
-			t.Fatalf("forwarder %s %s: %v", az, path, err)
-		}
-		defer resp.Body.Close()
-		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-			t.Fatalf("forwarder %s %s: %v", az, path, err)
-		}
-		return
 	}
 	t.Fatalf("no forwarder for %s", az)
+}
+
+// ForwarderJSON reads a JSON document from one forwarder process into v.
+func ForwarderJSON(t testing.TB, fw ctl.ForwarderReport, path string, v any) {
+	t.Helper()
+	resp, err := http.Get(strings.TrimSuffix(fw.Metrics, "/metrics") + path)
+	if err != nil {
+		t.Fatalf("forwarder %s %s: %v", fw.Label(), path, err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("forwarder %s %s: %v", fw.Label(), path, err)
+	}
 }
