@@ -58,8 +58,10 @@ type Forwarder struct {
 	nsMu       sync.Mutex
 	providerNS map[string]netns.NsHandle
 
-	// poller wakes the relay of a provider socket with bytes to read.
+	// poller wakes the relay of a provider socket with bytes to read;
+	// runner runs relay and handler work on reused goroutines.
 	poller *poller
+	runner *runner
 
 	stats forwarderStats
 	wg    sync.WaitGroup
@@ -162,6 +164,7 @@ func New(cfg *Config, log *slog.Logger) (*Forwarder, error) {
 	if f.poller, err = newPoller(); err != nil {
 		return nil, err
 	}
+	f.runner = newRunner()
 	f.stack = newStack()
 	for i, e := range cfg.ENIs {
 		dev, err := openTUN(e)
@@ -196,7 +199,11 @@ func New(cfg *Config, log *slog.Logger) (*Forwarder, error) {
 		f.Close()
 		return nil, err
 	}
-	fwd := tcp.NewForwarder(f.stack, 0, maxInFlightSYNs, f.handleTCP)
+	// gVisor calls the handler on a fresh goroutine per SYN; the work
+	// moves to the runner's, whose stacks have already grown.
+	fwd := tcp.NewForwarder(f.stack, 0, maxInFlightSYNs, func(r *tcp.ForwarderRequest) {
+		f.runner.run(func() { f.handleTCP(r) })
+	})
 	f.stack.SetTransportProtocolHandler(tcp.ProtocolNumber, fwd.HandlePacket)
 	return f, nil
 }

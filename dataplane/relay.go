@@ -64,7 +64,7 @@ func (c *conn) start(pp *proxyproto.Header) {
 	c.p2c.Store(dirParked)
 	c.consumerEntry = waiter.NewFunctionEntry(consumerEvents, func(waiter.EventMask) {
 		if c.c2p.CompareAndSwap(dirParked, dirRunning) {
-			go c.pumpC2P()
+			c.f.runner.run(c.pumpC2P)
 		}
 	})
 	c.wq.EventRegister(&c.consumerEntry)
@@ -93,12 +93,12 @@ func (c *conn) wakeP2C(hup bool) {
 		c.p2cHup.Store(true)
 	}
 	if c.p2c.CompareAndSwap(dirParked, dirRunning) {
-		go c.pumpP2C()
+		c.f.runner.run(c.pumpP2C)
 		return
 	}
 	c.p2cPending.Store(true)
 	if c.p2c.CompareAndSwap(dirParked, dirRunning) { // it parked meanwhile
-		go c.pumpP2C()
+		c.f.runner.run(c.pumpP2C)
 	}
 }
 
