@@ -59,7 +59,7 @@ type Report struct {
 type target struct {
 	dial     Dialer
 	sink, rr string
-	proc     int // the process whose CPU and RSS are reported (forwarder, haproxy), or 0
+	procs    []int // the processes whose CPU and RSS are reported (forwarder workers, haproxy)
 }
 
 // Run builds the topologies, measures every path, and tears it all down.
@@ -97,7 +97,7 @@ func Run(ctx context.Context, exe string, o Options) (*Report, error) {
 			if err := k.StartHAProxy(); err != nil {
 				return nil, err
 			}
-			targets["haproxy"] = target{dial: dial, sink: net.JoinHostPort(routerCIP, strconv.Itoa(haproxySink)), rr: net.JoinHostPort(routerCIP, strconv.Itoa(haproxyRR)), proc: k.HAProxyPID()}
+			targets["haproxy"] = target{dial: dial, sink: net.JoinHostPort(routerCIP, strconv.Itoa(haproxySink)), rr: net.JoinHostPort(routerCIP, strconv.Itoa(haproxyRR)), procs: []int{k.HAProxyPID()}}
 		}
 	}
 	if slices.Contains(o.Paths, "pvlink") {
@@ -116,7 +116,11 @@ func Run(ctx context.Context, exe string, o Options) (*Report, error) {
 		eni := s.Endpoints[0].ENIs[0]
 		targets["pvlink"] = target{
 			dial: DialFrom(eni.Netns), sink: net.JoinHostPort(eni.IP, "80"), rr: net.JoinHostPort(eni.IP, "81"),
-			proc: s.Forwarders[0].Process.PID,
+		}
+		for _, f := range s.Forwarders {
+			t := targets["pvlink"]
+			t.procs = append(t.procs, f.Process.PID)
+			targets["pvlink"] = t
 		}
 	}
 
@@ -134,7 +138,7 @@ func Run(ctx context.Context, exe string, o Options) (*Report, error) {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			cpu0 := cpuSeconds(tg.proc)
+			cpu0 := cpuAll(tg.procs)
 			g1, b1, err := Throughput(ctx, tg.dial, tg.sink, 1, o.Duration)
 			if err != nil {
 				return nil, fmt.Errorf("%s 1 stream: %w", path, err)
@@ -143,7 +147,7 @@ func Run(ctx context.Context, exe string, o Options) (*Report, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s 8 streams: %w", path, err)
 			}
-			cpu1 := cpuSeconds(tg.proc)
+			cpu1 := cpuAll(tg.procs)
 			cps, failed, err := ConnRate(ctx, tg.dial, tg.rr, o.ConnWorker, o.ConnCount, o.Duration)
 			if err != nil {
 				return nil, fmt.Errorf("%s connections: %w", path, err)
@@ -158,10 +162,10 @@ func Run(ctx context.Context, exe string, o Options) (*Report, error) {
 			res["latency_p50_us"] = append(res["latency_p50_us"], p50)
 			res["latency_p99_us"] = append(res["latency_p99_us"], p99)
 			res["latency_p999_us"] = append(res["latency_p999_us"], p999)
-			if tg.proc > 0 {
+			if len(tg.procs) > 0 {
 				gb := float64(b1+b8) / 1e9
 				res["cpu_s_per_gb"] = append(res["cpu_s_per_gb"], (cpu1-cpu0)/gb)
-				res["rss_mib"] = append(res["rss_mib"], float64(rssBytes(tg.proc))/(1<<20))
+				res["rss_mib"] = append(res["rss_mib"], float64(sumRSS(tg.procs))/(1<<20))
 			}
 			logf("%s run %d: 1 stream %.2f Gbit/s, 8 streams %.2f Gbit/s, %.0f conns/s (%d failed), latency p50 %.0f p99 %.0f p99.9 %.0f µs",
 				path, run+1, g1, g8, cps, failed, p50, p99, p999)
@@ -190,6 +194,15 @@ func summarize(path, metric, unit string, v []float64) Result {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)
 	return Result{Path: path, Metric: metric, Unit: unit, Median: s[len(s)/2], Min: s[0], Max: s[len(s)-1], Runs: v}
+}
+
+// cpuAll is the CPU time of several processes together.
+func cpuAll(pids []int) float64 {
+	var t float64
+	for _, p := range pids {
+		t += cpuSeconds(p)
+	}
+	return t
 }
 
 // cpuSeconds is a process's user+system CPU time, from /proc/PID/stat.
@@ -269,10 +282,12 @@ const benchVPCs = `vpcs:
 
 // fabricTopology is the pvlink path: one AZ, an endpoint in front of an NLB
 // whose target group sends proxy protocol v2, ports 80 (sink) and 81
-// (request/response).
+// (request/response). Its forwarder runs two workers, as HAProxy here runs
+// two threads (nbthread 2).
 const fabricTopology = `name: NAME
 region: us-east-1
 availability_zones: [use1-az1]
+forwarder_workers: 2
 ` + benchVPCs + `target_groups:
   - {name: sink, vpc: provider, port: 9100, proxy_protocol_v2: true, health_check: {enabled: false}, targets: [{ip: 198.19.1.10, external: true}]}
   - {name: rr, vpc: provider, port: 9101, proxy_protocol_v2: true, health_check: {enabled: false}, targets: [{ip: 198.19.1.10, external: true}]}
