@@ -39,12 +39,28 @@ func (l *tunLink) readLoopGSO(f *os.File) error {
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, virtioNetHdrLen+65535)
+	// Each read lands in a gVisor view that, when its packet is
+	// delivered, becomes the packet's payload: no copy between the TUN and
+	// the netstack. The virtio-net header goes to an array of its own
+	// (readv), so the view is one pooled 64 KiB chunk. A frame that is
+	// dropped leaves the view for the next read.
+	var vh [virtioNetHdrLen]byte
+	var v *buffer.View
+	defer func() {
+		if v != nil {
+			v.Release()
+		}
+	}()
+	iov := [][]byte{vh[:], nil}
 	for {
+		if v == nil {
+			v = buffer.NewViewSize(buffer.MaxChunkSize)
+		}
+		iov[1] = v.AsSlice()
 		var n int
 		var rerr error
 		if err := rc.Read(func(fd uintptr) bool {
-			n, rerr = unix.Read(int(fd), buf)
+			n, rerr = unix.Readv(int(fd), iov)
 			return rerr != unix.EAGAIN
 		}); err != nil {
 			return nil // the TUN was closed
@@ -62,12 +78,16 @@ func (l *tunLink) readLoopGSO(f *os.File) error {
 			l.eni.dropped(dropMalformed)
 			continue
 		}
-		l.deliverFrame(buf[:virtioNetHdrLen], buf[virtioNetHdrLen:n], now)
+		if l.deliverFrame(vh[:], iov[1][:n-virtioNetHdrLen], now, v) {
+			v = nil
+		}
 	}
 }
 
-// deliverFrame checks one frame and hands it to the netstack.
-func (l *tunLink) deliverFrame(vh, pkt []byte, now int64) {
+// deliverFrame judges one frame and hands what passes to the netstack. pkt
+// is the start of v's bytes when v is not nil; deliverFrame reports
+// whether v went with the packet.
+func (l *tunLink) deliverFrame(vh, pkt []byte, now int64, v *buffer.View) bool {
 	flags, gsoType := vh[0], vh[1]
 	gsoSize := int(binary.LittleEndian.Uint16(vh[4:]))
 	csumStart := int(binary.LittleEndian.Uint16(vh[6:]))
@@ -81,7 +101,7 @@ func (l *tunLink) deliverFrame(vh, pkt []byte, now int64) {
 			at := csumStart + csumOffset
 			if at+2 > len(pkt) || csumStart > len(pkt) {
 				l.eni.dropped(dropMalformed)
-				return
+				return false
 			}
 			initial := binary.BigEndian.Uint16(pkt[at:])
 			pkt[at], pkt[at+1] = 0, 0
@@ -89,12 +109,12 @@ func (l *tunLink) deliverFrame(vh, pkt []byte, now int64) {
 		}
 		proto, hlen, ok := l.eni.ingress(pkt, now)
 		if ok {
-			l.deliver(proto, pkt, hlen)
+			return l.deliverIn(proto, pkt, hlen, v)
 		}
 	case vnetGSOTCPv4, vnetGSOTCPv6:
 		if gsoSize == 0 || csumStart+20 > len(pkt) {
 			l.eni.dropped(dropMalformed)
-			return
+			return false
 		}
 		tcpHLen := int(pkt[csumStart+12]>>4) * 4
 		segs := (len(pkt) - csumStart - tcpHLen + gsoSize - 1) / max(gsoSize, 1)
@@ -104,18 +124,41 @@ func (l *tunLink) deliverFrame(vh, pkt []byte, now int64) {
 			for i := 0; i < max(segs, 1); i++ {
 				l.eni.dropped(dropOversize)
 			}
-			return
+			return false
 		}
 		proto, hlen, ok := l.eni.ingressGSO(pkt, now)
 		if ok {
-			l.deliver(proto, pkt, hlen)
+			return l.deliverIn(proto, pkt, hlen, v)
 		}
 	default:
 		// UDP GSO and anything else: PrivateLink carries TCP only.
 		l.eni.tunPackets.Add(1)
 		l.eni.dropped(dropProtocol)
 	}
+	return false
 }
+
+// deliverIn hands a packet that lies in v to the netstack: its IP and TCP
+// headers copied into a small view of their own (a header view sharing
+// the payload's chunk makes gVisor clone the whole chunk), the payload as
+// v itself, trimmed to it. Without v it copies, as deliver does.
+func (l *tunLink) deliverIn(proto tcpip.NetworkProtocolNumber, pkt []byte, hlen int, v *buffer.View) bool {
+	if v == nil || hlen <= 0 || hlen >= len(pkt) {
+		l.deliver(proto, pkt, hlen)
+		return false
+	}
+	payload := buffer.MakeWithView(buffer.NewViewWithData(pkt[:hlen]))
+	v.CapLength(len(pkt))
+	v.TrimFront(hlen)
+	payload.Append(v)
+	pb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: payload})
+	l.dispatcher.DeliverNetworkPacket(proto, pb)
+	pb.DecRef()
+	return true
+}
+
+// adoptMin is the smallest payload deliverIn hands over in its read view.
+const adoptMin = 16 << 10
 
 // deliver copies a checked packet into gVisor buffers (headers in a view of
 // their own, see readLoop) and hands it to the netstack.
