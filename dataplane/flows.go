@@ -52,7 +52,7 @@ type conn struct {
 	p2cHup        atomic.Bool
 	live          atomic.Int32
 	consumerEntry waiter.Entry
-	pp            *proxyproto.Header
+	pw            providerWriter // the consumer-to-provider writer, with the pending proxy header
 	released      atomic.Bool
 	// started: the relay runs; until then abort and forget only set
 	// their flag, and start acts on it.

@@ -58,7 +58,13 @@ const consumerEvents = waiter.EventIn | waiter.EventHUp | waiter.EventErr
 // A non-nil pp is a proxy protocol header to send with the consumer's
 // first bytes.
 func (c *conn) start(pp *proxyproto.Header) {
-	c.pp = pp
+	c.pw.c = c
+	if pp != nil {
+		var b [proxyproto.NLBLength + 64]byte
+		if n, err := pp.Encode(b[:]); err == nil {
+			c.pw.hdr = append([]byte(nil), b[:n]...)
+		}
+	}
 	c.live.Store(2)
 	c.c2p.Store(dirRunning)
 	c.p2c.Store(dirParked)
@@ -176,49 +182,114 @@ func (c *conn) pumpC2P() {
 	}
 }
 
-// copyFromConsumer does one read from the consumer and its write to the
-// target. end says the direction is over (EOF: err nil).
+// copyFromConsumer moves what the consumer sent into the target's socket:
+// gVisor's Read writes its buffers straight into the socket (providerWriter),
+// so the bytes are not copied in between. end says the direction is over
+// (EOF: err nil).
 func (c *conn) copyFromConsumer() (end bool, err error) {
-	bp := relayBufs.Get().(*[]byte)
-	defer relayBufs.Put(bp)
-	buf := *bp
-	off := 0
-	if c.pp != nil {
-		if off, err = c.pp.Encode(buf); err != nil {
-			return true, err
-		}
-	}
-	w := tcpip.SliceWriter(buf[off:])
-	res, terr := c.ep.Read(&w, tcpip.ReadOptions{})
+	w := &c.pw
+	w.blocked, w.err = false, nil
+	res, terr := c.ep.Read(w, tcpip.ReadOptions{})
 	if c.expired.Load() {
 		// The consumer's first segment after the flow was forgotten:
 		// answer it with a RST, as an NLB does.
 		c.ep.Abort()
 		return true, nil
 	}
+	if n := res.Count; n > 0 {
+		c.ep.ModerateRecvBuf(n)
+		c.fl.Touch(time.Now().UnixNano())
+		c.fl.BytesIn.Add(uint64(n))
+		c.eni.bytes.Add(uint64(n))
+	}
 	switch terr.(type) {
-	case nil:
-	case *tcpip.ErrWouldBlock:
-		return false, nil
+	case nil, *tcpip.ErrWouldBlock, *tcpip.ErrBadBuffer:
+		// ErrBadBuffer: the writer stopped before anything was taken
+		// (w says why).
 	case *tcpip.ErrClosedForReceive:
-		if off > 0 { // the consumer closed before sending: header alone
-			c.pp = nil
-			_, err = c.provider.Write(buf[:off])
+		if len(w.hdr) > 0 { // the consumer closed before sending: header alone
+			_, err = c.provider.Write(w.hdr)
+			w.hdr = nil
 		}
 		return true, err
 	default:
 		return true, errors.New(terr.String())
 	}
-	n := res.Count
-	c.ep.ModerateRecvBuf(n)
-	c.pp = nil
-	if _, err := c.provider.Write(buf[:off+n]); err != nil {
-		return true, err
+	if w.err != nil {
+		return true, w.err
 	}
-	c.fl.Touch(time.Now().UnixNano())
-	c.fl.BytesIn.Add(uint64(n))
-	c.eni.bytes.Add(uint64(n))
+	if w.blocked {
+		// The target's socket is full: wait for room outside gVisor's
+		// endpoint lock (the other direction may need it meanwhile).
+		if err := c.waitProviderWritable(); err != nil {
+			return true, err
+		}
+	}
 	return false, nil
+}
+
+// providerWriter is the io.Writer gVisor's Read hands the consumer's bytes
+// to: it writes them to the target's socket without blocking (gVisor holds
+// the endpoint's lock during the Read). A write that would block, or that
+// is short, returns errShortWrite: gVisor keeps what was not taken, and the
+// direction waits for room before it reads again. The proxy header, while
+// pending, goes in front of the first bytes in the same writev.
+type providerWriter struct {
+	c       *conn
+	hdr     []byte
+	blocked bool
+	err     error
+}
+
+var errShortWrite = errors.New("provider socket full")
+
+func (w *providerWriter) Write(b []byte) (int, error) {
+	var n int
+	var werr error
+	if cerr := w.c.providerRaw.Write(func(fd uintptr) bool {
+		if len(w.hdr) > 0 {
+			n, werr = unix.Writev(int(fd), [][]byte{w.hdr, b})
+		} else {
+			n, werr = unix.Write(int(fd), b)
+		}
+		return true
+	}); cerr != nil {
+		werr = cerr
+	}
+	switch {
+	case werr == unix.EAGAIN || werr == unix.EINTR:
+		w.blocked = true
+		return 0, errShortWrite
+	case werr != nil:
+		w.err = werr
+		return 0, werr
+	}
+	if h := len(w.hdr); h > 0 {
+		if n < h {
+			w.hdr = w.hdr[n:]
+			w.blocked = true
+			return 0, errShortWrite
+		}
+		w.hdr = nil
+		n -= h
+	}
+	if n < len(b) {
+		w.blocked = true
+		return n, errShortWrite
+	}
+	return n, nil
+}
+
+// waitProviderWritable waits until the target's socket has room (or an
+// error to report). The poll inside the wait closes the gap between the
+// short write and the netpoller's wait.
+func (c *conn) waitProviderWritable() error {
+	pfd := []unix.PollFd{{Events: unix.POLLOUT}}
+	return c.providerRaw.Write(func(fd uintptr) bool {
+		pfd[0].Fd, pfd[0].Revents = int32(fd), 0
+		n, err := unix.Poll(pfd, 0)
+		return err != nil || n > 0
+	})
 }
 
 // pumpP2C copies from the target to the consumer until the target's socket
