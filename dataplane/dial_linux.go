@@ -2,10 +2,11 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"syscall"
+	"os"
 	"time"
 
 	"github.com/vishvananda/netns"
@@ -24,44 +25,124 @@ const (
 )
 
 // dialTarget opens a kernel TCP connection to target from the load
-// balancer's node address, with the socket created inside the provider VPC's
-// namespace (a socket keeps the namespace it was born in, so it can be used
-// from any thread afterwards).
-func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target netip.AddrPort) (*net.TCPConn, error) {
+// balancer's node address and returns it with its local address (node IP
+// and port). Only the socket is created inside the provider VPC's
+// namespace (a socket keeps the namespace it was born in): the connect and
+// the wait for it happen on any thread. Dialing inside the namespace, as
+// net.Dialer would, parks a goroutine locked to its thread for the whole
+// handshake, and every such park and wake-up moves the scheduler's one P
+// between threads.
+func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target netip.AddrPort) (*net.TCPConn, netip.AddrPort, error) {
+	fail := func(err error) (*net.TCPConn, netip.AddrPort, error) {
+		return nil, netip.AddrPort{}, fmt.Errorf("connect %s -> %s in netns %s: %w", lb.NodeIP, target, lb.Netns, err)
+	}
+	if !lb.NodeIP.Is4() || !target.Addr().Is4() {
+		return fail(errors.New("the provider side is IPv4"))
+	}
 	h, err := f.namespace(lb.Netns)
 	if err != nil {
-		return nil, err
+		return nil, netip.AddrPort{}, err
 	}
-	d := net.Dialer{
-		LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(lb.NodeIP, 0)),
-		Timeout:   dialTimeout,
-		Control: func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			err := c.Control(func(fd uintptr) {
-				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_MAXSEG, providerMSS)
-				// Choose the source port at connect(), per destination,
-				// not at bind(): a node then has the whole port range for
-				// each target, and TIME_WAIT ports can be reused.
-				if serr == nil {
-					serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
-				}
-			})
-			if err != nil {
-				return err
-			}
-			return serr
-		},
-	}
-	var conn net.Conn
+	var fd int
 	err = nsenter.DoHandle(h, func() error {
-		var derr error
-		conn, derr = d.DialContext(ctx, "tcp4", target.String())
-		return derr
+		var serr error
+		fd, serr = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		return serr
 	})
 	if err != nil {
-		return nil, fmt.Errorf("connect %s -> %s in netns %s: %w", lb.NodeIP, target, lb.Netns, err)
+		return fail(err)
 	}
-	return conn.(*net.TCPConn), nil
+	file := os.NewFile(uintptr(fd), "provider")
+	// The MSS a PrivateLink node offers; the source port chosen at
+	// connect(), per destination, not at bind(): a node then has the whole
+	// port range for each target, and TIME_WAIT ports can be reused.
+	err = errors.Join(
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_MAXSEG, providerMSS),
+		unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1),
+		unix.Bind(fd, &unix.SockaddrInet4{Addr: lb.NodeIP.As4()}))
+	if err != nil {
+		file.Close()
+		return fail(err)
+	}
+	// FileConn makes a non-blocking, netpoller-registered copy.
+	nc, err := net.FileConn(file)
+	file.Close()
+	if err != nil {
+		return fail(err)
+	}
+	conn := nc.(*net.TCPConn)
+	if err := connect(ctx, conn, target); err != nil {
+		conn.Close()
+		return fail(err)
+	}
+	var local netip.AddrPort
+	raw, _ := conn.SyscallConn()
+	raw.Control(func(fd uintptr) {
+		if sa, err := unix.Getsockname(int(fd)); err == nil {
+			if in4, ok := sa.(*unix.SockaddrInet4); ok {
+				local = netip.AddrPortFrom(netip.AddrFrom4(in4.Addr), uint16(in4.Port))
+			}
+		}
+	})
+	return conn, local, nil
+}
+
+// connect connects conn's socket to target without blocking a thread,
+// within dialTimeout and ctx.
+func connect(ctx context.Context, conn *net.TCPConn, target netip.AddrPort) error {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	sa := &unix.SockaddrInet4{Addr: target.Addr().As4(), Port: int(target.Port())}
+	var cerr error
+	if err := raw.Control(func(fd uintptr) { cerr = unix.Connect(int(fd), sa) }); err != nil {
+		return err
+	}
+	if cerr == nil {
+		return nil
+	}
+	if cerr != unix.EINPROGRESS {
+		return cerr
+	}
+	deadline := time.Now().Add(dialTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	conn.SetWriteDeadline(deadline)
+	defer conn.SetWriteDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { conn.SetWriteDeadline(time.Unix(1, 0)) })
+	defer stop()
+	var result error
+	werr := raw.Write(func(fd uintptr) bool {
+		// As the net package does: writable, then SO_ERROR says how the
+		// handshake ended; 0 with a peer means connected.
+		soerr, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
+		if err != nil {
+			result = err
+			return true
+		}
+		switch e := unix.Errno(soerr); e {
+		case unix.EINPROGRESS, unix.EALREADY, unix.EINTR:
+			return false
+		case 0, unix.EISCONN:
+			if _, err := unix.Getpeername(int(fd)); err == nil {
+				result = nil
+				return true
+			}
+			return false
+		default:
+			result = e
+			return true
+		}
+	})
+	if werr != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return werr
+	}
+	return result
 }
 
 // namespace returns an open handle of a provider namespace, opening it once.

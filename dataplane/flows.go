@@ -140,7 +140,7 @@ func (f *Forwarder) group(lb LoadBalancer, tg TargetGroup) *nat.Group {
 // node's address; with proxy protocol on, it carries a LOCAL header.
 func (f *Forwarder) healthCheck(lb LoadBalancer, tg TargetGroup) nat.CheckFunc {
 	return func(ctx context.Context, addr netip.AddrPort) error {
-		c, err := f.dialTarget(ctx, lb, addr)
+		c, _, err := f.dialTarget(ctx, lb, addr)
 		if err != nil {
 			return err
 		}

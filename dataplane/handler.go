@@ -72,7 +72,7 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 		rt.group.Release(target)
 	}
 
-	pconn, err := f.dialTarget(context.Background(), rt.lb, target.Addr)
+	pconn, node, err := f.dialTarget(context.Background(), rt.lb, target.Addr)
 	if err != nil {
 		undo()
 		f.stats.dialErrors.Add(1)
@@ -81,7 +81,7 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 		return
 	}
 	cn.provider = pconn
-	cn.node, _ = netip.ParseAddrPort(pconn.LocalAddr().String())
+	cn.node = node
 	if cn.providerRaw, err = pconn.SyscallConn(); err == nil {
 		err = cn.providerRaw.Control(func(fd uintptr) { cn.providerFD = int(fd) })
 	}
