@@ -25,8 +25,13 @@ type Options struct {
 	ConnCount  int      // bound on connections per connection-rate measurement
 	ConnWorker int      // concurrent connection workers
 	LatRate    int      // requests per second of the latency measurement
+	Workers    int      // forwarder workers of the pvlink path (0: DefaultWorkers)
 	Log        io.Writer
 }
+
+// DefaultWorkers is the pvlink path's forwarder workers: two, as the
+// HAProxy path runs two threads (nbthread 2).
+const DefaultWorkers = 2
 
 // AllPaths are the data paths compared, pvlink first.
 var AllPaths = []string{"pvlink", "kernel-routed", "kernel-dnat", "haproxy"}
@@ -102,7 +107,11 @@ func Run(ctx context.Context, exe string, o Options) (*Report, error) {
 	}
 	if slices.Contains(o.Paths, "pvlink") {
 		logf("bringing up the pvlink fabric %s", prefix)
-		s, err := upFabric(exe, prefix, fabricTopology)
+		workers := o.Workers
+		if workers <= 0 {
+			workers = DefaultWorkers
+		}
+		s, err := upFabric(exe, prefix, strings.Replace(fabricTopology, "WORKERS", strconv.Itoa(workers), 1))
 		if err != nil {
 			return nil, err
 		}
@@ -282,12 +291,11 @@ const benchVPCs = `vpcs:
 
 // fabricTopology is the pvlink path: one AZ, an endpoint in front of an NLB
 // whose target group sends proxy protocol v2, ports 80 (sink) and 81
-// (request/response). Its forwarder runs two workers, as HAProxy here runs
-// two threads (nbthread 2).
+// (request/response), with WORKERS forwarder workers.
 const fabricTopology = `name: NAME
 region: us-east-1
 availability_zones: [use1-az1]
-forwarder_workers: 2
+forwarder_workers: WORKERS
 ` + benchVPCs + `target_groups:
   - {name: sink, vpc: provider, port: 9100, proxy_protocol_v2: true, health_check: {enabled: false}, targets: [{ip: 198.19.1.10, external: true}]}
   - {name: rr, vpc: provider, port: 9101, proxy_protocol_v2: true, health_check: {enabled: false}, targets: [{ip: 198.19.1.10, external: true}]}

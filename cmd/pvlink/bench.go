@@ -69,6 +69,7 @@ func newBenchCmd() *cobra.Command {
 	c.Flags().IntVar(&o.ConnCount, "conn-count", 200000, "bound on connections per connection-rate measurement")
 	c.Flags().IntVar(&o.ConnWorker, "conn-workers", 64, "concurrent connections in the connection-rate measurement")
 	c.Flags().IntVar(&o.LatRate, "latency-rate", 2000, "requests per second of the latency measurement")
+	c.Flags().IntVar(&o.Workers, "workers", bench.DefaultWorkers, "forwarder workers of the pvlink path (HAProxy runs 2 threads)")
 	c.Flags().StringVar(&paths, "paths", strings.Join(bench.AllPaths, ","), "paths to measure")
 	c.Flags().StringVar(&out, "out", "", "folder for bench.md, bench.json and bench.svg")
 	c.AddCommand(newBenchConnsCmd(), newBenchHoldCmd())
