@@ -122,7 +122,7 @@ func New(capacity int) *Table {
 	max := uint64(1) << bits.Len64(uint64((capacity+loadSlots-1)/loadSlots))
 	n := min(max, minChains)
 	t := &Table{maxChains: max, capacity: int64(capacity)}
-	t.cur.Store(&chainArray{c: make([]chain, n), mask: n - 1})
+	t.cur.Store(&chainArray{c: newChains(n), mask: n - 1})
 	var b [32]byte
 	crand.Read(b[:])
 	for i := range t.seed {
@@ -257,7 +257,7 @@ func (t *Table) grow(old *chainArray) {
 		return
 	}
 	n := uint64(len(old.c)) * 2
-	next := &chainArray{c: make([]chain, n), mask: n - 1}
+	next := &chainArray{c: newChains(n), mask: n - 1}
 	for ci := range old.c {
 		for b := &old.c[ci].bucket; b != nil; b = b.next.Load() {
 			for i := range b.slots {
