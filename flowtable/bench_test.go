@@ -55,6 +55,11 @@ var impls = []struct {
 var goroutines = []int{1, 2, 8}
 
 func runN(b *testing.B, g int, body func(i uint64)) {
+	// Each measurement starts with no collection under way: one left
+	// running by the benchmark before (insert-delete allocates a record
+	// per operation) would hold a P during this one's first moments.
+	runtime.GC()
+	b.ResetTimer()
 	if g == 1 {
 		var i uint64
 		for b.Loop() {
