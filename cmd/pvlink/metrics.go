@@ -134,6 +134,7 @@ func newFlowsCmd() *cobra.Command {
 			type row struct {
 				AZ     string `json:"az"`
 				Worker int    `json:"worker"`
+				node   string // the AZ, and the worker when there are several
 				dataplane.FlowInfo
 			}
 			rows := []row{}
@@ -142,7 +143,7 @@ func newFlowsCmd() *cobra.Command {
 					continue
 				}
 				for _, f := range d.Doc {
-					rows = append(rows, row{d.AZ, d.Worker, f})
+					rows = append(rows, row{d.AZ, d.Worker, d.Label(), f})
 				}
 			}
 			if output == "json" {
@@ -150,7 +151,7 @@ func newFlowsCmd() *cobra.Command {
 			}
 			for _, r := range rows {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s %s src=%s dst=%s eni=%s [nat] src=%s dst=%s (%s) bytes_in=%d bytes_out=%d idle=%.0fs/%.0fs\n",
-					r.Proto, r.AZ, r.Src, r.Dst, r.ENI, r.Node, r.Target, r.TargetState, r.BytesIn, r.BytesOut, r.IdleSeconds, r.IdleTimeout)
+					r.Proto, r.node, r.Src, r.Dst, r.ENI, r.Node, r.Target, r.TargetState, r.BytesIn, r.BytesOut, r.IdleSeconds, r.IdleTimeout)
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "pvlink flows: %d flows\n", len(rows))
 			return nil
