@@ -83,17 +83,7 @@ func TestIdleConnectionsHoldNoGoroutines(t *testing.T) {
 	var before dataplane.Stats
 	f.GetJSON(t, eni.AZ, "/stats", &before)
 	const n = 200
-	dial := fabrictest.DialFrom(consumer)
-	for i := 0; i < n; i++ {
-		c, err := dial(context.Background(), "tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if _, err := c.Write([]byte("x")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	openIdle(t, consumer, addr, n)
 	time.Sleep(500 * time.Millisecond)
 	var after dataplane.Stats
 	f.GetJSON(t, eni.AZ, "/stats", &after)
@@ -104,5 +94,23 @@ func TestIdleConnectionsHoldNoGoroutines(t *testing.T) {
 	t.Logf("%d idle connections: %d more goroutines, stacks %d -> %d KiB", n, extra, before.Runtime.StackBytes>>10, after.Runtime.StackBytes>>10)
 	if extra > n/10 {
 		t.Errorf("%d idle connections hold %d goroutines", n, extra)
+	}
+}
+
+// openIdle opens n connections from the consumer namespace, sends a byte on
+// each (which brings the proxy header out) and leaves them idle; they are
+// closed when the test ends.
+func openIdle(t *testing.T, consumer, addr string, n int) {
+	t.Helper()
+	dial := fabrictest.DialFrom(consumer)
+	for i := 0; i < n; i++ {
+		c, err := dial(context.Background(), "tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -32,16 +32,7 @@ func TestTwoWorkersShareAnAZ(t *testing.T) {
 
 	// Idle connections, to see where they landed.
 	const idle = 64
-	for i := 0; i < idle; i++ {
-		c, err := dial(context.Background(), "tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if _, err := c.Write([]byte("x")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	openIdle(t, consumer, addr, idle)
 	// Exchanges with data both ways, through both workers.
 	const exchanges = 40
 	var echoed int64
