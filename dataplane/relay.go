@@ -167,7 +167,13 @@ func (c *conn) pumpC2P() {
 			continue
 		}
 		switch {
-		case c.expired.Load() || c.reset.Load():
+		case c.reset.Load():
+		case c.expired.Load():
+			if err != nil {
+				// Forgotten while bytes waited for the target: the
+				// consumer gets its RST now, not at its next segment.
+				c.ep.Abort()
+			}
 		case err != nil: // the consumer reset, or the target refused bytes
 			c.provider.SetLinger(0)
 			c.provider.Close()
