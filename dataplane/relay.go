@@ -39,9 +39,9 @@ func writeHeader(w io.Writer, h *proxyproto.Header) error {
 // It holds no goroutine while a connection is idle. Each direction is a
 // small state machine: parked (waiting for its source, with nothing but a
 // registration: a gVisor waiter callback for the consumer side, the
-// forwarder's epoll set for the provider side), running (a goroutine, made
-// by the wake-up, copies until the source would block and parks again) or
-// done. The last direction to finish releases the flow. So an idle
+// forwarder's epoll set for the provider side), running (the wake-up hands
+// it to one of the forwarder's pooled goroutines, which copies until the
+// source would block and parks it again) or done. The last direction to finish releases the flow. So an idle
 // connection costs its gVisor endpoint, its socket and this record, not two
 // goroutine stacks.
 const (
