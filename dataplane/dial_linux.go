@@ -111,8 +111,10 @@ func connect(ctx context.Context, conn *net.TCPConn, target netip.AddrPort) erro
 	}
 	conn.SetWriteDeadline(deadline)
 	defer conn.SetWriteDeadline(time.Time{})
-	stop := context.AfterFunc(ctx, func() { conn.SetWriteDeadline(time.Unix(1, 0)) })
-	defer stop()
+	if ctx.Done() != nil { // a context that can end (health checks); not the handler's
+		stop := context.AfterFunc(ctx, func() { conn.SetWriteDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
 	var result error
 	werr := raw.Write(func(fd uintptr) bool {
 		// As the net package does: writable, then SO_ERROR says how the

@@ -9,7 +9,8 @@ import (
 // every trip through gVisor's deep send path; that copying was 13% of the
 // forwarder's CPU in the connection-rate benchmark. A task goes to an idle
 // worker if one is waiting, else to a new one; a worker that has had
-// nothing to do for between one and two runnerIdle periods exits, so the pool shrinks after a burst.
+// nothing to do for one to two runnerIdle periods exits, so the pool
+// shrinks after a burst.
 type runner struct {
 	tasks chan func()
 }
