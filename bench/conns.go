@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -239,16 +238,7 @@ func sumStats(fs []ctl.ForwarderState) (dataplane.RuntimeStats, error) {
 // forwarderStats reads a forwarder's /stats.
 func forwarderStats(f ctl.ForwarderState) (dataplane.Stats, error) {
 	var st dataplane.Stats
-	fs, err := ctl.ForwarderStatus(f)
-	if err != nil {
-		return st, err
-	}
-	resp, err := http.Get("http://" + fs.Metrics + "/stats")
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+	return st, ctl.ForwarderJSON(f, "/stats", &st)
 }
 
 // explain says why connections failed, from the forwarders' counters and

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -458,6 +459,29 @@ func ForwarderStatus(f ForwarderState) (*dataplane.Status, error) {
 		return nil, err
 	}
 	return &st, nil
+}
+
+// ForwarderJSON reads one of a forwarder process's JSON documents (/stats,
+// /flows, /targets, /counters) into v, from the address its status file
+// gives.
+func ForwarderJSON(f ForwarderState, path string, v any) error {
+	st, err := ForwarderStatus(f)
+	if err != nil {
+		return fmt.Errorf("forwarder %s: %w", f.Label(), err)
+	}
+	client := http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + st.Metrics + path)
+	if err != nil {
+		return fmt.Errorf("forwarder %s: %w", f.Label(), err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("forwarder %s %s: %s", f.Label(), path, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("forwarder %s %s: %w", f.Label(), path, err)
+	}
+	return nil
 }
 
 func ipNet(p netip.Prefix) *net.IPNet {

@@ -4,10 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -30,20 +27,13 @@ func fromForwarders[T any](name, path string) ([]fromForwarder[T], error) {
 		return nil, fmt.Errorf("fabric %s is not up", name)
 	}
 	var out []fromForwarder[T]
-	client := &http.Client{Timeout: 5 * time.Second}
 	for _, f := range s.Report().Forwarders {
 		if !f.Alive || f.Metrics == "" {
 			return nil, fmt.Errorf("forwarder %s is not running (its log: %s)", f.Label(), f.Process.Log)
 		}
-		resp, err := client.Get(strings.TrimSuffix(f.Metrics, "/metrics") + path)
-		if err != nil {
-			return nil, fmt.Errorf("forwarder %s: %w", f.Label(), err)
-		}
 		var v T
-		err = json.NewDecoder(resp.Body).Decode(&v)
-		resp.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("forwarder %s: %w", f.Label(), err)
+		if err := ctl.ForwarderJSON(f.ForwarderState, path, &v); err != nil {
+			return nil, err
 		}
 		out = append(out, fromForwarder[T]{f.ForwarderState, v})
 	}

@@ -160,26 +160,12 @@ func DialFrom(netns string) func(ctx context.Context, network, addr string) (net
 	}
 }
 
-// Counters reads the ENI counters of the forwarder of az.
+// Counters reads the ENI counters of the (first) forwarder process of az.
 func (f *Fabric) Counters(t testing.TB, az string) []dataplane.ENICounters {
 	t.Helper()
-	for _, fw := range f.Status.Forwarders {
-		if fw.AZ != az {
-			continue
-		}
-		resp, err := http.Get(strings.TrimSuffix(fw.Metrics, "/metrics") + "/counters")
-		if err != nil {
-			t.Fatalf("forwarder %s counters: %v", az, err)
-		}
-		defer resp.Body.Close()
-		var cs []dataplane.ENICounters
-		if err := json.NewDecoder(resp.Body).Decode(&cs); err != nil {
-			t.Fatal(err)
-		}
-		return cs
-	}
-	t.Fatalf("no forwarder for %s", az)
-	return nil
+	var cs []dataplane.ENICounters
+	f.GetJSON(t, az, "/counters", &cs)
+	return cs
 }
 
 // Metrics reads the Prometheus text of the forwarder of az.
@@ -217,12 +203,7 @@ func (f *Fabric) GetJSON(t testing.TB, az, path string, v any) {
 // ForwarderJSON reads a JSON document from one forwarder process into v.
 func ForwarderJSON(t testing.TB, fw ctl.ForwarderReport, path string, v any) {
 	t.Helper()
-	resp, err := http.Get(strings.TrimSuffix(fw.Metrics, "/metrics") + path)
-	if err != nil {
-		t.Fatalf("forwarder %s %s: %v", fw.Label(), path, err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatalf("forwarder %s %s: %v", fw.Label(), path, err)
+	if err := ctl.ForwarderJSON(fw.ForwarderState, path, v); err != nil {
+		t.Fatal(err)
 	}
 }
