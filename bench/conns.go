@@ -249,22 +249,13 @@ func explain(log io.Writer, s *ctl.State) {
 			b, _ := json.Marshal(st)
 			fmt.Fprintf(log, "forwarder %s stats: %s\n", f.Label(), b)
 		}
-		fmt.Fprintf(log, "forwarder %s log (last lines):\n%s\n", f.Label(), tail(f.Process.Log, 5))
+		fmt.Fprintf(log, "forwarder %s log (last lines):\n%s\n", f.Label(), ctl.LogTail(f.Process.Log, 5))
 	}
 	for _, tg := range s.Targets {
 		if tg.Process != nil {
 			fmt.Fprintf(log, "target %s:%d alive: %v\n", tg.IP, tg.Port, tg.Process.Alive())
 		}
 	}
-}
-
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // HoldResult is what one `pvlink bench hold` process reports once it has

@@ -387,10 +387,10 @@ func (u *upper) waitReady() error {
 				break
 			}
 			if !w.p.Alive() {
-				return fmt.Errorf("%s exited during start-up:\n%s", w.what, logTail(w.p.Log, 5))
+				return fmt.Errorf("%s exited during start-up:\n%s", w.what, LogTail(w.p.Log, 5))
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("%s not ready after %s; its log says:\n%s", w.what, readyTimeout, logTail(w.p.Log, 5))
+				return fmt.Errorf("%s not ready after %s; its log says:\n%s", w.what, readyTimeout, LogTail(w.p.Log, 5))
 			}
 			time.Sleep(20 * time.Millisecond)
 		}

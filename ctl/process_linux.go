@@ -95,8 +95,8 @@ func (p *Process) stop(grace time.Duration) error {
 	return nil
 }
 
-// logTail returns the last lines of a log, to explain a process that died.
-func logTail(path string, lines int) string {
+// LogTail returns the last lines of a log, to explain a process that died.
+func LogTail(path string, lines int) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return ""
