@@ -144,12 +144,27 @@ func (v *validator) topology(t *Topology) {
 	}
 }
 
-func (v *validator) vpc(path []any, vpc *VPC, zones map[string]bool) {
-	v.name(append(path, "name"), vpc.Name)
-	if v.vpcs[vpc.Name] != nil {
-		v.fail(append(path, "name"), "VPC %s is defined twice", vpc.Name)
+// define checks that an item's name is valid and the first of its kind,
+// and records the item under it.
+func define[T any](v *validator, path []any, kind, name string, item *T, seen map[string]*T) {
+	v.name(append(path, "name"), name)
+	if seen[name] != nil {
+		v.fail(append(path, "name"), "%s %s is defined twice", kind, name)
 	}
-	v.vpcs[vpc.Name] = vpc
+	seen[name] = item
+}
+
+// vpcDefined checks the item's vpc field names a VPC of the topology.
+func (v *validator) vpcDefined(path []any, vpc string) bool {
+	if v.vpcs[vpc] == nil {
+		v.fail(append(path, "vpc"), "VPC %q is not defined", vpc)
+		return false
+	}
+	return true
+}
+
+func (v *validator) vpc(path []any, vpc *VPC, zones map[string]bool) {
+	define(v, path, "VPC", vpc.Name, vpc, v.vpcs)
 	cidr, err := netip.ParsePrefix(vpc.CIDR)
 	if err != nil || !cidr.Addr().Is4() {
 		v.fail(append(path, "cidr"), "%q is not an IPv4 CIDR block", vpc.CIDR)
@@ -315,13 +330,8 @@ func reserved(pfx netip.Prefix, a netip.Addr) bool {
 }
 
 func (v *validator) targetGroup(path []any, tg *TargetGroup) {
-	v.name(append(path, "name"), tg.Name)
-	if v.tgs[tg.Name] != nil {
-		v.fail(append(path, "name"), "target group %s is defined twice", tg.Name)
-	}
-	v.tgs[tg.Name] = tg
-	if v.vpcs[tg.VPC] == nil {
-		v.fail(append(path, "vpc"), "VPC %q is not defined", tg.VPC)
+	define(v, path, "target group", tg.Name, tg, v.tgs)
+	if !v.vpcDefined(path, tg.VPC) {
 		return
 	}
 	switch tg.Protocol {
@@ -424,13 +434,8 @@ func (v *validator) subnetOf(vpc string, a netip.Addr) string {
 }
 
 func (v *validator) loadBalancer(path []any, lb *LoadBalancer) {
-	v.name(append(path, "name"), lb.Name)
-	if v.lbs[lb.Name] != nil {
-		v.fail(append(path, "name"), "load balancer %s is defined twice", lb.Name)
-	}
-	v.lbs[lb.Name] = lb
-	if v.vpcs[lb.VPC] == nil {
-		v.fail(append(path, "vpc"), "VPC %q is not defined", lb.VPC)
+	define(v, path, "load balancer", lb.Name, lb, v.lbs)
+	if !v.vpcDefined(path, lb.VPC) {
 		return
 	}
 	if len(lb.SubnetMappings) == 0 {
@@ -484,11 +489,7 @@ func (v *validator) loadBalancer(path []any, lb *LoadBalancer) {
 }
 
 func (v *validator) service(path []any, s *Service) {
-	v.name(append(path, "name"), s.Name)
-	if v.svcs[s.Name] != nil {
-		v.fail(append(path, "name"), "endpoint service %s is defined twice", s.Name)
-	}
-	v.svcs[s.Name] = s
+	define(v, path, "endpoint service", s.Name, s, v.svcs)
 	if len(s.LoadBalancers) == 0 {
 		v.fail(append(path, "load_balancers"), "an endpoint service needs at least one Network Load Balancer")
 	}
@@ -511,14 +512,8 @@ func (v *validator) service(path []any, s *Service) {
 }
 
 func (v *validator) securityGroup(path []any, sg *SecurityGroup) {
-	v.name(append(path, "name"), sg.Name)
-	if v.sgs[sg.Name] != nil {
-		v.fail(append(path, "name"), "security group %s is defined twice", sg.Name)
-	}
-	v.sgs[sg.Name] = sg
-	if v.vpcs[sg.VPC] == nil {
-		v.fail(append(path, "vpc"), "VPC %q is not defined", sg.VPC)
-	}
+	define(v, path, "security group", sg.Name, sg, v.sgs)
+	v.vpcDefined(path, sg.VPC)
 	for j := range sg.Ingress {
 		r := &sg.Ingress[j]
 		rp := append(append([]any{}, path...), "ingress", j)
@@ -553,8 +548,7 @@ func (v *validator) securityGroup(path []any, sg *SecurityGroup) {
 
 func (v *validator) endpoint(path []any, e *Endpoint) {
 	v.name(append(path, "name"), e.Name)
-	if v.vpcs[e.VPC] == nil {
-		v.fail(append(path, "vpc"), "VPC %q is not defined", e.VPC)
+	if !v.vpcDefined(path, e.VPC) {
 		return
 	}
 	svc := v.svcs[e.Service]
