@@ -19,7 +19,9 @@ import (
 )
 
 // proxyTopology is the demo plus two listeners whose targets the test
-// itself serves (external), one per header placement.
+// itself serves (external), one per header placement. Their health checks
+// are off: a check's connection would reach the test's listener like a
+// relayed one, and the test could take it for the consumer's.
 func proxyTopology(t *testing.T) string {
 	topo := demoTopology(t)
 	topo = strings.Replace(topo, "load_balancers:\n", `  - name: speaks-first
@@ -27,6 +29,7 @@ func proxyTopology(t *testing.T) string {
     port: 9000
     proxy_protocol_v2: true
     proxy_protocol_v2_header_placement: on_first_ack_with_payload
+    health_check: {enabled: false}
     targets:
       - {ip: 198.19.1.20, external: true}
   - name: early
@@ -34,6 +37,7 @@ func proxyTopology(t *testing.T) string {
     port: 9001
     proxy_protocol_v2: true
     proxy_protocol_v2_header_placement: on_first_ack
+    health_check: {enabled: false}
     targets:
       - {ip: 198.19.1.21, external: true}
 
@@ -121,6 +125,7 @@ func TestProxyProtocolHeaderPlacement(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer client.Close()
+		client.SetDeadline(time.Now().Add(10 * time.Second))
 		target := accept(t, ln)
 		// The target speaks first; the consumer says nothing yet.
 		if _, err := target.Write([]byte("220 ready\r\n")); err != nil {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"sync"
 	"testing"
@@ -70,6 +72,63 @@ func TestShortExchangesAllEndWithTheirEOF(t *testing.T) {
 			t.Fatalf("%d flows still open after every exchange ended", st.Flows)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A target that speaks first (SMTP, FTP, MySQL): its bytes reach the
+// consumer before the consumer sends anything, on every one of many
+// connections. The target writes as soon as it accepts, so its bytes often
+// wait in the provider socket before the relay starts watching it; that
+// first wake-up must not be lost.
+func TestTargetThatSpeaksFirstReachesEveryConsumer(t *testing.T) {
+	f := fabrictest.Up(t, proxyTopology(t))
+	ln := listenIn(t, f.Netns(t, "provider"), "198.19.1.20:9000")
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.Write([]byte("220 ready\r\n"))
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	dial := fabrictest.DialFrom(f.Netns(t, "consumer"))
+	addr := f.Status.Endpoints[0].ENIs[0].IP + ":81"
+	const total, parallel = 300, 16
+	var failed sync.Map
+	var wg sync.WaitGroup
+	for w := 0; w < parallel; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < total; i += parallel {
+				c, err := dial(context.Background(), "tcp", addr)
+				if err != nil {
+					failed.Store(i, err)
+					continue
+				}
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				if banner, err := bufio.NewReader(c).ReadString('\n'); err != nil || banner != "220 ready\r\n" {
+					failed.Store(i, fmt.Errorf("banner %q, %v", banner, err))
+				}
+				c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	n := 0
+	failed.Range(func(k, v any) bool {
+		if n++; n <= 5 {
+			t.Errorf("connection %d: %v", k, v)
+		}
+		return true
+	})
+	if n > 0 {
+		t.Fatalf("%d of %d consumers did not get the target's banner", n, total)
 	}
 }
 
