@@ -93,51 +93,66 @@ func residentKeys(n int) []Key {
 	return keys
 }
 
+// BenchmarkFlowTable fills all three maps with the resident flows first,
+// then measures each workload on the three one after the other, so the
+// figures side by side were taken within seconds of each other. (This VM's
+// speed drifts by 10-50% over minutes; measuring all of one map's cells and
+// then all of the next compared different moments as much as different
+// maps.)
 func BenchmarkFlowTable(b *testing.B) {
 	now := time.Now()
 	for _, resident := range []int{1000, 1000000} {
 		keys := residentKeys(resident)
-		for _, impl := range impls {
-			m := impl.make(resident + 1<<16)
+		maps := make([]flowMap, len(impls))
+		for i, impl := range impls {
+			maps[i] = impl.make(resident + 1<<16)
 			for _, k := range keys {
-				m.store(k, NewFlow(k, nil, 0, now))
+				maps[i].store(k, NewFlow(k, nil, 0, now))
 			}
-			// Finish the collection the filling started (and the previous
-			// map's garbage) now: a GC cycle running under the first
-			// parallel benchmark would take a core from whichever map
-			// happens to be measured first.
-			runtime.GC()
-			for _, g := range goroutines {
-				b.Run(fmt.Sprintf("op=lookup-hit/resident=%d/impl=%s/goroutines=%d", resident, impl.name, g), func(b *testing.B) {
-					b.ReportAllocs()
-					runN(b, g, func(i uint64) {
-						if !m.load(keys[i%uint64(len(keys))]) {
-							b.Fatal("miss")
-						}
+		}
+		// Finish the collection the filling started now: a GC cycle
+		// running under the first parallel benchmark would take a core
+		// from whichever map happens to be measured first.
+		runtime.GC()
+		for _, g := range goroutines {
+			for _, op := range []string{"lookup-hit", "lookup-miss", "insert-delete"} {
+				for i, impl := range impls {
+					m := maps[i]
+					b.Run(fmt.Sprintf("op=%s/resident=%d/impl=%s/goroutines=%d", op, resident, impl.name, g), func(b *testing.B) {
+						b.ReportAllocs()
+						runN(b, g, workload(b, op, m, keys, resident, now))
 					})
-				})
-				b.Run(fmt.Sprintf("op=lookup-miss/resident=%d/impl=%s/goroutines=%d", resident, impl.name, g), func(b *testing.B) {
-					b.ReportAllocs()
-					miss := key(resident + 7)
-					miss.DstPort = 81
-					runN(b, g, func(i uint64) {
-						k := miss
-						k.SrcPort = uint16(i)
-						if m.load(k) {
-							b.Fatal("hit")
-						}
-					})
-				})
-				b.Run(fmt.Sprintf("op=insert-delete/resident=%d/impl=%s/goroutines=%d", resident, impl.name, g), func(b *testing.B) {
-					b.ReportAllocs()
-					runN(b, g, func(i uint64) {
-						k := key(int(i))
-						k.DstPort = uint16(1000 + i>>32) // distinct per goroutine
-						m.store(k, NewFlow(k, nil, 0, now))
-						m.remove(k)
-					})
-				})
+				}
 			}
+		}
+	}
+}
+
+// workload is one operation's loop body.
+func workload(b *testing.B, op string, m flowMap, keys []Key, resident int, now time.Time) func(i uint64) {
+	switch op {
+	case "lookup-hit":
+		return func(i uint64) {
+			if !m.load(keys[i%uint64(len(keys))]) {
+				b.Fatal("miss")
+			}
+		}
+	case "lookup-miss":
+		miss := key(resident + 7)
+		miss.DstPort = 81
+		return func(i uint64) {
+			k := miss
+			k.SrcPort = uint16(i)
+			if m.load(k) {
+				b.Fatal("hit")
+			}
+		}
+	default: // insert-delete
+		return func(i uint64) {
+			k := key(int(i))
+			k.DstPort = uint16(1000 + i>>32) // distinct per goroutine
+			m.store(k, NewFlow(k, nil, 0, now))
+			m.remove(k)
 		}
 	}
 }

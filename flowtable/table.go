@@ -98,6 +98,10 @@ type chainArray struct {
 // minChains is where a table starts: small tables stay in cache.
 const minChains = 64
 
+// hugePageMin is the smallest chain array worth backing with huge pages
+// (newChains, where the system has them).
+const hugePageMin = 4 << 20
+
 // Table is a fixed-capacity concurrent flow table.
 type Table struct {
 	// cur is the chains in force; readers load it once per lookup. It is

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func key(i int) Key {
@@ -281,5 +282,30 @@ func TestAddrWords(t *testing.T) {
 	addrWordsOK = true
 	if h1 != h2 {
 		t.Fatalf("hash differs between paths: %x %x", h1, h2)
+	}
+}
+
+// A table large enough for its chains to go on huge pages (4 MiB and up:
+// newChains drops and re-advises that memory) holds and finds every flow
+// through each growth.
+func TestLargeTableFindsEveryFlow(t *testing.T) {
+	const n = 400000
+	tb := New(n)
+	now := time.Now()
+	for i := 0; i < n; i++ {
+		if err := tb.Insert(NewFlow(key(i), i, 0, now)); err != nil {
+			t.Fatalf("insert %d: %v", i, err)
+		}
+	}
+	if size := len(tb.cur.Load().c) * int(unsafe.Sizeof(chain{})); size < hugePageMin {
+		t.Fatalf("chains span %d bytes, under the %d where huge pages start", size, hugePageMin)
+	}
+	for i := 0; i < n; i++ {
+		if f := tb.Lookup(key(i)); f == nil || f.Value != i {
+			t.Fatalf("flow %d: %v", i, f)
+		}
+	}
+	if tb.Lookup(key(n+1)) != nil {
+		t.Fatal("found a flow never inserted")
 	}
 }
