@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -26,6 +27,9 @@ type Options struct {
 	ConnWorker int      // concurrent connection workers
 	LatRate    int      // requests per second of the latency measurement
 	Workers    int      // forwarder workers of the pvlink path (0: DefaultWorkers)
+	// ProfileDir, if set, gets a CPU profile of every forwarder during
+	// each of the pvlink path's measurements (RUN-METRIC-LABEL.pprof).
+	ProfileDir string
 	Log        io.Writer
 }
 
@@ -65,6 +69,7 @@ type target struct {
 	dial     Dialer
 	sink, rr string
 	procs    []int // the processes whose CPU and RSS are reported (forwarder workers, haproxy)
+	fwds     []ctl.ForwarderState
 }
 
 // Run builds the topologies, measures every path, and tears it all down.
@@ -129,6 +134,7 @@ func Run(ctx context.Context, exe string, o Options) (*Report, error) {
 		for _, f := range s.Forwarders {
 			t := targets["pvlink"]
 			t.procs = append(t.procs, f.Process.PID)
+			t.fwds = append(t.fwds, f)
 			targets["pvlink"] = t
 		}
 	}
@@ -147,22 +153,40 @@ func Run(ctx context.Context, exe string, o Options) (*Report, error) {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
+			// profiled wraps one measurement in forwarder profiles.
+			profiled := func(metric string, measure func() error) error {
+				if o.ProfileDir == "" || len(tg.fwds) == 0 {
+					return measure()
+				}
+				wait := profileForwarders(tg.fwds, o.ProfileDir, fmt.Sprintf("run%d-%s", run+1, metric), o.Duration)
+				return errors.Join(measure(), wait())
+			}
+			var g1, g8, cps, p50, p99, p999 float64
+			var b1, b8, failed int64
 			cpu0 := cpuAll(tg.procs)
-			g1, b1, err := Throughput(ctx, tg.dial, tg.sink, 1, o.Duration)
-			if err != nil {
+			if err := profiled("throughput_1stream", func() (err error) {
+				g1, b1, err = Throughput(ctx, tg.dial, tg.sink, 1, o.Duration)
+				return err
+			}); err != nil {
 				return nil, fmt.Errorf("%s 1 stream: %w", path, err)
 			}
-			g8, b8, err := Throughput(ctx, tg.dial, tg.sink, 8, o.Duration)
-			if err != nil {
+			if err := profiled("throughput_8stream", func() (err error) {
+				g8, b8, err = Throughput(ctx, tg.dial, tg.sink, 8, o.Duration)
+				return err
+			}); err != nil {
 				return nil, fmt.Errorf("%s 8 streams: %w", path, err)
 			}
 			cpu1 := cpuAll(tg.procs)
-			cps, failed, err := ConnRate(ctx, tg.dial, tg.rr, o.ConnWorker, o.ConnCount, o.Duration)
-			if err != nil {
+			if err := profiled("conns", func() (err error) {
+				cps, failed, err = ConnRate(ctx, tg.dial, tg.rr, o.ConnWorker, o.ConnCount, o.Duration)
+				return err
+			}); err != nil {
 				return nil, fmt.Errorf("%s connections: %w", path, err)
 			}
-			p50, p99, p999, err := Latency(ctx, tg.dial, tg.rr, o.LatRate, o.Duration)
-			if err != nil {
+			if err := profiled("latency", func() (err error) {
+				p50, p99, p999, err = Latency(ctx, tg.dial, tg.rr, o.LatRate, o.Duration)
+				return err
+			}); err != nil {
 				return nil, fmt.Errorf("%s latency: %w", path, err)
 			}
 			res["throughput_1stream_gbps"] = append(res["throughput_1stream_gbps"], g1)

@@ -43,6 +43,11 @@ func newBenchCmd() *cobra.Command {
 				return fmt.Errorf("--runs %d: at least 1", o.Runs)
 			}
 			o.Paths = strings.Split(paths, ",")
+			if o.ProfileDir != "" {
+				if err := os.MkdirAll(o.ProfileDir, 0o755); err != nil {
+					return err
+				}
+			}
 			exe, err := os.Executable()
 			if err != nil {
 				return err
@@ -70,6 +75,7 @@ func newBenchCmd() *cobra.Command {
 	c.Flags().IntVar(&o.ConnWorker, "conn-workers", 64, "concurrent connections in the connection-rate measurement")
 	c.Flags().IntVar(&o.LatRate, "latency-rate", 2000, "requests per second of the latency measurement")
 	c.Flags().IntVar(&o.Workers, "workers", bench.DefaultWorkers, "forwarder workers of the pvlink path (HAProxy runs 2 threads)")
+	c.Flags().StringVar(&o.ProfileDir, "profile", "", "folder for a CPU profile of every forwarder during each pvlink measurement (read them with go tool pprof)")
 	c.Flags().StringVar(&paths, "paths", strings.Join(bench.AllPaths, ","), "paths to measure")
 	c.Flags().StringVar(&out, "out", "", "folder for bench.md, bench.json and bench.svg")
 	c.AddCommand(newBenchConnsCmd(), newBenchHoldCmd())
