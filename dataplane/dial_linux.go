@@ -71,6 +71,12 @@ func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target neti
 		return fail(err)
 	}
 	conn := nc.(*net.TCPConn)
+	// The net package turns TCP keepalives on (15 s) for every connection
+	// it wraps; an NLB node sends none to its targets.
+	if err := conn.SetKeepAlive(false); err != nil {
+		conn.Close()
+		return fail(err)
+	}
 	if err := connect(ctx, conn, target); err != nil {
 		conn.Close()
 		return fail(err)

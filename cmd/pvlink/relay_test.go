@@ -10,9 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
 	"pvlink.dev/pvlink/bench/peer"
 	"pvlink.dev/pvlink/dataplane"
 	"pvlink.dev/pvlink/internal/fabrictest"
+	"pvlink.dev/pvlink/nsenter"
 )
 
 // Many short exchanges, each ending with the target's last bytes and its
@@ -170,6 +174,42 @@ func openIdle(t *testing.T, consumer, addr string, n int) {
 		t.Cleanup(func() { c.Close() })
 		if _, err := c.Write([]byte("x")); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// The node's connections to targets carry no TCP keepalives: an NLB sends
+// none, and a user watching an idle flow on the target side (tcpdump, the
+// idle timeout) must see nothing until the flow's timeout. The kernel's
+// socket diagnostics show which timer each provider socket has armed.
+func TestProviderSocketsSendNoKeepalives(t *testing.T) {
+	f := fabrictest.Up(t, demoTopology(t))
+	eni := f.Status.Endpoints[0].ENIs[0]
+	addr := netip.AddrPortFrom(netip.MustParseAddr(eni.IP), uint16(f.Status.Endpoints[0].Ports[0])).String()
+	const n = 5
+	openIdle(t, f.Netns(t, "consumer"), addr, n)
+	node := netip.MustParseAddr(nodeIP(t, f.Status, eni.AZ))
+	var socks []*netlink.Socket
+	waitUntil(t, 5*time.Second, "the node's sockets to the target", func() bool {
+		socks = nil
+		err := nsenter.Do(f.Netns(t, "provider"), func() (err error) {
+			all, err := netlink.SocketDiagTCP(unix.AF_INET)
+			for _, s := range all {
+				if a, ok := netip.AddrFromSlice(s.ID.Source.To4()); ok && a == node && s.State == netlink.TCP_ESTABLISHED {
+					socks = append(socks, s)
+				}
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(socks) >= n
+	})
+	const keepaliveTimer = 2 // inet_diag's idiag_timer
+	for _, s := range socks {
+		if s.Timer == keepaliveTimer {
+			t.Errorf("node socket %s:%d -> %s:%d has its keepalive timer armed", s.ID.Source, s.ID.SourcePort, s.ID.Destination, s.ID.DestinationPort)
 		}
 	}
 }
