@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"time"
@@ -32,8 +31,8 @@ const (
 // net.Dialer would, parks a goroutine locked to its thread for the whole
 // handshake, and every such park and wake-up moves the scheduler's one P
 // between threads.
-func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target netip.AddrPort) (*net.TCPConn, netip.AddrPort, error) {
-	fail := func(err error) (*net.TCPConn, netip.AddrPort, error) {
+func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target netip.AddrPort) (*os.File, netip.AddrPort, error) {
+	fail := func(err error) (*os.File, netip.AddrPort, error) {
 		return nil, netip.AddrPort{}, fmt.Errorf("connect %s -> %s in netns %s: %w", lb.NodeIP, target, lb.Netns, err)
 	}
 	if !lb.NodeIP.Is4() || !target.Addr().Is4() {
@@ -46,37 +45,31 @@ func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target neti
 	var fd int
 	err = nsenter.DoHandle(h, func() error {
 		var serr error
-		fd, serr = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		fd, serr = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 		return serr
 	})
 	if err != nil {
 		return fail(err)
 	}
-	file := os.NewFile(uintptr(fd), "provider")
-	// The MSS a PrivateLink node offers; the source port chosen at
-	// connect(), per destination, not at bind(): a node then has the whole
-	// port range for each target, and TIME_WAIT ports can be reused.
+	// The MSS a PrivateLink node offers; no Nagle (as the net package
+	// sets for its connections); the source port chosen at connect(), per
+	// destination, not at bind(): a node then has the whole port range for
+	// each target, and TIME_WAIT ports can be reused.
 	err = errors.Join(
 		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_MAXSEG, providerMSS),
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1),
 		unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1),
 		unix.Bind(fd, &unix.SockaddrInet4{Addr: lb.NodeIP.As4()}))
 	if err != nil {
-		file.Close()
+		unix.Close(fd)
 		return fail(err)
 	}
-	// FileConn makes a non-blocking, netpoller-registered copy.
-	nc, err := net.FileConn(file)
-	file.Close()
-	if err != nil {
-		return fail(err)
-	}
-	conn := nc.(*net.TCPConn)
-	// The net package turns TCP keepalives on (15 s) for every connection
-	// it wraps; an NLB node sends none to its targets.
-	if err := conn.SetKeepAlive(false); err != nil {
-		conn.Close()
-		return fail(err)
-	}
+	// A non-blocking descriptor becomes a pollable os.File as it is: the
+	// netpoller's registration and the close that waits for any operation
+	// under way, without what net.FileConn adds per connection (a dup, flag
+	// and address queries, and TCP keepalives, which an NLB node does not
+	// send to its targets).
+	conn := os.NewFile(uintptr(fd), "provider")
 	if err := connect(ctx, conn, target); err != nil {
 		conn.Close()
 		return fail(err)
@@ -95,7 +88,7 @@ func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target neti
 
 // connect connects conn's socket to target without blocking a thread,
 // within dialTimeout and ctx.
-func connect(ctx context.Context, conn *net.TCPConn, target netip.AddrPort) error {
+func connect(ctx context.Context, conn *os.File, target netip.AddrPort) error {
 	raw, err := conn.SyscallConn()
 	if err != nil {
 		return err

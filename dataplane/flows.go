@@ -2,8 +2,8 @@ package dataplane
 
 import (
 	"context"
-	"net"
 	"net/netip"
+	"os"
 	"sort"
 	"sync/atomic"
 	"syscall"
@@ -40,7 +40,7 @@ type conn struct {
 	// Set once the connection is up.
 	ep          tcpip.Endpoint
 	wq          *waiter.Queue
-	provider    *net.TCPConn
+	provider    *os.File // the node's socket to the target (dialTarget)
 	providerRaw syscall.RawConn
 	providerFD  int
 
@@ -171,9 +171,19 @@ func (c *conn) abort() {
 		return
 	}
 	c.ep.Abort()
-	c.provider.SetLinger(0) // close with a RST
-	c.provider.Close()
+	c.resetProvider()
 	c.stopParked()
+}
+
+// resetProvider closes the target's socket with a RST.
+func (c *conn) resetProvider() {
+	c.providerRaw.Control(func(fd uintptr) { lingerZero(int(fd)) })
+	c.provider.Close()
+}
+
+// lingerZero makes a socket's close send a RST and drop what is unsent.
+func lingerZero(fd int) {
+	unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 }
 
 // forget drops an idle flow the way an NLB does: silently. The provider
@@ -188,7 +198,7 @@ func (c *conn) forget() {
 	}
 	c.providerRaw.Control(func(fd uintptr) {
 		if unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_REPAIR, 1) != nil {
-			c.provider.SetLinger(0)
+			lingerZero(int(fd))
 		}
 	})
 	c.provider.Close()

@@ -175,13 +175,12 @@ func (c *conn) pumpC2P() {
 				c.ep.Abort()
 			}
 		case err != nil: // the consumer reset, or the target refused bytes
-			c.provider.SetLinger(0)
-			c.provider.Close()
+			c.resetProvider()
 			c.ep.Abort()
 			c.cut.Store(true)
 			c.stopParked()
 		default: // FIN from the consumer
-			c.provider.CloseWrite()
+			c.providerRaw.Control(func(fd uintptr) { unix.Shutdown(int(fd), unix.SHUT_WR) })
 		}
 		c.dirDone(&c.c2p, dirRunning)
 		return
