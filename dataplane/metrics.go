@@ -147,7 +147,10 @@ type Stats struct {
 // RuntimeStats is the part of the Go runtime's accounting that explains a
 // forwarder's RSS: the heap in use, the goroutines and their stacks.
 type RuntimeStats struct {
-	Goroutines     int    `json:"goroutines"`
+	Goroutines int `json:"goroutines"`
+	// IdleWorkers are the goroutines of the relay's pool waiting for work;
+	// they exit after 10-20 s without any.
+	IdleWorkers    int    `json:"idle_pool_workers"`
 	HeapInuseBytes uint64 `json:"heap_inuse_bytes"`
 	StackBytes     uint64 `json:"stack_inuse_bytes"`
 	HeapObjects    uint64 `json:"heap_objects"`
@@ -183,8 +186,14 @@ func (f *Forwarder) Stats() Stats {
 				"established_resets":          tcp.EstablishedResets.Value(),
 			}
 		}(),
-		Runtime: readRuntimeStats(),
+		Runtime: f.runtimeStats(),
 	}
+}
+
+func (f *Forwarder) runtimeStats() RuntimeStats {
+	s := readRuntimeStats()
+	s.IdleWorkers = int(f.runner.idle.Load())
+	return s
 }
 
 // Counters returns the counters of every ENI.

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"sync/atomic"
 	"time"
 )
 
@@ -13,6 +14,7 @@ import (
 // shrinks after a burst.
 type runner struct {
 	tasks chan func()
+	idle  atomic.Int32 // workers waiting for a task
 }
 
 const runnerIdle = 10 * time.Second
@@ -38,11 +40,14 @@ func (r *runner) work(task func()) {
 	idle := time.NewTimer(runnerIdle)
 	defer idle.Stop()
 	for {
+		r.idle.Add(1)
 		select {
 		case task := <-r.tasks:
+			r.idle.Add(-1)
 			task()
 			busy = true
 		case <-idle.C:
+			r.idle.Add(-1)
 			if !busy {
 				return
 			}

@@ -33,6 +33,15 @@ func TestRunnerRunsEveryTaskAndReusesWorkers(t *testing.T) {
 	}
 	close(release)
 	wg.Wait()
+	// Each worker goes back to waiting, and is counted idle (what /stats
+	// reports, so that a test can tell pooled goroutines from held ones).
+	deadline := time.Now().Add(5 * time.Second)
+	for r.idle.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the %d workers counted idle", r.idle.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // BenchmarkRunnerHandOff is one relay wake-up's cost: a task handed to an
