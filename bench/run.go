@@ -140,76 +140,97 @@ func Run(ctx context.Context, exe string, o Options) (*Report, error) {
 	}
 
 	for _, path := range o.Paths {
-		tg, ok := targets[path]
-		if !ok {
+		if _, ok := targets[path]; !ok {
 			return nil, fmt.Errorf("unknown path %q (paths: %s)", path, strings.Join(AllPaths, ", "))
 		}
-		logf("%s: warming up", path)
-		if _, _, err := Throughput(ctx, tg.dial, tg.sink, 1, o.Warmup); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		res := map[string][]float64{}
-		for run := 0; run < o.Runs; run++ {
+	}
+	// Rounds: each run measures every path once, in turn, so that a
+	// stretch of a slow or busy machine (a shared VM drifts for minutes)
+	// falls on all paths alike rather than on whichever ran then.
+	res := map[string]map[string][]float64{}
+	for run := 0; run < o.Runs; run++ {
+		for _, path := range o.Paths {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			// profiled wraps one measurement in forwarder profiles.
-			profiled := func(metric string, measure func() error) error {
-				if o.ProfileDir == "" || len(tg.fwds) == 0 {
-					return measure()
-				}
-				wait := profileForwarders(tg.fwds, o.ProfileDir, fmt.Sprintf("run%d-%s", run+1, metric), o.Duration)
-				return errors.Join(measure(), wait())
+			tg := targets[path]
+			if run == 0 {
+				res[path] = map[string][]float64{}
 			}
-			var g1, g8, cps, p50, p99, p999 float64
-			var b1, b8, failed int64
-			cpu0 := cpuAll(tg.procs)
-			if err := profiled("throughput_1stream", func() (err error) {
-				g1, b1, err = Throughput(ctx, tg.dial, tg.sink, 1, o.Duration)
-				return err
-			}); err != nil {
-				return nil, fmt.Errorf("%s 1 stream: %w", path, err)
+			// Every round warms its path up again: it sat idle while
+			// the others ran (pvlink's relay pool, for one, lets its
+			// workers go after 10-20 s without work).
+			logf("%s: warming up", path)
+			if _, _, err := Throughput(ctx, tg.dial, tg.sink, 1, o.Warmup); err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
 			}
-			if err := profiled("throughput_8stream", func() (err error) {
-				g8, b8, err = Throughput(ctx, tg.dial, tg.sink, 8, o.Duration)
-				return err
-			}); err != nil {
-				return nil, fmt.Errorf("%s 8 streams: %w", path, err)
+			if err := measurePath(ctx, o, path, tg, run, res[path], logf); err != nil {
+				return nil, err
 			}
-			cpu1 := cpuAll(tg.procs)
-			if err := profiled("conns", func() (err error) {
-				cps, failed, err = ConnRate(ctx, tg.dial, tg.rr, o.ConnWorker, o.ConnCount, o.Duration)
-				return err
-			}); err != nil {
-				return nil, fmt.Errorf("%s connections: %w", path, err)
-			}
-			if err := profiled("latency", func() (err error) {
-				p50, p99, p999, err = Latency(ctx, tg.dial, tg.rr, o.LatRate, o.Duration)
-				return err
-			}); err != nil {
-				return nil, fmt.Errorf("%s latency: %w", path, err)
-			}
-			res["throughput_1stream_gbps"] = append(res["throughput_1stream_gbps"], g1)
-			res["throughput_8stream_gbps"] = append(res["throughput_8stream_gbps"], g8)
-			res["conns_per_s"] = append(res["conns_per_s"], cps)
-			res["latency_p50_us"] = append(res["latency_p50_us"], p50)
-			res["latency_p99_us"] = append(res["latency_p99_us"], p99)
-			res["latency_p999_us"] = append(res["latency_p999_us"], p999)
-			if len(tg.procs) > 0 {
-				gb := float64(b1+b8) / 1e9
-				res["cpu_s_per_gb"] = append(res["cpu_s_per_gb"], (cpu1-cpu0)/gb)
-				res["rss_mib"] = append(res["rss_mib"], float64(sumRSS(tg.procs))/(1<<20))
-			}
-			logf("%s run %d: 1 stream %.2f Gbit/s, 8 streams %.2f Gbit/s, %.0f conns/s (%d failed), latency p50 %.0f p99 %.0f p99.9 %.0f µs",
-				path, run+1, g1, g8, cps, failed, p50, p99, p999)
 		}
+	}
+	for _, path := range o.Paths {
 		for _, m := range metricOrder {
-			if v := res[m.name]; len(v) > 0 {
+			if v := res[path][m.name]; len(v) > 0 {
 				r.Results = append(r.Results, summarize(path, m.name, m.unit, v))
 			}
 		}
 	}
 	return r, nil
+}
+
+// measurePath runs one round's measurements of a path and adds them to res.
+func measurePath(ctx context.Context, o Options, path string, tg target, run int, res map[string][]float64, logf func(string, ...any)) error {
+	// profiled wraps one measurement in forwarder profiles.
+	profiled := func(metric string, measure func() error) error {
+		if o.ProfileDir == "" || len(tg.fwds) == 0 {
+			return measure()
+		}
+		wait := profileForwarders(tg.fwds, o.ProfileDir, fmt.Sprintf("run%d-%s", run+1, metric), o.Duration)
+		return errors.Join(measure(), wait())
+	}
+	var g1, g8, cps, p50, p99, p999 float64
+	var b1, b8, failed int64
+	cpu0 := cpuAll(tg.procs)
+	if err := profiled("throughput_1stream", func() (err error) {
+		g1, b1, err = Throughput(ctx, tg.dial, tg.sink, 1, o.Duration)
+		return err
+	}); err != nil {
+		return fmt.Errorf("%s 1 stream: %w", path, err)
+	}
+	if err := profiled("throughput_8stream", func() (err error) {
+		g8, b8, err = Throughput(ctx, tg.dial, tg.sink, 8, o.Duration)
+		return err
+	}); err != nil {
+		return fmt.Errorf("%s 8 streams: %w", path, err)
+	}
+	cpu1 := cpuAll(tg.procs)
+	if err := profiled("conns", func() (err error) {
+		cps, failed, err = ConnRate(ctx, tg.dial, tg.rr, o.ConnWorker, o.ConnCount, o.Duration)
+		return err
+	}); err != nil {
+		return fmt.Errorf("%s connections: %w", path, err)
+	}
+	if err := profiled("latency", func() (err error) {
+		p50, p99, p999, err = Latency(ctx, tg.dial, tg.rr, o.LatRate, o.Duration)
+		return err
+	}); err != nil {
+		return fmt.Errorf("%s latency: %w", path, err)
+	}
+	res["throughput_1stream_gbps"] = append(res["throughput_1stream_gbps"], g1)
+	res["throughput_8stream_gbps"] = append(res["throughput_8stream_gbps"], g8)
+	res["conns_per_s"] = append(res["conns_per_s"], cps)
+	res["latency_p50_us"] = append(res["latency_p50_us"], p50)
+	res["latency_p99_us"] = append(res["latency_p99_us"], p99)
+	res["latency_p999_us"] = append(res["latency_p999_us"], p999)
+	if len(tg.procs) > 0 {
+		gb := float64(b1+b8) / 1e9
+		res["cpu_s_per_gb"] = append(res["cpu_s_per_gb"], (cpu1-cpu0)/gb)
+		res["rss_mib"] = append(res["rss_mib"], float64(sumRSS(tg.procs))/(1<<20))
+	}
+	logf("%s run %d: 1 stream %.2f Gbit/s, 8 streams %.2f Gbit/s, %.0f conns/s (%d failed), latency p50 %.0f p99 %.0f p99.9 %.0f µs",
+		path, run+1, g1, g8, cps, failed, p50, p99, p999)
+	return nil
 }
 
 var metricOrder = []struct{ name, unit, title string }{
