@@ -18,7 +18,7 @@ func newFabricCmd() *cobra.Command {
 		Use:   "fabric",
 		Short: "Bring PrivateLink fabrics up and down, and show them",
 	}
-	c.AddCommand(newFabricUpCmd(), newFabricDownCmd(), newFabricStatusCmd(), newFabricProbeCmd(), newFabricMetricsCmd(), newFlowsCmd(), newTargetHealthCmd(), newDeregisterCmd(), newFabricValidateCmd())
+	c.AddCommand(newFabricUpCmd(), newFabricDownCmd(), newFabricListCmd(), newFabricStatusCmd(), newFabricProbeCmd(), newFabricMetricsCmd(), newFlowsCmd(), newTargetHealthCmd(), newDeregisterCmd(), newFabricValidateCmd())
 	return c
 }
 

@@ -173,6 +173,25 @@ func leftovers(t *testing.T, name string, pids []int) []string {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
+// listed is the fabric's line in `pvlink fabric list -o json`, or nil.
+func listed(t *testing.T, name string) *fabricSummary {
+	t.Helper()
+	out, err := fabrictest.Run(t, "fabric", "list", "-o", "json")
+	if err != nil {
+		t.Fatalf("fabric list: %v\n%s", err, out)
+	}
+	var all []fabricSummary
+	if err := json.Unmarshal([]byte(out), &all); err != nil {
+		t.Fatalf("fabric list -o json: %v\n%s", err, out)
+	}
+	for i := range all {
+		if all[i].Name == name {
+			return &all[i]
+		}
+	}
+	return nil
+}
+
 func TestFabricDownAfterKill9LeavesNothing(t *testing.T) {
 	f := fabrictest.Up(t, demoTopology(t))
 	var pids []int
@@ -194,11 +213,19 @@ func TestFabricDownAfterKill9LeavesNothing(t *testing.T) {
 	if f.Status.Forwarders[0].Alive {
 		t.Fatal("status still shows the killed forwarder alive")
 	}
+	// fabric list shows the fabric with one forwarder fewer alive.
+	if l := listed(t, f.Name); l == nil || l.Forwarders != len(pids)-len(f.Status.Targets) || l.ForwardersAlive != l.Forwarders-1 ||
+		l.Namespaces == 0 || l.NamespacesExists != l.Namespaces {
+		t.Errorf("fabric list after one forwarder was killed: %+v", l)
+	}
 	for i := 0; i < 2; i++ {
 		out, err := fabrictest.Run(t, "fabric", "down", f.Name)
 		if err != nil {
 			t.Fatalf("fabric down (run %d): %v\n%s", i+1, err, out)
 		}
+	}
+	if l := listed(t, f.Name); l != nil {
+		t.Errorf("fabric list still shows the fabric after down: %+v", l)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	var left []string
