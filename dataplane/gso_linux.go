@@ -141,9 +141,12 @@ func (l *tunLink) deliverFrame(vh, pkt []byte, now int64, v *buffer.View) bool {
 // deliverIn hands a packet that lies in v to the netstack: its IP and TCP
 // headers copied into a small view of their own (a header view sharing
 // the payload's chunk makes gVisor clone the whole chunk), the payload as
-// v itself, trimmed to it. Without v it copies, as deliver does.
+// v itself, trimmed to it. A payload under adoptMin is copied instead, as
+// deliver does, and v kept for the next read: the next read would need a
+// fresh 64 KiB chunk, which gVisor clears, and that costs more than
+// copying a small payload.
 func (l *tunLink) deliverIn(proto tcpip.NetworkProtocolNumber, pkt []byte, hlen int, v *buffer.View) bool {
-	if v == nil || hlen <= 0 || hlen >= len(pkt) {
+	if v == nil || hlen <= 0 || len(pkt)-hlen < adoptMin {
 		l.deliver(proto, pkt, hlen)
 		return false
 	}
