@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netns"
@@ -31,16 +32,16 @@ const (
 // net.Dialer would, parks a goroutine locked to its thread for the whole
 // handshake, and every such park and wake-up moves the scheduler's one P
 // between threads.
-func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target netip.AddrPort) (*os.File, netip.AddrPort, error) {
-	fail := func(err error) (*os.File, netip.AddrPort, error) {
-		return nil, netip.AddrPort{}, fmt.Errorf("connect %s -> %s in netns %s: %w", lb.NodeIP, target, lb.Netns, err)
+func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target netip.AddrPort) (providerSocket, error) {
+	fail := func(err error) (providerSocket, error) {
+		return providerSocket{}, fmt.Errorf("connect %s -> %s in netns %s: %w", lb.NodeIP, target, lb.Netns, err)
 	}
 	if !lb.NodeIP.Is4() || !target.Addr().Is4() {
 		return fail(errors.New("the provider side is IPv4"))
 	}
 	h, err := f.namespace(lb.Netns)
 	if err != nil {
-		return nil, netip.AddrPort{}, err
+		return providerSocket{}, err
 	}
 	var fd int
 	err = nsenter.DoHandle(h, func() error {
@@ -69,30 +70,37 @@ func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target neti
 	// under way, without what net.FileConn adds per connection (a dup, flag
 	// and address queries, and TCP keepalives, which an NLB node does not
 	// send to its targets).
-	conn := os.NewFile(uintptr(fd), "provider")
-	if err := connect(ctx, conn, target); err != nil {
-		conn.Close()
+	file := os.NewFile(uintptr(fd), "provider")
+	raw, err := file.SyscallConn()
+	if err == nil {
+		err = connect(ctx, file, raw, target)
+	}
+	if err != nil {
+		file.Close()
 		return fail(err)
 	}
-	var local netip.AddrPort
-	raw, _ := conn.SyscallConn()
+	sock := providerSocket{file: file, raw: raw, fd: fd}
 	raw.Control(func(fd uintptr) {
 		if sa, err := unix.Getsockname(int(fd)); err == nil {
 			if in4, ok := sa.(*unix.SockaddrInet4); ok {
-				local = netip.AddrPortFrom(netip.AddrFrom4(in4.Addr), uint16(in4.Port))
+				sock.local = netip.AddrPortFrom(netip.AddrFrom4(in4.Addr), uint16(in4.Port))
 			}
 		}
 	})
-	return conn, local, nil
+	return sock, nil
 }
 
-// connect connects conn's socket to target without blocking a thread,
-// within dialTimeout and ctx.
-func connect(ctx context.Context, conn *os.File, target netip.AddrPort) error {
-	raw, err := conn.SyscallConn()
-	if err != nil {
-		return err
-	}
+// providerSocket is a node's connected socket to a target.
+type providerSocket struct {
+	file  *os.File
+	raw   syscall.RawConn // file's, taken once
+	fd    int             // for the relay's poller
+	local netip.AddrPort  // the node's address and port
+}
+
+// connect connects conn's socket (raw is its RawConn) to target without
+// blocking a thread, within dialTimeout and ctx.
+func connect(ctx context.Context, conn *os.File, raw syscall.RawConn, target netip.AddrPort) error {
 	sa := &unix.SockaddrInet4{Addr: target.Addr().As4(), Port: int(target.Port())}
 	var cerr error
 	if err := raw.Control(func(fd uintptr) { cerr = unix.Connect(int(fd), sa) }); err != nil {

@@ -140,10 +140,11 @@ func (f *Forwarder) group(lb LoadBalancer, tg TargetGroup) *nat.Group {
 // node's address; with proxy protocol on, it carries a LOCAL header.
 func (f *Forwarder) healthCheck(lb LoadBalancer, tg TargetGroup) nat.CheckFunc {
 	return func(ctx context.Context, addr netip.AddrPort) error {
-		c, _, err := f.dialTarget(ctx, lb, addr)
+		sock, err := f.dialTarget(ctx, lb, addr)
 		if err != nil {
 			return err
 		}
+		c := sock.file
 		defer c.Close()
 		if tg.ProxyProtocolV2 {
 			h := proxyproto.Header{Command: proxyproto.Local, CRC32C: true}

@@ -72,7 +72,7 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 		rt.group.Release(target)
 	}
 
-	pconn, node, err := f.dialTarget(context.Background(), rt.lb, target.Addr)
+	sock, err := f.dialTarget(context.Background(), rt.lb, target.Addr)
 	if err != nil {
 		undo()
 		f.stats.dialErrors.Add(1)
@@ -80,17 +80,8 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 		r.Complete(true)
 		return
 	}
-	cn.provider = pconn
-	cn.node = node
-	if cn.providerRaw, err = pconn.SyscallConn(); err == nil {
-		err = cn.providerRaw.Control(func(fd uintptr) { cn.providerFD = int(fd) })
-	}
-	if err != nil {
-		undo()
-		pconn.Close()
-		r.Complete(true)
-		return
-	}
+	pconn := sock.file
+	cn.provider, cn.providerRaw, cn.providerFD, cn.node = sock.file, sock.raw, sock.fd, sock.local
 	var wq waiter.Queue
 	ep, terr := r.CreateEndpoint(&wq)
 	if terr != nil {
