@@ -145,7 +145,7 @@ func Conns(ctx context.Context, exe string, count int, log io.Writer) (*ConnsRes
 		res.ForwarderPIDs = append(res.ForwarderPIDs, f.Process.PID)
 	}
 	res.RSSBefore = sumRSS(res.ForwarderPIDs)
-	before, err := sumStats(s.Forwarders)
+	before, _, err := workerStats(s.Forwarders)
 	if err != nil {
 		return nil, err
 	}
@@ -185,17 +185,11 @@ func Conns(ctx context.Context, exe string, count int, log io.Writer) (*ConnsRes
 	}
 	time.Sleep(time.Second) // let the forwarders settle
 	res.RSSAfter = sumRSS(res.ForwarderPIDs)
-	after, err := sumStats(s.Forwarders)
+	after, flows, err := workerStats(s.Forwarders)
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range s.Forwarders {
-		st, err := forwarderStats(f)
-		if err != nil {
-			return nil, err
-		}
-		res.PerWorker = append(res.PerWorker, st.Flows)
-	}
+	res.PerWorker = flows
 	if n := float64(res.Open); n > 0 {
 		res.PerConn = float64(res.RSSAfter-res.RSSBefore) / n
 		res.HeapPerConn = float64(int64(after.HeapInuseBytes)-int64(before.HeapInuseBytes)) / n
@@ -218,21 +212,24 @@ func sumRSS(pids []int) int64 {
 	return n
 }
 
-// sumStats adds up the runtime figures of every forwarder process.
-func sumStats(fs []ctl.ForwarderState) (dataplane.RuntimeStats, error) {
+// workerStats reads every forwarder process's /stats once: the sum of
+// their runtime figures, and each one's flows.
+func workerStats(fs []ctl.ForwarderState) (dataplane.RuntimeStats, []int, error) {
 	var sum dataplane.RuntimeStats
+	var flows []int
 	for _, f := range fs {
 		st, err := forwarderStats(f)
 		if err != nil {
-			return sum, fmt.Errorf("forwarder %s stats: %w", f.Label(), err)
+			return sum, nil, fmt.Errorf("forwarder %s stats: %w", f.Label(), err)
 		}
+		flows = append(flows, st.Flows)
 		sum.Goroutines += st.Runtime.Goroutines
 		sum.HeapInuseBytes += st.Runtime.HeapInuseBytes
 		sum.StackBytes += st.Runtime.StackBytes
 		sum.HeapObjects += st.Runtime.HeapObjects
 		sum.SysBytes += st.Runtime.SysBytes
 	}
-	return sum, nil
+	return sum, flows, nil
 }
 
 // forwarderStats reads a forwarder's /stats.
@@ -334,13 +331,28 @@ func startHolder(exe, ns, addr string, count int) (*holder, error) {
 	return &holder{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}, nil
 }
 
+// wait reads the holder's report, or gives up when ctx ends (the caller
+// then stops the holder, which ends the read).
 func (h *holder) wait(ctx context.Context) (HoldResult, error) {
-	var r HoldResult
-	line, err := h.out.ReadBytes('\n')
-	if err != nil {
-		return r, fmt.Errorf("client process %d: %w", h.cmd.Process.Pid, err)
+	type read struct {
+		line []byte
+		err  error
 	}
-	return r, json.Unmarshal(line, &r)
+	got := make(chan read, 1)
+	go func() {
+		line, err := h.out.ReadBytes('\n')
+		got <- read{line, err}
+	}()
+	var r HoldResult
+	select {
+	case <-ctx.Done():
+		return r, ctx.Err()
+	case g := <-got:
+		if g.err != nil {
+			return r, fmt.Errorf("client process %d: %w", h.cmd.Process.Pid, g.err)
+		}
+		return r, json.Unmarshal(g.line, &r)
+	}
 }
 
 // stop closes the holder's stdin (it closes its connections and exits) and

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"pvlink.dev/pvlink/ctl"
@@ -23,7 +24,8 @@ func profileForwarders(fs []ctl.ForwarderState, dir, name string, d time.Duratio
 	errs := make(chan error, len(fs))
 	for _, f := range fs {
 		go func() {
-			errs <- profileOne(f, filepath.Join(dir, fmt.Sprintf("%s-%s.pprof", name, fileLabel(f))), secs)
+			label := strings.ReplaceAll(f.Label(), "/", "-")
+			errs <- profileOne(f, filepath.Join(dir, fmt.Sprintf("%s-%s.pprof", name, label)), secs)
 		}()
 	}
 	return func() error {
@@ -33,13 +35,6 @@ func profileForwarders(fs []ctl.ForwarderState, dir, name string, d time.Duratio
 		}
 		return errors.Join(all...)
 	}
-}
-
-func fileLabel(f ctl.ForwarderState) string {
-	if f.Workers > 1 {
-		return fmt.Sprintf("%s-w%d", f.AZ, f.Worker)
-	}
-	return f.AZ
 }
 
 func profileOne(f ctl.ForwarderState, file string, secs int) error {

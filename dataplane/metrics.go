@@ -1,8 +1,9 @@
 package dataplane
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
 	"runtime"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The endpoint metrics of AWS/PrivateLinkEndpoints, one series per ENI,
@@ -157,15 +158,6 @@ type RuntimeStats struct {
 	SysBytes       uint64 `json:"sys_bytes"`
 }
 
-func readRuntimeStats() RuntimeStats {
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return RuntimeStats{
-		Goroutines: runtime.NumGoroutine(), HeapInuseBytes: m.HeapInuse,
-		StackBytes: m.StackInuse, HeapObjects: m.HeapObjects, SysBytes: m.Sys,
-	}
-}
-
 // Stats returns the forwarder-wide counters.
 func (f *Forwarder) Stats() Stats {
 	return Stats{
@@ -191,9 +183,12 @@ func (f *Forwarder) Stats() Stats {
 }
 
 func (f *Forwarder) runtimeStats() RuntimeStats {
-	s := readRuntimeStats()
-	s.IdleWorkers = int(f.runner.idle.Load())
-	return s
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return RuntimeStats{
+		Goroutines: runtime.NumGoroutine(), IdleWorkers: int(f.runner.idle.Load()),
+		HeapInuseBytes: m.HeapInuse, StackBytes: m.StackInuse, HeapObjects: m.HeapObjects, SysBytes: m.Sys,
+	}
 }
 
 // Counters returns the counters of every ENI.

@@ -214,8 +214,8 @@ func TestFabricDownAfterKill9LeavesNothing(t *testing.T) {
 		t.Fatal("status still shows the killed forwarder alive")
 	}
 	// fabric list shows the fabric with one forwarder fewer alive.
-	if l := listed(t, f.Name); l == nil || l.Forwarders != len(pids)-len(f.Status.Targets) || l.ForwardersAlive != l.Forwarders-1 ||
-		l.Namespaces == 0 || l.NamespacesExists != l.Namespaces {
+	if l := listed(t, f.Name); l == nil || l.Forwarders != len(f.Status.Forwarders) || l.ForwardersAlive != l.Forwarders-1 ||
+		l.Namespaces == 0 || l.NamespacesPresent != l.Namespaces {
 		t.Errorf("fabric list after one forwarder was killed: %+v", l)
 	}
 	for i := 0; i < 2; i++ {

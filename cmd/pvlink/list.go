@@ -14,15 +14,15 @@ import (
 
 // fabricSummary is one line of `pvlink fabric list`.
 type fabricSummary struct {
-	Name             string    `json:"name"`
-	Phase            string    `json:"phase"`
-	Created          time.Time `json:"created"`
-	Endpoints        int       `json:"endpoints"`
-	Forwarders       int       `json:"forwarders"`
-	ForwardersAlive  int       `json:"forwarders_alive"`
-	Namespaces       int       `json:"namespaces"`
-	NamespacesExists int       `json:"namespaces_present"`
-	Error            string    `json:"error,omitempty"`
+	Name              string    `json:"name"`
+	Phase             string    `json:"phase"`
+	Created           time.Time `json:"created"`
+	Endpoints         int       `json:"endpoints"`
+	Forwarders        int       `json:"forwarders"`
+	ForwardersAlive   int       `json:"forwarders_alive"`
+	Namespaces        int       `json:"namespaces"`
+	NamespacesPresent int       `json:"namespaces_present"`
+	Error             string    `json:"error,omitempty"`
 }
 
 func newFabricListCmd() *cobra.Command {
@@ -37,7 +37,7 @@ with 'pvlink fabric down NAME', or bring it back with 'pvlink fabric up'.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var out []fabricSummary
 			for _, name := range ctl.Fabrics() {
-				out = append(out, summarize(name))
+				out = append(out, describeFabric(name))
 			}
 			if output == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
@@ -55,7 +55,7 @@ with 'pvlink fabric down NAME', or bring it back with 'pvlink fabric up'.`,
 					continue
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d/%d\t%d/%d\n", f.Name, f.Phase, f.Created.Local().Format(time.DateTime),
-					f.Endpoints, f.ForwardersAlive, f.Forwarders, f.NamespacesExists, f.Namespaces)
+					f.Endpoints, f.ForwardersAlive, f.Forwarders, f.NamespacesPresent, f.Namespaces)
 			}
 			return w.Flush()
 		},
@@ -64,7 +64,9 @@ with 'pvlink fabric down NAME', or bring it back with 'pvlink fabric up'.`,
 	return c
 }
 
-func summarize(name string) fabricSummary {
+// describeFabric reads a fabric's state and checks its processes and
+// namespaces.
+func describeFabric(name string) fabricSummary {
 	f := fabricSummary{Name: name}
 	s, err := ctl.LoadState(name)
 	if err != nil {
@@ -80,7 +82,7 @@ func summarize(name string) fabricSummary {
 	}
 	for _, ns := range s.Namespaces {
 		if nsenter.Exists(ns) {
-			f.NamespacesExists++
+			f.NamespacesPresent++
 		}
 	}
 	return f
