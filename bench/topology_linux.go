@@ -180,7 +180,7 @@ func (k *Kernel) Close() {
 	}
 	for _, ns := range []string{k.Consumer, k.Router, k.Provider} {
 		if nsenter.Exists(ns) {
-			netns.DeleteNamed(ns)
+			nsenter.Delete(ns)
 		}
 	}
 }

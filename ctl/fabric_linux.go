@@ -423,7 +423,7 @@ func Down(s *State) error {
 		if !nsenter.Exists(ns) {
 			continue
 		}
-		if err := netns.DeleteNamed(ns); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := nsenter.Delete(ns); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("delete netns %s: %w", ns, err))
 		}
 	}

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Do runs fn with the current goroutine locked to an OS thread that has
@@ -62,27 +64,46 @@ func DoHandle(target netns.NsHandle, fn func() error) error {
 
 // Exists reports whether a named network namespace exists.
 func Exists(name string) bool {
-	_, err := os.Stat("/run/netns/" + name)
+	_, err := os.Stat(filepath.Join(runDir, name))
 	return err == nil
 }
 
+// runDir is where named namespaces are bind-mounted, as iproute2 keeps them.
+const runDir = "/run/netns"
+
+// prepareRunDir makes /run/netns a mount point with shared propagation, as
+// `ip netns add` does before its first namespace. Were it a plain folder, a
+// later `ip netns add` by the user would mount a fresh copy over it and hide
+// the namespace mounts made before, which could then be neither seen nor
+// removed ("device or resource busy").
+func prepareRunDir() error {
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", runDir, err)
+	}
+	for {
+		err := unix.Mount("", runDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("make %s a shared mount: %w", runDir, err)
+		}
+		// EINVAL: not a mount point yet. Bind it onto itself, then retry.
+		if err := unix.Mount(runDir, runDir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind %s onto itself: %w", runDir, err)
+		}
+	}
+}
+
 // Create makes a named network namespace (as `ip netns add` does) with its
-// loopback up, without leaving the calling thread in it.
+// loopback up. The thread that makes it must enter it; if that thread
+// cannot return to the host namespace, it stays locked and the runtime
+// retires it with this call's goroutine.
 func Create(name string) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	origin, err := netns.Get()
-	if err != nil {
+	if err := prepareRunDir(); err != nil {
 		return err
 	}
-	defer origin.Close()
-	h, err := netns.NewNamed(name)
-	if err != nil {
-		netns.Set(origin)
-		return err
-	}
-	h.Close()
-	if err := netns.Set(origin); err != nil {
+	if err := create(name); err != nil {
 		return err
 	}
 	return Do(name, func() error {
@@ -92,6 +113,35 @@ func Create(name string) error {
 		}
 		return netlink.LinkSetUp(lo)
 	})
+}
+
+type nsHandle = netns.NsHandle
+
+// setNS is netns.Set, a variable so a test can make the return fail.
+var setNS, realSetNS = netns.Set, netns.Set
+
+func create(name string) error {
+	runtime.LockOSThread()
+	origin, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("read current network namespace: %w", err)
+	}
+	defer origin.Close()
+	h, cerr := netns.NewNamed(name)
+	if cerr == nil {
+		h.Close()
+	}
+	// NewNamed may have moved the thread even when it failed afterwards.
+	if err := setNS(origin); err != nil {
+		// Leave the thread locked: it dies with this goroutine.
+		return errors.Join(cerr, fmt.Errorf("create netns %s: return to original network namespace: %w", name, err))
+	}
+	runtime.UnlockOSThread()
+	if cerr != nil {
+		return fmt.Errorf("create netns %s: %w", name, cerr)
+	}
+	return nil
 }
 
 // Sysctls writes /proc/sys values (keys like "net/ipv4/tcp_tw_reuse") in a
@@ -107,7 +157,17 @@ func Sysctls(name string, kv map[string]string) error {
 	})
 }
 
-// Delete removes a named network namespace.
-func Delete(name string) error { return netns.DeleteNamed(name) }
+// Delete removes a named network namespace; one already gone is not an
+// error.
+func Delete(name string) error {
+	p := filepath.Join(runDir, name)
+	if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount netns %s: %w", name, err)
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove netns %s: %w", name, err)
+	}
+	return nil
+}
 
 func handle(name string) (netns.NsHandle, error) { return netns.GetFromName(name) }

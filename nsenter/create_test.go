@@ -1,0 +1,115 @@
+package nsenter
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("this test needs root (network namespaces): CI must run it as root")
+	}
+	t.Skip("needs root (network namespaces); run as root, or set CI=true to make this a failure")
+}
+
+// threadNetns names the network namespace of the calling thread.
+func threadNetns() string {
+	s, _ := os.Readlink("/proc/thread-self/ns/net")
+	return s
+}
+
+func TestCreateNeverHandsOnAThreadLeftInTheNewNamespace(t *testing.T) {
+	requireRoot(t)
+	name := fmt.Sprintf("pvl-nsenter-%d", os.Getpid())
+	host := threadNetns()
+	setNS = func(h nsHandle) error { return errors.New("injected failure") }
+	defer func() { setNS = realSetNS }()
+	errc := make(chan error)
+	go func() { errc <- create(name) }()
+	err := <-errc
+	setNS = realSetNS
+	defer Delete(name)
+	if err == nil || !strings.Contains(err.Error(), "injected failure") {
+		t.Fatalf("create with a failing return: err = %v, want the failure reported", err)
+	}
+	// Every thread the runtime hands out must be in the host namespace.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	foreign := 0
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			if threadNetns() != host {
+				mu.Lock()
+				foreign++
+				mu.Unlock()
+			}
+		}()
+		runtime.Gosched()
+	}
+	wg.Wait()
+	if foreign > 0 {
+		t.Fatalf("%d goroutines ran on a thread left in namespace %s", foreign, name)
+	}
+}
+
+// The scenario runs in a mount namespace of its own with a fresh /run, so
+// /run/netns starts as a plain folder, as on a machine that never ran `ip
+// netns add`.
+func TestUserIPNetnsAddBesideOursStrandsNothing(t *testing.T) {
+	requireRoot(t)
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Fatal("needs iproute2's ip")
+	}
+	if os.Getenv("PVL_NSENTER_CHILD") == "1" {
+		userNetnsScenario(t)
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestUserIPNetnsAddBesideOursStrandsNothing$", "-test.v")
+	cmd.Env = append(os.Environ(), "PVL_NSENTER_CHILD=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS") {
+		t.Fatalf("scenario in its own mount namespace: %v\n%s", err, out)
+	}
+}
+
+func userNetnsScenario(t *testing.T) {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", "/run", "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := Create("pvl-ours"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("ip", "netns", "add", "mine").CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add mine: %v\n%s", err, out)
+	}
+	if err := Delete("pvl-ours"); err != nil {
+		t.Fatalf("delete our namespace after the user's ip netns add: %v", err)
+	}
+	if Exists("pvl-ours") {
+		t.Fatal("our namespace is still listed")
+	}
+	if out, err := exec.Command("ip", "netns", "del", "mine").CombinedOutput(); err != nil {
+		t.Fatalf("ip netns del mine: %v\n%s", err, out)
+	}
+}
