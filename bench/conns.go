@@ -112,11 +112,11 @@ func Conns(ctx context.Context, exe string, count int, log io.Writer) (*ConnsRes
 		targets[i] = fmt.Sprintf("{ip: 198.19.1.%d}", 10+i)
 	}
 	topo := strings.NewReplacer("WORKERS", fmt.Sprint(workers), "TARGETS", strings.Join(targets, ", ")).Replace(connsTopology)
-	s, err := upFabric(exe, prefix, topo)
+	s, down, err := upFabric(exe, prefix, topo)
 	if err != nil {
 		return nil, err
 	}
-	defer ctl.Down(s)
+	defer down()
 	eni := s.Endpoints[0].ENIs[0]
 	// One consumer address holds every connection to one ENI port: it
 	// needs more source ports than the default range.
@@ -142,7 +142,7 @@ func Conns(ctx context.Context, exe string, count int, log io.Writer) (*ConnsRes
 	time.Sleep(500 * time.Millisecond)
 	res := &ConnsResult{Requested: count, FDLimit: hard, Workers: workers, Clients: clients, Targets: ntargets}
 	for _, f := range s.Forwarders {
-		res.ForwarderPIDs = append(res.ForwarderPIDs, f.Process.PID)
+		res.ForwarderPIDs = append(res.ForwarderPIDs, f.PID)
 	}
 	res.RSSBefore = sumRSS(res.ForwarderPIDs)
 	before, _, err := workerStats(s.Forwarders)
@@ -214,7 +214,7 @@ func sumRSS(pids []int) int64 {
 
 // workerStats reads every forwarder process's /stats once: the sum of
 // their runtime figures, and each one's flows.
-func workerStats(fs []ctl.ForwarderState) (dataplane.RuntimeStats, []int, error) {
+func workerStats(fs []ctl.ForwarderReport) (dataplane.RuntimeStats, []int, error) {
 	var sum dataplane.RuntimeStats
 	var flows []int
 	for _, f := range fs {
@@ -233,24 +233,24 @@ func workerStats(fs []ctl.ForwarderState) (dataplane.RuntimeStats, []int, error)
 }
 
 // forwarderStats reads a forwarder's /stats.
-func forwarderStats(f ctl.ForwarderState) (dataplane.Stats, error) {
+func forwarderStats(f ctl.ForwarderReport) (dataplane.Stats, error) {
 	var st dataplane.Stats
 	return st, ctl.ForwarderJSON(f, "/stats", &st)
 }
 
 // explain says why connections failed, from the forwarders' counters and
 // logs and the targets' liveness.
-func explain(log io.Writer, s *ctl.State) {
+func explain(log io.Writer, s *ctl.Report) {
 	for _, f := range s.Forwarders {
 		if st, err := forwarderStats(f); err == nil {
 			b, _ := json.Marshal(st)
 			fmt.Fprintf(log, "forwarder %s stats: %s\n", f.Label(), b)
 		}
-		fmt.Fprintf(log, "forwarder %s log (last lines):\n%s\n", f.Label(), ctl.LogTail(f.Process.Log, 5))
+		fmt.Fprintf(log, "forwarder %s log (last lines):\n%s\n", f.Label(), ctl.LogTail(f.Log, 5))
 	}
 	for _, tg := range s.Targets {
-		if tg.Process != nil {
-			fmt.Fprintf(log, "target %s:%d alive: %v\n", tg.IP, tg.Port, tg.Process.Alive())
+		if !tg.External {
+			fmt.Fprintf(log, "target %s:%d alive: %v\n", tg.IP, tg.Port, tg.Alive)
 		}
 	}
 }

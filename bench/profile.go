@@ -19,7 +19,7 @@ import (
 // function waits for the profiles and writes them to dir as
 // NAME-LABEL.pprof (LABEL the AZ, and the worker when there are several):
 // `go tool pprof -top FILE` reads them.
-func profileForwarders(fs []ctl.ForwarderState, dir, name string, d time.Duration) (wait func() error) {
+func profileForwarders(fs []ctl.ForwarderReport, dir, name string, d time.Duration) (wait func() error) {
 	secs := max(1, int(math.Ceil(d.Seconds())))
 	errs := make(chan error, len(fs))
 	for _, f := range fs {
@@ -37,13 +37,9 @@ func profileForwarders(fs []ctl.ForwarderState, dir, name string, d time.Duratio
 	}
 }
 
-func profileOne(f ctl.ForwarderState, file string, secs int) error {
-	st, err := ctl.ForwarderStatus(f)
-	if err != nil {
-		return fmt.Errorf("profile %s: %w", f.Label(), err)
-	}
+func profileOne(f ctl.ForwarderReport, file string, secs int) error {
 	client := http.Client{Timeout: time.Duration(secs)*time.Second + 10*time.Second}
-	resp, err := client.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", st.Metrics, secs))
+	resp, err := client.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", f.MetricsBase(), secs))
 	if err != nil {
 		return fmt.Errorf("profile %s: %w", f.Label(), err)
 	}

@@ -69,7 +69,7 @@ type target struct {
 	dial     Dialer
 	sink, rr string
 	procs    []int // the processes whose CPU and RSS are reported (forwarder workers, haproxy)
-	fwds     []ctl.ForwarderState
+	fwds     []ctl.ForwarderReport
 }
 
 // Run builds the topologies, measures every path, and tears it all down.
@@ -116,11 +116,11 @@ func Run(ctx context.Context, exe string, o Options) (*Report, error) {
 		if workers <= 0 {
 			workers = DefaultWorkers
 		}
-		s, err := upFabric(exe, prefix, strings.Replace(fabricTopology, "WORKERS", strconv.Itoa(workers), 1))
+		s, down, err := upFabric(exe, prefix, strings.Replace(fabricTopology, "WORKERS", strconv.Itoa(workers), 1))
 		if err != nil {
 			return nil, err
 		}
-		defer ctl.Down(s)
+		defer down()
 		provider := ctl.NetnsName(prefix, "provider")
 		srv, err := StartServers(provider, fabricTarget)
 		if err != nil {
@@ -133,7 +133,7 @@ func Run(ctx context.Context, exe string, o Options) (*Report, error) {
 		}
 		for _, f := range s.Forwarders {
 			t := targets["pvlink"]
-			t.procs = append(t.procs, f.Process.PID)
+			t.procs = append(t.procs, f.PID)
 			t.fwds = append(t.fwds, f)
 			targets["pvlink"] = t
 		}
@@ -312,12 +312,15 @@ func machine() string {
 }
 
 // upFabric brings up a bench fabric from a topology with NAME in it.
-func upFabric(exe, name, topology string) (*ctl.State, error) {
-	t, err := ctl.ParseTopology("bench", []byte(strings.ReplaceAll(topology, "NAME", name)))
+func upFabric(exe, name, topology string) (*ctl.Report, func(), error) {
+	c, r, err := ctl.Up(exe, []byte(strings.ReplaceAll(topology, "NAME", name)), "bench")
 	if err != nil {
-		return nil, err
+		if c != nil {
+			c.Down()
+		}
+		return nil, nil, err
 	}
-	return ctl.Up(t, "bench", ctl.UpOptions{Exe: exe})
+	return r, func() { c.Down() }, nil
 }
 
 // fabricTarget is where the pvlink path's servers listen.

@@ -9,32 +9,23 @@ import (
 	"pvlink.dev/pvlink/internal/fabrictest"
 )
 
-// TestUpThatFailsHalfwayRemovesWhatItMade runs fabric up with a "pvlink"
-// that exits at once: the namespaces and TUNs are made, then the first
-// process dies during start-up. Up must say which step failed and why, and
-// leave nothing behind.
-func TestUpThatFailsHalfwayRemovesWhatItMade(t *testing.T) {
+// TestUpWhoseDaemonCannotStartLeavesNothing runs fabric up with a "pvlink"
+// that exits at once, so ctld never answers: Up must say so and leave
+// neither a namespace nor a folder behind.
+func TestUpWhoseDaemonCannotStartLeavesNothing(t *testing.T) {
 	fabrictest.RequireRoot(t)
 	data, err := os.ReadFile("../examples/demo.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	name := fabrictest.Name()
-	topo, err := ctl.ParseTopology("demo.yaml", []byte(strings.Replace(string(data), "name: demo", "name: "+name, 1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if s, err := ctl.LoadState(name); err == nil {
-			ctl.Down(s)
-		}
-	})
-	_, err = ctl.Up(topo, "demo.yaml", ctl.UpOptions{Exe: "/bin/false"})
+	topo := []byte(strings.Replace(string(data), "name: demo", "name: "+name, 1))
+	_, _, err = ctl.Up("/bin/false", topo, "demo.yaml")
 	if err == nil {
 		t.Fatal("fabric up with a binary that exits succeeded")
 	}
-	if !strings.Contains(err.Error(), "exited during start-up") {
-		t.Errorf("error does not say which step failed: %v", err)
+	if !strings.Contains(err.Error(), "exited at start") {
+		t.Errorf("error does not say what failed: %v", err)
 	}
 	entries, _ := os.ReadDir("/run/netns")
 	for _, e := range entries {
@@ -42,7 +33,9 @@ func TestUpThatFailsHalfwayRemovesWhatItMade(t *testing.T) {
 			t.Errorf("namespace %s left behind", e.Name())
 		}
 	}
-	if _, err := os.Stat(ctl.Dir(name)); err == nil {
-		t.Errorf("runtime folder %s left behind", ctl.Dir(name))
+	for _, dir := range []string{ctl.Dir(name), ctl.StoreDir(name)} {
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("folder %s left behind", dir)
+		}
 	}
 }

@@ -16,7 +16,7 @@ func NetnsName(fabric, vpc string) string { return "pvl-" + fabric + "-" + vpc }
 // Plan turns a validated topology into the State of a fabric that is not
 // created yet: every id, name and address decided, nothing touched.
 func Plan(t *Topology) *State {
-	s := &State{Name: t.Name, Region: t.Region, Phase: "creating", Created: time.Now().UTC(), Version: 1, Workers: max(t.ForwarderWorkers, 1)}
+	s := &State{Name: t.Name, Region: t.Region, Created: time.Now().UTC(), Version: 1, Workers: max(t.ForwarderWorkers, 1), FlowCapacity: t.FlowCapacity}
 	subnetByName := map[string]SubnetState{}
 	vpcID := map[string]string{}
 	for _, v := range t.VPCs {
@@ -187,7 +187,7 @@ func (s *State) Zones() []string {
 // ForwarderConfig compiles the snapshot the forwarder of az serves.
 func (s *State) ForwarderConfig(az string) *dataplane.Config {
 	c := &dataplane.Config{
-		Version: s.Version, Fabric: s.Name, Region: s.Region, AZ: az, Workers: s.Workers,
+		Version: s.Version, Fabric: s.Name, Region: s.Region, AZ: az, Workers: s.Workers, FlowCapacity: s.FlowCapacity,
 		LoadBalancers: map[string]dataplane.LoadBalancer{},
 		TargetGroups:  map[string]dataplane.TargetGroup{},
 	}

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -11,59 +12,75 @@ import (
 	"time"
 )
 
+// Process is a process ctld started. Every such process is given a pid file
+// (`--pid-file`, written by the process itself as it starts), so that a ctld
+// that restarts finds each of them again, whatever moment it died at.
+type Process struct {
+	PID     int    `json:"pid"`
+	PIDFile string `json:"pid_file"`
+	Log     string `json:"log"`
+}
+
 // startProcess starts a detached pvlink process (its own session, so it
-// outlives `fabric up` and a closed terminal) with output to a log file.
-func startProcess(exe string, args []string, logPath string) (*Process, error) {
+// outlives ctld and a closed terminal) with output to a log file.
+func startProcess(exe string, args []string, pidFile, logPath string) (*Process, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(exe, args...)
+	os.Remove(pidFile)
+	cmd := exec.Command(exe, append([]string{"--pid-file", pidFile}, args...)...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &Process{PID: cmd.Process.Pid, Log: logPath}
-	p.StartTicks, _ = startTicks(p.PID)
 	// Reap it in the background should it die while we still run; once we
 	// exit, init adopts it.
 	go cmd.Wait()
-	return p, nil
+	return &Process{PID: cmd.Process.Pid, PIDFile: pidFile, Log: logPath}, nil
 }
 
-// startTicks reads a process's start time, in clock ticks since boot.
-func startTicks(pid int) (uint64, error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+// findProcess reads a pid file: the process is there if it is alive and is
+// the one the file was given to.
+func findProcess(pidFile, logPath string) *Process {
+	data, err := os.ReadFile(pidFile)
 	if err != nil {
-		return 0, err
+		return nil
 	}
-	// The command name (field 2) may hold spaces; fields resume after ')'.
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return nil
 	}
-	fields := strings.Fields(s[i+1:])
-	// fields[0] is field 3 (state); start time is field 22.
-	if len(fields) < 20 {
-		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	p := &Process{PID: pid, PIDFile: pidFile, Log: logPath}
+	if !p.Alive() {
+		return nil
 	}
-	if fields[0] == "Z" {
-		return 0, os.ErrNotExist // a zombie is already gone
-	}
-	return strconv.ParseUint(fields[19], 10, 64)
+	return p
 }
 
-// Alive reports whether the recorded process is still the one we started.
+// WritePIDFile is what a process started with --pid-file does first.
+func WritePIDFile(path string) error {
+	return os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+}
+
+// Alive reports whether the process is still the one started with this
+// pid file: running (not a zombie) with the pid file on its command line.
 func (p *Process) Alive() bool {
 	if p == nil || p.PID <= 0 {
 		return false
 	}
-	t, err := startTicks(p.PID)
-	return err == nil && t == p.StartTicks
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/stat")
+	if err != nil {
+		return false
+	}
+	if i := bytes.LastIndexByte(stat, ')'); i < 0 || len(stat) < i+3 || stat[i+2] == 'Z' {
+		return false
+	}
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/cmdline")
+	return err == nil && bytes.Contains(cmdline, []byte("\x00"+p.PIDFile+"\x00"))
 }
 
 // stop ends a process we started: SIGTERM, then SIGKILL after grace. A
@@ -79,6 +96,7 @@ func (p *Process) stop(grace time.Duration) error {
 	deadline := time.Now().Add(grace)
 	for time.Now().Before(deadline) {
 		if !p.Alive() {
+			os.Remove(p.PIDFile)
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -92,6 +110,7 @@ func (p *Process) stop(grace time.Duration) error {
 	if p.Alive() {
 		return fmt.Errorf("pid %d did not exit after SIGKILL", p.PID)
 	}
+	os.Remove(p.PIDFile)
 	return nil
 }
 

@@ -3,11 +3,8 @@ package ctl
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -18,27 +15,32 @@ import (
 // on tmpfs, so a reboot (which also takes the namespaces) clears it.
 var RunDir = "/run/pvlink"
 
-// State is everything a fabric created, written before each thing is
-// created, so that `fabric down` can remove all of it whatever happened to
-// `fabric up` or to the processes it started.
+// DataDir is where ctld keeps each fabric's store, one folder each. It
+// survives a reboot; the runtime folder and the namespaces do not, and ctld
+// makes them again from the store.
+var DataDir = "/var/lib/pvlink"
+
+// State is the model of one fabric: every resource with its id, settings
+// and lifecycle state. ctld holds the committed copy and is the only one to
+// change it; it says nothing of processes, which the realizer finds.
 type State struct {
 	Name    string    `json:"name"`
 	File    string    `json:"file,omitempty"`
 	Version uint64    `json:"version"`
 	Region  string    `json:"region"`
-	Phase   string    `json:"phase"` // creating, up
 	Created time.Time `json:"created"`
-	// Workers is the forwarder processes per AZ (0 in older state: 1).
+	// Workers is the forwarder processes per AZ (0 means 1).
 	Workers int `json:"forwarder_workers,omitempty"`
+	// FlowCapacity sizes each forwarder's flow table (0: the default); a
+	// running forwarder cannot change it.
+	FlowCapacity int `json:"flow_capacity,omitempty"`
 
-	Namespaces    []string           `json:"namespaces"`
 	VPCs          []VPCState         `json:"vpcs"`
 	LoadBalancers []LBState          `json:"load_balancers"`
 	TargetGroups  []TargetGroupState `json:"target_groups"`
 	Services      []ServiceState     `json:"services"`
 	Endpoints     []EndpointState    `json:"endpoints"`
 	Targets       []TargetState      `json:"targets"`
-	Forwarders    []ForwarderState   `json:"forwarders"`
 }
 
 // VPCState is a VPC and the namespace that is it.
@@ -135,14 +137,6 @@ type ENIState struct {
 	Netns    string `json:"netns"`
 }
 
-// Process is a process the fabric started. StartTicks (field 22 of
-// /proc/PID/stat) tells it apart from a later process given the same PID.
-type Process struct {
-	PID        int    `json:"pid"`
-	StartTicks uint64 `json:"start_ticks"`
-	Log        string `json:"log"`
-}
-
 // TargetState is a target and, when pvlink runs it, its server process.
 type TargetState struct {
 	IP          string `json:"ip"`
@@ -151,19 +145,15 @@ type TargetState struct {
 	Netns       string `json:"netns"`
 	TargetGroup string `json:"target_group"`
 	External    bool   `json:"external,omitempty"`
-	// DeregisteredAt is when `fabric deregister-target` took it out.
+	// DeregisteredAt is when deregistration began.
 	DeregisteredAt time.Time `json:"deregistered_at,omitzero"`
-	Process        *Process  `json:"process,omitempty"`
 }
 
 // ForwarderState is a forwarder process of one AZ (one of its workers).
 type ForwarderState struct {
-	AZ         string   `json:"az"`
-	Worker     int      `json:"worker"`
-	Workers    int      `json:"workers,omitempty"`
-	Config     string   `json:"config"`
-	StatusFile string   `json:"status_file"`
-	Process    *Process `json:"process,omitempty"`
+	AZ      string `json:"az"`
+	Worker  int    `json:"worker"`
+	Workers int    `json:"workers,omitempty"`
 }
 
 // Label names the process for people: the AZ, and the worker when the AZ
@@ -175,27 +165,12 @@ func (f ForwarderState) Label() string {
 	return f.AZ
 }
 
-// Dir is the runtime folder of a fabric.
+// Dir is the runtime folder of a fabric: ctld's socket and log, and the
+// sockets, pid files, snapshots and logs of the processes it runs.
 func Dir(name string) string { return filepath.Join(RunDir, name) }
 
-func statePath(name string) string { return filepath.Join(Dir(name), "state.json") }
-
-// LoadState reads a fabric's state; os.ErrNotExist means it is not up.
-func LoadState(name string) (*State, error) {
-	data, err := os.ReadFile(statePath(name))
-	if err != nil {
-		return nil, err
-	}
-	var s State
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("fabric %s: state file %s is damaged: %w", name, statePath(name), err)
-	}
-	return &s, nil
-}
-
-func (s *State) save() error {
-	return dataplane.WriteJSONFile(statePath(s.Name), s)
-}
+// StoreDir is the folder of a fabric's store.
+func StoreDir(name string) string { return filepath.Join(DataDir, name) }
 
 // newID makes an AWS-shaped id: prefix and 17 hex digits.
 func newID(prefix string) string {
@@ -220,5 +195,4 @@ func prefixContains(cidr, ip string) bool {
 	return err1 == nil && err2 == nil && p.Contains(a)
 }
 
-// IsNotUp reports whether err says a fabric has no state.
-func IsNotUp(err error) bool { return errors.Is(err, os.ErrNotExist) }
+func parseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }

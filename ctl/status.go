@@ -3,17 +3,29 @@ package ctl
 import (
 	"fmt"
 	"io"
+	"maps"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
+
+	"pvlink.dev/pvlink/ctl/store"
 )
 
-// Report is `fabric status`: the state of a fabric with what is alive now.
+// Report is `fabric status`: the model with what runs on the host now.
 type Report struct {
-	Name          string             `json:"name"`
-	Region        string             `json:"region"`
-	Phase         string             `json:"phase"`
-	File          string             `json:"file,omitempty"`
+	Name    string `json:"name"`
+	Region  string `json:"region"`
+	File    string `json:"file,omitempty"`
+	Version uint64 `json:"version"`
+	// Phase is up (the host runs the model's version), converging, or
+	// error (Error says why the host does not match yet).
+	Phase string     `json:"phase"`
+	Error string     `json:"error,omitempty"`
+	Ctld  CtldReport `json:"ctld"`
+
 	VPCs          []VPCState         `json:"vpcs"`
 	LoadBalancers []LBState          `json:"load_balancers"`
 	TargetGroups  []TargetGroupState `json:"target_groups"`
@@ -23,65 +35,96 @@ type Report struct {
 	Forwarders    []ForwarderReport  `json:"forwarders"`
 }
 
-// TargetReport is a target with its process's liveness.
-type TargetReport struct {
-	TargetState
-	PID   int  `json:"pid,omitempty"`
-	Alive bool `json:"alive"`
+// CtldReport is the daemon that owns the fabric.
+type CtldReport struct {
+	PID      int       `json:"pid"`
+	Socket   string    `json:"socket"`
+	Store    string    `json:"store"`
+	Revision uint64    `json:"store_revision"`
+	Started  time.Time `json:"started"`
 }
 
-// ForwarderReport is a forwarder with its process's liveness and where its
-// metrics are served.
+// TargetReport is a target with its server's liveness.
+type TargetReport struct {
+	TargetState
+	PID   int    `json:"pid,omitempty"`
+	Alive bool   `json:"alive"`
+	Log   string `json:"log,omitempty"`
+}
+
+// ForwarderReport is a forwarder process: alive or not, the snapshot version
+// it runs, where its metrics are served, how often ctld restarted it.
 type ForwarderReport struct {
 	ForwarderState
 	PID           int    `json:"pid"`
 	Alive         bool   `json:"alive"`
 	Metrics       string `json:"metrics"`
 	ConfigVersion uint64 `json:"config_version"`
+	Restarts      int    `json:"restarts"`
+	Log           string `json:"log"`
 }
 
-// Report builds the status of a fabric.
-func (s *State) Report() *Report {
+// report builds the status of the fabric.
+func (d *Daemon) report() *Report {
+	m := d.current()
+	applied, ready, rerr := d.r.outcome()
 	r := &Report{
-		Name: s.Name, Region: s.Region, Phase: s.Phase, File: s.File,
-		VPCs: s.VPCs, LoadBalancers: s.LoadBalancers, TargetGroups: s.TargetGroups,
-		Services: s.Services, Endpoints: s.Endpoints,
+		Name: m.Name, Region: m.Region, File: m.File, Version: m.Version, Phase: "up",
+		Ctld: CtldReport{PID: os.Getpid(), Socket: SocketPath(d.name), Store: filepath.Join(StoreDir(d.name), "state.db"), Started: d.started},
+		VPCs: m.VPCs, LoadBalancers: m.LoadBalancers, TargetGroups: m.TargetGroups,
+		Services: m.Services, Endpoints: m.Endpoints,
 	}
-	for _, t := range s.Targets {
+	d.st.View(func(tx store.ReadTx) error { r.Ctld.Revision = tx.Rev(); return nil })
+	if applied < m.Version || !ready {
+		r.Phase = "converging"
+	}
+	if rerr != nil {
+		r.Phase, r.Error = "error", rerr.Error()
+	}
+	servers := map[string]*Process{}
+	for _, ts := range desiredTargets(m) {
+		servers[ts.key] = findProcess(d.r.procPath(ts.key, ".pid"), "")
+	}
+	for _, t := range m.Targets {
+		key := fmt.Sprintf("target-%s-%d", t.IP, t.Port)
 		tr := TargetReport{TargetState: t}
-		p := t.Process
-		if p == nil && !t.External {
-			// Registered in several groups: one server serves them all.
-			for _, o := range s.Targets {
-				if o.IP == t.IP && o.Port == t.Port && o.Process != nil {
-					p = o.Process
-				}
-			}
+		if !t.External {
+			tr.Log = d.r.procPath(key, ".log")
 		}
-		if p != nil {
-			tr.PID = p.PID
-			tr.Alive = p.Alive()
+		if p := servers[key]; p != nil {
+			tr.PID, tr.Alive = p.PID, true
 		}
 		r.Targets = append(r.Targets, tr)
 	}
-	for _, f := range s.Forwarders {
-		fr := ForwarderReport{ForwarderState: f}
-		if f.Process != nil {
-			fr.PID = f.Process.PID
-			fr.Alive = f.Process.Alive()
-		}
-		if st, err := ForwarderStatus(f); err == nil && fr.Alive {
-			fr.Metrics = "http://" + st.Metrics + "/metrics"
-			fr.ConfigVersion = st.ConfigVersion
+	d.r.mu.Lock()
+	restarts := maps.Clone(d.r.restarts)
+	d.r.mu.Unlock()
+	for _, f := range desiredForwarders(m) {
+		key := forwarderKey(f.AZ, f.Worker, f.Workers)
+		fr := ForwarderReport{ForwarderState: f, Restarts: restarts[key], Log: d.r.procPath(key, ".log")}
+		if p := findProcess(d.r.procPath(key, ".pid"), ""); p != nil {
+			fr.PID, fr.Alive = p.PID, true
+			if st, err := forwarderStatus(d.r.procPath(key, ".sock")); err == nil {
+				fr.Metrics = "http://" + st.Metrics + "/metrics"
+				fr.ConfigVersion = st.ConfigVersion
+			}
 		}
 		r.Forwarders = append(r.Forwarders, fr)
 	}
 	return r
 }
 
+// MetricsBase is the forwarder's loopback HTTP address, for its JSON
+// documents.
+func (f ForwarderReport) MetricsBase() string { return strings.TrimSuffix(f.Metrics, "/metrics") }
+
 // WriteTable prints a report for people.
 func (r *Report) WriteTable(out io.Writer) {
-	fmt.Fprintf(out, "fabric %s (%s), %s\n\n", r.Name, r.Region, r.Phase)
+	fmt.Fprintf(out, "fabric %s (%s), %s at version %d; ctld pid %d, store %s (revision %d)\n", r.Name, r.Region, r.Phase, r.Version, r.Ctld.PID, r.Ctld.Store, r.Ctld.Revision)
+	if r.Error != "" {
+		fmt.Fprintf(out, "not converged: %s\n", r.Error)
+	}
+	fmt.Fprintln(out)
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "VPC\tID\tNETNS\tCIDR")
 	for _, v := range r.VPCs {
@@ -117,9 +160,9 @@ func (r *Report) WriteTable(out io.Writer) {
 		fmt.Fprintf(w, "%s:%d\t%s\t%s\t%s\t%s\n", t.IP, t.Port, t.AZ, t.TargetGroup, pidString(t.PID), yesNo(t.Alive))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "FORWARDER\tPID\tALIVE\tMETRICS")
+	fmt.Fprintln(w, "FORWARDER\tPID\tALIVE\tVERSION\tRESTARTS\tMETRICS")
 	for _, f := range r.Forwarders {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", f.Label(), pidString(f.PID), yesNo(f.Alive), f.Metrics)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\n", f.Label(), pidString(f.PID), yesNo(f.Alive), f.ConfigVersion, f.Restarts, f.Metrics)
 	}
 	w.Flush()
 }

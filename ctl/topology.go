@@ -30,6 +30,9 @@ type Topology struct {
 	// (default 1): more cores for one AZ, and more provider connections
 	// than one process's open-file limit allows.
 	ForwarderWorkers int `yaml:"forwarder_workers"`
+	// FlowCapacity is the flows each forwarder's table holds (default
+	// 262,144); it is fixed while a forwarder runs.
+	FlowCapacity int `yaml:"flow_capacity"`
 }
 
 // SecurityGroup is a set of ingress rules for an endpoint's ENIs (egress

@@ -76,6 +76,9 @@ func (v *validator) topology(t *Topology) {
 	if t.ForwarderWorkers < 0 || t.ForwarderWorkers > dataplane.MaxWorkers {
 		v.fail(p("forwarder_workers"), "%d: use 1 to %d forwarder processes per AZ", t.ForwarderWorkers, dataplane.MaxWorkers)
 	}
+	if t.FlowCapacity != 0 && (t.FlowCapacity < 1024 || t.FlowCapacity > 1<<24) {
+		v.fail(p("flow_capacity"), "%d: use 1024 to %d flows per forwarder", t.FlowCapacity, 1<<24)
+	}
 	zones := map[string]bool{}
 	for i, z := range t.Zones {
 		v.name(p("availability_zones", i), z)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,11 +35,19 @@ type Forwarder struct {
 	workers int // processes serving the AZ together (Config.Workers)
 	stack   *stack.Stack
 
-	// enis and byAddr are fixed when the forwarder starts (a NIC per TUN);
-	// a new snapshot may change everything about an ENI but its TUN and
-	// address.
-	enis   []*eniState
-	byAddr map[tcpip.Address]*eniState
+	// enis are the ENIs of the snapshot in force, by ENI id, with the NIC
+	// id to give the next one; guarded by enisMu. Apply adds and removes
+	// them; the data path never reads this map (it finds an ENI through
+	// the snapshot), only metrics and Run do.
+	enisMu  sync.Mutex
+	enis    map[string]*eniState
+	nextNIC tcpip.NICID
+	// running is set by Run: from then on a new ENI's read loop starts
+	// as it is added. runErr receives the first read loop that fails.
+	running bool
+	runErr  chan error
+	// capacity is the flow table's size, fixed at start.
+	capacity int
 
 	// current is the snapshot in force, swapped whole by Apply; the
 	// connection handler loads it once per connection.
@@ -72,7 +81,8 @@ type Forwarder struct {
 type forwarderStats struct {
 	dialErrors     atomic.Uint64 // provider connect failures
 	noListener     atomic.Uint64 // SYN to a port without a listener (RST sent)
-	notAvailable   atomic.Uint64 // SYN to an endpoint that is not available (RST sent)
+	notAvailable   atomic.Uint64 // SYN to an endpoint that is not available (dropped)
+	endpointResets atomic.Uint64 // flows reset: endpoint rejected or deleted
 	noTarget       atomic.Uint64 // no target registered in reach
 	endpointErrors atomic.Uint64 // gVisor refused to create an endpoint
 	flowTableFull  atomic.Uint64 // new flow refused: the flow table is full
@@ -93,7 +103,14 @@ type eniState struct {
 	// ingressRules are the security group rules in force; nil when the
 	// endpoint has no security group (everything may reach it).
 	ingressRules atomic.Pointer[[]SGRule]
-	link         *tunLink
+	// available: the endpoint carries traffic. A SYN to an endpoint in
+	// any other state is dropped without an answer, as in AWS while a
+	// request awaits acceptance.
+	available atomic.Bool
+	link      *tunLink
+	// cfg is the ENI as the snapshot that added it gave it: a later one
+	// with another TUN, namespace or address replaces the ENI.
+	cfg ENI
 
 	// labels of the endpoint metrics; fixed with the ENI.
 	endpointID, serviceName, vpcID, subnetID string
@@ -129,6 +146,7 @@ type compiled struct {
 
 type eniRoutes struct {
 	eni       ENI
+	state     *eniState
 	listeners map[uint16]*route
 }
 
@@ -154,7 +172,9 @@ func New(cfg *Config, log *slog.Logger) (*Forwarder, error) {
 		log:        log,
 		az:         cfg.AZ,
 		workers:    max(cfg.Workers, 1),
-		byAddr:     map[tcpip.Address]*eniState{},
+		enis:       map[string]*eniState{},
+		runErr:     make(chan error, 1),
+		capacity:   capacity,
 		providerNS: map[string]netns.NsHandle{},
 		flows:      flowtable.New(capacity),
 		groups:     map[string]*nat.Group{},
@@ -166,35 +186,6 @@ func New(cfg *Config, log *slog.Logger) (*Forwarder, error) {
 	}
 	f.runner = newRunner()
 	f.stack = newStack()
-	for i, e := range cfg.ENIs {
-		dev, err := openTUN(e)
-		if err != nil {
-			f.Close()
-			return nil, err
-		}
-		st := &eniState{
-			flows:       f.flows,
-			id:          e.ID,
-			addr4:       tcpAddr(e.IPv4),
-			addr6:       tcpAddr(e.IPv6),
-			nicID:       tcpip.NICID(i + 1),
-			endpointID:  e.EndpointID,
-			serviceName: e.ServiceName,
-			vpcID:       e.VPCID,
-			subnetID:    e.SubnetID,
-		}
-		st.link = newTunLink(dev, st)
-		f.enis = append(f.enis, st)
-		for _, a := range []tcpip.Address{st.addr4, st.addr6} {
-			if a.Len() > 0 {
-				f.byAddr[a] = st
-			}
-		}
-		if err := f.addNIC(st); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("ENI %s: %w", e.ID, err)
-		}
-	}
 	if err := f.Apply(cfg); err != nil {
 		f.Close()
 		return nil, err
@@ -206,6 +197,34 @@ func New(cfg *Config, log *slog.Logger) (*Forwarder, error) {
 	})
 	f.stack.SetTransportProtocolHandler(tcp.ProtocolNumber, fwd.HandlePacket)
 	return f, nil
+}
+
+// openENI opens an ENI's TUN and makes its live state; nothing is attached
+// to the netstack yet.
+func (f *Forwarder) openENI(e ENI) (*eniState, error) {
+	dev, err := openTUN(e)
+	if err != nil {
+		return nil, err
+	}
+	st := &eniState{
+		flows:       f.flows,
+		id:          e.ID,
+		addr4:       tcpAddr(e.IPv4),
+		addr6:       tcpAddr(e.IPv6),
+		endpointID:  e.EndpointID,
+		serviceName: e.ServiceName,
+		vpcID:       e.VPCID,
+		subnetID:    e.SubnetID,
+		cfg:         e,
+	}
+	st.link = newTunLink(dev, st)
+	return st, nil
+}
+
+// sameInterface reports whether a snapshot's ENI is the one already open:
+// same TUN, namespace and addresses.
+func sameInterface(a, b ENI) bool {
+	return a.Tun == b.Tun && a.Netns == b.Netns && a.IPv4 == b.IPv4 && a.IPv6 == b.IPv6
 }
 
 // openTUN attaches to the ENI's TUN device, which ctl created (persistent,
@@ -264,40 +283,96 @@ func (f *Forwarder) addNIC(e *eniState) error {
 	return nil
 }
 
-// Apply swaps in a new snapshot. Its ENIs must be the ones the forwarder was
-// started with (same TUN and address); everything behind them may change.
-// Connections already open keep their target.
-func (f *Forwarder) Apply(cfg *Config) error {
-	f.applyMu.Lock()
-	defer f.applyMu.Unlock()
+// Check reports whether the forwarder could serve cfg, without applying
+// it: what Apply would refuse before touching anything.
+func (f *Forwarder) Check(cfg *Config) error {
 	if err := cfg.Validate(); err != nil {
-		f.stats.configRejected.Add(1)
 		return err
 	}
 	if cfg.AZ != f.az {
-		f.stats.configRejected.Add(1)
 		return fmt.Errorf("config is for %s, this forwarder serves %s", cfg.AZ, f.az)
 	}
-	c := &compiled{cfg: cfg, enis: map[tcpip.Address]*eniRoutes{}}
+	want := cfg.FlowCapacity
+	if want <= 0 {
+		want = DefaultFlowCapacity
+	}
+	if want != f.capacity {
+		return fmt.Errorf("flow table capacity is fixed while the forwarder runs (%d flows); it cannot become %d without a restart", f.capacity, want)
+	}
+	if max(cfg.Workers, 1) != f.workers {
+		return fmt.Errorf("this forwarder is one of %d workers of %s; a snapshot for %d needs new processes", f.workers, f.az, max(cfg.Workers, 1))
+	}
+	return nil
+}
+
+// Apply swaps in a new snapshot. ENIs it adds get their TUN opened and a
+// NIC; ENIs it drops lose theirs, and their flows are reset. Everything
+// behind the ENIs may change; connections already open keep their target.
+// A snapshot that cannot be served is refused whole and the previous one
+// stays in force.
+func (f *Forwarder) Apply(cfg *Config) error {
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
+	if err := f.Check(cfg); err != nil {
+		f.stats.configRejected.Add(1)
+		return err
+	}
+	f.enisMu.Lock()
+	defer f.enisMu.Unlock()
+
+	// Open the TUNs of new ENIs first: the only step that can fail.
+	keep := map[string]*eniState{}
+	var opened []*eniState
 	for _, e := range cfg.ENIs {
-		for _, a := range []netip.Addr{e.IPv4, e.IPv6} {
-			if a.IsValid() && f.byAddr[tcpAddr(a)] == nil {
-				f.stats.configRejected.Add(1)
-				return fmt.Errorf("ENI %s (%s) is new: a forwarder must be restarted to add ENIs or addresses", e.ID, a)
+		if st := f.enis[e.ID]; st != nil && sameInterface(st.cfg, e) {
+			keep[e.ID] = st
+			continue
+		}
+		st, err := f.openENI(e)
+		if err != nil {
+			for _, o := range opened {
+				o.link.Close()
 			}
+			f.stats.configRejected.Add(1)
+			return err
+		}
+		opened = append(opened, st)
+		keep[e.ID] = st
+	}
+	// ENIs that leave: no new packets, flows reset, NIC gone.
+	for id, st := range f.enis {
+		if keep[id] != st {
+			f.removeENI(st)
+			delete(f.enis, id)
 		}
 	}
+	for _, st := range opened {
+		f.nextNIC++
+		st.nicID = f.nextNIC
+		if err := f.addNIC(st); err != nil {
+			// Only an address held twice gets here, and Validate
+			// refuses that; the ENI stays without a NIC, counted.
+			f.log.Error("add ENI", "eni", st.id, "err", err)
+			f.stats.configRejected.Add(1)
+		}
+		f.enis[st.id] = st
+		if f.running {
+			f.startENI(st)
+		}
+	}
+
+	c := &compiled{cfg: cfg, enis: map[tcpip.Address]*eniRoutes{}}
+	var closed []*eniState
 	for _, e := range cfg.ENIs {
-		er := &eniRoutes{eni: e, listeners: map[uint16]*route{}}
+		st := f.enis[e.ID]
+		er := &eniRoutes{eni: e, state: st, listeners: map[uint16]*route{}}
 		for _, l := range e.Listeners {
 			lb, tg := cfg.LoadBalancers[l.LoadBalancer], cfg.TargetGroups[l.TargetGroup]
 			er.listeners[l.Port] = &route{lb: lb, tg: tg, group: f.group(lb, tg), idle: tg.idleTimeout()}
 		}
-		var st *eniState
 		for _, a := range []netip.Addr{e.IPv4, e.IPv6} {
 			if a.IsValid() {
 				c.enis[tcpAddr(a)] = er
-				st = f.byAddr[tcpAddr(a)]
 			}
 		}
 		if len(e.SecurityGroups) > 0 {
@@ -306,34 +381,92 @@ func (f *Forwarder) Apply(cfg *Config) error {
 		} else {
 			st.ingressRules.Store(nil)
 		}
+		if was := st.available.Swap(e.State == StateAvailable); was && e.State != StateAvailable {
+			closed = append(closed, st)
+		}
 	}
+	f.closeGroups(cfg)
 	f.current.Store(c)
 	f.stats.configVersion.Store(cfg.Version)
+	// An endpoint rejected (or otherwise out of service) loses its flows.
+	for _, st := range closed {
+		f.resetENI(st)
+	}
 	return nil
+}
+
+// closeGroups ends the target groups no listener of cfg uses any more: their
+// health checks stop. Called under applyMu.
+func (f *Forwarder) closeGroups(cfg *Config) {
+	used := map[string]bool{}
+	for _, e := range cfg.ENIs {
+		for _, l := range e.Listeners {
+			used[l.LoadBalancer+"/"+l.TargetGroup] = true
+		}
+	}
+	for name, g := range f.groups {
+		if !used[name] {
+			g.Close()
+			delete(f.groups, name)
+		}
+	}
+}
+
+// resetENI resets every flow through an ENI, both ways.
+func (f *Forwarder) resetENI(st *eniState) {
+	f.flows.Range(func(fl *flowtable.Flow) bool {
+		if c, ok := fl.Value.(*conn); ok && c.eni == st {
+			f.stats.endpointResets.Add(1)
+			c.abort()
+		}
+		return true
+	})
+}
+
+// removeENI takes an ENI out of service: its flows are reset, its TUN
+// closed (which ends its read loop) and its NIC removed. Called under
+// enisMu.
+func (f *Forwarder) removeENI(st *eniState) {
+	st.available.Store(false)
+	f.resetENI(st)
+	st.link.Close()
+	if st.nicID != 0 {
+		f.stack.RemoveNIC(st.nicID)
+	}
+}
+
+// startENI starts an ENI's read loop. Called under enisMu.
+func (f *Forwarder) startENI(st *eniState) {
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		if err := st.link.readLoop(); err != nil {
+			select {
+			case f.runErr <- fmt.Errorf("ENI %s: %w", st.id, err):
+			default:
+			}
+		}
+	}()
 }
 
 // Run moves packets until ctx is done, then closes every TUN and waits for
 // the read loops.
 func (f *Forwarder) Run(ctx context.Context) error {
-	errc := make(chan error, len(f.enis))
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
 		f.sweep(f.ctx)
 	}()
+	f.enisMu.Lock()
+	f.running = true
 	for _, e := range f.enis {
-		f.wg.Add(1)
-		go func(e *eniState) {
-			defer f.wg.Done()
-			if err := e.link.readLoop(); err != nil {
-				errc <- fmt.Errorf("ENI %s: %w", e.id, err)
-			}
-		}(e)
+		f.startENI(e)
 	}
+	f.enisMu.Unlock()
 	var err error
 	select {
 	case <-ctx.Done():
-	case err = <-errc:
+	case err = <-f.runErr:
 	}
 	f.Close()
 	f.wg.Wait()
@@ -349,9 +482,11 @@ func (f *Forwarder) Close() {
 		g.Close()
 	}
 	f.applyMu.Unlock()
+	f.enisMu.Lock()
 	for _, e := range f.enis {
 		e.link.Close()
 	}
+	f.enisMu.Unlock()
 	if f.stack != nil {
 		f.stack.Close()
 	}
@@ -366,12 +501,24 @@ func (f *Forwarder) Close() {
 	}
 }
 
+// eniList is the ENIs in force, for readers outside the data path.
+func (f *Forwarder) eniList() []*eniState {
+	f.enisMu.Lock()
+	defer f.enisMu.Unlock()
+	out := make([]*eniState, 0, len(f.enis))
+	for _, e := range f.enis {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
 // Version is the version of the snapshot in force.
 func (f *Forwarder) Version() uint64 { return f.stats.configVersion.Load() }
 
 // ENIReady reports whether every ENI's read loop has its dispatcher.
 func (f *Forwarder) ENIReady() bool {
-	for _, e := range f.enis {
+	for _, e := range f.eniList() {
 		if !e.link.IsAttached() {
 			return false
 		}

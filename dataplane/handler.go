@@ -20,16 +20,18 @@ import (
 // established connection to nowhere. Every refusal is a RST, counted.
 func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 	id := r.ID()
-	e := f.byAddr[id.LocalAddress]
 	c := f.current.Load()
 	routes := c.enis[id.LocalAddress]
-	if e == nil || routes == nil {
+	if routes == nil {
 		r.Complete(true)
 		return
 	}
-	if routes.eni.State != StateAvailable {
+	e := routes.state
+	if !e.available.Load() {
+		// The ingress filter drops these; one that raced a state change
+		// is dropped here the same way: no answer.
 		f.stats.notAvailable.Add(1)
-		r.Complete(true)
+		r.Complete(false)
 		return
 	}
 	rt := routes.listeners[id.LocalPort]

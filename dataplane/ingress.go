@@ -21,10 +21,11 @@ const (
 	dropNoRoute                         // not addressed to this ENI
 	dropSecurityGroup                   // no security group rule allows it
 	dropChecksum                        // IPv4 header or TCP checksum wrong
+	dropNotAvailable                    // a SYN to an endpoint that is not available
 	numDropReasons
 )
 
-var dropReasonNames = [numDropReasons]string{"oversize", "malformed", "icmp", "protocol", "not_for_eni", "security_group", "bad_checksum"}
+var dropReasonNames = [numDropReasons]string{"oversize", "malformed", "icmp", "protocol", "not_for_eni", "security_group", "bad_checksum", "not_available"}
 
 // allowed reports whether a TCP packet from src to port matches a rule.
 func allowed(rules []SGRule, src netip.Addr, port uint16) bool {
@@ -142,6 +143,12 @@ func (e *eniState) check(b []byte, now int64, gso bool) (tcpip.NetworkProtocolNu
 		}
 		if rules := e.ingressRules.Load(); rules != nil && !allowed(*rules, src, tcp.DestinationPort()) {
 			e.dropped(dropSecurityGroup)
+			return 0, 0, false
+		}
+		if !e.available.Load() && tcp.Flags()&(header.TCPFlagSyn|header.TCPFlagAck) == header.TCPFlagSyn {
+			// Only an available endpoint carries traffic; a SYN to one
+			// that awaits acceptance (or was rejected) gets no answer.
+			e.dropped(dropNotAvailable)
 			return 0, 0, false
 		}
 		if tcp.Flags().Contains(header.TCPFlagRst) {

@@ -88,7 +88,7 @@ func TestIngressFilter(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := &eniState{addr4: eniAddr}
+			e := live(&eniState{addr4: eniAddr})
 			_, _, ok := e.ingress(tc.pkt, 0)
 			if ok != tc.pass {
 				t.Fatalf("pass = %v, want %v", ok, tc.pass)
@@ -108,7 +108,7 @@ func TestIngressFilter(t *testing.T) {
 }
 
 func TestIngressFilterAllocatesNothing(t *testing.T) {
-	e := &eniState{addr4: eniAddr}
+	e := live(&eniState{addr4: eniAddr})
 	pkts := [][]byte{
 		ipv4Packet(1500, header.TCPProtocolNumber, eniAddr, header.TCPFlagAck),
 		ipv4Packet(9000, header.TCPProtocolNumber, eniAddr, header.TCPFlagAck),
@@ -124,7 +124,7 @@ func TestIngressFilterAllocatesNothing(t *testing.T) {
 }
 
 func BenchmarkIngressTCP(b *testing.B) {
-	e := &eniState{addr4: eniAddr}
+	e := live(&eniState{addr4: eniAddr})
 	p := ipv4Packet(8500, header.TCPProtocolNumber, eniAddr, header.TCPFlagAck)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(p)))
@@ -140,7 +140,7 @@ func FuzzIngress(f *testing.F) {
 	f.Add(ipv4Packet(60, header.TCPProtocolNumber, eniAddr, header.TCPFlagSyn))
 	f.Add(ipv4Packet(84, header.ICMPv4ProtocolNumber, eniAddr, 0))
 	f.Add([]byte{0x60, 0, 0, 0, 0, 20, 6, 64})
-	e := &eniState{addr4: eniAddr, addr6: tcpip.AddrFrom16([16]byte{0xfd, 0, 0, 0x18, 15: 0x10}), flows: flowtable.New(16)}
+	e := live(&eniState{addr4: eniAddr, addr6: tcpip.AddrFrom16([16]byte{0xfd, 0, 0, 0x18, 15: 0x10}), flows: flowtable.New(16)})
 	rules := []SGRule{{Proto: 6, FromPort: 80, ToPort: 80, Source: netip.MustParsePrefix("198.18.0.0/15")}}
 	e.ingressRules.Store(&rules)
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -157,7 +157,7 @@ func FuzzIngress(f *testing.F) {
 // also finds the flow in the table and marks it active.
 func BenchmarkIngressTCPOfAFlow(b *testing.B) {
 	tb := flowtable.New(1 << 16)
-	e := &eniState{addr4: eniAddr, flows: tb}
+	e := live(&eniState{addr4: eniAddr, flows: tb})
 	p := ipv4Packet(8500, header.TCPProtocolNumber, eniAddr, header.TCPFlagAck)
 	k := flowtable.Key{Src: netip.AddrFrom4(clientAddr.As4()), Dst: netip.AddrFrom4(eniAddr.As4()), SrcPort: 40000, DstPort: 80, Proto: 6}
 	tb.Insert(flowtable.NewFlow(k, nil, 0, time.Now()))
@@ -170,5 +170,30 @@ func BenchmarkIngressTCPOfAFlow(b *testing.B) {
 	}
 	if tb.Lookup(k).SegmentsIn.Load() == 0 {
 		b.Fatal("the flow was not marked")
+	}
+}
+
+// live marks a test ENI's endpoint available, as a snapshot would.
+func live(e *eniState) *eniState {
+	e.available.Store(true)
+	return e
+}
+
+func TestSYNToAnEndpointThatIsNotAvailableIsDroppedAndCounted(t *testing.T) {
+	e := &eniState{addr4: eniAddr} // pendingAcceptance: not available
+	if _, _, ok := e.ingress(ipv4Packet(60, header.TCPProtocolNumber, eniAddr, header.TCPFlagSyn), 0); ok {
+		t.Fatal("a SYN to an endpoint awaiting acceptance went on")
+	}
+	if got := e.drops[dropNotAvailable].Load(); got != 1 {
+		t.Fatalf("not_available drops = %d, want 1", got)
+	}
+	// Segments of connections opened before (they get their RST from the
+	// netstack) and SYN-ACKs are not this filter's business.
+	if _, _, ok := e.ingress(ipv4Packet(60, header.TCPProtocolNumber, eniAddr, header.TCPFlagAck), 0); !ok {
+		t.Fatal("an ACK was dropped as not available")
+	}
+	e.available.Store(true)
+	if _, _, ok := e.ingress(ipv4Packet(60, header.TCPProtocolNumber, eniAddr, header.TCPFlagSyn), 0); !ok {
+		t.Fatal("a SYN to an available endpoint was dropped")
 	}
 }

@@ -55,7 +55,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	f := c.f
-	for _, e := range f.enis {
+	for _, e := range f.eniList() {
 		lv := []string{e.endpointID, "Interface", e.serviceName, e.vpcID, e.subnetID, f.az, e.id}
 		ch <- prometheus.MustNewConstMetric(descActive, prometheus.GaugeValue, float64(e.active.Load()), lv...)
 		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(e.bytes.Load()), lv...)
@@ -83,6 +83,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descFlows, prometheus.GaugeValue, float64(f.flows.Len()), f.az)
 	ch <- prometheus.MustNewConstMetric(descFlowEnds, prometheus.CounterValue, float64(f.stats.idleExpired.Load()), f.az, "idle_timeout")
 	ch <- prometheus.MustNewConstMetric(descFlowEnds, prometheus.CounterValue, float64(f.stats.targetResets.Load()), f.az, "target_reset")
+	ch <- prometheus.MustNewConstMetric(descFlowEnds, prometheus.CounterValue, float64(f.stats.endpointResets.Load()), f.az, "endpoint_reset")
 	f.applyMu.Lock()
 	for name, g := range f.groups {
 		ch <- prometheus.MustNewConstMetric(descPortErrors, prometheus.CounterValue, float64(g.PortAllocationErrors()), f.az, name)
@@ -135,6 +136,7 @@ type Stats struct {
 	FlowTableFull        uint64 `json:"flow_table_full"`
 	IdleExpired          uint64 `json:"idle_expired"`
 	TargetResets         uint64 `json:"target_resets"`
+	EndpointResets       uint64 `json:"endpoint_resets"`
 	PortAllocationErrors uint64 `json:"port_allocation_errors"`
 	NoListener           uint64 `json:"no_listener"`
 	DialErrors           uint64 `json:"dial_errors"`
@@ -163,6 +165,7 @@ func (f *Forwarder) Stats() Stats {
 	return Stats{
 		Flows: f.flows.Len(), FlowTableFull: f.stats.flowTableFull.Load(),
 		IdleExpired: f.stats.idleExpired.Load(), TargetResets: f.stats.targetResets.Load(),
+		EndpointResets:       f.stats.endpointResets.Load(),
 		PortAllocationErrors: f.PortAllocationErrors(), NoListener: f.stats.noListener.Load(),
 		DialErrors: f.stats.dialErrors.Load(), ConfigVersion: f.stats.configVersion.Load(),
 		Netstack: func() map[string]uint64 {
@@ -193,8 +196,9 @@ func (f *Forwarder) runtimeStats() RuntimeStats {
 
 // Counters returns the counters of every ENI.
 func (f *Forwarder) Counters() []ENICounters {
-	out := make([]ENICounters, 0, len(f.enis))
-	for _, e := range f.enis {
+	enis := f.eniList()
+	out := make([]ENICounters, 0, len(enis))
+	for _, e := range enis {
 		out = append(out, ENICounters{
 			ENI: e.id, EndpointID: e.endpointID,
 			ActiveConnections: e.active.Load(), NewConnections: e.newConns.Load(),

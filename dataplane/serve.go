@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,8 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Status is what a running forwarder tells the world about itself, written
-// atomically to its status file once it carries traffic.
+// Status is what a running forwarder tells its control channel about
+// itself.
 type Status struct {
 	PID           int       `json:"pid"`
 	AZ            string    `json:"az"`
@@ -30,16 +31,24 @@ type Status struct {
 	Started       time.Time `json:"started"`
 }
 
+// ApplyResult is the forwarder's answer to a pushed snapshot: the version
+// in force afterwards, and why the snapshot was refused if it was.
+type ApplyResult struct {
+	Version uint64 `json:"version"`
+	Error   string `json:"error,omitempty"`
+}
+
 // ServeOptions are the process-level settings of `pvlink forwarder`.
 type ServeOptions struct {
-	ConfigPath    string
+	ConfigPath    string // the first snapshot
+	ControlPath   string // unix socket: snapshots in, status out
 	MetricsListen string // loopback address; port 0 picks a free one
-	StatusPath    string // written once ready; removed on exit
 	Log           *slog.Logger
 }
 
-// Serve runs a forwarder process: load the snapshot, open the TUNs, serve
-// metrics, announce readiness, reload on SIGHUP, stop on SIGINT/SIGTERM.
+// Serve runs a forwarder process: load the first snapshot, open the TUNs,
+// serve metrics, then take snapshots over the control socket until
+// SIGINT/SIGTERM. The control socket answers once traffic can flow.
 func Serve(ctx context.Context, o ServeOptions) error {
 	cfg, err := LoadConfig(o.ConfigPath)
 	if err != nil {
@@ -80,43 +89,73 @@ func Serve(ctx context.Context, o ServeOptions) error {
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for range hup {
-			next, err := LoadConfig(o.ConfigPath)
-			if err == nil {
-				err = f.Apply(next)
-			}
-			if err != nil {
-				o.Log.Error("reload refused; the previous snapshot stays in force", "err", err)
-				continue
-			}
-			o.Log.Info("reloaded", "version", next.Version)
-			writeStatus(o.StatusPath, f, ln.Addr().String())
-		}
-	}()
-
 	errc := make(chan error, 1)
 	go func() { errc <- f.Run(ctx) }()
-	if err := writeStatus(o.StatusPath, f, ln.Addr().String()); err != nil {
+
+	started := time.Now().UTC()
+	status := func() Status {
+		return Status{PID: os.Getpid(), AZ: f.az, Metrics: ln.Addr().String(), ConfigVersion: f.Version(), Started: started}
+	}
+	ctrl, err := listenControl(o.ControlPath, f, status, o.Log)
+	if err != nil {
 		stop()
 		<-errc
 		return err
 	}
-	defer os.Remove(o.StatusPath)
-	o.Log.Info("forwarding", "az", f.az, "enis", len(f.enis), "metrics", ln.Addr().String(), "version", f.Version())
+	defer ctrl.Close()
+	o.Log.Info("forwarding", "az", f.az, "enis", len(f.eniList()), "metrics", ln.Addr().String(), "version", f.Version())
 	return <-errc
 }
 
-func writeStatus(path string, f *Forwarder, metrics string) error {
-	if path == "" {
-		return nil
+// listenControl serves the control channel on a unix socket: GET /status,
+// and PUT /config with a snapshot (?check=1 only checks it). A snapshot
+// refused is answered 422 with the reason; the one in force stays.
+func listenControl(path string, f *Forwarder, status func() Status, log *slog.Logger) (io.Closer, error) {
+	os.Remove(path) // a socket left by a forwarder that was killed
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
-	st := Status{PID: os.Getpid(), AZ: f.az, Metrics: metrics, ConfigVersion: f.Version(), Started: time.Now().UTC()}
-	return WriteJSONFile(path, st)
+	os.Chmod(path, 0o600)
+	mux := http.NewServeMux()
+	reply := func(w http.ResponseWriter, code int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(v)
+	}
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) { reply(w, http.StatusOK, status()) })
+	mux.HandleFunc("PUT /config", func(w http.ResponseWriter, r *http.Request) {
+		var cfg Config
+		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<20)).Decode(&cfg); err != nil {
+			reply(w, http.StatusBadRequest, ApplyResult{Version: f.Version(), Error: "snapshot is not valid JSON: " + err.Error()})
+			return
+		}
+		check := r.URL.Query().Get("check") == "1"
+		if check {
+			err = f.Check(&cfg)
+		} else {
+			err = f.Apply(&cfg)
+		}
+		if err != nil {
+			if !check {
+				log.Error("snapshot refused; the previous one stays in force", "version", cfg.Version, "err", err)
+			}
+			reply(w, http.StatusUnprocessableEntity, ApplyResult{Version: f.Version(), Error: err.Error()})
+			return
+		}
+		if !check {
+			log.Info("snapshot applied", "version", cfg.Version, "enis", len(cfg.ENIs))
+		}
+		reply(w, http.StatusOK, ApplyResult{Version: f.Version()})
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return closer(func() error { err := srv.Close(); os.Remove(path); return err }), nil
 }
+
+type closer func() error
+
+func (c closer) Close() error { return c() }
 
 // WriteJSONFile writes v as JSON to path atomically (write then rename), so
 // a reader never sees half a file.

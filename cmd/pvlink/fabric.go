@@ -1,11 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,10 +15,34 @@ import (
 func newFabricCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "fabric",
-		Short: "Bring PrivateLink fabrics up and down, and show them",
+		Short: "Bring PrivateLink fabrics up, change them, show them, take them down (through ctld)",
 	}
-	c.AddCommand(newFabricUpCmd(), newFabricDownCmd(), newFabricListCmd(), newFabricStatusCmd(), newFabricProbeCmd(), newFabricMetricsCmd(), newFlowsCmd(), newTargetHealthCmd(), newDeregisterCmd(), newFabricValidateCmd())
+	c.AddCommand(newFabricUpCmd(), newFabricApplyCmd(), newFabricDownCmd(), newFabricListCmd(), newFabricStatusCmd(), newFabricProbeCmd(), newFabricMetricsCmd(), newFlowsCmd(), newTargetHealthCmd(), newDeregisterCmd(), newFabricValidateCmd())
 	return c
+}
+
+func exePath() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find the pvlink binary: %w", err)
+	}
+	return exe, nil
+}
+
+func readTopology(file string) ([]byte, string, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, "", fmt.Errorf("read topology: %w", err)
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		abs = file
+	}
+	// Refused here, before ctld is started or asked.
+	if _, err := ctl.ParseTopology(file, data); err != nil {
+		return nil, "", err
+	}
+	return data, abs, nil
 }
 
 func newFabricUpCmd() *cobra.Command {
@@ -27,36 +50,97 @@ func newFabricUpCmd() *cobra.Command {
 	var quiet bool
 	c := &cobra.Command{
 		Use:   "up -f FILE",
-		Short: "Create the namespaces, ENIs, forwarders and targets of a topology",
+		Short: "Create a fabric: start its ctld and hand it the topology; returns once traffic can flow",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := ctl.Preflight(); err != nil {
 				return err
 			}
-			t, err := ctl.LoadTopology(file)
+			data, abs, err := readTopology(file)
 			if err != nil {
 				return err
 			}
-			exe, err := os.Executable()
+			exe, err := exePath()
 			if err != nil {
 				return err
 			}
-			o := ctl.UpOptions{Exe: exe}
+			_, r, err := ctl.Up(exe, data, abs)
+			if err != nil {
+				return err
+			}
 			if !quiet {
-				o.Progress = cmd.ErrOrStderr()
+				fmt.Fprintf(cmd.ErrOrStderr(), "ctld (pid %d) owns fabric %s; its log: %s\n", r.Ctld.PID, r.Name, filepath.Join(ctl.Dir(r.Name), "ctld.log"))
 			}
-			s, err := ctl.Up(t, file, o)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "fabric %s is up: pvlink fabric status %s\n", s.Name, s.Name)
+			fmt.Fprintf(cmd.OutOrStdout(), "fabric %s is up at version %d: pvlink fabric status %s\n", r.Name, r.Version, r.Name)
 			return nil
 		},
 	}
 	c.Flags().StringVarP(&file, "file", "f", "", "topology file (YAML)")
-	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "do not print each step")
+	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the result")
 	c.MarkFlagRequired("file")
 	return c
+}
+
+func newFabricApplyCmd() *cobra.Command {
+	var file string
+	var wait time.Duration
+	c := &cobra.Command{
+		Use:   "apply -f FILE",
+		Short: "Make a fabric what an edited topology says (a target added, an endpoint removed ...), as kubectl apply does",
+		Long: `Apply a topology to its fabric as a change: resources that keep their name
+keep their ids and state (an accepted endpoint stays accepted), new ones are
+created, missing ones are removed. A change that breaks a rule is refused
+whole, with the reason, and changes nothing. A fabric that is not up is
+created.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := ctl.Preflight(); err != nil {
+				return err
+			}
+			data, abs, err := readTopology(file)
+			if err != nil {
+				return err
+			}
+			t, _ := ctl.ParseTopology(file, data)
+			exe, err := exePath()
+			if err != nil {
+				return err
+			}
+			c, started, err := ctl.EnsureDaemon(t.Name, exe)
+			if err != nil {
+				return err
+			}
+			if started {
+				fmt.Fprintf(cmd.ErrOrStderr(), "started ctld for fabric %s\n", t.Name)
+			}
+			a, err := c.Apply(data, abs, false)
+			if err != nil {
+				return err
+			}
+			return reportChange(cmd, c, a, wait, fmt.Sprintf("fabric %s applied from %s", t.Name, file))
+		},
+	}
+	c.Flags().StringVarP(&file, "file", "f", "", "topology file (YAML)")
+	addWaitFlag(c, &wait)
+	c.MarkFlagRequired("file")
+	return c
+}
+
+func addWaitFlag(c *cobra.Command, wait *time.Duration) {
+	c.Flags().DurationVar(wait, "wait", 30*time.Second, "how long to wait for the host to run the change (0: do not wait)")
+}
+
+// reportChange waits for a change to run on the host and says so.
+func reportChange(cmd *cobra.Command, c *ctl.Client, a ctl.Answer, wait time.Duration, what string) error {
+	if wait > 0 {
+		if err := c.Wait(a.Version, wait); err != nil {
+			return fmt.Errorf("%s (version %d, committed), but: %w", what, a.Version, err)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s: version %d runs\n", what, a.Version)
+		return nil
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s: version %d committed\n", what, a.Version)
+	return nil
 }
 
 // fabricName takes a fabric by name (argument) or by topology file (-f).
@@ -83,30 +167,51 @@ func fabricName(file string, args []string) (string, error) {
 	return "", errors.New("give a fabric name or -f FILE, not both")
 }
 
+// client returns the ctld of a fabric that exists, starting it if it was
+// not running (a ctld that was killed comes back with all its state).
+func client(cmd *cobra.Command, name string) (*ctl.Client, error) {
+	c := ctl.Connect(name)
+	if c.Running() {
+		return c, nil
+	}
+	if _, err := os.Stat(ctl.StoreDir(name)); err != nil {
+		return nil, fmt.Errorf("fabric %s is not up", name)
+	}
+	exe, err := exePath()
+	if err != nil {
+		return nil, err
+	}
+	c, started, err := ctl.EnsureDaemon(name, exe)
+	if err != nil {
+		return nil, err
+	}
+	if started {
+		fmt.Fprintf(cmd.ErrOrStderr(), "ctld for fabric %s was not running: started it again\n", name)
+	}
+	return c, nil
+}
+
 func newFabricDownCmd() *cobra.Command {
 	var file string
 	c := &cobra.Command{
 		Use:   "down [NAME | -f FILE]",
-		Short: "Stop every process and remove every namespace, link and file of a fabric",
+		Short: "Stop every process and remove every namespace, link, file and the store of a fabric",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := fabricName(file, args)
 			if err != nil {
 				return err
 			}
-			if err := ctl.Preflight(); err != nil {
-				return err
-			}
-			s, err := ctl.LoadState(name)
-			if ctl.IsNotUp(err) {
-				fmt.Fprintf(cmd.OutOrStdout(), "fabric %s is not up: nothing to remove\n", name)
-				return nil
-			}
+			exe, err := exePath()
 			if err != nil {
 				return err
 			}
-			if err := ctl.Down(s); err != nil {
-				return fmt.Errorf("fabric %s: %w", name, err)
+			if err := ctl.Down(exe, name); err != nil {
+				if errors.Is(err, ctl.ErrNotUp) {
+					fmt.Fprintf(cmd.OutOrStdout(), "fabric %s is not up: nothing to remove\n", name)
+					return nil
+				}
+				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "fabric %s is down\n", name)
 			return nil
@@ -120,25 +225,23 @@ func newFabricStatusCmd() *cobra.Command {
 	var file, output string
 	c := &cobra.Command{
 		Use:   "status [NAME | -f FILE]",
-		Short: "Show a fabric: VPCs, endpoints, ENIs, targets, forwarders",
+		Short: "Show a fabric: ctld, VPCs, endpoints and their states, ENIs, targets, forwarders",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := fabricName(file, args)
 			if err != nil {
 				return err
 			}
-			s, err := ctl.LoadState(name)
-			if ctl.IsNotUp(err) {
-				return fmt.Errorf("fabric %s is not up", name)
-			}
+			c, err := client(cmd, name)
 			if err != nil {
 				return err
 			}
-			r := s.Report()
+			r, err := c.Status()
+			if err != nil {
+				return err
+			}
 			if output == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(r)
+				return writeJSON(cmd.OutOrStdout(), r)
 			}
 			r.WriteTable(cmd.OutOrStdout())
 			return nil
@@ -165,39 +268,10 @@ func newFabricValidateCmd() *cobra.Command {
 	}
 }
 
+// newDeregisterCmd is the older spelling of `pvlink target deregister`.
 func newDeregisterCmd() *cobra.Command {
-	var group, target string
-	c := &cobra.Command{
-		Use:   "deregister-target NAME --target-group TG --target IP:PORT",
-		Short: "Deregister a target: it drains (no new flows) for the group's deregistration delay",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			addr, err := netip.ParseAddrPort(target)
-			if err != nil {
-				return fmt.Errorf("--target %q: want IP:PORT", target)
-			}
-			unlock, err := ctl.Lock(args[0])
-			if err != nil {
-				return fmt.Errorf("fabric %s is not up", args[0])
-			}
-			defer unlock()
-			s, err := ctl.LoadState(args[0])
-			if err != nil {
-				return fmt.Errorf("fabric %s is not up", args[0])
-			}
-			if err := s.DeregisterTarget(group, addr, time.Now()); err != nil {
-				return err
-			}
-			if err := s.Push(10 * time.Second); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "target %s of %s is draining (config version %d)\n", addr, group, s.Version)
-			return nil
-		},
-	}
-	c.Flags().StringVar(&group, "target-group", "", "target group name")
-	c.Flags().StringVar(&target, "target", "", "target IP:PORT")
-	c.MarkFlagRequired("target-group")
-	c.MarkFlagRequired("target")
+	c := newTargetVerbCmd("deregister")
+	c.Use = "deregister-target NAME --target-group TG --target IP:PORT"
+	c.Hidden = true
 	return c
 }

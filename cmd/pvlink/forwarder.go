@@ -13,8 +13,8 @@ func newForwarderCmd() *cobra.Command {
 	var verbose bool
 	var procs int
 	c := &cobra.Command{
-		Use:   "forwarder --config FILE",
-		Short: "Run the forwarder of one Availability Zone (started by fabric up)",
+		Use:   "forwarder --config FILE --control SOCKET",
+		Short: "Run the forwarder of one Availability Zone (started by ctld)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Log = logger(verbose)
@@ -24,9 +24,9 @@ func newForwarderCmd() *cobra.Command {
 			return dataplane.Serve(cmd.Context(), o)
 		},
 	}
-	c.Flags().StringVar(&o.ConfigPath, "config", "", "forwarder config snapshot (JSON, written by ctl); SIGHUP reloads it")
+	c.Flags().StringVar(&o.ConfigPath, "config", "", "first config snapshot (JSON, written by ctld)")
+	c.Flags().StringVar(&o.ControlPath, "control", "", "unix socket on which ctld pushes snapshots and reads the forwarder's status")
 	c.Flags().StringVar(&o.MetricsListen, "metrics", "127.0.0.1:0", "address of the Prometheus metrics endpoint")
-	c.Flags().StringVar(&o.StatusPath, "status-file", "", "file to write the forwarder's status to once it carries traffic")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "log each refused connection")
 	// One P by default: the relay is a chain of short hand-offs between
 	// goroutines, and with a second P the runtime spent a quarter of the
@@ -34,5 +34,6 @@ func newForwarderCmd() *cobra.Command {
 	// forwarder_workers instead, as HAProxy does with threads.
 	c.Flags().IntVar(&procs, "gomaxprocs", 1, "Go scheduler threads (GOMAXPROCS) of this process; 0 = one per core")
 	c.MarkFlagRequired("config")
+	c.MarkFlagRequired("control")
 	return c
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"pvlink.dev/pvlink/ctl"
 )
 
 func main() {
@@ -26,13 +28,24 @@ func main() {
 }
 
 func newRoot() *cobra.Command {
+	var pidFile string
 	root := &cobra.Command{
 		Use:           "pvlink",
 		Short:         "A PrivateLink-shaped data plane in network namespaces",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// ctld gives every process it starts a pid file, written first
+		// thing, so that a ctld that restarts finds them all again.
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			if pidFile != "" {
+				return ctl.WritePIDFile(pidFile)
+			}
+			return nil
+		},
 	}
-	root.AddCommand(newFabricCmd(), newFlowsCmd(), newBenchCmd(), newForwarderCmd(), newTargetCmd(), newClientCmd())
+	root.PersistentFlags().StringVar(&pidFile, "pid-file", "", "write the process id here first (ctld sets it for the processes it starts)")
+	root.PersistentFlags().MarkHidden("pid-file")
+	root.AddCommand(newFabricCmd(), newEndpointCmd(), newFlowsCmd(), newBenchCmd(), newCtldCmd(), newForwarderCmd(), newTargetCmd(), newClientCmd(), newVersionCmd())
 	return root
 }
 

@@ -14,28 +14,32 @@ import (
 
 // fromForwarder is one forwarder process's answer.
 type fromForwarder[T any] struct {
-	ctl.ForwarderState
+	ctl.ForwarderReport
 	Doc T
 }
 
 // fromForwarders reads one JSON document (path: /counters, /flows, ...)
 // from every forwarder process of a fabric (every worker of every AZ), in
 // the state's order.
-func fromForwarders[T any](name, path string) ([]fromForwarder[T], error) {
-	s, err := ctl.LoadState(name)
+func fromForwarders[T any](cmd *cobra.Command, name, path string) ([]fromForwarder[T], error) {
+	c, err := client(cmd, name)
 	if err != nil {
-		return nil, fmt.Errorf("fabric %s is not up", name)
+		return nil, err
+	}
+	s, err := c.Status()
+	if err != nil {
+		return nil, err
 	}
 	var out []fromForwarder[T]
-	for _, f := range s.Report().Forwarders {
+	for _, f := range s.Forwarders {
 		if !f.Alive || f.Metrics == "" {
-			return nil, fmt.Errorf("forwarder %s is not running (its log: %s)", f.Label(), f.Process.Log)
+			return nil, fmt.Errorf("forwarder %s is not running (its log: %s)", f.Label(), f.Log)
 		}
 		var v T
-		if err := ctl.ForwarderJSON(f.ForwarderState, path, &v); err != nil {
+		if err := ctl.ForwarderJSON(f, path, &v); err != nil {
 			return nil, err
 		}
-		out = append(out, fromForwarder[T]{f.ForwarderState, v})
+		out = append(out, fromForwarder[T]{f, v})
 	}
 	return out, nil
 }
@@ -69,7 +73,7 @@ func newFabricMetricsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			docs, err := fromForwarders[[]dataplane.ENICounters](name, "/counters")
+			docs, err := fromForwarders[[]dataplane.ENICounters](cmd, name, "/counters")
 			if err != nil {
 				return err
 			}
@@ -117,7 +121,7 @@ func newFlowsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			docs, err := fromForwarders[[]dataplane.FlowInfo](name, "/flows")
+			docs, err := fromForwarders[[]dataplane.FlowInfo](cmd, name, "/flows")
 			if err != nil {
 				return err
 			}
@@ -164,7 +168,7 @@ func newTargetHealthCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			docs, err := fromForwarders[[]dataplane.TargetInfo](name, "/targets")
+			docs, err := fromForwarders[[]dataplane.TargetInfo](cmd, name, "/targets")
 			if err != nil {
 				return err
 			}

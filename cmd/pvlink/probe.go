@@ -13,6 +13,7 @@ import (
 
 	"pvlink.dev/pvlink/bench/peer"
 	"pvlink.dev/pvlink/ctl"
+	"pvlink.dev/pvlink/dataplane"
 	"pvlink.dev/pvlink/nsenter"
 )
 
@@ -44,13 +45,25 @@ func newFabricProbeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := ctl.LoadState(name)
+			c, err := client(cmd, name)
 			if err != nil {
-				return fmt.Errorf("fabric %s is not up", name)
+				return err
+			}
+			s, err := c.Status()
+			if err != nil {
+				return err
 			}
 			var results []probeResult
 			failed := 0
 			for _, e := range s.Endpoints {
+				if e.State != dataplane.StateAvailable {
+					// Only an available endpoint carries traffic: a probe
+					// would only time out.
+					if output == "table" {
+						fmt.Fprintf(cmd.OutOrStdout(), "%s: skipped, the endpoint is %s\n", e.ID, e.State)
+					}
+					continue
+				}
 				for _, eni := range e.ENIs {
 					for _, port := range e.Ports {
 						for _, ip := range []string{eni.IP, eni.IPv6} {
@@ -85,7 +98,7 @@ func newFabricProbeCmd() *cobra.Command {
 	return c
 }
 
-func probe(ctx context.Context, s *ctl.State, e ctl.EndpointState, eni ctl.ENIState, ip string, port int) probeResult {
+func probe(ctx context.Context, s *ctl.Report, e ctl.EndpointState, eni ctl.ENIState, ip string, port int) probeResult {
 	r := probeResult{Endpoint: e.ID, AZ: eni.AZ, ENI: eni.ID, Addr: net.JoinHostPort(ip, strconv.Itoa(port))}
 	for _, lb := range s.LoadBalancers {
 		for _, n := range lb.Nodes {

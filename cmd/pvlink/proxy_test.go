@@ -78,7 +78,7 @@ func TestProxyProtocolTellsTheTargetTheConsumerAndEndpoint(t *testing.T) {
 		}
 		log := ""
 		waitUntil(t, 5*time.Second, "a health check at "+tg.IP, func() bool {
-			data, _ := os.ReadFile(tg.Process.Log)
+			data, _ := os.ReadFile(tg.Log)
 			log = string(data)
 			return strings.Contains(log, `"command":"LOCAL"`)
 		})

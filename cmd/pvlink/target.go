@@ -14,10 +14,19 @@ import (
 )
 
 func newTargetCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "target",
+		Short: "Register and deregister targets; serve one (ctld runs a server per target)",
+	}
+	c.AddCommand(newTargetServeCmd(), newTargetVerbCmd("register"), newTargetVerbCmd("deregister"))
+	return c
+}
+
+func newTargetServeCmd() *cobra.Command {
 	var listen, ns, readyFile string
 	t := &peer.Target{}
 	c := &cobra.Command{
-		Use:   "target --listen ADDR",
+		Use:   "serve --listen ADDR",
 		Short: "A TCP server that reports each connection as a JSON line, then echoes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -106,6 +106,3 @@ func TestASecondOpenOfTheSameFileIsRefusedWithAReason(t *testing.T) {
 		t.Fatalf("err = %v, want %q", err, want)
 	}
 }
-
-
-

@@ -203,7 +203,7 @@ func (f *Fabric) GetJSON(t testing.TB, az, path string, v any) {
 // ForwarderJSON reads a JSON document from one forwarder process into v.
 func ForwarderJSON(t testing.TB, fw ctl.ForwarderReport, path string, v any) {
 	t.Helper()
-	if err := ctl.ForwarderJSON(fw.ForwarderState, path, v); err != nil {
+	if err := ctl.ForwarderJSON(fw, path, v); err != nil {
 		t.Fatal(err)
 	}
 }

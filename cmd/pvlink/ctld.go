@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+
+	"pvlink.dev/pvlink/ctl"
+)
+
+func newCtldCmd() *cobra.Command {
+	var o ctl.DaemonOptions
+	var verbose bool
+	c := &cobra.Command{
+		Use:   "ctld --fabric NAME",
+		Short: "Run the control daemon of a fabric: the one writer of its model (fabric up starts it)",
+		Long: `ctld owns one fabric: it keeps the model in a store (bbolt, under ` + ctl.DataDir + `/NAME),
+answers the CLI on a unix socket (` + ctl.RunDir + `/NAME/ctld.sock), makes the host
+match the model (namespaces, TUNs, routes, targets, forwarders), restarts
+forwarders that die, and pushes each new snapshot to them. Stopping it
+leaves the fabric running; started again, it adopts what it finds.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := ctl.Preflight(); err != nil {
+				return err
+			}
+			exe, err := exePath()
+			if err != nil {
+				return err
+			}
+			o.Exe, o.Log = exe, logger(verbose)
+			return ctl.RunDaemon(cmd.Context(), o)
+		},
+	}
+	c.Flags().StringVar(&o.Fabric, "fabric", "", "the fabric this daemon owns")
+	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every step")
+	c.MarkFlagRequired("fabric")
+	return c
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print pvlink's module version and the VCS revision it was built from",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			info, ok := debug.ReadBuildInfo()
+			if !ok {
+				fmt.Fprintln(cmd.OutOrStdout(), "pvlink (no build information)")
+				return
+			}
+			rev, modified, when := "unknown", false, ""
+			for _, s := range info.Settings {
+				switch s.Key {
+				case "vcs.revision":
+					rev = s.Value
+				case "vcs.modified":
+					modified = s.Value == "true"
+				case "vcs.time":
+					when = " " + s.Value
+				}
+			}
+			if modified {
+				rev += "+modified"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "pvlink %s (revision %s%s, %s)\n", info.Main.Version, rev, when, info.GoVersion)
+		},
+	}
+}

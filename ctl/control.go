@@ -1,0 +1,75 @@
+package ctl
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"pvlink.dev/pvlink/dataplane"
+)
+
+// The client side of a forwarder's control channel: an HTTP exchange over
+// its unix socket.
+
+func unixClient(sock string, timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+			},
+			DisableKeepAlives: true,
+		},
+	}
+}
+
+// forwarderStatus asks a forwarder for its status.
+func forwarderStatus(sock string) (*dataplane.Status, error) {
+	resp, err := unixClient(sock, 2*time.Second).Get("http://forwarder/status")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var st dataplane.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// pushSnapshot sends a snapshot to a forwarder: to apply, or (check) only
+// to be judged. A refusal comes back as an error with the forwarder's
+// reason.
+func pushSnapshot(sock string, cfg *dataplane.Config, check bool) error {
+	body, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	url := "http://forwarder/config"
+	if check {
+		url += "?check=1"
+	}
+	req, _ := http.NewRequest(http.MethodPut, url, bytes.NewReader(body))
+	resp, err := unixClient(sock, 30*time.Second).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var res dataplane.ApplyResult
+	data, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(data, &res); err != nil {
+		return fmt.Errorf("forwarder answered %s: %s", resp.Status, data)
+	}
+	if res.Error != "" {
+		return fmt.Errorf("%s", res.Error)
+	}
+	return nil
+}
+
+func jsonMarshal(v any) ([]byte, error)   { return json.Marshal(v) }
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

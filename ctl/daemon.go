@@ -1,0 +1,353 @@
+package ctl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"pvlink.dev/pvlink/ctl/store"
+)
+
+// Daemon is ctld: the one writer of a fabric's model. It answers the CLI
+// (and every later API) on a unix socket, commits each change to its store
+// before it answers, and has the realizer make the host match.
+type Daemon struct {
+	name string
+	log  *slog.Logger
+	st   store.Store
+	r    *realizer
+
+	// mu serialises changes: an operation reads model, changes a copy,
+	// commits it, then swaps it in. model is replaced, never changed in
+	// place, so a reader may keep the pointer it loaded.
+	mu    sync.Mutex
+	model *State
+	has   bool // the store holds a model (the fabric exists)
+
+	kick    chan struct{}
+	downReq chan chan error // a caller waiting for `down` to finish
+	started time.Time
+}
+
+// DaemonOptions are ctld's settings.
+type DaemonOptions struct {
+	Fabric string
+	Exe    string // the pvlink binary, to start forwarders and targets
+	Log    *slog.Logger
+}
+
+// SocketPath is where a fabric's ctld listens.
+func SocketPath(fabric string) string { return filepath.Join(Dir(fabric), "ctld.sock") }
+
+// RunDaemon runs ctld for a fabric until ctx ends or the fabric is taken
+// down. At start it loads the model and reconciles the host with it: after
+// a crash the namespaces and processes are still there and are adopted;
+// after a reboot they are made again.
+func RunDaemon(ctx context.Context, o DaemonOptions) error {
+	if !nameRe.MatchString(o.Fabric) {
+		return fmt.Errorf("%q is not a valid fabric name", o.Fabric)
+	}
+	for _, dir := range []string{Dir(o.Fabric), StoreDir(o.Fabric)} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", dir, err)
+		}
+	}
+	st, err := store.OpenBolt(filepath.Join(StoreDir(o.Fabric), "state.db"), 2*time.Second)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	d := &Daemon{
+		name: o.Fabric, log: o.Log, st: st, kick: make(chan struct{}, 1), downReq: make(chan chan error),
+		started: time.Now().UTC(),
+		r:       &realizer{fabric: o.Fabric, dir: Dir(o.Fabric), exe: o.Exe, log: o.Log, st: st, restarts: map[string]int{}},
+	}
+	err = st.View(func(tx store.ReadTx) error {
+		m, ok, err := loadModel(tx)
+		d.model, d.has = m, ok
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if !d.has {
+		d.model = &State{Name: o.Fabric}
+	}
+	sock := SocketPath(o.Fabric)
+	os.Remove(sock)
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return fmt.Errorf("ctld socket %s: %w", sock, err)
+	}
+	os.Chmod(sock, 0o600)
+	srv := &http.Server{Handler: d.routes(), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+	o.Log.Info("ctld serving", "fabric", o.Fabric, "socket", sock, "version", d.model.Version, "store", filepath.Join(StoreDir(o.Fabric), "state.db"))
+
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		d.r.reconcile(d.current())
+		select {
+		case <-ctx.Done():
+			o.Log.Info("ctld stopping; the fabric keeps running")
+			return nil
+		case done := <-d.downReq:
+			err := d.down()
+			done <- err
+			if err == nil {
+				// Give the answer time to leave before the socket goes.
+				time.Sleep(100 * time.Millisecond)
+				return nil
+			}
+		case <-d.kick:
+		case <-tick.C:
+		}
+	}
+}
+
+func (d *Daemon) current() *State {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.model
+}
+
+// down removes everything the fabric has on the host, then its store.
+func (d *Daemon) down() error {
+	d.mu.Lock()
+	d.model = &State{Name: d.name}
+	d.mu.Unlock()
+	if err := d.r.reconcile(d.model); err != nil {
+		return err
+	}
+	if err := d.st.Close(); err != nil {
+		return err
+	}
+	os.RemoveAll(StoreDir(d.name))
+	// The runtime folder goes last, but for the socket (removed as ctld
+	// exits) and ctld's own log and pid file, which `fabric down` removes.
+	return nil
+}
+
+// mutate is every change to the model: op changes a copy; the copy is
+// checked by the forwarders that will serve it, committed, and only then
+// becomes the model. A refusal at any step leaves the model as it was.
+func (d *Daemon) mutate(op func(*State) error) (uint64, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	next := d.model.Clone()
+	if err := op(next); err != nil {
+		return 0, err
+	}
+	next.Version = d.model.Version + 1
+	if err := d.checkForwarders(next); err != nil {
+		return 0, err
+	}
+	if _, err := d.st.Update(func(tx store.Tx) error { return saveModel(tx, next) }); err != nil {
+		return 0, fmt.Errorf("commit version %d: %w", next.Version, err)
+	}
+	d.model, d.has = next, true
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+	return next.Version, nil
+}
+
+// checkForwarders asks every running forwarder that keeps running under
+// next whether it can serve its new snapshot.
+func (d *Daemon) checkForwarders(next *State) error {
+	for _, f := range desiredForwarders(next) {
+		sock := d.r.procPath(forwarderKey(f.AZ, f.Worker, f.Workers), ".sock")
+		if _, err := forwarderStatus(sock); err != nil {
+			continue // not running: it will start with the snapshot
+		}
+		if err := pushSnapshot(sock, next.ForwarderConfig(f.AZ), true); err != nil {
+			return &RefusedError{Msg: fmt.Sprintf("forwarder %s refused version %d: %v; the model is unchanged", f.Label(), next.Version, err)}
+		}
+	}
+	return nil
+}
+
+// RefusedError is a change a forwarder refused.
+type RefusedError struct{ Msg string }
+
+func (e *RefusedError) Error() string { return e.Msg }
+
+// Answer is what ctld answers a change: the model version it made.
+type Answer struct {
+	Version uint64 `json:"version"`
+	Message string `json:"message,omitempty"`
+}
+
+// apiError is the body of every refusal.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func (d *Daemon) routes() http.Handler {
+	mux := http.NewServeMux()
+	reply := func(w http.ResponseWriter, code int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(v)
+	}
+	fail := func(w http.ResponseWriter, err error) {
+		code := http.StatusInternalServerError
+		var me *ModelError
+		var te *TopologyError
+		var re *RefusedError
+		var ee *ExistsError
+		switch {
+		case errors.As(err, &ee):
+			code = http.StatusConflict
+		case errors.As(err, &me), errors.As(err, &te):
+			code = http.StatusBadRequest
+		case errors.As(err, &re):
+			code = http.StatusUnprocessableEntity
+		}
+		reply(w, code, apiError{Error: err.Error()})
+	}
+	change := func(w http.ResponseWriter, op func(*State) error, msg string) {
+		v, err := d.mutate(op)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		d.log.Info("model changed", "version", v, "change", msg)
+		reply(w, http.StatusOK, Answer{Version: v, Message: msg})
+	}
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		if !d.exists() {
+			reply(w, http.StatusNotFound, apiError{Error: "fabric " + d.name + " has no model yet"})
+			return
+		}
+		reply(w, http.StatusOK, d.report())
+	})
+	// POST /apply?create=1: a topology (YAML) as the whole model; create
+	// refuses a fabric that exists.
+	mux.HandleFunc("POST /apply", func(w http.ResponseWriter, r *http.Request) {
+		data, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		file := r.URL.Query().Get("file")
+		t, err := ParseTopology(file, data)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		if t.Name != d.name {
+			fail(w, refuse("the topology is fabric %s; this ctld runs fabric %s", t.Name, d.name))
+			return
+		}
+		create := r.URL.Query().Get("create") == "1"
+		change(w, func(s *State) error {
+			if create && d.has {
+				return &ExistsError{Fabric: d.name}
+			}
+			return s.ApplyTopology(t, file)
+		}, "apply "+file)
+	})
+	mux.HandleFunc("POST /endpoints/{id}/{verb}", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		switch verb := r.PathValue("verb"); verb {
+		case "accept":
+			change(w, func(s *State) error { return s.AcceptEndpoint(id) }, "accept "+id)
+		case "reject":
+			change(w, func(s *State) error { return s.RejectEndpoint(id) }, "reject "+id)
+		case "delete":
+			change(w, func(s *State) error { return s.DeleteEndpoint(id) }, "delete "+id)
+		default:
+			reply(w, http.StatusNotFound, apiError{Error: "no endpoint verb " + verb + " (accept, reject, delete)"})
+		}
+	})
+	mux.HandleFunc("POST /targets/{verb}", func(w http.ResponseWriter, r *http.Request) {
+		group := r.URL.Query().Get("target_group")
+		addr, err := netip.ParseAddrPort(r.URL.Query().Get("target"))
+		if err != nil {
+			if a, aerr := netip.ParseAddr(r.URL.Query().Get("target")); aerr == nil {
+				addr, err = netip.AddrPortFrom(a, 0), nil
+			}
+		}
+		if err != nil {
+			fail(w, refuse("target %q: want IP or IP:PORT", r.URL.Query().Get("target")))
+			return
+		}
+		external, _ := strconv.ParseBool(r.URL.Query().Get("external"))
+		switch verb := r.PathValue("verb"); verb {
+		case "register":
+			change(w, func(s *State) error { return s.RegisterTarget(group, addr, external) }, "register "+addr.String()+" in "+group)
+		case "deregister":
+			change(w, func(s *State) error { return s.DeregisterTarget(group, addr, time.Now()) }, "deregister "+addr.String()+" from "+group)
+		default:
+			reply(w, http.StatusNotFound, apiError{Error: "no target verb " + verb + " (register, deregister)"})
+		}
+	})
+	// GET /wait?version=N&timeout=D: until the host runs version N (every
+	// forwarder applied it, every target server listens).
+	mux.HandleFunc("GET /wait", func(w http.ResponseWriter, r *http.Request) {
+		want, _ := strconv.ParseUint(r.URL.Query().Get("version"), 10, 64)
+		timeout, err := time.ParseDuration(r.URL.Query().Get("timeout"))
+		if err != nil || timeout <= 0 {
+			timeout = 30 * time.Second
+		}
+		deadline := time.Now().Add(timeout)
+		for {
+			applied, ready, rerr := d.r.outcome()
+			if applied >= want && ready && rerr == nil {
+				reply(w, http.StatusOK, Answer{Version: applied})
+				return
+			}
+			if time.Now().After(deadline) {
+				msg := fmt.Sprintf("version %d is not running everywhere after %s", want, timeout)
+				if rerr != nil {
+					msg += ": " + rerr.Error()
+				}
+				reply(w, http.StatusGatewayTimeout, apiError{Error: msg})
+				return
+			}
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	})
+	mux.HandleFunc("POST /down", func(w http.ResponseWriter, r *http.Request) {
+		done := make(chan error, 1)
+		d.downReq <- done
+		if err := <-done; err != nil {
+			fail(w, fmt.Errorf("fabric %s: %w", d.name, err))
+			return
+		}
+		reply(w, http.StatusOK, Answer{Message: "fabric " + d.name + " is down"})
+	})
+	return mux
+}
+
+func (d *Daemon) exists() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.has
+}
+
+// ExistsError refuses to create a fabric that exists.
+type ExistsError struct{ Fabric string }
+
+func (e *ExistsError) Error() string {
+	return fmt.Sprintf("fabric %s is already up (see `pvlink fabric status %s`; `pvlink fabric apply -f FILE` changes it, `pvlink fabric down %s` removes it)", e.Fabric, e.Fabric, e.Fabric)
+}

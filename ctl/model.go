@@ -1,0 +1,313 @@
+package ctl
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"pvlink.dev/pvlink/dataplane"
+)
+
+// The model's operations. Each works on a copy of the committed model
+// (Clone), checks its rules and changes the copy; ctld commits the copy
+// only when the operation returned nil, so a refused operation changes
+// nothing. The topology file (ApplyTopology) and the lifecycle verbs are
+// front-ends over these.
+
+// ModelError is an operation refused because it breaks a rule: the caller
+// gets the sentence, the model stays as it was.
+type ModelError struct{ Msg string }
+
+func (e *ModelError) Error() string { return e.Msg }
+
+func refuse(format string, args ...any) error { return &ModelError{Msg: fmt.Sprintf(format, args...)} }
+
+// Clone returns a deep copy of the model.
+func (s *State) Clone() *State {
+	data, err := json.Marshal(s)
+	if err != nil {
+		panic(err) // State holds only JSON-safe values
+	}
+	var c State
+	if err := json.Unmarshal(data, &c); err != nil {
+		panic(err)
+	}
+	return &c
+}
+
+// connected reports whether an endpoint holds a connection to its service:
+// requested, accepted or in use.
+func connected(state string) bool {
+	switch state {
+	case dataplane.StatePendingAcceptance, dataplane.StatePending, dataplane.StateAvailable:
+		return true
+	}
+	return false
+}
+
+// Endpoint finds an endpoint by id or name.
+func (s *State) Endpoint(ref string) (*EndpointState, error) {
+	for i := range s.Endpoints {
+		if e := &s.Endpoints[i]; e.ID == ref || e.Name == ref {
+			return e, nil
+		}
+	}
+	return nil, refuse("endpoint %s does not exist in fabric %s", ref, s.Name)
+}
+
+// AcceptEndpoint accepts a connection request: the endpoint becomes
+// available and carries traffic.
+func (s *State) AcceptEndpoint(ref string) error {
+	e, err := s.Endpoint(ref)
+	if err != nil {
+		return err
+	}
+	if e.State != dataplane.StatePendingAcceptance {
+		return refuse("endpoint %s is %s: only a connection request that is pendingAcceptance can be accepted", e.ID, e.State)
+	}
+	e.State = dataplane.StateAvailable
+	return nil
+}
+
+// RejectEndpoint rejects a connection request, or a connection already in
+// use: the endpoint stops carrying traffic and its open flows are reset.
+func (s *State) RejectEndpoint(ref string) error {
+	e, err := s.Endpoint(ref)
+	if err != nil {
+		return err
+	}
+	if !connected(e.State) {
+		return refuse("endpoint %s is %s: only a pending or available endpoint can be rejected", e.ID, e.State)
+	}
+	e.State = dataplane.StateRejected
+	return nil
+}
+
+// DeleteEndpoint deletes an endpoint with its ENIs; its flows are reset.
+func (s *State) DeleteEndpoint(ref string) error {
+	e, err := s.Endpoint(ref)
+	if err != nil {
+		return err
+	}
+	id := e.ID
+	s.Endpoints = slices.DeleteFunc(s.Endpoints, func(o EndpointState) bool { return o.ID == id })
+	return nil
+}
+
+// RegisterTarget registers an IP target in a target group, or registers
+// again one that is draining. The target's AZ is its subnet's.
+func (s *State) RegisterTarget(group string, addr netip.AddrPort, external bool) error {
+	var tg *TargetGroupState
+	for i := range s.TargetGroups {
+		if s.TargetGroups[i].Name == group {
+			tg = &s.TargetGroups[i]
+		}
+	}
+	if tg == nil {
+		return refuse("target group %s does not exist in fabric %s", group, s.Name)
+	}
+	if addr.Port() == 0 {
+		addr = netip.AddrPortFrom(addr.Addr(), uint16(tg.Port))
+	}
+	for i := range s.Targets {
+		t := &s.Targets[i]
+		if t.TargetGroup == group && t.IP == addr.Addr().String() && t.Port == int(addr.Port()) {
+			if t.DeregisteredAt.IsZero() {
+				return refuse("target %s is already registered in target group %s", addr, group)
+			}
+			t.DeregisteredAt = time.Time{}
+			return nil
+		}
+	}
+	az := azOfAddr(s, tg.VPC, addr.Addr().String())
+	if az == "" {
+		return refuse("target %s is not in a subnet of VPC %s, the VPC of target group %s", addr.Addr(), tg.VPC, group)
+	}
+	if !addr.Addr().Is4() {
+		return refuse("target %s: pvlink's targets are IPv4 addresses", addr)
+	}
+	// An address held by a load-balancer node or a subnet's host cannot be
+	// a target that pvlink runs.
+	for _, v := range s.VPCs {
+		if v.Name != tg.VPC {
+			continue
+		}
+		for _, sn := range v.Subnets {
+			if sn.HostIP == addr.Addr().String() {
+				return refuse("target %s is the address of subnet %s's host, not free for a target", addr.Addr(), sn.Name)
+			}
+		}
+	}
+	for _, lb := range s.LoadBalancers {
+		for _, n := range lb.Nodes {
+			if n.IP == addr.Addr().String() {
+				return refuse("target %s is the address of load balancer %s's node in %s", addr.Addr(), lb.Name, n.AZ)
+			}
+		}
+	}
+	s.Targets = append(s.Targets, TargetState{
+		IP: addr.Addr().String(), Port: int(addr.Port()), AZ: az,
+		Netns: NetnsName(s.Name, tg.VPC), TargetGroup: group, External: external,
+	})
+	return nil
+}
+
+// ApplyTopology makes the model what a validated topology says, as
+// `kubectl apply` does: resources keep their ids when their names stay,
+// new ones get new ids, missing ones go. What the file does not hold (an
+// endpoint's acceptance, a target's deregistration) is kept for resources
+// that stay.
+func (s *State) ApplyTopology(t *Topology, file string) error {
+	if s.Name != "" && t.Name != s.Name {
+		return refuse("the topology is fabric %s; this is fabric %s", t.Name, s.Name)
+	}
+	next := Plan(t)
+	next.File = file
+	next.Version = s.Version
+	next.Created = s.Created
+	if next.Created.IsZero() {
+		next.Created = time.Now().UTC()
+	}
+	next.carryIDs(s)
+	if err := s.checkLoadBalancersLeaving(next); err != nil {
+		return err
+	}
+	*s = *next
+	return nil
+}
+
+// carryIDs gives the resources of next that old already has (by name) their
+// old ids and state.
+func (next *State) carryIDs(old *State) {
+	subnetIDs := map[string]string{}
+	for i := range next.VPCs {
+		v := &next.VPCs[i]
+		for _, ov := range old.VPCs {
+			if ov.Name == v.Name {
+				v.ID = ov.ID
+				for _, osn := range ov.Subnets {
+					subnetIDs[osn.Name] = osn.ID
+				}
+			}
+		}
+		for j := range v.Subnets {
+			if id, ok := subnetIDs[v.Subnets[j].Name]; ok {
+				v.Subnets[j].ID = id
+			}
+		}
+	}
+	vpcIDs := map[string]string{}
+	for _, v := range next.VPCs {
+		vpcIDs[v.Name] = v.ID
+	}
+	oldSvc := map[string]ServiceState{}
+	for _, os := range old.Services {
+		oldSvc[os.Name] = os
+	}
+	// Endpoints name their service by the id Plan made; point them at the
+	// carried one.
+	carried := map[string]ServiceState{} // planned id -> service as carried
+	for i := range next.Services {
+		sv := &next.Services[i]
+		planned := sv.ID
+		if os, ok := oldSvc[sv.Name]; ok {
+			sv.ID, sv.ServiceName, sv.State = os.ID, os.ServiceName, os.State
+		}
+		carried[planned] = *sv
+	}
+	oldEP := map[string]EndpointState{}
+	for _, oe := range old.Endpoints {
+		oldEP[oe.Name] = oe
+	}
+	for i := range next.Endpoints {
+		e := &next.Endpoints[i]
+		e.VPCID = vpcIDs[e.VPC]
+		if sv, ok := carried[e.ServiceID]; ok {
+			e.ServiceID, e.Service = sv.ID, sv.ServiceName
+		}
+		oe, ok := oldEP[e.Name]
+		if ok && oe.ServiceID == e.ServiceID && oe.VPC == e.VPC {
+			e.ID, e.State = oe.ID, oe.State
+			for j := range e.ENIs {
+				eni := &e.ENIs[j]
+				for _, oeni := range oe.ENIs {
+					if oeni.Subnet == eni.Subnet {
+						eni.ID, eni.Tun = oeni.ID, oeni.Tun
+						if eni.IP == "" {
+							eni.IP = oeni.IP
+						}
+					}
+				}
+			}
+		}
+		for j := range e.ENIs {
+			e.ENIs[j].SubnetID = subnetID(next, e.ENIs[j].Subnet)
+		}
+	}
+	for i := range next.Targets {
+		t := &next.Targets[i]
+		for _, ot := range old.Targets {
+			if ot.TargetGroup == t.TargetGroup && ot.IP == t.IP && ot.Port == t.Port {
+				t.DeregisteredAt = ot.DeregisteredAt
+			}
+		}
+	}
+}
+
+func subnetID(s *State, subnet string) string {
+	for _, v := range s.VPCs {
+		for _, sn := range v.Subnets {
+			if sn.Name == subnet {
+				return sn.ID
+			}
+		}
+	}
+	return ""
+}
+
+// checkLoadBalancersLeaving refuses a change that takes a load balancer
+// from a service while endpoints are connected to it.
+func (s *State) checkLoadBalancersLeaving(next *State) error {
+	nextSvc := map[string]ServiceState{}
+	for _, sv := range next.Services {
+		nextSvc[sv.ID] = sv
+	}
+	for _, sv := range s.Services {
+		var users []string
+		for _, e := range s.Endpoints {
+			if e.ServiceID == sv.ID && connected(e.State) {
+				users = append(users, e.ID)
+			}
+		}
+		if len(users) == 0 {
+			continue
+		}
+		ns, ok := nextSvc[sv.ID]
+		for _, lb := range sv.LoadBalancers {
+			if !ok || !slices.Contains(ns.LoadBalancers, lb) {
+				return refuse("load balancer %s cannot leave endpoint service %s while endpoints are connected to it (%s): reject or delete them first", lb, sv.Name, strings.Join(users, ", "))
+			}
+		}
+	}
+	return nil
+}
+
+// DeregisterTarget starts the deregistration of a target from a target
+// group, as ELBv2's DeregisterTargets: it drains for the group's delay.
+func (s *State) DeregisterTarget(group string, addr netip.AddrPort, now time.Time) error {
+	for i := range s.Targets {
+		t := &s.Targets[i]
+		if t.TargetGroup != group || t.IP != addr.Addr().String() || (addr.Port() != 0 && t.Port != int(addr.Port())) {
+			continue
+		}
+		if !t.DeregisteredAt.IsZero() {
+			return refuse("target %s of %s is already deregistered (since %s)", addr, group, t.DeregisteredAt.Format(time.RFC3339))
+		}
+		t.DeregisteredAt = now.UTC()
+		return nil
+	}
+	return refuse("target %s is not registered in target group %s", addr, group)
+}

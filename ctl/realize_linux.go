@@ -1,0 +1,605 @@
+package ctl
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	nl6 "github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"pvlink.dev/pvlink/ctl/store"
+	"pvlink.dev/pvlink/dataplane"
+	"pvlink.dev/pvlink/nsenter"
+)
+
+const (
+	// linkMTU is the MTU of every link pvlink makes: EC2's jumbo frames.
+	linkMTU = 9001
+	// readyTimeout bounds how long a started forwarder may take to answer
+	// on its control socket.
+	readyTimeout = 15 * time.Second
+)
+
+// Preflight checks what a fabric needs from the machine, before anything is
+// made.
+func Preflight() error {
+	if os.Geteuid() != 0 {
+		return errors.New("pvlink needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN) to create network namespaces and TUN devices; run it with sudo")
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		return errors.New("/dev/net/tun is missing: load the tun module (modprobe tun) or give the container the device")
+	}
+	return nil
+}
+
+// realizer makes the host match the model: namespaces, addresses, TUNs and
+// routes, target servers and forwarder processes. It is level-triggered: it
+// compares what the model wants with what it finds, and the same pass runs
+// at start-up, after a crash, after each change and on a timer (which is
+// how a forwarder that died is noticed and started again). Each pass first
+// adds what is missing, then pushes snapshots, and only then removes what
+// is no longer wanted, so a forwarder never loses a TUN it still serves.
+type realizer struct {
+	fabric string
+	dir    string // runtime folder
+	exe    string
+	log    *slog.Logger
+	st     store.Store
+
+	// mu guards the outcome of the last pass.
+	mu       sync.Mutex
+	applied  uint64 // the model version every forwarder reported
+	ready    bool   // every target server listens
+	lastErr  error
+	restarts map[string]int // processes started again after dying, by key
+}
+
+// ForwarderKey names a forwarder process: its AZ, worker and worker count.
+func forwarderKey(az string, worker, workers int) string {
+	return fmt.Sprintf("forwarder-%s-w%d-of-%d", az, worker, workers)
+}
+
+func (r *realizer) procPath(key, ext string) string { return filepath.Join(r.dir, key+ext) }
+
+// desiredForwarders lists the forwarder processes the model wants.
+func desiredForwarders(m *State) []ForwarderState {
+	var out []ForwarderState
+	workers := max(m.Workers, 1)
+	for _, az := range m.Zones() {
+		for w := 0; w < workers; w++ {
+			out = append(out, ForwarderState{AZ: az, Worker: w, Workers: workers})
+		}
+	}
+	return out
+}
+
+type targetServer struct {
+	key  string
+	t    TargetState
+	args []string
+}
+
+// desiredTargets lists the target servers pvlink runs: one per address, even
+// when it is registered in several groups.
+func desiredTargets(m *State) []targetServer {
+	seen := map[string]bool{}
+	var out []targetServer
+	for _, t := range m.Targets {
+		if t.External {
+			continue
+		}
+		key := fmt.Sprintf("target-%s-%d", t.IP, t.Port)
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		args := []string{"target", "serve", "--netns", t.Netns, "--listen", netip.AddrPortFrom(netip.MustParseAddr(t.IP), uint16(t.Port)).String(),
+			"--name", t.TargetGroup, "--az", t.AZ}
+		if m.targetGroupState(t.TargetGroup).ProxyProtocolV2 {
+			args = append(args, "--proxy-protocol")
+		}
+		out = append(out, targetServer{key: key, t: t, args: args})
+	}
+	return out
+}
+
+func (s *State) targetGroupState(name string) TargetGroupState {
+	for _, g := range s.TargetGroups {
+		if g.Name == name {
+			return g
+		}
+	}
+	return TargetGroupState{}
+}
+
+// reconcile runs one pass for model m (an empty model: the fabric is being
+// removed). It returns the first error; the next pass tries again.
+func (r *realizer) reconcile(m *State) error {
+	var errs []error
+	step := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	nsNames := map[string]bool{}
+	for _, v := range m.VPCs {
+		nsNames[v.Netns] = true
+	}
+	// 1. What is missing: namespaces, addresses, TUNs, routes.
+	if err := r.ensureNamespaces(m); err != nil {
+		r.finish(m, err)
+		return err
+	}
+	for _, v := range m.VPCs {
+		step(r.ensureAddresses(m, v))
+	}
+	for _, e := range m.Endpoints {
+		for _, eni := range e.ENIs {
+			if err := ensureENI(m, eni); err != nil {
+				step(fmt.Errorf("ENI %s of endpoint %s (TUN %s in netns %s): %w", eni.ID, e.ID, eni.Tun, eni.Netns, err))
+			}
+		}
+	}
+	// 2. Processes: targets, then forwarders (which get the snapshot).
+	wantTargets := map[string]bool{}
+	for _, ts := range desiredTargets(m) {
+		wantTargets[ts.key] = true
+		step(r.ensureTarget(ts))
+	}
+	wantFwd := map[string]bool{}
+	for _, f := range desiredForwarders(m) {
+		key := forwarderKey(f.AZ, f.Worker, f.Workers)
+		wantFwd[key] = true
+		step(r.ensureForwarder(m, f, key))
+	}
+	// 3. What is no longer wanted: processes, TUNs, namespaces.
+	step(r.removeProcesses(func(key string) bool { return wantTargets[key] || wantFwd[key] || key == "ctld" }))
+	for ns := range nsNames {
+		step(removeStaleTUNs(m, ns))
+	}
+	step(r.removeNamespaces(m))
+	err := errors.Join(errs...)
+	r.finish(m, err)
+	return err
+}
+
+// finish records the outcome of a pass.
+func (r *realizer) finish(m *State, err error) {
+	applied := m.Version
+	ready := true
+	for _, f := range desiredForwarders(m) {
+		st, serr := forwarderStatus(r.procPath(forwarderKey(f.AZ, f.Worker, f.Workers), ".sock"))
+		if serr != nil || st.ConfigVersion != m.Version {
+			applied = 0
+		}
+	}
+	for _, ts := range desiredTargets(m) {
+		if _, err := os.Stat(r.procPath(ts.key, ".ready")); err != nil {
+			ready = false
+		}
+	}
+	r.mu.Lock()
+	r.applied, r.ready, r.lastErr = applied, ready, err
+	r.mu.Unlock()
+	if err != nil {
+		r.log.Warn("host does not match the model yet", "version", m.Version, "err", err)
+	}
+}
+
+// outcome is the last pass's result.
+func (r *realizer) outcome() (applied uint64, ready bool, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.applied, r.ready, r.lastErr
+}
+
+// recordedNamespaces reads the namespaces this fabric has made.
+func (r *realizer) recordedNamespaces() ([]string, error) {
+	var out []string
+	err := r.st.View(func(tx store.ReadTx) error {
+		if data, ok := tx.Get(keyHostNamespaces); ok {
+			return jsonUnmarshal(data, &out)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (r *realizer) recordNamespaces(names []string) error {
+	sort.Strings(names)
+	names = slices.Compact(names)
+	_, err := r.st.Update(func(tx store.Tx) error {
+		if len(names) == 0 {
+			return tx.Delete(keyHostNamespaces)
+		}
+		data, err := jsonMarshal(names)
+		if err != nil {
+			return err
+		}
+		return tx.Put(keyHostNamespaces, data)
+	})
+	return err
+}
+
+// ensureNamespaces creates the VPCs' namespaces that are missing, each
+// recorded in the store before it is made.
+func (r *realizer) ensureNamespaces(m *State) error {
+	recorded, err := r.recordedNamespaces()
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, v := range m.VPCs {
+		if !nsenter.Exists(v.Netns) {
+			missing = append(missing, v.Netns)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := r.recordNamespaces(append(recorded, missing...)); err != nil {
+		return fmt.Errorf("record namespaces: %w", err)
+	}
+	for _, v := range m.VPCs {
+		if nsenter.Exists(v.Netns) {
+			continue
+		}
+		r.log.Info("create VPC", "vpc", v.Name, "id", v.ID, "netns", v.Netns)
+		if err := nsenter.Create(v.Netns); err != nil {
+			return fmt.Errorf("create netns %s for VPC %s: %w", v.Netns, v.Name, err)
+		}
+		if err := vpcSysctls(v.Netns); err != nil {
+			return fmt.Errorf("set sysctls in netns %s: %w", v.Netns, err)
+		}
+	}
+	return nil
+}
+
+// removeNamespaces deletes the namespaces this fabric made that the model
+// no longer has.
+func (r *realizer) removeNamespaces(m *State) error {
+	recorded, err := r.recordedNamespaces()
+	if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for _, v := range m.VPCs {
+		want[v.Netns] = true
+	}
+	var keep []string
+	var errs []error
+	for _, ns := range recorded {
+		if want[ns] {
+			keep = append(keep, ns)
+			continue
+		}
+		r.log.Info("remove netns", "netns", ns)
+		if err := nsenter.Delete(ns); err != nil {
+			errs = append(errs, err)
+			keep = append(keep, ns)
+		}
+	}
+	if len(keep) != len(recorded) {
+		errs = append(errs, r.recordNamespaces(keep))
+	}
+	return errors.Join(errs...)
+}
+
+// vpcSysctls widens a VPC's source port range so that a load-balancer node
+// can hold the NLB's 55,000 connections to one target (the kernel's
+// default range has 28,232 ports), and lets connect() reuse TIME_WAIT
+// ports, as busy NLB nodes and clients do.
+func vpcSysctls(ns string) error {
+	return nsenter.Sysctls(ns, map[string]string{
+		"net/ipv4/ip_local_port_range": "1024 65535",
+		"net/ipv4/tcp_tw_reuse":        "1",
+	})
+}
+
+func handleAt(ns string) (*netlink.Handle, error) {
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	return netlink.NewHandleAt(h)
+}
+
+// vpcHostAddrs are the addresses a VPC's namespace itself holds: subnet
+// hosts, load-balancer nodes and targets.
+func vpcHostAddrs(m *State, v VPCState) map[netip.Addr]bool {
+	want := map[netip.Addr]bool{}
+	add := func(s string) {
+		if a, err := netip.ParseAddr(s); err == nil {
+			want[a] = true
+		}
+	}
+	for _, sn := range v.Subnets {
+		add(sn.HostIP)
+		add(sn.HostIPv6)
+	}
+	for _, lb := range m.LoadBalancers {
+		if lb.VPC == v.Name {
+			for _, n := range lb.Nodes {
+				add(n.IP)
+			}
+		}
+	}
+	for _, t := range m.Targets {
+		// External targets get their address too: a test or a user's
+		// server listens on it.
+		if t.Netns == v.Netns {
+			add(t.IP)
+		}
+	}
+	return want
+}
+
+// ensureAddresses makes lo hold exactly the VPC's own addresses, each as a
+// /32 (/128): a wider prefix on lo would make the whole subnet local, ENI
+// addresses included. (lo rather than a dummy link: some kernels,
+// Firecracker's among them, have no dummy.)
+func (r *realizer) ensureAddresses(m *State, v VPCState) error {
+	nl, err := handleAt(v.Netns)
+	if err != nil {
+		return err
+	}
+	defer nl.Close()
+	lo, err := nl.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	if err := nl.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("bring up lo in %s: %w", v.Netns, err)
+	}
+	want := vpcHostAddrs(m, v)
+	have, err := nl.AddrList(lo, netlink.FAMILY_ALL)
+	if err != nil {
+		return err
+	}
+	for _, a := range have {
+		ip, _ := netip.AddrFromSlice(a.IP)
+		ip = ip.Unmap()
+		if ip.IsLoopback() {
+			continue
+		}
+		if want[ip] {
+			delete(want, ip)
+			continue
+		}
+		if err := nl.AddrDel(lo, &a); err != nil {
+			return fmt.Errorf("remove %s from lo in %s: %w", ip, v.Netns, err)
+		}
+	}
+	for a := range want {
+		addr, err := netlink.ParseAddr(netip.PrefixFrom(a, a.BitLen()).String())
+		if err != nil {
+			return err
+		}
+		addr.Flags = unix.IFA_F_NODAD // lo has no neighbours to ask
+		if err := nl.AddrAdd(lo, addr); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("add %s to lo in %s: %w", a, v.Netns, err)
+		}
+	}
+	return nil
+}
+
+// ensureENI makes the ENI's TUN if it is missing: persistent (it outlives a
+// forwarder restart), multi-queue with a virtio-net header (so the kernel
+// hands over GSO frames), MTU 9001, and a /32 route sending the ENI's
+// address into it. The address is not assigned in the namespace: the
+// forwarder's netstack owns it.
+func ensureENI(m *State, eni ENIState) error {
+	nl, err := handleAt(eni.Netns)
+	if err != nil {
+		return err
+	}
+	defer nl.Close()
+	l, err := nl.LinkByName(eni.Tun)
+	if err != nil {
+		err = nsenter.Do(eni.Netns, func() error {
+			return netlink.LinkAdd(&netlink.Tuntap{
+				LinkAttrs: netlink.LinkAttrs{Name: eni.Tun, MTU: linkMTU},
+				Mode:      netlink.TUNTAP_MODE_TUN,
+				// The forwarder workers open their queues with exactly
+				// these flags; a mismatch would make that open fail.
+				Flags: netlink.TuntapFlag(dataplane.TUNFlags &^ unix.IFF_TUN),
+			})
+		})
+		if err != nil {
+			return err
+		}
+		if l, err = nl.LinkByName(eni.Tun); err != nil {
+			return err
+		}
+		if err := nl.LinkSetMTU(l, linkMTU); err != nil {
+			return fmt.Errorf("set MTU %d: %w", linkMTU, err)
+		}
+		// No IPv6 link-local address: without one the consumer's kernel
+		// sends no router or multicast-listener solicitations into the
+		// ENI, which would only show up as dropped packets.
+		if err := nl.LinkSetIP6AddrGenMode(l, nl6.IN6_ADDR_GEN_MODE_NONE); err != nil {
+			return fmt.Errorf("disable IPv6 link-local address: %w", err)
+		}
+	} else if l.Type() != "tuntap" {
+		return fmt.Errorf("netns %s has a %s link called %s; pvlink needs that name for a TUN", eni.Netns, l.Type(), eni.Tun)
+	}
+	if l.Attrs().Flags&net.FlagUp == 0 {
+		if err := nl.LinkSetUp(l); err != nil {
+			return fmt.Errorf("bring up: %w", err)
+		}
+	}
+	host4, host6 := hostIPs(m, eni.Netns, eni.Subnet)
+	for _, pair := range [][2]string{{eni.IP, host4}, {eni.IPv6, host6}} {
+		if pair[0] == "" {
+			continue
+		}
+		a := netip.MustParseAddr(pair[0])
+		dst := netip.PrefixFrom(a, a.BitLen())
+		rt := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: ipNet(dst), Src: netip.MustParseAddr(pair[1]).AsSlice(), Scope: netlink.SCOPE_LINK}
+		if a.Is6() {
+			rt.Scope = netlink.SCOPE_UNIVERSE
+		}
+		if err := nl.RouteReplace(rt); err != nil {
+			return fmt.Errorf("route %s via %s: %w", dst, eni.Tun, err)
+		}
+	}
+	return nil
+}
+
+// removeStaleTUNs deletes the ENI TUNs in a namespace that no ENI of the
+// model has any more (their forwarders have already let go of them).
+func removeStaleTUNs(m *State, ns string) error {
+	if !nsenter.Exists(ns) {
+		return nil
+	}
+	want := map[string]bool{}
+	for _, e := range m.Endpoints {
+		for _, eni := range e.ENIs {
+			want[eni.Tun] = true
+		}
+	}
+	nl, err := handleAt(ns)
+	if err != nil {
+		return err
+	}
+	defer nl.Close()
+	links, err := nl.LinkList()
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		name := l.Attrs().Name
+		if l.Type() == "tuntap" && strings.HasPrefix(name, "eni-") && !want[name] {
+			if err := nl.LinkDel(l); err != nil {
+				return fmt.Errorf("remove TUN %s from %s: %w", name, ns, err)
+			}
+		}
+	}
+	return nil
+}
+
+func hostIPs(m *State, ns, subnet string) (string, string) {
+	for _, v := range m.VPCs {
+		for _, sn := range v.Subnets {
+			if v.Netns == ns && sn.Name == subnet {
+				return sn.HostIP, sn.HostIPv6
+			}
+		}
+	}
+	return "", ""
+}
+
+// ensureTarget starts a target server that is not running.
+func (r *realizer) ensureTarget(ts targetServer) error {
+	pidFile, log := r.procPath(ts.key, ".pid"), r.procPath(ts.key, ".log")
+	if findProcess(pidFile, log) != nil {
+		return nil
+	}
+	r.noteStart(ts.key)
+	r.log.Info("start target", "target", fmt.Sprintf("%s:%d", ts.t.IP, ts.t.Port), "az", ts.t.AZ, "netns", ts.t.Netns)
+	args := append(append([]string{}, ts.args...), "--ready-file", r.procPath(ts.key, ".ready"))
+	if _, err := startProcess(r.exe, args, pidFile, log); err != nil {
+		return fmt.Errorf("start target %s:%d: %w", ts.t.IP, ts.t.Port, err)
+	}
+	return nil
+}
+
+// noteStart counts a process started again after it had run before.
+func (r *realizer) noteStart(key string) {
+	if _, err := os.Stat(r.procPath(key, ".log")); err != nil {
+		return // first start
+	}
+	r.mu.Lock()
+	r.restarts[key]++
+	r.mu.Unlock()
+}
+
+// ensureForwarder starts a forwarder that is not running (with the latest
+// snapshot) and pushes the latest snapshot to one that runs an older one.
+func (r *realizer) ensureForwarder(m *State, f ForwarderState, key string) error {
+	sock, pidFile, log := r.procPath(key, ".sock"), r.procPath(key, ".pid"), r.procPath(key, ".log")
+	cfg := m.ForwarderConfig(f.AZ)
+	label := f.Label()
+	p := findProcess(pidFile, log)
+	if p == nil {
+		config := r.procPath(key, ".json")
+		if err := dataplane.WriteJSONFile(config, cfg); err != nil {
+			return fmt.Errorf("write snapshot of forwarder %s: %w", label, err)
+		}
+		r.noteStart(key)
+		r.log.Info("start forwarder", "forwarder", label, "enis", len(cfg.ENIs), "version", cfg.Version)
+		var err error
+		p, err = startProcess(r.exe, []string{"forwarder", "--config", config, "--control", sock, "--metrics", "127.0.0.1:0"}, pidFile, log)
+		if err != nil {
+			return fmt.Errorf("start forwarder %s: %w", label, err)
+		}
+		start := time.Now()
+		deadline := start.Add(readyTimeout)
+		for {
+			if _, err := forwarderStatus(sock); err == nil {
+				break
+			}
+			// Until it has exec'd, the child does not show its pid file.
+			if time.Since(start) > 200*time.Millisecond && !p.Alive() {
+				return fmt.Errorf("forwarder %s exited during start-up:\n%s", label, LogTail(log, 5))
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("forwarder %s not ready after %s; its log says:\n%s", label, readyTimeout, LogTail(log, 5))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	st, err := forwarderStatus(sock)
+	if err != nil {
+		return fmt.Errorf("forwarder %s: %w", label, err)
+	}
+	if st.ConfigVersion == cfg.Version {
+		return nil
+	}
+	if err := pushSnapshot(sock, cfg, false); err != nil {
+		return fmt.Errorf("forwarder %s refused version %d: %w", label, cfg.Version, err)
+	}
+	r.log.Info("snapshot applied", "forwarder", label, "version", cfg.Version)
+	return nil
+}
+
+// removeProcesses stops every process of the fabric's folder that keep does
+// not want.
+func (r *realizer) removeProcesses(keep func(key string) bool) error {
+	files, _ := filepath.Glob(filepath.Join(r.dir, "*.pid"))
+	var errs []error
+	for _, pf := range files {
+		key := strings.TrimSuffix(filepath.Base(pf), ".pid")
+		if keep(key) {
+			continue
+		}
+		if p := findProcess(pf, r.procPath(key, ".log")); p != nil {
+			r.log.Info("stop process", "process", key, "pid", p.PID)
+			if err := p.stop(3 * time.Second); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		for _, ext := range []string{".pid", ".sock", ".json", ".ready"} {
+			os.Remove(r.procPath(key, ext))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
