@@ -12,11 +12,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"pvlink.dev/pvlink/ctl/store"
+	"pvlink.dev/pvlink/nsenter"
 )
 
 // Daemon is ctld: the one writer of a fabric's model. It answers the CLI
@@ -181,6 +183,21 @@ func (d *Daemon) checkForwarders(next *State) error {
 	return nil
 }
 
+// checkNamespacesFree refuses a model whose VPC would take a namespace
+// that exists and is not this fabric's.
+func (d *Daemon) checkNamespacesFree(next *State) error {
+	ours, err := d.r.recordedNamespaces()
+	if err != nil {
+		return err
+	}
+	for _, v := range next.VPCs {
+		if nsenter.Exists(v.Netns) && !slices.Contains(ours, v.Netns) {
+			return refuse("network namespace %s already exists and is not part of a pvlink fabric: remove it (ip netns del %s) or rename VPC %s of fabric %s", v.Netns, v.Netns, v.Name, d.name)
+		}
+	}
+	return nil
+}
+
 // RefusedError is a change a forwarder refused.
 type RefusedError struct{ Msg string }
 
@@ -259,7 +276,10 @@ func (d *Daemon) routes() http.Handler {
 			if create && d.has {
 				return &ExistsError{Fabric: d.name}
 			}
-			return s.ApplyTopology(t, file)
+			if err := s.ApplyTopology(t, file); err != nil {
+				return err
+			}
+			return d.checkNamespacesFree(s)
 		}, "apply "+file)
 	})
 	mux.HandleFunc("POST /endpoints/{id}/{verb}", func(w http.ResponseWriter, r *http.Request) {
