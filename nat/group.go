@@ -131,6 +131,7 @@ func NewGroup(ctx context.Context, name string, s Settings, check CheckFunc, ev 
 // listed are forgotten at once.
 func (g *Group) Update(s Settings, regs []Registration) {
 	g.mu.Lock()
+	checkChanged := g.settings.HealthCheck != s.HealthCheck
 	g.settings = s
 	limit := int64(s.ConnLimit)
 	if limit <= 0 {
@@ -148,8 +149,23 @@ func (g *Group) Update(s Settings, regs []Registration) {
 				g.startCheckLocked(t)
 			}
 		}
-		if !r.DeregisteredAt.IsZero() && t.deregistered.IsZero() {
+		switch {
+		case !r.DeregisteredAt.IsZero() && t.deregistered.IsZero():
 			g.deregisterLocked(t, r.DeregisteredAt)
+		case r.DeregisteredAt.IsZero() && !t.deregistered.IsZero():
+			// Registered again while draining (or after): it starts
+			// over, as a new target does, from its first health check.
+			g.stopLocked(t)
+			t.deregistered, t.okRun, t.failRun = time.Time{}, 0, 0
+			t.health.Store(int32(Initial))
+			if g.inScope(t) {
+				g.startCheckLocked(t)
+			}
+		case checkChanged && t.deregistered.IsZero() && g.inScope(t):
+			// New health-check settings take effect at once; the
+			// target keeps its state.
+			g.stopLocked(t)
+			g.startCheckLocked(t)
 		}
 	}
 	for addr, t := range g.targets {

@@ -234,3 +234,48 @@ func BenchmarkPick(b *testing.B) {
 		g.Pick(f)
 	}
 }
+
+func TestADrainingTargetRegisteredAgainStartsOverAndTakesFlows(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, b := netip.MustParseAddrPort("198.19.1.10:8080"), netip.MustParseAddrPort("198.19.1.11:8080")
+	fc := &fakeChecks{down: map[netip.AddrPort]bool{}}
+	s := Settings{Zone: "az1", HealthCheck: fastCheck(), DeregistrationDelay: time.Hour}
+	g := NewGroup(ctx, "web", s, fc.check, Events{})
+	defer g.Close()
+	g.Update(s, []Registration{{Addr: a, AZ: "az1", DeregisteredAt: time.Now()}, {Addr: b, AZ: "az1"}})
+	g.Update(s, []Registration{{Addr: a, AZ: "az1"}, {Addr: b, AZ: "az1"}})
+	waitFor(t, "the target registered again to be healthy", func() bool {
+		for _, tg := range g.Targets() {
+			if tg.Addr == a && tg.Health() == Healthy {
+				return true
+			}
+		}
+		return false
+	})
+	got := 0
+	for _, f := range flows(1000) {
+		if tg, _ := g.Pick(f); tg.Addr == a {
+			got++
+		}
+	}
+	if got < 300 {
+		t.Fatalf("the target registered again got %d of 1000 flows", got)
+	}
+}
+
+func TestNewHealthCheckSettingsTakeEffectAtOnce(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := netip.MustParseAddrPort("198.19.1.10:8080")
+	fc := &fakeChecks{down: map[netip.AddrPort]bool{}}
+	slow := Settings{Zone: "az1", HealthCheck: HealthCheck{Enabled: true, Interval: time.Hour, Timeout: time.Second, HealthyThreshold: 2, UnhealthyThreshold: 2}}
+	g := NewGroup(ctx, "web", slow, fc.check, Events{})
+	defer g.Close()
+	g.Update(slow, []Registration{{Addr: a, AZ: "az1"}})
+	waitFor(t, "the first check", func() bool { return fc.calls.Load() >= 1 })
+	fast := slow
+	fast.HealthCheck = fastCheck()
+	g.Update(fast, []Registration{{Addr: a, AZ: "az1"}})
+	waitFor(t, "checks at the new interval", func() bool { return fc.calls.Load() >= 10 })
+}
