@@ -293,7 +293,7 @@ func TestSnapshotTheForwarderRefusesFailsCleanlyAndCanBeRetried(t *testing.T) {
 		}
 	}
 	// The fabric still takes changes and carries traffic.
-	pvlink(t, "target", "deregister", f.Name, "--target-group", "web", "--target", "198.19.2.10:8080")
+	pvlink(t, "target", "register", f.Name, "--target-group", "web", "--target", "198.19.1.11")
 	probeAll(t, f)
 }
 
