@@ -9,6 +9,9 @@ PKGS    := ./...
 # Integration tests need root, /dev/net/tun and network namespaces; they
 # skip without root unless CI is set, in which case they fail instead.
 TESTFLAGS ?= -count=1 -timeout 15m
+# The integration tests run again against a -race build: the relay, the
+# runner and the poller carrying traffic, and ctld's changes and restarts.
+RACE_TESTS := TestShortExchangesAllEndWithTheirEOF|TestTargetThatSpeaksFirstReachesEveryConsumer|TestEndpointCarriesTrafficOnlyWhileAvailable|TestLiveChangesKeepTheForwardersRunning|TestKilledForwarderIsRestartedWithTheLatestSnapshot|TestUnhealthyTargetLosesItsFlows|TestDeregisteredTargetDrains
 
 .PHONY: all build demo test check-env fuzz bench bench-go vet clean
 
@@ -36,7 +39,10 @@ test: build
 	$(GO) vet $(PKGS)
 	PVLINK_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) -v $(PKGS) 2>&1 | ./scripts/testsummary.sh
 	@echo "== the concurrent packages again, under the race detector"
-	$(GO) test -count=1 -race ./flowtable/ ./nat/ ./proxyproto/
+	$(GO) test -count=1 -race ./flowtable/ ./nat/ ./proxyproto/ ./dataplane/ ./ctl/...
+	@echo "== the relay, runner and poller under load, and ctld, in a -race build of pvlink"
+	$(GO) build -race -o $(BIN)-race ./cmd/pvlink
+	PVLINK_BIN=$(CURDIR)/$(BIN)-race $(GO) test $(TESTFLAGS) -run '$(RACE_TESTS)' ./cmd/pvlink/
 
 # Each fuzz target runs FUZZTIME (60 s) on its own; a crash fails the run
 # and leaves the input under the package's testdata/fuzz.

@@ -18,14 +18,16 @@ import (
 	"pvlink.dev/pvlink/internal/fabrictest"
 )
 
-// demoTopology is examples/demo.yaml under a fresh name (NAME).
+// demoTopology is examples/demo.yaml under a fresh name (NAME), with its
+// endpoint accepted automatically.
 func demoTopology(t *testing.T) string {
 	t.Helper()
 	data, err := os.ReadFile("../../examples/demo.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.Replace(string(data), "name: demo", "name: NAME", 1)
+	s := strings.Replace(string(data), "name: demo", "name: NAME", 1)
+	return strings.Replace(s, "acceptance_required: true", "acceptance_required: false", 1)
 }
 
 // lineOf is the 1-based line of the first occurrence of s in text.
