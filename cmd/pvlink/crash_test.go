@@ -48,7 +48,7 @@ func TestCtldKilledAtRandomLosesNoAnsweredChange(t *testing.T) {
 	// Targets 198.19.1.100-149, external (no server to start): each change
 	// registers one that is not registered, or deregisters one that is; a
 	// deregistered one stays in the model, draining.
-	registered := map[string]bool{}  // answered success: must be there
+	registered := map[string]bool{}   // answered success: must be there
 	deregistered := map[string]bool{} // answered success: must be draining
 	refused := 0
 	for i := 0; i < mutations; i++ {
@@ -92,14 +92,11 @@ func TestCtldKilledAtRandomLosesNoAnsweredChange(t *testing.T) {
 				// unknown to the client, as with any lost answer. Find
 				// out from the model, then go on.
 				if !bad {
-					if s, err := statusOf(f.Name, bin); err == nil {
-						for _, tg := range s.Targets {
-							if tg.IP == ip {
-								registered[ip], deregistered[ip] = true, !tg.DeregisteredAt.IsZero()
-							}
+					s := resolveStatus(t, f.Name, bin)
+					for _, tg := range s.Targets {
+						if tg.IP == ip {
+							registered[ip], deregistered[ip] = true, !tg.DeregisteredAt.IsZero()
 						}
-					} else {
-						continue
 					}
 				}
 			}
@@ -163,6 +160,18 @@ func TestCtldKilledAtRandomLosesNoAnsweredChange(t *testing.T) {
 	}
 	// (No probe: the 50 external targets have no server, and with none
 	// healthy yet the group fails open onto them, as an NLB does.)
+}
+
+// resolveStatus reads the model, however often ctld dies meanwhile.
+func resolveStatus(t *testing.T, name, bin string) *ctl.Report {
+	t.Helper()
+	for try := 0; try < 100; try++ {
+		if s, err := statusOf(name, bin); err == nil {
+			return s
+		}
+	}
+	t.Fatal("could not read the model in 100 tries")
+	return nil
 }
 
 func statusOf(name, bin string) (*ctl.Report, error) {
