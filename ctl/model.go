@@ -236,9 +236,6 @@ func (next *State) carryIDs(old *State) {
 				for _, oeni := range oe.ENIs {
 					if oeni.Subnet == eni.Subnet {
 						eni.ID, eni.Tun = oeni.ID, oeni.Tun
-						if eni.IP == "" {
-							eni.IP = oeni.IP
-						}
 					}
 				}
 			}

@@ -145,7 +145,7 @@ func (e *eniState) check(b []byte, now int64, gso bool) (tcpip.NetworkProtocolNu
 			e.dropped(dropSecurityGroup)
 			return 0, 0, false
 		}
-		if !e.available.Load() && tcp.Flags()&(header.TCPFlagSyn|header.TCPFlagAck) == header.TCPFlagSyn {
+		if tcp.Flags()&(header.TCPFlagSyn|header.TCPFlagAck) == header.TCPFlagSyn && !e.available.Load() {
 			// Only an available endpoint carries traffic; a SYN to one
 			// that awaits acceptance (or was rejected) gets no answer.
 			e.dropped(dropNotAvailable)

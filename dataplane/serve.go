@@ -131,6 +131,7 @@ func listenControl(path string, f *Forwarder, status func() Status, log *slog.Lo
 			return
 		}
 		check := r.URL.Query().Get("check") == "1"
+		var err error
 		if check {
 			err = f.Check(&cfg)
 		} else {
