@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"pvlink.dev/pvlink/ctl/store"
@@ -30,12 +31,15 @@ type Daemon struct {
 	st   store.Store
 	r    *realizer
 
-	// mu serialises changes: an operation reads model, changes a copy,
-	// commits it, then swaps it in. model is replaced, never changed in
-	// place, so a reader may keep the pointer it loaded.
-	mu    sync.Mutex
-	model *State
-	has   bool // the store holds a model (the fabric exists)
+	// writeMu serialises changes: an operation reads model, changes a
+	// copy, commits it, then swaps it in. model is replaced, never changed
+	// in place, so readers (status, the realizer) load it without waiting
+	// for a change in progress. has: the store holds a model. gone: the
+	// fabric was taken down; no change is taken after that.
+	writeMu sync.Mutex
+	model   atomic.Pointer[State]
+	has     atomic.Bool
+	gone    bool // guarded by writeMu
 
 	kick    chan struct{}
 	downReq chan chan error // a caller waiting for `down` to finish
@@ -77,14 +81,15 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 	}
 	err = st.View(func(tx store.ReadTx) error {
 		m, ok, err := loadModel(tx)
-		d.model, d.has = m, ok
+		if !ok {
+			m = &State{Name: o.Fabric}
+		}
+		d.model.Store(m)
+		d.has.Store(ok)
 		return err
 	})
 	if err != nil {
 		return err
-	}
-	if !d.has {
-		d.model = &State{Name: o.Fabric}
 	}
 	sock := SocketPath(o.Fabric)
 	os.Remove(sock)
@@ -96,7 +101,7 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 	srv := &http.Server{Handler: d.routes(), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
-	o.Log.Info("ctld serving", "fabric", o.Fabric, "socket", sock, "version", d.model.Version, "store", filepath.Join(StoreDir(o.Fabric), "state.db"))
+	o.Log.Info("ctld serving", "fabric", o.Fabric, "socket", sock, "version", d.current().Version, "store", filepath.Join(StoreDir(o.Fabric), "state.db"))
 
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -120,18 +125,16 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 	}
 }
 
-func (d *Daemon) current() *State {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.model
-}
+func (d *Daemon) current() *State { return d.model.Load() }
 
 // down removes everything the fabric has on the host, then its store.
 func (d *Daemon) down() error {
-	d.mu.Lock()
-	d.model = &State{Name: d.name}
-	d.mu.Unlock()
-	if err := d.r.reconcile(d.model); err != nil {
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	d.gone = true
+	empty := &State{Name: d.name}
+	d.model.Store(empty)
+	if err := d.r.reconcile(empty); err != nil {
 		return err
 	}
 	if err := d.st.Close(); err != nil {
@@ -147,20 +150,25 @@ func (d *Daemon) down() error {
 // checked by the forwarders that will serve it, committed, and only then
 // becomes the model. A refusal at any step leaves the model as it was.
 func (d *Daemon) mutate(op func(*State) error) (uint64, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	next := d.model.Clone()
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	if d.gone {
+		return 0, refuse("fabric %s is being taken down", d.name)
+	}
+	cur := d.current()
+	next := cur.Clone()
 	if err := op(next); err != nil {
 		return 0, err
 	}
-	next.Version = d.model.Version + 1
+	next.Version = cur.Version + 1
 	if err := d.checkForwarders(next); err != nil {
 		return 0, err
 	}
 	if _, err := d.st.Update(func(tx store.Tx) error { return saveModel(tx, next) }); err != nil {
 		return 0, fmt.Errorf("commit version %d: %w", next.Version, err)
 	}
-	d.model, d.has = next, true
+	d.model.Store(next)
+	d.has.Store(true)
 	select {
 	case d.kick <- struct{}{}:
 	default:
@@ -273,7 +281,7 @@ func (d *Daemon) routes() http.Handler {
 		}
 		create := r.URL.Query().Get("create") == "1"
 		change(w, func(s *State) error {
-			if create && d.has {
+			if create && d.has.Load() {
 				return &ExistsError{Fabric: d.name}
 			}
 			if err := s.ApplyTopology(t, file); err != nil {
@@ -359,11 +367,7 @@ func (d *Daemon) routes() http.Handler {
 	return mux
 }
 
-func (d *Daemon) exists() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.has
-}
+func (d *Daemon) exists() bool { return d.has.Load() }
 
 // ExistsError refuses to create a fabric that exists.
 type ExistsError struct{ Fabric string }

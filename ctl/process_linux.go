@@ -13,8 +13,11 @@ import (
 )
 
 // Process is a process ctld started. Every such process is given a pid file
-// (`--pid-file`, written by the process itself as it starts), so that a ctld
-// that restarts finds each of them again, whatever moment it died at.
+// (`--pid-file`), which the process itself locks and writes as it starts
+// and holds locked until it exits: a ctld that restarts finds each of them
+// again, whatever moment it died at, and a second process started for the
+// same pid file (by a ctld that died before the first had written it)
+// exits at once instead of running beside the first.
 type Process struct {
 	PID     int    `json:"pid"`
 	PIDFile string `json:"pid_file"`
@@ -29,7 +32,6 @@ func startProcess(exe string, args []string, pidFile, logPath string) (*Process,
 		return nil, err
 	}
 	defer logf.Close()
-	os.Remove(pidFile)
 	cmd := exec.Command(exe, append([]string{"--pid-file", pidFile}, args...)...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
@@ -61,9 +63,31 @@ func findProcess(pidFile, logPath string) *Process {
 	return p
 }
 
-// WritePIDFile is what a process started with --pid-file does first.
-func WritePIDFile(path string) error {
-	return os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+// LockPIDFile is what a process started with --pid-file does first: lock
+// the file and write its pid into it. The returned file holds the lock and
+// must stay open for the life of the process (the kernel releases the lock
+// when the process ends, however it ends).
+func LockPIDFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("pid file %s is held by a running process: this one is not needed", path)
+		}
+		return nil, fmt.Errorf("lock pid file %s: %w", path, err)
+	}
+	if err := f.Truncate(0); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // Alive reports whether the process is still the one started with this

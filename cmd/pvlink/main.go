@@ -27,6 +27,9 @@ func main() {
 	}
 }
 
+// pidLock holds the lock of the process's pid file, if ctld gave it one.
+var pidLock *os.File
+
 func newRoot() *cobra.Command {
 	var pidFile string
 	root := &cobra.Command{
@@ -38,7 +41,9 @@ func newRoot() *cobra.Command {
 		// thing, so that a ctld that restarts finds them all again.
 		PersistentPreRunE: func(*cobra.Command, []string) error {
 			if pidFile != "" {
-				return ctl.WritePIDFile(pidFile)
+				f, err := ctl.LockPIDFile(pidFile)
+				pidLock = f // held until the process exits
+				return err
 			}
 			return nil
 		},
