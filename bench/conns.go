@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"pvlink.dev/pvlink/ctl"
-	"pvlink.dev/pvlink/dataplane"
 	"pvlink.dev/pvlink/nsenter"
+	"pvlink.dev/pvlink/snapshot"
 )
 
 // ConnsResult is what `pvlink bench conns` measured.
@@ -66,9 +66,9 @@ func ConnsPlan(count int, hard uint64) (workers, clients, targets int, err error
 	}
 	div := func(n int) int { return max(1, (n+per-1)/per) }
 	workers = div(count * 5 / 4)
-	if workers > dataplane.MaxWorkers {
+	if workers > snapshot.MaxWorkers {
 		return 0, 0, 0, fmt.Errorf("%d connections need %d forwarder workers at %d open files each (hard RLIMIT_NOFILE %d); at most %d",
-			count, workers, per, hard, dataplane.MaxWorkers)
+			count, workers, per, hard, snapshot.MaxWorkers)
 	}
 	return workers, div(count), div(count * 5 / 4), nil
 }
@@ -214,8 +214,8 @@ func sumRSS(pids []int) int64 {
 
 // workerStats reads every forwarder process's /stats once: the sum of
 // their runtime figures, and each one's flows.
-func workerStats(fs []ctl.ForwarderReport) (dataplane.RuntimeStats, []int, error) {
-	var sum dataplane.RuntimeStats
+func workerStats(fs []ctl.ForwarderReport) (snapshot.RuntimeStats, []int, error) {
+	var sum snapshot.RuntimeStats
 	var flows []int
 	for _, f := range fs {
 		st, err := forwarderStats(f)
@@ -233,8 +233,8 @@ func workerStats(fs []ctl.ForwarderReport) (dataplane.RuntimeStats, []int, error
 }
 
 // forwarderStats reads a forwarder's /stats.
-func forwarderStats(f ctl.ForwarderReport) (dataplane.Stats, error) {
-	var st dataplane.Stats
+func forwarderStats(f ctl.ForwarderReport) (snapshot.Stats, error) {
+	var st snapshot.Stats
 	return st, ctl.ForwarderJSON(f, "/stats", &st)
 }
 

@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"time"
 
-	"pvlink.dev/pvlink/dataplane"
+	"pvlink.dev/pvlink/snapshot"
 )
 
 // The client side of a forwarder's control channel: an HTTP exchange over
@@ -29,13 +29,13 @@ func unixClient(sock string, timeout time.Duration) *http.Client {
 }
 
 // forwarderStatus asks a forwarder for its status.
-func forwarderStatus(sock string) (*dataplane.Status, error) {
+func forwarderStatus(sock string) (*snapshot.Status, error) {
 	resp, err := unixClient(sock, 2*time.Second).Get("http://forwarder/status")
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var st dataplane.Status
+	var st snapshot.Status
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		return nil, err
 	}
@@ -45,7 +45,7 @@ func forwarderStatus(sock string) (*dataplane.Status, error) {
 // pushSnapshot sends a snapshot to a forwarder: to apply, or (check) only
 // to be judged. A refusal comes back as an error with the forwarder's
 // reason.
-func pushSnapshot(sock string, cfg *dataplane.Config, check bool) error {
+func pushSnapshot(sock string, cfg *snapshot.Config, check bool) error {
 	body, err := json.Marshal(cfg)
 	if err != nil {
 		return err
@@ -60,7 +60,7 @@ func pushSnapshot(sock string, cfg *dataplane.Config, check bool) error {
 		return err
 	}
 	defer resp.Body.Close()
-	var res dataplane.ApplyResult
+	var res snapshot.ApplyResult
 	data, _ := io.ReadAll(resp.Body)
 	if err := json.Unmarshal(data, &res); err != nil {
 		return fmt.Errorf("forwarder answered %s: %s", resp.Status, data)
@@ -70,6 +70,3 @@ func pushSnapshot(sock string, cfg *dataplane.Config, check bool) error {
 	}
 	return nil
 }
-
-func jsonMarshal(v any) ([]byte, error)   { return json.Marshal(v) }
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -1,9 +1,11 @@
-// Package ctl holds pvlink's control side: the topology a user writes, its
-// validation, and the fabric (network namespaces, links, TUN devices, routes
-// and processes) built from it, compiled into one dataplane.Config per
-// Availability Zone.
+// Package ctl is pvlink's control side: the model of a fabric (State) and
+// its operations, the topology file that is one front-end over them, ctld
+// (the daemon that is the model's one writer, with its store and its
+// realizer) and the client every command uses to talk to it.
 //
-// It never touches packets: it imports dataplane only for its configuration
-// types, and everything it creates it records first, so that a fabric can
-// always be torn down, even after a crash halfway through bringing it up.
+// It never touches packets and does not link the data plane: it speaks to
+// forwarders in the leaf package snapshot's types, over their control
+// sockets. Everything the realizer creates on the host is recorded first or
+// found again by name, so a fabric can always be reconciled or torn down,
+// even after a crash halfway through a change.
 package ctl

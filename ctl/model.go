@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"pvlink.dev/pvlink/dataplane"
+	"pvlink.dev/pvlink/snapshot"
 )
 
 // The model's operations. Each works on a copy of the committed model
@@ -42,7 +42,7 @@ func (s *State) Clone() *State {
 // requested, accepted or in use.
 func connected(state string) bool {
 	switch state {
-	case dataplane.StatePendingAcceptance, dataplane.StatePending, dataplane.StateAvailable:
+	case snapshot.StatePendingAcceptance, snapshot.StatePending, snapshot.StateAvailable:
 		return true
 	}
 	return false
@@ -65,10 +65,10 @@ func (s *State) AcceptEndpoint(ref string) error {
 	if err != nil {
 		return err
 	}
-	if e.State != dataplane.StatePendingAcceptance {
+	if e.State != snapshot.StatePendingAcceptance {
 		return refuse("endpoint %s is %s: only a connection request that is pendingAcceptance can be accepted", e.ID, e.State)
 	}
-	e.State = dataplane.StateAvailable
+	e.State = snapshot.StateAvailable
 	return nil
 }
 
@@ -82,7 +82,7 @@ func (s *State) RejectEndpoint(ref string) error {
 	if !connected(e.State) {
 		return refuse("endpoint %s is %s: only a pending or available endpoint can be rejected", e.ID, e.State)
 	}
-	e.State = dataplane.StateRejected
+	e.State = snapshot.StateRejected
 	return nil
 }
 

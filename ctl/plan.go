@@ -7,7 +7,7 @@ import (
 	"sort"
 	"time"
 
-	"pvlink.dev/pvlink/dataplane"
+	"pvlink.dev/pvlink/snapshot"
 )
 
 // NetnsName is the network namespace of a fabric's VPC.
@@ -41,9 +41,9 @@ func Plan(t *Topology) *State {
 			ts.DeregistrationDelay = tg.DeregistrationDelay.String()
 		}
 		if hc := tg.HealthCheck; hc != nil {
-			ts.HealthCheck = dataplane.HealthCheck{
+			ts.HealthCheck = snapshot.HealthCheck{
 				Disabled: hc.Enabled != nil && !*hc.Enabled,
-				Interval: dataplane.Duration(hc.Interval), Timeout: dataplane.Duration(hc.Timeout),
+				Interval: snapshot.Duration(hc.Interval), Timeout: snapshot.Duration(hc.Timeout),
 				HealthyThreshold: hc.HealthyThreshold, UnhealthyThreshold: hc.UnhealthyThreshold,
 			}
 		}
@@ -80,9 +80,9 @@ func Plan(t *Topology) *State {
 	}
 	for _, e := range t.Endpoints {
 		svc := svcByName[e.Service]
-		state := dataplane.StateAvailable
+		state := snapshot.StateAvailable
 		if svc.AcceptanceRequired {
-			state = dataplane.StatePendingAcceptance
+			state = snapshot.StatePendingAcceptance
 		}
 		es := EndpointState{
 			ID: newID("vpce-"), Name: e.Name, Service: svc.ServiceName, ServiceID: svc.ID,
@@ -116,8 +116,8 @@ func Plan(t *Topology) *State {
 
 // ingressRules flattens the rules of the named security groups. Rules for
 // protocols that never reach an endpoint (UDP, ICMP) are left out.
-func ingressRules(t *Topology, names []string) []dataplane.SGRule {
-	var out []dataplane.SGRule
+func ingressRules(t *Topology, names []string) []snapshot.SGRule {
+	var out []snapshot.SGRule
 	for _, sg := range t.SecurityGroups {
 		if !slices.Contains(names, sg.Name) {
 			continue
@@ -136,7 +136,7 @@ func ingressRules(t *Topology, names []string) []dataplane.SGRule {
 			if cidr == "" {
 				cidr = r.CIDRIPv6
 			}
-			out = append(out, dataplane.SGRule{Proto: proto, FromPort: uint16(r.FromPort), ToPort: uint16(r.ToPort), Source: netip.MustParsePrefix(cidr).Masked()})
+			out = append(out, snapshot.SGRule{Proto: proto, FromPort: uint16(r.FromPort), ToPort: uint16(r.ToPort), Source: netip.MustParsePrefix(cidr).Masked()})
 		}
 	}
 	return out
@@ -149,9 +149,9 @@ func optAddr(s string) netip.Addr {
 	return mustAddr(s)
 }
 
-func parseDuration(s string) dataplane.Duration {
+func parseDuration(s string) snapshot.Duration {
 	d, _ := time.ParseDuration(s)
-	return dataplane.Duration(d)
+	return snapshot.Duration(d)
 }
 
 func azOfAddr(s *State, vpc, ip string) string {
@@ -185,11 +185,11 @@ func (s *State) Zones() []string {
 }
 
 // ForwarderConfig compiles the snapshot the forwarder of az serves.
-func (s *State) ForwarderConfig(az string) *dataplane.Config {
-	c := &dataplane.Config{
+func (s *State) ForwarderConfig(az string) *snapshot.Config {
+	c := &snapshot.Config{
 		Version: s.Version, Fabric: s.Name, Region: s.Region, AZ: az, Workers: s.Workers, FlowCapacity: s.FlowCapacity,
-		LoadBalancers: map[string]dataplane.LoadBalancer{},
-		TargetGroups:  map[string]dataplane.TargetGroup{},
+		LoadBalancers: map[string]snapshot.LoadBalancer{},
+		TargetGroups:  map[string]snapshot.TargetGroup{},
 	}
 	lbs := map[string]LBState{}
 	for _, lb := range s.LoadBalancers {
@@ -205,7 +205,7 @@ func (s *State) ForwarderConfig(az string) *dataplane.Config {
 			if eni.AZ != az {
 				continue
 			}
-			de := dataplane.ENI{
+			de := snapshot.ENI{
 				ID: eni.ID, Tun: eni.Tun, Netns: eni.Netns, IPv4: optAddr(eni.IP), IPv6: optAddr(eni.IPv6),
 				EndpointID: e.ID, ServiceID: e.ServiceID, ServiceName: e.Service,
 				VPCID: e.VPCID, SubnetID: eni.SubnetID, State: e.State,
@@ -218,13 +218,13 @@ func (s *State) ForwarderConfig(az string) *dataplane.Config {
 				if !ok {
 					continue // this load balancer has no node in az
 				}
-				c.LoadBalancers[lb.Name] = dataplane.LoadBalancer{Name: lb.Name, Netns: lb.Netns, NodeIP: mustAddr(node.IP), CrossZone: lb.CrossZone}
+				c.LoadBalancers[lb.Name] = snapshot.LoadBalancer{Name: lb.Name, Netns: lb.Netns, NodeIP: mustAddr(node.IP), CrossZone: lb.CrossZone}
 				for _, l := range lb.Listeners {
 					if ports[l.Port] {
 						continue // the first load balancer with a port has it
 					}
 					ports[l.Port] = true
-					de.Listeners = append(de.Listeners, dataplane.Listener{Port: uint16(l.Port), LoadBalancer: lb.Name, TargetGroup: l.TargetGroup})
+					de.Listeners = append(de.Listeners, snapshot.Listener{Port: uint16(l.Port), LoadBalancer: lb.Name, TargetGroup: l.TargetGroup})
 					c.TargetGroups[l.TargetGroup] = s.targetGroup(l.TargetGroup)
 				}
 			}
@@ -243,8 +243,8 @@ func (lb LBState) node(az string) (LBNodeState, bool) {
 	return LBNodeState{}, false
 }
 
-func (s *State) targetGroup(name string) dataplane.TargetGroup {
-	tg := dataplane.TargetGroup{Name: name}
+func (s *State) targetGroup(name string) snapshot.TargetGroup {
+	tg := snapshot.TargetGroup{Name: name}
 	for _, g := range s.TargetGroups {
 		if g.Name == name {
 			tg.ProxyProtocolV2 = g.ProxyProtocolV2
@@ -258,7 +258,7 @@ func (s *State) targetGroup(name string) dataplane.TargetGroup {
 	}
 	for _, t := range s.Targets {
 		if t.TargetGroup == name {
-			tg.Targets = append(tg.Targets, dataplane.Target{IP: mustAddr(t.IP), Port: uint16(t.Port), AZ: t.AZ, DeregisteredAt: t.DeregisteredAt})
+			tg.Targets = append(tg.Targets, snapshot.Target{IP: mustAddr(t.IP), Port: uint16(t.Port), AZ: t.AZ, DeregisteredAt: t.DeregisteredAt})
 		}
 	}
 	return tg

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,8 +21,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"pvlink.dev/pvlink/ctl/store"
-	"pvlink.dev/pvlink/dataplane"
 	"pvlink.dev/pvlink/nsenter"
+	"pvlink.dev/pvlink/snapshot"
 )
 
 const (
@@ -210,7 +211,7 @@ func (r *realizer) recordedNamespaces() ([]string, error) {
 	var out []string
 	err := r.st.View(func(tx store.ReadTx) error {
 		if data, ok := tx.Get(keyHostNamespaces); ok {
-			return jsonUnmarshal(data, &out)
+			return json.Unmarshal(data, &out)
 		}
 		return nil
 	})
@@ -224,7 +225,7 @@ func (r *realizer) recordNamespaces(names []string) error {
 		if len(names) == 0 {
 			return tx.Delete(keyHostNamespaces)
 		}
-		data, err := jsonMarshal(names)
+		data, err := json.Marshal(names)
 		if err != nil {
 			return err
 		}
@@ -415,7 +416,7 @@ func ensureENI(m *State, eni ENIState) error {
 				Mode:      netlink.TUNTAP_MODE_TUN,
 				// The forwarder workers open their queues with exactly
 				// these flags; a mismatch would make that open fail.
-				Flags: netlink.TuntapFlag(dataplane.TUNFlags &^ unix.IFF_TUN),
+				Flags: netlink.TuntapFlag(snapshot.TUNFlags &^ unix.IFF_TUN),
 			})
 		})
 		if err != nil {
@@ -536,7 +537,7 @@ func (r *realizer) ensureForwarder(m *State, f ForwarderState, key string) error
 	p := findProcess(pidFile, log)
 	if p == nil {
 		config := r.procPath(key, ".json")
-		if err := dataplane.WriteJSONFile(config, cfg); err != nil {
+		if err := snapshot.WriteJSONFile(config, cfg); err != nil {
 			return fmt.Errorf("write snapshot of forwarder %s: %w", label, err)
 		}
 		r.noteStart(key)

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"pvlink.dev/pvlink/dataplane"
+	"pvlink.dev/pvlink/snapshot"
 )
 
 // RunDir is where fabrics keep their runtime files, one folder each. It is
@@ -83,11 +83,11 @@ type TargetGroupState struct {
 	ProxyProtocolV2 bool   `json:"proxy_protocol_v2"`
 	Placement       string `json:"proxy_protocol_v2_header_placement"`
 
-	IdleTimeout           string                `json:"idle_timeout,omitempty"`
-	DeregistrationDelay   string                `json:"deregistration_delay,omitempty"`
-	ConnectionTermination bool                  `json:"connection_termination,omitempty"`
-	HealthCheck           dataplane.HealthCheck `json:"health_check"`
-	ConnectionLimit       int                   `json:"connection_limit,omitempty"`
+	IdleTimeout           string               `json:"idle_timeout,omitempty"`
+	DeregistrationDelay   string               `json:"deregistration_delay,omitempty"`
+	ConnectionTermination bool                 `json:"connection_termination,omitempty"`
+	HealthCheck           snapshot.HealthCheck `json:"health_check"`
+	ConnectionLimit       int                  `json:"connection_limit,omitempty"`
 }
 
 // LBNodeState is a load-balancer node: the source address targets see.
@@ -121,8 +121,8 @@ type EndpointState struct {
 	Ports         []int      `json:"ports"`
 	ENIs          []ENIState `json:"enis"`
 	// SecurityGroups and their rules as the ENIs enforce them.
-	SecurityGroups []string           `json:"security_groups,omitempty"`
-	Ingress        []dataplane.SGRule `json:"ingress,omitempty"`
+	SecurityGroups []string          `json:"security_groups,omitempty"`
+	Ingress        []snapshot.SGRule `json:"ingress,omitempty"`
 }
 
 // ENIState is an endpoint network interface: a TUN in the consumer netns.

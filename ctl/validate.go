@@ -10,7 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"pvlink.dev/pvlink/dataplane"
+	"pvlink.dev/pvlink/snapshot"
 )
 
 // validator checks a decoded topology against the rules of SPEC.md, fills in
@@ -73,8 +73,8 @@ func (v *validator) topology(t *Topology) {
 	if len(t.Zones) == 0 {
 		v.fail(p("availability_zones"), "at least one availability zone is required")
 	}
-	if t.ForwarderWorkers < 0 || t.ForwarderWorkers > dataplane.MaxWorkers {
-		v.fail(p("forwarder_workers"), "%d: use 1 to %d forwarder processes per AZ", t.ForwarderWorkers, dataplane.MaxWorkers)
+	if t.ForwarderWorkers < 0 || t.ForwarderWorkers > snapshot.MaxWorkers {
+		v.fail(p("forwarder_workers"), "%d: use 1 to %d forwarder processes per AZ", t.ForwarderWorkers, snapshot.MaxWorkers)
 	}
 	if t.FlowCapacity != 0 && (t.FlowCapacity < 1024 || t.FlowCapacity > 1<<24) {
 		v.fail(p("flow_capacity"), "%d: use 1024 to %d flows per forwarder", t.FlowCapacity, 1<<24)
@@ -350,10 +350,10 @@ func (v *validator) targetGroup(path []any, tg *TargetGroup) {
 	}
 	switch tg.ProxyProtocolV2Placement {
 	case "":
-		tg.ProxyProtocolV2Placement = dataplane.PlacementFirstAckWithPayload
-	case dataplane.PlacementFirstAckWithPayload, dataplane.PlacementFirstAck:
+		tg.ProxyProtocolV2Placement = snapshot.PlacementFirstAckWithPayload
+	case snapshot.PlacementFirstAckWithPayload, snapshot.PlacementFirstAck:
 	default:
-		v.fail(append(path, "proxy_protocol_v2_header_placement"), "%q is not one of %s, %s", tg.ProxyProtocolV2Placement, dataplane.PlacementFirstAckWithPayload, dataplane.PlacementFirstAck)
+		v.fail(append(path, "proxy_protocol_v2_header_placement"), "%q is not one of %s, %s", tg.ProxyProtocolV2Placement, snapshot.PlacementFirstAckWithPayload, snapshot.PlacementFirstAck)
 	}
 	between := func(path []any, d, lo, hi time.Duration, aws string) {
 		if d != 0 && (d < lo || d > hi) {

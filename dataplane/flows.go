@@ -67,7 +67,7 @@ type conn struct {
 	cut     atomic.Bool
 }
 
-func (tg TargetGroup) idleTimeout() time.Duration {
+func idleTimeout(tg TargetGroup) time.Duration {
 	if tg.IdleTimeout > 0 {
 		return time.Duration(tg.IdleTimeout)
 	}
@@ -76,7 +76,7 @@ func (tg TargetGroup) idleTimeout() time.Duration {
 
 // settings is a target group as one node sees it. With several workers
 // each holds its share of the connection limit (rounded up).
-func (tg TargetGroup) settings(az string, lb LoadBalancer, workers int) nat.Settings {
+func groupSettings(tg TargetGroup, az string, lb LoadBalancer, workers int) nat.Settings {
 	hc := nat.DefaultHealthCheck
 	if tg.HealthCheck.Disabled {
 		hc.Enabled = false
@@ -115,7 +115,7 @@ func (tg TargetGroup) settings(az string, lb LoadBalancer, workers int) nat.Sett
 // made on first use and updated by every snapshot. Called under applyMu.
 func (f *Forwarder) group(lb LoadBalancer, tg TargetGroup) *nat.Group {
 	name := lb.Name + "/" + tg.Name
-	s := tg.settings(f.az, lb, f.workers)
+	s := groupSettings(tg, f.az, lb, f.workers)
 	g := f.groups[name]
 	if g == nil {
 		g = nat.NewGroup(f.ctx, name, s, f.healthCheck(lb, tg), nat.Events{
@@ -214,7 +214,7 @@ func (f *Forwarder) sweep(ctx context.Context) {
 		every := time.Second
 		if c := f.current.Load(); c != nil {
 			for _, g := range c.cfg.TargetGroups {
-				every = min(every, max(g.idleTimeout()/10, 20*time.Millisecond))
+				every = min(every, max(idleTimeout(g)/10, 20*time.Millisecond))
 			}
 		}
 		select {
@@ -227,24 +227,6 @@ func (f *Forwarder) sweep(ctx context.Context) {
 			fl.Value.(*conn).forget()
 		})
 	}
-}
-
-// FlowInfo is one flow as `pvlink flows` lists it.
-type FlowInfo struct {
-	Proto       string    `json:"proto"`
-	Src         string    `json:"src"`
-	Dst         string    `json:"dst"`
-	ENI         string    `json:"eni"`
-	EndpointID  string    `json:"endpoint_id"`
-	Node        string    `json:"node"`
-	Target      string    `json:"target"`
-	TargetState string    `json:"target_state"`
-	Started     time.Time `json:"started"`
-	IdleSeconds float64   `json:"idle_seconds"`
-	IdleTimeout float64   `json:"idle_timeout_seconds"`
-	BytesIn     uint64    `json:"bytes_in"`
-	BytesOut    uint64    `json:"bytes_out"`
-	SegmentsIn  uint64    `json:"segments_in"`
 }
 
 // Flows lists the open flows, oldest first.
@@ -266,15 +248,6 @@ func (f *Forwarder) Flows() []FlowInfo {
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
 	return out
-}
-
-// TargetInfo is a target's state on this node.
-type TargetInfo struct {
-	Group  string `json:"group"`
-	Target string `json:"target"`
-	AZ     string `json:"az"`
-	State  string `json:"state"`
-	Conns  int64  `json:"connections"`
 }
 
 // Targets lists every target group's targets as this node sees them.

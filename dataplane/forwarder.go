@@ -368,7 +368,7 @@ func (f *Forwarder) Apply(cfg *Config) error {
 		er := &eniRoutes{eni: e, state: st, listeners: map[uint16]*route{}}
 		for _, l := range e.Listeners {
 			lb, tg := cfg.LoadBalancers[l.LoadBalancer], cfg.TargetGroups[l.TargetGroup]
-			er.listeners[l.Port] = &route{lb: lb, tg: tg, group: f.group(lb, tg), idle: tg.idleTimeout()}
+			er.listeners[l.Port] = &route{lb: lb, tg: tg, group: f.group(lb, tg), idle: idleTimeout(tg)}
 		}
 		for _, a := range []netip.Addr{e.IPv4, e.IPv6} {
 			if a.IsValid() {

@@ -106,60 +106,6 @@ func (f *Forwarder) PortAllocationErrors() uint64 {
 	return n
 }
 
-// ENICounters is a snapshot of one ENI's counters, for status and tests.
-type ENICounters struct {
-	ENI                string `json:"eni"`
-	EndpointID         string `json:"endpoint_id"`
-	ActiveConnections  int64  `json:"active_connections"`
-	NewConnections     uint64 `json:"new_connections"`
-	BytesProcessed     uint64 `json:"bytes_processed"`
-	PacketsDropped     uint64 `json:"packets_dropped"`
-	RstPacketsReceived uint64 `json:"rst_packets_received"`
-	TunReads           uint64 `json:"tun_reads"`
-	TunPackets         uint64 `json:"tun_packets"`
-}
-
-// Add sums another worker's counters of the same ENI into c.
-func (c *ENICounters) Add(o ENICounters) {
-	c.ActiveConnections += o.ActiveConnections
-	c.NewConnections += o.NewConnections
-	c.BytesProcessed += o.BytesProcessed
-	c.PacketsDropped += o.PacketsDropped
-	c.RstPacketsReceived += o.RstPacketsReceived
-	c.TunReads += o.TunReads
-	c.TunPackets += o.TunPackets
-}
-
-// Stats are the forwarder-wide counters, for tests and `pvlink flows`.
-type Stats struct {
-	Flows                int    `json:"flows"`
-	FlowTableFull        uint64 `json:"flow_table_full"`
-	IdleExpired          uint64 `json:"idle_expired"`
-	TargetResets         uint64 `json:"target_resets"`
-	EndpointResets       uint64 `json:"endpoint_resets"`
-	PortAllocationErrors uint64 `json:"port_allocation_errors"`
-	NoListener           uint64 `json:"no_listener"`
-	DialErrors           uint64 `json:"dial_errors"`
-	ConfigVersion        uint64 `json:"config_version"`
-	// Netstack is what gVisor's TCP counted, for finding where SYNs go.
-	Netstack map[string]uint64 `json:"netstack"`
-	// Runtime is where the process's memory is, from the Go runtime.
-	Runtime RuntimeStats `json:"runtime"`
-}
-
-// RuntimeStats is the part of the Go runtime's accounting that explains a
-// forwarder's RSS: the heap in use, the goroutines and their stacks.
-type RuntimeStats struct {
-	Goroutines int `json:"goroutines"`
-	// IdleWorkers are the goroutines of the relay's pool waiting for work;
-	// they exit after 10-20 s without any.
-	IdleWorkers    int    `json:"idle_pool_workers"`
-	HeapInuseBytes uint64 `json:"heap_inuse_bytes"`
-	StackBytes     uint64 `json:"stack_inuse_bytes"`
-	HeapObjects    uint64 `json:"heap_objects"`
-	SysBytes       uint64 `json:"sys_bytes"`
-}
-
 // Stats returns the forwarder-wide counters.
 func (f *Forwarder) Stats() Stats {
 	return Stats{

@@ -3,7 +3,6 @@ package dataplane
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,7 +11,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -20,23 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
-
-// Status is what a running forwarder tells its control channel about
-// itself.
-type Status struct {
-	PID           int       `json:"pid"`
-	AZ            string    `json:"az"`
-	Metrics       string    `json:"metrics"`
-	ConfigVersion uint64    `json:"config_version"`
-	Started       time.Time `json:"started"`
-}
-
-// ApplyResult is the forwarder's answer to a pushed snapshot: the version
-// in force afterwards, and why the snapshot was refused if it was.
-type ApplyResult struct {
-	Version uint64 `json:"version"`
-	Error   string `json:"error,omitempty"`
-}
 
 // ServeOptions are the process-level settings of `pvlink forwarder`.
 type ServeOptions struct {
@@ -157,23 +138,3 @@ func listenControl(path string, f *Forwarder, status func() Status, log *slog.Lo
 type closer func() error
 
 func (c closer) Close() error { return c() }
-
-// WriteJSONFile writes v as JSON to path atomically (write then rename), so
-// a reader never sees half a file.
-func WriteJSONFile(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(append(data, '\n'))
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}

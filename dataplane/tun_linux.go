@@ -6,12 +6,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TUNFlags are the flags every ENI TUN is made and opened with: TUN mode,
-// no packet information, a virtio-net header (the kernel hands over GSO
-// frames) and several queues (one per forwarder worker). Making and
-// opening must agree: the kernel refuses a queue whose flags differ.
-const TUNFlags = unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_VNET_HDR | unix.IFF_MULTI_QUEUE
-
 // openTUNQueue attaches a new queue to the TUN named name in the current
 // network namespace, non-blocking, as wireguard's tun expects a file.
 func openTUNQueue(name string) (*os.File, error) {

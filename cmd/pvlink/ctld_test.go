@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"pvlink.dev/pvlink/bench/peer"
-	"pvlink.dev/pvlink/dataplane"
 	"pvlink.dev/pvlink/internal/fabrictest"
+	"pvlink.dev/pvlink/snapshot"
 )
 
 // pvlink runs the CLI and fails the test if it fails.
@@ -70,7 +70,7 @@ func endpointState(t *testing.T, f *fabrictest.Fabric) string {
 
 func TestEndpointCarriesTrafficOnlyWhileAvailable(t *testing.T) {
 	f := fabrictest.Up(t, strings.Replace(demoTopology(t), "acceptance_required: false", "acceptance_required: true", 1))
-	if s := endpointState(t, f); s != dataplane.StatePendingAcceptance {
+	if s := endpointState(t, f); s != snapshot.StatePendingAcceptance {
 		t.Fatalf("a new endpoint of a service that requires acceptance is %s", s)
 	}
 	eni := f.Status.Endpoints[0].ENIs[0]
@@ -95,7 +95,7 @@ func TestEndpointCarriesTrafficOnlyWhileAvailable(t *testing.T) {
 	}
 	defer held.Close()
 	t.Logf("first exchange %s after the accept command started", time.Since(start).Round(time.Millisecond))
-	if s := endpointState(t, f); s != dataplane.StateAvailable {
+	if s := endpointState(t, f); s != snapshot.StateAvailable {
 		t.Fatalf("accepted endpoint is %s", s)
 	}
 
@@ -111,7 +111,7 @@ func TestEndpointCarriesTrafficOnlyWhileAvailable(t *testing.T) {
 	if _, err := exchange(t, f, addr, time.Second); err == nil || !isTimeout(err) {
 		t.Fatalf("connect after reject: %v, want a timeout", err)
 	}
-	if s := endpointState(t, f); s != dataplane.StateRejected {
+	if s := endpointState(t, f); s != snapshot.StateRejected {
 		t.Fatalf("rejected endpoint is %s", s)
 	}
 	// A rejected endpoint cannot be accepted: one clear sentence.

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"pvlink.dev/pvlink/ctl"
-	"pvlink.dev/pvlink/dataplane"
+	"pvlink.dev/pvlink/snapshot"
 )
 
 // fromForwarder is one forwarder process's answer.
@@ -73,13 +73,13 @@ func newFabricMetricsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			docs, err := fromForwarders[[]dataplane.ENICounters](cmd, name, "/counters")
+			docs, err := fromForwarders[[]snapshot.ENICounters](cmd, name, "/counters")
 			if err != nil {
 				return err
 			}
 			type row struct {
 				AZ string `json:"az"`
-				dataplane.ENICounters
+				snapshot.ENICounters
 			}
 			// An ENI's counters are the sum over the AZ's workers.
 			var rows []row
@@ -121,7 +121,7 @@ func newFlowsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			docs, err := fromForwarders[[]dataplane.FlowInfo](cmd, name, "/flows")
+			docs, err := fromForwarders[[]snapshot.FlowInfo](cmd, name, "/flows")
 			if err != nil {
 				return err
 			}
@@ -129,7 +129,7 @@ func newFlowsCmd() *cobra.Command {
 				AZ     string `json:"az"`
 				Worker int    `json:"worker"`
 				node   string // the AZ, and the worker when there are several
-				dataplane.FlowInfo
+				snapshot.FlowInfo
 			}
 			rows := []row{}
 			for _, d := range docs {
@@ -168,12 +168,12 @@ func newTargetHealthCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			docs, err := fromForwarders[[]dataplane.TargetInfo](cmd, name, "/targets")
+			docs, err := fromForwarders[[]snapshot.TargetInfo](cmd, name, "/targets")
 			if err != nil {
 				return err
 			}
 			// Each node (each worker, with several) keeps its own view.
-			byNode := map[string][]dataplane.TargetInfo{}
+			byNode := map[string][]snapshot.TargetInfo{}
 			for _, d := range docs {
 				byNode[d.Label()] = d.Doc
 			}

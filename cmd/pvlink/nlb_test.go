@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"pvlink.dev/pvlink/dataplane"
 	"pvlink.dev/pvlink/internal/fabrictest"
+	"pvlink.dev/pvlink/snapshot"
 )
 
 // poolTopology: the demo fabric whose listener on port 80 goes to a group
@@ -135,23 +135,23 @@ func roundTrip(t *testing.T, f *fabrictest.Fabric, targets ...*echoTarget) (net.
 	return c, nil, nil
 }
 
-func flowsOf(t *testing.T, f *fabrictest.Fabric) []dataplane.FlowInfo {
+func flowsOf(t *testing.T, f *fabrictest.Fabric) []snapshot.FlowInfo {
 	t.Helper()
-	var out []dataplane.FlowInfo
+	var out []snapshot.FlowInfo
 	f.GetJSON(t, "use1-az1", "/flows", &out)
 	return out
 }
 
-func statsOf(t *testing.T, f *fabrictest.Fabric) dataplane.Stats {
+func statsOf(t *testing.T, f *fabrictest.Fabric) snapshot.Stats {
 	t.Helper()
-	var s dataplane.Stats
+	var s snapshot.Stats
 	f.GetJSON(t, "use1-az1", "/stats", &s)
 	return s
 }
 
 func targetState(t *testing.T, f *fabrictest.Fabric, addr string) string {
 	t.Helper()
-	var ts []dataplane.TargetInfo
+	var ts []snapshot.TargetInfo
 	f.GetJSON(t, "use1-az1", "/targets", &ts)
 	for _, x := range ts {
 		if x.Target == addr {

@@ -13,8 +13,8 @@ import (
 
 	"pvlink.dev/pvlink/bench/peer"
 	"pvlink.dev/pvlink/ctl"
-	"pvlink.dev/pvlink/dataplane"
 	"pvlink.dev/pvlink/nsenter"
+	"pvlink.dev/pvlink/snapshot"
 )
 
 // probeResult is one connection of `fabric probe`.
@@ -56,7 +56,7 @@ func newFabricProbeCmd() *cobra.Command {
 			var results []probeResult
 			failed := 0
 			for _, e := range s.Endpoints {
-				if e.State != dataplane.StateAvailable {
+				if e.State != snapshot.StateAvailable {
 					// Only an available endpoint carries traffic: a probe
 					// would only time out.
 					if output == "table" {

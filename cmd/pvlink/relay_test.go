@@ -14,9 +14,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"pvlink.dev/pvlink/bench/peer"
-	"pvlink.dev/pvlink/dataplane"
 	"pvlink.dev/pvlink/internal/fabrictest"
 	"pvlink.dev/pvlink/nsenter"
+	"pvlink.dev/pvlink/snapshot"
 )
 
 // Many short exchanges, each ending with the target's last bytes and its
@@ -67,7 +67,7 @@ func TestShortExchangesAllEndWithTheirEOF(t *testing.T) {
 	// Every flow ended and was released.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		var st dataplane.Stats
+		var st snapshot.Stats
 		f.GetJSON(t, eni.AZ, "/stats", &st)
 		if st.Flows == 0 {
 			break
@@ -143,12 +143,12 @@ func TestIdleConnectionsHoldNoGoroutines(t *testing.T) {
 	consumer := f.Netns(t, "consumer")
 	eni := f.Status.Endpoints[0].ENIs[0]
 	addr := netip.AddrPortFrom(netip.MustParseAddr(eni.IP), uint16(f.Status.Endpoints[0].Ports[0])).String()
-	var before dataplane.Stats
+	var before snapshot.Stats
 	f.GetJSON(t, eni.AZ, "/stats", &before)
 	const n = 200
 	openIdle(t, consumer, addr, n)
 	time.Sleep(500 * time.Millisecond)
-	var after dataplane.Stats
+	var after snapshot.Stats
 	f.GetJSON(t, eni.AZ, "/stats", &after)
 	if after.Flows != n {
 		t.Fatalf("%d flows, want %d", after.Flows, n)
@@ -156,7 +156,7 @@ func TestIdleConnectionsHoldNoGoroutines(t *testing.T) {
 	// The relay's pool keeps workers for a while after a burst (more of
 	// them on a loaded machine, where tasks overlap); waiting for work, they
 	// belong to no connection. A worker held by a connection is busy.
-	held := func(s dataplane.Stats) int { return s.Runtime.Goroutines - s.Runtime.IdleWorkers }
+	held := func(s snapshot.Stats) int { return s.Runtime.Goroutines - s.Runtime.IdleWorkers }
 	extra := held(after) - held(before)
 	t.Logf("%d idle connections: %d more goroutines not idle in the pool (%d idle there), stacks %d -> %d KiB",
 		n, extra, after.Runtime.IdleWorkers, before.Runtime.StackBytes>>10, after.Runtime.StackBytes>>10)

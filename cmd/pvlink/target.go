@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"pvlink.dev/pvlink/bench/peer"
-	"pvlink.dev/pvlink/dataplane"
 	"pvlink.dev/pvlink/nsenter"
+	"pvlink.dev/pvlink/snapshot"
 )
 
 func newTargetCmd() *cobra.Command {
@@ -43,7 +43,7 @@ func newTargetServeCmd() *cobra.Command {
 			}
 			t.Log = os.Stdout
 			if readyFile != "" {
-				if err := dataplane.WriteJSONFile(readyFile, map[string]any{"pid": os.Getpid(), "listen": ln.Addr().String()}); err != nil {
+				if err := snapshot.WriteJSONFile(readyFile, map[string]any{"pid": os.Getpid(), "listen": ln.Addr().String()}); err != nil {
 					return err
 				}
 				defer os.Remove(readyFile)

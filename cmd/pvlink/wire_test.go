@@ -17,10 +17,10 @@ import (
 
 	"pvlink.dev/pvlink/bench/peer"
 	"pvlink.dev/pvlink/ctl"
-	"pvlink.dev/pvlink/dataplane"
 	"pvlink.dev/pvlink/internal/fabrictest"
 	"pvlink.dev/pvlink/internal/wire"
 	"pvlink.dev/pvlink/nsenter"
+	"pvlink.dev/pvlink/snapshot"
 )
 
 // dualstackTopology is the demo with IPv6 in the consumer VPC and a
@@ -38,7 +38,7 @@ func dualstackTopology(t *testing.T, ipType string) string {
 	return strings.Replace(s, "    allowed_principals:", "    supported_ip_address_types: [ipv4, ipv6]\n    allowed_principals:", 1)
 }
 
-func eniCounters(t *testing.T, f *fabrictest.Fabric, eni ctl.ENIState) dataplane.ENICounters {
+func eniCounters(t *testing.T, f *fabrictest.Fabric, eni ctl.ENIState) snapshot.ENICounters {
 	t.Helper()
 	for _, c := range f.Counters(t, eni.AZ) {
 		if c.ENI == eni.ID {
@@ -46,7 +46,7 @@ func eniCounters(t *testing.T, f *fabrictest.Fabric, eni ctl.ENIState) dataplane
 		}
 	}
 	t.Fatalf("no counters for %s", eni.ID)
-	return dataplane.ENICounters{}
+	return snapshot.ENICounters{}
 }
 
 func dropsFor(t *testing.T, f *fabrictest.Fabric, eni ctl.ENIState, reason string) int {
@@ -449,7 +449,7 @@ func TestGSOFrameIsJudgedByItsWirePackets(t *testing.T) {
 	if err := inject.SendGSO(frame, 9000); err != nil {
 		t.Fatalf("send a GSO frame: %v", err)
 	}
-	var after dataplane.ENICounters
+	var after snapshot.ENICounters
 	waitUntil(t, 2*time.Second, "the frame to be counted", func() bool {
 		after = eniCounters(t, f, eni)
 		return after.TunReads > before.TunReads

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"pvlink.dev/pvlink/bench/peer"
-	"pvlink.dev/pvlink/dataplane"
 	"pvlink.dev/pvlink/internal/fabrictest"
+	"pvlink.dev/pvlink/snapshot"
 )
 
 // With forwarder_workers: 2 each AZ is served by two processes on two
@@ -54,7 +54,7 @@ func TestTwoWorkersShareAnAZ(t *testing.T) {
 		if fw.AZ != eni.AZ {
 			continue
 		}
-		var st dataplane.Stats
+		var st snapshot.Stats
 		fabrictest.ForwarderJSON(t, fw, "/stats", &st)
 		perWorker[fw.Worker] = st.Flows
 		total += st.Flows
@@ -70,7 +70,7 @@ func TestTwoWorkersShareAnAZ(t *testing.T) {
 	}
 	var rows []struct {
 		AZ string `json:"az"`
-		dataplane.ENICounters
+		snapshot.ENICounters
 	}
 	if err := json.Unmarshal([]byte(out), &rows); err != nil {
 		t.Fatalf("%v\n%s", err, out)

@@ -23,8 +23,8 @@ import (
 	"time"
 
 	"pvlink.dev/pvlink/ctl"
-	"pvlink.dev/pvlink/dataplane"
 	"pvlink.dev/pvlink/nsenter"
+	"pvlink.dev/pvlink/snapshot"
 )
 
 // RequireRoot skips a test that needs root, or fails it under CI.
@@ -161,9 +161,9 @@ func DialFrom(netns string) func(ctx context.Context, network, addr string) (net
 }
 
 // Counters reads the ENI counters of the (first) forwarder process of az.
-func (f *Fabric) Counters(t testing.TB, az string) []dataplane.ENICounters {
+func (f *Fabric) Counters(t testing.TB, az string) []snapshot.ENICounters {
 	t.Helper()
-	var cs []dataplane.ENICounters
+	var cs []snapshot.ENICounters
 	f.GetJSON(t, az, "/counters", &cs)
 	return cs
 }

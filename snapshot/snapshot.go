@@ -1,4 +1,10 @@
-package dataplane
+// Package snapshot holds what ctld and a forwarder say to each other: the
+// versioned configuration snapshot of one Availability Zone, the
+// forwarder's answers (status, the outcome of a push) and the JSON
+// documents it serves (stats, counters, flows, targets). It is a leaf: the
+// standard library only (and x/sys for the TUN flags), so that the control
+// side uses these types without linking the data plane or gVisor.
+package snapshot
 
 import (
 	"encoding/json"

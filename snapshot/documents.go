@@ -1,0 +1,130 @@
+package snapshot
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// The forwarder's answers on its control socket, and the JSON documents it
+// serves on its metrics port.
+
+// Status is what a running forwarder tells its control channel about
+// itself.
+type Status struct {
+	PID           int       `json:"pid"`
+	AZ            string    `json:"az"`
+	Metrics       string    `json:"metrics"`
+	ConfigVersion uint64    `json:"config_version"`
+	Started       time.Time `json:"started"`
+}
+
+// ApplyResult is the forwarder's answer to a pushed snapshot: the version
+// in force afterwards, and why the snapshot was refused if it was.
+type ApplyResult struct {
+	Version uint64 `json:"version"`
+	Error   string `json:"error,omitempty"`
+}
+
+// ENICounters is a snapshot of one ENI's counters, for status and tests.
+type ENICounters struct {
+	ENI                string `json:"eni"`
+	EndpointID         string `json:"endpoint_id"`
+	ActiveConnections  int64  `json:"active_connections"`
+	NewConnections     uint64 `json:"new_connections"`
+	BytesProcessed     uint64 `json:"bytes_processed"`
+	PacketsDropped     uint64 `json:"packets_dropped"`
+	RstPacketsReceived uint64 `json:"rst_packets_received"`
+	TunReads           uint64 `json:"tun_reads"`
+	TunPackets         uint64 `json:"tun_packets"`
+}
+
+// Add sums another worker's counters of the same ENI into c.
+func (c *ENICounters) Add(o ENICounters) {
+	c.ActiveConnections += o.ActiveConnections
+	c.NewConnections += o.NewConnections
+	c.BytesProcessed += o.BytesProcessed
+	c.PacketsDropped += o.PacketsDropped
+	c.RstPacketsReceived += o.RstPacketsReceived
+	c.TunReads += o.TunReads
+	c.TunPackets += o.TunPackets
+}
+
+// Stats are the forwarder-wide counters, for tests and `pvlink flows`.
+type Stats struct {
+	Flows                int    `json:"flows"`
+	FlowTableFull        uint64 `json:"flow_table_full"`
+	IdleExpired          uint64 `json:"idle_expired"`
+	TargetResets         uint64 `json:"target_resets"`
+	EndpointResets       uint64 `json:"endpoint_resets"`
+	PortAllocationErrors uint64 `json:"port_allocation_errors"`
+	NoListener           uint64 `json:"no_listener"`
+	DialErrors           uint64 `json:"dial_errors"`
+	ConfigVersion        uint64 `json:"config_version"`
+	// Netstack is what gVisor's TCP counted, for finding where SYNs go.
+	Netstack map[string]uint64 `json:"netstack"`
+	// Runtime is where the process's memory is, from the Go runtime.
+	Runtime RuntimeStats `json:"runtime"`
+}
+
+// RuntimeStats is the part of the Go runtime's accounting that explains a
+// forwarder's RSS: the heap in use, the goroutines and their stacks.
+type RuntimeStats struct {
+	Goroutines int `json:"goroutines"`
+	// IdleWorkers are the goroutines of the relay's pool waiting for work;
+	// they exit after 10-20 s without any.
+	IdleWorkers    int    `json:"idle_pool_workers"`
+	HeapInuseBytes uint64 `json:"heap_inuse_bytes"`
+	StackBytes     uint64 `json:"stack_inuse_bytes"`
+	HeapObjects    uint64 `json:"heap_objects"`
+	SysBytes       uint64 `json:"sys_bytes"`
+}
+
+// FlowInfo is one flow as `pvlink flows` lists it.
+type FlowInfo struct {
+	Proto       string    `json:"proto"`
+	Src         string    `json:"src"`
+	Dst         string    `json:"dst"`
+	ENI         string    `json:"eni"`
+	EndpointID  string    `json:"endpoint_id"`
+	Node        string    `json:"node"`
+	Target      string    `json:"target"`
+	TargetState string    `json:"target_state"`
+	Started     time.Time `json:"started"`
+	IdleSeconds float64   `json:"idle_seconds"`
+	IdleTimeout float64   `json:"idle_timeout_seconds"`
+	BytesIn     uint64    `json:"bytes_in"`
+	BytesOut    uint64    `json:"bytes_out"`
+	SegmentsIn  uint64    `json:"segments_in"`
+}
+
+// TargetInfo is a target's state on this node.
+type TargetInfo struct {
+	Group  string `json:"group"`
+	Target string `json:"target"`
+	AZ     string `json:"az"`
+	State  string `json:"state"`
+	Conns  int64  `json:"connections"`
+}
+
+// WriteJSONFile writes v as JSON to path atomically (write then rename), so
+// a reader never sees half a file.
+func WriteJSONFile(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.Write(append(data, '\n'))
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

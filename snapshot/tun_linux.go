@@ -1,0 +1,9 @@
+package snapshot
+
+import "golang.org/x/sys/unix"
+
+// TUNFlags are the flags every ENI TUN is made (by ctld) and opened (by each
+// forwarder worker) with: TUN mode, no packet information, a virtio-net
+// header (so the kernel hands over GSO frames) and multiple queues (one per
+// worker). The two must agree, or the open fails.
+const TUNFlags = unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_VNET_HDR | unix.IFF_MULTI_QUEUE
