@@ -111,6 +111,9 @@ func Up(t testing.TB, topology string) *Fabric {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		// A -race build of pvlink reports a race in the log of the
+		// process it happened in, which down removes: read them first.
+		RaceReports(t, name)
 		if out, err := Run(t, "fabric", "down", name); err != nil {
 			t.Errorf("fabric down %s: %v\n%s", name, err, out)
 		}
@@ -205,5 +208,21 @@ func ForwarderJSON(t testing.TB, fw ctl.ForwarderReport, path string, v any) {
 	t.Helper()
 	if err := ctl.ForwarderJSON(fw, path, v); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// RaceReports fails the test for every data race that a process of the
+// fabric (ctld, a forwarder, a target) wrote to its log.
+func RaceReports(t testing.TB, fabric string) {
+	t.Helper()
+	logs, _ := filepath.Glob(filepath.Join(ctl.Dir(fabric), "*.log"))
+	for _, log := range logs {
+		data, err := os.ReadFile(log)
+		if err != nil {
+			continue
+		}
+		if i := bytes.Index(data, []byte("WARNING: DATA RACE")); i >= 0 {
+			t.Errorf("%s reports a data race:\n%s", log, data[i:min(len(data), i+4000)])
+		}
 	}
 }
