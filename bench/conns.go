@@ -88,7 +88,7 @@ load_balancers:
     subnet_mappings: [{subnet: p1, private_ipv4_address: 198.19.1.5}]
     listeners: [{protocol: TCP, port: 80, target_group: hold}]
 endpoint_services:
-  - {name: svc, load_balancers: [nlb]}
+  - {name: svc, load_balancers: [nlb], allowed_principals: ["*"]}
 endpoints:
   - {name: ep, vpc: consumer, service: svc, subnet_configurations: [{subnet: c1, ipv4: 198.18.1.10}]}
 `

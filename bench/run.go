@@ -355,7 +355,7 @@ load_balancers:
       - {protocol: TCP, port: 80, target_group: sink}
       - {protocol: TCP, port: 81, target_group: rr}
 endpoint_services:
-  - {name: svc, load_balancers: [nlb]}
+  - {name: svc, load_balancers: [nlb], allowed_principals: ["*"]}
 endpoints:
   - {name: ep, vpc: consumer, service: svc, subnet_configurations: [{subnet: c1, ipv4: 198.18.1.10}]}
 `

@@ -171,17 +171,47 @@ func (s *State) ApplyTopology(t *Topology, file string) error {
 	if next.Created.IsZero() {
 		next.Created = time.Now().UTC()
 	}
-	next.carryIDs(s)
+	carried := next.carryIDs(s)
 	if err := s.checkLoadBalancersLeaving(next); err != nil {
 		return err
+	}
+	// A new endpoint is a connection request: only a principal the
+	// service allows may make one. Endpoints already there stay, whatever
+	// the service's principals have become (removing a permission does
+	// not cut accepted connections).
+	for _, e := range next.Endpoints {
+		if carried[e.ID] {
+			continue
+		}
+		svc := next.serviceByID(e.ServiceID)
+		if !PrincipalAllowed(svc.AllowedPrincipals, e.Principal) {
+			return refuse("endpoint %s: principal %s is not allowed to connect to endpoint service %s (allowed principals: %s)", e.Name, e.Principal, svc.Name, principalList(svc.AllowedPrincipals))
+		}
 	}
 	*s = *next
 	return nil
 }
 
+func principalList(ps []string) string {
+	if len(ps) == 0 {
+		return "none"
+	}
+	return strings.Join(ps, ", ")
+}
+
+func (s *State) serviceByID(id string) ServiceState {
+	for _, sv := range s.Services {
+		if sv.ID == id {
+			return sv
+		}
+	}
+	return ServiceState{}
+}
+
 // carryIDs gives the resources of next that old already has (by name) their
-// old ids and state.
-func (next *State) carryIDs(old *State) {
+// old ids and state, and returns the ids of the endpoints it carried.
+func (next *State) carryIDs(old *State) map[string]bool {
+	carriedEP := map[string]bool{}
 	subnetIDs := map[string]string{}
 	for i := range next.VPCs {
 		v := &next.VPCs[i]
@@ -231,6 +261,7 @@ func (next *State) carryIDs(old *State) {
 		oe, ok := oldEP[e.Name]
 		if ok && oe.ServiceID == e.ServiceID && oe.VPC == e.VPC {
 			e.ID, e.State = oe.ID, oe.State
+			carriedEP[e.ID] = true
 			for j := range e.ENIs {
 				eni := &e.ENIs[j]
 				for _, oeni := range oe.ENIs {
@@ -252,6 +283,7 @@ func (next *State) carryIDs(old *State) {
 			}
 		}
 	}
+	return carriedEP
 }
 
 func subnetID(s *State, subnet string) string {

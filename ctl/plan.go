@@ -17,10 +17,17 @@ func NetnsName(fabric, vpc string) string { return "pvl-" + fabric + "-" + vpc }
 // created yet: every id, name and address decided, nothing touched.
 func Plan(t *Topology) *State {
 	s := &State{Name: t.Name, Region: t.Region, Created: time.Now().UTC(), Version: 1, Workers: max(t.ForwarderWorkers, 1), FlowCapacity: t.FlowCapacity}
+	s.Accounts = append([]Account{}, t.Accounts...)
+	accountID := map[string]string{}
+	for _, a := range t.Accounts {
+		accountID[a.Name] = a.ID
+	}
 	subnetByName := map[string]SubnetState{}
 	vpcID := map[string]string{}
+	vpcOwner := map[string]string{}
 	for _, v := range t.VPCs {
-		vs := VPCState{Name: v.Name, ID: newID("vpc-"), Netns: NetnsName(t.Name, v.Name), CIDR: v.CIDR, IPv6CIDR: v.IPv6CIDR}
+		vs := VPCState{Name: v.Name, ID: newID("vpc-"), OwnerID: accountID[v.Account], Netns: NetnsName(t.Name, v.Name), CIDR: v.CIDR, IPv6CIDR: v.IPv6CIDR}
+		vpcOwner[v.Name] = vs.OwnerID
 		for _, sn := range v.Subnets {
 			ss := SubnetState{Name: sn.Name, ID: newID("subnet-"), AZ: sn.AZ, CIDR: sn.CIDR, HostIP: sn.HostIP, IPv6CIDR: sn.IPv6CIDR, HostIPv6: sn.HostIPv6}
 			vs.Subnets = append(vs.Subnets, ss)
@@ -56,7 +63,9 @@ func Plan(t *Topology) *State {
 		}
 	}
 	lbPorts := map[string][]int{}
+	lbVPC := map[string]string{}
 	for _, lb := range t.LoadBalancers {
+		lbVPC[lb.Name] = lb.VPC
 		ls := LBState{Name: lb.Name, VPC: lb.VPC, Netns: NetnsName(t.Name, lb.VPC), CrossZone: lb.CrossZone, Listeners: lb.Listeners}
 		for _, m := range lb.SubnetMappings {
 			sn := subnetByName[m.Subnet]
@@ -71,7 +80,7 @@ func Plan(t *Topology) *State {
 	for _, svc := range t.Services {
 		id := newID("vpce-svc-")
 		ss := ServiceState{
-			Name: svc.Name, ID: id, ServiceName: fmt.Sprintf("com.amazonaws.vpce.%s.%s", t.Region, id),
+			Name: svc.Name, ID: id, OwnerID: vpcOwner[lbVPC[svc.LoadBalancers[0]]], ServiceName: fmt.Sprintf("com.amazonaws.vpce.%s.%s", t.Region, id),
 			State: "Available", LoadBalancers: svc.LoadBalancers,
 			AcceptanceRequired: svc.AcceptanceRequired, AllowedPrincipals: svc.AllowedPrincipals,
 		}
@@ -85,7 +94,8 @@ func Plan(t *Topology) *State {
 			state = snapshot.StatePendingAcceptance
 		}
 		es := EndpointState{
-			ID: newID("vpce-"), Name: e.Name, Service: svc.ServiceName, ServiceID: svc.ID,
+			ID: newID("vpce-"), Name: e.Name, OwnerID: vpcOwner[e.VPC], Principal: e.Principal,
+			Service: svc.ServiceName, ServiceID: svc.ID,
 			VPC: e.VPC, VPCID: vpcID[e.VPC], State: state, IPAddressType: e.IPAddressType,
 			SecurityGroups: e.SecurityGroups, Ingress: ingressRules(t, e.SecurityGroups),
 		}

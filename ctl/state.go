@@ -35,6 +35,7 @@ type State struct {
 	// running forwarder cannot change it.
 	FlowCapacity int `json:"flow_capacity,omitempty"`
 
+	Accounts      []Account          `json:"accounts"`
 	VPCs          []VPCState         `json:"vpcs"`
 	LoadBalancers []LBState          `json:"load_balancers"`
 	TargetGroups  []TargetGroupState `json:"target_groups"`
@@ -47,6 +48,7 @@ type State struct {
 type VPCState struct {
 	Name     string        `json:"name"`
 	ID       string        `json:"id"`
+	OwnerID  string        `json:"owner_id"` // the account that owns it
 	Netns    string        `json:"netns"`
 	CIDR     string        `json:"cidr"`
 	IPv6CIDR string        `json:"ipv6_cidr,omitempty"`
@@ -101,6 +103,7 @@ type LBNodeState struct {
 type ServiceState struct {
 	Name               string   `json:"name"`
 	ID                 string   `json:"id"`
+	OwnerID            string   `json:"owner_id"` // its load balancers' account
 	ServiceName        string   `json:"service_name"`
 	State              string   `json:"state"`
 	LoadBalancers      []string `json:"load_balancers"`
@@ -112,6 +115,8 @@ type ServiceState struct {
 type EndpointState struct {
 	ID            string     `json:"id"`
 	Name          string     `json:"name"`
+	OwnerID       string     `json:"owner_id"`  // its VPC's account
+	Principal     string     `json:"principal"` // who created it
 	Service       string     `json:"service"` // the service's full name
 	ServiceID     string     `json:"service_id"`
 	VPC           string     `json:"vpc"`

@@ -26,6 +26,7 @@ type Report struct {
 	Error string     `json:"error,omitempty"`
 	Ctld  CtldReport `json:"ctld"`
 
+	Accounts      []Account          `json:"accounts"`
 	VPCs          []VPCState         `json:"vpcs"`
 	LoadBalancers []LBState          `json:"load_balancers"`
 	TargetGroups  []TargetGroupState `json:"target_groups"`
@@ -71,7 +72,7 @@ func (d *Daemon) report() *Report {
 	r := &Report{
 		Name: m.Name, Region: m.Region, File: m.File, Version: m.Version, Phase: "up",
 		Ctld: CtldReport{PID: os.Getpid(), Socket: SocketPath(d.name), Store: filepath.Join(StoreDir(d.name), "state.db"), Started: d.started},
-		VPCs: m.VPCs, LoadBalancers: m.LoadBalancers, TargetGroups: m.TargetGroups,
+		Accounts: m.Accounts, VPCs: m.VPCs, LoadBalancers: m.LoadBalancers, TargetGroups: m.TargetGroups,
 		Services: m.Services, Endpoints: m.Endpoints,
 	}
 	d.st.View(func(tx store.ReadTx) error { r.Ctld.Revision = tx.Rev(); return nil })
@@ -126,17 +127,21 @@ func (r *Report) WriteTable(out io.Writer) {
 	}
 	fmt.Fprintln(out)
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "VPC\tID\tNETNS\tCIDR")
+	fmt.Fprintln(w, "VPC\tID\tOWNER\tNETNS\tCIDR")
 	for _, v := range r.VPCs {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", v.Name, v.ID, v.Netns, v.CIDR)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", v.Name, v.ID, v.OwnerID, v.Netns, v.CIDR)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "SERVICE\tSTATE\tLOAD BALANCERS")
+	fmt.Fprintln(w, "SERVICE\tSTATE\tOWNER\tLOAD BALANCERS\tACCEPTANCE\tALLOWED PRINCIPALS")
 	for _, s := range r.Services {
-		fmt.Fprintf(w, "%s\t%s\t%s\n", s.ServiceName, s.State, strings.Join(s.LoadBalancers, ","))
+		acceptance := "automatic"
+		if s.AcceptanceRequired {
+			acceptance = "required"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ServiceName, s.State, s.OwnerID, strings.Join(s.LoadBalancers, ","), acceptance, principalList(s.AllowedPrincipals))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "ENDPOINT\tSTATE\tVPC\tPORTS\tAZ\tENI IP\tTUN")
+	fmt.Fprintln(w, "ENDPOINT\tSTATE\tOWNER\tVPC\tPORTS\tAZ\tENI IP\tTUN")
 	for _, e := range r.Endpoints {
 		ports := make([]string, len(e.Ports))
 		for i, p := range e.Ports {
@@ -144,7 +149,7 @@ func (r *Report) WriteTable(out io.Writer) {
 		}
 		for _, eni := range e.ENIs {
 			ips := strings.Trim(eni.IP+","+eni.IPv6, ",")
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.State, e.VPC, strings.Join(ports, ","), eni.AZ, ips, eni.Tun)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.State, e.OwnerID, e.VPC, strings.Join(ports, ","), eni.AZ, ips, eni.Tun)
 		}
 	}
 	fmt.Fprintln(w)

@@ -17,8 +17,11 @@ import (
 // the load balancers, and interface endpoints in consumer VPCs. Field names
 // follow the EC2 and ELBv2 APIs so that an AWS user recognises them.
 type Topology struct {
-	Name           string          `yaml:"name"`
-	Region         string          `yaml:"region"`
+	Name   string `yaml:"name"`
+	Region string `yaml:"region"`
+	// Accounts are the AWS accounts of the fabric; each VPC belongs to
+	// one. Without any, the fabric has one account, DefaultAccountID.
+	Accounts       []Account       `yaml:"accounts"`
 	Zones          []string        `yaml:"availability_zones"`
 	VPCs           []VPC           `yaml:"vpcs"`
 	LoadBalancers  []LoadBalancer  `yaml:"load_balancers"`
@@ -53,9 +56,21 @@ type SGRule struct {
 	CIDRIPv6   string `yaml:"cidr_ipv6"`
 }
 
+// Account is an AWS account: a name to refer to it by, and its 12-digit id.
+type Account struct {
+	Name string `yaml:"name"`
+	ID   string `yaml:"id"`
+}
+
+// DefaultAccountID is the account of a topology that names none.
+const DefaultAccountID = "111122223333"
+
 // VPC is a network namespace.
 type VPC struct {
-	Name     string   `yaml:"name"`
+	Name string `yaml:"name"`
+	// Account owns the VPC and what is in it (the first account by
+	// default).
+	Account  string   `yaml:"account"`
 	CIDR     string   `yaml:"cidr"`
 	IPv6CIDR string   `yaml:"ipv6_cidr"`
 	Subnets  []Subnet `yaml:"subnets"`
@@ -144,8 +159,11 @@ type Target struct {
 type Service struct {
 	Name               string   `yaml:"name"`
 	LoadBalancers      []string `yaml:"load_balancers"`
-	AcceptanceRequired bool     `yaml:"acceptance_required"`
-	AllowedPrincipals  []string `yaml:"allowed_principals"`
+	AcceptanceRequired bool `yaml:"acceptance_required"`
+	// AllowedPrincipals may create endpoints to the service: ARNs
+	// (arn:aws:iam::ACCOUNT:root for a whole account, :role/NAME,
+	// :user/NAME) or "*". None, as in AWS, means nobody.
+	AllowedPrincipals []string `yaml:"allowed_principals"`
 	// SupportedIPAddressTypes: ipv4 (default) and/or ipv6. IPv6 and
 	// dualstack endpoints need ipv6; the targets may stay IPv4.
 	SupportedIPAddressTypes []string `yaml:"supported_ip_address_types"`
@@ -156,6 +174,9 @@ type Endpoint struct {
 	Name                 string                `yaml:"name"`
 	VPC                  string                `yaml:"vpc"`
 	Service              string                `yaml:"service"`
+	// Principal creates the endpoint: an ARN in the account of the VPC
+	// (its root by default). The service must allow it.
+	Principal            string                `yaml:"principal"`
 	IPAddressType        string                `yaml:"ip_address_type"`
 	SubnetConfigurations []SubnetConfiguration `yaml:"subnet_configurations"`
 	// SecurityGroups name the groups whose ingress rules the ENIs enforce;

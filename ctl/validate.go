@@ -27,6 +27,7 @@ type validator struct {
 	tgs     map[string]*TargetGroup
 	svcs    map[string]*Service
 	sgs     map[string]*SecurityGroup
+	accts   map[string]*Account
 	servers map[netip.AddrPort]*TargetGroup // target servers pvlink runs
 }
 
@@ -39,7 +40,32 @@ type subnetInfo struct {
 	path    []any
 }
 
-var nameRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,19}$`)
+var (
+	nameRe      = regexp.MustCompile(`^[a-z][a-z0-9-]{0,19}$`)
+	accountIDRe = regexp.MustCompile(`^[0-9]{12}$`)
+	principalRe = regexp.MustCompile(`^arn:aws:iam::[0-9]{12}:(root|role/[\w+=,.@/-]{1,512}|user/[\w+=,.@/-]{1,512})$`)
+)
+
+// PrincipalAccount is the account id of a principal ARN.
+func PrincipalAccount(arn string) string {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) < 6 {
+		return ""
+	}
+	return parts[4]
+}
+
+// PrincipalAllowed reports whether an allowed-principals list lets
+// principal create an endpoint: "*", the principal itself, or the root of
+// its account (which stands for every principal of the account).
+func PrincipalAllowed(allowed []string, principal string) bool {
+	for _, a := range allowed {
+		if a == "*" || a == principal || a == "arn:aws:iam::"+PrincipalAccount(principal)+":root" {
+			return true
+		}
+	}
+	return false
+}
 
 func (v *validator) fail(path []any, format string, args ...any) {
 	if v.err != nil {
@@ -65,8 +91,23 @@ func (v *validator) topology(t *Topology) {
 	v.tgs = map[string]*TargetGroup{}
 	v.svcs = map[string]*Service{}
 	v.sgs = map[string]*SecurityGroup{}
+	v.accts = map[string]*Account{}
 
 	v.name(p("name"), t.Name)
+	if len(t.Accounts) == 0 {
+		t.Accounts = []Account{{Name: "default", ID: DefaultAccountID}}
+	}
+	ids := map[string]bool{}
+	for i := range t.Accounts {
+		a := &t.Accounts[i]
+		define(v, p("accounts", i), "account", a.Name, a, v.accts)
+		if !accountIDRe.MatchString(a.ID) {
+			v.fail(p("accounts", i, "id"), "%q is not an AWS account id (12 digits)", a.ID)
+		} else if ids[a.ID] {
+			v.fail(p("accounts", i, "id"), "account id %s is given twice", a.ID)
+		}
+		ids[a.ID] = true
+	}
 	if t.Region == "" {
 		v.fail(p("region"), "is required (for example us-east-1)")
 	}
@@ -91,7 +132,7 @@ func (v *validator) topology(t *Topology) {
 		v.fail(p("vpcs"), "at least one VPC is required")
 	}
 	for i := range t.VPCs {
-		v.vpc(p("vpcs", i), &t.VPCs[i], zones)
+		v.vpc(p("vpcs", i), &t.VPCs[i], zones, t.Accounts)
 	}
 	for i := range t.TargetGroups {
 		v.targetGroup(p("target_groups", i), &t.TargetGroups[i])
@@ -166,8 +207,13 @@ func (v *validator) vpcDefined(path []any, vpc string) bool {
 	return true
 }
 
-func (v *validator) vpc(path []any, vpc *VPC, zones map[string]bool) {
+func (v *validator) vpc(path []any, vpc *VPC, zones map[string]bool, accounts []Account) {
 	define(v, path, "VPC", vpc.Name, vpc, v.vpcs)
+	if vpc.Account == "" {
+		vpc.Account = accounts[0].Name
+	} else if v.accts[vpc.Account] == nil {
+		v.fail(append(path, "account"), "account %q is not defined", vpc.Account)
+	}
 	cidr, err := netip.ParsePrefix(vpc.CIDR)
 	if err != nil || !cidr.Addr().Is4() {
 		v.fail(append(path, "cidr"), "%q is not an IPv4 CIDR block", vpc.CIDR)
@@ -501,8 +547,10 @@ func (v *validator) service(path []any, s *Service) {
 			v.fail(append(path, "load_balancers", j), "load balancer %q is not defined", name)
 		}
 	}
-	if len(s.AllowedPrincipals) == 0 {
-		s.AllowedPrincipals = []string{"*"}
+	for j, pr := range s.AllowedPrincipals {
+		if pr != "*" && !principalRe.MatchString(pr) {
+			v.fail(append(path, "allowed_principals", j), "%q is not a principal ARN (arn:aws:iam::ACCOUNT:root, :role/NAME or :user/NAME) or *", pr)
+		}
 	}
 	if len(s.SupportedIPAddressTypes) == 0 {
 		s.SupportedIPAddressTypes = []string{"ipv4"}
@@ -558,6 +606,15 @@ func (v *validator) endpoint(path []any, e *Endpoint) {
 	if svc == nil {
 		v.fail(append(path, "service"), "endpoint service %q is not defined", e.Service)
 		return
+	}
+	acct := v.accts[v.vpcs[e.VPC].Account]
+	if e.Principal == "" && acct != nil {
+		e.Principal = "arn:aws:iam::" + acct.ID + ":root"
+	}
+	if !principalRe.MatchString(e.Principal) {
+		v.fail(append(path, "principal"), "%q is not a principal ARN (arn:aws:iam::ACCOUNT:root, :role/NAME or :user/NAME)", e.Principal)
+	} else if acct != nil && PrincipalAccount(e.Principal) != acct.ID {
+		v.fail(append(path, "principal"), "%s is not in account %s (%s), which owns VPC %s", e.Principal, acct.Name, acct.ID, e.VPC)
 	}
 	switch e.IPAddressType {
 	case "":

@@ -329,3 +329,46 @@ func TestChangesThatBreakARuleAreRefusedWithOneSentence(t *testing.T) {
 	}
 	probeAll(t, f)
 }
+
+func TestRemovingAPrincipalKeepsAcceptedConnectionsAndRefusesNewRequests(t *testing.T) {
+	f := fabrictest.Up(t, demoTopology(t))
+	eni := f.Status.Endpoints[0].ENIs[0]
+	held, err := exchange(t, f, net.JoinHostPort(eni.IP, "80"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	const allowed = `allowed_principals: ["arn:aws:iam::444455556666:root"]`
+	revoked := strings.Replace(demoTopology(t), allowed, "allowed_principals: []", 1)
+	os.WriteFile(f.File, []byte(strings.ReplaceAll(revoked, "NAME", f.Name)), 0o644)
+	pvlink(t, "fabric", "apply", "-f", f.File)
+	if s := endpointState(t, f); s != snapshot.StateAvailable {
+		t.Fatalf("after its principal was removed the endpoint is %s", s)
+	}
+	// The open connection still carries bytes both ways.
+	held.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := held.Write([]byte("again")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(held, buf); err != nil || string(buf) != "again" {
+		t.Fatalf("the accepted connection after the principal was removed: %q, %v", buf, err)
+	}
+	// A new request by the same principal is refused, and changes nothing.
+	version := endpointVersion(t, f)
+	second := revoked + "  - name: web2\n    vpc: consumer\n    service: web\n    subnet_configurations:\n      - {subnet: consumer-az1, ipv4: 198.18.1.20}\n"
+	os.WriteFile(f.File, []byte(strings.ReplaceAll(second, "NAME", f.Name)), 0o644)
+	out, err := fabrictest.Run(t, "fabric", "apply", "-f", f.File)
+	if err == nil || !strings.Contains(out, "endpoint web2: principal arn:aws:iam::444455556666:root is not allowed to connect to endpoint service web") {
+		t.Fatalf("a request by a principal no longer allowed: %v\n%s", err, out)
+	}
+	if v := endpointVersion(t, f); v != version || len(f.Status.Endpoints) != 1 {
+		t.Fatalf("the refused request moved the model from version %d to %d (%d endpoints)", version, v, len(f.Status.Endpoints))
+	}
+}
+
+func endpointVersion(t *testing.T, f *fabrictest.Fabric) uint64 {
+	t.Helper()
+	f.Refresh(t)
+	return f.Status.Version
+}

@@ -27,7 +27,7 @@ import (
 // dualstack endpoint (ipType: ipv4, ipv6 or dualstack).
 func dualstackTopology(t *testing.T, ipType string) string {
 	s := demoTopology(t)
-	s = strings.Replace(s, "  - name: consumer\n    cidr: 198.18.0.0/16\n", "  - name: consumer\n    cidr: 198.18.0.0/16\n    ipv6_cidr: fd00:18::/56\n", 1)
+	s = strings.Replace(s, "  - name: consumer\n    account: consumer\n    cidr: 198.18.0.0/16\n", "  - name: consumer\n    account: consumer\n    cidr: 198.18.0.0/16\n    ipv6_cidr: fd00:18::/56\n", 1)
 	s = strings.Replace(s, "cidr: 198.18.1.0/24}", "cidr: 198.18.1.0/24, ipv6_cidr: 'fd00:18:0:1::/64'}", 1)
 	s = strings.Replace(s, "cidr: 198.18.2.0/24}", "cidr: 198.18.2.0/24, ipv6_cidr: 'fd00:18:0:2::/64'}", 1)
 	s = strings.Replace(s, "    ip_address_type: ipv4\n", "    ip_address_type: "+ipType+"\n", 1)

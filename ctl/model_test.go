@@ -1,0 +1,80 @@
+package ctl
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"pvlink.dev/pvlink/snapshot"
+)
+
+// applyText applies a topology (the demo, edited) to a model, as ctld's
+// apply does.
+func applyText(t *testing.T, s *State, text string) error {
+	t.Helper()
+	topo, err := ParseTopology("demo.yaml", []byte(text))
+	if err != nil {
+		t.Fatalf("topology: %v", err)
+	}
+	next := s.Clone()
+	if err := next.ApplyTopology(topo, "demo.yaml"); err != nil {
+		return err
+	}
+	*s = *next
+	return nil
+}
+
+func TestOnlyAnAllowedPrincipalMayRequestAnEndpointAndRemovingItCutsNothing(t *testing.T) {
+	demo := string(demoTopology(t))
+	const allowed = `allowed_principals: ["arn:aws:iam::444455556666:root"]`
+	if !strings.Contains(demo, allowed) {
+		t.Fatal("the demo no longer allows the consumer account")
+	}
+	s := &State{}
+	// Nobody allowed: the consumer's request is refused, nothing changes.
+	err := applyText(t, s, strings.Replace(demo, allowed, "allowed_principals: []", 1))
+	var me *ModelError
+	if !errors.As(err, &me) || !strings.Contains(err.Error(), "principal arn:aws:iam::444455556666:root is not allowed to connect to endpoint service web") {
+		t.Fatalf("an endpoint nobody allowed: %v", err)
+	}
+	if s.Name != "" {
+		t.Fatal("a refused change left a model")
+	}
+	// A role of the consumer account is covered by the account's root.
+	role := strings.Replace(demo, "    # principal: arn:aws:iam::444455556666:role/app", "    principal: arn:aws:iam::444455556666:role/app", 1)
+	if err := applyText(t, s, role); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AcceptEndpoint("web"); err != nil {
+		t.Fatal(err)
+	}
+	if e := s.Endpoints[0]; e.Principal != "arn:aws:iam::444455556666:role/app" || e.OwnerID != "444455556666" || s.Services[0].OwnerID != "111122223333" {
+		t.Fatalf("owners: endpoint %s by %s, service %s", e.OwnerID, e.Principal, s.Services[0].OwnerID)
+	}
+	// The provider removes the permission: the accepted endpoint stays
+	// available; a second request by the same principal is refused.
+	revoked := strings.Replace(role, allowed, "allowed_principals: []", 1)
+	if err := applyText(t, s, revoked); err != nil {
+		t.Fatalf("removing a principal: %v", err)
+	}
+	if st := s.Endpoints[0].State; st != snapshot.StateAvailable {
+		t.Fatalf("after the principal was removed the endpoint is %s", st)
+	}
+	second := revoked + `  - name: web2
+    vpc: consumer
+    service: web
+    subnet_configurations:
+      - {subnet: consumer-az1, ipv4: 198.18.1.20}
+`
+	if err := applyText(t, s, second); err == nil || !strings.Contains(err.Error(), "endpoint web2: principal arn:aws:iam::444455556666:root is not allowed") {
+		t.Fatalf("a new endpoint after the principal was removed: %v", err)
+	}
+}
+
+func TestAPrincipalOutsideTheVPCsAccountIsRefused(t *testing.T) {
+	demo := strings.Replace(string(demoTopology(t)), "    # principal: arn:aws:iam::444455556666:role/app", "    principal: arn:aws:iam::111122223333:role/app", 1)
+	_, err := ParseTopology("demo.yaml", []byte(demo))
+	if err == nil || !strings.Contains(err.Error(), "arn:aws:iam::111122223333:role/app is not in account consumer (444455556666), which owns VPC consumer") {
+		t.Fatalf("a principal of the provider's account on the consumer's endpoint: %v", err)
+	}
+}
