@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,9 +40,8 @@ type Daemon struct {
 	writeMu sync.Mutex
 	model   atomic.Pointer[State]
 	has     atomic.Bool
-	gone    bool // guarded by writeMu
+	gone    atomic.Bool // set under writeMu
 
-	kick    chan struct{}
 	downReq chan chan error // a caller waiting for `down` to finish
 	started time.Time
 }
@@ -75,7 +75,7 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 	}
 	defer st.Close()
 	d := &Daemon{
-		name: o.Fabric, log: o.Log, st: st, kick: make(chan struct{}, 1), downReq: make(chan chan error),
+		name: o.Fabric, log: o.Log, st: st, downReq: make(chan chan error),
 		started: time.Now().UTC(),
 		r:       &realizer{fabric: o.Fabric, dir: Dir(o.Fabric), exe: o.Exe, log: o.Log, st: st, restarts: map[string]int{}},
 	}
@@ -103,10 +103,22 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 	defer srv.Close()
 	o.Log.Info("ctld serving", "fabric", o.Fabric, "socket", sock, "version", d.current().Version, "store", filepath.Join(StoreDir(o.Fabric), "state.db"))
 
+	// The realizer follows the store, not the API: every committed model
+	// change (seen through the store's watch) starts a pass over the model
+	// as the store holds it, and so does a timer, which is how a process
+	// that died is noticed. With a shared store (etcd), a change made by
+	// another ctld would start a pass the same way.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	var startRev uint64
+	st.View(func(tx store.ReadTx) error { startRev = tx.Rev(); return nil })
+	changes := modelChanges(st.Watch(watchCtx, startRev))
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		d.r.reconcile(d.current())
+		if !d.isGone() {
+			d.r.reconcile(d.storedModel())
+		}
 		select {
 		case <-ctx.Done():
 			o.Log.Info("ctld stopping; the fabric keeps running")
@@ -119,7 +131,7 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 				time.Sleep(100 * time.Millisecond)
 				return nil
 			}
-		case <-d.kick:
+		case <-changes:
 		case <-tick.C:
 		}
 	}
@@ -127,11 +139,51 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 
 func (d *Daemon) current() *State { return d.model.Load() }
 
+func (d *Daemon) isGone() bool { return d.gone.Load() }
+
+// storedModel reads the model from the store, as the realizer works from
+// it; if the store cannot be read, the committed copy in memory (which is
+// the same) serves.
+func (d *Daemon) storedModel() *State {
+	var m *State
+	err := d.st.View(func(tx store.ReadTx) error {
+		s, ok, err := loadModel(tx)
+		if ok && err == nil {
+			m = s
+		}
+		return err
+	})
+	if err != nil || m == nil {
+		return d.current()
+	}
+	return m
+}
+
+// modelChanges turns the store's watch into a wake-up per change of the
+// model (the realizer's own records under host/ wake nobody).
+func modelChanges(w <-chan store.Change) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	go func() {
+		for ch := range w {
+			for _, k := range append(ch.Put, ch.Deleted...) {
+				if !strings.HasPrefix(k, "host/") {
+					select {
+					case out <- struct{}{}:
+					default:
+					}
+					break
+				}
+			}
+		}
+	}()
+	return out
+}
+
 // down removes everything the fabric has on the host, then its store.
 func (d *Daemon) down() error {
 	d.writeMu.Lock()
 	defer d.writeMu.Unlock()
-	d.gone = true
+	d.gone.Store(true)
 	empty := &State{Name: d.name}
 	d.model.Store(empty)
 	if err := d.r.reconcile(empty); err != nil {
@@ -152,7 +204,7 @@ func (d *Daemon) down() error {
 func (d *Daemon) mutate(op func(*State) error) (uint64, error) {
 	d.writeMu.Lock()
 	defer d.writeMu.Unlock()
-	if d.gone {
+	if d.gone.Load() {
 		return 0, refuse("fabric %s is being taken down", d.name)
 	}
 	cur := d.current()
@@ -169,10 +221,6 @@ func (d *Daemon) mutate(op func(*State) error) (uint64, error) {
 	}
 	d.model.Store(next)
 	d.has.Store(true)
-	select {
-	case d.kick <- struct{}{}:
-	default:
-	}
 	return next.Version, nil
 }
 

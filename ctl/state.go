@@ -117,7 +117,7 @@ type EndpointState struct {
 	Name          string     `json:"name"`
 	OwnerID       string     `json:"owner_id"`  // its VPC's account
 	Principal     string     `json:"principal"` // who created it
-	Service       string     `json:"service"` // the service's full name
+	Service       string     `json:"service"`   // the service's full name
 	ServiceID     string     `json:"service_id"`
 	VPC           string     `json:"vpc"`
 	VPCID         string     `json:"vpc_id"`

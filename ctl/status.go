@@ -71,7 +71,7 @@ func (d *Daemon) report() *Report {
 	applied, ready, rerr := d.r.outcome()
 	r := &Report{
 		Name: m.Name, Region: m.Region, File: m.File, Version: m.Version, Phase: "up",
-		Ctld: CtldReport{PID: os.Getpid(), Socket: SocketPath(d.name), Store: filepath.Join(StoreDir(d.name), "state.db"), Started: d.started},
+		Ctld:     CtldReport{PID: os.Getpid(), Socket: SocketPath(d.name), Store: filepath.Join(StoreDir(d.name), "state.db"), Started: d.started},
 		Accounts: m.Accounts, VPCs: m.VPCs, LoadBalancers: m.LoadBalancers, TargetGroups: m.TargetGroups,
 		Services: m.Services, Endpoints: m.Endpoints,
 	}

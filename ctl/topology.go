@@ -58,8 +58,8 @@ type SGRule struct {
 
 // Account is an AWS account: a name to refer to it by, and its 12-digit id.
 type Account struct {
-	Name string `yaml:"name"`
-	ID   string `yaml:"id"`
+	Name string `yaml:"name" json:"name"`
+	ID   string `yaml:"id" json:"id"`
 }
 
 // DefaultAccountID is the account of a topology that names none.
@@ -159,7 +159,7 @@ type Target struct {
 type Service struct {
 	Name               string   `yaml:"name"`
 	LoadBalancers      []string `yaml:"load_balancers"`
-	AcceptanceRequired bool `yaml:"acceptance_required"`
+	AcceptanceRequired bool     `yaml:"acceptance_required"`
 	// AllowedPrincipals may create endpoints to the service: ARNs
 	// (arn:aws:iam::ACCOUNT:root for a whole account, :role/NAME,
 	// :user/NAME) or "*". None, as in AWS, means nobody.
@@ -171,9 +171,9 @@ type Service struct {
 
 // Endpoint is an interface VPC endpoint: one ENI per subnet configuration.
 type Endpoint struct {
-	Name                 string                `yaml:"name"`
-	VPC                  string                `yaml:"vpc"`
-	Service              string                `yaml:"service"`
+	Name    string `yaml:"name"`
+	VPC     string `yaml:"vpc"`
+	Service string `yaml:"service"`
 	// Principal creates the endpoint: an ARN in the account of the VPC
 	// (its root by default). The service must allow it.
 	Principal            string                `yaml:"principal"`

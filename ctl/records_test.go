@@ -1,0 +1,63 @@
+package ctl
+
+import (
+	"encoding/json"
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"pvlink.dev/pvlink/ctl/store"
+)
+
+// What ctld commits is what it reads back after a restart: every field of
+// the model survives the trip through the store's records.
+func TestTheModelSurvivesTheStore(t *testing.T) {
+	topo, err := ParseTopology("demo.yaml", demoTopology(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &State{}
+	if err := m.ApplyTopology(topo, "/tmp/demo.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	m.Version = 7
+	m.FlowCapacity = 4096
+	if err := m.AcceptEndpoint("web"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.DeregisterTarget("web", netip.MustParseAddrPort("198.19.1.10:8080"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "state.db")
+	st, err := store.OpenBolt(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Update(func(tx store.Tx) error { return saveModel(tx, m) }); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st, err = store.OpenBolt(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var back *State
+	st.View(func(tx store.ReadTx) error {
+		var ok bool
+		back, ok, err = loadModel(tx)
+		if !ok {
+			t.Fatal("no model in the store")
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(m)
+	got, _ := json.Marshal(back)
+	if string(want) != string(got) {
+		t.Fatalf("the model changed in the store:\nwrote %s\nread  %s", want, got)
+	}
+}
