@@ -212,6 +212,11 @@ func (d *Daemon) mutate(op func(*State) error) (uint64, error) {
 	if err := op(next); err != nil {
 		return 0, err
 	}
+	if d.has.Load() && sameModel(cur, next) {
+		// Nothing changes (an apply of the same file, a retry whose
+		// first answer was lost): no new version, nothing to push.
+		return cur.Version, nil
+	}
 	next.Version = cur.Version + 1
 	if err := d.checkForwarders(next); err != nil {
 		return 0, err
@@ -222,6 +227,16 @@ func (d *Daemon) mutate(op func(*State) error) (uint64, error) {
 	d.model.Store(next)
 	d.has.Store(true)
 	return next.Version, nil
+}
+
+// sameModel reports whether two models differ only in what a change does
+// not decide (the version, the file a topology came from).
+func sameModel(a, b *State) bool {
+	x, y := *a, *b
+	x.Version, y.Version, x.File, y.File = 0, 0, "", ""
+	ja, _ := json.Marshal(&x)
+	jb, _ := json.Marshal(&y)
+	return string(ja) == string(jb)
 }
 
 // checkForwarders asks every running forwarder that keeps running under

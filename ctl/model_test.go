@@ -78,3 +78,21 @@ func TestAPrincipalOutsideTheVPCsAccountIsRefused(t *testing.T) {
 		t.Fatalf("a principal of the provider's account on the consumer's endpoint: %v", err)
 	}
 }
+
+func TestApplyingTheSameTopologyAgainChangesNothing(t *testing.T) {
+	s := &State{}
+	demo := string(demoTopology(t))
+	if err := applyText(t, s, demo); err != nil {
+		t.Fatal(err)
+	}
+	again := s.Clone()
+	if err := applyText(t, again, demo); err != nil {
+		t.Fatal(err)
+	}
+	if !sameModel(s, again) {
+		t.Fatal("a second apply of the same topology changed the model")
+	}
+	if err := again.AcceptEndpoint("web"); err != nil || sameModel(s, again) {
+		t.Fatalf("an accept left the model the same (%v)", err)
+	}
+}
