@@ -194,24 +194,3 @@ func Fabrics() []string {
 	sort.Strings(out)
 	return out
 }
-
-// ForwarderJSON reads one of a forwarder process's JSON documents (/stats,
-// /flows, /targets, /counters) into v.
-func ForwarderJSON(f ForwarderReport, path string, v any) error {
-	if f.Metrics == "" {
-		return fmt.Errorf("forwarder %s is not running", f.Label())
-	}
-	client := http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get(f.MetricsBase() + path)
-	if err != nil {
-		return fmt.Errorf("forwarder %s: %w", f.Label(), err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("forwarder %s %s: %s", f.Label(), path, resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		return fmt.Errorf("forwarder %s %s: %w", f.Label(), path, err)
-	}
-	return nil
-}

@@ -12,16 +12,9 @@ import (
 	"pvlink.dev/pvlink/snapshot"
 )
 
-// fromForwarder is one forwarder process's answer.
-type fromForwarder[T any] struct {
-	ctl.ForwarderReport
-	Doc T
-}
-
 // fromForwarders reads one JSON document (path: /counters, /flows, ...)
-// from every forwarder process of a fabric (every worker of every AZ), in
-// the state's order.
-func fromForwarders[T any](cmd *cobra.Command, name, path string) ([]fromForwarder[T], error) {
+// from every forwarder process of a fabric.
+func fromForwarders[T any](cmd *cobra.Command, name, path string) ([]ctl.ForwarderDoc[T], error) {
 	c, err := client(cmd, name)
 	if err != nil {
 		return nil, err
@@ -30,18 +23,7 @@ func fromForwarders[T any](cmd *cobra.Command, name, path string) ([]fromForward
 	if err != nil {
 		return nil, err
 	}
-	var out []fromForwarder[T]
-	for _, f := range s.Forwarders {
-		if !f.Alive || f.Metrics == "" {
-			return nil, fmt.Errorf("forwarder %s is not running (its log: %s)", f.Label(), f.Log)
-		}
-		var v T
-		if err := ctl.ForwarderJSON(f, path, &v); err != nil {
-			return nil, err
-		}
-		out = append(out, fromForwarder[T]{f, v})
-	}
-	return out, nil
+	return ctl.ReadForwarders[T](s, path)
 }
 
 // addOutputFlag gives a command -o table|json and refuses anything else
@@ -77,23 +59,8 @@ func newFabricMetricsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			type row struct {
-				AZ string `json:"az"`
-				snapshot.ENICounters
-			}
 			// An ENI's counters are the sum over the AZ's workers.
-			var rows []row
-			at := map[string]int{}
-			for _, d := range docs {
-				for _, c := range d.Doc {
-					if i, ok := at[d.AZ+"/"+c.ENI]; ok {
-						rows[i].ENICounters.Add(c)
-						continue
-					}
-					at[d.AZ+"/"+c.ENI] = len(rows)
-					rows = append(rows, row{d.AZ, c})
-				}
-			}
+			rows := ctl.SumENICounters(docs)
 			if output == "json" {
 				return writeJSON(cmd.OutOrStdout(), rows)
 			}
