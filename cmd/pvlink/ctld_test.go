@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -371,4 +372,65 @@ func endpointVersion(t *testing.T, f *fabrictest.Fabric) uint64 {
 	t.Helper()
 	f.Refresh(t)
 	return f.Status.Version
+}
+
+// countAccepts counts the connections a listener accepts (health checks)
+// until the test ends.
+func countAccepts(ln net.Listener) *atomic.Int64 {
+	var n atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			c.Close()
+		}
+	}()
+	return &n
+}
+
+func TestARemovedTargetGroupStopsItsHealthChecksAndARegisteredAgainTargetTakesFlows(t *testing.T) {
+	// A second listener (port 81) to a group "aux" whose one target is the
+	// test's own listener, checked every 100 ms. It listens on the address
+	// of the web target, which stays when aux goes: only the forwarder can
+	// stop the checks.
+	aux := strings.Replace(demoTopology(t), "load_balancers:\n", `  - name: aux
+    vpc: provider
+    port: 9000
+    health_check: {interval: 100ms, timeout: 80ms, healthy_threshold: 2, unhealthy_threshold: 2}
+    targets:
+      - {ip: 198.19.1.10, port: 9000, external: true}
+
+load_balancers:
+`, 1)
+	aux = strings.Replace(aux, "      - {protocol: TCP, port: 80, target_group: web}\n",
+		"      - {protocol: TCP, port: 80, target_group: web}\n      - {protocol: TCP, port: 81, target_group: aux}\n", 1)
+	f := fabrictest.Up(t, aux)
+	checks := countAccepts(listenIn(t, f.Netns(t, "provider"), "198.19.1.10:9000"))
+	waitUntil(t, 3*time.Second, "health checks of the aux group", func() bool { return checks.Load() >= 3 })
+
+	// The same fabric without the group (listener and target group gone).
+	os.WriteFile(f.File, []byte(strings.ReplaceAll(demoTopology(t), "NAME", f.Name)), 0o644)
+	pvlink(t, "fabric", "apply", "-f", f.File)
+	time.Sleep(200 * time.Millisecond) // a check already under way may land
+	before := checks.Load()
+	time.Sleep(time.Second)
+	if after := checks.Load(); after != before {
+		t.Fatalf("%d health checks in the second after the group was removed (interval 100 ms)", after-before)
+	}
+
+	// A target deregistered, then registered again before its delay ran
+	// out, takes flows again.
+	pvlink(t, "target", "deregister", f.Name, "--target-group", "web", "--target", "198.19.1.10:8080")
+	// It was the AZ's only target: while it drains, the node has none.
+	c := &peer.Client{Addr: "198.18.1.10:80", Timeout: 2 * time.Second, Dial: fabrictest.DialFrom(f.Netns(t, "consumer"))}
+	if _, err := c.Run(context.Background()); err == nil {
+		t.Fatal("a connection went through while the AZ's only target drained")
+	}
+	pvlink(t, "target", "register", f.Name, "--target-group", "web", "--target", "198.19.1.10:8080")
+	if n := seenBy(t, f, "198.18.1.10:80", "198.19.1.10", 8); n != 8 {
+		t.Fatalf("the target registered again got %d of 8 new flows (it is the AZ's only one)", n)
+	}
 }
