@@ -16,7 +16,7 @@ func NetnsName(fabric, vpc string) string { return "pvl-" + fabric + "-" + vpc }
 // Plan turns a validated topology into the State of a fabric that is not
 // created yet: every id, name and address decided, nothing touched.
 func Plan(t *Topology) *State {
-	s := &State{Name: t.Name, Region: t.Region, Created: time.Now().UTC(), Version: 1, Workers: max(t.ForwarderWorkers, 1), FlowCapacity: t.FlowCapacity}
+	s := &State{Name: t.Name, Region: t.Region, Created: time.Now().UTC(), Version: 1, Workers: max(t.ForwarderWorkers, 1), FlowCapacity: t.FlowCapacity, AvailabilityZones: append([]string{}, t.Zones...)}
 	s.Accounts = append([]Account{}, t.Accounts...)
 	accountID := map[string]string{}
 	for _, a := range t.Accounts {
@@ -178,8 +178,9 @@ func azOfAddr(s *State, vpc, ip string) string {
 	return ""
 }
 
-// Zones are the AZs in which the fabric has ENIs, sorted: one forwarder each.
-func (s *State) Zones() []string {
+// ForwarderZones are the AZs in which the fabric has ENIs, sorted: one
+// forwarder each.
+func (s *State) ForwarderZones() []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, e := range s.Endpoints {

@@ -78,7 +78,7 @@ func (r *realizer) procPath(key, ext string) string { return filepath.Join(r.dir
 func desiredForwarders(m *State) []ForwarderState {
 	var out []ForwarderState
 	workers := max(m.Workers, 1)
-	for _, az := range m.Zones() {
+	for _, az := range m.ForwarderZones() {
 		for w := 0; w < workers; w++ {
 			out = append(out, ForwarderState{AZ: az, Worker: w, Workers: workers})
 		}

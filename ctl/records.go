@@ -36,11 +36,12 @@ type fabricRecord struct {
 	FlowCapacity int       `json:"flow_capacity,omitempty"`
 	Created      string    `json:"created"`
 	Accounts     []Account `json:"accounts"`
+	Zones        []string  `json:"availability_zones"`
 }
 
 func (s *State) records() (map[string]any, error) {
 	r := map[string]any{
-		keyFabric: fabricRecord{Name: s.Name, File: s.File, Version: s.Version, Region: s.Region, Workers: s.Workers, FlowCapacity: s.FlowCapacity, Created: s.Created.Format(time.RFC3339Nano), Accounts: s.Accounts},
+		keyFabric: fabricRecord{Name: s.Name, File: s.File, Version: s.Version, Region: s.Region, Workers: s.Workers, FlowCapacity: s.FlowCapacity, Created: s.Created.Format(time.RFC3339Nano), Accounts: s.Accounts, Zones: s.AvailabilityZones},
 	}
 	add := func(key string, v any) error {
 		if _, dup := r[key]; dup {
@@ -128,7 +129,7 @@ func loadModel(tx store.ReadTx) (*State, bool, error) {
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, false, fmt.Errorf("store record %s: %w", keyFabric, err)
 	}
-	s := &State{Name: f.Name, File: f.File, Version: f.Version, Region: f.Region, Workers: f.Workers, FlowCapacity: f.FlowCapacity, Accounts: f.Accounts}
+	s := &State{Name: f.Name, File: f.File, Version: f.Version, Region: f.Region, Workers: f.Workers, FlowCapacity: f.FlowCapacity, Accounts: f.Accounts, AvailabilityZones: f.Zones}
 	s.Created, _ = parseTime(f.Created)
 	each := func(prefix string, fn func([]byte) error) error {
 		return tx.List(prefix, func(k string, v []byte) error {

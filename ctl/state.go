@@ -29,6 +29,8 @@ type State struct {
 	Version uint64    `json:"version"`
 	Region  string    `json:"region"`
 	Created time.Time `json:"created"`
+	// AvailabilityZones are the Region's AZs, by id (use1-az1, ...).
+	AvailabilityZones []string `json:"availability_zones"`
 	// Workers is the forwarder processes per AZ (0 means 1).
 	Workers int `json:"forwarder_workers,omitempty"`
 	// FlowCapacity sizes each forwarder's flow table (0: the default); a

@@ -26,14 +26,15 @@ type Report struct {
 	Error string     `json:"error,omitempty"`
 	Ctld  CtldReport `json:"ctld"`
 
-	Accounts      []Account          `json:"accounts"`
-	VPCs          []VPCState         `json:"vpcs"`
-	LoadBalancers []LBState          `json:"load_balancers"`
-	TargetGroups  []TargetGroupState `json:"target_groups"`
-	Services      []ServiceState     `json:"services"`
-	Endpoints     []EndpointState    `json:"endpoints"`
-	Targets       []TargetReport     `json:"targets"`
-	Forwarders    []ForwarderReport  `json:"forwarders"`
+	Accounts          []Account          `json:"accounts"`
+	AvailabilityZones []string           `json:"availability_zones"`
+	VPCs              []VPCState         `json:"vpcs"`
+	LoadBalancers     []LBState          `json:"load_balancers"`
+	TargetGroups      []TargetGroupState `json:"target_groups"`
+	Services          []ServiceState     `json:"services"`
+	Endpoints         []EndpointState    `json:"endpoints"`
+	Targets           []TargetReport     `json:"targets"`
+	Forwarders        []ForwarderReport  `json:"forwarders"`
 }
 
 // CtldReport is the daemon that owns the fabric.
@@ -72,7 +73,7 @@ func (d *Daemon) report() *Report {
 	r := &Report{
 		Name: m.Name, Region: m.Region, File: m.File, Version: m.Version, Phase: "up",
 		Ctld:     CtldReport{PID: os.Getpid(), Socket: SocketPath(d.name), Store: filepath.Join(StoreDir(d.name), "state.db"), Started: d.started},
-		Accounts: m.Accounts, VPCs: m.VPCs, LoadBalancers: m.LoadBalancers, TargetGroups: m.TargetGroups,
+		Accounts: m.Accounts, AvailabilityZones: m.AvailabilityZones, VPCs: m.VPCs, LoadBalancers: m.LoadBalancers, TargetGroups: m.TargetGroups,
 		Services: m.Services, Endpoints: m.Endpoints,
 	}
 	d.st.View(func(tx store.ReadTx) error { r.Ctld.Revision = tx.Rev(); return nil })

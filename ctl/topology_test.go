@@ -98,10 +98,10 @@ func TestPlanGivesEachAZItsENIsAndNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := Plan(topo)
-	if got := s.Zones(); len(got) != 2 || got[0] != "use1-az1" || got[1] != "use1-az2" {
+	if got := s.ForwarderZones(); len(got) != 2 || got[0] != "use1-az1" || got[1] != "use1-az2" {
 		t.Fatalf("zones = %v", got)
 	}
-	for _, az := range s.Zones() {
+	for _, az := range s.ForwarderZones() {
 		cfg := s.ForwarderConfig(az)
 		if err := cfg.Validate(); err != nil {
 			t.Fatalf("%s: %v", az, err)

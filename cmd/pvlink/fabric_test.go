@@ -176,13 +176,13 @@ func leftovers(t *testing.T, name string, pids []int) []string {
 func itoa(i int) string { return strconv.Itoa(i) }
 
 // listed is the fabric's line in `pvlink fabric list -o json`, or nil.
-func listed(t *testing.T, name string) *fabricSummary {
+func listed(t *testing.T, name string) *ctl.FabricSummary {
 	t.Helper()
 	out, err := fabrictest.Run(t, "fabric", "list", "-o", "json")
 	if err != nil {
 		t.Fatalf("fabric list: %v\n%s", err, out)
 	}
-	var all []fabricSummary
+	var all []ctl.FabricSummary
 	if err := json.Unmarshal([]byte(out), &all); err != nil {
 		t.Fatalf("fabric list -o json: %v\n%s", err, out)
 	}
