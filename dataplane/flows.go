@@ -64,6 +64,12 @@ type conn struct {
 	// relay tore the connection down after a RST from either side.
 	expired atomic.Bool
 	reset   atomic.Bool
+
+	// What the target's socket had received when the flow had been idle
+	// for half its timeout (segsBase), and the activity time that idle
+	// spell began at (segsAt): see targetSpoke. Written by the sweeper.
+	segsAt   atomic.Int64
+	segsBase atomic.Uint32
 	cut     atomic.Bool
 }
 
@@ -207,6 +213,52 @@ func (c *conn) forget() {
 	c.dirDone(&c.p2c, dirParked)
 }
 
+// Keepalives from the target keep a flow alive, as on an NLB, which sees
+// both sides' segments. The consumer's come through the ingress filter,
+// which marks the flow active; the target's are answered by the node's
+// kernel socket and never reach the relay. The socket counts them, though
+// (tcpi_segs_in): once a flow has been idle for half its timeout the
+// sweeper notes the count, and a flow whose count grew by the time it would
+// expire had segments from the target and is kept. Any keepalive interval
+// shorter than the idle timeout is seen this way, at the cost of two
+// getsockopt calls per idle flow per timeout, none on the data path.
+
+// noteHalfIdle takes the baseline of a flow idle for half its timeout, once
+// per idle spell.
+func (c *conn) noteHalfIdle(fl *flowtable.Flow, now time.Time) {
+	last := fl.LastActive().UnixNano()
+	if now.UnixNano()-last <= int64(fl.IdleTimeout())/2 || c.segsAt.Load() == last || !c.started.Load() {
+		return
+	}
+	if n, ok := c.providerSegsIn(); ok {
+		c.segsBase.Store(n)
+		c.segsAt.Store(last)
+	}
+}
+
+// targetSpoke reports whether the target's socket received segments since
+// the flow's baseline of this idle spell.
+func (c *conn) targetSpoke(fl *flowtable.Flow) bool {
+	if !c.started.Load() || c.segsAt.Load() != fl.LastActive().UnixNano() {
+		return false
+	}
+	n, ok := c.providerSegsIn()
+	return ok && n != c.segsBase.Load()
+}
+
+// providerSegsIn reads how many segments the node's socket to the target
+// has received.
+func (c *conn) providerSegsIn() (uint32, bool) {
+	var n uint32
+	ok := false
+	c.providerRaw.Control(func(fd uintptr) {
+		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+			n, ok = info.Segs_in, true
+		}
+	})
+	return n, ok
+}
+
 // sweep expires idle flows until ctx ends. It looks often enough for the
 // shortest idle timeout in force to be honoured within a tenth of itself.
 func (f *Forwarder) sweep(ctx context.Context) {
@@ -222,7 +274,14 @@ func (f *Forwarder) sweep(ctx context.Context) {
 			return
 		case <-time.After(every):
 		}
-		f.flows.Expire(time.Now(), func(fl *flowtable.Flow) {
+		now := time.Now()
+		f.flows.Range(func(fl *flowtable.Flow) bool {
+			fl.Value.(*conn).noteHalfIdle(fl, now)
+			return true
+		})
+		f.flows.ExpireUnless(now, func(fl *flowtable.Flow) bool {
+			return fl.Value.(*conn).targetSpoke(fl)
+		}, func(fl *flowtable.Flow) {
 			f.stats.idleExpired.Add(1)
 			fl.Value.(*conn).forget()
 		})

@@ -368,11 +368,26 @@ func (t *Table) Range(fn func(*Flow) bool) {
 // Expire deletes every flow idle for longer than its timeout at now and
 // passes each to expired (outside any lock). It returns how many it removed.
 func (t *Table) Expire(now time.Time, expired func(*Flow)) int {
+	return t.ExpireUnless(now, nil, expired)
+}
+
+// ExpireUnless is Expire with a last word: a flow that looks idle is first
+// passed to active (if not nil), which reports whether it saw activity the
+// table did not (segments only a socket counted, for example); such a flow
+// is marked active at now and kept.
+func (t *Table) ExpireUnless(now time.Time, active func(*Flow) bool, expired func(*Flow)) int {
 	n := now.UnixNano()
 	removed := 0
 	t.Range(func(f *Flow) bool {
 		idle := f.idleTimeout.Load()
-		if idle > 0 && n-f.lastActive.Load() > idle && t.DeleteFlow(f) {
+		if idle <= 0 || n-f.lastActive.Load() <= idle {
+			return true
+		}
+		if active != nil && active(f) {
+			f.Touch(n)
+			return true
+		}
+		if t.DeleteFlow(f) {
 			removed++
 			if expired != nil {
 				expired(f)

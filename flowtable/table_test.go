@@ -101,6 +101,31 @@ func TestExpireRemovesOnlyIdleFlows(t *testing.T) {
 	}
 }
 
+func TestAFlowWithActivityOnlyItsOwnerSawIsKept(t *testing.T) {
+	tb := New(100)
+	start := time.Now()
+	for i := 0; i < 4; i++ {
+		tb.Insert(NewFlow(key(i), i, time.Second, start))
+	}
+	// Flows 0 and 1 had segments the table never saw (keepalives a socket
+	// answered): the owner says so when asked.
+	asked := 0
+	later := start.Add(1500 * time.Millisecond)
+	n := tb.ExpireUnless(later, func(f *Flow) bool { asked++; return f.Value.(int) < 2 }, nil)
+	if n != 2 || asked != 4 || tb.Len() != 2 {
+		t.Fatalf("expired %d (asked %d), %d left", n, asked, tb.Len())
+	}
+	if got := tb.Lookup(key(0)).LastActive(); !got.Equal(later) {
+		t.Errorf("a kept flow's activity is %v, want the sweep's time", got)
+	}
+	// Not asked again before its timeout runs out anew.
+	asked = 0
+	tb.ExpireUnless(later.Add(500*time.Millisecond), func(*Flow) bool { asked++; return false }, nil)
+	if asked != 0 {
+		t.Errorf("%d flows asked while not idle", asked)
+	}
+}
+
 // TestConcurrentStress runs inserters, deleters, readers, a ranger and an
 // expirer at once (run it with -race) and checks that every flow that
 // should be there is there exactly once, and nothing else.

@@ -356,3 +356,55 @@ func TestConnectionLimitPerTargetRefusesAndCounts(t *testing.T) {
 		t.Error("pvlink_port_allocation_errors_total is not 1 in the metrics")
 	}
 }
+
+// TestKeepalivesFromEitherSideKeepAnIdleFlow: with a 3 s idle timeout, three
+// flows stay idle for 7 s: one with no keepalives is forgotten (its next
+// segment gets a RST); one whose consumer sends keepalives every second and
+// one whose target does are kept, as an NLB, which sees both sides, keeps
+// them.
+func TestKeepalivesFromEitherSideKeepAnIdleFlow(t *testing.T) {
+	f := fabrictest.Up(t, poolTopology(t, "    idle_timeout: 3s\n    health_check: {enabled: false}"))
+	provider := f.Netns(t, "provider")
+	a, b := startEcho(t, provider, "198.19.1.20:9000"), startEcho(t, provider, "198.19.1.21:9000")
+	keepalive := net.KeepAliveConfig{Enable: true, Idle: time.Second, Interval: time.Second, Count: 20}
+	open := func(what string) net.Conn {
+		c, served, err := roundTrip(t, f, a, b)
+		if err != nil || served == nil {
+			t.Fatalf("%s: %v (served by %v)", what, err, served)
+		}
+		t.Cleanup(func() { c.Close() })
+		switch what {
+		case "consumer keepalives":
+			if err := c.(*net.TCPConn).SetKeepAliveConfig(keepalive); err != nil {
+				t.Fatal(err)
+			}
+		case "target keepalives":
+			if err := served.lastConn().(*net.TCPConn).SetKeepAliveConfig(keepalive); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			c.(*net.TCPConn).SetKeepAlive(false)
+		}
+		return c
+	}
+	quiet, fromConsumer, fromTarget := open("no keepalives"), open("consumer keepalives"), open("target keepalives")
+	time.Sleep(7 * time.Second)
+	for _, tc := range []struct {
+		what  string
+		c     net.Conn
+		alive bool
+	}{{"no keepalives", quiet, false}, {"consumer keepalives", fromConsumer, true}, {"target keepalives", fromTarget, true}} {
+		tc.c.SetDeadline(time.Now().Add(3 * time.Second))
+		tc.c.Write([]byte("still?\n"))
+		line, err := bufio.NewReader(tc.c).ReadString('\n')
+		switch {
+		case tc.alive && (err != nil || line != "still?\n"):
+			t.Errorf("%s: after 7 s idle the flow is gone (%q, %v), want it kept", tc.what, line, err)
+		case !tc.alive && !isReset(err):
+			t.Errorf("%s: after 7 s idle got %q, %v; want a RST", tc.what, line, err)
+		}
+	}
+	if n := statsOf(t, f).IdleExpired; n != 1 {
+		t.Errorf("idle_expired = %d, want 1 (the flow without keepalives)", n)
+	}
+}
