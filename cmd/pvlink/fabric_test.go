@@ -203,22 +203,18 @@ func TestFabricDownAfterKill9LeavesNothing(t *testing.T) {
 	for _, tg := range f.Status.Targets {
 		pids = append(pids, tg.PID)
 	}
-	// SIGKILL one forwarder and one target: nothing of theirs gets to
-	// clean up.
-	for _, pid := range []int{f.Status.Forwarders[0].PID, f.Status.Targets[0].PID} {
+	pids = append(pids, f.Status.Ctld.PID)
+	// SIGKILL ctld, then one forwarder and one target: nothing of theirs
+	// gets to clean up, and nobody restarts them.
+	for _, pid := range []int{f.Status.Ctld.PID, f.Status.Forwarders[0].PID, f.Status.Targets[0].PID} {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
 	}
 	time.Sleep(100 * time.Millisecond)
-	f.Refresh(t)
-	if f.Status.Forwarders[0].Alive {
-		t.Fatal("status still shows the killed forwarder alive")
-	}
-	// fabric list shows the fabric with one forwarder fewer alive.
-	if l := listed(t, f.Name); l == nil || l.Forwarders != len(f.Status.Forwarders) || l.ForwardersAlive != l.Forwarders-1 ||
-		l.Namespaces == 0 || l.NamespacesPresent != l.Namespaces {
-		t.Errorf("fabric list after one forwarder was killed: %+v", l)
+	// fabric list shows the fabric, and that its ctld is not running.
+	if l := listed(t, f.Name); l == nil || !strings.Contains(l.Error, "ctld is not running") {
+		t.Errorf("fabric list after ctld was killed: %+v", l)
 	}
 	for i := 0; i < 2; i++ {
 		out, err := fabrictest.Run(t, "fabric", "down", f.Name)
@@ -365,5 +361,68 @@ func TestFabricUpRefusesBadInputAndCreatesNothing(t *testing.T) {
 				t.Errorf("a refused fabric up left %v", left)
 			}
 		})
+	}
+}
+
+// TestTwoFabricUpsAtOnceMakeOneFabric: two `fabric up` of one file at the
+// same moment: one creates the fabric, the other says it is already up (or
+// that its ctld is taken), and one ctld with one set of forwarders runs.
+func TestTwoFabricUpsAtOnceMakeOneFabric(t *testing.T) {
+	fabrictest.RequireRoot(t)
+	name := fabrictest.Name()
+	file := filepath.Join(t.TempDir(), name+".yaml")
+	os.WriteFile(file, []byte(strings.ReplaceAll(demoTopology(t), "NAME", name)), 0o644)
+	t.Cleanup(func() { fabrictest.Run(t, "fabric", "down", name) })
+	type result struct {
+		out string
+		err error
+	}
+	results := make(chan result, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			out, err := fabrictest.Run(t, "fabric", "up", "-q", "-f", file)
+			results <- result{out, err}
+		}()
+	}
+	ok := 0
+	for i := 0; i < 2; i++ {
+		r := <-results
+		switch {
+		case r.err == nil:
+			ok++
+		case !strings.Contains(r.out, "is already up") && !strings.Contains(r.out, "another process holds") && !strings.Contains(r.out, "held by a running process"):
+			t.Errorf("the losing fabric up said: %s", r.out)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d of two concurrent fabric ups succeeded, want 1", ok)
+	}
+	out, err := fabrictest.Run(t, "fabric", "status", name, "-o", "json")
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	if n := processesOf(name); n != 2+2+1 {
+		t.Fatalf("%d processes run for the fabric, want 2 forwarders, 2 targets and one ctld", n)
+	}
+}
+
+// TestAUsersOwnNetnsBesideAFabricStrandsNothing: `ip netns add` of the
+// user's own while a fabric is up must not keep `fabric down` from removing
+// the fabric's namespaces.
+func TestAUsersOwnNetnsBesideAFabricStrandsNothing(t *testing.T) {
+	f := fabrictest.Up(t, demoTopology(t))
+	mine := "mine-" + f.Name
+	if out, err := exec.Command("ip", "netns", "add", mine).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v\n%s", mine, err, out)
+	}
+	defer exec.Command("ip", "netns", "del", mine).Run()
+	if out, err := fabrictest.Run(t, "fabric", "down", f.Name); err != nil {
+		t.Fatalf("fabric down beside the user's namespace: %v\n%s", err, out)
+	}
+	if left := leftovers(t, f.Name, nil); len(left) > 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+	if _, err := os.Stat("/run/netns/" + mine); err != nil {
+		t.Fatalf("the user's namespace is gone: %v", err)
 	}
 }
