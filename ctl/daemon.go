@@ -44,6 +44,7 @@ type Daemon struct {
 
 	downReq chan chan error // a caller waiting for `down` to finish
 	started time.Time
+	apiURL  string // set before the socket serves
 }
 
 // DaemonOptions are ctld's settings.
@@ -51,6 +52,52 @@ type DaemonOptions struct {
 	Fabric string
 	Exe    string // the pvlink binary, to start forwarders and targets
 	Log    *slog.Logger
+	// API, if set, makes the AWS-compatible API's handler over the
+	// daemon; it is served on APIListen (loopback; port 0 picks one,
+	// which the store keeps, so the URL stays across restarts).
+	API       func(*Daemon) http.Handler
+	APIListen string
+}
+
+// keyHostAPI records the address the API is served on.
+const keyHostAPI = "host/api"
+
+// Model is the committed model (the API's reads).
+func (d *Daemon) Model() *State { return d.current() }
+
+// Change runs an operation on the model as one change (the API's writes).
+func (d *Daemon) Change(op func(*State) error) (uint64, error) { return d.mutate(op) }
+
+// listenAPI serves the API on the address the store remembers, or a new
+// one it then remembers.
+func (d *Daemon) listenAPI(o DaemonOptions) (net.Listener, error) {
+	var remembered string
+	d.st.View(func(tx store.ReadTx) error {
+		if v, ok := tx.Get(keyHostAPI); ok {
+			remembered = string(v)
+		}
+		return nil
+	})
+	addr := o.APIListen
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	if remembered != "" {
+		if ln, err := net.Listen("tcp", remembered); err == nil {
+			return ln, nil
+		}
+		d.log.Warn("the API's address is taken; serving it on a new one", "was", remembered)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("API listener on %s: %w", addr, err)
+	}
+	_, err = d.st.Update(func(tx store.Tx) error { return tx.Put(keyHostAPI, []byte(ln.Addr().String())) })
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
 }
 
 // SocketPath is where a fabric's ctld listens.
@@ -98,6 +145,17 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 		return fmt.Errorf("ctld socket %s: %w", sock, err)
 	}
 	os.Chmod(sock, 0o600)
+	if o.API != nil {
+		aln, err := d.listenAPI(o)
+		if err != nil {
+			return err
+		}
+		d.apiURL = "http://" + aln.Addr().String()
+		asrv := &http.Server{Handler: o.API(d), ReadHeaderTimeout: 5 * time.Second}
+		go asrv.Serve(aln)
+		defer asrv.Close()
+		o.Log.Info("AWS-compatible API", "url", d.apiURL)
+	}
 	srv := &http.Server{Handler: d.routes(), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()

@@ -172,6 +172,8 @@ func (s *State) ApplyTopology(t *Topology, file string) error {
 		next.Created = time.Now().UTC()
 	}
 	carried := next.carryIDs(s)
+	next.giveKeys(s)
+	next.keepAPIEndpoints(s)
 	if err := s.checkLoadBalancersLeaving(next); err != nil {
 		return err
 	}
@@ -180,7 +182,7 @@ func (s *State) ApplyTopology(t *Topology, file string) error {
 	// the service's principals have become (removing a permission does
 	// not cut accepted connections).
 	for _, e := range next.Endpoints {
-		if carried[e.ID] {
+		if carried[e.ID] || e.Origin == "api" {
 			continue
 		}
 		svc := next.serviceByID(e.ServiceID)
@@ -190,6 +192,33 @@ func (s *State) ApplyTopology(t *Topology, file string) error {
 	}
 	*s = *next
 	return nil
+}
+
+// keepAPIEndpoints carries the endpoints made through the API, which a
+// topology does not declare, while their VPC, subnets and service remain.
+func (next *State) keepAPIEndpoints(old *State) {
+	for _, e := range old.Endpoints {
+		if e.Origin != "api" {
+			continue
+		}
+		if _, ok := next.ServiceByID(e.ServiceID); !ok {
+			continue
+		}
+		keep := false
+		for _, v := range next.VPCs {
+			if v.ID == e.VPCID {
+				keep = true
+				for _, eni := range e.ENIs {
+					if _, ok := v.subnet(eni.SubnetID); !ok {
+						keep = false
+					}
+				}
+			}
+		}
+		if keep {
+			next.Endpoints = append(next.Endpoints, e)
+		}
+	}
 }
 
 func principalList(ps []string) string {

@@ -83,6 +83,7 @@ func Plan(t *Topology) *State {
 			Name: svc.Name, ID: id, OwnerID: vpcOwner[lbVPC[svc.LoadBalancers[0]]], ServiceName: fmt.Sprintf("com.amazonaws.vpce.%s.%s", t.Region, id),
 			State: "Available", LoadBalancers: svc.LoadBalancers,
 			AcceptanceRequired: svc.AcceptanceRequired, AllowedPrincipals: svc.AllowedPrincipals,
+			SupportedIPAddressTypes: svc.SupportedIPAddressTypes,
 		}
 		svcByName[svc.Name] = ss
 		s.Services = append(s.Services, ss)

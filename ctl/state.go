@@ -111,15 +111,24 @@ type ServiceState struct {
 	LoadBalancers      []string `json:"load_balancers"`
 	AcceptanceRequired bool     `json:"acceptance_required"`
 	AllowedPrincipals  []string `json:"allowed_principals"`
+	// SupportedIPAddressTypes: ipv4, and ipv6 when its load balancers
+	// are dualstack.
+	SupportedIPAddressTypes []string `json:"supported_ip_address_types"`
 }
 
 // EndpointState is an interface endpoint and its ENIs.
 type EndpointState struct {
-	ID            string     `json:"id"`
-	Name          string     `json:"name"`
-	OwnerID       string     `json:"owner_id"`  // its VPC's account
-	Principal     string     `json:"principal"` // who created it
-	Service       string     `json:"service"`   // the service's full name
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	OwnerID   string `json:"owner_id"`  // its VPC's account
+	Principal string `json:"principal"` // who created it
+	// Origin is "api" for an endpoint created through the API: a topology
+	// applied later leaves it alone (it manages only what it declares).
+	Origin  string    `json:"origin,omitempty"`
+	Created time.Time `json:"created,omitzero"`
+	// ClientToken makes CreateVpcEndpoint idempotent for its caller.
+	ClientToken   string     `json:"client_token,omitempty"`
+	Service       string     `json:"service"` // the service's full name
 	ServiceID     string     `json:"service_id"`
 	VPC           string     `json:"vpc"`
 	VPCID         string     `json:"vpc_id"`

@@ -25,6 +25,7 @@ type Report struct {
 	Phase string     `json:"phase"`
 	Error string     `json:"error,omitempty"`
 	Ctld  CtldReport `json:"ctld"`
+	API   APIReport  `json:"api"`
 
 	Accounts          []Account          `json:"accounts"`
 	AvailabilityZones []string           `json:"availability_zones"`
@@ -35,6 +36,11 @@ type Report struct {
 	Endpoints         []EndpointState    `json:"endpoints"`
 	Targets           []TargetReport     `json:"targets"`
 	Forwarders        []ForwarderReport  `json:"forwarders"`
+}
+
+// APIReport is where the AWS-compatible API answers: aws --endpoint-url.
+type APIReport struct {
+	URL string `json:"url,omitempty"`
 }
 
 // CtldReport is the daemon that owns the fabric.
@@ -72,6 +78,7 @@ func (d *Daemon) report() *Report {
 	applied, ready, rerr := d.r.outcome()
 	r := &Report{
 		Name: m.Name, Region: m.Region, File: m.File, Version: m.Version, Phase: "up",
+		API:      APIReport{URL: d.apiURL},
 		Ctld:     CtldReport{PID: os.Getpid(), Socket: SocketPath(d.name), Store: filepath.Join(StoreDir(d.name), "state.db"), Started: d.started},
 		Accounts: m.Accounts, AvailabilityZones: m.AvailabilityZones, VPCs: m.VPCs, LoadBalancers: m.LoadBalancers, TargetGroups: m.TargetGroups,
 		Services: m.Services, Endpoints: m.Endpoints,

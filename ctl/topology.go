@@ -60,6 +60,10 @@ type SGRule struct {
 type Account struct {
 	Name string `yaml:"name" json:"name"`
 	ID   string `yaml:"id" json:"id"`
+	// The account's access key for the AWS-compatible API; made (and
+	// kept in the store) when the topology gives none.
+	AccessKeyID     string `yaml:"access_key_id" json:"access_key_id"`
+	SecretAccessKey string `yaml:"secret_access_key" json:"secret_access_key"`
 }
 
 // DefaultAccountID is the account of a topology that names none.

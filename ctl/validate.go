@@ -43,6 +43,7 @@ type subnetInfo struct {
 var (
 	nameRe      = regexp.MustCompile(`^[a-z][a-z0-9-]{0,19}$`)
 	accountIDRe = regexp.MustCompile(`^[0-9]{12}$`)
+	accessKeyRe = regexp.MustCompile(`^AKIA[A-Z0-9]{16}$`)
 	principalRe = regexp.MustCompile(`^arn:aws:iam::[0-9]{12}:(root|role/[\w+=,.@/-]{1,512}|user/[\w+=,.@/-]{1,512})$`)
 )
 
@@ -107,6 +108,14 @@ func (v *validator) topology(t *Topology) {
 			v.fail(p("accounts", i, "id"), "account id %s is given twice", a.ID)
 		}
 		ids[a.ID] = true
+		if (a.AccessKeyID == "") != (a.SecretAccessKey == "") {
+			v.fail(p("accounts", i, "access_key_id"), "give both access_key_id and secret_access_key, or neither (pvlink then makes them)")
+		} else if a.AccessKeyID != "" && !accessKeyRe.MatchString(a.AccessKeyID) {
+			v.fail(p("accounts", i, "access_key_id"), "%q is not an access key id (AKIA and 16 capital letters or digits)", a.AccessKeyID)
+		} else if a.AccessKeyID != "" && ids[a.AccessKeyID] {
+			v.fail(p("accounts", i, "access_key_id"), "access key %s is given twice", a.AccessKeyID)
+		}
+		ids[a.AccessKeyID] = true
 	}
 	if t.Region == "" {
 		v.fail(p("region"), "is required (for example us-east-1)")

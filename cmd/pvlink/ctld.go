@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
 	"pvlink.dev/pvlink/ctl"
+	"pvlink.dev/pvlink/ctl/api"
 )
 
 func newCtldCmd() *cobra.Command {
@@ -30,11 +32,13 @@ leaves the fabric running; started again, it adopts what it finds.`,
 				return err
 			}
 			o.Exe, o.Log = exe, logger(verbose)
+			o.API = func(d *ctl.Daemon) http.Handler { return api.New(d, o.Log) }
 			return ctl.RunDaemon(cmd.Context(), o)
 		},
 	}
 	c.Flags().StringVar(&o.Fabric, "fabric", "", "the fabric this daemon owns")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every step")
+	c.Flags().StringVar(&o.APIListen, "api-listen", "127.0.0.1:0", "loopback address of the AWS-compatible API (port 0: one is picked and kept)")
 	c.MarkFlagRequired("fabric")
 	return c
 }

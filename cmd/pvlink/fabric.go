@@ -17,7 +17,7 @@ func newFabricCmd() *cobra.Command {
 		Use:   "fabric",
 		Short: "Bring PrivateLink fabrics up, change them, show them, take them down (through ctld)",
 	}
-	c.AddCommand(newFabricUpCmd(), newFabricApplyCmd(), newFabricDownCmd(), newFabricListCmd(), newFabricStatusCmd(), newFabricProbeCmd(), newFabricMetricsCmd(), newFlowsCmd(), newTargetHealthCmd(), newDeregisterCmd(), newFabricValidateCmd())
+	c.AddCommand(newFabricUpCmd(), newFabricApplyCmd(), newFabricDownCmd(), newFabricListCmd(), newFabricStatusCmd(), newFabricProbeCmd(), newFabricMetricsCmd(), newFlowsCmd(), newTargetHealthCmd(), newDeregisterCmd(), newFabricValidateCmd(), newFabricEnvCmd())
 	return c
 }
 

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"pvlink.dev/pvlink/bench/peer"
+	"pvlink.dev/pvlink/ctl"
+	"pvlink.dev/pvlink/internal/fabrictest"
+	"pvlink.dev/pvlink/snapshot"
+)
+
+// awsCLI runs the real AWS CLI against the fabric's API as one of its
+// accounts.
+type awsCLI struct {
+	t       *testing.T
+	url     string
+	account ctl.Account
+	region  string
+}
+
+func awsAs(t *testing.T, f *fabrictest.Fabric, name string) *awsCLI {
+	t.Helper()
+	if _, err := exec.LookPath("aws"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("the AWS CLI is not installed (make test installs Debian's awscli)")
+		}
+		t.Skip("needs the AWS CLI (apt-get install awscli)")
+	}
+	f.Refresh(t)
+	for _, a := range f.Status.Accounts {
+		if a.Name == name {
+			return &awsCLI{t: t, url: f.Status.API.URL, account: a, region: f.Status.Region}
+		}
+	}
+	t.Fatalf("no account %s", name)
+	return nil
+}
+
+// run runs `aws ec2 ARGS... --output json` and returns its output and error.
+func (a *awsCLI) run(args ...string) (string, error) {
+	cmd := exec.Command("aws", append(append([]string{"ec2"}, args...), "--endpoint-url", a.url, "--output", "json")...)
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+a.account.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+a.account.SecretAccessKey,
+		"AWS_DEFAULT_REGION="+a.region, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PAGER=")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// do runs an action that must succeed and decodes its JSON answer.
+func (a *awsCLI) do(v any, args ...string) {
+	a.t.Helper()
+	out, err := a.run(args...)
+	if err != nil {
+		a.t.Fatalf("aws ec2 %s (as %s): %v\n%s", strings.Join(args, " "), a.account.Name, err, out)
+	}
+	if v != nil {
+		if err := json.Unmarshal([]byte(out), v); err != nil {
+			a.t.Fatalf("aws ec2 %s: %v\n%s", args[0], err, out)
+		}
+	}
+}
+
+// refused runs an action that must fail with code.
+func (a *awsCLI) refused(code string, args ...string) string {
+	a.t.Helper()
+	out, err := a.run(args...)
+	if err == nil || !strings.Contains(out, "("+code+")") {
+		a.t.Fatalf("aws ec2 %s (as %s): %v, want %s\n%s", strings.Join(args, " "), a.account.Name, err, code, out)
+	}
+	return out
+}
+
+type endpointsOut struct {
+	VpcEndpoints []struct {
+		VpcEndpointId, State, VpcId, ServiceName, OwnerId string
+		NetworkInterfaceIds                              []string
+		DnsEntries                                       []struct{ DnsName string }
+	}
+}
+
+func TestTheEndpointLifecycleThroughTheAWSCLI(t *testing.T) {
+	// The provider's service (acceptance required, the consumer account
+	// allowed) comes from the topology; the consumer's endpoint is made
+	// through the API.
+	topo := strings.Replace(demoTopology(t), "acceptance_required: false", "acceptance_required: true", 1)
+	topo = strings.Replace(topo, "endpoints:\n  - name: web\n", "endpoints_unused:\n  - name: web\n", 1)
+	topo = topo[:strings.Index(topo, "endpoints_unused:")]
+	f := fabrictest.Up(t, topo)
+	consumer, provider := awsAs(t, f, "consumer"), awsAs(t, f, "provider")
+
+	// The consumer finds the service, its VPC and subnets.
+	var services struct {
+		ServiceNames   []string
+		ServiceDetails []struct {
+			ServiceId, Owner   string
+			AcceptanceRequired bool
+		}
+	}
+	consumer.do(&services, "describe-vpc-endpoint-services")
+	if len(services.ServiceNames) != 1 || services.ServiceDetails[0].Owner != "111122223333" || !services.ServiceDetails[0].AcceptanceRequired {
+		t.Fatalf("describe-vpc-endpoint-services as the consumer: %+v", services)
+	}
+	var vpcs struct{ Vpcs []struct{ VpcId, OwnerId string } }
+	consumer.do(&vpcs, "describe-vpcs")
+	if len(vpcs.Vpcs) != 1 || vpcs.Vpcs[0].OwnerId != "444455556666" {
+		t.Fatalf("the consumer sees VPCs %+v, want only its own", vpcs)
+	}
+	var subnets struct{ Subnets []struct{ SubnetId, AvailabilityZone string } }
+	consumer.do(&subnets, "describe-subnets", "--filters", "Name=vpc-id,Values="+vpcs.Vpcs[0].VpcId)
+	if len(subnets.Subnets) != 2 {
+		t.Fatalf("subnets: %+v", subnets)
+	}
+
+	// It requests an endpoint: pendingAcceptance, with DNS names.
+	var created struct {
+		VpcEndpoint struct {
+			VpcEndpointId, State string
+			DnsEntries           []struct{ DnsName string }
+		}
+	}
+	consumer.do(&created, "create-vpc-endpoint", "--vpc-endpoint-type", "Interface", "--vpc-id", vpcs.Vpcs[0].VpcId,
+		"--service-name", services.ServiceNames[0], "--subnet-ids", subnets.Subnets[0].SubnetId, subnets.Subnets[1].SubnetId,
+		"--client-token", "lifecycle-1")
+	id := created.VpcEndpoint.VpcEndpointId
+	if created.VpcEndpoint.State != snapshot.StatePendingAcceptance || len(created.VpcEndpoint.DnsEntries) != 3 {
+		t.Fatalf("create-vpc-endpoint: %+v", created)
+	}
+	// The same request again (its ClientToken) is the same endpoint.
+	var again struct{ VpcEndpoint struct{ VpcEndpointId string } }
+	consumer.do(&again, "create-vpc-endpoint", "--vpc-endpoint-type", "Interface", "--vpc-id", vpcs.Vpcs[0].VpcId,
+		"--service-name", services.ServiceNames[0], "--subnet-ids", subnets.Subnets[0].SubnetId, subnets.Subnets[1].SubnetId,
+		"--client-token", "lifecycle-1")
+	if again.VpcEndpoint.VpcEndpointId != id {
+		t.Fatalf("the same ClientToken made a second endpoint %s (first %s)", again.VpcEndpoint.VpcEndpointId, id)
+	}
+
+	// Nothing goes through while it waits; the consumer cannot accept its
+	// own request, and the provider cannot see the consumer's endpoint.
+	f.Refresh(t)
+	eni := f.Status.Endpoints[0].ENIs[0]
+	if _, err := exchange(t, f, net.JoinHostPort(eni.IP, "80"), 1500*time.Millisecond); err == nil {
+		t.Fatal("a connection went through a pendingAcceptance endpoint")
+	}
+	var configs struct{ ServiceConfigurations []struct{ ServiceId string } }
+	provider.do(&configs, "describe-vpc-endpoint-service-configurations")
+	serviceID := configs.ServiceConfigurations[0].ServiceId
+	consumer.refused("InvalidVpcEndpointServiceId.NotFound", "accept-vpc-endpoint-connections", "--service-id", serviceID, "--vpc-endpoint-ids", id)
+	provider.refused("InvalidVpcEndpointId.NotFound", "describe-vpc-endpoints", "--vpc-endpoint-ids", id)
+
+	// The provider sees the request and accepts it: available, traffic.
+	var conns struct {
+		VpcEndpointConnections []struct{ VpcEndpointId, VpcEndpointState, VpcEndpointOwner string }
+	}
+	provider.do(&conns, "describe-vpc-endpoint-connections", "--filters", "Name=vpc-endpoint-state,Values=pendingAcceptance")
+	if len(conns.VpcEndpointConnections) != 1 || conns.VpcEndpointConnections[0].VpcEndpointId != id || conns.VpcEndpointConnections[0].VpcEndpointOwner != "444455556666" {
+		t.Fatalf("describe-vpc-endpoint-connections: %+v", conns)
+	}
+	var answer struct {
+		Unsuccessful []struct {
+			ResourceId string
+			Error      struct{ Code string }
+		}
+	}
+	provider.do(&answer, "accept-vpc-endpoint-connections", "--service-id", serviceID, "--vpc-endpoint-ids", id, "vpce-0000000000000000a")
+	if len(answer.Unsuccessful) != 1 || answer.Unsuccessful[0].ResourceId != "vpce-0000000000000000a" || answer.Unsuccessful[0].Error.Code != "InvalidVpcEndpointId.NotFound" {
+		t.Fatalf("accept of one real and one unknown endpoint: %+v", answer)
+	}
+	state := func() string {
+		var eps endpointsOut
+		consumer.do(&eps, "describe-vpc-endpoints", "--vpc-endpoint-ids", id)
+		return eps.VpcEndpoints[0].State
+	}
+	if s := state(); s != snapshot.StateAvailable {
+		t.Fatalf("after accept the endpoint is %s", s)
+	}
+	waitUntil(t, 2*time.Second, "traffic through the accepted endpoint", func() bool {
+		c := &peer.Client{Addr: net.JoinHostPort(eni.IP, "80"), Timeout: 500 * time.Millisecond, Dial: fabrictest.DialFrom(eni.Netns)}
+		_, err := c.Run(t.Context())
+		return err == nil
+	})
+
+	// Rejected: traffic stops.
+	provider.do(&answer, "reject-vpc-endpoint-connections", "--service-id", serviceID, "--vpc-endpoint-ids", id)
+	if s := state(); s != snapshot.StateRejected {
+		t.Fatalf("after reject the endpoint is %s", s)
+	}
+	if _, err := exchange(t, f, net.JoinHostPort(eni.IP, "80"), 1500*time.Millisecond); err == nil {
+		t.Fatal("a connection went through a rejected endpoint")
+	}
+
+	// Deleted: gone from the describes and from the host.
+	consumer.do(&answer, "delete-vpc-endpoints", "--vpc-endpoint-ids", id)
+	if len(answer.Unsuccessful) != 0 {
+		t.Fatalf("delete: %+v", answer)
+	}
+	consumer.refused("InvalidVpcEndpointId.NotFound", "describe-vpc-endpoints", "--vpc-endpoint-ids", id)
+	waitUntil(t, 3*time.Second, "the deleted endpoint's TUN leaves the consumer VPC", func() bool {
+		return len(tunsIn(t, f.Netns(t, "consumer"))) == 0
+	})
+}
+
+func TestTheAPIRefusesWhatAWSRefuses(t *testing.T) {
+	f := fabrictest.Up(t, demoTopology(t))
+	consumer, provider := awsAs(t, f, "consumer"), awsAs(t, f, "provider")
+	version := endpointVersion(t, f)
+
+	// Signatures: a wrong secret, an unknown key.
+	bad := *consumer
+	bad.account.SecretAccessKey = "not-the-secret-at-all"
+	bad.refused("AuthFailure", "describe-vpc-endpoints")
+	unknown := *consumer
+	unknown.account.AccessKeyID = "AKIAAAAAAAAAAAAAAAAA"
+	unknown.refused("AuthFailure", "describe-vpc-endpoints")
+
+	// A principal the service does not allow neither sees it nor connects.
+	provider.do(nil, "modify-vpc-endpoint-service-permissions", "--service-id", f.Status.Services[0].ID,
+		"--remove-allowed-principals", "arn:aws:iam::444455556666:root")
+	var services struct{ ServiceNames []string }
+	consumer.do(&services, "describe-vpc-endpoint-services")
+	if len(services.ServiceNames) != 0 {
+		t.Fatalf("a consumer no longer allowed still sees %v", services.ServiceNames)
+	}
+	consumer.refused("InvalidServiceName", "create-vpc-endpoint", "--vpc-id", f.Status.VPCs[1].ID,
+		"--service-name", f.Status.Services[0].ServiceName, "--subnet-ids", f.Status.VPCs[1].Subnets[0].ID)
+	// Its accepted endpoint is untouched.
+	if s := endpointState(t, f); s != snapshot.StateAvailable {
+		t.Fatalf("removing the principal moved the endpoint to %s", s)
+	}
+
+	// Bad input: unknown ids, two subnets in one AZ, a subnet in an AZ the
+	// service does not offer, an IPv6 endpoint on an IPv4-only service.
+	provider.do(nil, "modify-vpc-endpoint-service-permissions", "--service-id", f.Status.Services[0].ID,
+		"--add-allowed-principals", "arn:aws:iam::444455556666:root")
+	consumerVPC := f.Status.VPCs[1]
+	svc := f.Status.Services[0].ServiceName
+	consumer.refused("InvalidVpcEndpointId.NotFound", "describe-vpc-endpoints", "--vpc-endpoint-ids", "vpce-0123456789abcdef0")
+	consumer.refused("InvalidVpcID.NotFound", "create-vpc-endpoint", "--vpc-id", "vpc-0123456789abcdef0", "--service-name", svc, "--subnet-ids", consumerVPC.Subnets[0].ID)
+	consumer.refused("InvalidSubnetID.NotFound", "create-vpc-endpoint", "--vpc-id", consumerVPC.ID, "--service-name", svc, "--subnet-ids", "subnet-0123456789abcdef0")
+	out := consumer.refused("InvalidParameter", "create-vpc-endpoint", "--vpc-id", consumerVPC.ID, "--service-name", svc, "--subnet-ids", consumerVPC.Subnets[0].ID, "--ip-address-type", "ipv6")
+	if !strings.Contains(out, "does not support the IP address type ipv6") {
+		t.Fatalf("an IPv6 endpoint on an IPv4-only service: %s", out)
+	}
+	consumer.refused("InvalidAction", "describe-instances")
+	if v := endpointVersion(t, f); v != version+2 {
+		t.Fatalf("the refused calls changed the model: version %d, want %d (the two permission changes)", v, version+2)
+	}
+}

@@ -1,0 +1,509 @@
+package api
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"pvlink.dev/pvlink/ctl"
+)
+
+const ec2Namespace = "http://ec2.amazonaws.com/doc/2016-11-15/"
+
+// The EC2 answers, with botocore's locationNames: lists are <item>s.
+
+type dnsEntry struct {
+	DNSName      string `xml:"dnsName"`
+	HostedZoneID string `xml:"hostedZoneId"`
+}
+
+type vpcEndpoint struct {
+	ID                  string     `xml:"vpcEndpointId"`
+	Type                string     `xml:"vpcEndpointType"`
+	VPCID               string     `xml:"vpcId"`
+	ServiceName         string     `xml:"serviceName"`
+	State               string     `xml:"state"`
+	SubnetIDs           []string   `xml:"subnetIdSet>item"`
+	IPAddressType       string     `xml:"ipAddressType"`
+	DNSRecordIPType     string     `xml:"dnsOptions>dnsRecordIpType"`
+	PrivateDNSEnabled   bool       `xml:"privateDnsEnabled"`
+	RequesterManaged    bool       `xml:"requesterManaged"`
+	NetworkInterfaceIDs []string   `xml:"networkInterfaceIdSet>item"`
+	DNSEntries          []dnsEntry `xml:"dnsEntrySet>item"`
+	Created             string     `xml:"creationTimestamp,omitempty"`
+	OwnerID             string     `xml:"ownerId"`
+}
+
+type serviceType struct {
+	ServiceType string `xml:"serviceType"`
+}
+
+type serviceConfiguration struct {
+	ServiceType        []serviceType `xml:"serviceType>item"`
+	ID                 string        `xml:"serviceId"`
+	Name               string        `xml:"serviceName"`
+	State              string        `xml:"serviceState"`
+	AZs                []string      `xml:"availabilityZoneSet>item"`
+	AcceptanceRequired bool          `xml:"acceptanceRequired"`
+	ManagesEndpoints   bool          `xml:"managesVpcEndpoints"`
+	NLBArns            []string      `xml:"networkLoadBalancerArnSet>item"`
+	IPAddressTypes     []string      `xml:"supportedIpAddressTypeSet>item"`
+	BaseDNSNames       []string      `xml:"baseEndpointDnsNameSet>item"`
+}
+
+type serviceDetail struct {
+	Name               string        `xml:"serviceName"`
+	ID                 string        `xml:"serviceId"`
+	ServiceType        []serviceType `xml:"serviceType>item"`
+	AZs                []string      `xml:"availabilityZoneSet>item"`
+	Owner              string        `xml:"owner"`
+	BaseDNSNames       []string      `xml:"baseEndpointDnsNameSet>item"`
+	PolicySupported    bool          `xml:"vpcEndpointPolicySupported"`
+	AcceptanceRequired bool          `xml:"acceptanceRequired"`
+	ManagesEndpoints   bool          `xml:"managesVpcEndpoints"`
+	IPAddressTypes     []string      `xml:"supportedIpAddressTypeSet>item"`
+}
+
+type connection struct {
+	ServiceID     string     `xml:"serviceId"`
+	EndpointID    string     `xml:"vpcEndpointId"`
+	EndpointOwner string     `xml:"vpcEndpointOwner"`
+	State         string     `xml:"vpcEndpointState"`
+	Created       string     `xml:"creationTimestamp,omitempty"`
+	DNSEntries    []dnsEntry `xml:"dnsEntrySet>item"`
+	NLBArns       []string   `xml:"networkLoadBalancerArnSet>item"`
+	IPAddressType string     `xml:"ipAddressType"`
+}
+
+type unsuccessful struct {
+	Code       string `xml:"error>code"`
+	Message    string `xml:"error>message"`
+	ResourceID string `xml:"resourceId"`
+}
+
+type allowedPrincipal struct {
+	Type      string `xml:"principalType"`
+	Principal string `xml:"principal"`
+	ServiceID string `xml:"serviceId"`
+}
+
+type vpc struct {
+	ID        string `xml:"vpcId"`
+	CIDR      string `xml:"cidrBlock"`
+	State     string `xml:"state"`
+	OwnerID   string `xml:"ownerId"`
+	IsDefault bool   `xml:"isDefault"`
+}
+
+type subnet struct {
+	AZ      string `xml:"availabilityZone"`
+	AZID    string `xml:"availabilityZoneId"`
+	CIDR    string `xml:"cidrBlock"`
+	State   string `xml:"state"`
+	ID      string `xml:"subnetId"`
+	VPCID   string `xml:"vpcId"`
+	OwnerID string `xml:"ownerId"`
+}
+
+type availabilityZone struct {
+	State  string `xml:"zoneState"`
+	Region string `xml:"regionName"`
+	Name   string `xml:"zoneName"`
+	ID     string `xml:"zoneId"`
+	Type   string `xml:"zoneType"`
+}
+
+type region struct {
+	Endpoint string `xml:"regionEndpoint"`
+	Name     string `xml:"regionName"`
+	OptIn    string `xml:"optInStatus"`
+}
+
+// ec2Response is every EC2 answer: the action's name, the request id, and
+// the action's members.
+type ec2Response struct {
+	XMLName   xml.Name
+	Namespace string `xml:"xmlns,attr"`
+	RequestID string `xml:"requestId"`
+	Members   []byte `xml:",innerxml"`
+}
+
+// members encodes a struct's fields as elements with no element of its own
+// around them (its fields are the answer's members).
+func members(v any) ([]byte, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var b bytes.Buffer
+	if err := xml.NewEncoder(&b).EncodeElement(v, xml.StartElement{Name: xml.Name{Local: "m"}}); err != nil {
+		return nil, err
+	}
+	out := bytes.TrimPrefix(b.Bytes(), []byte("<m>"))
+	return bytes.TrimSuffix(out, []byte("</m>")), nil
+}
+
+func arnOf(m *ctl.State, account, lb string) string {
+	return fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:loadbalancer/net/%s/%s", m.Region, account, lb, "0123456789abcdef")
+}
+
+func (h *Handler) endpointOut(m *ctl.State, e ctl.EndpointState) vpcEndpoint {
+	out := vpcEndpoint{
+		ID: e.ID, Type: "Interface", VPCID: e.VPCID, ServiceName: e.Service, State: e.State,
+		IPAddressType: e.IPAddressType, DNSRecordIPType: dnsRecordType(e.IPAddressType), RequesterManaged: false, OwnerID: e.OwnerID,
+	}
+	if !e.Created.IsZero() {
+		out.Created = e.Created.UTC().Format(time.RFC3339Nano)
+	}
+	for _, eni := range e.ENIs {
+		out.SubnetIDs = append(out.SubnetIDs, eni.SubnetID)
+		out.NetworkInterfaceIDs = append(out.NetworkInterfaceIDs, eni.ID)
+	}
+	for _, n := range m.DNSNames(e) {
+		out.DNSEntries = append(out.DNSEntries, dnsEntry{DNSName: n, HostedZoneID: "Z7HUB22UULQXV"})
+	}
+	return out
+}
+
+func dnsRecordType(ipType string) string {
+	if ipType == "" {
+		return "ipv4"
+	}
+	return ipType
+}
+
+func (h *Handler) serviceConfig(m *ctl.State, s ctl.ServiceState) serviceConfiguration {
+	out := serviceConfiguration{
+		ServiceType: []serviceType{{"Interface"}}, ID: s.ID, Name: s.ServiceName, State: s.State,
+		AZs: m.ServiceAZs(&s), AcceptanceRequired: s.AcceptanceRequired, IPAddressTypes: s.SupportedIPAddressTypes,
+		BaseDNSNames: []string{s.ID + "." + m.Region + ".vpce.amazonaws.com"},
+	}
+	for _, lb := range s.LoadBalancers {
+		out.NLBArns = append(out.NLBArns, arnOf(m, s.OwnerID, lb))
+	}
+	return out
+}
+
+// visible reports whether a caller sees a service in
+// DescribeVpcEndpointServices: its owner, and the principals it allows.
+func visible(s ctl.ServiceState, caller string) bool {
+	return s.OwnerID == caller || ctl.PrincipalAllowed(s.AllowedPrincipals, ctl.RootARN(caller))
+}
+
+// ec2 runs one EC2 action for a caller.
+func (h *Handler) ec2(caller string, q query) (any, error) {
+	m := h.b.Model()
+	switch action := q.str("Action"); action {
+	case "DescribeVpcEndpoints":
+		f := q.filters()
+		if err := unknownFilters(f, "vpc-endpoint-id", "vpc-id", "service-name", "vpc-endpoint-state", "vpc-endpoint-type", "ip-address-type"); err != nil {
+			return nil, err
+		}
+		ids := q.list("VpcEndpointId")
+		var out []vpcEndpoint
+		for _, e := range m.Endpoints {
+			if e.OwnerID != caller || len(ids) > 0 && !slices.Contains(ids, e.ID) {
+				continue
+			}
+			if match(f, map[string][]string{"vpc-endpoint-id": {e.ID}, "vpc-id": {e.VPCID}, "service-name": {e.Service}, "vpc-endpoint-state": {e.State}, "vpc-endpoint-type": {"Interface"}, "ip-address-type": {e.IPAddressType}}) {
+				out = append(out, h.endpointOut(m, e))
+			}
+		}
+		for _, id := range ids {
+			if !slices.ContainsFunc(out, func(e vpcEndpoint) bool { return e.ID == id }) {
+				return nil, &apiError{400, "InvalidVpcEndpointId.NotFound", fmt.Sprintf("The Vpc Endpoint Id '%s' does not exist", id)}
+			}
+		}
+		return struct {
+			Set []vpcEndpoint `xml:"vpcEndpointSet>item"`
+		}{out}, nil
+
+	case "DescribeVpcEndpointServiceConfigurations":
+		ids := q.list("ServiceId")
+		var out []serviceConfiguration
+		for _, s := range m.Services {
+			if s.OwnerID == caller && (len(ids) == 0 || slices.Contains(ids, s.ID)) {
+				out = append(out, h.serviceConfig(m, s))
+			}
+		}
+		for _, id := range ids {
+			if !slices.ContainsFunc(out, func(s serviceConfiguration) bool { return s.ID == id }) {
+				return nil, &apiError{400, "InvalidVpcEndpointServiceId.NotFound", fmt.Sprintf("The Vpc Endpoint Service Id '%s' does not exist", id)}
+			}
+		}
+		return struct {
+			Set []serviceConfiguration `xml:"serviceConfigurationSet>item"`
+		}{out}, nil
+
+	case "DescribeVpcEndpointServices":
+		names := q.list("ServiceName")
+		var details []serviceDetail
+		var list []string
+		for _, s := range m.Services {
+			if !visible(s, caller) || len(names) > 0 && !slices.Contains(names, s.ServiceName) {
+				continue
+			}
+			list = append(list, s.ServiceName)
+			details = append(details, serviceDetail{
+				Name: s.ServiceName, ID: s.ID, ServiceType: []serviceType{{"Interface"}}, AZs: m.ServiceAZs(&s),
+				Owner: s.OwnerID, BaseDNSNames: []string{s.ID + "." + m.Region + ".vpce.amazonaws.com"},
+				// A TCP service has no actions to authorize.
+				PolicySupported: false, AcceptanceRequired: s.AcceptanceRequired, IPAddressTypes: s.SupportedIPAddressTypes,
+			})
+		}
+		for _, n := range names {
+			if !slices.Contains(list, n) {
+				return nil, &apiError{400, "InvalidServiceName", fmt.Sprintf("The Vpc Endpoint Service '%s' does not exist", n)}
+			}
+		}
+		return struct {
+			Names   []string        `xml:"serviceNameSet>item"`
+			Details []serviceDetail `xml:"serviceDetailSet>item"`
+		}{list, details}, nil
+
+	case "DescribeVpcEndpointConnections":
+		f := q.filters()
+		if err := unknownFilters(f, "service-id", "vpc-endpoint-owner", "vpc-endpoint-id", "vpc-endpoint-state"); err != nil {
+			return nil, err
+		}
+		var out []connection
+		for _, e := range m.Endpoints {
+			s, ok := m.ServiceByID(e.ServiceID)
+			if !ok || s.OwnerID != caller {
+				continue
+			}
+			if !match(f, map[string][]string{"service-id": {e.ServiceID}, "vpc-endpoint-owner": {e.OwnerID}, "vpc-endpoint-id": {e.ID}, "vpc-endpoint-state": {e.State}}) {
+				continue
+			}
+			c := connection{ServiceID: e.ServiceID, EndpointID: e.ID, EndpointOwner: e.OwnerID, State: e.State, IPAddressType: e.IPAddressType}
+			if !e.Created.IsZero() {
+				c.Created = e.Created.UTC().Format(time.RFC3339Nano)
+			}
+			for _, n := range m.DNSNames(e) {
+				c.DNSEntries = append(c.DNSEntries, dnsEntry{DNSName: n, HostedZoneID: "Z7HUB22UULQXV"})
+			}
+			for _, lb := range s.LoadBalancers {
+				c.NLBArns = append(c.NLBArns, arnOf(m, s.OwnerID, lb))
+			}
+			out = append(out, c)
+		}
+		return struct {
+			Set []connection `xml:"vpcEndpointConnectionSet>item"`
+		}{out}, nil
+
+	case "AcceptVpcEndpointConnections", "RejectVpcEndpointConnections":
+		serviceID, ids := q.str("ServiceId"), q.list("VpcEndpointId")
+		if serviceID == "" || len(ids) == 0 {
+			return nil, &apiError{400, "MissingParameter", "ServiceId and at least one VpcEndpointId are required"}
+		}
+		if s, ok := m.ServiceByID(serviceID); !ok || s.OwnerID != caller {
+			return nil, &apiError{400, "InvalidVpcEndpointServiceId.NotFound", fmt.Sprintf("The Vpc Endpoint Service Id '%s' does not exist", serviceID)}
+		}
+		verb := ctl.Accept
+		if action == "RejectVpcEndpointConnections" {
+			verb = ctl.Reject
+		}
+		return h.batch(ids, func(s *ctl.State, id string) error { return s.AnswerConnection(caller, serviceID, id, verb) })
+
+	case "DeleteVpcEndpoints":
+		ids := q.list("VpcEndpointId")
+		if len(ids) == 0 {
+			return nil, &apiError{400, "MissingParameter", "at least one VpcEndpointId is required"}
+		}
+		return h.batch(ids, func(s *ctl.State, id string) error { return s.DeleteOwnEndpoint(caller, id) })
+
+	case "CreateVpcEndpoint":
+		if t := q.str("VpcEndpointType"); t != "" && t != "Interface" {
+			return nil, &apiError{400, "InvalidParameter", fmt.Sprintf("VpcEndpointType %s: pvlink makes Interface endpoints", t)}
+		}
+		if q.str("VpcId") == "" || q.str("ServiceName") == "" {
+			return nil, &apiError{400, "MissingParameter", "VpcId and ServiceName are required"}
+		}
+		req := ctl.EndpointRequest{VPCID: q.str("VpcId"), ServiceName: q.str("ServiceName"), SubnetIDs: q.list("SubnetId"), IPAddressType: q.str("IpAddressType"),
+			IPv4: map[string]string{}, IPv6: map[string]string{}}
+		for _, c := range q.structs("SubnetConfiguration", "SubnetId", "Ipv4", "Ipv6") {
+			if !slices.Contains(req.SubnetIDs, c["SubnetId"]) {
+				req.SubnetIDs = append(req.SubnetIDs, c["SubnetId"])
+			}
+			req.IPv4[c["SubnetId"]], req.IPv6[c["SubnetId"]] = c["Ipv4"], c["Ipv6"]
+		}
+		if len(q.list("SecurityGroupId")) > 0 {
+			return nil, &apiError{400, "InvalidParameter", "SecurityGroupId: security groups are set in the topology file for now"}
+		}
+		token := q.str("ClientToken")
+		var id string
+		_, err := h.b.Change(func(s *ctl.State) error {
+			if token != "" {
+				for _, e := range s.Endpoints {
+					if e.OwnerID == caller && e.ClientToken == token {
+						id = e.ID // the same request again: the same endpoint
+						return nil
+					}
+				}
+			}
+			e, err := s.CreateEndpoint(caller, req)
+			if err != nil {
+				return err
+			}
+			e.ClientToken, id = token, e.ID
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		m = h.b.Model()
+		e, _ := m.EndpointByID(id)
+		return struct {
+			Endpoint vpcEndpoint `xml:"vpcEndpoint"`
+			Token    string      `xml:"clientToken,omitempty"`
+		}{h.endpointOut(m, *e), token}, nil
+
+	case "ModifyVpcEndpointServicePermissions":
+		serviceID := q.str("ServiceId")
+		add, remove := q.list("AddAllowedPrincipals"), q.list("RemoveAllowedPrincipals")
+		if _, err := h.b.Change(func(s *ctl.State) error { return s.ModifyPermissions(caller, serviceID, add, remove) }); err != nil {
+			return nil, err
+		}
+		type added struct {
+			Type      string `xml:"principalType"`
+			Principal string `xml:"principal"`
+			ServiceID string `xml:"serviceId"`
+		}
+		var out []added
+		for _, p := range add {
+			out = append(out, added{principalType(p), p, serviceID})
+		}
+		return struct {
+			Added  []added `xml:"addedPrincipalSet>item"`
+			Return bool    `xml:"return"`
+		}{out, true}, nil
+
+	case "DescribeVpcEndpointServicePermissions":
+		serviceID := q.str("ServiceId")
+		s, ok := m.ServiceByID(serviceID)
+		if !ok || s.OwnerID != caller {
+			return nil, &apiError{400, "InvalidVpcEndpointServiceId.NotFound", fmt.Sprintf("The Vpc Endpoint Service Id '%s' does not exist", serviceID)}
+		}
+		var out []allowedPrincipal
+		for _, p := range s.AllowedPrincipals {
+			out = append(out, allowedPrincipal{principalType(p), p, s.ID})
+		}
+		return struct {
+			Set []allowedPrincipal `xml:"allowedPrincipals>item"`
+		}{out}, nil
+
+	case "DescribeVpcs":
+		var out []vpc
+		for _, v := range m.VPCs {
+			if v.OwnerID == caller {
+				out = append(out, vpc{ID: v.ID, CIDR: v.CIDR, State: "available", OwnerID: v.OwnerID})
+			}
+		}
+		return struct {
+			Set []vpc `xml:"vpcSet>item"`
+		}{out}, nil
+
+	case "DescribeSubnets":
+		f := q.filters()
+		if err := unknownFilters(f, "vpc-id", "subnet-id", "availability-zone-id", "availability-zone"); err != nil {
+			return nil, err
+		}
+		var out []subnet
+		for _, v := range m.VPCs {
+			if v.OwnerID != caller {
+				continue
+			}
+			for _, sn := range v.Subnets {
+				if match(f, map[string][]string{"vpc-id": {v.ID}, "subnet-id": {sn.ID}, "availability-zone-id": {sn.AZ}, "availability-zone": {sn.AZ}}) {
+					out = append(out, subnet{AZ: sn.AZ, AZID: sn.AZ, CIDR: sn.CIDR, State: "available", ID: sn.ID, VPCID: v.ID, OwnerID: v.OwnerID})
+				}
+			}
+		}
+		return struct {
+			Set []subnet `xml:"subnetSet>item"`
+		}{out}, nil
+
+	case "DescribeAvailabilityZones":
+		var out []availabilityZone
+		for _, az := range m.AvailabilityZones {
+			out = append(out, availabilityZone{State: "available", Region: m.Region, Name: az, ID: az, Type: "availability-zone"})
+		}
+		return struct {
+			Set []availabilityZone `xml:"availabilityZoneInfo>item"`
+		}{out}, nil
+
+	case "DescribeRegions":
+		return struct {
+			Set []region `xml:"regionInfo>item"`
+		}{[]region{{Endpoint: "ec2." + m.Region + ".amazonaws.com", Name: m.Region, OptIn: "opt-in-not-required"}}}, nil
+
+	case "":
+		return nil, &apiError{400, "MissingAction", "The request must contain the parameter Action"}
+	default:
+		return nil, &apiError{400, "InvalidAction", fmt.Sprintf("The action %s is not valid for this web service (pvlink serves the PrivateLink actions of EC2)", action)}
+	}
+}
+
+// principalType is how AWS types an allowed principal.
+func principalType(p string) string {
+	switch {
+	case p == "*":
+		return "All"
+	case strings.HasSuffix(p, ":root"):
+		return "Account"
+	case strings.Contains(p, ":user/"):
+		return "User"
+	}
+	return "Role"
+}
+
+// batch runs an operation on each id as one change: the ids it refuses
+// come back as unsuccessful items, the rest are committed together, as
+// AWS's batch actions answer.
+func (h *Handler) batch(ids []string, op func(*ctl.State, string) error) (any, error) {
+	var failed []unsuccessful
+	_, err := h.b.Change(func(s *ctl.State) error {
+		failed = nil
+		for _, id := range ids {
+			if err := op(s, id); err != nil {
+				code, _ := ec2Code(err)
+				failed = append(failed, unsuccessful{Code: code, Message: err.Error(), ResourceID: id})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Set []unsuccessful `xml:"unsuccessful>item"`
+	}{failed}, nil
+}
+
+// ec2Code is the EC2 error code and HTTP status of a model error.
+func ec2Code(err error) (string, int) {
+	var nf *ctl.NotFoundError
+	var me *ctl.ModelError
+	var qe *ctl.QuotaError
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae.code, ae.status
+	case errors.As(err, &nf):
+		switch nf.Kind {
+		case "ServiceName":
+			return "InvalidServiceName", 400
+		default:
+			return "Invalid" + nf.Kind + ".NotFound", 400
+		}
+	case errors.As(err, &qe):
+		return "VpcEndpointLimitExceeded", 400
+	case errors.As(err, &me):
+		return "InvalidParameter", 400
+	}
+	return "InternalError", http.StatusInternalServerError
+}

@@ -1,0 +1,110 @@
+package api
+
+import (
+	"encoding/xml"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"pvlink.dev/pvlink/ctl"
+)
+
+// Backend is what the API needs of ctld: the committed model, and changes
+// through the model's operations (validated, checked by the forwarders,
+// committed before they are answered).
+type Backend interface {
+	Model() *ctl.State
+	Change(op func(*ctl.State) error) (uint64, error)
+}
+
+// Handler serves the AWS-compatible API.
+type Handler struct {
+	b   Backend
+	log *slog.Logger
+	now func() time.Time
+}
+
+// New returns the API's HTTP handler over a ctld.
+func New(b Backend, log *slog.Logger) *Handler {
+	return &Handler{b: b, log: log, now: time.Now}
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := requestID()
+	service := "ec2"
+	if a, err := parseAuthorization(r.Header.Get("Authorization")); err == nil {
+		service = a.service
+	}
+	if service != "ec2" {
+		h.ec2Error(w, id, &apiError{400, "InvalidAction", "pvlink serves the EC2 API here; " + service + " is not served yet"})
+		return
+	}
+	creds, body, _, err := verify(r, "ec2", h.now(), func(keyID string) (Credentials, bool) {
+		a, ok := h.b.Model().AccountByKey(keyID)
+		return Credentials{AccessKeyID: a.AccessKeyID, SecretAccessKey: a.SecretAccessKey, Account: a.ID}, ok
+	})
+	if err != nil {
+		h.ec2Error(w, id, ec2AuthError(err))
+		return
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		h.ec2Error(w, id, &apiError{400, "MalformedQueryString", "the body is not a form-encoded query: " + err.Error()})
+		return
+	}
+	q := query(form)
+	if v := q.str("Version"); v != "2016-11-15" {
+		h.ec2Error(w, id, &apiError{400, "InvalidParameterValue", "Version " + v + " is not served; use 2016-11-15"})
+		return
+	}
+	out, err := h.ec2(creds.Account, q)
+	if err != nil {
+		h.log.Info("api refused", "action", q.str("Action"), "account", creds.Account, "err", err)
+		h.ec2Error(w, id, err)
+		return
+	}
+	body, err = members(out)
+	if err != nil {
+		h.ec2Error(w, id, &apiError{500, "InternalError", "encoding the answer: " + err.Error()})
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	w.Write([]byte(xml.Header))
+	xml.NewEncoder(w).Encode(ec2Response{XMLName: xml.Name{Local: q.str("Action") + "Response"}, Namespace: ec2Namespace, RequestID: id, Members: body})
+}
+
+// ec2AuthError is a refused signature as EC2 answers it.
+func ec2AuthError(err error) error {
+	var ae *authError
+	if !errors.As(err, &ae) {
+		return &apiError{400, "IncompleteSignature", err.Error()}
+	}
+	switch ae.code {
+	case authMissing:
+		return &apiError{401, "MissingAuthenticationToken", ae.msg}
+	case authExpired:
+		return &apiError{400, "RequestExpired", ae.msg}
+	case authBadKey:
+		return &apiError{401, "AuthFailure", "AWS was not able to validate the provided access credentials"}
+	case authBadSig:
+		return &apiError{401, "AuthFailure", ae.msg}
+	}
+	return &apiError{400, "IncompleteSignature", ae.msg}
+}
+
+type ec2ErrorBody struct {
+	XMLName   xml.Name `xml:"Response"`
+	Code      string   `xml:"Errors>Error>Code"`
+	Message   string   `xml:"Errors>Error>Message"`
+	RequestID string   `xml:"RequestID"`
+}
+
+func (h *Handler) ec2Error(w http.ResponseWriter, id string, err error) {
+	code, status := ec2Code(err)
+	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	w.WriteHeader(status)
+	w.Write([]byte(xml.Header))
+	xml.NewEncoder(w).Encode(ec2ErrorBody{Code: code, Message: err.Error(), RequestID: id})
+}

@@ -1,0 +1,118 @@
+// Package api is pvlink's AWS-compatible front-end: the EC2 Query API's
+// PrivateLink actions as the AWS CLI and boto3 speak them (form-encoded
+// POST, XML answers), every request checked with Signature Version 4
+// against the fabric's accounts' keys. It is a client of ctld's model: it
+// reads the committed model and makes changes through the model's
+// operations, each on behalf of the calling account. It never touches the
+// host.
+package api
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// query is a Query API request's parameters.
+type query url.Values
+
+// str is a scalar parameter.
+func (q query) str(name string) string { return url.Values(q).Get(name) }
+
+// list is a flattened list parameter: Name.1, Name.2, ...
+func (q query) list(name string) []string {
+	var out []string
+	for i := 1; ; i++ {
+		v, ok := q[name+"."+strconv.Itoa(i)]
+		if !ok {
+			return out
+		}
+		out = append(out, v[0])
+	}
+}
+
+// filters are Filter.N.Name / Filter.N.Value.M, by name.
+func (q query) filters() map[string][]string {
+	out := map[string][]string{}
+	for i := 1; ; i++ {
+		name := q.str("Filter." + strconv.Itoa(i) + ".Name")
+		if name == "" {
+			return out
+		}
+		out[name] = append(out[name], q.list("Filter."+strconv.Itoa(i)+".Value")...)
+	}
+}
+
+// structs reads a list of structures: Prefix.N.Field.
+func (q query) structs(prefix string, fields ...string) []map[string]string {
+	var out []map[string]string
+	for i := 1; ; i++ {
+		m := map[string]string{}
+		for _, f := range fields {
+			if v := q.str(prefix + "." + strconv.Itoa(i) + "." + f); v != "" {
+				m[f] = v
+			}
+		}
+		if len(m) == 0 {
+			return out
+		}
+		out = append(out, m)
+	}
+}
+
+// match reports whether a resource passes the filters: for every filter
+// the resource knows, one of its values is the resource's.
+func match(filters map[string][]string, fields map[string][]string) bool {
+	for name, want := range filters {
+		have, known := fields[name]
+		if !known {
+			continue
+		}
+		ok := false
+		for _, w := range want {
+			for _, h := range have {
+				if w == h || strings.HasSuffix(w, "*") && strings.HasPrefix(h, strings.TrimSuffix(w, "*")) {
+					ok = true
+				}
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// unknownFilters names the filters an action does not know, for a clear
+// refusal.
+func unknownFilters(filters map[string][]string, known ...string) error {
+	for name := range filters {
+		found := false
+		for _, k := range known {
+			found = found || k == name
+		}
+		if !found {
+			return &apiError{status: 400, code: "InvalidParameterValue", msg: fmt.Sprintf("The filter '%s' is invalid (known: %s)", name, strings.Join(known, ", "))}
+		}
+	}
+	return nil
+}
+
+func requestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// apiError is an answer with an AWS error code.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.code + ": " + e.msg }

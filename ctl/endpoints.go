@@ -1,0 +1,379 @@
+package ctl
+
+import (
+	"crypto/rand"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"pvlink.dev/pvlink/snapshot"
+)
+
+// The operations the AWS-compatible API calls, one resource at a time, each
+// on behalf of a caller (an account): the same model and rules as the
+// topology file's, with the checks of who may do what.
+
+// AccountByKey finds the account an access key belongs to.
+func (s *State) AccountByKey(keyID string) (Account, bool) {
+	for _, a := range s.Accounts {
+		if a.AccessKeyID == keyID && keyID != "" {
+			return a, true
+		}
+	}
+	return Account{}, false
+}
+
+// giveKeys gives every account without keys the ones it had in old, or new
+// ones.
+func (s *State) giveKeys(old *State) {
+	for i := range s.Accounts {
+		a := &s.Accounts[i]
+		if a.AccessKeyID != "" {
+			continue
+		}
+		for _, o := range old.Accounts {
+			if o.ID == a.ID && o.AccessKeyID != "" {
+				a.AccessKeyID, a.SecretAccessKey = o.AccessKeyID, o.SecretAccessKey
+			}
+		}
+		if a.AccessKeyID == "" {
+			a.AccessKeyID, a.SecretAccessKey = "AKIA"+randomString(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"), randomString(40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+		}
+	}
+}
+
+func randomString(n int, alphabet string) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+// NotFoundError is an operation on a resource that does not exist (or
+// that the caller may not see); Kind is the resource's kind as AWS names
+// it in its error codes (VpcEndpointId, VpcEndpointServiceId, ...).
+type NotFoundError struct {
+	Kind, ID string
+}
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("The %s '%s' does not exist", e.Kind, e.ID)
+}
+
+// UnauthorizedError is an operation the caller's account may not make.
+type UnauthorizedError struct{ Msg string }
+
+func (e *UnauthorizedError) Error() string { return e.Msg }
+
+// RootARN is an account's root principal.
+func RootARN(account string) string { return "arn:aws:iam::" + account + ":root" }
+
+// ServiceByID finds a service by its id.
+func (s *State) ServiceByID(id string) (*ServiceState, bool) {
+	for i := range s.Services {
+		if s.Services[i].ID == id {
+			return &s.Services[i], true
+		}
+	}
+	return nil, false
+}
+
+// ownedService finds a service its owner acts on.
+func (s *State) ownedService(caller, id string) (*ServiceState, error) {
+	svc, ok := s.ServiceByID(id)
+	if !ok || svc.OwnerID != caller {
+		return nil, &NotFoundError{"VpcEndpointServiceId", id}
+	}
+	return svc, nil
+}
+
+// EndpointByID finds an endpoint by its id.
+func (s *State) EndpointByID(id string) (*EndpointState, bool) {
+	for i := range s.Endpoints {
+		if s.Endpoints[i].ID == id {
+			return &s.Endpoints[i], true
+		}
+	}
+	return nil, false
+}
+
+// ConnectionVerb is a provider's answer to connection requests.
+type ConnectionVerb string
+
+const (
+	Accept ConnectionVerb = "accept"
+	Reject ConnectionVerb = "reject"
+)
+
+// AnswerConnection accepts or rejects an endpoint's connection to a
+// service the caller owns.
+func (s *State) AnswerConnection(caller, serviceID, endpointID string, verb ConnectionVerb) error {
+	svc, err := s.ownedService(caller, serviceID)
+	if err != nil {
+		return err
+	}
+	e, ok := s.EndpointByID(endpointID)
+	if !ok || e.ServiceID != svc.ID {
+		return &NotFoundError{"VpcEndpointId", endpointID}
+	}
+	if verb == Accept {
+		return s.AcceptEndpoint(e.ID)
+	}
+	return s.RejectEndpoint(e.ID)
+}
+
+// DeleteOwnEndpoint deletes an endpoint of the caller's.
+func (s *State) DeleteOwnEndpoint(caller, id string) error {
+	e, ok := s.EndpointByID(id)
+	if !ok || e.OwnerID != caller {
+		return &NotFoundError{"VpcEndpointId", id}
+	}
+	return s.DeleteEndpoint(id)
+}
+
+// ModifyPermissions adds and removes allowed principals of a service the
+// caller owns. Removing one cuts no connection already accepted.
+func (s *State) ModifyPermissions(caller, serviceID string, add, remove []string) error {
+	svc, err := s.ownedService(caller, serviceID)
+	if err != nil {
+		return err
+	}
+	for _, p := range append(append([]string{}, add...), remove...) {
+		if p != "*" && !principalRe.MatchString(p) {
+			return refuse("%q is not a principal ARN (arn:aws:iam::ACCOUNT:root, :role/NAME or :user/NAME) or *", p)
+		}
+	}
+	for _, p := range remove {
+		if !slices.Contains(svc.AllowedPrincipals, p) {
+			return refuse("principal %s is not allowed on service %s, so it cannot be removed", p, svc.ID)
+		}
+	}
+	svc.AllowedPrincipals = slices.DeleteFunc(svc.AllowedPrincipals, func(p string) bool { return slices.Contains(remove, p) })
+	for _, p := range add {
+		if !slices.Contains(svc.AllowedPrincipals, p) {
+			svc.AllowedPrincipals = append(svc.AllowedPrincipals, p)
+		}
+	}
+	return nil
+}
+
+// EndpointRequest is what CreateVpcEndpoint asks for.
+type EndpointRequest struct {
+	VPCID         string
+	ServiceName   string
+	SubnetIDs     []string
+	IPAddressType string // ipv4 (default), ipv6, dualstack
+	// Addresses chosen per subnet (SubnetConfigurations), by subnet id.
+	IPv4, IPv6 map[string]string
+}
+
+// CreateEndpoint creates an interface endpoint in a VPC of the caller's to
+// a service the caller may see: a connection request, pendingAcceptance
+// when the service requires acceptance, available otherwise.
+func (s *State) CreateEndpoint(caller string, req EndpointRequest) (*EndpointState, error) {
+	var vpc *VPCState
+	for i := range s.VPCs {
+		if s.VPCs[i].ID == req.VPCID && s.VPCs[i].OwnerID == caller {
+			vpc = &s.VPCs[i]
+		}
+	}
+	if vpc == nil {
+		return nil, &NotFoundError{"VpcID", req.VPCID}
+	}
+	var svc *ServiceState
+	for i := range s.Services {
+		if s.Services[i].ServiceName == req.ServiceName {
+			svc = &s.Services[i]
+		}
+	}
+	principal := RootARN(caller)
+	if svc == nil || !PrincipalAllowed(svc.AllowedPrincipals, principal) {
+		// A service the caller may not use is one it cannot see.
+		return nil, &NotFoundError{"ServiceName", req.ServiceName}
+	}
+	typ := req.IPAddressType
+	if typ == "" {
+		typ = "ipv4"
+	}
+	if typ != "ipv4" && typ != "ipv6" && typ != "dualstack" {
+		return nil, refuse("IpAddressType %q is not ipv4, ipv6 or dualstack", typ)
+	}
+	if typ != "ipv4" && !slices.Contains(svc.SupportedIPAddressTypes, "ipv6") {
+		return nil, refuse("the endpoint service %s does not support the IP address type %s: its load balancers are not dualstack", svc.ServiceName, typ)
+	}
+	if len(req.SubnetIDs) == 0 {
+		return nil, refuse("an interface endpoint needs at least one subnet (SubnetId)")
+	}
+	azs := s.serviceAZs(svc)
+	count := 0
+	for _, e := range s.Endpoints {
+		if e.VPCID == vpc.ID {
+			count++
+		}
+	}
+	if count >= MaxEndpointsPerVPC {
+		return nil, &QuotaError{Msg: fmt.Sprintf("The maximum number of interface endpoints per VPC (%d) has been reached in %s", MaxEndpointsPerVPC, vpc.ID)}
+	}
+	e := EndpointState{
+		ID: newID("vpce-"), Name: "", OwnerID: caller, Principal: principal, Origin: "api", Created: time.Now().UTC(),
+		Service: svc.ServiceName, ServiceID: svc.ID, VPC: vpc.Name, VPCID: vpc.ID,
+		State: snapshot.StateAvailable, IPAddressType: typ, Ports: s.servicePorts(svc),
+	}
+	e.Name = e.ID
+	if svc.AcceptanceRequired {
+		e.State = snapshot.StatePendingAcceptance
+	}
+	seen := map[string]string{}
+	for _, id := range req.SubnetIDs {
+		sn, ok := vpc.subnet(id)
+		if !ok {
+			return nil, &NotFoundError{"SubnetID", id}
+		}
+		if other, dup := seen[sn.AZ]; dup {
+			return nil, refuse("an endpoint takes one subnet per Availability Zone: %s and %s are both in %s", other, id, sn.AZ)
+		}
+		seen[sn.AZ] = id
+		if !azs[sn.AZ] {
+			return nil, refuse("the endpoint service %s is not available in %s, the Availability Zone of subnet %s", svc.ServiceName, sn.AZ, id)
+		}
+		if typ != "ipv4" && sn.IPv6CIDR == "" {
+			return nil, refuse("subnet %s has no IPv6 range: a %s endpoint needs one", id, typ)
+		}
+		eni := ENIState{ID: newID("eni-"), AZ: sn.AZ, Subnet: sn.Name, SubnetID: sn.ID, Netns: vpc.Netns}
+		eni.Tun = eni.ID[:15]
+		var err error
+		if typ != "ipv6" {
+			if eni.IP, err = s.allocateAddr(sn, req.IPv4[id], false); err != nil {
+				return nil, err
+			}
+		}
+		if typ != "ipv4" {
+			if eni.IPv6, err = s.allocateAddr(sn, req.IPv6[id], true); err != nil {
+				return nil, err
+			}
+		}
+		e.ENIs = append(e.ENIs, eni)
+	}
+	s.Endpoints = append(s.Endpoints, e)
+	return &s.Endpoints[len(s.Endpoints)-1], nil
+}
+
+// MaxEndpointsPerVPC is AWS's quota of interface endpoints per VPC.
+const MaxEndpointsPerVPC = 50
+
+// QuotaError is a request over a quota.
+type QuotaError struct{ Msg string }
+
+func (e *QuotaError) Error() string { return e.Msg }
+
+func (v *VPCState) subnet(id string) (SubnetState, bool) {
+	for _, sn := range v.Subnets {
+		if sn.ID == id {
+			return sn, true
+		}
+	}
+	return SubnetState{}, false
+}
+
+// serviceAZs are the AZs in which a service's load balancers have nodes.
+func (s *State) serviceAZs(svc *ServiceState) map[string]bool {
+	azs := map[string]bool{}
+	for _, lb := range s.LoadBalancers {
+		if slices.Contains(svc.LoadBalancers, lb.Name) {
+			for _, n := range lb.Nodes {
+				azs[n.AZ] = true
+			}
+		}
+	}
+	return azs
+}
+
+// ServiceAZs lists them sorted.
+func (s *State) ServiceAZs(svc *ServiceState) []string {
+	var out []string
+	for az := range s.serviceAZs(svc) {
+		out = append(out, az)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// servicePorts are the listener ports of a service's load balancers.
+func (s *State) servicePorts(svc *ServiceState) []int {
+	var ports []int
+	for _, lb := range s.LoadBalancers {
+		if slices.Contains(svc.LoadBalancers, lb.Name) {
+			for _, l := range lb.Listeners {
+				if !slices.Contains(ports, l.Port) {
+					ports = append(ports, l.Port)
+				}
+			}
+		}
+	}
+	slices.Sort(ports)
+	return ports
+}
+
+// allocateAddr takes want (if given) or the first free address of a
+// subnet: not reserved, not held by the subnet's host, a load-balancer
+// node, a target or another ENI.
+func (s *State) allocateAddr(sn SubnetState, want string, v6 bool) (string, error) {
+	cidr := sn.CIDR
+	if v6 {
+		cidr = sn.IPv6CIDR
+	}
+	pfx, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return "", refuse("subnet %s has no usable range %q", sn.ID, cidr)
+	}
+	used := map[string]bool{sn.HostIP: true, sn.HostIPv6: true}
+	for _, lb := range s.LoadBalancers {
+		for _, n := range lb.Nodes {
+			used[n.IP] = true
+		}
+	}
+	for _, t := range s.Targets {
+		used[t.IP] = true
+	}
+	for _, e := range s.Endpoints {
+		for _, eni := range e.ENIs {
+			used[eni.IP], used[eni.IPv6] = true, true
+		}
+	}
+	if want != "" {
+		a, err := netip.ParseAddr(want)
+		switch {
+		case err != nil:
+			return "", refuse("%q is not an IP address", want)
+		case !pfx.Contains(a):
+			return "", refuse("address %s is not in subnet %s (%s)", want, sn.ID, cidr)
+		case reserved(pfx, a):
+			return "", refuse("address %s is reserved: AWS keeps the first four and the last address of subnet %s", want, sn.ID)
+		case used[a.String()]:
+			return "", refuse("address %s of subnet %s is in use", want, sn.ID)
+		}
+		return a.String(), nil
+	}
+	for a := pfx.Masked().Addr(); pfx.Contains(a); a = a.Next() {
+		if !reserved(pfx, a) && !used[a.String()] {
+			return a.String(), nil
+		}
+	}
+	return "", refuse("subnet %s (%s) has no free address left", sn.ID, cidr)
+}
+
+// DNSNames are an endpoint's regional name and one zonal name per AZ, as
+// AWS makes them (the suffix is the endpoint's own).
+func (s *State) DNSNames(e EndpointState) []string {
+	suffix := strings.TrimPrefix(e.ID, "vpce-")[:8]
+	base := fmt.Sprintf("%s.%s.vpce.amazonaws.com", e.ServiceID, s.Region)
+	out := []string{fmt.Sprintf("%s-%s.%s", e.ID, suffix, base)}
+	for _, eni := range e.ENIs {
+		out = append(out, fmt.Sprintf("%s-%s-%s.%s", e.ID, suffix, eni.AZ, base))
+	}
+	return out
+}
