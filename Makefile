@@ -13,7 +13,7 @@ TESTFLAGS ?= -count=1 -timeout 15m
 # runner and the poller carrying traffic, and ctld's changes and restarts.
 RACE_TESTS := TestShortExchangesAllEndWithTheirEOF|TestTargetThatSpeaksFirstReachesEveryConsumer|TestEndpointCarriesTrafficOnlyWhileAvailable|TestLiveChangesKeepTheForwardersRunning|TestKilledForwarderIsRestartedWithTheLatestSnapshot|TestUnhealthyTargetLosesItsFlows|TestDeregisteredTargetDrains
 
-.PHONY: all build demo test check-env fuzz bench bench-go vet clean
+.PHONY: all build demo test check-env test-deps fuzz bench bench-go vet clean
 
 all: build
 
@@ -31,11 +31,18 @@ check-env:
 	fi
 	@command -v ip >/dev/null || { echo "make: installing iproute2 (ip netns, to inspect fabrics)"; apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null; }
 
+# test-deps installs what the tests drive pvlink with: Debian's AWS CLI and
+# boto3 (the API tests).
+test-deps:
+	@if [ ! -x /usr/bin/aws ] || ! /usr/bin/python3 -c 'import boto3' 2>/dev/null; then \
+		echo "make: installing Debian's awscli and python3-boto3 for the API tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli python3-boto3 >/dev/null; fi
+
 demo: check-env build
 	./scripts/demo.sh $(BIN)
 
 test: build
-	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory check-env; fi
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory check-env test-deps; fi
 	$(GO) vet $(PKGS)
 	PVLINK_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) -v $(PKGS) 2>&1 | ./scripts/testsummary.sh
 	@echo "== the concurrent packages again, under the race detector"

@@ -25,9 +25,19 @@ type awsCLI struct {
 	region  string
 }
 
+// awsBinary is Debian's AWS CLI, which make test installs, or else the
+// first on PATH.
+func awsBinary() string {
+	if _, err := os.Stat("/usr/bin/aws"); err == nil {
+		return "/usr/bin/aws"
+	}
+	p, _ := exec.LookPath("aws")
+	return p
+}
+
 func awsAs(t *testing.T, f *fabrictest.Fabric, name string) *awsCLI {
 	t.Helper()
-	if _, err := exec.LookPath("aws"); err != nil {
+	if awsBinary() == "" {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("the AWS CLI is not installed (make test installs Debian's awscli)")
 		}
@@ -45,7 +55,7 @@ func awsAs(t *testing.T, f *fabrictest.Fabric, name string) *awsCLI {
 
 // run runs `aws ec2 ARGS... --output json` and returns its output and error.
 func (a *awsCLI) run(args ...string) (string, error) {
-	cmd := exec.Command("aws", append(append([]string{"ec2"}, args...), "--endpoint-url", a.url, "--output", "json")...)
+	cmd := exec.Command(awsBinary(), append(append([]string{"ec2"}, args...), "--endpoint-url", a.url, "--output", "json")...)
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+a.account.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+a.account.SecretAccessKey,
 		"AWS_DEFAULT_REGION="+a.region, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PAGER=")
 	var out bytes.Buffer
@@ -78,6 +88,14 @@ func (a *awsCLI) refused(code string, args ...string) string {
 	return out
 }
 
+// providerOnly is the demo without its endpoint: the provider's service,
+// acceptance required, the consumer account allowed, and the consumer's
+// VPC, where the test creates the endpoint through the API.
+func providerOnly(t *testing.T) string {
+	topo := strings.Replace(demoTopology(t), "acceptance_required: false", "acceptance_required: true", 1)
+	return topo[:strings.Index(topo, "endpoints:\n  - name: web\n")]
+}
+
 type endpointsOut struct {
 	VpcEndpoints []struct {
 		VpcEndpointId, State, VpcId, ServiceName, OwnerId string
@@ -90,10 +108,7 @@ func TestTheEndpointLifecycleThroughTheAWSCLI(t *testing.T) {
 	// The provider's service (acceptance required, the consumer account
 	// allowed) comes from the topology; the consumer's endpoint is made
 	// through the API.
-	topo := strings.Replace(demoTopology(t), "acceptance_required: false", "acceptance_required: true", 1)
-	topo = strings.Replace(topo, "endpoints:\n  - name: web\n", "endpoints_unused:\n  - name: web\n", 1)
-	topo = topo[:strings.Index(topo, "endpoints_unused:")]
-	f := fabrictest.Up(t, topo)
+	f := fabrictest.Up(t, providerOnly(t))
 	consumer, provider := awsAs(t, f, "consumer"), awsAs(t, f, "provider")
 
 	// The consumer finds the service, its VPC and subnets.
@@ -251,5 +266,26 @@ func TestTheAPIRefusesWhatAWSRefuses(t *testing.T) {
 	consumer.refused("InvalidAction", "describe-instances")
 	if v := endpointVersion(t, f); v != version+2 {
 		t.Fatalf("the refused calls changed the model: version %d, want %d (the two permission changes)", v, version+2)
+	}
+}
+
+func TestTheEndpointLifecycleThroughBoto3(t *testing.T) {
+	python := "/usr/bin/python3"
+	if err := exec.Command(python, "-c", "import boto3").Run(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("Debian's python3-boto3 is not installed (make test installs it)")
+		}
+		t.Skip("needs python3-boto3")
+	}
+	f := fabrictest.Up(t, providerOnly(t))
+	consumer, provider := awsAs(t, f, "consumer"), awsAs(t, f, "provider")
+	cmd := exec.Command(python, "testdata/boto3_lifecycle.py")
+	cmd.Env = append(os.Environ(), "PVLINK_ENDPOINT_URL="+f.Status.API.URL, "AWS_DEFAULT_REGION="+f.Status.Region,
+		"CONSUMER_KEY="+consumer.account.AccessKeyID, "CONSUMER_SECRET="+consumer.account.SecretAccessKey,
+		"PROVIDER_KEY="+provider.account.AccessKeyID, "PROVIDER_SECRET="+provider.account.SecretAccessKey,
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "lifecycle ok") {
+		t.Fatalf("boto3 lifecycle: %v\n%s", err, out)
 	}
 }

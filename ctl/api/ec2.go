@@ -397,10 +397,23 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 		}{out}, nil
 
 	case "DescribeVpcs":
+		f := q.filters()
+		if err := unknownFilters(f, "vpc-id", "owner-id", "cidr", "state"); err != nil {
+			return nil, err
+		}
+		ids := q.list("VpcId")
 		var out []vpc
 		for _, v := range m.VPCs {
-			if v.OwnerID == caller {
+			if v.OwnerID != caller || len(ids) > 0 && !slices.Contains(ids, v.ID) {
+				continue
+			}
+			if match(f, map[string][]string{"vpc-id": {v.ID}, "owner-id": {v.OwnerID}, "cidr": {v.CIDR}, "state": {"available"}}) {
 				out = append(out, vpc{ID: v.ID, CIDR: v.CIDR, State: "available", OwnerID: v.OwnerID})
+			}
+		}
+		for _, id := range ids {
+			if !slices.ContainsFunc(out, func(v vpc) bool { return v.ID == id }) {
+				return nil, &apiError{400, "InvalidVpcID.NotFound", fmt.Sprintf("The vpc ID '%s' does not exist", id)}
 			}
 		}
 		return struct {
