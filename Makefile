@@ -31,14 +31,14 @@ check-env:
 	fi
 	@command -v ip >/dev/null || { echo "make: installing iproute2 (ip netns, to inspect fabrics)"; apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null; }
 
-# test-deps installs what the tests drive pvlink with: Debian's AWS CLI and
-# boto3 (the API tests).
+# test-deps installs what the demo and the tests drive pvlink with: Debian's
+# AWS CLI and boto3.
 test-deps:
 	@if [ ! -x /usr/bin/aws ] || ! /usr/bin/python3 -c 'import boto3' 2>/dev/null; then \
 		echo "make: installing Debian's awscli and python3-boto3 for the API tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli python3-boto3 >/dev/null; fi
 
-demo: check-env build
+demo: check-env test-deps build
 	./scripts/demo.sh $(BIN)
 
 test: build

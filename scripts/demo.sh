@@ -22,9 +22,27 @@ echo
 echo "== pvlink fabric probe: nothing goes through a pendingAcceptance endpoint"
 "$pvlink" fabric probe -f "$topo"
 echo
-echo "== pvlink endpoint accept demo web   (the provider accepts the request)"
-"$pvlink" endpoint accept demo web
-"$pvlink" fabric status -f "$topo" | grep -E '^(ENDPOINT|vpce-)'
+echo "== the provider sees the request and accepts it, with the AWS CLI against the fabric's API"
+aws=/usr/bin/aws
+[ -x "$aws" ] || aws=aws
+echo '$ eval "$(pvlink fabric env demo provider)"'
+eval "$("$pvlink" fabric env demo provider)"
+echo '$ aws ec2 describe-vpc-endpoint-connections --endpoint-url $PVLINK_ENDPOINT_URL'
+"$aws" ec2 describe-vpc-endpoint-connections --endpoint-url "$PVLINK_ENDPOINT_URL" --output table \
+	--query 'VpcEndpointConnections[].{Endpoint:VpcEndpointId,Owner:VpcEndpointOwner,State:VpcEndpointState,Service:ServiceId}'
+sid=$("$aws" ec2 describe-vpc-endpoint-service-configurations --endpoint-url "$PVLINK_ENDPOINT_URL" --query 'ServiceConfigurations[0].ServiceId' --output text)
+eid=$("$aws" ec2 describe-vpc-endpoint-connections --endpoint-url "$PVLINK_ENDPOINT_URL" --query 'VpcEndpointConnections[0].VpcEndpointId' --output text)
+echo "\$ aws ec2 accept-vpc-endpoint-connections --service-id $sid --vpc-endpoint-ids $eid --endpoint-url \$PVLINK_ENDPOINT_URL"
+"$aws" ec2 accept-vpc-endpoint-connections --service-id "$sid" --vpc-endpoint-ids "$eid" --endpoint-url "$PVLINK_ENDPOINT_URL" --output json
+echo '$ aws ec2 describe-vpc-endpoints   (as the consumer)'
+eval "$("$pvlink" fabric env demo consumer)"
+"$aws" ec2 describe-vpc-endpoints --endpoint-url "$PVLINK_ENDPOINT_URL" --output table \
+	--query 'VpcEndpoints[].{Endpoint:VpcEndpointId,State:State,Regional:DnsEntries[0].DnsName}'
+# The accept is committed at once; give the forwarders a moment to apply it.
+for i in $(seq 50); do
+	"$pvlink" fabric status demo -o json | grep -q '"phase": "up"' && break
+	sleep 0.1
+done
 echo
 echo "== pvlink fabric probe: one connection from the consumer VPC to each ENI"
 "$pvlink" fabric probe -f "$topo"
