@@ -65,6 +65,9 @@ const keyHostAPI = "host/api"
 // Model is the committed model (the API's reads).
 func (d *Daemon) Model() *State { return d.current() }
 
+// Status is the fabric's status report (the API's view of what runs).
+func (d *Daemon) Status() *Report { return d.report() }
+
 // Change runs an operation on the model as one change (the API's writes).
 func (d *Daemon) Change(op func(*State) error) (uint64, error) { return d.mutate(op) }
 
@@ -270,6 +273,7 @@ func (d *Daemon) mutate(op func(*State) error) (uint64, error) {
 	if err := op(next); err != nil {
 		return 0, err
 	}
+	next.refreshPorts()
 	if d.has.Load() && sameModel(cur, next) {
 		// Nothing changes (an apply of the same file, a retry whose
 		// first answer was lost): no new version, nothing to push.

@@ -173,7 +173,7 @@ func (s *State) ApplyTopology(t *Topology, file string) error {
 	}
 	carried := next.carryIDs(s)
 	next.giveKeys(s)
-	next.keepAPIEndpoints(s)
+	next.keepAPIResources(s)
 	if err := s.checkLoadBalancersLeaving(next); err != nil {
 		return err
 	}
@@ -194,20 +194,55 @@ func (s *State) ApplyTopology(t *Topology, file string) error {
 	return nil
 }
 
-// keepAPIEndpoints carries the endpoints made through the API, which a
-// topology does not declare, while their VPC, subnets and service remain.
-func (next *State) keepAPIEndpoints(old *State) {
+// keepAPIResources carries what was made through the API, which a topology
+// does not declare (it manages only what it declares): VPCs, load
+// balancers, target groups and their targets, services and endpoints, each
+// while what it stands on remains.
+func (next *State) keepAPIResources(old *State) {
+	vpcByID := func(id string) bool {
+		return slices.ContainsFunc(next.VPCs, func(v VPCState) bool { return v.ID == id })
+	}
+	vpcByName := func(name string) bool {
+		return slices.ContainsFunc(next.VPCs, func(v VPCState) bool { return v.Name == name })
+	}
+	for _, v := range old.VPCs {
+		if v.Origin == "api" && !vpcByName(v.Name) {
+			next.VPCs = append(next.VPCs, v)
+		}
+	}
+	for _, tg := range old.TargetGroups {
+		if tg.Origin == "api" && vpcByName(tg.VPC) {
+			next.TargetGroups = append(next.TargetGroups, tg)
+		}
+	}
+	for _, t := range old.Targets {
+		if t.Origin == "api" && slices.ContainsFunc(next.TargetGroups, func(g TargetGroupState) bool { return g.Name == t.TargetGroup }) &&
+			!slices.ContainsFunc(next.Targets, func(o TargetState) bool { return o.TargetGroup == t.TargetGroup && o.IP == t.IP && o.Port == t.Port }) {
+			next.Targets = append(next.Targets, t)
+		}
+	}
+	for _, lb := range old.LoadBalancers {
+		if lb.Origin == "api" && vpcByName(lb.VPC) {
+			next.LoadBalancers = append(next.LoadBalancers, lb)
+		}
+	}
+	for _, sv := range old.Services {
+		if sv.Origin == "api" && !slices.ContainsFunc(sv.LoadBalancers, func(name string) bool {
+			return !slices.ContainsFunc(next.LoadBalancers, func(lb LBState) bool { return lb.Name == name })
+		}) {
+			next.Services = append(next.Services, sv)
+		}
+	}
 	for _, e := range old.Endpoints {
-		if e.Origin != "api" {
+		if e.Origin != "api" || !vpcByID(e.VPCID) {
 			continue
 		}
 		if _, ok := next.ServiceByID(e.ServiceID); !ok {
 			continue
 		}
-		keep := false
+		keep := true
 		for _, v := range next.VPCs {
 			if v.ID == e.VPCID {
-				keep = true
 				for _, eni := range e.ENIs {
 					if _, ok := v.subnet(eni.SubnetID); !ok {
 						keep = false
@@ -309,6 +344,31 @@ func (next *State) carryIDs(old *State) map[string]bool {
 		for _, ot := range old.Targets {
 			if ot.TargetGroup == t.TargetGroup && ot.IP == t.IP && ot.Port == t.Port {
 				t.DeregisteredAt = ot.DeregisteredAt
+			}
+		}
+	}
+	// Load balancers, their listeners and target groups keep the ids
+	// their ARNs end with.
+	for i := range next.LoadBalancers {
+		lb := &next.LoadBalancers[i]
+		for _, ol := range old.LoadBalancers {
+			if ol.Name != lb.Name {
+				continue
+			}
+			lb.ID = ol.ID
+			for j := range lb.Listeners {
+				for _, oli := range ol.Listeners {
+					if oli.Port == lb.Listeners[j].Port {
+						lb.Listeners[j].ID = oli.ID
+					}
+				}
+			}
+		}
+	}
+	for i := range next.TargetGroups {
+		for _, og := range old.TargetGroups {
+			if og.Name == next.TargetGroups[i].Name {
+				next.TargetGroups[i].ID = og.ID
 			}
 		}
 	}

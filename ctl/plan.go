@@ -38,7 +38,7 @@ func Plan(t *Topology) *State {
 	}
 	for _, tg := range t.TargetGroups {
 		ts := TargetGroupState{
-			Name: tg.Name, VPC: tg.VPC, Port: tg.Port, ProxyProtocolV2: tg.ProxyProtocolV2, Placement: tg.ProxyProtocolV2Placement,
+			Name: tg.Name, ID: newHexID(16), OwnerID: vpcOwner[tg.VPC], VPC: tg.VPC, Port: tg.Port, ProxyProtocolV2: tg.ProxyProtocolV2, Placement: tg.ProxyProtocolV2Placement,
 			ConnectionTermination: tg.ConnectionTermination, ConnectionLimit: tg.ConnectionLimit,
 		}
 		if tg.IdleTimeout > 0 {
@@ -66,7 +66,10 @@ func Plan(t *Topology) *State {
 	lbVPC := map[string]string{}
 	for _, lb := range t.LoadBalancers {
 		lbVPC[lb.Name] = lb.VPC
-		ls := LBState{Name: lb.Name, VPC: lb.VPC, Netns: NetnsName(t.Name, lb.VPC), CrossZone: lb.CrossZone, Listeners: lb.Listeners}
+		ls := LBState{Name: lb.Name, ID: newHexID(16), OwnerID: vpcOwner[lb.VPC], VPC: lb.VPC, Netns: NetnsName(t.Name, lb.VPC), CrossZone: lb.CrossZone, Listeners: append([]Listener{}, lb.Listeners...)}
+		for i := range ls.Listeners {
+			ls.Listeners[i].ID = newHexID(16)
+		}
 		for _, m := range lb.SubnetMappings {
 			sn := subnetByName[m.Subnet]
 			ls.Nodes = append(ls.Nodes, LBNodeState{AZ: sn.AZ, Subnet: m.Subnet, IP: m.PrivateIPv4Address})

@@ -48,6 +48,7 @@ type State struct {
 
 // VPCState is a VPC and the namespace that is it.
 type VPCState struct {
+	Origin   string        `json:"origin,omitempty"` // "api": made through the API
 	Name     string        `json:"name"`
 	ID       string        `json:"id"`
 	OwnerID  string        `json:"owner_id"` // the account that owns it
@@ -70,7 +71,10 @@ type SubnetState struct {
 
 // LBState is a Network Load Balancer and its nodes.
 type LBState struct {
+	Origin    string        `json:"origin,omitempty"`
 	Name      string        `json:"name"`
+	ID        string        `json:"id"` // the last part of its ARN
+	OwnerID   string        `json:"owner_id"`
 	VPC       string        `json:"vpc"`
 	Netns     string        `json:"netns"`
 	CrossZone bool          `json:"cross_zone"`
@@ -81,7 +85,10 @@ type LBState struct {
 // TargetGroupState is a target group's settings; its targets are in
 // State.Targets.
 type TargetGroupState struct {
+	Origin          string `json:"origin,omitempty"`
 	Name            string `json:"name"`
+	ID              string `json:"id"` // the last part of its ARN
+	OwnerID         string `json:"owner_id"`
 	VPC             string `json:"vpc"`
 	Port            int    `json:"port"`
 	ProxyProtocolV2 bool   `json:"proxy_protocol_v2"`
@@ -103,6 +110,7 @@ type LBNodeState struct {
 
 // ServiceState is an endpoint service.
 type ServiceState struct {
+	Origin             string   `json:"origin,omitempty"`
 	Name               string   `json:"name"`
 	ID                 string   `json:"id"`
 	OwnerID            string   `json:"owner_id"` // its load balancers' account
@@ -155,6 +163,7 @@ type ENIState struct {
 
 // TargetState is a target and, when pvlink runs it, its server process.
 type TargetState struct {
+	Origin      string `json:"origin,omitempty"`
 	IP          string `json:"ip"`
 	Port        int    `json:"port"`
 	AZ          string `json:"az"`
@@ -195,6 +204,13 @@ func newID(prefix string) string {
 		panic(err) // crypto/rand never fails on Linux
 	}
 	return prefix + hex.EncodeToString(b[:])[:17]
+}
+
+// newHexID is n hex digits, as the last part of an ELBv2 ARN.
+func newHexID(n int) string {
+	b := make([]byte, (n+1)/2)
+	rand.Read(b)
+	return hex.EncodeToString(b)[:n]
 }
 
 func mustAddr(s string) netip.Addr {

@@ -110,6 +110,7 @@ type SubnetMapping struct {
 
 // Listener forwards a TCP port of the load balancer to a target group.
 type Listener struct {
+	ID          string `yaml:"-" json:"id,omitempty"` // the last part of its ARN
 	Protocol    string `yaml:"protocol"`
 	Port        int    `yaml:"port"`
 	TargetGroup string `yaml:"target_group"`

@@ -44,6 +44,7 @@ var (
 	nameRe      = regexp.MustCompile(`^[a-z][a-z0-9-]{0,19}$`)
 	accountIDRe = regexp.MustCompile(`^[0-9]{12}$`)
 	accessKeyRe = regexp.MustCompile(`^AKIA[A-Z0-9]{16}$`)
+	lbNameRe    = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$`)
 	principalRe = regexp.MustCompile(`^arn:aws:iam::[0-9]{12}:(root|role/[\w+=,.@/-]{1,512}|user/[\w+=,.@/-]{1,512})$`)
 )
 
@@ -137,9 +138,7 @@ func (v *validator) topology(t *Topology) {
 		}
 		zones[z] = true
 	}
-	if len(t.VPCs) == 0 {
-		v.fail(p("vpcs"), "at least one VPC is required")
-	}
+	// No VPC is fine: an empty fabric, built through the API.
 	for i := range t.VPCs {
 		v.vpc(p("vpcs", i), &t.VPCs[i], zones, t.Accounts)
 	}

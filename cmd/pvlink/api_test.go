@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -13,12 +15,14 @@ import (
 	"pvlink.dev/pvlink/bench/peer"
 	"pvlink.dev/pvlink/ctl"
 	"pvlink.dev/pvlink/internal/fabrictest"
+	"pvlink.dev/pvlink/nsenter"
 	"pvlink.dev/pvlink/snapshot"
 )
 
 // awsCLI runs the real AWS CLI against the fabric's API as one of its
 // accounts.
 type awsCLI struct {
+	service string // ec2 unless set
 	t       *testing.T
 	url     string
 	account ctl.Account
@@ -54,8 +58,16 @@ func awsAs(t *testing.T, f *fabrictest.Fabric, name string) *awsCLI {
 }
 
 // run runs `aws ec2 ARGS... --output json` and returns its output and error.
-func (a *awsCLI) run(args ...string) (string, error) {
-	cmd := exec.Command(awsBinary(), append(append([]string{"ec2"}, args...), "--endpoint-url", a.url, "--output", "json")...)
+func (a *awsCLI) run(args ...string) (string, error) { return a.runService("ec2", args...) }
+
+// elb is the same CLI for ELBv2.
+func (a *awsCLI) elb() *awsCLI { b := *a; b.service = "elbv2"; return &b }
+
+func (a *awsCLI) runService(service string, args ...string) (string, error) {
+	if a.service != "" {
+		service = a.service
+	}
+	cmd := exec.Command(awsBinary(), append(append([]string{service}, args...), "--endpoint-url", a.url, "--output", "json")...)
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+a.account.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+a.account.SecretAccessKey,
 		"AWS_DEFAULT_REGION="+a.region, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PAGER=")
 	var out bytes.Buffer
@@ -69,7 +81,7 @@ func (a *awsCLI) do(v any, args ...string) {
 	a.t.Helper()
 	out, err := a.run(args...)
 	if err != nil {
-		a.t.Fatalf("aws ec2 %s (as %s): %v\n%s", strings.Join(args, " "), a.account.Name, err, out)
+		a.t.Fatalf("aws %s %s (as %s): %v\n%s", a.service, strings.Join(args, " "), a.account.Name, err, out)
 	}
 	if v != nil {
 		if err := json.Unmarshal([]byte(out), v); err != nil {
@@ -99,8 +111,8 @@ func providerOnly(t *testing.T) string {
 type endpointsOut struct {
 	VpcEndpoints []struct {
 		VpcEndpointId, State, VpcId, ServiceName, OwnerId string
-		NetworkInterfaceIds                              []string
-		DnsEntries                                       []struct{ DnsName string }
+		NetworkInterfaceIds                               []string
+		DnsEntries                                        []struct{ DnsName string }
 	}
 }
 
@@ -123,12 +135,16 @@ func TestTheEndpointLifecycleThroughTheAWSCLI(t *testing.T) {
 	if len(services.ServiceNames) != 1 || services.ServiceDetails[0].Owner != "111122223333" || !services.ServiceDetails[0].AcceptanceRequired {
 		t.Fatalf("describe-vpc-endpoint-services as the consumer: %+v", services)
 	}
-	var vpcs struct{ Vpcs []struct{ VpcId, OwnerId string } }
+	var vpcs struct {
+		Vpcs []struct{ VpcId, OwnerId string }
+	}
 	consumer.do(&vpcs, "describe-vpcs")
 	if len(vpcs.Vpcs) != 1 || vpcs.Vpcs[0].OwnerId != "444455556666" {
 		t.Fatalf("the consumer sees VPCs %+v, want only its own", vpcs)
 	}
-	var subnets struct{ Subnets []struct{ SubnetId, AvailabilityZone string } }
+	var subnets struct {
+		Subnets []struct{ SubnetId, AvailabilityZone string }
+	}
 	consumer.do(&subnets, "describe-subnets", "--filters", "Name=vpc-id,Values="+vpcs.Vpcs[0].VpcId)
 	if len(subnets.Subnets) != 2 {
 		t.Fatalf("subnets: %+v", subnets)
@@ -149,7 +165,9 @@ func TestTheEndpointLifecycleThroughTheAWSCLI(t *testing.T) {
 		t.Fatalf("create-vpc-endpoint: %+v", created)
 	}
 	// The same request again (its ClientToken) is the same endpoint.
-	var again struct{ VpcEndpoint struct{ VpcEndpointId string } }
+	var again struct {
+		VpcEndpoint struct{ VpcEndpointId string }
+	}
 	consumer.do(&again, "create-vpc-endpoint", "--vpc-endpoint-type", "Interface", "--vpc-id", vpcs.Vpcs[0].VpcId,
 		"--service-name", services.ServiceNames[0], "--subnet-ids", subnets.Subnets[0].SubnetId, subnets.Subnets[1].SubnetId,
 		"--client-token", "lifecycle-1")
@@ -288,4 +306,155 @@ func TestTheEndpointLifecycleThroughBoto3(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "lifecycle ok") {
 		t.Fatalf("boto3 lifecycle: %v\n%s", err, out)
 	}
+}
+
+// TestAFabricBuiltFromNothingWithTheAWSCLI: a fabric with two accounts and
+// nothing else; the provider makes a VPC, a subnet, a target group, a
+// Network Load Balancer, a listener and an endpoint service, all with the
+// AWS CLI; the consumer makes its VPC and an endpoint; the provider
+// accepts; traffic reaches the provider's own server; then everything is
+// taken down again through the API.
+func TestAFabricBuiltFromNothingWithTheAWSCLI(t *testing.T) {
+	f := fabrictest.Up(t, `name: NAME
+region: us-east-1
+availability_zones: [use1-az1, use1-az2]
+accounts:
+  - {name: provider, id: "111122223333"}
+  - {name: consumer, id: "444455556666"}
+`)
+	provider, consumer := awsAs(t, f, "provider"), awsAs(t, f, "consumer")
+	providerELB := provider.elb()
+	var vpc struct{ Vpc struct{ VpcId string } }
+	var sub struct{ Subnet struct{ SubnetId string } }
+	provider.do(&vpc, "create-vpc", "--cidr-block", "198.19.0.0/16")
+	provider.do(&sub, "create-subnet", "--vpc-id", vpc.Vpc.VpcId, "--cidr-block", "198.19.1.0/24", "--availability-zone-id", "use1-az1")
+	provider.refused("InvalidSubnet.Conflict", "create-subnet", "--vpc-id", vpc.Vpc.VpcId, "--cidr-block", "198.19.1.0/25", "--availability-zone-id", "use1-az2")
+
+	var tg struct {
+		TargetGroups []struct{ TargetGroupArn string }
+	}
+	providerELB.do(&tg, "create-target-group", "--name", "web", "--protocol", "TCP", "--port", "8080", "--vpc-id", vpc.Vpc.VpcId,
+		"--target-type", "ip", "--health-check-interval-seconds", "5", "--healthy-threshold-count", "2")
+	tgARN := tg.TargetGroups[0].TargetGroupArn
+	providerELB.refused("ValidationError", "create-target-group", "--name", "dns", "--protocol", "UDP", "--port", "53", "--vpc-id", vpc.Vpc.VpcId)
+	providerELB.do(nil, "register-targets", "--target-group-arn", tgARN, "--targets", "Id=198.19.1.10,Port=8080")
+	var lb struct {
+		LoadBalancers []struct{ LoadBalancerArn, VpcId string }
+	}
+	providerELB.do(&lb, "create-load-balancer", "--name", "web-nlb", "--type", "network", "--scheme", "internal", "--subnets", sub.Subnet.SubnetId)
+	lbARN := lb.LoadBalancers[0].LoadBalancerArn
+	providerELB.refused("DuplicateLoadBalancerName", "create-load-balancer", "--name", "web-nlb", "--type", "network", "--subnets", sub.Subnet.SubnetId)
+	providerELB.do(nil, "create-listener", "--load-balancer-arn", lbARN, "--protocol", "TCP", "--port", "80", "--default-actions", "Type=forward,TargetGroupArn="+tgARN)
+	var svc struct {
+		ServiceConfiguration struct{ ServiceId, ServiceName, ServiceState string }
+	}
+	provider.do(&svc, "create-vpc-endpoint-service-configuration", "--network-load-balancer-arns", lbARN, "--acceptance-required")
+	serviceID := svc.ServiceConfiguration.ServiceId
+
+	// Nobody is allowed yet: the consumer cannot see it.
+	consumerVPC := func() (string, string) {
+		var v struct{ Vpc struct{ VpcId string } }
+		var s struct{ Subnet struct{ SubnetId string } }
+		consumer.do(&v, "create-vpc", "--cidr-block", "198.18.0.0/16")
+		consumer.do(&s, "create-subnet", "--vpc-id", v.Vpc.VpcId, "--cidr-block", "198.18.1.0/24", "--availability-zone-id", "use1-az1")
+		return v.Vpc.VpcId, s.Subnet.SubnetId
+	}
+	cVPC, cSub := consumerVPC()
+	consumer.refused("InvalidServiceName", "create-vpc-endpoint", "--vpc-id", cVPC, "--service-name", svc.ServiceConfiguration.ServiceName, "--subnet-ids", cSub)
+	provider.do(nil, "modify-vpc-endpoint-service-permissions", "--service-id", serviceID, "--add-allowed-principals", "arn:aws:iam::444455556666:root")
+
+	// The provider's own server, on the target's address (which the
+	// realizer put in the provider's VPC).
+	f.Refresh(t)
+	var providerNS string
+	for _, v := range f.Status.VPCs {
+		if v.ID == vpc.Vpc.VpcId {
+			providerNS = v.Netns
+		}
+	}
+	var ln net.Listener
+	waitUntil(t, 3*time.Second, "the target's address in the provider VPC", func() bool {
+		ln = listenInQuietly(providerNS, "198.19.1.10:8080")
+		return ln != nil
+	})
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); buf := make([]byte, 64); n, _ := c.Read(buf); c.Write(buf[:n]) }()
+		}
+	}()
+
+	var created struct {
+		VpcEndpoint struct{ VpcEndpointId, State string }
+	}
+	consumer.do(&created, "create-vpc-endpoint", "--vpc-endpoint-type", "Interface", "--vpc-id", cVPC, "--service-name", svc.ServiceConfiguration.ServiceName, "--subnet-ids", cSub)
+	id := created.VpcEndpoint.VpcEndpointId
+	provider.do(nil, "accept-vpc-endpoint-connections", "--service-id", serviceID, "--vpc-endpoint-ids", id)
+	// A load balancer cannot leave the service while the endpoint is
+	// connected.
+	provider.refused("DependencyViolation", "modify-vpc-endpoint-service-configuration", "--service-id", serviceID, "--remove-network-load-balancer-arns", lbARN)
+
+	f.Refresh(t)
+	var eni ctl.ENIState
+	for _, e := range f.Status.Endpoints {
+		if e.ID == id {
+			eni = e.ENIs[0]
+		}
+	}
+	waitUntil(t, 5*time.Second, "an echo through the endpoint built with the AWS CLI", func() bool {
+		ctx, cancel := contextWithTimeout(time.Second)
+		defer cancel()
+		c, err := fabrictest.DialFrom(eni.Netns)(ctx, "tcp", net.JoinHostPort(eni.IP, "80"))
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(time.Second))
+		c.Write([]byte("hello"))
+		buf := make([]byte, 5)
+		_, err = io.ReadFull(c, buf)
+		return err == nil && string(buf) == "hello"
+	})
+	var health struct {
+		TargetHealthDescriptions []struct {
+			Target       struct{ Id string }
+			TargetHealth struct{ State string }
+		}
+	}
+	waitUntil(t, 15*time.Second, "the target healthy in describe-target-health", func() bool {
+		providerELB.do(&health, "describe-target-health", "--target-group-arn", tgARN)
+		return len(health.TargetHealthDescriptions) == 1 && health.TargetHealthDescriptions[0].TargetHealth.State == "healthy"
+	})
+
+	// Everything down again through the API, each refused while something
+	// still stands on it.
+	providerELB.refused("ResourceInUse", "delete-load-balancer", "--load-balancer-arn", lbARN)
+	consumer.do(nil, "delete-vpc-endpoints", "--vpc-endpoint-ids", id)
+	provider.do(nil, "delete-vpc-endpoint-service-configurations", "--service-ids", serviceID)
+	providerELB.do(nil, "delete-load-balancer", "--load-balancer-arn", lbARN)
+	providerELB.do(nil, "delete-target-group", "--target-group-arn", tgARN)
+	provider.refused("DependencyViolation", "delete-vpc", "--vpc-id", vpc.Vpc.VpcId)
+	provider.do(nil, "delete-subnet", "--subnet-id", sub.Subnet.SubnetId)
+	provider.do(nil, "delete-vpc", "--vpc-id", vpc.Vpc.VpcId)
+	waitUntil(t, 5*time.Second, "the provider VPC's namespace gone", func() bool {
+		_, err := os.Stat("/run/netns/" + providerNS)
+		return err != nil
+	})
+}
+
+// listenInQuietly listens in a namespace, or returns nil.
+func listenInQuietly(ns, addr string) net.Listener {
+	var ln net.Listener
+	if err := nsenter.Do(ns, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+		return nil
+	}
+	return ln
+}
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
 }

@@ -454,6 +454,90 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 			Set []region `xml:"regionInfo>item"`
 		}{[]region{{Endpoint: "ec2." + m.Region + ".amazonaws.com", Name: m.Region, OptIn: "opt-in-not-required"}}}, nil
 
+	case "CreateVpc":
+		var out vpc
+		_, err := h.b.Change(func(s *ctl.State) error {
+			v, err := s.CreateVPC(caller, q.str("CidrBlock"))
+			if err == nil {
+				out = vpc{ID: v.ID, CIDR: v.CIDR, State: "available", OwnerID: v.OwnerID}
+			}
+			return err
+		})
+		return struct {
+			VPC vpc `xml:"vpc"`
+		}{out}, err
+
+	case "DeleteVpc":
+		_, err := h.b.Change(func(s *ctl.State) error { return s.DeleteVPC(caller, q.str("VpcId")) })
+		return struct {
+			Return bool `xml:"return"`
+		}{true}, err
+
+	case "CreateSubnet":
+		az := q.str("AvailabilityZoneId")
+		if az == "" {
+			az = q.str("AvailabilityZone")
+		}
+		var out subnet
+		_, err := h.b.Change(func(s *ctl.State) error {
+			sn, err := s.CreateSubnet(caller, q.str("VpcId"), q.str("CidrBlock"), az)
+			if err == nil {
+				out = subnet{AZ: sn.AZ, AZID: sn.AZ, CIDR: sn.CIDR, State: "available", ID: sn.ID, VPCID: q.str("VpcId"), OwnerID: caller}
+			}
+			return err
+		})
+		return struct {
+			Subnet subnet `xml:"subnet"`
+		}{out}, err
+
+	case "DeleteSubnet":
+		_, err := h.b.Change(func(s *ctl.State) error { return s.DeleteSubnet(caller, q.str("SubnetId")) })
+		return struct {
+			Return bool `xml:"return"`
+		}{true}, err
+
+	case "CreateVpcEndpointServiceConfiguration":
+		if len(q.list("GatewayLoadBalancerArn")) > 0 {
+			return nil, &apiError{400, "InvalidParameter", "pvlink serves endpoint services of Network Load Balancers, not Gateway Load Balancers"}
+		}
+		var id string
+		_, err := h.b.Change(func(s *ctl.State) error {
+			svc, err := s.CreateService(caller, arnIDs(q.list("NetworkLoadBalancerArn")), q.str("AcceptanceRequired") == "true")
+			if err == nil {
+				id = svc.ID
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		m = h.b.Model()
+		svc, _ := m.ServiceByID(id)
+		return struct {
+			Config serviceConfiguration `xml:"serviceConfiguration"`
+			Token  string               `xml:"clientToken,omitempty"`
+		}{h.serviceConfig(m, *svc), q.str("ClientToken")}, nil
+
+	case "ModifyVpcEndpointServiceConfiguration":
+		var acceptance *bool
+		if v := q.str("AcceptanceRequired"); v != "" {
+			b := v == "true"
+			acceptance = &b
+		}
+		_, err := h.b.Change(func(s *ctl.State) error {
+			return s.ModifyService(caller, q.str("ServiceId"), acceptance, arnIDs(q.list("AddNetworkLoadBalancerArn")), arnIDs(q.list("RemoveNetworkLoadBalancerArn")))
+		})
+		return struct {
+			Return bool `xml:"return"`
+		}{true}, err
+
+	case "DeleteVpcEndpointServiceConfigurations":
+		ids := q.list("ServiceId")
+		if len(ids) == 0 {
+			return nil, &apiError{400, "MissingParameter", "at least one ServiceId is required"}
+		}
+		return h.batch(ids, func(s *ctl.State, id string) error { return s.DeleteService(caller, id) })
+
 	case "":
 		return nil, &apiError{400, "MissingAction", "The request must contain the parameter Action"}
 	default:
@@ -497,19 +581,39 @@ func (h *Handler) batch(ids []string, op func(*ctl.State, string) error) (any, e
 	}{failed}, nil
 }
 
+// arnIDs takes the ids ARNs end with (load balancers, target groups).
+func arnIDs(arns []string) []string {
+	out := make([]string, len(arns))
+	for i, a := range arns {
+		out[i] = a[strings.LastIndexByte(a, '/')+1:]
+	}
+	return out
+}
+
 // ec2Code is the EC2 error code and HTTP status of a model error.
 func ec2Code(err error) (string, int) {
 	var nf *ctl.NotFoundError
 	var me *ctl.ModelError
 	var qe *ctl.QuotaError
 	var ae *apiError
+	var de *ctl.DependencyError
+	var dup *ctl.DuplicateError
 	switch {
 	case errors.As(err, &ae):
 		return ae.code, ae.status
+	case errors.As(err, &de):
+		return "DependencyViolation", 400
+	case errors.As(err, &dup):
+		if dup.Kind == "Subnet" {
+			return "InvalidSubnet.Conflict", 400
+		}
+		return "InvalidParameterValue", 400
 	case errors.As(err, &nf):
 		switch nf.Kind {
 		case "ServiceName":
 			return "InvalidServiceName", 400
+		case "LoadBalancer":
+			return "InvalidParameterValue", 400 // an NLB ARN EC2 does not know
 		default:
 			return "Invalid" + nf.Kind + ".NotFound", 400
 		}

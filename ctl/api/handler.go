@@ -17,6 +17,9 @@ import (
 type Backend interface {
 	Model() *ctl.State
 	Change(op func(*ctl.State) error) (uint64, error)
+	// Status is the fabric with what runs (the forwarders, whose health
+	// checks DescribeTargetHealth reports).
+	Status() *ctl.Report
 }
 
 // Handler serves the AWS-compatible API.
@@ -37,24 +40,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if a, err := parseAuthorization(r.Header.Get("Authorization")); err == nil {
 		service = a.service
 	}
-	if service != "ec2" {
-		h.ec2Error(w, id, &apiError{400, "InvalidAction", "pvlink serves the EC2 API here; " + service + " is not served yet"})
+	// One endpoint serves both APIs, as the CLI's --endpoint-url points
+	// both at it: the signing scope says which a request is for.
+	if service == "elasticloadbalancing" {
+		h.serveELB(w, r, id)
 		return
 	}
-	creds, body, _, err := verify(r, "ec2", h.now(), func(keyID string) (Credentials, bool) {
-		a, ok := h.b.Model().AccountByKey(keyID)
-		return Credentials{AccessKeyID: a.AccessKeyID, SecretAccessKey: a.SecretAccessKey, Account: a.ID}, ok
-	})
+	creds, body, _, err := verify(r, "ec2", h.now(), h.lookup)
 	if err != nil {
 		h.ec2Error(w, id, ec2AuthError(err))
 		return
 	}
-	form, err := url.ParseQuery(string(body))
+	q, err := parseForm(body)
 	if err != nil {
-		h.ec2Error(w, id, &apiError{400, "MalformedQueryString", "the body is not a form-encoded query: " + err.Error()})
+		h.ec2Error(w, id, &apiError{400, "MalformedQueryString", err.Error()})
 		return
 	}
-	q := query(form)
 	if v := q.str("Version"); v != "2016-11-15" {
 		h.ec2Error(w, id, &apiError{400, "InvalidParameterValue", "Version " + v + " is not served; use 2016-11-15"})
 		return
@@ -73,6 +74,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
 	w.Write([]byte(xml.Header))
 	xml.NewEncoder(w).Encode(ec2Response{XMLName: xml.Name{Local: q.str("Action") + "Response"}, Namespace: ec2Namespace, RequestID: id, Members: body})
+}
+
+func (h *Handler) lookup(keyID string) (Credentials, bool) {
+	a, ok := h.b.Model().AccountByKey(keyID)
+	return Credentials{AccessKeyID: a.AccessKeyID, SecretAccessKey: a.SecretAccessKey, Account: a.ID}, ok
+}
+
+func parseForm(body []byte) (query, error) {
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, errors.New("the body is not a form-encoded query: " + err.Error())
+	}
+	return query(form), nil
 }
 
 // ec2AuthError is a refused signature as EC2 answers it.

@@ -1,0 +1,512 @@
+package api
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"pvlink.dev/pvlink/ctl"
+	"pvlink.dev/pvlink/snapshot"
+)
+
+const elbNamespace = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"
+
+// The ELBv2 answers: PascalCase members, lists of <member>s, the result
+// inside <ActionResult>.
+
+type lbAddress struct {
+	IPAddress string `xml:"IpAddress"`
+}
+
+type lbZone struct {
+	ZoneName  string      `xml:"ZoneName"`
+	SubnetID  string      `xml:"SubnetId"`
+	Addresses []lbAddress `xml:"LoadBalancerAddresses>member"`
+}
+
+type loadBalancer struct {
+	ARN           string   `xml:"LoadBalancerArn"`
+	DNSName       string   `xml:"DNSName"`
+	Name          string   `xml:"LoadBalancerName"`
+	Scheme        string   `xml:"Scheme"`
+	VPCID         string   `xml:"VpcId"`
+	State         string   `xml:"State>Code"`
+	Type          string   `xml:"Type"`
+	Zones         []lbZone `xml:"AvailabilityZones>member"`
+	IPAddressType string   `xml:"IpAddressType"`
+}
+
+type targetGroup struct {
+	ARN                string   `xml:"TargetGroupArn"`
+	Name               string   `xml:"TargetGroupName"`
+	Protocol           string   `xml:"Protocol"`
+	Port               int      `xml:"Port"`
+	VPCID              string   `xml:"VpcId"`
+	HealthCheckProto   string   `xml:"HealthCheckProtocol"`
+	HealthCheckPort    string   `xml:"HealthCheckPort"`
+	HealthCheckEnabled bool     `xml:"HealthCheckEnabled"`
+	Interval           int      `xml:"HealthCheckIntervalSeconds"`
+	Timeout            int      `xml:"HealthCheckTimeoutSeconds"`
+	Healthy            int      `xml:"HealthyThresholdCount"`
+	Unhealthy          int      `xml:"UnhealthyThresholdCount"`
+	LoadBalancerArns   []string `xml:"LoadBalancerArns>member"`
+	TargetType         string   `xml:"TargetType"`
+}
+
+type listenerAction struct {
+	Type           string `xml:"Type"`
+	TargetGroupArn string `xml:"TargetGroupArn"`
+}
+
+type listener struct {
+	ARN            string           `xml:"ListenerArn"`
+	LBArn          string           `xml:"LoadBalancerArn"`
+	Port           int              `xml:"Port"`
+	Protocol       string           `xml:"Protocol"`
+	DefaultActions []listenerAction `xml:"DefaultActions>member"`
+}
+
+type targetHealth struct {
+	ID          string `xml:"Target>Id"`
+	Port        int    `xml:"Target>Port"`
+	AZ          string `xml:"Target>AvailabilityZone"`
+	CheckPort   string `xml:"HealthCheckPort"`
+	State       string `xml:"TargetHealth>State"`
+	Reason      string `xml:"TargetHealth>Reason,omitempty"`
+	Description string `xml:"TargetHealth>Description,omitempty"`
+}
+
+type elbResponse struct {
+	XMLName   xml.Name
+	Namespace string `xml:"xmlns,attr"`
+	Result    []byte `xml:",innerxml"`
+}
+
+func (m *modelView) lbARN(lb ctl.LBState) string {
+	return fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:loadbalancer/net/%s/%s", m.Region, lb.OwnerID, lb.Name, lb.ID)
+}
+
+func (m *modelView) tgARN(tg ctl.TargetGroupState) string {
+	return fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:targetgroup/%s/%s", m.Region, tg.OwnerID, tg.Name, tg.ID)
+}
+
+func (m *modelView) listenerARN(lb ctl.LBState, l ctl.Listener) string {
+	return fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:listener/net/%s/%s/%s", m.Region, lb.OwnerID, lb.Name, lb.ID, l.ID)
+}
+
+// modelView is the model with the ARN and output helpers of ELBv2.
+type modelView struct{ *ctl.State }
+
+func (m *modelView) vpcID(name string) string {
+	for _, v := range m.VPCs {
+		if v.Name == name {
+			return v.ID
+		}
+	}
+	return ""
+}
+
+func (m *modelView) subnetID(vpc, subnet string) string {
+	for _, v := range m.VPCs {
+		if v.Name == vpc {
+			for _, sn := range v.Subnets {
+				if sn.Name == subnet {
+					return sn.ID
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func (m *modelView) lbOut(lb ctl.LBState) loadBalancer {
+	out := loadBalancer{
+		ARN: m.lbARN(lb), DNSName: fmt.Sprintf("%s-%s.elb.%s.amazonaws.com", lb.Name, lb.ID[:10], m.Region), Name: lb.Name,
+		Scheme: "internal", VPCID: m.vpcID(lb.VPC), State: "active", Type: "network", IPAddressType: "ipv4",
+	}
+	for _, n := range lb.Nodes {
+		out.Zones = append(out.Zones, lbZone{ZoneName: n.AZ, SubnetID: m.subnetID(lb.VPC, n.Subnet), Addresses: []lbAddress{{n.IP}}})
+	}
+	return out
+}
+
+func seconds(d snapshot.Duration, def time.Duration) int {
+	if d == 0 {
+		return int(def / time.Second)
+	}
+	return int(time.Duration(d) / time.Second)
+}
+
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func (m *modelView) tgOut(tg ctl.TargetGroupState) targetGroup {
+	hc := tg.HealthCheck
+	out := targetGroup{
+		ARN: m.tgARN(tg), Name: tg.Name, Protocol: "TCP", Port: tg.Port, VPCID: m.vpcID(tg.VPC),
+		HealthCheckProto: "TCP", HealthCheckPort: "traffic-port", HealthCheckEnabled: !hc.Disabled,
+		Interval: seconds(hc.Interval, 30*time.Second), Timeout: seconds(hc.Timeout, 10*time.Second),
+		Healthy: orDefault(hc.HealthyThreshold, 5), Unhealthy: orDefault(hc.UnhealthyThreshold, 2), TargetType: "ip",
+	}
+	for _, lb := range m.LoadBalancers {
+		if slices.ContainsFunc(lb.Listeners, func(l ctl.Listener) bool { return l.TargetGroup == tg.Name }) {
+			out.LoadBalancerArns = append(out.LoadBalancerArns, m.lbARN(lb))
+		}
+	}
+	return out
+}
+
+func (m *modelView) listenerOut(lb ctl.LBState, l ctl.Listener) listener {
+	out := listener{ARN: m.listenerARN(lb, l), LBArn: m.lbARN(lb), Port: l.Port, Protocol: "TCP"}
+	for _, tg := range m.TargetGroups {
+		if tg.Name == l.TargetGroup {
+			out.DefaultActions = []listenerAction{{Type: "forward", TargetGroupArn: m.tgARN(tg)}}
+		}
+	}
+	return out
+}
+
+// targets reads the ELBv2 target list: Targets.member.N.Id / .Port.
+func (q query) targets() ([]netip.AddrPort, error) {
+	var out []netip.AddrPort
+	for _, t := range q.structs("Targets.member", "Id", "Port") {
+		a, err := netip.ParseAddr(t["Id"])
+		if err != nil {
+			return nil, &apiError{400, "ValidationError", fmt.Sprintf("target %q: pvlink's targets are IP addresses", t["Id"])}
+		}
+		port, _ := strconv.Atoi(t["Port"])
+		out = append(out, netip.AddrPortFrom(a, uint16(port)))
+	}
+	if len(out) == 0 {
+		return nil, &apiError{400, "ValidationError", "at least one target (Targets.member.1.Id) is required"}
+	}
+	return out, nil
+}
+
+// elbv2 runs one ELBv2 action for a caller.
+func (h *Handler) elbv2(caller string, q query) (any, error) {
+	m := &modelView{h.b.Model()}
+	switch action := q.str("Action"); action {
+	case "CreateLoadBalancer":
+		if t := q.str("Type"); t != "network" {
+			return nil, &apiError{400, "ValidationError", fmt.Sprintf("Type %q: pvlink makes Network Load Balancers (Type network)", t)}
+		}
+		subnets := q.list("Subnets.member")
+		for _, sm := range q.structs("SubnetMappings.member", "SubnetId") {
+			subnets = append(subnets, sm["SubnetId"])
+		}
+		var out loadBalancer
+		_, err := h.b.Change(func(s *ctl.State) error {
+			lb, err := s.CreateLoadBalancer(caller, q.str("Name"), subnets)
+			if err == nil {
+				out = (&modelView{s}).lbOut(*lb)
+			}
+			return err
+		})
+		return struct {
+			LBs []loadBalancer `xml:"LoadBalancers>member"`
+		}{[]loadBalancer{out}}, err
+
+	case "DescribeLoadBalancers":
+		arns, names := arnIDs(q.list("LoadBalancerArns.member")), q.list("Names.member")
+		var out []loadBalancer
+		for _, lb := range m.LoadBalancers {
+			if lb.OwnerID == caller && (len(arns) == 0 || slices.Contains(arns, lb.ID)) && (len(names) == 0 || slices.Contains(names, lb.Name)) {
+				out = append(out, m.lbOut(lb))
+			}
+		}
+		if (len(arns) > 0 || len(names) > 0) && len(out) < len(arns)+len(names) {
+			return nil, &apiError{400, "LoadBalancerNotFound", "One or more load balancers not found"}
+		}
+		return struct {
+			LBs []loadBalancer `xml:"LoadBalancers>member"`
+		}{out}, nil
+
+	case "DeleteLoadBalancer":
+		_, err := h.b.Change(func(s *ctl.State) error {
+			return s.DeleteLoadBalancer(caller, arnIDs([]string{q.str("LoadBalancerArn")})[0])
+		})
+		return struct{}{}, err
+
+	case "CreateTargetGroup":
+		hc := snapshot.HealthCheck{Disabled: q.str("HealthCheckEnabled") == "false"}
+		for name, v := range map[string]*snapshot.Duration{"HealthCheckIntervalSeconds": &hc.Interval, "HealthCheckTimeoutSeconds": &hc.Timeout} {
+			if n, err := strconv.Atoi(q.str(name)); err == nil {
+				*v = snapshot.Duration(time.Duration(n) * time.Second)
+			}
+		}
+		hc.HealthyThreshold, _ = strconv.Atoi(q.str("HealthyThresholdCount"))
+		hc.UnhealthyThreshold, _ = strconv.Atoi(q.str("UnhealthyThresholdCount"))
+		if t := q.str("TargetType"); t != "" && t != "ip" {
+			return nil, &apiError{400, "ValidationError", fmt.Sprintf("TargetType %q: pvlink's targets are IP addresses (TargetType ip)", t)}
+		}
+		port, _ := strconv.Atoi(q.str("Port"))
+		var out targetGroup
+		_, err := h.b.Change(func(s *ctl.State) error {
+			tg, err := s.CreateTargetGroup(caller, ctl.TargetGroupRequest{Name: q.str("Name"), Protocol: q.str("Protocol"), VPCID: q.str("VpcId"), Port: port, HealthCheck: hc})
+			if err == nil {
+				out = (&modelView{s}).tgOut(*tg)
+			}
+			return err
+		})
+		return struct {
+			TGs []targetGroup `xml:"TargetGroups>member"`
+		}{[]targetGroup{out}}, err
+
+	case "DescribeTargetGroups":
+		arns, names, lb := arnIDs(q.list("TargetGroupArns.member")), q.list("Names.member"), q.str("LoadBalancerArn")
+		var out []targetGroup
+		for _, tg := range m.TargetGroups {
+			if tg.OwnerID != caller || len(arns) > 0 && !slices.Contains(arns, tg.ID) || len(names) > 0 && !slices.Contains(names, tg.Name) {
+				continue
+			}
+			o := m.tgOut(tg)
+			if lb != "" && !slices.Contains(o.LoadBalancerArns, lb) {
+				continue
+			}
+			out = append(out, o)
+		}
+		if (len(arns) > 0 || len(names) > 0) && len(out) < len(arns)+len(names) {
+			return nil, &apiError{400, "TargetGroupNotFound", "One or more target groups not found"}
+		}
+		return struct {
+			TGs []targetGroup `xml:"TargetGroups>member"`
+		}{out}, nil
+
+	case "DeleteTargetGroup":
+		_, err := h.b.Change(func(s *ctl.State) error {
+			return s.DeleteTargetGroup(caller, arnIDs([]string{q.str("TargetGroupArn")})[0])
+		})
+		return struct{}{}, err
+
+	case "RegisterTargets", "DeregisterTargets":
+		targets, err := q.targets()
+		if err != nil {
+			return nil, err
+		}
+		id := arnIDs([]string{q.str("TargetGroupArn")})[0]
+		_, err = h.b.Change(func(s *ctl.State) error {
+			if action == "RegisterTargets" {
+				return s.RegisterTargets(caller, id, targets)
+			}
+			tg, ok := s.TargetGroupByID(caller, id)
+			if !ok {
+				return &ctl.NotFoundError{Kind: "TargetGroup", ID: id}
+			}
+			for _, t := range targets {
+				if err := s.DeregisterTarget(tg.Name, t, h.now()); err != nil {
+					return &apiError{400, "InvalidTarget", err.Error()}
+				}
+			}
+			return nil
+		})
+		return struct{}{}, err
+
+	case "DescribeTargetHealth":
+		id := arnIDs([]string{q.str("TargetGroupArn")})[0]
+		tg, ok := m.TargetGroupByID(caller, id)
+		if !ok {
+			return nil, &apiError{400, "TargetGroupNotFound", fmt.Sprintf("Target group '%s' not found", q.str("TargetGroupArn"))}
+		}
+		states := h.targetStates()
+		var out []targetHealth
+		for _, t := range m.Targets {
+			if t.TargetGroup != tg.Name {
+				continue
+			}
+			th := targetHealth{ID: t.IP, Port: t.Port, AZ: t.AZ, CheckPort: strconv.Itoa(t.Port), State: "unused", Reason: "Target.NotInUse",
+				Description: "Target group is not configured to receive traffic from the load balancer"}
+			if st, ok := states[tg.Name+"|"+netip.AddrPortFrom(netip.MustParseAddr(t.IP), uint16(t.Port)).String()]; ok {
+				th.State, th.Reason, th.Description = st, "", ""
+			}
+			if !t.DeregisteredAt.IsZero() && th.State != "unused" {
+				th.State, th.Reason, th.Description = "draining", "Target.DeregistrationInProgress", "Target deregistration is in progress"
+			}
+			out = append(out, th)
+		}
+		return struct {
+			THs []targetHealth `xml:"TargetHealthDescriptions>member"`
+		}{out}, nil
+
+	case "CreateListener":
+		actions := q.structs("DefaultActions.member", "Type", "TargetGroupArn")
+		if len(actions) != 1 || actions[0]["Type"] != "forward" {
+			return nil, &apiError{400, "ValidationError", "a listener takes one default action: forward to a target group"}
+		}
+		port, _ := strconv.Atoi(q.str("Port"))
+		var out listener
+		_, err := h.b.Change(func(s *ctl.State) error {
+			lbID := arnIDs([]string{q.str("LoadBalancerArn")})[0]
+			l, err := s.CreateListener(caller, lbID, q.str("Protocol"), port, arnIDs([]string{actions[0]["TargetGroupArn"]})[0])
+			if err == nil {
+				lb, _ := s.LoadBalancerByID(caller, lbID)
+				out = (&modelView{s}).listenerOut(*lb, *l)
+			}
+			return err
+		})
+		return struct {
+			Ls []listener `xml:"Listeners>member"`
+		}{[]listener{out}}, err
+
+	case "DescribeListeners":
+		lbArn, arns := q.str("LoadBalancerArn"), arnIDs(q.list("ListenerArns.member"))
+		var out []listener
+		for _, lb := range m.LoadBalancers {
+			if lb.OwnerID != caller || lbArn != "" && m.lbARN(lb) != lbArn {
+				continue
+			}
+			for _, l := range lb.Listeners {
+				if len(arns) == 0 || slices.Contains(arns, l.ID) {
+					out = append(out, m.listenerOut(lb, l))
+				}
+			}
+		}
+		return struct {
+			Ls []listener `xml:"Listeners>member"`
+		}{out}, nil
+
+	case "DeleteListener":
+		_, err := h.b.Change(func(s *ctl.State) error { return s.DeleteListener(caller, arnIDs([]string{q.str("ListenerArn")})[0]) })
+		return struct{}{}, err
+
+	case "":
+		return nil, &apiError{400, "MissingAction", "The request must contain the parameter Action"}
+	default:
+		return nil, &apiError{400, "InvalidAction", fmt.Sprintf("The action %s is not valid for this web service (pvlink serves the Network Load Balancer actions of ELBv2)", action)}
+	}
+}
+
+// targetStates are the targets' states as the forwarders' health checks
+// see them, by group|ip:port: healthy if any node sees it healthy.
+func (h *Handler) targetStates() map[string]string {
+	out := map[string]string{}
+	r := h.b.Status()
+	if r == nil {
+		return out
+	}
+	docs, err := ctl.ReadForwarders[[]snapshot.TargetInfo](r, "/targets")
+	if err != nil {
+		return out
+	}
+	rank := map[string]int{"unused": 0, "unhealthy": 1, "initial": 2, "draining": 3, "healthy": 4}
+	for _, d := range docs {
+		for _, t := range d.Doc {
+			_, group, _ := strings.Cut(t.Group, "/") // load balancer/target group
+			key := group + "|" + t.Target
+			if cur, ok := out[key]; !ok || rank[t.State] > rank[cur] {
+				out[key] = t.State
+			}
+		}
+	}
+	return out
+}
+
+// elbCode is the ELBv2 error code and HTTP status of a model error.
+func elbCode(err error) (string, int) {
+	var nf *ctl.NotFoundError
+	var me *ctl.ModelError
+	var ae *apiError
+	var de *ctl.DependencyError
+	var dup *ctl.DuplicateError
+	switch {
+	case errors.As(err, &ae):
+		return ae.code, ae.status
+	case errors.As(err, &de):
+		return "ResourceInUse", 400
+	case errors.As(err, &dup):
+		return "Duplicate" + dup.Kind, 400
+	case errors.As(err, &nf):
+		switch nf.Kind {
+		case "LoadBalancer", "TargetGroup", "Listener":
+			return nf.Kind + "NotFound", 400
+		case "SubnetID":
+			return "SubnetNotFound", 400
+		case "VpcID":
+			return "ValidationError", 400
+		}
+		return "ValidationError", 400
+	case errors.As(err, &me):
+		return "ValidationError", 400
+	}
+	return "InternalFailure", http.StatusInternalServerError
+}
+
+type elbErrorBody struct {
+	XMLName   xml.Name `xml:"ErrorResponse"`
+	Namespace string   `xml:"xmlns,attr"`
+	Type      string   `xml:"Error>Type"`
+	Code      string   `xml:"Error>Code"`
+	Message   string   `xml:"Error>Message"`
+	RequestID string   `xml:"RequestId"`
+}
+
+func (h *Handler) elbError(w http.ResponseWriter, id string, err error) {
+	code, status := elbCode(err)
+	typ := "Sender"
+	if status >= 500 {
+		typ = "Receiver"
+	}
+	w.Header().Set("Content-Type", "text/xml")
+	w.WriteHeader(status)
+	xml.NewEncoder(w).Encode(elbErrorBody{Namespace: elbNamespace, Type: typ, Code: code, Message: err.Error(), RequestID: id})
+}
+
+// elbAuthError is a refused signature as ELBv2 answers it.
+func elbAuthError(err error) error {
+	var ae *authError
+	if !errors.As(err, &ae) {
+		return &apiError{400, "IncompleteSignature", err.Error()}
+	}
+	switch ae.code {
+	case authMissing:
+		return &apiError{403, "MissingAuthenticationToken", ae.msg}
+	case authBadKey:
+		return &apiError{403, "InvalidClientTokenId", ae.msg}
+	case authBadSig, authExpired:
+		return &apiError{403, "SignatureDoesNotMatch", ae.msg}
+	}
+	return &apiError{400, "IncompleteSignature", ae.msg}
+}
+
+func (h *Handler) serveELB(w http.ResponseWriter, r *http.Request, id string) {
+	creds, body, _, err := verify(r, "elasticloadbalancing", h.now(), h.lookup)
+	if err != nil {
+		h.elbError(w, id, elbAuthError(err))
+		return
+	}
+	q, err := parseForm(body)
+	if err != nil {
+		h.elbError(w, id, &apiError{400, "MalformedQueryString", err.Error()})
+		return
+	}
+	if v := q.str("Version"); v != "2015-12-01" {
+		h.elbError(w, id, &apiError{400, "InvalidParameterValue", "Version " + v + " is not served; use 2015-12-01"})
+		return
+	}
+	out, err := h.elbv2(creds.Account, q)
+	if err != nil {
+		h.log.Info("api refused", "action", q.str("Action"), "account", creds.Account, "err", err)
+		h.elbError(w, id, err)
+		return
+	}
+	action := q.str("Action")
+	result, err := members(out)
+	if err != nil {
+		h.elbError(w, id, &apiError{500, "InternalFailure", err.Error()})
+		return
+	}
+	inner := "<" + action + "Result>" + string(result) + "</" + action + "Result><ResponseMetadata><RequestId>" + id + "</RequestId></ResponseMetadata>"
+	w.Header().Set("Content-Type", "text/xml")
+	w.Write([]byte(xml.Header))
+	xml.NewEncoder(w).Encode(elbResponse{XMLName: xml.Name{Local: action + "Response"}, Namespace: elbNamespace, Result: []byte(inner)})
+}

@@ -1,0 +1,442 @@
+package ctl
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"pvlink.dev/pvlink/snapshot"
+)
+
+// The API's operations on the provider's side and on the network itself:
+// VPCs and subnets, load balancers, listeners, target groups and targets,
+// endpoint services. Each acts for a caller (an account id) on what it
+// owns, and keeps the rules the topology file is held to.
+
+// DependencyError refuses to delete what something still stands on.
+type DependencyError struct{ Msg string }
+
+func (e *DependencyError) Error() string { return e.Msg }
+
+// DuplicateError refuses a second resource of a kind under one name.
+type DuplicateError struct{ Kind, Msg string }
+
+func (e *DuplicateError) Error() string { return e.Msg }
+
+func (s *State) ownedVPC(caller, id string) (*VPCState, error) {
+	for i := range s.VPCs {
+		if s.VPCs[i].ID == id && s.VPCs[i].OwnerID == caller {
+			return &s.VPCs[i], nil
+		}
+	}
+	return nil, &NotFoundError{"VpcID", id}
+}
+
+func parseBlock(cidr string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil || !p.Addr().Is4() {
+		return netip.Prefix{}, refuse("%q is not an IPv4 CIDR block", cidr)
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, refuse("%s has host bits set (did you mean %s?)", cidr, p.Masked())
+	}
+	if p.Bits() < 16 || p.Bits() > 28 {
+		return netip.Prefix{}, refuse("a CIDR block must be between /16 and /28, got /%d", p.Bits())
+	}
+	return p, nil
+}
+
+// CreateVPC makes a VPC (a namespace) of the caller's.
+func (s *State) CreateVPC(caller, cidr string) (*VPCState, error) {
+	if _, err := parseBlock(cidr); err != nil {
+		return nil, err
+	}
+	id := newID("vpc-")
+	name := "v" + id[4:12]
+	s.VPCs = append(s.VPCs, VPCState{Origin: "api", Name: name, ID: id, OwnerID: caller, Netns: NetnsName(s.Name, name), CIDR: cidr})
+	return &s.VPCs[len(s.VPCs)-1], nil
+}
+
+// DeleteVPC deletes an empty VPC of the caller's.
+func (s *State) DeleteVPC(caller, id string) error {
+	v, err := s.ownedVPC(caller, id)
+	if err != nil {
+		return err
+	}
+	if len(v.Subnets) > 0 {
+		return &DependencyError{fmt.Sprintf("The vpc '%s' has dependencies and cannot be deleted: it has %d subnets", id, len(v.Subnets))}
+	}
+	s.VPCs = slices.DeleteFunc(s.VPCs, func(o VPCState) bool { return o.ID == id })
+	return nil
+}
+
+// CreateSubnet makes a subnet of a VPC in an AZ of the Region. The
+// namespace takes the subnet's first free address for itself.
+func (s *State) CreateSubnet(caller, vpcID, cidr, az string) (*SubnetState, error) {
+	v, err := s.ownedVPC(caller, vpcID)
+	if err != nil {
+		return nil, err
+	}
+	p, err := parseBlock(cidr)
+	if err != nil {
+		return nil, err
+	}
+	if vp := netip.MustParsePrefix(v.CIDR); !vp.Contains(p.Addr()) || p.Bits() < vp.Bits() {
+		return nil, refuse("The CIDR '%s' is invalid for VPC %s: it is not within %s", cidr, vpcID, v.CIDR)
+	}
+	for _, sn := range v.Subnets {
+		if netip.MustParsePrefix(sn.CIDR).Overlaps(p) {
+			return nil, &DuplicateError{"Subnet", fmt.Sprintf("The CIDR '%s' conflicts with another subnet (%s, %s)", cidr, sn.ID, sn.CIDR)}
+		}
+	}
+	if !slices.Contains(s.AvailabilityZones, az) {
+		return nil, refuse("Availability Zone %q is not one of the Region's (%s)", az, strings.Join(s.AvailabilityZones, ", "))
+	}
+	id := newID("subnet-")
+	sn := SubnetState{Name: "s" + id[7:15], ID: id, AZ: az, CIDR: cidr}
+	if sn.HostIP, err = s.allocateAddr(sn, "", false); err != nil {
+		return nil, err
+	}
+	v.Subnets = append(v.Subnets, sn)
+	return &v.Subnets[len(v.Subnets)-1], nil
+}
+
+// DeleteSubnet deletes a subnet nothing stands in.
+func (s *State) DeleteSubnet(caller, id string) error {
+	for i := range s.VPCs {
+		v := &s.VPCs[i]
+		if v.OwnerID != caller {
+			continue
+		}
+		sn, ok := v.subnet(id)
+		if !ok {
+			continue
+		}
+		for _, e := range s.Endpoints {
+			for _, eni := range e.ENIs {
+				if eni.SubnetID == id {
+					return &DependencyError{fmt.Sprintf("The subnet '%s' has dependencies and cannot be deleted: endpoint %s has an ENI in it", id, e.ID)}
+				}
+			}
+		}
+		for _, lb := range s.LoadBalancers {
+			for _, n := range lb.Nodes {
+				if lb.VPC == v.Name && n.Subnet == sn.Name {
+					return &DependencyError{fmt.Sprintf("The subnet '%s' has dependencies and cannot be deleted: load balancer %s has a node in it", id, lb.Name)}
+				}
+			}
+		}
+		for _, t := range s.Targets {
+			if t.Netns == v.Netns && prefixContains(sn.CIDR, t.IP) {
+				return &DependencyError{fmt.Sprintf("The subnet '%s' has dependencies and cannot be deleted: target %s of %s is in it", id, t.IP, t.TargetGroup)}
+			}
+		}
+		v.Subnets = slices.DeleteFunc(v.Subnets, func(o SubnetState) bool { return o.ID == id })
+		return nil
+	}
+	return &NotFoundError{"SubnetID", id}
+}
+
+// subnetByID finds a subnet of the caller's and its VPC.
+func (s *State) subnetByID(caller, id string) (*VPCState, SubnetState, error) {
+	for i := range s.VPCs {
+		if s.VPCs[i].OwnerID != caller {
+			continue
+		}
+		if sn, ok := s.VPCs[i].subnet(id); ok {
+			return &s.VPCs[i], sn, nil
+		}
+	}
+	return nil, SubnetState{}, &NotFoundError{"SubnetID", id}
+}
+
+// LoadBalancerByID finds a load balancer of the caller's by the id its
+// ARN ends with.
+func (s *State) LoadBalancerByID(caller, id string) (*LBState, bool) {
+	for i := range s.LoadBalancers {
+		if s.LoadBalancers[i].ID == id && s.LoadBalancers[i].OwnerID == caller {
+			return &s.LoadBalancers[i], true
+		}
+	}
+	return nil, false
+}
+
+// TargetGroupByID finds a target group of the caller's.
+func (s *State) TargetGroupByID(caller, id string) (*TargetGroupState, bool) {
+	for i := range s.TargetGroups {
+		if s.TargetGroups[i].ID == id && s.TargetGroups[i].OwnerID == caller {
+			return &s.TargetGroups[i], true
+		}
+	}
+	return nil, false
+}
+
+// CreateLoadBalancer makes a Network Load Balancer with a node in each
+// subnet (one per AZ, all in one VPC of the caller's).
+func (s *State) CreateLoadBalancer(caller, name string, subnetIDs []string) (*LBState, error) {
+	if !lbNameRe.MatchString(name) {
+		return nil, refuse("load balancer name %q: use up to 32 letters, digits and '-', not starting or ending with '-'", name)
+	}
+	if slices.ContainsFunc(s.LoadBalancers, func(lb LBState) bool { return lb.Name == name }) {
+		return nil, &DuplicateError{"LoadBalancerName", "A load balancer with the same name '" + name + "' exists"}
+	}
+	if len(subnetIDs) == 0 {
+		return nil, refuse("a load balancer needs at least one subnet")
+	}
+	lb := LBState{Origin: "api", Name: name, ID: newHexID(16), OwnerID: caller}
+	azs := map[string]bool{}
+	for _, id := range subnetIDs {
+		v, sn, err := s.subnetByID(caller, id)
+		if err != nil {
+			return nil, err
+		}
+		if lb.VPC != "" && lb.VPC != v.Name {
+			return nil, refuse("the subnets of a load balancer must be in one VPC: %s is not in %s", id, lb.VPC)
+		}
+		lb.VPC, lb.Netns = v.Name, v.Netns
+		if azs[sn.AZ] {
+			return nil, refuse("a load balancer takes one subnet per Availability Zone: two are in %s", sn.AZ)
+		}
+		azs[sn.AZ] = true
+		ip, err := s.allocateAddr(sn, "", false)
+		if err != nil {
+			return nil, err
+		}
+		lb.Nodes = append(lb.Nodes, LBNodeState{AZ: sn.AZ, Subnet: sn.Name, IP: ip})
+	}
+	s.LoadBalancers = append(s.LoadBalancers, lb)
+	return &s.LoadBalancers[len(s.LoadBalancers)-1], nil
+}
+
+// DeleteLoadBalancer deletes a load balancer no service uses.
+func (s *State) DeleteLoadBalancer(caller, id string) error {
+	lb, ok := s.LoadBalancerByID(caller, id)
+	if !ok {
+		return &NotFoundError{"LoadBalancer", id}
+	}
+	for _, sv := range s.Services {
+		if slices.Contains(sv.LoadBalancers, lb.Name) {
+			return &DependencyError{fmt.Sprintf("Load balancer '%s' cannot be deleted because it is currently associated with endpoint service %s", lb.Name, sv.ID)}
+		}
+	}
+	s.LoadBalancers = slices.DeleteFunc(s.LoadBalancers, func(o LBState) bool { return o.ID == id })
+	return nil
+}
+
+// TargetGroupRequest is CreateTargetGroup's settings.
+type TargetGroupRequest struct {
+	Name, Protocol, VPCID string
+	Port                  int
+	HealthCheck           snapshot.HealthCheck
+}
+
+// CreateTargetGroup makes a TCP target group of IP targets in a VPC.
+func (s *State) CreateTargetGroup(caller string, req TargetGroupRequest) (*TargetGroupState, error) {
+	if !lbNameRe.MatchString(req.Name) {
+		return nil, refuse("target group name %q: use up to 32 letters, digits and '-', not starting or ending with '-'", req.Name)
+	}
+	if req.Protocol != "TCP" {
+		return nil, refuse("target group protocol %s: PrivateLink carries TCP only (PrivateLink does not support UDP)", req.Protocol)
+	}
+	if req.Port < 1 || req.Port > 65535 {
+		return nil, refuse("port %d is outside 1-65535", req.Port)
+	}
+	v, err := s.ownedVPC(caller, req.VPCID)
+	if err != nil {
+		return nil, err
+	}
+	if slices.ContainsFunc(s.TargetGroups, func(g TargetGroupState) bool { return g.Name == req.Name }) {
+		return nil, &DuplicateError{"TargetGroupName", "A target group with the same name '" + req.Name + "' exists"}
+	}
+	s.TargetGroups = append(s.TargetGroups, TargetGroupState{Origin: "api", Name: req.Name, ID: newHexID(16), OwnerID: caller, VPC: v.Name, Port: req.Port, HealthCheck: req.HealthCheck})
+	return &s.TargetGroups[len(s.TargetGroups)-1], nil
+}
+
+// DeleteTargetGroup deletes a target group no listener uses.
+func (s *State) DeleteTargetGroup(caller, id string) error {
+	tg, ok := s.TargetGroupByID(caller, id)
+	if !ok {
+		return &NotFoundError{"TargetGroup", id}
+	}
+	for _, lb := range s.LoadBalancers {
+		for _, l := range lb.Listeners {
+			if l.TargetGroup == tg.Name {
+				return &DependencyError{fmt.Sprintf("Target group '%s' is currently in use by a listener of load balancer %s", tg.Name, lb.Name)}
+			}
+		}
+	}
+	name := tg.Name
+	s.Targets = slices.DeleteFunc(s.Targets, func(t TargetState) bool { return t.TargetGroup == name })
+	s.TargetGroups = slices.DeleteFunc(s.TargetGroups, func(g TargetGroupState) bool { return g.Name == name })
+	return nil
+}
+
+// RegisterTargets registers IP targets (servers of the caller's own: pvlink
+// only routes to them) in a target group of the caller's.
+func (s *State) RegisterTargets(caller, id string, targets []netip.AddrPort) error {
+	tg, ok := s.TargetGroupByID(caller, id)
+	if !ok {
+		return &NotFoundError{"TargetGroup", id}
+	}
+	for _, t := range targets {
+		if err := s.RegisterTarget(tg.Name, t, true); err != nil {
+			return err
+		}
+		for i := range s.Targets {
+			if s.Targets[i].TargetGroup == tg.Name && s.Targets[i].IP == t.Addr().String() {
+				s.Targets[i].Origin = "api"
+			}
+		}
+	}
+	return nil
+}
+
+// CreateListener forwards a TCP port of a load balancer to a target group
+// in its VPC.
+func (s *State) CreateListener(caller, lbID, protocol string, port int, tgID string) (*Listener, error) {
+	lb, ok := s.LoadBalancerByID(caller, lbID)
+	if !ok {
+		return nil, &NotFoundError{"LoadBalancer", lbID}
+	}
+	if protocol != "TCP" {
+		return nil, refuse("listener protocol %s: PrivateLink does not support UDP (a load balancer in front of an endpoint service takes TCP listeners)", protocol)
+	}
+	tg, ok := s.TargetGroupByID(caller, tgID)
+	if !ok {
+		return nil, &NotFoundError{"TargetGroup", tgID}
+	}
+	if tg.VPC != lb.VPC {
+		return nil, refuse("target group %s is in another VPC than load balancer %s", tg.Name, lb.Name)
+	}
+	if port < 1 || port > 65535 {
+		return nil, refuse("port %d is outside 1-65535", port)
+	}
+	if slices.ContainsFunc(lb.Listeners, func(l Listener) bool { return l.Port == port }) {
+		return nil, &DuplicateError{"Listener", fmt.Sprintf("A listener already exists on port %d of %s", port, lb.Name)}
+	}
+	lb.Listeners = append(lb.Listeners, Listener{ID: newHexID(16), Protocol: "TCP", Port: port, TargetGroup: tg.Name})
+	return &lb.Listeners[len(lb.Listeners)-1], nil
+}
+
+// DeleteListener deletes a listener of a load balancer of the caller's.
+func (s *State) DeleteListener(caller, id string) error {
+	for i := range s.LoadBalancers {
+		lb := &s.LoadBalancers[i]
+		if lb.OwnerID != caller {
+			continue
+		}
+		if slices.ContainsFunc(lb.Listeners, func(l Listener) bool { return l.ID == id }) {
+			lb.Listeners = slices.DeleteFunc(lb.Listeners, func(l Listener) bool { return l.ID == id })
+			return nil
+		}
+	}
+	return &NotFoundError{"Listener", id}
+}
+
+// lbNames maps load-balancer ids (the end of their ARNs) to names, for a
+// caller's.
+func (s *State) lbNames(caller string, ids []string) ([]string, error) {
+	var names []string
+	for _, id := range ids {
+		lb, ok := s.LoadBalancerByID(caller, id)
+		if !ok {
+			return nil, &NotFoundError{"LoadBalancer", id}
+		}
+		if len(lb.Nodes) == 0 {
+			return nil, refuse("load balancer %s has no node", lb.Name)
+		}
+		names = append(names, lb.Name)
+	}
+	return names, nil
+}
+
+// CreateService makes an endpoint service of the caller's in front of its
+// load balancers. Nobody may connect until principals are allowed.
+func (s *State) CreateService(caller string, lbIDs []string, acceptanceRequired bool) (*ServiceState, error) {
+	if len(lbIDs) == 0 {
+		return nil, refuse("an endpoint service needs at least one Network Load Balancer")
+	}
+	names, err := s.lbNames(caller, lbIDs)
+	if err != nil {
+		return nil, err
+	}
+	id := newID("vpce-svc-")
+	s.Services = append(s.Services, ServiceState{
+		Origin: "api", Name: id, ID: id, OwnerID: caller, ServiceName: fmt.Sprintf("com.amazonaws.vpce.%s.%s", s.Region, id),
+		State: "Available", LoadBalancers: names, AcceptanceRequired: acceptanceRequired, SupportedIPAddressTypes: []string{"ipv4"},
+	})
+	return &s.Services[len(s.Services)-1], nil
+}
+
+// connectedTo lists the endpoints connected to a service.
+func (s *State) connectedTo(serviceID string) []string {
+	var ids []string
+	for _, e := range s.Endpoints {
+		if e.ServiceID == serviceID && connected(e.State) {
+			ids = append(ids, e.ID)
+		}
+	}
+	return ids
+}
+
+// ModifyService changes a service's acceptance setting and load balancers.
+// A load balancer cannot leave while endpoints are connected.
+func (s *State) ModifyService(caller, id string, acceptance *bool, addLBs, removeLBs []string) error {
+	svc, err := s.ownedService(caller, id)
+	if err != nil {
+		return err
+	}
+	if acceptance != nil {
+		svc.AcceptanceRequired = *acceptance
+	}
+	add, err := s.lbNames(caller, addLBs)
+	if err != nil {
+		return err
+	}
+	remove, err := s.lbNames(caller, removeLBs)
+	if err != nil {
+		return err
+	}
+	if len(remove) > 0 {
+		if users := s.connectedTo(svc.ID); len(users) > 0 {
+			return &DependencyError{fmt.Sprintf("load balancer %s cannot leave endpoint service %s while endpoints are connected to it (%s): reject or delete them first", remove[0], svc.ID, strings.Join(users, ", "))}
+		}
+	}
+	lbs := slices.DeleteFunc(slices.Clone(svc.LoadBalancers), func(n string) bool { return slices.Contains(remove, n) })
+	for _, n := range add {
+		if !slices.Contains(lbs, n) {
+			lbs = append(lbs, n)
+		}
+	}
+	if len(lbs) == 0 {
+		return refuse("an endpoint service needs at least one Network Load Balancer")
+	}
+	svc.LoadBalancers = lbs
+	return nil
+}
+
+// DeleteService deletes a service no endpoint is connected to (rejected
+// endpoints go with it).
+func (s *State) DeleteService(caller, id string) error {
+	svc, err := s.ownedService(caller, id)
+	if err != nil {
+		return err
+	}
+	if users := s.connectedTo(svc.ID); len(users) > 0 {
+		return &DependencyError{fmt.Sprintf("Service %s has endpoints connected to it (%s): reject or delete them first", svc.ID, strings.Join(users, ", "))}
+	}
+	s.Endpoints = slices.DeleteFunc(s.Endpoints, func(e EndpointState) bool { return e.ServiceID == id })
+	s.Services = slices.DeleteFunc(s.Services, func(o ServiceState) bool { return o.ID == id })
+	return nil
+}
+
+// refreshPorts recomputes every endpoint's ports from its service's
+// listeners, which may change after the endpoint was made.
+func (s *State) refreshPorts() {
+	for i := range s.Endpoints {
+		if svc, ok := s.ServiceByID(s.Endpoints[i].ServiceID); ok {
+			s.Endpoints[i].Ports = s.servicePorts(svc)
+		}
+	}
+}
