@@ -44,7 +44,8 @@ type Daemon struct {
 
 	downReq chan chan error // a caller waiting for `down` to finish
 	started time.Time
-	apiURL  string // set before the socket serves
+	apiURL  string       // set before the socket serves
+	api     http.Handler // the API's, if it is served
 }
 
 // DaemonOptions are ctld's settings.
@@ -154,7 +155,8 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 			return err
 		}
 		d.apiURL = "http://" + aln.Addr().String()
-		asrv := &http.Server{Handler: o.API(d), ReadHeaderTimeout: 5 * time.Second}
+		d.api = o.API(d)
+		asrv := &http.Server{Handler: d.api, ReadHeaderTimeout: 5 * time.Second}
 		go asrv.Serve(aln)
 		defer asrv.Close()
 		o.Log.Info("AWS-compatible API", "url", d.apiURL)

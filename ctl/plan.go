@@ -16,7 +16,7 @@ func NetnsName(fabric, vpc string) string { return "pvl-" + fabric + "-" + vpc }
 // Plan turns a validated topology into the State of a fabric that is not
 // created yet: every id, name and address decided, nothing touched.
 func Plan(t *Topology) *State {
-	s := &State{Name: t.Name, Region: t.Region, Created: time.Now().UTC(), Version: 1, Workers: max(t.ForwarderWorkers, 1), FlowCapacity: t.FlowCapacity, AvailabilityZones: append([]string{}, t.Zones...)}
+	s := &State{Name: t.Name, Region: t.Region, Created: time.Now().UTC(), Version: 1, Workers: max(t.ForwarderWorkers, 1), FlowCapacity: t.FlowCapacity, API: t.API, AvailabilityZones: append([]string{}, t.Zones...)}
 	s.Accounts = append([]Account{}, t.Accounts...)
 	accountID := map[string]string{}
 	for _, a := range t.Accounts {

@@ -28,20 +28,21 @@ const (
 
 // fabricRecord is the model's own settings.
 type fabricRecord struct {
-	Name         string    `json:"name"`
-	File         string    `json:"file,omitempty"`
-	Version      uint64    `json:"version"`
-	Region       string    `json:"region"`
-	Workers      int       `json:"forwarder_workers,omitempty"`
-	FlowCapacity int       `json:"flow_capacity,omitempty"`
-	Created      string    `json:"created"`
-	Accounts     []Account `json:"accounts"`
-	Zones        []string  `json:"availability_zones"`
+	Name         string      `json:"name"`
+	File         string      `json:"file,omitempty"`
+	Version      uint64      `json:"version"`
+	Region       string      `json:"region"`
+	Workers      int         `json:"forwarder_workers,omitempty"`
+	FlowCapacity int         `json:"flow_capacity,omitempty"`
+	Created      string      `json:"created"`
+	Accounts     []Account   `json:"accounts"`
+	Zones        []string    `json:"availability_zones"`
+	API          APISettings `json:"api"`
 }
 
 func (s *State) records() (map[string]any, error) {
 	r := map[string]any{
-		keyFabric: fabricRecord{Name: s.Name, File: s.File, Version: s.Version, Region: s.Region, Workers: s.Workers, FlowCapacity: s.FlowCapacity, Created: s.Created.Format(time.RFC3339Nano), Accounts: s.Accounts, Zones: s.AvailabilityZones},
+		keyFabric: fabricRecord{Name: s.Name, File: s.File, Version: s.Version, Region: s.Region, Workers: s.Workers, FlowCapacity: s.FlowCapacity, Created: s.Created.Format(time.RFC3339Nano), Accounts: s.Accounts, Zones: s.AvailabilityZones, API: s.API},
 	}
 	add := func(key string, v any) error {
 		if _, dup := r[key]; dup {
@@ -129,7 +130,7 @@ func loadModel(tx store.ReadTx) (*State, bool, error) {
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, false, fmt.Errorf("store record %s: %w", keyFabric, err)
 	}
-	s := &State{Name: f.Name, File: f.File, Version: f.Version, Region: f.Region, Workers: f.Workers, FlowCapacity: f.FlowCapacity, Accounts: f.Accounts, AvailabilityZones: f.Zones}
+	s := &State{Name: f.Name, File: f.File, Version: f.Version, Region: f.Region, Workers: f.Workers, FlowCapacity: f.FlowCapacity, Accounts: f.Accounts, AvailabilityZones: f.Zones, API: f.API}
 	s.Created, _ = parseTime(f.Created)
 	each := func(prefix string, fn func([]byte) error) error {
 		return tx.List(prefix, func(k string, v []byte) error {

@@ -36,6 +36,8 @@ type State struct {
 	// FlowCapacity sizes each forwarder's flow table (0: the default); a
 	// running forwarder cannot change it.
 	FlowCapacity int `json:"flow_capacity,omitempty"`
+	// API is the AWS-compatible API's throttle.
+	API APISettings `json:"api"`
 
 	Accounts      []Account          `json:"accounts"`
 	VPCs          []VPCState         `json:"vpcs"`

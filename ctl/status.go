@@ -41,6 +41,8 @@ type Report struct {
 // APIReport is where the AWS-compatible API answers: aws --endpoint-url.
 type APIReport struct {
 	URL string `json:"url,omitempty"`
+	// Throttled counts the calls refused by the per-account throttle.
+	Throttled uint64 `json:"throttled_calls"`
 }
 
 // CtldReport is the daemon that owns the fabric.
@@ -84,6 +86,9 @@ func (d *Daemon) report() *Report {
 		Services: m.Services, Endpoints: m.Endpoints,
 	}
 	d.st.View(func(tx store.ReadTx) error { r.Ctld.Revision = tx.Rev(); return nil })
+	if th, ok := d.api.(interface{ ThrottledCalls() uint64 }); ok {
+		r.API.Throttled = th.ThrottledCalls()
+	}
 	if applied < m.Version || !ready {
 		r.Phase = "converging"
 	}

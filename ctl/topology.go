@@ -36,6 +36,18 @@ type Topology struct {
 	// FlowCapacity is the flows each forwarder's table holds (default
 	// 262,144); it is fixed while a forwarder runs.
 	FlowCapacity int `yaml:"flow_capacity"`
+	// API throttles each account's calls to the AWS-compatible API.
+	API APISettings `yaml:"api"`
+}
+
+// APISettings are the AWS-compatible API's settings.
+type APISettings struct {
+	// RequestsPerSecond and Burst bound each account's calls (a token
+	// bucket, as EC2 throttles); past them a call is answered
+	// RequestLimitExceeded (EC2) or Throttling (ELBv2), which the AWS CLI
+	// and SDKs retry. Defaults: 20 per second, bursts of 50.
+	RequestsPerSecond float64 `yaml:"requests_per_second" json:"requests_per_second"`
+	Burst             int     `yaml:"burst" json:"burst"`
 }
 
 // SecurityGroup is a set of ingress rules for an endpoint's ENIs (egress

@@ -127,6 +127,15 @@ func (v *validator) topology(t *Topology) {
 	if t.ForwarderWorkers < 0 || t.ForwarderWorkers > snapshot.MaxWorkers {
 		v.fail(p("forwarder_workers"), "%d: use 1 to %d forwarder processes per AZ", t.ForwarderWorkers, snapshot.MaxWorkers)
 	}
+	if t.API.RequestsPerSecond < 0 || t.API.Burst < 0 {
+		v.fail(p("api"), "requests_per_second and burst must not be negative")
+	}
+	if t.API.RequestsPerSecond == 0 {
+		t.API.RequestsPerSecond = 20
+	}
+	if t.API.Burst == 0 {
+		t.API.Burst = 50
+	}
 	if t.FlowCapacity != 0 && (t.FlowCapacity < 1024 || t.FlowCapacity > 1<<24) {
 		v.fail(p("flow_capacity"), "%d: use 1024 to %d flows per forwarder", t.FlowCapacity, 1<<24)
 	}

@@ -3,14 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"pvlink.dev/pvlink/bench/peer"
 	"pvlink.dev/pvlink/ctl"
@@ -22,7 +29,8 @@ import (
 // awsCLI runs the real AWS CLI against the fabric's API as one of its
 // accounts.
 type awsCLI struct {
-	service string // ec2 unless set
+	service string   // ec2 unless set
+	env     []string // more of the CLI's environment
 	t       *testing.T
 	url     string
 	account ctl.Account
@@ -70,6 +78,7 @@ func (a *awsCLI) runService(service string, args ...string) (string, error) {
 	cmd := exec.Command(awsBinary(), append(append([]string{service}, args...), "--endpoint-url", a.url, "--output", "json")...)
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+a.account.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+a.account.SecretAccessKey,
 		"AWS_DEFAULT_REGION="+a.region, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PAGER=")
+	cmd.Env = append(cmd.Env, a.env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -457,4 +466,69 @@ func listenInQuietly(ns, addr string) net.Listener {
 
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
+}
+
+// signedCall makes one EC2 call signed with the AWS SDK's signer and
+// returns the HTTP status and body.
+func signedCall(t *testing.T, url string, a ctl.Account, region, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url+"/", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+	sum := sha256.Sum256([]byte(body))
+	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: a.AccessKeyID, SecretAccessKey: a.SecretAccessKey},
+		req, hex.EncodeToString(sum[:]), "ec2", region, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestABurstOverTheThrottleIsRefusedAndTheCLIsRetriesGetThrough(t *testing.T) {
+	f := fabrictest.Up(t, strings.Replace(demoTopology(t), "availability_zones:", "api: {requests_per_second: 2, burst: 2}\navailability_zones:", 1))
+	consumer := awsAs(t, f, "consumer")
+	throttled := 0
+	for i := 0; i < 10; i++ {
+		status, body := signedCall(t, f.Status.API.URL, consumer.account, f.Status.Region, "Action=DescribeVpcs&Version=2016-11-15")
+		switch {
+		case status == http.StatusOK:
+		case status == http.StatusServiceUnavailable && strings.Contains(body, "<Code>RequestLimitExceeded</Code>"):
+			throttled++
+		default:
+			t.Fatalf("call %d: %d %s", i, status, body)
+		}
+	}
+	if throttled < 5 {
+		t.Fatalf("%d of 10 back-to-back calls were throttled at 2 per second (burst 2), want most", throttled)
+	}
+	// Six CLI calls at once: some are throttled, all get through on the
+	// CLI's own retries.
+	f.Refresh(t)
+	before := f.Status.API.Throttled
+	consumer.env = []string{"AWS_RETRY_MODE=standard", "AWS_MAX_ATTEMPTS=10"}
+	time.Sleep(time.Second) // the bucket refills
+	errs := make(chan error, 6)
+	for i := 0; i < 6; i++ {
+		go func() {
+			out, err := consumer.run("describe-vpcs")
+			if err != nil {
+				err = fmt.Errorf("%v: %s", err, out)
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < 6; i++ {
+		if err := <-errs; err != nil {
+			t.Errorf("a throttled CLI call did not get through: %v", err)
+		}
+	}
+	f.Refresh(t)
+	if f.Status.API.Throttled == before {
+		t.Fatal("six concurrent CLI calls at 2 per second were never throttled: the test says nothing")
+	}
+	t.Logf("%d of the CLI's calls were throttled and retried", f.Status.API.Throttled-before)
 }

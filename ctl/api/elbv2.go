@@ -484,6 +484,10 @@ func (h *Handler) serveELB(w http.ResponseWriter, r *http.Request, id string) {
 		h.elbError(w, id, elbAuthError(err))
 		return
 	}
+	if !h.allow(creds.Account) {
+		h.elbError(w, id, &apiError{400, "Throttling", "Rate exceeded"})
+		return
+	}
 	q, err := parseForm(body)
 	if err != nil {
 		h.elbError(w, id, &apiError{400, "MalformedQueryString", err.Error()})

@@ -6,7 +6,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"pvlink.dev/pvlink/ctl"
 )
@@ -27,11 +31,39 @@ type Handler struct {
 	b   Backend
 	log *slog.Logger
 	now func() time.Time
+
+	// limits throttle each account's calls (guarded by mu); throttled
+	// counts the calls refused for it.
+	mu        sync.Mutex
+	limits    map[string]*rate.Limiter
+	throttled atomic.Uint64
+}
+
+// ThrottledCalls counts the calls answered RequestLimitExceeded or
+// Throttling.
+func (h *Handler) ThrottledCalls() uint64 { return h.throttled.Load() }
+
+// allow takes a token of the caller's bucket, made with the fabric's
+// current settings.
+func (h *Handler) allow(account string) bool {
+	set := h.b.Model().API
+	h.mu.Lock()
+	l := h.limits[account]
+	if l == nil || l.Limit() != rate.Limit(set.RequestsPerSecond) || l.Burst() != set.Burst {
+		l = rate.NewLimiter(rate.Limit(set.RequestsPerSecond), max(set.Burst, 1))
+		h.limits[account] = l
+	}
+	h.mu.Unlock()
+	if l.AllowN(h.now(), 1) {
+		return true
+	}
+	h.throttled.Add(1)
+	return false
 }
 
 // New returns the API's HTTP handler over a ctld.
 func New(b Backend, log *slog.Logger) *Handler {
-	return &Handler{b: b, log: log, now: time.Now}
+	return &Handler{b: b, log: log, now: time.Now, limits: map[string]*rate.Limiter{}}
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -49,6 +81,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	creds, body, _, err := verify(r, "ec2", h.now(), h.lookup)
 	if err != nil {
 		h.ec2Error(w, id, ec2AuthError(err))
+		return
+	}
+	if !h.allow(creds.Account) {
+		h.ec2Error(w, id, &apiError{503, "RequestLimitExceeded", "Request limit exceeded."})
 		return
 	}
 	q, err := parseForm(body)
