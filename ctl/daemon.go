@@ -180,7 +180,9 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 	defer tick.Stop()
 	for {
 		if !d.isGone() {
-			d.r.reconcile(d.storedModel())
+			m := d.storedModel()
+			d.r.reconcile(m)
+			d.settle(m)
 		}
 		select {
 		case <-ctx.Done():
@@ -201,6 +203,24 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 }
 
 func (d *Daemon) current() *State { return d.model.Load() }
+
+// settle moves the model on once the host runs its version: pending
+// endpoints become available, deleting ones go, provisioning load balancers
+// become active. It is a change like any other (committed, then realized).
+func (d *Daemon) settle(m *State) {
+	applied, ready, err := d.r.outcome()
+	if err != nil || !ready || applied != m.Version || !m.Unsettled() {
+		return
+	}
+	if v, err := d.mutate(func(s *State) error {
+		if s.Version != m.Version {
+			return refuse("the model moved on") // the next pass settles it
+		}
+		return s.Settle()
+	}); err == nil {
+		d.log.Info("settled", "version", v)
+	}
+}
 
 func (d *Daemon) isGone() bool { return d.gone.Load() }
 
@@ -463,7 +483,9 @@ func (d *Daemon) routes() http.Handler {
 		deadline := time.Now().Add(timeout)
 		for {
 			applied, ready, rerr := d.r.outcome()
-			if applied >= want && ready && rerr == nil {
+			// Done when the host runs version want or later and the
+			// model has settled on it (pending endpoints available).
+			if m := d.current(); applied >= want && applied == m.Version && !m.Unsettled() && ready && rerr == nil {
 				reply(w, http.StatusOK, Answer{Version: applied})
 				return
 			}

@@ -221,7 +221,7 @@ func (s *State) CreateEndpoint(caller string, req EndpointRequest) (*EndpointSta
 	e := EndpointState{
 		ID: newID("vpce-"), Name: "", OwnerID: caller, Principal: principal, Origin: "api", Created: time.Now().UTC(),
 		Service: svc.ServiceName, ServiceID: svc.ID, VPC: vpc.Name, VPCID: vpc.ID,
-		State: snapshot.StateAvailable, IPAddressType: typ, Ports: s.servicePorts(svc),
+		State: snapshot.StatePending, IPAddressType: typ, Ports: s.servicePorts(svc),
 	}
 	e.Name = e.ID
 	if svc.AcceptanceRequired {

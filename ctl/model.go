@@ -68,7 +68,9 @@ func (s *State) AcceptEndpoint(ref string) error {
 	if e.State != snapshot.StatePendingAcceptance {
 		return refuse("endpoint %s is %s: only a connection request that is pendingAcceptance can be accepted", e.ID, e.State)
 	}
-	e.State = snapshot.StateAvailable
+	// pending until every forwarder carries it (Settle), as AWS shows it
+	// while it provisions an accepted endpoint.
+	e.State = snapshot.StatePending
 	return nil
 }
 
@@ -86,16 +88,58 @@ func (s *State) RejectEndpoint(ref string) error {
 	return nil
 }
 
-// DeleteEndpoint deletes an endpoint with its ENIs; its flows are reset.
+// DeleteEndpoint deletes an endpoint with its ENIs: it is deleting (its
+// ENIs leave the forwarders, its flows are reset) until the host has let
+// go of it, then it is gone (Settle).
 func (s *State) DeleteEndpoint(ref string) error {
 	e, err := s.Endpoint(ref)
 	if err != nil {
 		return err
 	}
-	id := e.ID
-	s.Endpoints = slices.DeleteFunc(s.Endpoints, func(o EndpointState) bool { return o.ID == id })
+	e.State = snapshot.StateDeleting
 	return nil
 }
+
+// Unsettled reports whether the model has states that the host's catching
+// up ends: endpoints pending or deleting, load balancers provisioning.
+func (s *State) Unsettled() bool {
+	for _, e := range s.Endpoints {
+		if e.State == snapshot.StatePending || e.State == snapshot.StateDeleting {
+			return true
+		}
+	}
+	for _, lb := range s.LoadBalancers {
+		if lb.State == LBProvisioning {
+			return true
+		}
+	}
+	return false
+}
+
+// Settle moves what the host has caught up with to its next state: pending
+// endpoints become available, deleting ones go, provisioning load
+// balancers become active. ctld calls it once every forwarder runs the
+// model's version.
+func (s *State) Settle() error {
+	for i := range s.Endpoints {
+		if s.Endpoints[i].State == snapshot.StatePending {
+			s.Endpoints[i].State = snapshot.StateAvailable
+		}
+	}
+	s.Endpoints = slices.DeleteFunc(s.Endpoints, func(e EndpointState) bool { return e.State == snapshot.StateDeleting })
+	for i := range s.LoadBalancers {
+		if s.LoadBalancers[i].State == LBProvisioning {
+			s.LoadBalancers[i].State = LBActive
+		}
+	}
+	return nil
+}
+
+// Load balancer states, as ELBv2 spells them.
+const (
+	LBProvisioning = "provisioning"
+	LBActive       = "active"
+)
 
 // RegisterTarget registers an IP target in a target group, or registers
 // again one that is draining. The target's AZ is its subnet's.

@@ -48,6 +48,10 @@ func TestOnlyAnAllowedPrincipalMayRequestAnEndpointAndRemovingItCutsNothing(t *t
 	if err := s.AcceptEndpoint("web"); err != nil {
 		t.Fatal(err)
 	}
+	if s.Endpoints[0].State != snapshot.StatePending {
+		t.Fatalf("an accepted endpoint is %s, want pending until the host carries it", s.Endpoints[0].State)
+	}
+	s.Settle()
 	if e := s.Endpoints[0]; e.Principal != "arn:aws:iam::444455556666:role/app" || e.OwnerID != "444455556666" || s.Services[0].OwnerID != "111122223333" {
 		t.Fatalf("owners: endpoint %s by %s, service %s", e.OwnerID, e.Principal, s.Services[0].OwnerID)
 	}

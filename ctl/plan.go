@@ -93,7 +93,7 @@ func Plan(t *Topology) *State {
 	}
 	for _, e := range t.Endpoints {
 		svc := svcByName[e.Service]
-		state := snapshot.StateAvailable
+		state := snapshot.StatePending // available once the forwarders carry it
 		if svc.AcceptanceRequired {
 			state = snapshot.StatePendingAcceptance
 		}
@@ -215,6 +215,9 @@ func (s *State) ForwarderConfig(az string) *snapshot.Config {
 		svcs[svc.ID] = svc
 	}
 	for _, e := range s.Endpoints {
+		if e.State == snapshot.StateDeleting {
+			continue // its ENIs leave the forwarders first
+		}
 		svc := svcs[e.ServiceID]
 		for _, eni := range e.ENIs {
 			if eni.AZ != az {

@@ -184,7 +184,7 @@ func (s *State) CreateLoadBalancer(caller, name string, subnetIDs []string) (*LB
 	if len(subnetIDs) == 0 {
 		return nil, refuse("a load balancer needs at least one subnet")
 	}
-	lb := LBState{Origin: "api", Name: name, ID: newHexID(16), OwnerID: caller}
+	lb := LBState{Origin: "api", State: LBProvisioning, Name: name, ID: newHexID(16), OwnerID: caller}
 	azs := map[string]bool{}
 	for _, id := range subnetIDs {
 		v, sn, err := s.subnetByID(caller, id)

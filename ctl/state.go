@@ -74,6 +74,7 @@ type SubnetState struct {
 // LBState is a Network Load Balancer and its nodes.
 type LBState struct {
 	Origin    string        `json:"origin,omitempty"`
+	State     string        `json:"state,omitempty"` // provisioning, active ("" from a topology: active)
 	Name      string        `json:"name"`
 	ID        string        `json:"id"` // the last part of its ARN
 	OwnerID   string        `json:"owner_id"`

@@ -89,7 +89,7 @@ func (d *Daemon) report() *Report {
 	if th, ok := d.api.(interface{ ThrottledCalls() uint64 }); ok {
 		r.API.Throttled = th.ThrottledCalls()
 	}
-	if applied < m.Version || !ready {
+	if applied < m.Version || !ready || m.Unsettled() {
 		r.Phase = "converging"
 	}
 	if rerr != nil {

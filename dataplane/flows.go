@@ -64,13 +64,13 @@ type conn struct {
 	// relay tore the connection down after a RST from either side.
 	expired atomic.Bool
 	reset   atomic.Bool
+	cut     atomic.Bool
 
 	// What the target's socket had received when the flow had been idle
 	// for half its timeout (segsBase), and the activity time that idle
 	// spell began at (segsAt): see targetSpoke. Written by the sweeper.
 	segsAt   atomic.Int64
 	segsBase atomic.Uint32
-	cut     atomic.Bool
 }
 
 func idleTimeout(tg TargetGroup) time.Duration {

@@ -24,6 +24,7 @@ import (
 	"pvlink.dev/pvlink/flowtable"
 	"pvlink.dev/pvlink/nat"
 	"pvlink.dev/pvlink/nsenter"
+	"pvlink.dev/pvlink/snapshot"
 )
 
 // Forwarder is the data plane of one Availability Zone: it owns the TUN of
@@ -381,7 +382,8 @@ func (f *Forwarder) Apply(cfg *Config) error {
 		} else {
 			st.ingressRules.Store(nil)
 		}
-		if was := st.available.Swap(e.State == StateAvailable); was && e.State != StateAvailable {
+		carries := snapshot.Carries(e.State)
+		if was := st.available.Swap(carries); was && !carries {
 			closed = append(closed, st)
 		}
 	}

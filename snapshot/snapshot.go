@@ -45,8 +45,14 @@ const (
 	StatePendingAcceptance = "pendingAcceptance"
 	StatePending           = "pending"
 	StateAvailable         = "available"
+	StateDeleting          = "deleting"
 	StateRejected          = "rejected"
 )
+
+// Carries reports whether an endpoint in state carries traffic: an
+// available one, and one accepted and being provisioned (pending), which
+// becomes available once every forwarder carries it.
+func Carries(state string) bool { return state == StateAvailable || state == StatePending }
 
 // ENI is an endpoint network interface: a TUN device in the consumer VPC's
 // namespace whose address the forwarder's netstack owns.

@@ -220,9 +220,11 @@ func TestTheEndpointLifecycleThroughTheAWSCLI(t *testing.T) {
 		consumer.do(&eps, "describe-vpc-endpoints", "--vpc-endpoint-ids", id)
 		return eps.VpcEndpoints[0].State
 	}
-	if s := state(); s != snapshot.StateAvailable {
+	// pending while the forwarders take it on, then available.
+	if s := state(); s != snapshot.StatePending && s != snapshot.StateAvailable {
 		t.Fatalf("after accept the endpoint is %s", s)
 	}
+	waitUntil(t, 2*time.Second, "the accepted endpoint available", func() bool { return state() == snapshot.StateAvailable })
 	waitUntil(t, 2*time.Second, "traffic through the accepted endpoint", func() bool {
 		c := &peer.Client{Addr: net.JoinHostPort(eni.IP, "80"), Timeout: 500 * time.Millisecond, Dial: fabrictest.DialFrom(eni.Netns)}
 		_, err := c.Run(t.Context())
@@ -238,11 +240,15 @@ func TestTheEndpointLifecycleThroughTheAWSCLI(t *testing.T) {
 		t.Fatal("a connection went through a rejected endpoint")
 	}
 
-	// Deleted: gone from the describes and from the host.
+	// Deleted: deleting, then gone from the describes and from the host.
 	consumer.do(&answer, "delete-vpc-endpoints", "--vpc-endpoint-ids", id)
 	if len(answer.Unsuccessful) != 0 {
 		t.Fatalf("delete: %+v", answer)
 	}
+	waitUntil(t, 3*time.Second, "the deleted endpoint gone from describe-vpc-endpoints", func() bool {
+		_, err := consumer.run("describe-vpc-endpoints", "--vpc-endpoint-ids", id)
+		return err != nil
+	})
 	consumer.refused("InvalidVpcEndpointId.NotFound", "describe-vpc-endpoints", "--vpc-endpoint-ids", id)
 	waitUntil(t, 3*time.Second, "the deleted endpoint's TUN leaves the consumer VPC", func() bool {
 		return len(tunsIn(t, f.Netns(t, "consumer"))) == 0

@@ -128,7 +128,10 @@ func (m *modelView) subnetID(vpc, subnet string) string {
 func (m *modelView) lbOut(lb ctl.LBState) loadBalancer {
 	out := loadBalancer{
 		ARN: m.lbARN(lb), DNSName: fmt.Sprintf("%s-%s.elb.%s.amazonaws.com", lb.Name, lb.ID[:10], m.Region), Name: lb.Name,
-		Scheme: "internal", VPCID: m.vpcID(lb.VPC), State: "active", Type: "network", IPAddressType: "ipv4",
+		Scheme: "internal", VPCID: m.vpcID(lb.VPC), State: lb.State, Type: "network", IPAddressType: "ipv4",
+	}
+	if out.State == "" {
+		out.State = ctl.LBActive
 	}
 	for _, n := range lb.Nodes {
 		out.Zones = append(out.Zones, lbZone{ZoneName: n.AZ, SubnetID: m.subnetID(lb.VPC, n.Subnet), Addresses: []lbAddress{{n.IP}}})

@@ -70,10 +70,17 @@ print("rejected", endpoint_id)
 
 out = consumer.delete_vpc_endpoints(VpcEndpointIds=[endpoint_id])
 assert not out.get("Unsuccessful"), out
-try:
-    consumer.describe_vpc_endpoints(VpcEndpointIds=[endpoint_id])
-    raise AssertionError("the deleted endpoint is still described")
-except ClientError as e:
-    assert e.response["Error"]["Code"] == "InvalidVpcEndpointId.NotFound", e.response
+# deleting while the host lets go of it, then gone.
+deadline = time.time() + 10
+while True:
+    try:
+        state = consumer.describe_vpc_endpoints(VpcEndpointIds=[endpoint_id])["VpcEndpoints"][0]["State"]
+        assert state == "deleting", state
+    except ClientError as e:
+        assert e.response["Error"]["Code"] == "InvalidVpcEndpointId.NotFound", e.response
+        break
+    if time.time() > deadline:
+        raise AssertionError("the deleted endpoint is still described after 10s")
+    time.sleep(0.2)
 print("deleted", endpoint_id)
 print("lifecycle ok")
