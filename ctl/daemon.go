@@ -42,10 +42,11 @@ type Daemon struct {
 	has     atomic.Bool
 	gone    atomic.Bool // set under writeMu
 
-	downReq chan chan error // a caller waiting for `down` to finish
-	started time.Time
-	apiURL  string       // set before the socket serves
-	api     http.Handler // the API's, if it is served
+	downReq    chan chan error // a caller waiting for `down` to finish
+	started    time.Time
+	apiURL     string        // set before the socket serves
+	outboxWake chan struct{} // a change wrote events
+	api        http.Handler  // the API's, if it is served
 }
 
 // DaemonOptions are ctld's settings.
@@ -127,8 +128,8 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 	defer st.Close()
 	d := &Daemon{
 		name: o.Fabric, log: o.Log, st: st, downReq: make(chan chan error),
-		started: time.Now().UTC(),
-		r:       &realizer{fabric: o.Fabric, dir: Dir(o.Fabric), exe: o.Exe, log: o.Log, st: st, restarts: map[string]int{}},
+		started: time.Now().UTC(), outboxWake: make(chan struct{}, 1),
+		r: &realizer{fabric: o.Fabric, dir: Dir(o.Fabric), exe: o.Exe, log: o.Log, st: st, restarts: map[string]int{}},
 	}
 	err = st.View(func(tx store.ReadTx) error {
 		m, ok, err := loadModel(tx)
@@ -176,6 +177,8 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 	var startRev uint64
 	st.View(func(tx store.ReadTx) error { startRev = tx.Rev(); return nil })
 	changes := modelChanges(st.Watch(watchCtx, startRev))
+	out := &deliverer{st: st, log: o.Log, model: d.current, client: &http.Client{Timeout: 5 * time.Second}}
+	go out.run(watchCtx, d.outboxWake)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -249,7 +252,7 @@ func modelChanges(w <-chan store.Change) <-chan struct{} {
 	go func() {
 		for ch := range w {
 			for _, k := range append(ch.Put, ch.Deleted...) {
-				if !strings.HasPrefix(k, "host/") {
+				if !strings.HasPrefix(k, "host/") && !strings.HasPrefix(k, prefixOutbox) {
 					select {
 					case out <- struct{}{}:
 					default:
@@ -305,8 +308,20 @@ func (d *Daemon) mutate(op func(*State) error) (uint64, error) {
 	if err := d.checkForwarders(next); err != nil {
 		return 0, err
 	}
-	if _, err := d.st.Update(func(tx store.Tx) error { return saveModel(tx, next) }); err != nil {
+	events := ConnectionEvents(cur, next, time.Now())
+	if _, err := d.st.Update(func(tx store.Tx) error {
+		if err := saveModel(tx, next); err != nil {
+			return err
+		}
+		return putEvents(tx, events, time.Now())
+	}); err != nil {
 		return 0, fmt.Errorf("commit version %d: %w", next.Version, err)
+	}
+	if len(events) > 0 {
+		select {
+		case d.outboxWake <- struct{}{}:
+		default:
+		}
 	}
 	d.model.Store(next)
 	d.has.Store(true)

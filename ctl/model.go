@@ -127,6 +127,11 @@ func (s *State) Settle() error {
 		}
 	}
 	s.Endpoints = slices.DeleteFunc(s.Endpoints, func(e EndpointState) bool { return e.State == snapshot.StateDeleting })
+	// An endpoint's notifications go with it.
+	s.Notifications = slices.DeleteFunc(s.Notifications, func(n NotificationState) bool {
+		_, ok := s.EndpointByID(n.EndpointID)
+		return n.EndpointID != "" && !ok
+	})
 	for i := range s.LoadBalancers {
 		if s.LoadBalancers[i].State == LBProvisioning {
 			s.LoadBalancers[i].State = LBActive
@@ -277,6 +282,11 @@ func (next *State) keepAPIResources(old *State) {
 			next.Services = append(next.Services, sv)
 		}
 	}
+	for _, t := range old.Topics {
+		if t.Origin == "api" && !slices.ContainsFunc(next.Topics, func(o TopicState) bool { return o.ARN == t.ARN }) {
+			next.Topics = append(next.Topics, t)
+		}
+	}
 	for _, e := range old.Endpoints {
 		if e.Origin != "api" || !vpcByID(e.VPCID) {
 			continue
@@ -296,6 +306,15 @@ func (next *State) keepAPIResources(old *State) {
 		}
 		if keep {
 			next.Endpoints = append(next.Endpoints, e)
+		}
+	}
+	// Notifications are made through the API only; they stay while their
+	// service or endpoint does.
+	for _, n := range old.Notifications {
+		_, svc := next.ServiceByID(n.ServiceID)
+		_, ep := next.EndpointByID(n.EndpointID)
+		if svc || ep {
+			next.Notifications = append(next.Notifications, n)
 		}
 	}
 }

@@ -22,6 +22,9 @@ func Plan(t *Topology) *State {
 	for _, a := range t.Accounts {
 		accountID[a.Name] = a.ID
 	}
+	for _, tp := range t.SNSTopics {
+		s.Topics = append(s.Topics, TopicState{Name: tp.Name, ARN: s.TopicARN(accountID[tp.Account], tp.Name), OwnerID: accountID[tp.Account], Subscribers: tp.Subscribers})
+	}
 	subnetByName := map[string]SubnetState{}
 	vpcID := map[string]string{}
 	vpcOwner := map[string]string{}

@@ -21,6 +21,8 @@ const (
 	prefixSvc    = "service/"
 	prefixEP     = "endpoint/"
 	prefixTarget = "target/"
+	prefixTopic  = "topic/"
+	prefixNotify = "notification/"
 	// prefixHost holds what the realizer made on the host (not the model):
 	// written before it is made, so nothing it creates is ever unrecorded.
 	keyHostNamespaces = "host/namespaces"
@@ -70,6 +72,12 @@ func (s *State) records() (map[string]any, error) {
 	for i, t := range s.Targets {
 		errs = append(errs, add(prefixTarget+order(i)+t.TargetGroup+"/"+t.IP+":"+strconv.Itoa(t.Port), t))
 	}
+	for i, t := range s.Topics {
+		errs = append(errs, add(prefixTopic+order(i)+t.ARN, t))
+	}
+	for i, n := range s.Notifications {
+		errs = append(errs, add(prefixNotify+order(i)+n.ID, n))
+	}
 	for _, err := range errs {
 		if err != nil {
 			return nil, err
@@ -90,7 +98,7 @@ func saveModel(tx store.Tx, s *State) error {
 		return err
 	}
 	var stale []string
-	for _, prefix := range []string{prefixVPC, prefixLB, prefixTG, prefixSvc, prefixEP, prefixTarget} {
+	for _, prefix := range []string{prefixVPC, prefixLB, prefixTG, prefixSvc, prefixEP, prefixTarget, prefixTopic, prefixNotify} {
 		tx.List(prefix, func(k string, _ []byte) error {
 			if _, ok := recs[k]; !ok {
 				stale = append(stale, k)
@@ -147,6 +155,8 @@ func loadModel(tx store.ReadTx) (*State, bool, error) {
 		each(prefixSvc, func(b []byte) error { return appendJSON(b, &s.Services) }),
 		each(prefixEP, func(b []byte) error { return appendJSON(b, &s.Endpoints) }),
 		each(prefixTarget, func(b []byte) error { return appendJSON(b, &s.Targets) }),
+		each(prefixTopic, func(b []byte) error { return appendJSON(b, &s.Topics) }),
+		each(prefixNotify, func(b []byte) error { return appendJSON(b, &s.Notifications) }),
 	)
 	return s, true, err
 }

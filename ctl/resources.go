@@ -428,6 +428,7 @@ func (s *State) DeleteService(caller, id string) error {
 	}
 	s.Endpoints = slices.DeleteFunc(s.Endpoints, func(e EndpointState) bool { return e.ServiceID == id })
 	s.Services = slices.DeleteFunc(s.Services, func(o ServiceState) bool { return o.ID == id })
+	s.Notifications = slices.DeleteFunc(s.Notifications, func(n NotificationState) bool { return n.ServiceID == id })
 	return nil
 }
 

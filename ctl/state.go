@@ -39,13 +39,15 @@ type State struct {
 	// API is the AWS-compatible API's throttle.
 	API APISettings `json:"api"`
 
-	Accounts      []Account          `json:"accounts"`
-	VPCs          []VPCState         `json:"vpcs"`
-	LoadBalancers []LBState          `json:"load_balancers"`
-	TargetGroups  []TargetGroupState `json:"target_groups"`
-	Services      []ServiceState     `json:"services"`
-	Endpoints     []EndpointState    `json:"endpoints"`
-	Targets       []TargetState      `json:"targets"`
+	Accounts      []Account           `json:"accounts"`
+	VPCs          []VPCState          `json:"vpcs"`
+	LoadBalancers []LBState           `json:"load_balancers"`
+	TargetGroups  []TargetGroupState  `json:"target_groups"`
+	Services      []ServiceState      `json:"services"`
+	Endpoints     []EndpointState     `json:"endpoints"`
+	Targets       []TargetState       `json:"targets"`
+	Topics        []TopicState        `json:"topics,omitempty"`
+	Notifications []NotificationState `json:"notifications,omitempty"`
 }
 
 // VPCState is a VPC and the namespace that is it.

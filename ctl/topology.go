@@ -38,6 +38,16 @@ type Topology struct {
 	FlowCapacity int `yaml:"flow_capacity"`
 	// API throttles each account's calls to the AWS-compatible API.
 	API APISettings `yaml:"api"`
+	// SNSTopics receive connection notifications: each an account's
+	// topic with HTTP subscribers (loopback URLs).
+	SNSTopics []SNSTopic `yaml:"sns_topics"`
+}
+
+// SNSTopic is a topic and its HTTP subscribers.
+type SNSTopic struct {
+	Name        string   `yaml:"name"`
+	Account     string   `yaml:"account"`
+	Subscribers []string `yaml:"subscribers"`
 }
 
 // APISettings are the AWS-compatible API's settings.

@@ -166,6 +166,22 @@ func (v *validator) topology(t *Topology) {
 	for i := range t.Endpoints {
 		v.endpoint(p("endpoints", i), &t.Endpoints[i])
 	}
+	for i := range t.SNSTopics {
+		tp := &t.SNSTopics[i]
+		if tp.Name == "" {
+			v.fail(p("sns_topics", i, "name"), "is required")
+		}
+		if tp.Account == "" {
+			tp.Account = t.Accounts[0].Name
+		} else if v.accts[tp.Account] == nil {
+			v.fail(p("sns_topics", i, "account"), "account %q is not defined", tp.Account)
+		}
+		for j, sub := range tp.Subscribers {
+			if err := CheckSubscriber(sub); err != nil {
+				v.fail(p("sns_topics", i, "subscribers", j), "%s", err)
+			}
+		}
+	}
 	if v.err != nil {
 		return
 	}

@@ -10,9 +10,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -537,4 +541,104 @@ func TestABurstOverTheThrottleIsRefusedAndTheCLIsRetriesGetThrough(t *testing.T)
 		t.Fatal("six concurrent CLI calls at 2 per second were never throttled: the test says nothing")
 	}
 	t.Logf("%d of the CLI's calls were throttled and retried", f.Status.API.Throttled-before)
+}
+
+// subscriber is an HTTP endpoint of a topic that records what it is sent,
+// and refuses everything (503) while down.
+type subscriber struct {
+	mu   sync.Mutex
+	down bool
+	got  []ctl.ConnectionMessage
+	srv  *httptest.Server
+}
+
+func (s *subscriber) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return
+	}
+	var env ctl.SNSMessage
+	var msg ctl.ConnectionMessage
+	body, _ := io.ReadAll(r.Body)
+	if json.Unmarshal(body, &env) != nil || env.Type != "Notification" || r.Header.Get("x-amz-sns-message-type") != "Notification" || json.Unmarshal([]byte(env.Message), &msg) != nil {
+		http.Error(w, "not an SNS notification: "+string(body), http.StatusBadRequest)
+		return
+	}
+	s.got = append(s.got, msg)
+}
+
+func (s *subscriber) events() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, m := range s.got {
+		out = append(out, m.Event)
+	}
+	return out
+}
+
+func TestConnectionNotificationsArriveAlsoAfterTheSubscriberWasDown(t *testing.T) {
+	f := fabrictest.Up(t, providerOnly(t))
+	provider, consumer := awsAs(t, f, "provider"), awsAs(t, f, "consumer")
+	sub := &subscriber{down: true}
+	sub.srv = httptest.NewServer(sub)
+	defer sub.srv.Close()
+
+	providerSNS := *provider
+	providerSNS.service = "sns"
+	var topic struct{ TopicArn string }
+	providerSNS.do(&topic, "create-topic", "--name", "endpoint-events")
+	providerSNS.do(nil, "subscribe", "--topic-arn", topic.TopicArn, "--protocol", "http", "--notification-endpoint", sub.srv.URL+"/hook")
+	serviceID := f.Status.Services[0].ID
+	var created struct {
+		ConnectionNotification struct{ ConnectionNotificationId string }
+	}
+	provider.do(&created, "create-vpc-endpoint-connection-notification", "--service-id", serviceID,
+		"--connection-notification-arn", topic.TopicArn, "--connection-events", "Connect", "Accept", "Reject", "Delete")
+	provider.refused("InvalidParameter", "create-vpc-endpoint-connection-notification", "--service-id", serviceID,
+		"--connection-notification-arn", topic.TopicArn, "--connection-events", "Teleport")
+
+	// The whole lifecycle while the subscriber is down.
+	vpc, subnet := f.Status.VPCs[1].ID, f.Status.VPCs[1].Subnets[0].ID
+	var ep struct {
+		VpcEndpoint struct{ VpcEndpointId string }
+	}
+	consumer.do(&ep, "create-vpc-endpoint", "--vpc-endpoint-type", "Interface", "--vpc-id", vpc, "--service-name", f.Status.Services[0].ServiceName, "--subnet-ids", subnet)
+	id := ep.VpcEndpoint.VpcEndpointId
+	provider.do(nil, "accept-vpc-endpoint-connections", "--service-id", serviceID, "--vpc-endpoint-ids", id)
+	provider.do(nil, "reject-vpc-endpoint-connections", "--service-id", serviceID, "--vpc-endpoint-ids", id)
+	consumer.do(nil, "delete-vpc-endpoints", "--vpc-endpoint-ids", id)
+
+	// ctld dies with the events undelivered and comes back: they were
+	// committed with the changes that made them.
+	time.Sleep(500 * time.Millisecond)
+	if p := ctl.DaemonProcess(f.Name); p == nil || syscall.Kill(p.PID, syscall.SIGKILL) != nil {
+		t.Fatal("could not kill ctld")
+	}
+	time.Sleep(200 * time.Millisecond)
+	if _, _, err := ctl.EnsureDaemon(f.Name, fabrictest.Binary(t)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sub.events()); n != 0 {
+		t.Fatalf("a down subscriber took %d events", n)
+	}
+	sub.mu.Lock()
+	sub.down = false
+	sub.mu.Unlock()
+	waitUntil(t, 15*time.Second, "four events at the subscriber once it is back", func() bool { return len(sub.events()) >= 4 })
+	got := sub.events()
+	slices.Sort(got)
+	if strings.Join(got, ",") != "Accept,Connect,Delete,Reject" {
+		t.Fatalf("events %v, want one each of Accept, Connect, Delete, Reject", got)
+	}
+	sub.mu.Lock()
+	msgs := slices.Clone(sub.got)
+	sub.mu.Unlock()
+	for _, m := range msgs {
+		if m.ServiceID != serviceID || m.EndpointID != id || m.EndpointOwner != "444455556666" || m.NotificationID != created.ConnectionNotification.ConnectionNotificationId {
+			t.Fatalf("message %+v does not name the service, endpoint, owner and notification", m)
+		}
+	}
 }

@@ -92,6 +92,20 @@ type allowedPrincipal struct {
 	ServiceID string `xml:"serviceId"`
 }
 
+type notification struct {
+	ID         string   `xml:"connectionNotificationId"`
+	ServiceID  string   `xml:"serviceId,omitempty"`
+	EndpointID string   `xml:"vpcEndpointId,omitempty"`
+	Type       string   `xml:"connectionNotificationType"`
+	ARN        string   `xml:"connectionNotificationArn"`
+	Events     []string `xml:"connectionEvents>item"`
+	State      string   `xml:"connectionNotificationState"`
+}
+
+func notificationOut(n ctl.NotificationState) notification {
+	return notification{ID: n.ID, ServiceID: n.ServiceID, EndpointID: n.EndpointID, Type: "Topic", ARN: n.TopicARN, Events: n.Events, State: n.State}
+}
+
 type vpc struct {
 	ID        string `xml:"vpcId"`
 	CIDR      string `xml:"cidrBlock"`
@@ -538,6 +552,51 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 		}
 		return h.batch(ids, func(s *ctl.State, id string) error { return s.DeleteService(caller, id) })
 
+	case "CreateVpcEndpointConnectionNotification":
+		var out notification
+		_, err := h.b.Change(func(s *ctl.State) error {
+			n, err := s.CreateNotification(caller, ctl.NotificationRequest{ServiceID: q.str("ServiceId"), EndpointID: q.str("VpcEndpointId"),
+				TopicARN: q.str("ConnectionNotificationArn"), Events: q.list("ConnectionEvents")})
+			if err == nil {
+				out = notificationOut(*n)
+			}
+			return err
+		})
+		return struct {
+			N     notification `xml:"connectionNotification"`
+			Token string       `xml:"clientToken,omitempty"`
+		}{out, q.str("ClientToken")}, err
+
+	case "DescribeVpcEndpointConnectionNotifications":
+		id := q.str("ConnectionNotificationId")
+		var out []notification
+		for _, n := range m.Notifications {
+			if n.OwnerID == caller && (id == "" || n.ID == id) {
+				out = append(out, notificationOut(n))
+			}
+		}
+		if id != "" && len(out) == 0 {
+			return nil, &apiError{400, "InvalidConnectionNotification", fmt.Sprintf("The connection notification '%s' does not exist", id)}
+		}
+		return struct {
+			Set []notification `xml:"connectionNotificationSet>item"`
+		}{out}, nil
+
+	case "ModifyVpcEndpointConnectionNotification":
+		_, err := h.b.Change(func(s *ctl.State) error {
+			return s.ModifyNotification(caller, q.str("ConnectionNotificationId"), q.str("ConnectionNotificationArn"), q.list("ConnectionEvents"))
+		})
+		return struct {
+			Return bool `xml:"return"`
+		}{true}, err
+
+	case "DeleteVpcEndpointConnectionNotifications":
+		ids := q.list("ConnectionNotificationId")
+		if len(ids) == 0 {
+			return nil, &apiError{400, "MissingParameter", "at least one ConnectionNotificationId is required"}
+		}
+		return h.batch(ids, func(s *ctl.State, id string) error { return s.DeleteNotification(caller, id) })
+
 	case "":
 		return nil, &apiError{400, "MissingAction", "The request must contain the parameter Action"}
 	default:
@@ -598,9 +657,12 @@ func ec2Code(err error) (string, int) {
 	var ae *apiError
 	var de *ctl.DependencyError
 	var dup *ctl.DuplicateError
+	var ue *ctl.UnauthorizedError
 	switch {
 	case errors.As(err, &ae):
 		return ae.code, ae.status
+	case errors.As(err, &ue):
+		return "UnauthorizedOperation", 403
 	case errors.As(err, &de):
 		return "DependencyViolation", 400
 	case errors.As(err, &dup):
@@ -612,6 +674,8 @@ func ec2Code(err error) (string, int) {
 		switch nf.Kind {
 		case "ServiceName":
 			return "InvalidServiceName", 400
+		case "ConnectionNotification":
+			return "InvalidConnectionNotification", 400
 		case "LoadBalancer":
 			return "InvalidParameterValue", 400 // an NLB ARN EC2 does not know
 		default:

@@ -453,17 +453,6 @@ type elbErrorBody struct {
 	RequestID string   `xml:"RequestId"`
 }
 
-func (h *Handler) elbError(w http.ResponseWriter, id string, err error) {
-	code, status := elbCode(err)
-	typ := "Sender"
-	if status >= 500 {
-		typ = "Receiver"
-	}
-	w.Header().Set("Content-Type", "text/xml")
-	w.WriteHeader(status)
-	xml.NewEncoder(w).Encode(elbErrorBody{Namespace: elbNamespace, Type: typ, Code: code, Message: err.Error(), RequestID: id})
-}
-
 // elbAuthError is a refused signature as ELBv2 answers it.
 func elbAuthError(err error) error {
 	var ae *authError
@@ -481,39 +470,51 @@ func elbAuthError(err error) error {
 	return &apiError{400, "IncompleteSignature", ae.msg}
 }
 
-func (h *Handler) serveELB(w http.ResponseWriter, r *http.Request, id string) {
-	creds, body, _, err := verify(r, "elasticloadbalancing", h.now(), h.lookup)
+// serveWrapped serves the Query protocol of ELBv2 and SNS: the result
+// inside <ActionResult>, metadata after it, ErrorResponse for errors.
+func (h *Handler) serveWrapped(w http.ResponseWriter, r *http.Request, id, service, version, namespace string, run func(string, query) (any, error)) {
+	fail := func(err error) {
+		code, status := elbCode(err)
+		typ := "Sender"
+		if status >= 500 {
+			typ = "Receiver"
+		}
+		w.Header().Set("Content-Type", "text/xml")
+		w.WriteHeader(status)
+		xml.NewEncoder(w).Encode(elbErrorBody{Namespace: namespace, Type: typ, Code: code, Message: err.Error(), RequestID: id})
+	}
+	creds, body, _, err := verify(r, service, h.now(), h.lookup)
 	if err != nil {
-		h.elbError(w, id, elbAuthError(err))
+		fail(elbAuthError(err))
 		return
 	}
 	if !h.allow(creds.Account) {
-		h.elbError(w, id, &apiError{400, "Throttling", "Rate exceeded"})
+		fail(&apiError{400, "Throttling", "Rate exceeded"})
 		return
 	}
 	q, err := parseForm(body)
 	if err != nil {
-		h.elbError(w, id, &apiError{400, "MalformedQueryString", err.Error()})
+		fail(&apiError{400, "MalformedQueryString", err.Error()})
 		return
 	}
-	if v := q.str("Version"); v != "2015-12-01" {
-		h.elbError(w, id, &apiError{400, "InvalidParameterValue", "Version " + v + " is not served; use 2015-12-01"})
+	if v := q.str("Version"); v != version {
+		fail(&apiError{400, "InvalidParameterValue", "Version " + v + " is not served; use " + version})
 		return
 	}
-	out, err := h.elbv2(creds.Account, q)
+	out, err := run(creds.Account, q)
 	if err != nil {
-		h.log.Info("api refused", "action", q.str("Action"), "account", creds.Account, "err", err)
-		h.elbError(w, id, err)
+		h.log.Info("api refused", "service", service, "action", q.str("Action"), "account", creds.Account, "err", err)
+		fail(err)
 		return
 	}
 	action := q.str("Action")
 	result, err := members(out)
 	if err != nil {
-		h.elbError(w, id, &apiError{500, "InternalFailure", err.Error()})
+		fail(&apiError{500, "InternalFailure", err.Error()})
 		return
 	}
 	inner := "<" + action + "Result>" + string(result) + "</" + action + "Result><ResponseMetadata><RequestId>" + id + "</RequestId></ResponseMetadata>"
 	w.Header().Set("Content-Type", "text/xml")
 	w.Write([]byte(xml.Header))
-	xml.NewEncoder(w).Encode(elbResponse{XMLName: xml.Name{Local: action + "Response"}, Namespace: elbNamespace, Result: []byte(inner)})
+	xml.NewEncoder(w).Encode(elbResponse{XMLName: xml.Name{Local: action + "Response"}, Namespace: namespace, Result: []byte(inner)})
 }

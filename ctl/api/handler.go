@@ -74,8 +74,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// One endpoint serves both APIs, as the CLI's --endpoint-url points
 	// both at it: the signing scope says which a request is for.
-	if service == "elasticloadbalancing" {
-		h.serveELB(w, r, id)
+	switch service {
+	case "elasticloadbalancing":
+		h.serveWrapped(w, r, id, service, "2015-12-01", elbNamespace, h.elbv2)
+		return
+	case "sns":
+		h.serveWrapped(w, r, id, service, "2010-03-31", snsNamespace, h.sns)
 		return
 	}
 	creds, body, _, err := verify(r, "ec2", h.now(), h.lookup)
