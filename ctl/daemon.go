@@ -299,6 +299,7 @@ func (d *Daemon) mutate(op func(*State) error) (uint64, error) {
 		return 0, err
 	}
 	next.refreshPorts()
+	next.dropTagsOfGone()
 	if d.has.Load() && sameModel(cur, next) {
 		// Nothing changes (an apply of the same file, a retry whose
 		// first answer was lost): no new version, nothing to push.

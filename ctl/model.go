@@ -223,6 +223,8 @@ func (s *State) ApplyTopology(t *Topology, file string) error {
 	carried := next.carryIDs(s)
 	next.giveKeys(s)
 	next.keepAPIResources(s)
+	next.Tags = s.Tags
+	next.dropTagsOfGone()
 	if err := s.checkLoadBalancersLeaving(next); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"pvlink.dev/pvlink/ctl/store"
@@ -23,6 +24,7 @@ const (
 	prefixTarget = "target/"
 	prefixTopic  = "topic/"
 	prefixNotify = "notification/"
+	prefixTags   = "tags/"
 	// prefixHost holds what the realizer made on the host (not the model):
 	// written before it is made, so nothing it creates is ever unrecorded.
 	keyHostNamespaces = "host/namespaces"
@@ -78,6 +80,11 @@ func (s *State) records() (map[string]any, error) {
 	for i, n := range s.Notifications {
 		errs = append(errs, add(prefixNotify+order(i)+n.ID, n))
 	}
+	for id, tags := range s.Tags {
+		if len(tags) > 0 {
+			errs = append(errs, add(prefixTags+id, tags))
+		}
+	}
 	for _, err := range errs {
 		if err != nil {
 			return nil, err
@@ -98,7 +105,7 @@ func saveModel(tx store.Tx, s *State) error {
 		return err
 	}
 	var stale []string
-	for _, prefix := range []string{prefixVPC, prefixLB, prefixTG, prefixSvc, prefixEP, prefixTarget, prefixTopic, prefixNotify} {
+	for _, prefix := range []string{prefixVPC, prefixLB, prefixTG, prefixSvc, prefixEP, prefixTarget, prefixTopic, prefixNotify, prefixTags} {
 		tx.List(prefix, func(k string, _ []byte) error {
 			if _, ok := recs[k]; !ok {
 				stale = append(stale, k)
@@ -157,6 +164,17 @@ func loadModel(tx store.ReadTx) (*State, bool, error) {
 		each(prefixTarget, func(b []byte) error { return appendJSON(b, &s.Targets) }),
 		each(prefixTopic, func(b []byte) error { return appendJSON(b, &s.Topics) }),
 		each(prefixNotify, func(b []byte) error { return appendJSON(b, &s.Notifications) }),
+		tx.List(prefixTags, func(k string, v []byte) error {
+			var tags []Tag
+			if err := json.Unmarshal(v, &tags); err != nil {
+				return fmt.Errorf("store record %s: %w", k, err)
+			}
+			if s.Tags == nil {
+				s.Tags = map[string][]Tag{}
+			}
+			s.Tags[strings.TrimPrefix(k, prefixTags)] = tags
+			return nil
+		}),
 	)
 	return s, true, err
 }

@@ -48,6 +48,8 @@ type State struct {
 	Targets       []TargetState       `json:"targets"`
 	Topics        []TopicState        `json:"topics,omitempty"`
 	Notifications []NotificationState `json:"notifications,omitempty"`
+	// Tags by resource id.
+	Tags map[string][]Tag `json:"tags,omitempty"`
 }
 
 // VPCState is a VPC and the namespace that is it.

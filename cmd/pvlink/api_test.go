@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -397,13 +399,35 @@ accounts:
 		return ln != nil
 	})
 	t.Cleanup(func() { ln.Close() })
+	// It echoes, and notes a proxy protocol v2 header in front of the
+	// consumer's bytes (echoing only what follows it).
+	var proxied atomic.Int64
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go func() { defer c.Close(); buf := make([]byte, 64); n, _ := c.Read(buf); c.Write(buf[:n]) }()
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				buf := make([]byte, 4096)
+				n, _ := io.ReadAtLeast(c, buf, 5)
+				data := buf[:n]
+				if n >= 16 && bytes.HasPrefix(data, []byte("\r\n\r\n\x00\r\nQUIT\n")) {
+					hdr := 16 + int(binary.BigEndian.Uint16(data[14:16]))
+					for len(data) < hdr+5 {
+						m, err := c.Read(buf[len(data):])
+						if err != nil {
+							return
+						}
+						data = buf[:len(data)+m]
+					}
+					proxied.Add(1)
+					data = data[hdr:]
+				}
+				c.Write(data)
+			}()
 		}
 	}()
 
@@ -444,6 +468,25 @@ accounts:
 			TargetHealth struct{ State string }
 		}
 	}
+	if proxied.Load() != 0 {
+		t.Fatal("a proxy protocol header reached the target before it was turned on")
+	}
+	// Proxy protocol v2 turned on through the API reaches the data path.
+	providerELB.do(nil, "modify-target-group-attributes", "--target-group-arn", tgARN, "--attributes", "Key=proxy_protocol_v2.enabled,Value=true")
+	waitUntil(t, 5*time.Second, "a proxy protocol v2 header at the target", func() bool {
+		ctx, cancel := contextWithTimeout(time.Second)
+		defer cancel()
+		c, err := fabrictest.DialFrom(eni.Netns)(ctx, "tcp", net.JoinHostPort(eni.IP, "80"))
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(time.Second))
+		c.Write([]byte("hello"))
+		buf := make([]byte, 5)
+		io.ReadFull(c, buf)
+		return proxied.Load() > 0 && string(buf) == "hello"
+	})
 	waitUntil(t, 15*time.Second, "the target healthy in describe-target-health", func() bool {
 		providerELB.do(&health, "describe-target-health", "--target-group-arn", tgARN)
 		return len(health.TargetHealthDescriptions) == 1 && health.TargetHealthDescriptions[0].TargetHealth.State == "healthy"

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,7 +37,21 @@ type vpcEndpoint struct {
 	NetworkInterfaceIDs []string   `xml:"networkInterfaceIdSet>item"`
 	DNSEntries          []dnsEntry `xml:"dnsEntrySet>item"`
 	Created             string     `xml:"creationTimestamp,omitempty"`
+	Tags                []tagItem  `xml:"tagSet>item"`
 	OwnerID             string     `xml:"ownerId"`
+}
+
+type tagItem struct {
+	Key   string `xml:"key"`
+	Value string `xml:"value"`
+}
+
+func tagsOf(m *ctl.State, id string) []tagItem {
+	var out []tagItem
+	for _, t := range m.Tags[id] {
+		out = append(out, tagItem{t.Key, t.Value})
+	}
+	return out
 }
 
 type serviceType struct {
@@ -54,6 +69,7 @@ type serviceConfiguration struct {
 	NLBArns            []string      `xml:"networkLoadBalancerArnSet>item"`
 	IPAddressTypes     []string      `xml:"supportedIpAddressTypeSet>item"`
 	BaseDNSNames       []string      `xml:"baseEndpointDnsNameSet>item"`
+	Tags               []tagItem     `xml:"tagSet>item"`
 }
 
 type serviceDetail struct {
@@ -107,21 +123,39 @@ func notificationOut(n ctl.NotificationState) notification {
 }
 
 type vpc struct {
-	ID        string `xml:"vpcId"`
-	CIDR      string `xml:"cidrBlock"`
-	State     string `xml:"state"`
-	OwnerID   string `xml:"ownerId"`
-	IsDefault bool   `xml:"isDefault"`
+	ID        string    `xml:"vpcId"`
+	CIDR      string    `xml:"cidrBlock"`
+	State     string    `xml:"state"`
+	OwnerID   string    `xml:"ownerId"`
+	IsDefault bool      `xml:"isDefault"`
+	Tags      []tagItem `xml:"tagSet>item"`
 }
 
 type subnet struct {
-	AZ      string `xml:"availabilityZone"`
-	AZID    string `xml:"availabilityZoneId"`
-	CIDR    string `xml:"cidrBlock"`
-	State   string `xml:"state"`
-	ID      string `xml:"subnetId"`
-	VPCID   string `xml:"vpcId"`
-	OwnerID string `xml:"ownerId"`
+	AZ      string    `xml:"availabilityZone"`
+	AZID    string    `xml:"availabilityZoneId"`
+	CIDR    string    `xml:"cidrBlock"`
+	State   string    `xml:"state"`
+	ID      string    `xml:"subnetId"`
+	VPCID   string    `xml:"vpcId"`
+	OwnerID string    `xml:"ownerId"`
+	Tags    []tagItem `xml:"tagSet>item"`
+}
+
+type networkInterface struct {
+	AZ               string    `xml:"availabilityZone"`
+	Description      string    `xml:"description"`
+	InterfaceType    string    `xml:"interfaceType"`
+	ID               string    `xml:"networkInterfaceId"`
+	OwnerID          string    `xml:"ownerId"`
+	PrivateIP        string    `xml:"privateIpAddress,omitempty"`
+	IPv6             []string  `xml:"ipv6AddressesSet>item>ipv6Address"`
+	RequesterID      string    `xml:"requesterId"`
+	RequesterManaged bool      `xml:"requesterManaged"`
+	Status           string    `xml:"status"`
+	SubnetID         string    `xml:"subnetId"`
+	VPCID            string    `xml:"vpcId"`
+	Tags             []tagItem `xml:"tagSet>item"`
 }
 
 type availabilityZone struct {
@@ -173,6 +207,7 @@ func (h *Handler) endpointOut(m *ctl.State, e ctl.EndpointState) vpcEndpoint {
 	if !e.Created.IsZero() {
 		out.Created = e.Created.UTC().Format(time.RFC3339Nano)
 	}
+	out.Tags = tagsOf(m, e.ID)
 	for _, eni := range e.ENIs {
 		out.SubnetIDs = append(out.SubnetIDs, eni.SubnetID)
 		out.NetworkInterfaceIDs = append(out.NetworkInterfaceIDs, eni.ID)
@@ -194,7 +229,7 @@ func (h *Handler) serviceConfig(m *ctl.State, s ctl.ServiceState) serviceConfigu
 	out := serviceConfiguration{
 		ServiceType: []serviceType{{"Interface"}}, ID: s.ID, Name: s.ServiceName, State: s.State,
 		AZs: m.ServiceAZs(&s), AcceptanceRequired: s.AcceptanceRequired, IPAddressTypes: s.SupportedIPAddressTypes,
-		BaseDNSNames: []string{s.ID + "." + m.Region + ".vpce.amazonaws.com"},
+		BaseDNSNames: []string{s.ID + "." + m.Region + ".vpce.amazonaws.com"}, Tags: tagsOf(m, s.ID),
 	}
 	for _, lb := range s.LoadBalancers {
 		out.NLBArns = append(out.NLBArns, arnOf(m, s.OwnerID, lb))
@@ -364,7 +399,7 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 				return err
 			}
 			e.ClientToken, id = token, e.ID
-			return nil
+			return tagOnCreate(s, caller, q, "vpc-endpoint", e.ID)
 		})
 		if err != nil {
 			return nil, err
@@ -422,7 +457,7 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 				continue
 			}
 			if match(f, map[string][]string{"vpc-id": {v.ID}, "owner-id": {v.OwnerID}, "cidr": {v.CIDR}, "state": {"available"}}) {
-				out = append(out, vpc{ID: v.ID, CIDR: v.CIDR, State: "available", OwnerID: v.OwnerID})
+				out = append(out, vpc{ID: v.ID, CIDR: v.CIDR, State: "available", OwnerID: v.OwnerID, Tags: tagsOf(m, v.ID)})
 			}
 		}
 		for _, id := range ids {
@@ -446,7 +481,7 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 			}
 			for _, sn := range v.Subnets {
 				if match(f, map[string][]string{"vpc-id": {v.ID}, "subnet-id": {sn.ID}, "availability-zone-id": {sn.AZ}, "availability-zone": {sn.AZ}}) {
-					out = append(out, subnet{AZ: sn.AZ, AZID: sn.AZ, CIDR: sn.CIDR, State: "available", ID: sn.ID, VPCID: v.ID, OwnerID: v.OwnerID})
+					out = append(out, subnet{AZ: sn.AZ, AZID: sn.AZ, CIDR: sn.CIDR, State: "available", ID: sn.ID, VPCID: v.ID, OwnerID: v.OwnerID, Tags: tagsOf(m, sn.ID)})
 				}
 			}
 		}
@@ -472,9 +507,12 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 		var out vpc
 		_, err := h.b.Change(func(s *ctl.State) error {
 			v, err := s.CreateVPC(caller, q.str("CidrBlock"))
-			if err == nil {
-				out = vpc{ID: v.ID, CIDR: v.CIDR, State: "available", OwnerID: v.OwnerID}
+			if err != nil {
+				return err
 			}
+			out = vpc{ID: v.ID, CIDR: v.CIDR, State: "available", OwnerID: v.OwnerID}
+			err = tagOnCreate(s, caller, q, "vpc", v.ID)
+			out.Tags = tagsOf(s, v.ID)
 			return err
 		})
 		return struct {
@@ -495,9 +533,12 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 		var out subnet
 		_, err := h.b.Change(func(s *ctl.State) error {
 			sn, err := s.CreateSubnet(caller, q.str("VpcId"), q.str("CidrBlock"), az)
-			if err == nil {
-				out = subnet{AZ: sn.AZ, AZID: sn.AZ, CIDR: sn.CIDR, State: "available", ID: sn.ID, VPCID: q.str("VpcId"), OwnerID: caller}
+			if err != nil {
+				return err
 			}
+			out = subnet{AZ: sn.AZ, AZID: sn.AZ, CIDR: sn.CIDR, State: "available", ID: sn.ID, VPCID: q.str("VpcId"), OwnerID: caller}
+			err = tagOnCreate(s, caller, q, "subnet", out.ID)
+			out.Tags = tagsOf(s, out.ID)
 			return err
 		})
 		return struct {
@@ -517,10 +558,11 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 		var id string
 		_, err := h.b.Change(func(s *ctl.State) error {
 			svc, err := s.CreateService(caller, arnIDs(q.list("NetworkLoadBalancerArn")), q.str("AcceptanceRequired") == "true")
-			if err == nil {
-				id = svc.ID
+			if err != nil {
+				return err
 			}
-			return err
+			id = svc.ID
+			return tagOnCreate(s, caller, q, "vpc-endpoint-service", id)
 		})
 		if err != nil {
 			return nil, err
@@ -597,12 +639,122 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 		}
 		return h.batch(ids, func(s *ctl.State, id string) error { return s.DeleteNotification(caller, id) })
 
+	case "CreateTags":
+		tags := q.tags("Tag")
+		_, err := h.b.Change(func(s *ctl.State) error { return s.TagResources(caller, q.list("ResourceId"), tags) })
+		return struct {
+			Return bool `xml:"return"`
+		}{true}, err
+
+	case "DeleteTags":
+		var tags []ctl.Tag
+		var withValue []bool
+		for _, t := range q.structs("Tag", "Key", "Value") {
+			tags = append(tags, ctl.Tag{Key: t["Key"], Value: t["Value"]})
+			_, has := t["Value"]
+			withValue = append(withValue, has)
+		}
+		_, err := h.b.Change(func(s *ctl.State) error { return s.UntagResources(caller, q.list("ResourceId"), tags, withValue) })
+		return struct {
+			Return bool `xml:"return"`
+		}{true}, err
+
+	case "DescribeTags":
+		f := q.filters()
+		if err := unknownFilters(f, "resource-id", "resource-type", "key", "value"); err != nil {
+			return nil, err
+		}
+		type tagDescription struct {
+			Key  string `xml:"key"`
+			ID   string `xml:"resourceId"`
+			Type string `xml:"resourceType"`
+			Val  string `xml:"value"`
+		}
+		var out []tagDescription
+		ids := make([]string, 0, len(m.Tags))
+		for id := range m.Tags {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			if o, ok := ownerOf(m, id); !ok || o != caller {
+				continue
+			}
+			for _, t := range m.Tags[id] {
+				if match(f, map[string][]string{"resource-id": {id}, "resource-type": {ctl.ResourceType(id)}, "key": {t.Key}, "value": {t.Value}}) {
+					out = append(out, tagDescription{t.Key, id, ctl.ResourceType(id), t.Value})
+				}
+			}
+		}
+		return struct {
+			Set []tagDescription `xml:"tagSet>item"`
+		}{out}, nil
+
+	case "DescribeNetworkInterfaces":
+		f := q.filters()
+		if err := unknownFilters(f, "network-interface-id", "vpc-id", "subnet-id", "availability-zone", "interface-type", "requester-managed", "description"); err != nil {
+			return nil, err
+		}
+		ids := q.list("NetworkInterfaceId")
+		var out []networkInterface
+		for _, e := range m.Endpoints {
+			if e.OwnerID != caller {
+				continue
+			}
+			for _, eni := range e.ENIs {
+				if len(ids) > 0 && !slices.Contains(ids, eni.ID) {
+					continue
+				}
+				ni := networkInterface{AZ: eni.AZ, Description: "VPC Endpoint Interface " + e.ID, InterfaceType: "vpc_endpoint", ID: eni.ID,
+					OwnerID: e.OwnerID, PrivateIP: eni.IP, RequesterID: "727180483921", RequesterManaged: true, Status: "in-use",
+					SubnetID: eni.SubnetID, VPCID: e.VPCID}
+				if eni.IPv6 != "" {
+					ni.IPv6 = []string{eni.IPv6}
+				}
+				if match(f, map[string][]string{"network-interface-id": {eni.ID}, "vpc-id": {e.VPCID}, "subnet-id": {eni.SubnetID}, "availability-zone": {eni.AZ},
+					"interface-type": {"vpc_endpoint"}, "requester-managed": {"true"}, "description": {ni.Description}}) {
+					out = append(out, ni)
+				}
+			}
+		}
+		for _, id := range ids {
+			if !slices.ContainsFunc(out, func(n networkInterface) bool { return n.ID == id }) {
+				return nil, &apiError{400, "InvalidNetworkInterfaceID.NotFound", fmt.Sprintf("The networkInterface ID '%s' does not exist", id)}
+			}
+		}
+		return struct {
+			Set []networkInterface `xml:"networkInterfaceSet>item"`
+		}{out}, nil
+
 	case "":
 		return nil, &apiError{400, "MissingAction", "The request must contain the parameter Action"}
 	default:
 		return nil, &apiError{400, "InvalidAction", fmt.Sprintf("The action %s is not valid for this web service (pvlink serves the PrivateLink actions of EC2)", action)}
 	}
 }
+
+// tagOnCreate applies a create call's TagSpecification for its resource
+// type to the resource it made.
+func tagOnCreate(s *ctl.State, caller string, q query, resourceType, id string) error {
+	for i := 1; ; i++ {
+		prefix := "TagSpecification." + strconv.Itoa(i)
+		typ := q.str(prefix + ".ResourceType")
+		if typ == "" {
+			return nil
+		}
+		if typ != resourceType {
+			return &apiError{400, "InvalidParameterValue", fmt.Sprintf("TagSpecification.%d.ResourceType %q: this call makes a %s", i, typ, resourceType)}
+		}
+		if tags := q.tags(prefix + ".Tag"); len(tags) > 0 {
+			if err := s.TagResources(caller, []string{id}, tags); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// ownerOf is the account that owns a tagged resource.
+func ownerOf(m *ctl.State, id string) (string, bool) { return m.Owner(id) }
 
 // principalType is how AWS types an allowed principal.
 func principalType(p string) string {
@@ -676,6 +828,8 @@ func ec2Code(err error) (string, int) {
 			return "InvalidServiceName", 400
 		case "ConnectionNotification":
 			return "InvalidConnectionNotification", 400
+		case "ID":
+			return "InvalidID", 400
 		case "LoadBalancer":
 			return "InvalidParameterValue", 400 // an NLB ARN EC2 does not know
 		default:

@@ -382,6 +382,72 @@ func (h *Handler) elbv2(caller string, q query) (any, error) {
 		_, err := h.b.Change(func(s *ctl.State) error { return s.DeleteListener(caller, arnIDs([]string{q.str("ListenerArn")})[0]) })
 		return struct{}{}, err
 
+	case "DescribeTargetGroupAttributes", "ModifyTargetGroupAttributes":
+		id := arnIDs([]string{q.str("TargetGroupArn")})[0]
+		if action == "ModifyTargetGroupAttributes" {
+			attrs := map[string]string{}
+			for _, a := range q.structs("Attributes.member", "Key", "Value") {
+				attrs[a["Key"]] = a["Value"]
+			}
+			if _, err := h.b.Change(func(s *ctl.State) error { return s.SetTargetGroupAttributes(caller, id, attrs) }); err != nil {
+				return nil, err
+			}
+			m = &modelView{h.b.Model()}
+		}
+		tg, ok := m.TargetGroupByID(caller, id)
+		if !ok {
+			return nil, &apiError{400, "TargetGroupNotFound", fmt.Sprintf("Target group '%s' not found", q.str("TargetGroupArn"))}
+		}
+		type attr struct {
+			Key   string `xml:"Key"`
+			Value string `xml:"Value"`
+		}
+		var out []attr
+		attrs := tg.Attributes()
+		for _, k := range ctl.TargetGroupAttributes {
+			out = append(out, attr{k, attrs[k]})
+		}
+		return struct {
+			Attrs []attr `xml:"Attributes>member"`
+		}{out}, nil
+
+	case "ModifyTargetGroup":
+		id := arnIDs([]string{q.str("TargetGroupArn")})[0]
+		_, err := h.b.Change(func(s *ctl.State) error {
+			return s.ModifyTargetGroupHealthCheck(caller, id, func(hc *snapshot.HealthCheck) error {
+				if v := q.str("HealthCheckEnabled"); v != "" {
+					hc.Disabled = v == "false"
+				}
+				for name, d := range map[string]*snapshot.Duration{"HealthCheckIntervalSeconds": &hc.Interval, "HealthCheckTimeoutSeconds": &hc.Timeout} {
+					if v := q.str(name); v != "" {
+						n, err := strconv.Atoi(v)
+						if err != nil || n < 2 || n > 300 {
+							return &apiError{400, "ValidationError", fmt.Sprintf("%s %q: use 2 to 300 seconds", name, v)}
+						}
+						*d = snapshot.Duration(time.Duration(n) * time.Second)
+					}
+				}
+				for name, n := range map[string]*int{"HealthyThresholdCount": &hc.HealthyThreshold, "UnhealthyThresholdCount": &hc.UnhealthyThreshold} {
+					if v := q.str(name); v != "" {
+						c, err := strconv.Atoi(v)
+						if err != nil || c < 2 || c > 10 {
+							return &apiError{400, "ValidationError", fmt.Sprintf("%s %q: use 2 to 10", name, v)}
+						}
+						*n = c
+					}
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			return nil, err
+		}
+		m = &modelView{h.b.Model()}
+		tg, _ := m.TargetGroupByID(caller, id)
+		return struct {
+			TGs []targetGroup `xml:"TargetGroups>member"`
+		}{[]targetGroup{m.tgOut(*tg)}}, nil
+
 	case "":
 		return nil, &apiError{400, "MissingAction", "The request must contain the parameter Action"}
 	default:

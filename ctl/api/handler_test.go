@@ -139,3 +139,64 @@ func TestThe51stInterfaceEndpointOfAVPCIsRefusedWithAWSsQuotaError(t *testing.T)
 		t.Fatalf("%d endpoints in the model, want 50", n)
 	}
 }
+
+func TestTagsOnCreateByCallAndInDescribes(t *testing.T) {
+	b, srv := demoBackend(t)
+	consumer, provider := account(b, "consumer"), account(b, "provider")
+	vpc, subnet, svc := b.m.VPCs[1].ID, b.m.VPCs[1].Subnets[0].ID, b.m.Services[0].ServiceName
+	status, out := call(t, srv.URL, consumer, "ec2", "Action=CreateVpcEndpoint&Version=2016-11-15&VpcId="+vpc+"&ServiceName="+svc+"&SubnetId.1="+subnet+
+		"&TagSpecification.1.ResourceType=vpc-endpoint&TagSpecification.1.Tag.1.Key=team&TagSpecification.1.Tag.1.Value=payments", time.Now())
+	if status != 200 || !strings.Contains(out, "<tagSet><item><key>team</key><value>payments</value></item></tagSet>") {
+		t.Fatalf("create with a tag: %d %s", status, out)
+	}
+	id := out[strings.Index(out, "<vpcEndpointId>")+len("<vpcEndpointId>"):]
+	id = id[:strings.Index(id, "<")]
+	if status, out := call(t, srv.URL, consumer, "ec2", "Action=CreateTags&Version=2016-11-15&ResourceId.1="+id+"&Tag.1.Key=env&Tag.1.Value=test", time.Now()); status != 200 {
+		t.Fatalf("CreateTags: %d %s", status, out)
+	}
+	// The provider may not tag the consumer's endpoint.
+	if status, out := call(t, srv.URL, provider, "ec2", "Action=CreateTags&Version=2016-11-15&ResourceId.1="+id+"&Tag.1.Key=x&Tag.1.Value=y", time.Now()); status != 400 || !strings.Contains(out, "<Code>InvalidID</Code>") {
+		t.Fatalf("CreateTags on another account's endpoint: %d %s", status, out)
+	}
+	status, out = call(t, srv.URL, consumer, "ec2", "Action=DescribeTags&Version=2016-11-15&Filter.1.Name=resource-id&Filter.1.Value.1="+id, time.Now())
+	if status != 200 || strings.Count(out, "<resourceType>vpc-endpoint</resourceType>") != 2 || !strings.Contains(out, "<key>env</key>") {
+		t.Fatalf("DescribeTags: %d %s", status, out)
+	}
+	if status, out := call(t, srv.URL, consumer, "ec2", "Action=DeleteTags&Version=2016-11-15&ResourceId.1="+id+"&Tag.1.Key=team", time.Now()); status != 200 {
+		t.Fatalf("DeleteTags: %d %s", status, out)
+	}
+	status, out = call(t, srv.URL, consumer, "ec2", "Action=DescribeVpcEndpoints&Version=2016-11-15&VpcEndpointId.1="+id, time.Now())
+	if status != 200 || strings.Contains(out, "<key>team</key>") || !strings.Contains(out, "<key>env</key>") {
+		t.Fatalf("after DeleteTags: %d %s", status, out)
+	}
+	// Its ENI, as DescribeNetworkInterfaces shows it.
+	status, out = call(t, srv.URL, consumer, "ec2", "Action=DescribeNetworkInterfaces&Version=2016-11-15&Filter.1.Name=vpc-id&Filter.1.Value.1="+vpc, time.Now())
+	if status != 200 || strings.Count(out, "<interfaceType>vpc_endpoint</interfaceType>") != 3 || !strings.Contains(out, "VPC Endpoint Interface "+id) {
+		t.Fatalf("DescribeNetworkInterfaces: %d %s", status, out)
+	}
+}
+
+func TestTargetGroupAttributesAreSetAndCheckedAsELBv2Does(t *testing.T) {
+	b, srv := demoBackend(t)
+	provider := account(b, "provider")
+	arn := "arn:aws:elasticloadbalancing:us-east-1:111122223333:targetgroup/web/" + b.m.TargetGroups[0].ID
+	modify := func(key, value string) (int, string) {
+		return call(t, srv.URL, provider, "elasticloadbalancing", "Action=ModifyTargetGroupAttributes&Version=2015-12-01&TargetGroupArn="+arn+
+			"&Attributes.member.1.Key="+key+"&Attributes.member.1.Value="+value, time.Now())
+	}
+	if status, out := modify("deregistration_delay.timeout_seconds", "20"); status != 200 || !strings.Contains(out, "<Key>deregistration_delay.timeout_seconds</Key><Value>20</Value>") {
+		t.Fatalf("set the deregistration delay: %d %s", status, out)
+	}
+	if got := b.m.TargetGroups[0].DeregistrationDelay; got != "20s" {
+		t.Fatalf("the model's deregistration delay is %q", got)
+	}
+	for _, bad := range [][2]string{{"proxy_protocol_v2.enabled", "yes"}, {"stickiness.enabled", "true"}, {"tcp.idle_timeout.seconds", "10"}, {"load_balancing.cross_zone.enabled", "true"}} {
+		if status, out := modify(bad[0], bad[1]); status != 400 || !strings.Contains(out, "<Code>ValidationError</Code>") {
+			t.Errorf("%s=%s: %d %s, want ValidationError", bad[0], bad[1], status, out)
+		}
+	}
+	status, out := call(t, srv.URL, provider, "elasticloadbalancing", "Action=DescribeTargetGroupAttributes&Version=2015-12-01&TargetGroupArn="+arn, time.Now())
+	if status != 200 || !strings.Contains(out, "<Key>proxy_protocol_v2.enabled</Key><Value>true</Value>") || !strings.Contains(out, "<DescribeTargetGroupAttributesResult>") {
+		t.Fatalf("describe: %d %s", status, out)
+	}
+}

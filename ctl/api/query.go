@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"pvlink.dev/pvlink/ctl"
 )
 
 // query is a Query API request's parameters.
@@ -61,6 +63,15 @@ func (q query) structs(prefix string, fields ...string) []map[string]string {
 		}
 		out = append(out, m)
 	}
+}
+
+// tags reads Prefix.N.Key / Prefix.N.Value.
+func (q query) tags(prefix string) []ctl.Tag {
+	var out []ctl.Tag
+	for _, t := range q.structs(prefix, "Key", "Value") {
+		out = append(out, ctl.Tag{Key: t["Key"], Value: t["Value"]})
+	}
+	return out
 }
 
 // match reports whether a resource passes the filters: for every filter
