@@ -163,10 +163,11 @@ func (s *State) ModifyPermissions(caller, serviceID string, add, remove []string
 
 // EndpointRequest is what CreateVpcEndpoint asks for.
 type EndpointRequest struct {
-	VPCID         string
-	ServiceName   string
-	SubnetIDs     []string
-	IPAddressType string // ipv4 (default), ipv6, dualstack
+	VPCID          string
+	SecurityGroups []string
+	ServiceName    string
+	SubnetIDs      []string
+	IPAddressType  string // ipv4 (default), ipv6, dualstack
 	// Addresses chosen per subnet (SubnetConfigurations), by subnet id.
 	IPv4, IPv6 map[string]string
 }
@@ -257,6 +258,9 @@ func (s *State) CreateEndpoint(caller string, req EndpointRequest) (*EndpointSta
 			}
 		}
 		e.ENIs = append(e.ENIs, eni)
+	}
+	if err := s.SetEndpointGroups(caller, &e, req.SecurityGroups, nil); err != nil {
+		return nil, err
 	}
 	s.Endpoints = append(s.Endpoints, e)
 	return &s.Endpoints[len(s.Endpoints)-1], nil

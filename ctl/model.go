@@ -261,6 +261,11 @@ func (next *State) keepAPIResources(old *State) {
 			next.VPCs = append(next.VPCs, v)
 		}
 	}
+	for _, g := range old.SecurityGroups {
+		if g.Origin == "api" && vpcByName(g.VPC) {
+			next.SecurityGroups = append(next.SecurityGroups, g)
+		}
+	}
 	for _, tg := range old.TargetGroups {
 		if tg.Origin == "api" && vpcByName(tg.VPC) {
 			next.TargetGroups = append(next.TargetGroups, tg)
@@ -409,6 +414,23 @@ func (next *State) carryIDs(old *State) map[string]bool {
 		for _, ot := range old.Targets {
 			if ot.TargetGroup == t.TargetGroup && ot.IP == t.IP && ot.Port == t.Port {
 				t.DeregisteredAt = ot.DeregisteredAt
+			}
+		}
+	}
+	// Security groups keep their ids by name; endpoints follow.
+	sgIDs := map[string]string{} // planned -> carried
+	for i := range next.SecurityGroups {
+		g := &next.SecurityGroups[i]
+		for _, og := range old.SecurityGroups {
+			if og.Name == g.Name && og.VPC == g.VPC && og.Origin == "" {
+				sgIDs[g.ID], g.ID = og.ID, og.ID
+			}
+		}
+	}
+	for i := range next.Endpoints {
+		for j, id := range next.Endpoints[i].SecurityGroups {
+			if c, ok := sgIDs[id]; ok {
+				next.Endpoints[i].SecurityGroups[j] = c
 			}
 		}
 	}

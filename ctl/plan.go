@@ -82,6 +82,12 @@ func Plan(t *Topology) *State {
 		}
 		s.LoadBalancers = append(s.LoadBalancers, ls)
 	}
+	sgID := map[string]string{}
+	for _, sg := range t.SecurityGroups {
+		g := SecurityGroupState{ID: newID("sg-"), Name: sg.Name, VPC: sg.VPC, OwnerID: vpcOwner[sg.VPC], Ingress: sgRules(sg.Ingress)}
+		sgID[sg.Name] = g.ID
+		s.SecurityGroups = append(s.SecurityGroups, g)
+	}
 	svcByName := map[string]ServiceState{}
 	for _, svc := range t.Services {
 		id := newID("vpce-svc-")
@@ -104,7 +110,7 @@ func Plan(t *Topology) *State {
 			ID: newID("vpce-"), Name: e.Name, OwnerID: vpcOwner[e.VPC], Principal: e.Principal,
 			Service: svc.ServiceName, ServiceID: svc.ID,
 			VPC: e.VPC, VPCID: vpcID[e.VPC], State: state, IPAddressType: e.IPAddressType,
-			SecurityGroups: e.SecurityGroups, Ingress: ingressRules(t, e.SecurityGroups),
+			SecurityGroups: mapNames(e.SecurityGroups, sgID),
 		}
 		ports := map[int]bool{}
 		for _, lb := range svc.LoadBalancers {
@@ -131,29 +137,43 @@ func Plan(t *Topology) *State {
 	return s
 }
 
-// ingressRules flattens the rules of the named security groups. Rules for
-// protocols that never reach an endpoint (UDP, ICMP) are left out.
-func ingressRules(t *Topology, names []string) []snapshot.SGRule {
+// sgRules turns a group's rules into the forwarder's. Rules for protocols
+// that never reach an endpoint (UDP, ICMP) are left out.
+func sgRules(rules []SGRule) []snapshot.SGRule {
 	var out []snapshot.SGRule
-	for _, sg := range t.SecurityGroups {
-		if !slices.Contains(names, sg.Name) {
+	for _, r := range rules {
+		var proto uint8
+		switch r.IPProtocol {
+		case "tcp":
+			proto = 6
+		case "-1":
+			proto = 0
+		default:
 			continue
 		}
-		for _, r := range sg.Ingress {
-			var proto uint8
-			switch r.IPProtocol {
-			case "tcp":
-				proto = 6
-			case "-1":
-				proto = 0
-			default:
-				continue
-			}
-			cidr := r.CIDRIPv4
-			if cidr == "" {
-				cidr = r.CIDRIPv6
-			}
-			out = append(out, snapshot.SGRule{Proto: proto, FromPort: uint16(r.FromPort), ToPort: uint16(r.ToPort), Source: netip.MustParsePrefix(cidr).Masked()})
+		cidr := r.CIDRIPv4
+		if cidr == "" {
+			cidr = r.CIDRIPv6
+		}
+		out = append(out, snapshot.SGRule{Proto: proto, FromPort: uint16(r.FromPort), ToPort: uint16(r.ToPort), Source: netip.MustParsePrefix(cidr).Masked()})
+	}
+	return out
+}
+
+func mapNames(names []string, ids map[string]string) []string {
+	var out []string
+	for _, n := range names {
+		out = append(out, ids[n])
+	}
+	return out
+}
+
+// ingressOf flattens the rules of an endpoint's security groups.
+func (s *State) ingressOf(e EndpointState) []snapshot.SGRule {
+	var out []snapshot.SGRule
+	for _, g := range s.SecurityGroups {
+		if slices.Contains(e.SecurityGroups, g.ID) {
+			out = append(out, g.Ingress...)
 		}
 	}
 	return out
@@ -230,7 +250,7 @@ func (s *State) ForwarderConfig(az string) *snapshot.Config {
 				ID: eni.ID, Tun: eni.Tun, Netns: eni.Netns, IPv4: optAddr(eni.IP), IPv6: optAddr(eni.IPv6),
 				EndpointID: e.ID, ServiceID: e.ServiceID, ServiceName: e.Service,
 				VPCID: e.VPCID, SubnetID: eni.SubnetID, State: e.State,
-				SecurityGroups: e.SecurityGroups, Ingress: e.Ingress,
+				SecurityGroups: e.SecurityGroups, Ingress: s.ingressOf(e),
 			}
 			ports := map[int]bool{}
 			for _, name := range svc.LoadBalancers {

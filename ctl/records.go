@@ -25,6 +25,7 @@ const (
 	prefixTopic  = "topic/"
 	prefixNotify = "notification/"
 	prefixTags   = "tags/"
+	prefixSG     = "sg/"
 	// prefixHost holds what the realizer made on the host (not the model):
 	// written before it is made, so nothing it creates is ever unrecorded.
 	keyHostNamespaces = "host/namespaces"
@@ -74,6 +75,9 @@ func (s *State) records() (map[string]any, error) {
 	for i, t := range s.Targets {
 		errs = append(errs, add(prefixTarget+order(i)+t.TargetGroup+"/"+t.IP+":"+strconv.Itoa(t.Port), t))
 	}
+	for i, g := range s.SecurityGroups {
+		errs = append(errs, add(prefixSG+order(i)+g.ID, g))
+	}
 	for i, t := range s.Topics {
 		errs = append(errs, add(prefixTopic+order(i)+t.ARN, t))
 	}
@@ -105,7 +109,7 @@ func saveModel(tx store.Tx, s *State) error {
 		return err
 	}
 	var stale []string
-	for _, prefix := range []string{prefixVPC, prefixLB, prefixTG, prefixSvc, prefixEP, prefixTarget, prefixTopic, prefixNotify, prefixTags} {
+	for _, prefix := range []string{prefixVPC, prefixLB, prefixTG, prefixSvc, prefixEP, prefixTarget, prefixTopic, prefixNotify, prefixTags, prefixSG} {
 		tx.List(prefix, func(k string, _ []byte) error {
 			if _, ok := recs[k]; !ok {
 				stale = append(stale, k)
@@ -162,6 +166,7 @@ func loadModel(tx store.ReadTx) (*State, bool, error) {
 		each(prefixSvc, func(b []byte) error { return appendJSON(b, &s.Services) }),
 		each(prefixEP, func(b []byte) error { return appendJSON(b, &s.Endpoints) }),
 		each(prefixTarget, func(b []byte) error { return appendJSON(b, &s.Targets) }),
+		each(prefixSG, func(b []byte) error { return appendJSON(b, &s.SecurityGroups) }),
 		each(prefixTopic, func(b []byte) error { return appendJSON(b, &s.Topics) }),
 		each(prefixNotify, func(b []byte) error { return appendJSON(b, &s.Notifications) }),
 		tx.List(prefixTags, func(k string, v []byte) error {

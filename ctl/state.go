@@ -39,15 +39,16 @@ type State struct {
 	// API is the AWS-compatible API's throttle.
 	API APISettings `json:"api"`
 
-	Accounts      []Account           `json:"accounts"`
-	VPCs          []VPCState          `json:"vpcs"`
-	LoadBalancers []LBState           `json:"load_balancers"`
-	TargetGroups  []TargetGroupState  `json:"target_groups"`
-	Services      []ServiceState      `json:"services"`
-	Endpoints     []EndpointState     `json:"endpoints"`
-	Targets       []TargetState       `json:"targets"`
-	Topics        []TopicState        `json:"topics,omitempty"`
-	Notifications []NotificationState `json:"notifications,omitempty"`
+	Accounts       []Account            `json:"accounts"`
+	VPCs           []VPCState           `json:"vpcs"`
+	LoadBalancers  []LBState            `json:"load_balancers"`
+	TargetGroups   []TargetGroupState   `json:"target_groups"`
+	Services       []ServiceState       `json:"services"`
+	Endpoints      []EndpointState      `json:"endpoints"`
+	Targets        []TargetState        `json:"targets"`
+	SecurityGroups []SecurityGroupState `json:"security_groups,omitempty"`
+	Topics         []TopicState         `json:"topics,omitempty"`
+	Notifications  []NotificationState  `json:"notifications,omitempty"`
 	// Tags by resource id.
 	Tags map[string][]Tag `json:"tags,omitempty"`
 }
@@ -151,9 +152,9 @@ type EndpointState struct {
 	IPAddressType string     `json:"ip_address_type"`
 	Ports         []int      `json:"ports"`
 	ENIs          []ENIState `json:"enis"`
-	// SecurityGroups and their rules as the ENIs enforce them.
-	SecurityGroups []string          `json:"security_groups,omitempty"`
-	Ingress        []snapshot.SGRule `json:"ingress,omitempty"`
+	// SecurityGroups are the ids of the groups whose ingress rules the
+	// ENIs enforce (none: everything may reach them).
+	SecurityGroups []string `json:"security_groups,omitempty"`
 }
 
 // ENIState is an endpoint network interface: a TUN in the consumer netns.
@@ -235,3 +236,15 @@ func prefixContains(cidr, ip string) bool {
 }
 
 func parseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }
+
+// SecurityGroupState is a security group of a VPC: the ingress rules of the
+// endpoints that name it.
+type SecurityGroupState struct {
+	Origin      string            `json:"origin,omitempty"`
+	ID          string            `json:"id"`
+	Name        string            `json:"name"`
+	Description string            `json:"description,omitempty"`
+	VPC         string            `json:"vpc"`
+	OwnerID     string            `json:"owner_id"`
+	Ingress     []snapshot.SGRule `json:"ingress"`
+}

@@ -685,3 +685,53 @@ func TestConnectionNotificationsArriveAlsoAfterTheSubscriberWasDown(t *testing.T
 		}
 	}
 }
+
+func TestASecurityGroupMadeWithTheAPIIsEnforcedByTheENIs(t *testing.T) {
+	f := fabrictest.Up(t, demoTopology(t))
+	consumer := awsAs(t, f, "consumer")
+	e := f.Status.Endpoints[0]
+	reach := func(eni ctl.ENIState) bool {
+		c := &peer.Client{Addr: net.JoinHostPort(eni.IP, "80"), Timeout: 700 * time.Millisecond, Dial: fabrictest.DialFrom(eni.Netns)}
+		_, err := c.Run(context.Background())
+		return err == nil
+	}
+	if !reach(e.ENIs[0]) || !reach(e.ENIs[1]) {
+		t.Fatal("the endpoint does not carry traffic before any security group")
+	}
+	var sg struct{ GroupId string }
+	consumer.do(&sg, "create-security-group", "--vpc-id", e.VPCID, "--group-name", "app", "--description", "clients of the web service")
+	// Only the az2 subnet's host (198.18.2.4) may connect, on port 80.
+	consumer.do(nil, "authorize-security-group-ingress", "--group-id", sg.GroupId, "--protocol", "tcp", "--port", "80", "--cidr", "198.18.2.0/24")
+	consumer.refused("InvalidPermission.Duplicate", "authorize-security-group-ingress", "--group-id", sg.GroupId, "--protocol", "tcp", "--port", "80", "--cidr", "198.18.2.0/24")
+	consumer.do(nil, "modify-vpc-endpoint", "--vpc-endpoint-id", e.ID, "--add-security-group-ids", sg.GroupId)
+	waitUntil(t, 3*time.Second, "az1's ENI closed to 198.18.1.4", func() bool { return !reach(e.ENIs[0]) })
+	if !reach(e.ENIs[1]) {
+		t.Fatal("the allowed source was refused")
+	}
+	if n := dropsFor(t, f, e.ENIs[0], "security_group"); n == 0 {
+		t.Fatal("no security_group drops counted")
+	}
+	consumer.refused("DependencyViolation", "delete-security-group", "--group-id", sg.GroupId)
+	var described struct {
+		SecurityGroups []struct {
+			GroupId       string
+			IpPermissions []struct {
+				IpProtocol       string
+				FromPort, ToPort int
+				IpRanges         []struct{ CidrIp string }
+			}
+		}
+	}
+	consumer.do(&described, "describe-security-groups", "--group-ids", sg.GroupId)
+	if p := described.SecurityGroups[0].IpPermissions; len(p) != 1 || p[0].FromPort != 80 || p[0].IpRanges[0].CidrIp != "198.18.2.0/24" {
+		t.Fatalf("describe-security-groups: %+v", described)
+	}
+	// Opening az1's subnet too, then taking the group off the endpoint.
+	consumer.do(nil, "authorize-security-group-ingress", "--group-id", sg.GroupId, "--protocol", "tcp", "--port", "80", "--cidr", "198.18.1.0/24")
+	waitUntil(t, 3*time.Second, "az1's ENI open to its subnet", func() bool { return reach(e.ENIs[0]) })
+	consumer.do(nil, "revoke-security-group-ingress", "--group-id", sg.GroupId, "--protocol", "tcp", "--port", "80", "--cidr", "198.18.1.0/24")
+	waitUntil(t, 3*time.Second, "az1's ENI closed again", func() bool { return !reach(e.ENIs[0]) })
+	consumer.do(nil, "modify-vpc-endpoint", "--vpc-endpoint-id", e.ID, "--remove-security-group-ids", sg.GroupId)
+	consumer.do(nil, "delete-security-group", "--group-id", sg.GroupId)
+	waitUntil(t, 3*time.Second, "both ENIs open without a group", func() bool { return reach(e.ENIs[0]) && reach(e.ENIs[1]) })
+}

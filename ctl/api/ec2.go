@@ -108,6 +108,48 @@ type allowedPrincipal struct {
 	ServiceID string `xml:"serviceId"`
 }
 
+type ipRange struct {
+	CIDR string `xml:"cidrIp"`
+}
+
+type ipv6Range struct {
+	CIDR string `xml:"cidrIpv6"`
+}
+
+type ipPermission struct {
+	Protocol string      `xml:"ipProtocol"`
+	From     int         `xml:"fromPort"`
+	To       int         `xml:"toPort"`
+	V4       []ipRange   `xml:"ipRanges>item"`
+	V6       []ipv6Range `xml:"ipv6Ranges>item"`
+}
+
+type securityGroup struct {
+	OwnerID     string         `xml:"ownerId"`
+	Name        string         `xml:"groupName"`
+	ID          string         `xml:"groupId"`
+	Description string         `xml:"groupDescription"`
+	VPCID       string         `xml:"vpcId"`
+	Ingress     []ipPermission `xml:"ipPermissions>item"`
+}
+
+func securityGroupOut(g ctl.SecurityGroupState, vpcID string) securityGroup {
+	out := securityGroup{OwnerID: g.OwnerID, Name: g.Name, ID: g.ID, Description: g.Description, VPCID: vpcID}
+	for _, r := range g.Ingress {
+		p := ipPermission{Protocol: "tcp", From: int(r.FromPort), To: int(r.ToPort)}
+		if r.Proto == 0 {
+			p = ipPermission{Protocol: "-1", From: -1, To: -1}
+		}
+		if r.Source.Addr().Is4() {
+			p.V4 = []ipRange{{r.Source.String()}}
+		} else {
+			p.V6 = []ipv6Range{{r.Source.String()}}
+		}
+		out.Ingress = append(out.Ingress, p)
+	}
+	return out
+}
+
 type notification struct {
 	ID         string   `xml:"connectionNotificationId"`
 	ServiceID  string   `xml:"serviceId,omitempty"`
@@ -380,9 +422,7 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 			}
 			req.IPv4[c["SubnetId"]], req.IPv6[c["SubnetId"]] = c["Ipv4"], c["Ipv6"]
 		}
-		if len(q.list("SecurityGroupId")) > 0 {
-			return nil, &apiError{400, "InvalidParameter", "SecurityGroupId: security groups are set in the topology file for now"}
-		}
+		req.SecurityGroups = q.list("SecurityGroupId")
 		token := q.str("ClientToken")
 		var id string
 		_, err := h.b.Change(func(s *ctl.State) error {
@@ -639,6 +679,84 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 		}
 		return h.batch(ids, func(s *ctl.State, id string) error { return s.DeleteNotification(caller, id) })
 
+	case "CreateSecurityGroup":
+		var id string
+		_, err := h.b.Change(func(s *ctl.State) error {
+			g, err := s.CreateSecurityGroup(caller, q.str("VpcId"), q.str("GroupName"), q.str("GroupDescription"))
+			if err != nil {
+				return err
+			}
+			id = g.ID
+			return nil
+		})
+		return struct {
+			ID string `xml:"groupId"`
+		}{id}, err
+
+	case "DeleteSecurityGroup":
+		_, err := h.b.Change(func(s *ctl.State) error { return s.DeleteSecurityGroup(caller, q.str("GroupId")) })
+		return struct {
+			Return bool `xml:"return"`
+		}{true}, err
+
+	case "AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress":
+		perms := q.permissions()
+		_, err := h.b.Change(func(s *ctl.State) error {
+			if action == "AuthorizeSecurityGroupIngress" {
+				return s.AuthorizeIngress(caller, q.str("GroupId"), perms)
+			}
+			return s.RevokeIngress(caller, q.str("GroupId"), perms)
+		})
+		return struct {
+			Return bool `xml:"return"`
+		}{true}, err
+
+	case "DescribeSecurityGroups":
+		f := q.filters()
+		if err := unknownFilters(f, "vpc-id", "group-id", "group-name"); err != nil {
+			return nil, err
+		}
+		ids := q.list("GroupId")
+		var out []securityGroup
+		for _, g := range m.SecurityGroups {
+			if g.OwnerID != caller || len(ids) > 0 && !slices.Contains(ids, g.ID) {
+				continue
+			}
+			vpcID := ""
+			for _, v := range m.VPCs {
+				if v.Name == g.VPC {
+					vpcID = v.ID
+				}
+			}
+			if match(f, map[string][]string{"vpc-id": {vpcID}, "group-id": {g.ID}, "group-name": {g.Name}}) {
+				out = append(out, securityGroupOut(g, vpcID))
+			}
+		}
+		for _, id := range ids {
+			if !slices.ContainsFunc(out, func(g securityGroup) bool { return g.ID == id }) {
+				return nil, &apiError{400, "InvalidGroup.NotFound", fmt.Sprintf("The security group '%s' does not exist", id)}
+			}
+		}
+		return struct {
+			Set []securityGroup `xml:"securityGroupInfo>item"`
+		}{out}, nil
+
+	case "ModifyVpcEndpoint":
+		id := q.str("VpcEndpointId")
+		if len(q.list("AddSubnetId"))+len(q.list("RemoveSubnetId")) > 0 || q.str("IpAddressType") != "" {
+			return nil, &apiError{400, "InvalidParameter", "pvlink changes an endpoint's security groups here; its subnets and IP address type are fixed once it is made"}
+		}
+		_, err := h.b.Change(func(s *ctl.State) error {
+			e, ok := s.EndpointByID(id)
+			if !ok || e.OwnerID != caller {
+				return &ctl.NotFoundError{Kind: "VpcEndpointId", ID: id}
+			}
+			return s.SetEndpointGroups(caller, e, q.list("AddSecurityGroupId"), q.list("RemoveSecurityGroupId"))
+		})
+		return struct {
+			Return bool `xml:"return"`
+		}{true}, err
+
 	case "CreateTags":
 		tags := q.tags("Tag")
 		_, err := h.b.Change(func(s *ctl.State) error { return s.TagResources(caller, q.list("ResourceId"), tags) })
@@ -818,8 +936,13 @@ func ec2Code(err error) (string, int) {
 	case errors.As(err, &de):
 		return "DependencyViolation", 400
 	case errors.As(err, &dup):
-		if dup.Kind == "Subnet" {
+		switch dup.Kind {
+		case "Subnet":
 			return "InvalidSubnet.Conflict", 400
+		case "SecurityGroup":
+			return "InvalidGroup.Duplicate", 400
+		case "Permission":
+			return "InvalidPermission.Duplicate", 400
 		}
 		return "InvalidParameterValue", 400
 	case errors.As(err, &nf):
@@ -830,6 +953,8 @@ func ec2Code(err error) (string, int) {
 			return "InvalidConnectionNotification", 400
 		case "ID":
 			return "InvalidID", 400
+		case "GroupId":
+			return "InvalidGroup.NotFound", 400
 		case "LoadBalancer":
 			return "InvalidParameterValue", 400 // an NLB ARN EC2 does not know
 		default:

@@ -74,6 +74,37 @@ func (q query) tags(prefix string) []ctl.Tag {
 	return out
 }
 
+// permissions reads an ingress call's permissions: IpPermissions.N (with
+// IpRanges.M.CidrIp and Ipv6Ranges.M.CidrIpv6), or the older single form
+// (IpProtocol, FromPort, ToPort, CidrIp).
+func (q query) permissions() []ctl.Permission {
+	var out []ctl.Permission
+	for i := 1; ; i++ {
+		prefix := "IpPermissions." + strconv.Itoa(i) + "."
+		proto := q.str(prefix + "IpProtocol")
+		if proto == "" {
+			break
+		}
+		p := ctl.Permission{Protocol: proto}
+		p.From, _ = strconv.Atoi(q.str(prefix + "FromPort"))
+		p.To, _ = strconv.Atoi(q.str(prefix + "ToPort"))
+		for _, r := range q.structs(prefix+"IpRanges", "CidrIp") {
+			p.CIDRs = append(p.CIDRs, r["CidrIp"])
+		}
+		for _, r := range q.structs(prefix+"Ipv6Ranges", "CidrIpv6") {
+			p.CIDRs = append(p.CIDRs, r["CidrIpv6"])
+		}
+		out = append(out, p)
+	}
+	if proto := q.str("IpProtocol"); proto != "" {
+		p := ctl.Permission{Protocol: proto, CIDRs: []string{q.str("CidrIp")}}
+		p.From, _ = strconv.Atoi(q.str("FromPort"))
+		p.To, _ = strconv.Atoi(q.str("ToPort"))
+		out = append(out, p)
+	}
+	return out
+}
+
 // match reports whether a resource passes the filters: for every filter
 // the resource knows, one of its values is the resource's.
 func match(filters map[string][]string, fields map[string][]string) bool {
