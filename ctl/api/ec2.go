@@ -309,9 +309,11 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 				return nil, &apiError{400, "InvalidVpcEndpointId.NotFound", fmt.Sprintf("The Vpc Endpoint Id '%s' does not exist", id)}
 			}
 		}
+		out, next, err := page(q, out)
 		return struct {
-			Set []vpcEndpoint `xml:"vpcEndpointSet>item"`
-		}{out}, nil
+			Set  []vpcEndpoint `xml:"vpcEndpointSet>item"`
+			Next string        `xml:"nextToken,omitempty"`
+		}{out, next}, err
 
 	case "DescribeVpcEndpointServiceConfigurations":
 		ids := q.list("ServiceId")
@@ -326,9 +328,11 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 				return nil, &apiError{400, "InvalidVpcEndpointServiceId.NotFound", fmt.Sprintf("The Vpc Endpoint Service Id '%s' does not exist", id)}
 			}
 		}
+		out, next, err := page(q, out)
 		return struct {
-			Set []serviceConfiguration `xml:"serviceConfigurationSet>item"`
-		}{out}, nil
+			Set  []serviceConfiguration `xml:"serviceConfigurationSet>item"`
+			Next string                 `xml:"nextToken,omitempty"`
+		}{out, next}, err
 
 	case "DescribeVpcEndpointServices":
 		names := q.list("ServiceName")
@@ -351,10 +355,16 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 				return nil, &apiError{400, "InvalidServiceName", fmt.Sprintf("The Vpc Endpoint Service '%s' does not exist", n)}
 			}
 		}
+		details, next, err := page(q, details)
+		list = nil
+		for _, d := range details {
+			list = append(list, d.Name)
+		}
 		return struct {
 			Names   []string        `xml:"serviceNameSet>item"`
 			Details []serviceDetail `xml:"serviceDetailSet>item"`
-		}{list, details}, nil
+			Next    string          `xml:"nextToken,omitempty"`
+		}{list, details, next}, err
 
 	case "DescribeVpcEndpointConnections":
 		f := q.filters()
@@ -382,9 +392,11 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 			}
 			out = append(out, c)
 		}
+		out, next, err := page(q, out)
 		return struct {
-			Set []connection `xml:"vpcEndpointConnectionSet>item"`
-		}{out}, nil
+			Set  []connection `xml:"vpcEndpointConnectionSet>item"`
+			Next string       `xml:"nextToken,omitempty"`
+		}{out, next}, err
 
 	case "AcceptVpcEndpointConnections", "RejectVpcEndpointConnections":
 		serviceID, ids := q.str("ServiceId"), q.list("VpcEndpointId")

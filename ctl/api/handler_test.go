@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
@@ -198,5 +199,117 @@ func TestTargetGroupAttributesAreSetAndCheckedAsELBv2Does(t *testing.T) {
 	status, out := call(t, srv.URL, provider, "elasticloadbalancing", "Action=DescribeTargetGroupAttributes&Version=2015-12-01&TargetGroupArn="+arn, time.Now())
 	if status != 200 || !strings.Contains(out, "<Key>proxy_protocol_v2.enabled</Key><Value>true</Value>") || !strings.Contains(out, "<DescribeTargetGroupAttributesResult>") {
 		t.Fatalf("describe: %d %s", status, out)
+	}
+}
+
+func TestInvalidInputGetsTheCodeAUserExpectsAndChangesNothing(t *testing.T) {
+	b, srv := demoBackend(t)
+	consumer, provider := account(b, "consumer"), account(b, "provider")
+	cvpc, psvc := b.m.VPCs[1], b.m.Services[0]
+	// A second consumer subnet in use1-az1, and a provider service whose
+	// load balancer is only in use1-az1.
+	_, out := call(t, srv.URL, consumer, "ec2", "Action=CreateSubnet&Version=2016-11-15&VpcId="+cvpc.ID+"&CidrBlock=198.18.3.0/24&AvailabilityZoneId=use1-az1", time.Now())
+	second := out[strings.Index(out, "<subnetId>")+10:]
+	second = second[:strings.Index(second, "<")]
+	version := b.m.Version
+	create := func(extra string) (int, string) {
+		return call(t, srv.URL, consumer, "ec2", "Action=CreateVpcEndpoint&Version=2016-11-15&VpcId="+cvpc.ID+"&ServiceName="+psvc.ServiceName+extra, time.Now())
+	}
+	tests := []struct {
+		name   string
+		status int
+		out    string
+		code   string
+		msg    string
+	}{}
+	add := func(name string, status int, out, code, msg string) {
+		tests = append(tests, struct {
+			name   string
+			status int
+			out    string
+			code   string
+			msg    string
+		}{name, status, out, code, msg})
+	}
+	st, o := create("&SubnetId.1=" + cvpc.Subnets[0].ID + "&SubnetId.2=" + second)
+	add("two subnets in one AZ", st, o, "InvalidParameter", "one subnet per Availability Zone")
+	st, o = create("&SubnetId.1=" + cvpc.Subnets[0].ID + "&IpAddressType=ipv6")
+	add("IPv6 on an IPv4-only service", st, o, "InvalidParameter", "does not support the IP address type ipv6")
+	st, o = create("&SubnetId.1=subnet-0123456789abcdef0")
+	add("unknown subnet", st, o, "InvalidSubnetID.NotFound", "subnet-0123456789abcdef0")
+	st, o = create("")
+	add("no subnet", st, o, "InvalidParameter", "at least one subnet")
+	st, o = create("&SubnetId.1=" + cvpc.Subnets[0].ID + "&SubnetConfiguration.1.SubnetId=" + cvpc.Subnets[0].ID + "&SubnetConfiguration.1.Ipv4=198.18.1.2")
+	add("a reserved address", st, o, "InvalidParameter", "is reserved")
+	st, o = call(t, srv.URL, consumer, "ec2", "Action=DescribeVpcEndpoints&Version=2016-11-15&Filter.1.Name=colour&Filter.1.Value.1=blue", time.Now())
+	add("unknown filter", st, o, "InvalidParameterValue", "The filter 'colour' is invalid")
+	st, o = call(t, srv.URL, consumer, "ec2", "Action=DescribeVpcEndpoints&Version=2011-01-01", time.Now())
+	add("another API version", st, o, "InvalidParameterValue", "Version 2011-01-01 is not served")
+	// The provider: a UDP listener, and a load balancer only in use1-az1
+	// that a service offers (so use1-az2 is not the service's).
+	lbARN := "arn:aws:elasticloadbalancing:us-east-1:111122223333:loadbalancer/net/web-nlb/" + b.m.LoadBalancers[0].ID
+	tgARN := "arn:aws:elasticloadbalancing:us-east-1:111122223333:targetgroup/web/" + b.m.TargetGroups[0].ID
+	st, o = call(t, srv.URL, provider, "elasticloadbalancing", "Action=CreateListener&Version=2015-12-01&LoadBalancerArn="+lbARN+"&Protocol=UDP&Port=53&DefaultActions.member.1.Type=forward&DefaultActions.member.1.TargetGroupArn="+tgARN, time.Now())
+	add("a UDP listener", st, o, "ValidationError", "PrivateLink does not support UDP")
+	for _, tc := range tests {
+		if tc.status/100 != 4 || !strings.Contains(tc.out, "<Code>"+tc.code+"</Code>") || !strings.Contains(html.UnescapeString(tc.out), tc.msg) {
+			t.Errorf("%s: %d %s\nwant %s saying %q", tc.name, tc.status, tc.out, tc.code, tc.msg)
+		}
+	}
+	if b.m.Version != version {
+		t.Errorf("the refusals moved the model from version %d to %d", version, b.m.Version)
+	}
+	// A subnet in an AZ the service does not offer: a service on a load
+	// balancer in use1-az1 only.
+	pvpc := b.m.VPCs[0]
+	_, o = call(t, srv.URL, provider, "elasticloadbalancing", "Action=CreateLoadBalancer&Version=2015-12-01&Name=one-az&Type=network&Subnets.member.1="+pvpc.Subnets[0].ID, time.Now())
+	oneAZ := o[strings.Index(o, "<LoadBalancerArn>")+17:]
+	oneAZ = oneAZ[:strings.Index(oneAZ, "<")]
+	_, o = call(t, srv.URL, provider, "ec2", "Action=CreateVpcEndpointServiceConfiguration&Version=2016-11-15&NetworkLoadBalancerArn.1="+oneAZ, time.Now())
+	svcID := o[strings.Index(o, "<serviceId>")+11:]
+	svcID = svcID[:strings.Index(svcID, "<")]
+	call(t, srv.URL, provider, "ec2", "Action=ModifyVpcEndpointServicePermissions&Version=2016-11-15&ServiceId="+svcID+"&AddAllowedPrincipals.1=*", time.Now())
+	svcName := "com.amazonaws.vpce.us-east-1." + svcID
+	st, o = call(t, srv.URL, consumer, "ec2", "Action=CreateVpcEndpoint&Version=2016-11-15&VpcId="+cvpc.ID+"&ServiceName="+svcName+"&SubnetId.1="+cvpc.Subnets[1].ID, time.Now())
+	if st != 400 || !strings.Contains(o, "<Code>InvalidParameter</Code>") || !strings.Contains(o, "is not available in use1-az2") {
+		t.Fatalf("a subnet in an AZ the service does not offer: %d %s", st, o)
+	}
+}
+
+func TestDescribesArePagedByMaxResultsAndNextToken(t *testing.T) {
+	b, srv := demoBackend(t)
+	consumer := account(b, "consumer")
+	vpc, subnet, svc := b.m.VPCs[1].ID, b.m.VPCs[1].Subnets[0].ID, b.m.Services[0].ServiceName
+	for i := 0; i < 11; i++ { // 12 with the demo's
+		call(t, srv.URL, consumer, "ec2", "Action=CreateVpcEndpoint&Version=2016-11-15&VpcId="+vpc+"&ServiceName="+svc+"&SubnetId.1="+subnet, time.Now())
+	}
+	seen := map[string]bool{}
+	token, pages := "", 0
+	for {
+		body := "Action=DescribeVpcEndpoints&Version=2016-11-15&MaxResults=5"
+		if token != "" {
+			body += "&NextToken=" + token
+		}
+		status, out := call(t, srv.URL, consumer, "ec2", body, time.Now())
+		if status != 200 {
+			t.Fatalf("page %d: %d %s", pages, status, out)
+		}
+		pages++
+		for _, part := range strings.Split(out, "<vpcEndpointId>")[1:] {
+			seen[part[:strings.Index(part, "<")]] = true
+		}
+		token = ""
+		if i := strings.Index(out, "<nextToken>"); i >= 0 {
+			token = out[i+11 : i+strings.Index(out[i:], "</nextToken>")]
+		}
+		if token == "" {
+			break
+		}
+	}
+	if pages != 3 || len(seen) != 12 {
+		t.Fatalf("%d pages, %d endpoints; want 3 pages of 12 endpoints", pages, len(seen))
+	}
+	if status, out := call(t, srv.URL, consumer, "ec2", "Action=DescribeVpcEndpoints&Version=2016-11-15&NextToken=bogus", time.Now()); status != 400 || !strings.Contains(out, "InvalidNextToken") {
+		t.Fatalf("a bad token: %d %s", status, out)
 	}
 }

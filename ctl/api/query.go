@@ -9,6 +9,7 @@ package api
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"net/url"
@@ -157,4 +158,33 @@ type apiError struct {
 	msg    string
 }
 
-func (e *apiError) Error() string { return e.code + ": " + e.msg }
+func (e *apiError) Error() string { return e.msg }
+
+// page cuts a describe call's answer by MaxResults and NextToken (an
+// opaque offset into the answer, which is in a stable order): the page and
+// the token for the next, "" at the end.
+func page[T any](q query, items []T) ([]T, string, error) {
+	start := 0
+	if tok := q.str("NextToken"); tok != "" {
+		b, err := base64.RawURLEncoding.DecodeString(tok)
+		n, err2 := strconv.Atoi(string(b))
+		if err != nil || err2 != nil || n < 0 || n > len(items) {
+			return nil, "", &apiError{400, "InvalidNextToken", "The token '" + tok + "' is invalid"}
+		}
+		start = n
+	}
+	size := len(items) - start
+	if v := q.str("MaxResults"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 5 || n > 1000 {
+			return nil, "", &apiError{400, "InvalidParameterValue", "MaxResults " + v + ": use 5 to 1000"}
+		}
+		size = min(size, n)
+	}
+	end := start + size
+	next := ""
+	if end < len(items) {
+		next = base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(end)))
+	}
+	return items[start:end], next, nil
+}
