@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -163,11 +164,13 @@ func (s *State) ModifyPermissions(caller, serviceID string, add, remove []string
 
 // EndpointRequest is what CreateVpcEndpoint asks for.
 type EndpointRequest struct {
-	VPCID          string
-	SecurityGroups []string
-	ServiceName    string
-	SubnetIDs      []string
-	IPAddressType  string // ipv4 (default), ipv6, dualstack
+	VPCID           string
+	SecurityGroups  []string
+	DNSRecordIPType string
+	PolicyDocument  string
+	ServiceName     string
+	SubnetIDs       []string
+	IPAddressType   string // ipv4 (default), ipv6, dualstack
 	// Addresses chosen per subnet (SubnetConfigurations), by subnet id.
 	IPv4, IPv6 map[string]string
 }
@@ -228,6 +231,7 @@ func (s *State) CreateEndpoint(caller string, req EndpointRequest) (*EndpointSta
 	if svc.AcceptanceRequired {
 		e.State = snapshot.StatePendingAcceptance
 	}
+	var err error
 	seen := map[string]string{}
 	for _, id := range req.SubnetIDs {
 		sn, ok := vpc.subnet(id)
@@ -246,7 +250,6 @@ func (s *State) CreateEndpoint(caller string, req EndpointRequest) (*EndpointSta
 		}
 		eni := ENIState{ID: newID("eni-"), AZ: sn.AZ, Subnet: sn.Name, SubnetID: sn.ID, Netns: vpc.Netns}
 		eni.Tun = eni.ID[:15]
-		var err error
 		if typ != "ipv6" {
 			if eni.IP, err = s.allocateAddr(sn, req.IPv4[id], false); err != nil {
 				return nil, err
@@ -260,6 +263,12 @@ func (s *State) CreateEndpoint(caller string, req EndpointRequest) (*EndpointSta
 		e.ENIs = append(e.ENIs, eni)
 	}
 	if err := s.SetEndpointGroups(caller, &e, req.SecurityGroups, nil); err != nil {
+		return nil, err
+	}
+	if e.DNSRecordIPType, err = dnsRecordType(typ, req.DNSRecordIPType); err != nil {
+		return nil, err
+	}
+	if err := SetPolicy(&e, req.PolicyDocument); err != nil {
 		return nil, err
 	}
 	s.Endpoints = append(s.Endpoints, e)
@@ -380,4 +389,36 @@ func (s *State) DNSNames(e EndpointState) []string {
 		out = append(out, fmt.Sprintf("%s-%s-%s.%s", e.ID, suffix, eni.AZ, base))
 	}
 	return out
+}
+
+// dnsRecordType checks an endpoint's DNS record IP type against its IP
+// address type: an ipv4 endpoint's names get A records, an ipv6 one's
+// AAAA, a dualstack one's either or both.
+func dnsRecordType(ipType, want string) (string, error) {
+	if want == "" {
+		return ipType, nil
+	}
+	ok := map[string][]string{"ipv4": {"ipv4"}, "ipv6": {"ipv6"}, "dualstack": {"ipv4", "ipv6", "dualstack"}}[ipType]
+	if !slices.Contains(ok, want) {
+		return "", refuse("DnsRecordIpType %s does not fit an %s endpoint (it takes %s)", want, ipType, strings.Join(ok, ", "))
+	}
+	return want, nil
+}
+
+// MaxPolicyLength is AWS's limit on an endpoint policy.
+const MaxPolicyLength = 20480
+
+// SetPolicy stores an endpoint policy: JSON of at most 20,480 characters.
+func SetPolicy(e *EndpointState, doc string) error {
+	if doc == "" {
+		return nil
+	}
+	if len(doc) > MaxPolicyLength {
+		return refuse("the policy document has %d characters; an endpoint policy takes at most %d", len(doc), MaxPolicyLength)
+	}
+	if !json.Valid([]byte(doc)) {
+		return refuse("the policy document is not JSON")
+	}
+	e.PolicyDocument = doc
+	return nil
 }

@@ -69,7 +69,7 @@ func Plan(t *Topology) *State {
 	lbVPC := map[string]string{}
 	for _, lb := range t.LoadBalancers {
 		lbVPC[lb.Name] = lb.VPC
-		ls := LBState{Name: lb.Name, ID: newHexID(16), OwnerID: vpcOwner[lb.VPC], VPC: lb.VPC, Netns: NetnsName(t.Name, lb.VPC), CrossZone: lb.CrossZone, Listeners: append([]Listener{}, lb.Listeners...)}
+		ls := LBState{Name: lb.Name, ID: newHexID(16), OwnerID: vpcOwner[lb.VPC], VPC: lb.VPC, IPAddressType: lb.IPAddressType, Netns: NetnsName(t.Name, lb.VPC), CrossZone: lb.CrossZone, Listeners: append([]Listener{}, lb.Listeners...)}
 		for i := range ls.Listeners {
 			ls.Listeners[i].ID = newHexID(16)
 		}

@@ -49,14 +49,22 @@ func parseBlock(cidr string) (netip.Prefix, error) {
 	return p, nil
 }
 
-// CreateVPC makes a VPC (a namespace) of the caller's.
-func (s *State) CreateVPC(caller, cidr string) (*VPCState, error) {
+// CreateVPC makes a VPC (a namespace) of the caller's; with ipv6 it gets
+// a /56 of the fd00::/8 range, as AWS gives a VPC a /56 of its own.
+func (s *State) CreateVPC(caller, cidr string, ipv6 bool) (*VPCState, error) {
 	if _, err := parseBlock(cidr); err != nil {
 		return nil, err
 	}
 	id := newID("vpc-")
 	name := "v" + id[4:12]
-	s.VPCs = append(s.VPCs, VPCState{Origin: "api", Name: name, ID: id, OwnerID: caller, Netns: NetnsName(s.Name, name), CIDR: cidr})
+	v := VPCState{Origin: "api", Name: name, ID: id, OwnerID: caller, Netns: NetnsName(s.Name, name), CIDR: cidr}
+	if ipv6 {
+		// fd + 40 bits from the id: a /56 no other VPC of the fabric is
+		// likely to share (they are separate namespaces anyway).
+		h := id[4:14]
+		v.IPv6CIDR = fmt.Sprintf("fd%s:%s:%s00::/56", h[0:2], h[2:6], h[6:8])
+	}
+	s.VPCs = append(s.VPCs, v)
 	return &s.VPCs[len(s.VPCs)-1], nil
 }
 
@@ -73,9 +81,10 @@ func (s *State) DeleteVPC(caller, id string) error {
 	return nil
 }
 
-// CreateSubnet makes a subnet of a VPC in an AZ of the Region. The
-// namespace takes the subnet's first free address for itself.
-func (s *State) CreateSubnet(caller, vpcID, cidr, az string) (*SubnetState, error) {
+// CreateSubnet makes a subnet of a VPC in an AZ of the Region, with an
+// IPv6 /64 of the VPC's if cidr6 is given. The namespace takes the
+// subnet's first free addresses for itself.
+func (s *State) CreateSubnet(caller, vpcID, cidr, cidr6, az string) (*SubnetState, error) {
 	v, err := s.ownedVPC(caller, vpcID)
 	if err != nil {
 		return nil, err
@@ -97,8 +106,28 @@ func (s *State) CreateSubnet(caller, vpcID, cidr, az string) (*SubnetState, erro
 	}
 	id := newID("subnet-")
 	sn := SubnetState{Name: "s" + id[7:15], ID: id, AZ: az, CIDR: cidr}
+	if cidr6 != "" {
+		p6, err := netip.ParsePrefix(cidr6)
+		if v.IPv6CIDR == "" {
+			return nil, refuse("VPC %s has no IPv6 range (create it with --amazon-provided-ipv6-cidr-block)", vpcID)
+		}
+		if vp6 := netip.MustParsePrefix(v.IPv6CIDR); err != nil || !p6.Addr().Is6() || p6.Bits() != 64 || !vp6.Contains(p6.Addr()) || p6.Masked() != p6 {
+			return nil, refuse("The IPv6 CIDR '%s' is invalid for VPC %s: a subnet takes a /64 of %s", cidr6, vpcID, v.IPv6CIDR)
+		}
+		for _, o := range v.Subnets {
+			if o.IPv6CIDR == cidr6 {
+				return nil, &DuplicateError{"Subnet", fmt.Sprintf("The IPv6 CIDR '%s' conflicts with another subnet (%s)", cidr6, o.ID)}
+			}
+		}
+		sn.IPv6CIDR = cidr6
+	}
 	if sn.HostIP, err = s.allocateAddr(sn, "", false); err != nil {
 		return nil, err
+	}
+	if sn.IPv6CIDR != "" {
+		if sn.HostIPv6, err = s.allocateAddr(sn, "", true); err != nil {
+			return nil, err
+		}
 	}
 	v.Subnets = append(v.Subnets, sn)
 	return &v.Subnets[len(v.Subnets)-1], nil
@@ -175,8 +204,15 @@ func (s *State) TargetGroupByID(caller, id string) (*TargetGroupState, bool) {
 }
 
 // CreateLoadBalancer makes a Network Load Balancer with a node in each
-// subnet (one per AZ, all in one VPC of the caller's).
-func (s *State) CreateLoadBalancer(caller, name string, subnetIDs []string) (*LBState, error) {
+// subnet (one per AZ, all in one VPC of the caller's); ipType is ipv4 or
+// dualstack.
+func (s *State) CreateLoadBalancer(caller, name, ipType string, subnetIDs []string) (*LBState, error) {
+	if ipType == "" {
+		ipType = "ipv4"
+	}
+	if ipType != "ipv4" && ipType != "dualstack" {
+		return nil, refuse("IpAddressType %q is not ipv4 or dualstack", ipType)
+	}
 	if !lbNameRe.MatchString(name) {
 		return nil, refuse("load balancer name %q: use up to 32 letters, digits and '-', not starting or ending with '-'", name)
 	}
@@ -186,7 +222,7 @@ func (s *State) CreateLoadBalancer(caller, name string, subnetIDs []string) (*LB
 	if len(subnetIDs) == 0 {
 		return nil, refuse("a load balancer needs at least one subnet")
 	}
-	lb := LBState{Origin: "api", State: LBProvisioning, Name: name, ID: newHexID(16), OwnerID: caller}
+	lb := LBState{Origin: "api", State: LBProvisioning, IPAddressType: ipType, Name: name, ID: newHexID(16), OwnerID: caller}
 	azs := map[string]bool{}
 	for _, id := range subnetIDs {
 		v, sn, err := s.subnetByID(caller, id)
@@ -355,7 +391,7 @@ func (s *State) lbNames(caller string, ids []string) ([]string, error) {
 
 // CreateService makes an endpoint service of the caller's in front of its
 // load balancers. Nobody may connect until principals are allowed.
-func (s *State) CreateService(caller string, lbIDs []string, acceptanceRequired bool) (*ServiceState, error) {
+func (s *State) CreateService(caller string, lbIDs []string, acceptanceRequired bool, ipTypes []string) (*ServiceState, error) {
 	if len(lbIDs) == 0 {
 		return nil, refuse("an endpoint service needs at least one Network Load Balancer")
 	}
@@ -363,12 +399,47 @@ func (s *State) CreateService(caller string, lbIDs []string, acceptanceRequired 
 	if err != nil {
 		return nil, err
 	}
+	if len(ipTypes) == 0 {
+		ipTypes = []string{"ipv4"}
+	}
+	if err := s.checkIPTypes(names, ipTypes); err != nil {
+		return nil, err
+	}
 	id := newID("vpce-svc-")
 	s.Services = append(s.Services, ServiceState{
 		Origin: "api", Name: id, ID: id, OwnerID: caller, ServiceName: fmt.Sprintf("com.amazonaws.vpce.%s.%s", s.Region, id),
-		State: "Available", LoadBalancers: names, AcceptanceRequired: acceptanceRequired, SupportedIPAddressTypes: []string{"ipv4"},
+		State: "Available", LoadBalancers: names, AcceptanceRequired: acceptanceRequired, SupportedIPAddressTypes: ipTypes,
 	})
 	return &s.Services[len(s.Services)-1], nil
+}
+
+// checkIPTypes: ipv4 and/or ipv6, and ipv6 only on dualstack load
+// balancers (the seed guide's rule; targets need not speak IPv6).
+func (s *State) checkIPTypes(lbNames, types []string) error {
+	for _, t := range types {
+		switch t {
+		case "ipv4":
+		case "ipv6":
+			for _, lb := range s.LoadBalancers {
+				if slices.Contains(lbNames, lb.Name) && lb.IPAddressType != "dualstack" {
+					return refuse("a service supports IPv6 only if its load balancers are dualstack; %s is %s", lb.Name, cmpOr(lb.IPAddressType, "ipv4"))
+				}
+			}
+		default:
+			return refuse("supported IP address type %q is not ipv4 or ipv6", t)
+		}
+	}
+	if len(types) == 0 {
+		return refuse("a service supports at least one IP address type")
+	}
+	return nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // connectedTo lists the endpoints connected to a service.
@@ -382,9 +453,10 @@ func (s *State) connectedTo(serviceID string) []string {
 	return ids
 }
 
-// ModifyService changes a service's acceptance setting and load balancers.
-// A load balancer cannot leave while endpoints are connected.
-func (s *State) ModifyService(caller, id string, acceptance *bool, addLBs, removeLBs []string) error {
+// ModifyService changes a service's acceptance setting, load balancers and
+// IP address types. A load balancer cannot leave while endpoints are
+// connected.
+func (s *State) ModifyService(caller, id string, acceptance *bool, addLBs, removeLBs, addTypes, removeTypes []string) error {
 	svc, err := s.ownedService(caller, id)
 	if err != nil {
 		return err
@@ -414,7 +486,16 @@ func (s *State) ModifyService(caller, id string, acceptance *bool, addLBs, remov
 	if len(lbs) == 0 {
 		return refuse("an endpoint service needs at least one Network Load Balancer")
 	}
-	svc.LoadBalancers = lbs
+	types := slices.DeleteFunc(slices.Clone(svc.SupportedIPAddressTypes), func(t string) bool { return slices.Contains(removeTypes, t) })
+	for _, t := range addTypes {
+		if !slices.Contains(types, t) {
+			types = append(types, t)
+		}
+	}
+	if err := s.checkIPTypes(lbs, types); err != nil {
+		return err
+	}
+	svc.LoadBalancers, svc.SupportedIPAddressTypes = lbs, types
 	return nil
 }
 

@@ -78,16 +78,18 @@ type SubnetState struct {
 
 // LBState is a Network Load Balancer and its nodes.
 type LBState struct {
-	Origin    string        `json:"origin,omitempty"`
-	State     string        `json:"state,omitempty"` // provisioning, active ("" from a topology: active)
-	Name      string        `json:"name"`
-	ID        string        `json:"id"` // the last part of its ARN
-	OwnerID   string        `json:"owner_id"`
-	VPC       string        `json:"vpc"`
-	Netns     string        `json:"netns"`
-	CrossZone bool          `json:"cross_zone"`
-	Nodes     []LBNodeState `json:"nodes"`
-	Listeners []Listener    `json:"listeners"`
+	Origin string `json:"origin,omitempty"`
+	State  string `json:"state,omitempty"` // provisioning, active ("" from a topology: active)
+	// IPAddressType is ipv4 or dualstack.
+	IPAddressType string        `json:"ip_address_type,omitempty"`
+	Name          string        `json:"name"`
+	ID            string        `json:"id"` // the last part of its ARN
+	OwnerID       string        `json:"owner_id"`
+	VPC           string        `json:"vpc"`
+	Netns         string        `json:"netns"`
+	CrossZone     bool          `json:"cross_zone"`
+	Nodes         []LBNodeState `json:"nodes"`
+	Listeners     []Listener    `json:"listeners"`
 }
 
 // TargetGroupState is a target group's settings; its targets are in
@@ -143,15 +145,21 @@ type EndpointState struct {
 	Origin  string    `json:"origin,omitempty"`
 	Created time.Time `json:"created,omitzero"`
 	// ClientToken makes CreateVpcEndpoint idempotent for its caller.
-	ClientToken   string     `json:"client_token,omitempty"`
-	Service       string     `json:"service"` // the service's full name
-	ServiceID     string     `json:"service_id"`
-	VPC           string     `json:"vpc"`
-	VPCID         string     `json:"vpc_id"`
-	State         string     `json:"state"`
-	IPAddressType string     `json:"ip_address_type"`
-	Ports         []int      `json:"ports"`
-	ENIs          []ENIState `json:"enis"`
+	ClientToken   string `json:"client_token,omitempty"`
+	Service       string `json:"service"` // the service's full name
+	ServiceID     string `json:"service_id"`
+	VPC           string `json:"vpc"`
+	VPCID         string `json:"vpc_id"`
+	State         string `json:"state"`
+	IPAddressType string `json:"ip_address_type"`
+	// DNSRecordIPType says which records its names get: ipv4, ipv6 or
+	// dualstack (from its IP address type by default).
+	DNSRecordIPType string `json:"dns_record_ip_type,omitempty"`
+	// PolicyDocument is the endpoint policy as given (stored and
+	// returned; a TCP service has no actions for it to authorize).
+	PolicyDocument string     `json:"policy_document,omitempty"`
+	Ports          []int      `json:"ports"`
+	ENIs           []ENIState `json:"enis"`
 	// SecurityGroups are the ids of the groups whose ingress rules the
 	// ENIs enforce (none: everything may reach them).
 	SecurityGroups []string `json:"security_groups,omitempty"`

@@ -116,8 +116,12 @@ type Subnet struct {
 
 // LoadBalancer is a Network Load Balancer: one node per subnet mapping.
 type LoadBalancer struct {
-	Name           string          `yaml:"name"`
-	VPC            string          `yaml:"vpc"`
+	Name string `yaml:"name"`
+	VPC  string `yaml:"vpc"`
+	// IPAddressType: ipv4 (default) or dualstack. A service supports IPv6
+	// endpoints only if its load balancers are dualstack (their targets
+	// need not speak IPv6: pvlink's nodes reach them over IPv4).
+	IPAddressType  string          `yaml:"ip_address_type"`
 	CrossZone      bool            `yaml:"cross_zone"`
 	SubnetMappings []SubnetMapping `yaml:"subnet_mappings"`
 	Listeners      []Listener      `yaml:"listeners"`

@@ -59,6 +59,7 @@ func TestBadTopologyIsRefusedWithFileLineAndField(t *testing.T) {
 		{"health check interval too short", "    port: 8080\n", "    port: 8080\n    health_check: {interval: 1ms}\n", "target_groups[0].health_check.interval: 1ms is outside"},
 		{"not yaml", "name: demo", "name: [demo", "did not find expected"},
 		{"bad name", "name: demo", "name: Demo_1", "is not a valid name"},
+		{"ipv6 service on an ipv4 load balancer", "    load_balancers: [web-nlb]\n", "    load_balancers: [web-nlb]\n    supported_ip_address_types: [ipv4, ipv6]\n", "a service supports IPv6 only if its load balancers are dualstack; web-nlb is ipv4"},
 		{"too many workers", "region: us-east-1\n", "region: us-east-1\nforwarder_workers: 17\n", "forwarder_workers: 17: use 1 to 16"},
 	}
 	base := string(demoTopology(t))

@@ -517,6 +517,13 @@ func (v *validator) subnetOf(vpc string, a netip.Addr) string {
 
 func (v *validator) loadBalancer(path []any, lb *LoadBalancer) {
 	define(v, path, "load balancer", lb.Name, lb, v.lbs)
+	switch lb.IPAddressType {
+	case "":
+		lb.IPAddressType = "ipv4"
+	case "ipv4", "dualstack":
+	default:
+		v.fail(append(path, "ip_address_type"), "%q is not ipv4 or dualstack", lb.IPAddressType)
+	}
 	if !v.vpcDefined(path, lb.VPC) {
 		return
 	}
@@ -591,6 +598,13 @@ func (v *validator) service(path []any, s *Service) {
 	for j, typ := range s.SupportedIPAddressTypes {
 		if typ != "ipv4" && typ != "ipv6" {
 			v.fail(append(path, "supported_ip_address_types", j), "%q is not ipv4 or ipv6", typ)
+		}
+		if typ == "ipv6" {
+			for _, name := range s.LoadBalancers {
+				if lb := v.lbs[name]; lb != nil && lb.IPAddressType != "dualstack" {
+					v.fail(append(path, "supported_ip_address_types", j), "a service supports IPv6 only if its load balancers are dualstack; %s is %s", name, lb.IPAddressType)
+				}
+			}
 		}
 	}
 }

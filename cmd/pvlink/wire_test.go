@@ -35,6 +35,8 @@ func dualstackTopology(t *testing.T, ipType string) string {
 		s = strings.Replace(s, "{subnet: consumer-az1, ipv4: 198.18.1.10}", "{subnet: consumer-az1, ipv6: 'fd00:18:0:1::10'}", 1)
 		s = strings.Replace(s, "{subnet: consumer-az2, ipv4: 198.18.2.10}", "{subnet: consumer-az2, ipv6: 'fd00:18:0:2::10'}", 1)
 	}
+	// A service offers IPv6 only on dualstack load balancers.
+	s = strings.Replace(s, "  - name: web-nlb\n    vpc: provider\n", "  - name: web-nlb\n    vpc: provider\n    ip_address_type: dualstack\n", 1)
 	return strings.Replace(s, "    allowed_principals:", "    supported_ip_address_types: [ipv4, ipv6]\n    allowed_principals:", 1)
 }
 

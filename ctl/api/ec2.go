@@ -29,6 +29,7 @@ type vpcEndpoint struct {
 	VPCID               string     `xml:"vpcId"`
 	ServiceName         string     `xml:"serviceName"`
 	State               string     `xml:"state"`
+	Policy              string     `xml:"policyDocument,omitempty"`
 	SubnetIDs           []string   `xml:"subnetIdSet>item"`
 	IPAddressType       string     `xml:"ipAddressType"`
 	DNSRecordIPType     string     `xml:"dnsOptions>dnsRecordIpType"`
@@ -164,24 +165,39 @@ func notificationOut(n ctl.NotificationState) notification {
 	return notification{ID: n.ID, ServiceID: n.ServiceID, EndpointID: n.EndpointID, Type: "Topic", ARN: n.TopicARN, Events: n.Events, State: n.State}
 }
 
+type ipv6Block struct {
+	CIDR  string `xml:"ipv6CidrBlock"`
+	State string `xml:"ipv6CidrBlockState>state"`
+}
+
 type vpc struct {
-	ID        string    `xml:"vpcId"`
-	CIDR      string    `xml:"cidrBlock"`
-	State     string    `xml:"state"`
-	OwnerID   string    `xml:"ownerId"`
-	IsDefault bool      `xml:"isDefault"`
-	Tags      []tagItem `xml:"tagSet>item"`
+	ID        string      `xml:"vpcId"`
+	CIDR      string      `xml:"cidrBlock"`
+	State     string      `xml:"state"`
+	OwnerID   string      `xml:"ownerId"`
+	IPv6      []ipv6Block `xml:"ipv6CidrBlockAssociationSet>item"`
+	IsDefault bool        `xml:"isDefault"`
+	Tags      []tagItem   `xml:"tagSet>item"`
+}
+
+func vpcOut(v ctl.VPCState) vpc {
+	out := vpc{ID: v.ID, CIDR: v.CIDR, State: "available", OwnerID: v.OwnerID}
+	if v.IPv6CIDR != "" {
+		out.IPv6 = []ipv6Block{{v.IPv6CIDR, "associated"}}
+	}
+	return out
 }
 
 type subnet struct {
-	AZ      string    `xml:"availabilityZone"`
-	AZID    string    `xml:"availabilityZoneId"`
-	CIDR    string    `xml:"cidrBlock"`
-	State   string    `xml:"state"`
-	ID      string    `xml:"subnetId"`
-	VPCID   string    `xml:"vpcId"`
-	OwnerID string    `xml:"ownerId"`
-	Tags    []tagItem `xml:"tagSet>item"`
+	IPv6    []ipv6Block `xml:"ipv6CidrBlockAssociationSet>item"`
+	AZ      string      `xml:"availabilityZone"`
+	AZID    string      `xml:"availabilityZoneId"`
+	CIDR    string      `xml:"cidrBlock"`
+	State   string      `xml:"state"`
+	ID      string      `xml:"subnetId"`
+	VPCID   string      `xml:"vpcId"`
+	OwnerID string      `xml:"ownerId"`
+	Tags    []tagItem   `xml:"tagSet>item"`
 }
 
 type networkInterface struct {
@@ -244,7 +260,8 @@ func arnOf(m *ctl.State, account, lb string) string {
 func (h *Handler) endpointOut(m *ctl.State, e ctl.EndpointState) vpcEndpoint {
 	out := vpcEndpoint{
 		ID: e.ID, Type: "Interface", VPCID: e.VPCID, ServiceName: e.Service, State: e.State,
-		IPAddressType: e.IPAddressType, DNSRecordIPType: dnsRecordType(e.IPAddressType), RequesterManaged: false, OwnerID: e.OwnerID,
+		IPAddressType: e.IPAddressType, DNSRecordIPType: cmpOr(e.DNSRecordIPType, cmpOr(e.IPAddressType, "ipv4")), RequesterManaged: false, OwnerID: e.OwnerID,
+		Policy: e.PolicyDocument,
 	}
 	if !e.Created.IsZero() {
 		out.Created = e.Created.UTC().Format(time.RFC3339Nano)
@@ -260,11 +277,11 @@ func (h *Handler) endpointOut(m *ctl.State, e ctl.EndpointState) vpcEndpoint {
 	return out
 }
 
-func dnsRecordType(ipType string) string {
-	if ipType == "" {
-		return "ipv4"
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
 	}
-	return ipType
+	return b
 }
 
 func (h *Handler) serviceConfig(m *ctl.State, s ctl.ServiceState) serviceConfiguration {
@@ -427,7 +444,7 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 			return nil, &apiError{400, "MissingParameter", "VpcId and ServiceName are required"}
 		}
 		req := ctl.EndpointRequest{VPCID: q.str("VpcId"), ServiceName: q.str("ServiceName"), SubnetIDs: q.list("SubnetId"), IPAddressType: q.str("IpAddressType"),
-			IPv4: map[string]string{}, IPv6: map[string]string{}}
+			IPv4: map[string]string{}, IPv6: map[string]string{}, DNSRecordIPType: q.str("DnsOptions.DnsRecordIpType"), PolicyDocument: q.str("PolicyDocument")}
 		for _, c := range q.structs("SubnetConfiguration", "SubnetId", "Ipv4", "Ipv6") {
 			if !slices.Contains(req.SubnetIDs, c["SubnetId"]) {
 				req.SubnetIDs = append(req.SubnetIDs, c["SubnetId"])
@@ -509,7 +526,9 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 				continue
 			}
 			if match(f, map[string][]string{"vpc-id": {v.ID}, "owner-id": {v.OwnerID}, "cidr": {v.CIDR}, "state": {"available"}}) {
-				out = append(out, vpc{ID: v.ID, CIDR: v.CIDR, State: "available", OwnerID: v.OwnerID, Tags: tagsOf(m, v.ID)})
+				o := vpcOut(v)
+				o.Tags = tagsOf(m, v.ID)
+				out = append(out, o)
 			}
 		}
 		for _, id := range ids {
@@ -533,7 +552,11 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 			}
 			for _, sn := range v.Subnets {
 				if match(f, map[string][]string{"vpc-id": {v.ID}, "subnet-id": {sn.ID}, "availability-zone-id": {sn.AZ}, "availability-zone": {sn.AZ}}) {
-					out = append(out, subnet{AZ: sn.AZ, AZID: sn.AZ, CIDR: sn.CIDR, State: "available", ID: sn.ID, VPCID: v.ID, OwnerID: v.OwnerID, Tags: tagsOf(m, sn.ID)})
+					o := subnet{AZ: sn.AZ, AZID: sn.AZ, CIDR: sn.CIDR, State: "available", ID: sn.ID, VPCID: v.ID, OwnerID: v.OwnerID, Tags: tagsOf(m, sn.ID)}
+					if sn.IPv6CIDR != "" {
+						o.IPv6 = []ipv6Block{{sn.IPv6CIDR, "associated"}}
+					}
+					out = append(out, o)
 				}
 			}
 		}
@@ -558,11 +581,11 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 	case "CreateVpc":
 		var out vpc
 		_, err := h.b.Change(func(s *ctl.State) error {
-			v, err := s.CreateVPC(caller, q.str("CidrBlock"))
+			v, err := s.CreateVPC(caller, q.str("CidrBlock"), q.str("AmazonProvidedIpv6CidrBlock") == "true")
 			if err != nil {
 				return err
 			}
-			out = vpc{ID: v.ID, CIDR: v.CIDR, State: "available", OwnerID: v.OwnerID}
+			out = vpcOut(*v)
 			err = tagOnCreate(s, caller, q, "vpc", v.ID)
 			out.Tags = tagsOf(s, v.ID)
 			return err
@@ -584,11 +607,14 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 		}
 		var out subnet
 		_, err := h.b.Change(func(s *ctl.State) error {
-			sn, err := s.CreateSubnet(caller, q.str("VpcId"), q.str("CidrBlock"), az)
+			sn, err := s.CreateSubnet(caller, q.str("VpcId"), q.str("CidrBlock"), q.str("Ipv6CidrBlock"), az)
 			if err != nil {
 				return err
 			}
 			out = subnet{AZ: sn.AZ, AZID: sn.AZ, CIDR: sn.CIDR, State: "available", ID: sn.ID, VPCID: q.str("VpcId"), OwnerID: caller}
+			if sn.IPv6CIDR != "" {
+				out.IPv6 = []ipv6Block{{sn.IPv6CIDR, "associated"}}
+			}
 			err = tagOnCreate(s, caller, q, "subnet", out.ID)
 			out.Tags = tagsOf(s, out.ID)
 			return err
@@ -609,7 +635,7 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 		}
 		var id string
 		_, err := h.b.Change(func(s *ctl.State) error {
-			svc, err := s.CreateService(caller, arnIDs(q.list("NetworkLoadBalancerArn")), q.str("AcceptanceRequired") == "true")
+			svc, err := s.CreateService(caller, arnIDs(q.list("NetworkLoadBalancerArn")), q.str("AcceptanceRequired") == "true", q.list("SupportedIpAddressType"))
 			if err != nil {
 				return err
 			}
@@ -633,7 +659,8 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 			acceptance = &b
 		}
 		_, err := h.b.Change(func(s *ctl.State) error {
-			return s.ModifyService(caller, q.str("ServiceId"), acceptance, arnIDs(q.list("AddNetworkLoadBalancerArn")), arnIDs(q.list("RemoveNetworkLoadBalancerArn")))
+			return s.ModifyService(caller, q.str("ServiceId"), acceptance, arnIDs(q.list("AddNetworkLoadBalancerArn")), arnIDs(q.list("RemoveNetworkLoadBalancerArn")),
+				q.list("AddSupportedIpAddressType"), q.list("RemoveSupportedIpAddressType"))
 		})
 		return struct {
 			Return bool `xml:"return"`
@@ -756,12 +783,18 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 	case "ModifyVpcEndpoint":
 		id := q.str("VpcEndpointId")
 		if len(q.list("AddSubnetId"))+len(q.list("RemoveSubnetId")) > 0 || q.str("IpAddressType") != "" {
-			return nil, &apiError{400, "InvalidParameter", "pvlink changes an endpoint's security groups here; its subnets and IP address type are fixed once it is made"}
+			return nil, &apiError{400, "InvalidParameter", "pvlink changes an endpoint's security groups and policy here; its subnets and IP address type are fixed once it is made"}
 		}
 		_, err := h.b.Change(func(s *ctl.State) error {
 			e, ok := s.EndpointByID(id)
 			if !ok || e.OwnerID != caller {
 				return &ctl.NotFoundError{Kind: "VpcEndpointId", ID: id}
+			}
+			if q.str("ResetPolicy") == "true" {
+				e.PolicyDocument = ""
+			}
+			if err := ctl.SetPolicy(e, q.str("PolicyDocument")); err != nil {
+				return err
 			}
 			return s.SetEndpointGroups(caller, e, q.list("AddSecurityGroupId"), q.list("RemoveSecurityGroupId"))
 		})

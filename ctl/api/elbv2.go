@@ -128,7 +128,10 @@ func (m *modelView) subnetID(vpc, subnet string) string {
 func (m *modelView) lbOut(lb ctl.LBState) loadBalancer {
 	out := loadBalancer{
 		ARN: m.lbARN(lb), DNSName: fmt.Sprintf("%s-%s.elb.%s.amazonaws.com", lb.Name, lb.ID[:10], m.Region), Name: lb.Name,
-		Scheme: "internal", VPCID: m.vpcID(lb.VPC), State: lb.State, Type: "network", IPAddressType: "ipv4",
+		Scheme: "internal", VPCID: m.vpcID(lb.VPC), State: lb.State, Type: "network", IPAddressType: lb.IPAddressType,
+	}
+	if out.IPAddressType == "" {
+		out.IPAddressType = "ipv4"
 	}
 	if out.State == "" {
 		out.State = ctl.LBActive
@@ -210,7 +213,7 @@ func (h *Handler) elbv2(caller string, q query) (any, error) {
 		}
 		var out loadBalancer
 		_, err := h.b.Change(func(s *ctl.State) error {
-			lb, err := s.CreateLoadBalancer(caller, q.str("Name"), subnets)
+			lb, err := s.CreateLoadBalancer(caller, q.str("Name"), q.str("IpAddressType"), subnets)
 			if err == nil {
 				out = (&modelView{s}).lbOut(*lb)
 			}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -311,5 +312,67 @@ func TestDescribesArePagedByMaxResultsAndNextToken(t *testing.T) {
 	}
 	if status, out := call(t, srv.URL, consumer, "ec2", "Action=DescribeVpcEndpoints&Version=2016-11-15&NextToken=bogus", time.Now()); status != 400 || !strings.Contains(out, "InvalidNextToken") {
 		t.Fatalf("a bad token: %d %s", status, out)
+	}
+}
+
+// field is the text of the first <name> element of an answer.
+func field(out, name string) string {
+	i := strings.Index(out, "<"+name+">")
+	if i < 0 {
+		return ""
+	}
+	rest := out[i+len(name)+2:]
+	return rest[:strings.Index(rest, "<")]
+}
+
+func TestIPAddressTypesFollowTheSharingRules(t *testing.T) {
+	b, srv := demoBackend(t)
+	consumer, provider := account(b, "consumer"), account(b, "provider")
+	ec2 := func(who ctl.Account, body string) (int, string) {
+		return call(t, srv.URL, who, "ec2", "Version=2016-11-15&"+body, time.Now())
+	}
+	// The demo's load balancer is ipv4: its service cannot offer IPv6.
+	st, out := ec2(provider, "Action=ModifyVpcEndpointServiceConfiguration&ServiceId="+b.m.Services[0].ID+"&AddSupportedIpAddressType.1=ipv6")
+	if st != 400 || !strings.Contains(out, "only if its load balancers are dualstack") {
+		t.Fatalf("IPv6 on an ipv4 load balancer's service: %d %s", st, out)
+	}
+	// A dualstack load balancer's can.
+	_, out = call(t, srv.URL, provider, "elasticloadbalancing", "Version=2015-12-01&Action=CreateLoadBalancer&Name=dual&Type=network&IpAddressType=dualstack&Subnets.member.1="+b.m.VPCs[0].Subnets[0].ID, time.Now())
+	lb := field(out, "LoadBalancerArn")
+	st, out = ec2(provider, "Action=CreateVpcEndpointServiceConfiguration&NetworkLoadBalancerArn.1="+lb+"&SupportedIpAddressType.1=ipv4&SupportedIpAddressType.2=ipv6")
+	if st != 200 {
+		t.Fatalf("a dualstack service: %d %s", st, out)
+	}
+	svc := field(out, "serviceName")
+	ec2(provider, "Action=ModifyVpcEndpointServicePermissions&ServiceId="+field(out, "serviceId")+"&AddAllowedPrincipals.1=*")
+	// A consumer VPC with IPv6, a subnet with a /64 of it.
+	_, out = ec2(consumer, "Action=CreateVpc&CidrBlock=198.20.0.0/16&AmazonProvidedIpv6CidrBlock=true")
+	vpc, v6 := field(out, "vpcId"), field(out, "ipv6CidrBlock")
+	if v6 == "" {
+		t.Fatalf("CreateVpc with an IPv6 block: %s", out)
+	}
+	sub64 := strings.Replace(v6, "00::/56", "00::/64", 1)
+	st, out = ec2(consumer, "Action=CreateSubnet&VpcId="+vpc+"&CidrBlock=198.20.1.0/24&Ipv6CidrBlock="+sub64+"&AvailabilityZoneId=use1-az1")
+	if st != 200 {
+		t.Fatalf("a dualstack subnet (%s): %d %s", sub64, st, out)
+	}
+	subnet := field(out, "subnetId")
+	create := func(extra string) (int, string) {
+		return ec2(consumer, "Action=CreateVpcEndpoint&VpcId="+vpc+"&ServiceName="+svc+"&SubnetId.1="+subnet+extra)
+	}
+	if st, out := create("&IpAddressType=ipv6&DnsOptions.DnsRecordIpType=ipv4"); st != 400 || !strings.Contains(out, "DnsRecordIpType ipv4 does not fit an ipv6 endpoint") {
+		t.Fatalf("an ipv6 endpoint with A records: %d %s", st, out)
+	}
+	if st, out := create("&IpAddressType=dualstack&PolicyDocument=" + strings.Repeat("x", ctl.MaxPolicyLength+1)); st != 400 || !strings.Contains(out, "takes at most 20480") {
+		t.Fatalf("a policy over 20,480 characters: %d %s", st, out)
+	}
+	policy := `{"Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}`
+	st, out = create("&IpAddressType=dualstack&DnsOptions.DnsRecordIpType=ipv6&PolicyDocument=" + url.QueryEscape(policy))
+	if st != 200 || field(out, "dnsRecordIpType") != "ipv6" || !strings.Contains(html.UnescapeString(out), policy) {
+		t.Fatalf("a dualstack endpoint with AAAA records and a policy: %d %s", st, out)
+	}
+	e := b.m.Endpoints[len(b.m.Endpoints)-1]
+	if e.ENIs[0].IP == "" || e.ENIs[0].IPv6 == "" || !strings.HasPrefix(e.ENIs[0].IPv6, strings.TrimSuffix(sub64, "::/64")) {
+		t.Fatalf("the dualstack ENI has %q and %q", e.ENIs[0].IP, e.ENIs[0].IPv6)
 	}
 }
