@@ -34,9 +34,9 @@ check-env:
 # test-deps installs what the demo and the tests drive pvlink with: Debian's
 # AWS CLI and boto3.
 test-deps:
-	@if [ ! -x /usr/bin/aws ] || ! /usr/bin/python3 -c 'import boto3' 2>/dev/null; then \
-		echo "make: installing Debian's awscli and python3-boto3 for the API tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli python3-boto3 >/dev/null; fi
+	@if [ ! -x /usr/bin/aws ] || ! /usr/bin/python3 -c 'import boto3' 2>/dev/null || ! command -v dig >/dev/null; then \
+		echo "make: installing Debian's awscli, python3-boto3 and bind9-dnsutils (dig) for the API and DNS tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli python3-boto3 bind9-dnsutils >/dev/null; fi
 
 demo: check-env test-deps build
 	./scripts/demo.sh $(BIN)
@@ -57,6 +57,7 @@ FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./proxyproto/
 	$(GO) test -run '^$$' -fuzz '^FuzzIngress$$' -fuzztime $(FUZZTIME) ./dataplane/
+	$(GO) test -run '^$$' -fuzz '^FuzzResolver$$' -fuzztime $(FUZZTIME) ./ctl/dns/
 
 # The end-to-end comparison, quick mode (about a minute): pvlink against the
 # kernel (routed, DNAT) and HAProxy with send-proxy-v2. It needs Debian's

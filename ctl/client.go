@@ -194,3 +194,18 @@ func Fabrics() []string {
 	sort.Strings(out)
 	return out
 }
+
+// SetPublicRecord sets (or with value "" deletes) a record of the fabric's
+// public DNS, in a zone of the account's (by name or id).
+func (c *Client) SetPublicRecord(account, zone, name, typ, value string) (Answer, error) {
+	q := url.Values{"account": {account}, "zone": {zone}, "name": {name}, "type": {typ}, "value": {value}}
+	var a Answer
+	return a, c.do(http.MethodPost, "/dns/records?"+q.Encode(), nil, 30*time.Second, &a)
+}
+
+// VerifyPrivateDNS checks a service's private DNS name (by service id or
+// name) against the public DNS.
+func (c *Client) VerifyPrivateDNS(service string) (Answer, error) {
+	var a Answer
+	return a, c.do(http.MethodPost, "/services/"+url.PathEscape(service)+"/verify-dns", nil, 30*time.Second, &a)
+}

@@ -19,9 +19,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"pvlink.dev/pvlink/ctl/dns"
 	"pvlink.dev/pvlink/ctl/store"
 	"pvlink.dev/pvlink/nsenter"
 )
+
+// dnsTypeTXT is the TXT record type (16), without importing miekg/dns here.
+const dnsTypeTXT = 16
 
 // Daemon is ctld: the one writer of a fabric's model. It answers the CLI
 // (and every later API) on a unix socket, commits each change to its store
@@ -46,7 +50,8 @@ type Daemon struct {
 	started    time.Time
 	apiURL     string        // set before the socket serves
 	outboxWake chan struct{} // a change wrote events
-	api        http.Handler  // the API's, if it is served
+	dns        *dnsServers
+	api        http.Handler // the API's, if it is served
 }
 
 // DaemonOptions are ctld's settings.
@@ -66,6 +71,45 @@ const keyHostAPI = "host/api"
 
 // Model is the committed model (the API's reads).
 func (d *Daemon) Model() *State { return d.current() }
+
+// PublicDNS is the address of the fabric's public DNS server ("" until it
+// serves).
+func (d *Daemon) PublicDNS() string {
+	d.dns.mu.Lock()
+	defer d.dns.mu.Unlock()
+	return d.dns.publicURL
+}
+
+// VerifyPrivateDNS looks for a service's verification record in the
+// public DNS, over DNS, and records what it found: verified or failed.
+func (d *Daemon) VerifyPrivateDNS(caller, serviceID string) (string, error) {
+	svc, ok := d.current().ServiceByID(serviceID)
+	if !ok || (caller != "" && svc.OwnerID != caller) {
+		return "", &NotFoundError{"VpcEndpointServiceId", serviceID}
+	}
+	if svc.PrivateDNS == nil {
+		return "", refuse("service %s has no private DNS name to verify", serviceID)
+	}
+	found := false
+	if addr := d.PublicDNS(); addr != "" {
+		for _, name := range svc.PrivateDNS.VerificationNames() {
+			m, err := dns.Lookup(addr, name, dnsTypeTXT)
+			if err == nil && slices.Contains(dns.TXT(m), svc.PrivateDNS.TXTValue) {
+				found = true
+				break
+			}
+		}
+	}
+	if _, err := d.mutate(func(s *State) error { return s.Verified(serviceID, found) }); err != nil {
+		return "", err
+	}
+	state := DNSFailed
+	if found {
+		state = DNSVerified
+	}
+	d.log.Info("private DNS name verification", "service", serviceID, "name", svc.PrivateDNS.Name, "state", state)
+	return state, nil
+}
 
 // Status is the fabric's status report (the API's view of what runs).
 func (d *Daemon) Status() *Report { return d.report() }
@@ -128,7 +172,7 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 	defer st.Close()
 	d := &Daemon{
 		name: o.Fabric, log: o.Log, st: st, downReq: make(chan chan error),
-		started: time.Now().UTC(), outboxWake: make(chan struct{}, 1),
+		started: time.Now().UTC(), outboxWake: make(chan struct{}, 1), dns: &dnsServers{vpcs: map[string]*vpcResolver{}},
 		r: &realizer{fabric: o.Fabric, dir: Dir(o.Fabric), exe: o.Exe, log: o.Log, st: st, restarts: map[string]int{}},
 	}
 	err = st.View(func(tx store.ReadTx) error {
@@ -185,6 +229,9 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 		if !d.isGone() {
 			m := d.storedModel()
 			d.r.reconcile(m)
+			if err := d.dns.update(ctx, m, d.r.azHealthy); err != nil {
+				o.Log.Warn("DNS does not serve the model yet", "err", err)
+			}
 			d.settle(m)
 		}
 		select {
@@ -272,6 +319,7 @@ func (d *Daemon) down() error {
 	d.gone.Store(true)
 	empty := &State{Name: d.name}
 	d.model.Store(empty)
+	d.dns.close(empty)
 	if err := d.r.reconcile(empty); err != nil {
 		return err
 	}
@@ -398,7 +446,13 @@ func (d *Daemon) routes() http.Handler {
 		var te *TopologyError
 		var re *RefusedError
 		var ee *ExistsError
+		var nf *NotFoundError
+		var ue *UnauthorizedError
 		switch {
+		case errors.As(err, &nf):
+			code = http.StatusNotFound
+		case errors.As(err, &ue):
+			code = http.StatusForbidden
 		case errors.As(err, &ee):
 			code = http.StatusConflict
 		case errors.As(err, &me), errors.As(err, &te):
@@ -519,6 +573,34 @@ func (d *Daemon) routes() http.Handler {
 			case <-time.After(20 * time.Millisecond):
 			}
 		}
+	})
+	// POST /services/{id}/verify-dns: check the private DNS name's record.
+	mux.HandleFunc("POST /services/{id}/verify-dns", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if svc, err := d.current().serviceRef(id); err == nil {
+			id = svc.ID
+		}
+		state, err := d.VerifyPrivateDNS("", id)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, http.StatusOK, Answer{Version: d.current().Version, Message: "private DNS name " + state})
+	})
+	// POST /dns/records?account=&zone=&name=&type=&value=: a record of the
+	// public DNS (an empty value deletes it).
+	mux.HandleFunc("POST /dns/records", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		rec := PublicRecord{Name: q.Get("name"), Type: q.Get("type"), Value: q.Get("value")}
+		change(w, func(s *State) error {
+			acct := q.Get("account")
+			for _, a := range s.Accounts {
+				if a.Name == acct {
+					acct = a.ID
+				}
+			}
+			return s.SetPublicRecord(acct, q.Get("zone"), rec)
+		}, "public DNS record "+rec.Name+" "+rec.Type)
 	})
 	mux.HandleFunc("POST /down", func(w http.ResponseWriter, r *http.Request) {
 		done := make(chan error, 1)

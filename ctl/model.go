@@ -58,6 +58,16 @@ func (s *State) Endpoint(ref string) (*EndpointState, error) {
 	return nil, refuse("endpoint %s does not exist in fabric %s", ref, s.Name)
 }
 
+// serviceRef finds a service by id or name.
+func (s *State) serviceRef(ref string) (*ServiceState, error) {
+	for i := range s.Services {
+		if sv := &s.Services[i]; sv.ID == ref || sv.Name == ref {
+			return sv, nil
+		}
+	}
+	return nil, &NotFoundError{"VpcEndpointServiceId", ref}
+}
+
 // AcceptEndpoint accepts a connection request: the endpoint becomes
 // available and carries traffic.
 func (s *State) AcceptEndpoint(ref string) error {
@@ -228,6 +238,26 @@ func (s *State) ApplyTopology(t *Topology, file string) error {
 	if err := s.checkLoadBalancersLeaving(next); err != nil {
 		return err
 	}
+	// Private DNS on an endpoint needs its service's name verified (an
+	// endpoint that has it keeps it, whatever the verification became).
+	oldPDNS := map[string]bool{}
+	for _, e := range s.Endpoints {
+		oldPDNS[e.ID] = e.PrivateDNSEnabled
+	}
+	for i := range next.Endpoints {
+		e := &next.Endpoints[i]
+		if e.PrivateDNSEnabled && !oldPDNS[e.ID] {
+			e.PrivateDNSEnabled = false
+			if err := next.EnablePrivateDNS(e, true); err != nil {
+				return fmt.Errorf("endpoint %s: %w", e.Name, err)
+			}
+		}
+	}
+	for _, z := range s.PublicZones {
+		if !slices.ContainsFunc(next.PublicZones, func(o PublicZoneState) bool { return o.Name == z.Name }) {
+			next.PublicZones = append(next.PublicZones, z) // made with a command, not the file
+		}
+	}
 	// A new endpoint is a connection request: only a principal the
 	// service allows may make one. Endpoints already there stay, whatever
 	// the service's principals have become (removing a permission does
@@ -379,6 +409,10 @@ func (next *State) carryIDs(old *State) map[string]bool {
 		planned := sv.ID
 		if os, ok := oldSvc[sv.Name]; ok {
 			sv.ID, sv.ServiceName, sv.State = os.ID, os.ServiceName, os.State
+			// The same private DNS name keeps its record and verification.
+			if sv.PrivateDNS != nil && os.PrivateDNS != nil && os.PrivateDNS.Name == sv.PrivateDNS.Name {
+				sv.PrivateDNS = os.PrivateDNS
+			}
 		}
 		carried[planned] = *sv
 	}

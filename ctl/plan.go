@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"pvlink.dev/pvlink/snapshot"
@@ -21,6 +22,9 @@ func Plan(t *Topology) *State {
 	accountID := map[string]string{}
 	for _, a := range t.Accounts {
 		accountID[a.Name] = a.ID
+	}
+	for _, z := range t.PublicDNSZones {
+		s.PublicZones = append(s.PublicZones, PublicZoneState{Name: strings.TrimSuffix(strings.ToLower(z.Name), "."), OwnerID: accountID[z.Account], Records: z.Records})
 	}
 	for _, tp := range t.SNSTopics {
 		s.Topics = append(s.Topics, TopicState{Name: tp.Name, ARN: s.TopicARN(accountID[tp.Account], tp.Name), OwnerID: accountID[tp.Account], Subscribers: tp.Subscribers})
@@ -97,6 +101,9 @@ func Plan(t *Topology) *State {
 			AcceptanceRequired: svc.AcceptanceRequired, AllowedPrincipals: svc.AllowedPrincipals,
 			SupportedIPAddressTypes: svc.SupportedIPAddressTypes,
 		}
+		if svc.PrivateDNSName != "" {
+			s.SetPrivateDNSName(&ss, svc.PrivateDNSName)
+		}
 		svcByName[svc.Name] = ss
 		s.Services = append(s.Services, ss)
 	}
@@ -110,7 +117,7 @@ func Plan(t *Topology) *State {
 			ID: newID("vpce-"), Name: e.Name, OwnerID: vpcOwner[e.VPC], Principal: e.Principal,
 			Service: svc.ServiceName, ServiceID: svc.ID,
 			VPC: e.VPC, VPCID: vpcID[e.VPC], State: state, IPAddressType: e.IPAddressType,
-			SecurityGroups: mapNames(e.SecurityGroups, sgID),
+			SecurityGroups: mapNames(e.SecurityGroups, sgID), DNSRecordIPType: e.DNSRecordIPType, PrivateDNSEnabled: e.PrivateDNSEnabled,
 		}
 		ports := map[int]bool{}
 		for _, lb := range svc.LoadBalancers {

@@ -64,7 +64,15 @@ type realizer struct {
 	applied  uint64 // the model version every forwarder reported
 	ready    bool   // every target server listens
 	lastErr  error
-	restarts map[string]int // processes started again after dying, by key
+	restarts map[string]int  // processes started again after dying, by key
+	healthy  map[string]bool // AZs whose forwarders answered in the last pass
+}
+
+// azHealthy reports whether an AZ's forwarders answered in the last pass.
+func (r *realizer) azHealthy(az string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.healthy[az]
 }
 
 // ForwarderKey names a forwarder process: its AZ, worker and worker count.
@@ -180,11 +188,18 @@ func (r *realizer) reconcile(m *State) error {
 func (r *realizer) finish(m *State, err error) {
 	applied := m.Version
 	ready := true
+	healthy := map[string]bool{}
 	for _, f := range desiredForwarders(m) {
 		st, serr := forwarderStatus(r.procPath(forwarderKey(f.AZ, f.Worker, f.Workers), ".sock"))
 		if serr != nil || st.ConfigVersion != m.Version {
 			applied = 0
 		}
+		if _, seen := healthy[f.AZ]; !seen {
+			healthy[f.AZ] = true
+		}
+		// An AZ carries traffic while every worker of its forwarder
+		// answers.
+		healthy[f.AZ] = healthy[f.AZ] && serr == nil
 	}
 	for _, ts := range desiredTargets(m) {
 		if _, err := os.Stat(r.procPath(ts.key, ".ready")); err != nil {
@@ -192,7 +207,7 @@ func (r *realizer) finish(m *State, err error) {
 		}
 	}
 	r.mu.Lock()
-	r.applied, r.ready, r.lastErr = applied, ready, err
+	r.applied, r.ready, r.lastErr, r.healthy = applied, ready, err, healthy
 	r.mu.Unlock()
 	if err != nil {
 		r.log.Warn("host does not match the model yet", "version", m.Version, "err", err)
@@ -326,6 +341,9 @@ func vpcHostAddrs(m *State, v VPCState) map[netip.Addr]bool {
 		if a, err := netip.ParseAddr(s); err == nil {
 			want[a] = true
 		}
+	}
+	if a, err := ResolverAddr(v.CIDR); err == nil {
+		add(a.String()) // the VPC's resolver listens here
 	}
 	for _, sn := range v.Subnets {
 		add(sn.HostIP)

@@ -47,6 +47,7 @@ type State struct {
 	Endpoints      []EndpointState      `json:"endpoints"`
 	Targets        []TargetState        `json:"targets"`
 	SecurityGroups []SecurityGroupState `json:"security_groups,omitempty"`
+	PublicZones    []PublicZoneState    `json:"public_dns_zones,omitempty"`
 	Topics         []TopicState         `json:"topics,omitempty"`
 	Notifications  []NotificationState  `json:"notifications,omitempty"`
 	// Tags by resource id.
@@ -132,6 +133,8 @@ type ServiceState struct {
 	// SupportedIPAddressTypes: ipv4, and ipv6 when its load balancers
 	// are dualstack.
 	SupportedIPAddressTypes []string `json:"supported_ip_address_types"`
+	// PrivateDNS is the service's private DNS name and its verification.
+	PrivateDNS *PrivateDNSName `json:"private_dns,omitempty"`
 }
 
 // EndpointState is an interface endpoint and its ENIs.
@@ -157,9 +160,15 @@ type EndpointState struct {
 	DNSRecordIPType string `json:"dns_record_ip_type,omitempty"`
 	// PolicyDocument is the endpoint policy as given (stored and
 	// returned; a TCP service has no actions for it to authorize).
-	PolicyDocument string     `json:"policy_document,omitempty"`
-	Ports          []int      `json:"ports"`
-	ENIs           []ENIState `json:"enis"`
+	PolicyDocument string `json:"policy_document,omitempty"`
+	// PrivateDNSEnabled: the service's private DNS name answers with
+	// this endpoint's ENIs inside its VPC.
+	PrivateDNSEnabled bool `json:"private_dns_enabled,omitempty"`
+	// DNSNames are its regional name, then one zonal name per AZ (filled
+	// in for reports).
+	DNSNames []string   `json:"dns_names,omitempty"`
+	Ports    []int      `json:"ports"`
+	ENIs     []ENIState `json:"enis"`
 	// SecurityGroups are the ids of the groups whose ingress rules the
 	// ENIs enforce (none: everything may reach them).
 	SecurityGroups []string `json:"security_groups,omitempty"`
@@ -228,6 +237,8 @@ func newHexID(n int) string {
 	rand.Read(b)
 	return hex.EncodeToString(b)[:n]
 }
+
+func parseAddr(s string) (netip.Addr, error) { return netip.ParseAddr(s) }
 
 func mustAddr(s string) netip.Addr {
 	a, err := netip.ParseAddr(s)

@@ -26,6 +26,7 @@ type Report struct {
 	Error string     `json:"error,omitempty"`
 	Ctld  CtldReport `json:"ctld"`
 	API   APIReport  `json:"api"`
+	DNS   DNSReport  `json:"dns"`
 
 	Accounts          []Account          `json:"accounts"`
 	AvailabilityZones []string           `json:"availability_zones"`
@@ -34,11 +35,20 @@ type Report struct {
 	TargetGroups      []TargetGroupState `json:"target_groups"`
 	Services          []ServiceState     `json:"services"`
 	Endpoints         []EndpointState    `json:"endpoints"`
+	PublicZones       []PublicZoneState  `json:"public_dns_zones,omitempty"`
 	Targets           []TargetReport     `json:"targets"`
 	Forwarders        []ForwarderReport  `json:"forwarders"`
 }
 
 // APIReport is where the AWS-compatible API answers: aws --endpoint-url.
+// DNSReport is where the fabric's DNS answers.
+type DNSReport struct {
+	// Public is the public DNS server (providers' zones), on loopback.
+	Public string `json:"public"`
+	// Resolvers are each VPC's resolver: its base address + 2.
+	Resolvers map[string]string `json:"resolvers"`
+}
+
 type APIReport struct {
 	URL string `json:"url,omitempty"`
 	// Throttled counts the calls refused by the per-account throttle.
@@ -83,9 +93,19 @@ func (d *Daemon) report() *Report {
 		API:      APIReport{URL: d.apiURL},
 		Ctld:     CtldReport{PID: os.Getpid(), Socket: SocketPath(d.name), Store: filepath.Join(StoreDir(d.name), "state.db"), Started: d.started},
 		Accounts: m.Accounts, AvailabilityZones: m.AvailabilityZones, VPCs: m.VPCs, LoadBalancers: m.LoadBalancers, TargetGroups: m.TargetGroups,
-		Services: m.Services, Endpoints: m.Endpoints,
+		Services: m.Services, PublicZones: m.PublicZones,
 	}
 	d.st.View(func(tx store.ReadTx) error { r.Ctld.Revision = tx.Rev(); return nil })
+	r.DNS = DNSReport{Public: d.PublicDNS(), Resolvers: map[string]string{}}
+	for _, v := range m.VPCs {
+		if a, err := ResolverAddr(v.CIDR); err == nil {
+			r.DNS.Resolvers[v.Name] = a.String()
+		}
+	}
+	for _, e := range m.Endpoints {
+		e.DNSNames = m.DNSNames(e)
+		r.Endpoints = append(r.Endpoints, e)
+	}
 	if th, ok := d.api.(interface{ ThrottledCalls() uint64 }); ok {
 		r.API.Throttled = th.ThrottledCalls()
 	}

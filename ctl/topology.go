@@ -41,6 +41,8 @@ type Topology struct {
 	// SNSTopics receive connection notifications: each an account's
 	// topic with HTTP subscribers (loopback URLs).
 	SNSTopics []SNSTopic `yaml:"sns_topics"`
+	// PublicDNSZones are the zones of the fabric's public DNS server.
+	PublicDNSZones []PublicZone `yaml:"public_dns_zones"`
 }
 
 // SNSTopic is a topic and its HTTP subscribers.
@@ -198,6 +200,27 @@ type Service struct {
 	// SupportedIPAddressTypes: ipv4 (default) and/or ipv6. IPv6 and
 	// dualstack endpoints need ipv6; the targets may stay IPv4.
 	SupportedIPAddressTypes []string `yaml:"supported_ip_address_types"`
+	// PrivateDNSName is a name of the provider's (api.example.com) that
+	// endpoints with private DNS on answer inside their VPC, once the
+	// provider has shown it owns the domain (a TXT record pvlink hands
+	// out, published in a public DNS zone, checked over DNS).
+	PrivateDNSName string `yaml:"private_dns_name"`
+}
+
+// PublicZone is a DNS zone of the fabric's "public" DNS, controlled by an
+// account: where a provider publishes the TXT record that verifies its
+// private DNS name.
+type PublicZone struct {
+	Name    string         `yaml:"name"`
+	Account string         `yaml:"account"`
+	Records []PublicRecord `yaml:"records"`
+}
+
+// PublicRecord is one record of a public zone: A, AAAA or TXT.
+type PublicRecord struct {
+	Name  string `yaml:"name" json:"name"`
+	Type  string `yaml:"type" json:"type"`
+	Value string `yaml:"value" json:"value"`
 }
 
 // Endpoint is an interface VPC endpoint: one ENI per subnet configuration.
@@ -213,6 +236,12 @@ type Endpoint struct {
 	// SecurityGroups name the groups whose ingress rules the ENIs enforce;
 	// none means every source, port and protocol may reach them.
 	SecurityGroups []string `yaml:"security_groups"`
+	// PrivateDNSEnabled makes the service's verified private DNS name
+	// answer, in this VPC, with the endpoint's ENIs.
+	PrivateDNSEnabled bool `yaml:"private_dns_enabled"`
+	// DNSRecordIPType: ipv4, ipv6 or dualstack (the endpoint's type by
+	// default): A, AAAA or both for its names.
+	DNSRecordIPType string `yaml:"dns_record_ip_type"`
 }
 
 // SubnetConfiguration chooses the ENI's subnet and, optionally, its address.

@@ -45,6 +45,7 @@ var (
 	accountIDRe = regexp.MustCompile(`^[0-9]{12}$`)
 	accessKeyRe = regexp.MustCompile(`^AKIA[A-Z0-9]{16}$`)
 	lbNameRe    = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$`)
+	dnsNameRe   = regexp.MustCompile(`^([a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
 	principalRe = regexp.MustCompile(`^arn:aws:iam::[0-9]{12}:(root|role/[\w+=,.@/-]{1,512}|user/[\w+=,.@/-]{1,512})$`)
 )
 
@@ -165,6 +166,28 @@ func (v *validator) topology(t *Topology) {
 	}
 	for i := range t.Endpoints {
 		v.endpoint(p("endpoints", i), &t.Endpoints[i])
+	}
+	for i := range t.PublicDNSZones {
+		z := &t.PublicDNSZones[i]
+		zone := strings.TrimSuffix(strings.ToLower(z.Name), ".")
+		if !dnsNameRe.MatchString(zone) {
+			v.fail(p("public_dns_zones", i, "name"), "%q is not a zone name", z.Name)
+		}
+		if z.Account == "" {
+			z.Account = t.Accounts[0].Name
+		} else if v.accts[z.Account] == nil {
+			v.fail(p("public_dns_zones", i, "account"), "account %q is not defined", z.Account)
+		}
+		for j := range z.Records {
+			r := &z.Records[j]
+			r.Name = strings.TrimSuffix(strings.ToLower(r.Name), ".")
+			if r.Name != zone && !strings.HasSuffix(r.Name, "."+zone) {
+				v.fail(p("public_dns_zones", i, "records", j, "name"), "%s is not in zone %s", r.Name, zone)
+			}
+			if r.Type != "A" && r.Type != "AAAA" && r.Type != "TXT" {
+				v.fail(p("public_dns_zones", i, "records", j, "type"), "%q: public zones hold A, AAAA and TXT records", r.Type)
+			}
+		}
 	}
 	for i := range t.SNSTopics {
 		tp := &t.SNSTopics[i]
@@ -595,6 +618,12 @@ func (v *validator) service(path []any, s *Service) {
 	if len(s.SupportedIPAddressTypes) == 0 {
 		s.SupportedIPAddressTypes = []string{"ipv4"}
 	}
+	if s.PrivateDNSName != "" {
+		n := strings.TrimSuffix(strings.ToLower(s.PrivateDNSName), ".")
+		if !dnsNameRe.MatchString(n) || strings.HasSuffix(n, "amazonaws.com") {
+			v.fail(append(path, "private_dns_name"), "%q is not a DNS name a provider may own", s.PrivateDNSName)
+		}
+	}
 	for j, typ := range s.SupportedIPAddressTypes {
 		if typ != "ipv4" && typ != "ipv6" {
 			v.fail(append(path, "supported_ip_address_types", j), "%q is not ipv4 or ipv6", typ)
@@ -662,6 +691,9 @@ func (v *validator) endpoint(path []any, e *Endpoint) {
 		v.fail(append(path, "principal"), "%q is not a principal ARN (arn:aws:iam::ACCOUNT:root, :role/NAME or :user/NAME)", e.Principal)
 	} else if acct != nil && PrincipalAccount(e.Principal) != acct.ID {
 		v.fail(append(path, "principal"), "%s is not in account %s (%s), which owns VPC %s", e.Principal, acct.Name, acct.ID, e.VPC)
+	}
+	if e.PrivateDNSEnabled && svc.PrivateDNSName == "" {
+		v.fail(append(path, "private_dns_enabled"), "service %s has no private_dns_name", svc.Name)
 	}
 	switch e.IPAddressType {
 	case "":

@@ -70,7 +70,16 @@ type serviceConfiguration struct {
 	NLBArns            []string      `xml:"networkLoadBalancerArnSet>item"`
 	IPAddressTypes     []string      `xml:"supportedIpAddressTypeSet>item"`
 	BaseDNSNames       []string      `xml:"baseEndpointDnsNameSet>item"`
+	PrivateDNSName     string        `xml:"privateDnsName,omitempty"`
+	PrivateDNSConfig   *pdnsConfig   `xml:"privateDnsNameConfiguration,omitempty"`
 	Tags               []tagItem     `xml:"tagSet>item"`
+}
+
+type pdnsConfig struct {
+	State string `xml:"state"`
+	Type  string `xml:"type"`
+	Value string `xml:"value"`
+	Name  string `xml:"name"`
 }
 
 type serviceDetail struct {
@@ -84,6 +93,8 @@ type serviceDetail struct {
 	AcceptanceRequired bool          `xml:"acceptanceRequired"`
 	ManagesEndpoints   bool          `xml:"managesVpcEndpoints"`
 	IPAddressTypes     []string      `xml:"supportedIpAddressTypeSet>item"`
+	PrivateDNSName     string        `xml:"privateDnsName,omitempty"`
+	PrivateDNSState    string        `xml:"privateDnsNameVerificationState,omitempty"`
 }
 
 type connection struct {
@@ -261,7 +272,7 @@ func (h *Handler) endpointOut(m *ctl.State, e ctl.EndpointState) vpcEndpoint {
 	out := vpcEndpoint{
 		ID: e.ID, Type: "Interface", VPCID: e.VPCID, ServiceName: e.Service, State: e.State,
 		IPAddressType: e.IPAddressType, DNSRecordIPType: cmpOr(e.DNSRecordIPType, cmpOr(e.IPAddressType, "ipv4")), RequesterManaged: false, OwnerID: e.OwnerID,
-		Policy: e.PolicyDocument,
+		Policy: e.PolicyDocument, PrivateDNSEnabled: e.PrivateDNSEnabled,
 	}
 	if !e.Created.IsZero() {
 		out.Created = e.Created.UTC().Format(time.RFC3339Nano)
@@ -289,6 +300,10 @@ func (h *Handler) serviceConfig(m *ctl.State, s ctl.ServiceState) serviceConfigu
 		ServiceType: []serviceType{{"Interface"}}, ID: s.ID, Name: s.ServiceName, State: s.State,
 		AZs: m.ServiceAZs(&s), AcceptanceRequired: s.AcceptanceRequired, IPAddressTypes: s.SupportedIPAddressTypes,
 		BaseDNSNames: []string{s.ID + "." + m.Region + ".vpce.amazonaws.com"}, Tags: tagsOf(m, s.ID),
+	}
+	if p := s.PrivateDNS; p != nil {
+		out.PrivateDNSName = p.Name
+		out.PrivateDNSConfig = &pdnsConfig{State: p.State, Type: "TXT", Value: p.TXTValue, Name: p.TXTName}
 	}
 	for _, lb := range s.LoadBalancers {
 		out.NLBArns = append(out.NLBArns, arnOf(m, s.OwnerID, lb))
@@ -366,6 +381,9 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 				// A TCP service has no actions to authorize.
 				PolicySupported: false, AcceptanceRequired: s.AcceptanceRequired, IPAddressTypes: s.SupportedIPAddressTypes,
 			})
+			if p := s.PrivateDNS; p != nil {
+				details[len(details)-1].PrivateDNSName, details[len(details)-1].PrivateDNSState = p.Name, p.State
+			}
 		}
 		for _, n := range names {
 			if !slices.Contains(list, n) {
@@ -468,6 +486,11 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 				return err
 			}
 			e.ClientToken, id = token, e.ID
+			if q.str("PrivateDnsEnabled") == "true" {
+				if err := s.EnablePrivateDNS(e, true); err != nil {
+					return err
+				}
+			}
 			return tagOnCreate(s, caller, q, "vpc-endpoint", e.ID)
 		})
 		if err != nil {
@@ -640,6 +663,11 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 				return err
 			}
 			id = svc.ID
+			if n := q.str("PrivateDnsName"); n != "" {
+				if err := s.SetPrivateDNSName(svc, n); err != nil {
+					return err
+				}
+			}
 			return tagOnCreate(s, caller, q, "vpc-endpoint-service", id)
 		})
 		if err != nil {
@@ -659,8 +687,18 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 			acceptance = &b
 		}
 		_, err := h.b.Change(func(s *ctl.State) error {
-			return s.ModifyService(caller, q.str("ServiceId"), acceptance, arnIDs(q.list("AddNetworkLoadBalancerArn")), arnIDs(q.list("RemoveNetworkLoadBalancerArn")),
-				q.list("AddSupportedIpAddressType"), q.list("RemoveSupportedIpAddressType"))
+			if err := s.ModifyService(caller, q.str("ServiceId"), acceptance, arnIDs(q.list("AddNetworkLoadBalancerArn")), arnIDs(q.list("RemoveNetworkLoadBalancerArn")),
+				q.list("AddSupportedIpAddressType"), q.list("RemoveSupportedIpAddressType")); err != nil {
+				return err
+			}
+			svc, _ := s.ServiceByID(q.str("ServiceId"))
+			if n := q.str("PrivateDnsName"); n != "" {
+				return s.SetPrivateDNSName(svc, n)
+			}
+			if q.str("RemovePrivateDnsName") == "true" {
+				return s.SetPrivateDNSName(svc, "")
+			}
+			return nil
 		})
 		return struct {
 			Return bool `xml:"return"`
@@ -793,6 +831,11 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 			if q.str("ResetPolicy") == "true" {
 				e.PolicyDocument = ""
 			}
+			if v := q.str("PrivateDnsEnabled"); v != "" {
+				if err := s.EnablePrivateDNS(e, v == "true"); err != nil {
+					return err
+				}
+			}
 			if err := ctl.SetPolicy(e, q.str("PolicyDocument")); err != nil {
 				return err
 			}
@@ -801,6 +844,14 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 		return struct {
 			Return bool `xml:"return"`
 		}{true}, err
+
+	case "StartVpcEndpointServicePrivateDnsVerification":
+		if _, err := h.b.VerifyPrivateDNS(caller, q.str("ServiceId")); err != nil {
+			return nil, err
+		}
+		return struct {
+			Return bool `xml:"return"`
+		}{true}, nil
 
 	case "CreateTags":
 		tags := q.tags("Tag")

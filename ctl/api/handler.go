@@ -24,6 +24,8 @@ type Backend interface {
 	// Status is the fabric with what runs (the forwarders, whose health
 	// checks DescribeTargetHealth reports).
 	Status() *ctl.Report
+	// VerifyPrivateDNS checks a service's private DNS name over DNS.
+	VerifyPrivateDNS(caller, serviceID string) (string, error)
 }
 
 // Handler serves the AWS-compatible API.

@@ -26,6 +26,9 @@ type memBackend struct{ m *ctl.State }
 
 func (b *memBackend) Model() *ctl.State   { return b.m }
 func (b *memBackend) Status() *ctl.Report { return nil }
+func (b *memBackend) VerifyPrivateDNS(caller, id string) (string, error) {
+	return "", &apiError{400, "InvalidParameter", "no DNS in this test"}
+}
 func (b *memBackend) Change(op func(*ctl.State) error) (uint64, error) {
 	next := b.m.Clone()
 	if err := op(next); err != nil {

@@ -1,0 +1,119 @@
+package dns
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"testing"
+
+	mdns "github.com/miekg/dns"
+)
+
+func query(name string, qtype uint16) *mdns.Msg {
+	m := new(mdns.Msg)
+	m.SetQuestion(Name(name), qtype)
+	return m
+}
+
+func resolverForTest() *Resolver {
+	local := NewRecords()
+	local.Zones = []string{"vpce.amazonaws.com.", "api.example.com."}
+	n := Name("vpce-0123-abcd.vpce-svc-0456.us-east-1.vpce.amazonaws.com")
+	local.A[n] = []netip.Addr{netip.MustParseAddr("198.18.1.10"), netip.MustParseAddr("198.18.2.10")}
+	local.AAAA[n] = []netip.Addr{netip.MustParseAddr("fd00:18:0:1::10")}
+	r := NewResolver()
+	r.Set(local, "", []string{"example.org."})
+	return r
+}
+
+func TestTheResolverAnswersItsNamesAndRefusesTheRest(t *testing.T) {
+	r := resolverForTest()
+	tests := []struct {
+		name    string
+		qtype   uint16
+		rcode   int
+		answers int
+	}{
+		{"vpce-0123-abcd.vpce-svc-0456.us-east-1.vpce.amazonaws.com", mdns.TypeA, mdns.RcodeSuccess, 2},
+		{"VPCE-0123-ABCD.vpce-svc-0456.us-east-1.vpce.amazonaws.com.", mdns.TypeAAAA, mdns.RcodeSuccess, 1},
+		{"vpce-0123-abcd.vpce-svc-0456.us-east-1.vpce.amazonaws.com", mdns.TypeTXT, mdns.RcodeSuccess, 0},
+		{"vpce-9999.vpce-svc-0456.us-east-1.vpce.amazonaws.com", mdns.TypeA, mdns.RcodeNameError, 0},
+		{"www.google.com", mdns.TypeA, mdns.RcodeRefused, 0},
+		{"x.example.org", mdns.TypeA, mdns.RcodeServerFailure, 0}, // a public zone, no public server here
+	}
+	for _, tc := range tests {
+		m := r.Answer(query(tc.name, tc.qtype))
+		if m.Rcode != tc.rcode || len(m.Answer) != tc.answers {
+			t.Errorf("%s %s: rcode %s, %d answers; want %s, %d", tc.name, mdns.TypeToString[tc.qtype], mdns.RcodeToString[m.Rcode], len(m.Answer), mdns.RcodeToString[tc.rcode], tc.answers)
+		}
+	}
+	// Not a query, two questions, another class.
+	resp := query("a.vpce.amazonaws.com", mdns.TypeA)
+	resp.Response = true
+	if m := r.Answer(resp); m != nil {
+		t.Error("a response was answered")
+	}
+	two := query("a.vpce.amazonaws.com", mdns.TypeA)
+	two.Question = append(two.Question, two.Question[0])
+	if m := r.Answer(two); m.Rcode != mdns.RcodeFormatError {
+		t.Errorf("two questions: %s", mdns.RcodeToString[m.Rcode])
+	}
+}
+
+func TestTheResolverForwardsThePublicZonesToThePublicServer(t *testing.T) {
+	pub := NewPublic()
+	recs := NewRecords()
+	recs.Zones = []string{"example.org."}
+	recs.TXT[Name("_verify.example.org")] = []string{"vpce:abc123"}
+	pub.Set(recs)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := contextForTest()
+	defer cancel()
+	go Serve(ctx, pc, ln, pub)
+	r := resolverForTest()
+	r.Set(r.local.Load(), pc.LocalAddr().String(), []string{"example.org."})
+	m := r.Answer(query("_verify.example.org", mdns.TypeTXT))
+	if m.Rcode != mdns.RcodeSuccess || len(TXT(m)) != 1 || TXT(m)[0] != "vpce:abc123" {
+		t.Fatalf("forwarded TXT: %v", m)
+	}
+	m = r.Answer(query("nothing.example.org", mdns.TypeTXT))
+	if m.Rcode != mdns.RcodeNameError {
+		t.Fatalf("a name the public zone lacks: %s", mdns.RcodeToString[m.Rcode])
+	}
+	if m, err := Lookup(pc.LocalAddr().String(), "_verify.example.org", mdns.TypeTXT); err != nil || len(TXT(m)) != 1 {
+		t.Fatalf("Lookup: %v %v", m, err)
+	}
+}
+
+// FuzzResolver feeds the resolver's query path whatever bytes come: it
+// answers or stays silent, and never fails.
+func FuzzResolver(f *testing.F) {
+	for _, q := range []*mdns.Msg{query("vpce-0123-abcd.vpce-svc-0456.us-east-1.vpce.amazonaws.com", mdns.TypeA), query("www.google.com", mdns.TypeAAAA)} {
+		b, _ := q.Pack()
+		f.Add(b)
+	}
+	f.Add([]byte{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0})
+	r := resolverForTest()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		req := new(mdns.Msg)
+		if req.Unpack(b) != nil {
+			return // the server drops what does not parse
+		}
+		if m := r.Answer(req); m != nil {
+			if _, err := m.Pack(); err != nil {
+				t.Fatalf("an answer that does not pack: %v", err)
+			}
+		}
+	})
+}
+
+func contextForTest() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
+}
