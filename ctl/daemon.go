@@ -228,10 +228,12 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 	for {
 		if !d.isGone() {
 			m := d.storedModel()
-			d.r.reconcile(m)
+			// DNS first: a change is reported as running (the pass's end)
+			// only once the resolvers answer with it.
 			if err := d.dns.update(ctx, m, d.r.azHealthy); err != nil {
 				o.Log.Warn("DNS does not serve the model yet", "err", err)
 			}
+			d.r.reconcile(m)
 			d.settle(m)
 		}
 		select {

@@ -66,6 +66,7 @@ type realizer struct {
 	lastErr  error
 	restarts map[string]int  // processes started again after dying, by key
 	healthy  map[string]bool // AZs whose forwarders answered in the last pass
+	pass     map[string]passStatus
 }
 
 // azHealthy reports whether an AZ's forwarders answered in the last pass.
@@ -136,6 +137,9 @@ func (s *State) targetGroupState(name string) TargetGroupState {
 // reconcile runs one pass for model m (an empty model: the fabric is being
 // removed). It returns the first error; the next pass tries again.
 func (r *realizer) reconcile(m *State) error {
+	r.mu.Lock()
+	r.pass = map[string]passStatus{}
+	r.mu.Unlock()
 	var errs []error
 	step := func(err error) {
 		if err != nil {
@@ -190,7 +194,7 @@ func (r *realizer) finish(m *State, err error) {
 	ready := true
 	healthy := map[string]bool{}
 	for _, f := range desiredForwarders(m) {
-		st, serr := forwarderStatus(r.procPath(forwarderKey(f.AZ, f.Worker, f.Workers), ".sock"))
+		st, serr := r.statusOf(forwarderKey(f.AZ, f.Worker, f.Workers))
 		if serr != nil || st.ConfigVersion != m.Version {
 			applied = 0
 		}
@@ -546,6 +550,27 @@ func (r *realizer) noteStart(key string) {
 	r.mu.Unlock()
 }
 
+// statusOf is a forwarder's status as this pass saw it (asked once per
+// pass: a wedged forwarder costs one timeout, not two).
+func (r *realizer) statusOf(key string) (*snapshot.Status, error) {
+	r.mu.Lock()
+	st, ok := r.pass[key]
+	r.mu.Unlock()
+	if ok {
+		return st.st, st.err
+	}
+	s, err := forwarderStatus(r.procPath(key, ".sock"))
+	r.mu.Lock()
+	r.pass[key] = passStatus{s, err}
+	r.mu.Unlock()
+	return s, err
+}
+
+type passStatus struct {
+	st  *snapshot.Status
+	err error
+}
+
 // ensureForwarder starts a forwarder that is not running (with the latest
 // snapshot) and pushes the latest snapshot to one that runs an older one.
 func (r *realizer) ensureForwarder(m *State, f ForwarderState, key string) error {
@@ -581,7 +606,7 @@ func (r *realizer) ensureForwarder(m *State, f ForwarderState, key string) error
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	st, err := forwarderStatus(sock)
+	st, err := r.statusOf(key)
 	if err != nil {
 		return fmt.Errorf("forwarder %s: %w", label, err)
 	}
@@ -591,6 +616,9 @@ func (r *realizer) ensureForwarder(m *State, f ForwarderState, key string) error
 	if err := pushSnapshot(sock, cfg, false); err != nil {
 		return fmt.Errorf("forwarder %s refused version %d: %w", label, cfg.Version, err)
 	}
+	r.mu.Lock()
+	r.pass[key] = passStatus{&snapshot.Status{PID: st.PID, AZ: st.AZ, Metrics: st.Metrics, ConfigVersion: cfg.Version, Started: st.Started}, nil}
+	r.mu.Unlock()
 	r.log.Info("snapshot applied", "forwarder", label, "version", cfg.Version)
 	return nil
 }

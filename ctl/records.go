@@ -26,6 +26,7 @@ const (
 	prefixNotify = "notification/"
 	prefixTags   = "tags/"
 	prefixSG     = "sg/"
+	prefixZone   = "zone/"
 	// prefixHost holds what the realizer made on the host (not the model):
 	// written before it is made, so nothing it creates is ever unrecorded.
 	keyHostNamespaces = "host/namespaces"
@@ -78,6 +79,9 @@ func (s *State) records() (map[string]any, error) {
 	for i, g := range s.SecurityGroups {
 		errs = append(errs, add(prefixSG+order(i)+g.ID, g))
 	}
+	for i, z := range s.PublicZones {
+		errs = append(errs, add(prefixZone+order(i)+z.Name, z))
+	}
 	for i, t := range s.Topics {
 		errs = append(errs, add(prefixTopic+order(i)+t.ARN, t))
 	}
@@ -109,7 +113,7 @@ func saveModel(tx store.Tx, s *State) error {
 		return err
 	}
 	var stale []string
-	for _, prefix := range []string{prefixVPC, prefixLB, prefixTG, prefixSvc, prefixEP, prefixTarget, prefixTopic, prefixNotify, prefixTags, prefixSG} {
+	for _, prefix := range []string{prefixVPC, prefixLB, prefixTG, prefixSvc, prefixEP, prefixTarget, prefixTopic, prefixNotify, prefixTags, prefixSG, prefixZone} {
 		tx.List(prefix, func(k string, _ []byte) error {
 			if _, ok := recs[k]; !ok {
 				stale = append(stale, k)
@@ -167,6 +171,7 @@ func loadModel(tx store.ReadTx) (*State, bool, error) {
 		each(prefixEP, func(b []byte) error { return appendJSON(b, &s.Endpoints) }),
 		each(prefixTarget, func(b []byte) error { return appendJSON(b, &s.Targets) }),
 		each(prefixSG, func(b []byte) error { return appendJSON(b, &s.SecurityGroups) }),
+		each(prefixZone, func(b []byte) error { return appendJSON(b, &s.PublicZones) }),
 		each(prefixTopic, func(b []byte) error { return appendJSON(b, &s.Topics) }),
 		each(prefixNotify, func(b []byte) error { return appendJSON(b, &s.Notifications) }),
 		tx.List(prefixTags, func(k string, v []byte) error {

@@ -23,6 +23,25 @@ func TestTheModelSurvivesTheStore(t *testing.T) {
 	}
 	m.Version = 7
 	m.FlowCapacity = 4096
+	// Every kind of record the model has.
+	if err := m.SetPublicRecord("111122223333", "example.com", PublicRecord{Name: "_x.example.com", Type: "TXT", Value: "vpce:abc"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetPrivateDNSName(&m.Services[0], "api.example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.CreateSecurityGroup("444455556666", m.VPCs[1].ID, "app", "clients"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CreateTopic("111122223333", "events"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.CreateNotification("111122223333", NotificationRequest{ServiceID: m.Services[0].ID, TopicARN: m.TopicARN("111122223333", "events"), Events: []string{"Connect"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.TagResources("444455556666", []string{m.Endpoints[0].ID}, []Tag{{"team", "payments"}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.AcceptEndpoint("web"); err != nil {
 		t.Fatal(err)
 	}
