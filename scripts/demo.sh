@@ -44,6 +44,13 @@ for i in $(seq 50); do
 	sleep 0.1
 done
 echo
+echo "== by name, from the consumer VPC: the endpoint's regional DNS name (the VPC's resolver, at its base + 2)"
+name=$("$aws" ec2 describe-vpc-endpoints --endpoint-url "$PVLINK_ENDPOINT_URL" --query 'VpcEndpoints[0].DnsEntries[0].DnsName' --output text)
+echo "\$ ip netns exec pvl-demo-consumer getent hosts $name"
+ip netns exec pvl-demo-consumer getent hosts "$name"
+echo "\$ ip netns exec pvl-demo-consumer pvlink client $name:80 --bytes 1048576"
+ip netns exec pvl-demo-consumer "$pvlink" client "$name:80" --bytes 1048576
+echo
 echo "== pvlink fabric probe: one connection from the consumer VPC to each ENI"
 "$pvlink" fabric probe -f "$topo"
 echo
