@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"pvlink.dev/pvlink/ctl/dns"
 	"pvlink.dev/pvlink/snapshot"
 )
 
@@ -98,5 +99,36 @@ func TestApplyingTheSameTopologyAgainChangesNothing(t *testing.T) {
 	}
 	if err := again.AcceptEndpoint("web"); err != nil || sameModel(s, again) {
 		t.Fatalf("an accept left the model the same (%v)", err)
+	}
+}
+
+func TestPrivateDNSIsEnabledOnlyWhenVerifiedAndOncePerVPC(t *testing.T) {
+	demo := strings.Replace(string(demoTopology(t)), "    load_balancers: [web-nlb]\n", "    load_balancers: [web-nlb]\n    private_dns_name: api.example.com\n", 1)
+	demo = strings.Replace(demo, `allowed_principals: ["arn:aws:iam::444455556666:root"]`, `allowed_principals: ["*"]`, 1)
+	s := &State{}
+	if err := applyText(t, s, demo); err != nil {
+		t.Fatal(err)
+	}
+	e := &s.Endpoints[0]
+	if err := s.EnablePrivateDNS(e, true); err == nil || !strings.Contains(err.Error(), "pendingVerification: it must be verified") {
+		t.Fatalf("enabling an unverified name: %v", err)
+	}
+	s.Verified(s.Services[0].ID, true)
+	enabled := strings.Replace(demo, "    ip_address_type: ipv4\n    subnet_configurations:", "    ip_address_type: ipv4\n    private_dns_enabled: true\n    subnet_configurations:", 1)
+	if err := applyText(t, s, enabled); err != nil || !s.Endpoints[0].PrivateDNSEnabled {
+		t.Fatalf("enabling the verified name: %v", err)
+	}
+	// A second endpoint in the same VPC for the same name is refused.
+	second := enabled + "  - name: web2\n    vpc: consumer\n    service: web\n    private_dns_enabled: true\n    subnet_configurations:\n      - {subnet: consumer-az1, ipv4: 198.18.1.20}\n"
+	if err := applyText(t, s, second); err == nil || !strings.Contains(err.Error(), "already a conflicting DNS domain") {
+		t.Fatalf("a second endpoint with the same private name in one VPC: %v", err)
+	}
+	// Verification lost: the enabled endpoint keeps it, a new one cannot.
+	s.Verified(s.Services[0].ID, false)
+	if !s.Endpoints[0].PrivateDNSEnabled {
+		t.Fatal("losing verification turned the name off")
+	}
+	if recs := s.VPCRecords(s.Endpoints[0].VPCID, func(string) bool { return true }); len(recs.A[dns.Name("api.example.com")]) != 2 {
+		t.Fatal("the enabled endpoint's private name stopped answering")
 	}
 }

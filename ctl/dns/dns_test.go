@@ -117,3 +117,42 @@ func FuzzResolver(f *testing.F) {
 func contextForTest() (context.Context, context.CancelFunc) {
 	return context.WithCancel(context.Background())
 }
+
+func TestGarbageTruncatedAndOversizedQueriesLeaveTheResolverServing(t *testing.T) {
+	r := resolverForTest()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := contextForTest()
+	defer cancel()
+	go Serve(ctx, pc, ln, r)
+	addr := pc.LocalAddr().String()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	good, _ := query("vpce-0123-abcd.vpce-svc-0456.us-east-1.vpce.amazonaws.com", mdns.TypeA).Pack()
+	for _, junk := range [][]byte{
+		{0xde, 0xad},                        // too short for a header
+		good[:len(good)-3],                  // truncated question
+		append(good, make([]byte, 4000)...), // oversized, trailing bytes
+		make([]byte, 65000),                 // all zeroes, near the UDP limit
+	} {
+		c.Write(junk)
+	}
+	// Over TCP too: a length prefix that lies, then a close.
+	if tc, err := net.Dial("tcp", addr); err == nil {
+		tc.Write([]byte{0xff, 0xff, 1, 2, 3})
+		tc.Close()
+	}
+	m, err := Lookup(addr, "vpce-0123-abcd.vpce-svc-0456.us-east-1.vpce.amazonaws.com", mdns.TypeA)
+	if err != nil || len(m.Answer) != 2 {
+		t.Fatalf("after the garbage a good query gets %v, %v", m, err)
+	}
+}
