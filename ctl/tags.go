@@ -30,6 +30,12 @@ func ResourceType(id string) string {
 		return "vpc"
 	case strings.HasPrefix(id, "subnet-"):
 		return "subnet"
+	case strings.HasPrefix(id, "sg-"):
+		return "security-group"
+	case strings.HasPrefix(id, "arn:aws:elasticloadbalancing:") && strings.Contains(id, ":loadbalancer/"):
+		return "loadbalancer"
+	case strings.HasPrefix(id, "arn:aws:elasticloadbalancing:") && strings.Contains(id, ":targetgroup/"):
+		return "targetgroup"
 	}
 	return ""
 }
@@ -57,6 +63,27 @@ func (s *State) owner(id string) (string, bool) {
 		for _, v := range s.VPCs {
 			if _, ok := v.subnet(id); ok {
 				return v.OwnerID, true
+			}
+		}
+	case "security-group":
+		for _, g := range s.SecurityGroups {
+			if g.ID == id {
+				return g.OwnerID, true
+			}
+		}
+	case "loadbalancer":
+		// ELBv2 resources are tagged by ARN; the id is its last part.
+		last := id[strings.LastIndexByte(id, '/')+1:]
+		for _, lb := range s.LoadBalancers {
+			if lb.ID == last {
+				return lb.OwnerID, true
+			}
+		}
+	case "targetgroup":
+		last := id[strings.LastIndexByte(id, '/')+1:]
+		for _, tg := range s.TargetGroups {
+			if tg.ID == last {
+				return tg.OwnerID, true
 			}
 		}
 	}

@@ -379,3 +379,27 @@ func TestIPAddressTypesFollowTheSharingRules(t *testing.T) {
 		t.Fatalf("the dualstack ENI has %q and %q", e.ENIs[0].IP, e.ENIs[0].IPv6)
 	}
 }
+
+func TestELBv2TagsOnLoadBalancersAndTargetGroups(t *testing.T) {
+	b, srv := demoBackend(t)
+	provider, consumer := account(b, "provider"), account(b, "consumer")
+	lb := "arn:aws:elasticloadbalancing:us-east-1:111122223333:loadbalancer/net/web-nlb/" + b.m.LoadBalancers[0].ID
+	tg := "arn:aws:elasticloadbalancing:us-east-1:111122223333:targetgroup/web/" + b.m.TargetGroups[0].ID
+	elb := func(who ctl.Account, body string) (int, string) {
+		return call(t, srv.URL, who, "elasticloadbalancing", "Version=2015-12-01&"+body, time.Now())
+	}
+	if st, out := elb(provider, "Action=AddTags&ResourceArns.member.1="+lb+"&ResourceArns.member.2="+tg+"&Tags.member.1.Key=team&Tags.member.1.Value=payments"); st != 200 {
+		t.Fatalf("AddTags: %d %s", st, out)
+	}
+	st, out := elb(provider, "Action=DescribeTags&ResourceArns.member.1="+lb+"&ResourceArns.member.2="+tg)
+	if st != 200 || strings.Count(out, "<Key>team</Key><Value>payments</Value>") != 2 {
+		t.Fatalf("DescribeTags: %d %s", st, out)
+	}
+	if st, out := elb(consumer, "Action=AddTags&ResourceArns.member.1="+lb+"&Tags.member.1.Key=x&Tags.member.1.Value=y"); st != 400 || !strings.Contains(out, "<Code>LoadBalancerNotFound</Code>") {
+		t.Fatalf("AddTags by another account: %d %s", st, out)
+	}
+	elb(provider, "Action=RemoveTags&ResourceArns.member.1="+lb+"&TagKeys.member.1=team")
+	if _, out := elb(provider, "Action=DescribeTags&ResourceArns.member.1="+lb); strings.Contains(out, "<Key>team</Key>") {
+		t.Fatalf("after RemoveTags: %s", out)
+	}
+}
