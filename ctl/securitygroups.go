@@ -98,27 +98,29 @@ func (p Permission) rules() ([]snapshot.SGRule, error) {
 // AuthorizeIngress adds rules to a group of the caller's; a rule it has
 // already is refused, as EC2 refuses a duplicate permission.
 func (s *State) AuthorizeIngress(caller, id string, perms []Permission) error {
-	g, ok := s.SecurityGroupByID(caller, id)
-	if !ok {
-		return &NotFoundError{"GroupId", id}
-	}
-	for _, p := range perms {
-		rules, err := p.rules()
-		if err != nil {
-			return err
+	return s.eachRule(caller, id, perms, func(g *SecurityGroupState, r snapshot.SGRule, p Permission) error {
+		if slices.Contains(g.Ingress, r) {
+			return &DuplicateError{"Permission", fmt.Sprintf("the specified rule \"peer: %s, %s, ALLOW\" already exists", r.Source, p.Protocol)}
 		}
-		for _, r := range rules {
-			if slices.Contains(g.Ingress, r) {
-				return &DuplicateError{"Permission", fmt.Sprintf("the specified rule \"peer: %s, %s, ALLOW\" already exists", r.Source, p.Protocol)}
-			}
-			g.Ingress = append(g.Ingress, r)
-		}
-	}
-	return nil
+		g.Ingress = append(g.Ingress, r)
+		return nil
+	})
 }
 
 // RevokeIngress removes rules from a group of the caller's.
 func (s *State) RevokeIngress(caller, id string, perms []Permission) error {
+	return s.eachRule(caller, id, perms, func(g *SecurityGroupState, r snapshot.SGRule, p Permission) error {
+		if !slices.Contains(g.Ingress, r) {
+			return refuse("the rule %s %d-%d from %s is not in %s", p.Protocol, p.From, p.To, r.Source, g.ID)
+		}
+		g.Ingress = slices.DeleteFunc(g.Ingress, func(o snapshot.SGRule) bool { return o == r })
+		return nil
+	})
+}
+
+// eachRule calls fn for every forwarder rule of perms on a group of the
+// caller's.
+func (s *State) eachRule(caller, id string, perms []Permission, fn func(*SecurityGroupState, snapshot.SGRule, Permission) error) error {
 	g, ok := s.SecurityGroupByID(caller, id)
 	if !ok {
 		return &NotFoundError{"GroupId", id}
@@ -129,10 +131,9 @@ func (s *State) RevokeIngress(caller, id string, perms []Permission) error {
 			return err
 		}
 		for _, r := range rules {
-			if !slices.Contains(g.Ingress, r) {
-				return refuse("the rule %s %d-%d from %s is not in %s", p.Protocol, p.From, p.To, r.Source, id)
+			if err := fn(g, r, p); err != nil {
+				return err
 			}
-			g.Ingress = slices.DeleteFunc(g.Ingress, func(o snapshot.SGRule) bool { return o == r })
 		}
 	}
 	return nil

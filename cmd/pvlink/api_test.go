@@ -448,20 +448,7 @@ accounts:
 			eni = e.ENIs[0]
 		}
 	}
-	waitUntil(t, 5*time.Second, "an echo through the endpoint built with the AWS CLI", func() bool {
-		ctx, cancel := contextWithTimeout(time.Second)
-		defer cancel()
-		c, err := fabrictest.DialFrom(eni.Netns)(ctx, "tcp", net.JoinHostPort(eni.IP, "80"))
-		if err != nil {
-			return false
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(time.Second))
-		c.Write([]byte("hello"))
-		buf := make([]byte, 5)
-		_, err = io.ReadFull(c, buf)
-		return err == nil && string(buf) == "hello"
-	})
+	waitUntil(t, 5*time.Second, "an echo through the endpoint built with the AWS CLI", func() bool { return echoHello(eni) })
 	var health struct {
 		TargetHealthDescriptions []struct {
 			Target       struct{ Id string }
@@ -473,20 +460,7 @@ accounts:
 	}
 	// Proxy protocol v2 turned on through the API reaches the data path.
 	providerELB.do(nil, "modify-target-group-attributes", "--target-group-arn", tgARN, "--attributes", "Key=proxy_protocol_v2.enabled,Value=true")
-	waitUntil(t, 5*time.Second, "a proxy protocol v2 header at the target", func() bool {
-		ctx, cancel := contextWithTimeout(time.Second)
-		defer cancel()
-		c, err := fabrictest.DialFrom(eni.Netns)(ctx, "tcp", net.JoinHostPort(eni.IP, "80"))
-		if err != nil {
-			return false
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(time.Second))
-		c.Write([]byte("hello"))
-		buf := make([]byte, 5)
-		io.ReadFull(c, buf)
-		return proxied.Load() > 0 && string(buf) == "hello"
-	})
+	waitUntil(t, 5*time.Second, "a proxy protocol v2 header at the target", func() bool { return echoHello(eni) && proxied.Load() > 0 })
 	waitUntil(t, 15*time.Second, "the target healthy in describe-target-health", func() bool {
 		providerELB.do(&health, "describe-target-health", "--target-group-arn", tgARN)
 		return len(health.TargetHealthDescriptions) == 1 && health.TargetHealthDescriptions[0].TargetHealth.State == "healthy"
@@ -506,6 +480,22 @@ accounts:
 		_, err := os.Stat("/run/netns/" + providerNS)
 		return err != nil
 	})
+}
+
+// echoHello sends "hello" through an ENI and reports whether it came back.
+func echoHello(eni ctl.ENIState) bool {
+	ctx, cancel := contextWithTimeout(time.Second)
+	defer cancel()
+	c, err := fabrictest.DialFrom(eni.Netns)(ctx, "tcp", net.JoinHostPort(eni.IP, "80"))
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	c.Write([]byte("hello"))
+	buf := make([]byte, 5)
+	_, err = io.ReadFull(c, buf)
+	return err == nil && string(buf) == "hello"
 }
 
 // listenInQuietly listens in a namespace, or returns nil.
