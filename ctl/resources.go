@@ -62,7 +62,8 @@ func (s *State) CreateVPC(caller, cidr string, ipv6 bool) (*VPCState, error) {
 		// fd + 40 bits from the id: a /56 no other VPC of the fabric is
 		// likely to share (they are separate namespaces anyway).
 		h := id[4:14]
-		v.IPv6CIDR = fmt.Sprintf("fd%s:%s:%s00::/56", h[0:2], h[2:6], h[6:8])
+		p := netip.MustParsePrefix(fmt.Sprintf("fd%s:%s:%s00::/56", h[0:2], h[2:6], h[6:8]))
+		v.IPv6CIDR = p.Masked().String() // canonical: no leading zeros
 	}
 	s.VPCs = append(s.VPCs, v)
 	return &s.VPCs[len(s.VPCs)-1], nil
@@ -115,11 +116,11 @@ func (s *State) CreateSubnet(caller, vpcID, cidr, cidr6, az string) (*SubnetStat
 			return nil, refuse("The IPv6 CIDR '%s' is invalid for VPC %s: a subnet takes a /64 of %s", cidr6, vpcID, v.IPv6CIDR)
 		}
 		for _, o := range v.Subnets {
-			if o.IPv6CIDR == cidr6 {
+			if o.IPv6CIDR == p6.String() {
 				return nil, &DuplicateError{"Subnet", fmt.Sprintf("The IPv6 CIDR '%s' conflicts with another subnet (%s)", cidr6, o.ID)}
 			}
 		}
-		sn.IPv6CIDR = cidr6
+		sn.IPv6CIDR = p6.String()
 	}
 	if sn.HostIP, err = s.allocateAddr(sn, "", false); err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -354,7 +355,8 @@ func TestIPAddressTypesFollowTheSharingRules(t *testing.T) {
 	if v6 == "" {
 		t.Fatalf("CreateVpc with an IPv6 block: %s", out)
 	}
-	sub64 := strings.Replace(v6, "00::/56", "00::/64", 1)
+	vp := netip.MustParsePrefix(v6)
+	sub64 := netip.PrefixFrom(vp.Addr(), 64).String()
 	st, out = ec2(consumer, "Action=CreateSubnet&VpcId="+vpc+"&CidrBlock=198.20.1.0/24&Ipv6CidrBlock="+sub64+"&AvailabilityZoneId=use1-az1")
 	if st != 200 {
 		t.Fatalf("a dualstack subnet (%s): %d %s", sub64, st, out)
@@ -375,7 +377,7 @@ func TestIPAddressTypesFollowTheSharingRules(t *testing.T) {
 		t.Fatalf("a dualstack endpoint with AAAA records and a policy: %d %s", st, out)
 	}
 	e := b.m.Endpoints[len(b.m.Endpoints)-1]
-	if e.ENIs[0].IP == "" || e.ENIs[0].IPv6 == "" || !strings.HasPrefix(e.ENIs[0].IPv6, strings.TrimSuffix(sub64, "::/64")) {
+	if e.ENIs[0].IP == "" || e.ENIs[0].IPv6 == "" || !netip.MustParsePrefix(sub64).Contains(netip.MustParseAddr(e.ENIs[0].IPv6)) {
 		t.Fatalf("the dualstack ENI has %q and %q", e.ENIs[0].IP, e.ENIs[0].IPv6)
 	}
 }
