@@ -41,5 +41,15 @@ func newStack() *stack.Stack {
 	s.SetTransportProtocolOption(tcp.ProtocolNumber, &tx)
 	moderate := tcpip.TCPModerateReceiveBufferOption(true)
 	s.SetTransportProtocolOption(tcp.ProtocolNumber, &moderate)
+	// No TIME_WAIT. When the target ends a connection first, the
+	// forwarder's side closes first and gVisor would keep the 4-tuple in
+	// TIME_WAIT for 60 s, answering a new SYN from the same consumer port
+	// with nothing (gVisor hands such a SYN on only to a listener, and the
+	// forwarder has none): a busy consumer whose ports cycle saw connects
+	// time out (20 of 7,934 in a 60 s soak). An NLB keeps no TIME_WAIT for
+	// a flow either; a late segment of the old connection finds no
+	// endpoint and gets a RST, as after the idle timeout.
+	tw := tcpip.TCPTimeWaitTimeoutOption(0)
+	s.SetTransportProtocolOption(tcp.ProtocolNumber, &tw)
 	return s
 }

@@ -78,7 +78,7 @@ func newBenchCmd() *cobra.Command {
 	c.Flags().StringVar(&o.ProfileDir, "profile", "", "folder for a CPU profile of every forwarder during each pvlink measurement (read them with go tool pprof)")
 	c.Flags().StringVar(&paths, "paths", strings.Join(bench.AllPaths, ","), "paths to measure")
 	c.Flags().StringVar(&out, "out", "", "folder for bench.md, bench.json and bench.svg")
-	c.AddCommand(newBenchConnsCmd(), newBenchHoldCmd())
+	c.AddCommand(newBenchConnsCmd(), newBenchHoldCmd(), newBenchSoakCmd())
 	return c
 }
 
@@ -161,4 +161,49 @@ func firstErr(s string) string {
 		return ""
 	}
 	return "; first: " + s
+}
+
+func newBenchSoakCmd() *cobra.Command {
+	var o bench.SoakOptions
+	var out string
+	c := &cobra.Command{
+		Use:   "soak [--duration D]",
+		Short: "A mixed load through one forwarder that stops by itself; fails if RSS, fds or goroutines keep growing, a byte is lost or anything fails",
+		Long: `Runs, for --duration, through a 1-AZ fabric: new connections (echoes of up to
+64 KiB), 32 MiB uploads and downloads verified by SHA-256, slow readers (256 KiB/s),
+connections reset by the client, idle flows past a 5 s idle timeout (which must get a
+RST), and one of two targets deregistered and registered again every 4 s. It samples
+the forwarder's RSS, open descriptors, goroutines and flows every second, and fails
+if, after a warm-up, any keeps growing, if a byte is lost, if an operation fails, or
+if flows are left once idle ones have timed out.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := ctl.Preflight(); err != nil {
+				return err
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			o.Log = cmd.ErrOrStderr()
+			r, err := bench.Soak(cmd.Context(), exe, o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(cmd.OutOrStdout(), r.Summary())
+			if out != "" {
+				data, _ := json.MarshalIndent(r, "", "  ")
+				if err := os.WriteFile(out, data, 0o644); err != nil {
+					return err
+				}
+			}
+			if !r.OK {
+				return fmt.Errorf("the soak failed")
+			}
+			return nil
+		},
+	}
+	c.Flags().DurationVar(&o.Duration, "duration", 10*time.Minute, "how long the load runs")
+	c.Flags().StringVar(&out, "out", "", "write the samples and counts as JSON to this file")
+	return c
 }

@@ -5,8 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
+	"os/exec"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"pvlink.dev/pvlink/bench/peer"
 	"pvlink.dev/pvlink/internal/fabrictest"
 	"pvlink.dev/pvlink/nsenter"
+	"pvlink.dev/pvlink/proxyproto"
 	"pvlink.dev/pvlink/snapshot"
 )
 
@@ -216,5 +220,77 @@ func TestProviderSocketsSendNoKeepalives(t *testing.T) {
 		if s.Timer == keepaliveTimer {
 			t.Errorf("node socket %s:%d -> %s:%d has its keepalive timer armed", s.ID.Source, s.ID.SourcePort, s.ID.Destination, s.ID.DestinationPort)
 		}
+	}
+}
+
+// TestAConsumerReusingItsPortRightAfterTheTargetClosedConnects: when the
+// target ends a connection first, the forwarder's side of it closes first
+// too; a consumer that then opens a new connection from the same source
+// port (as busy clients do, their ports cycling) must connect at once, as
+// through an NLB, which keeps no TIME_WAIT for a flow.
+func TestAConsumerReusingItsPortRightAfterTheTargetClosedConnects(t *testing.T) {
+	f := fabrictest.Up(t, proxyTopology(t))
+	provider, consumer := f.Netns(t, "provider"), f.Netns(t, "consumer")
+	// The target behind port 82 (early) closes each connection right after
+	// its header: the target ends it first.
+	ln := listenIn(t, provider, "198.19.1.21:9001")
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			// Read the proxy header first: closing with it unread would
+			// be a RST, not the FIN this test is about.
+			(proxyproto.Decoder{}).Read(c)
+			c.Write([]byte("bye\n"))
+			c.Close()
+		}
+	}()
+	eni := f.Status.Endpoints[0].ENIs[0]
+	local := &net.TCPAddr{IP: net.ParseIP(f.Status.VPCs[1].Subnets[0].HostIP), Port: 40123}
+	dial := func() error {
+		var c net.Conn
+		err := nsenter.Do(consumer, func() (err error) {
+			d := &net.Dialer{LocalAddr: local, Timeout: 3 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+				return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1) })
+			}}
+			c, err = d.Dial("tcp", net.JoinHostPort(eni.IP, "82"))
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		_, err = io.ReadAll(c) // until the target's close reaches us
+		return err
+	}
+	for i := 0; i < 3; i++ {
+		time.Sleep(100 * time.Millisecond) // the consumer's side of the last one ends
+		start := time.Now()
+		if err := dial(); err != nil {
+			t.Fatalf("connection %d from port %d: %v after %s", i+1, local.Port, err, time.Since(start).Round(time.Millisecond))
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Fatalf("connection %d from port %d took %s (a SYN retransmission: the old flow held the port)", i+1, local.Port, took.Round(time.Millisecond))
+		}
+	}
+}
+
+// TestASixtySecondSoakLosesNothingAndGrowsNothing runs `pvlink bench
+// soak` for a minute (the README quotes a 10-minute run): mixed new
+// connections, uploads and downloads, slow readers, resets, idle flows
+// timing out and a target deregistered and registered again; no byte
+// lost, no unexpected error, no RSS, descriptor or goroutine growth after
+// the warm-up, no flow left.
+func TestASixtySecondSoakLosesNothingAndGrowsNothing(t *testing.T) {
+	fabrictest.RequireRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, fabrictest.Binary(t), "bench", "soak", "--duration", "60s").CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("the soak failed: %v", err)
 	}
 }
