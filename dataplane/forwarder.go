@@ -85,6 +85,7 @@ type forwarderStats struct {
 	notAvailable   atomic.Uint64 // SYN to an endpoint that is not available (dropped)
 	endpointResets atomic.Uint64 // flows reset: endpoint rejected or deleted
 	noTarget       atomic.Uint64 // no target registered in reach
+	noRoute        atomic.Uint64 // SYN to an address no ENI of the snapshot has (RST sent)
 	endpointErrors atomic.Uint64 // gVisor refused to create an endpoint
 	flowTableFull  atomic.Uint64 // new flow refused: the flow table is full
 	idleExpired    atomic.Uint64 // flows forgotten after their idle timeout

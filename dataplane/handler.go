@@ -23,6 +23,7 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 	c := f.current.Load()
 	routes := c.enis[id.LocalAddress]
 	if routes == nil {
+		f.stats.noRoute.Add(1)
 		r.Complete(true)
 		return
 	}

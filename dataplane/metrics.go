@@ -74,6 +74,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		{"no_listener", f.stats.noListener.Load()},
 		{"endpoint_not_available", f.stats.notAvailable.Load()},
 		{"no_target", f.stats.noTarget.Load()},
+		{"no_route", f.stats.noRoute.Load()},
 		{"target_connect_failed", f.stats.dialErrors.Load()},
 		{"netstack", f.stats.endpointErrors.Load()},
 		{"flow_table_full", f.stats.flowTableFull.Load()},
@@ -113,6 +114,8 @@ func (f *Forwarder) Stats() Stats {
 		IdleExpired: f.stats.idleExpired.Load(), TargetResets: f.stats.targetResets.Load(),
 		EndpointResets:       f.stats.endpointResets.Load(),
 		PortAllocationErrors: f.PortAllocationErrors(), NoListener: f.stats.noListener.Load(),
+		NoTarget: f.stats.noTarget.Load(), NotAvailable: f.stats.notAvailable.Load(), EndpointErrors: f.stats.endpointErrors.Load(),
+		NoRoute:    f.stats.noRoute.Load(),
 		DialErrors: f.stats.dialErrors.Load(), ConfigVersion: f.stats.configVersion.Load(),
 		Netstack: func() map[string]uint64 {
 			tcp := f.stack.Stats().TCP

@@ -61,6 +61,10 @@ type Stats struct {
 	EndpointResets       uint64 `json:"endpoint_resets"`
 	PortAllocationErrors uint64 `json:"port_allocation_errors"`
 	NoListener           uint64 `json:"no_listener"`
+	NoTarget             uint64 `json:"no_target"`
+	NotAvailable         uint64 `json:"endpoint_not_available"`
+	EndpointErrors       uint64 `json:"netstack_endpoint_errors"`
+	NoRoute              uint64 `json:"no_route"`
 	DialErrors           uint64 `json:"dial_errors"`
 	ConfigVersion        uint64 `json:"config_version"`
 	// Netstack is what gVisor's TCP counted, for finding where SYNs go.
