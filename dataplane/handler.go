@@ -90,6 +90,7 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 	if terr != nil {
 		undo()
 		f.stats.endpointErrors.Add(1)
+		f.log.Debug("netstack endpoint", "err", terr)
 		r.Complete(true)
 		pconn.Close()
 		return
