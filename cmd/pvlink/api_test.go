@@ -25,10 +25,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
-	"pvlink.dev/pvlink/bench/peer"
 	"pvlink.dev/pvlink/ctl"
 	"pvlink.dev/pvlink/internal/fabrictest"
 	"pvlink.dev/pvlink/nsenter"
+	"pvlink.dev/pvlink/peer"
 	"pvlink.dev/pvlink/snapshot"
 )
 

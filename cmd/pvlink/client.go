@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"pvlink.dev/pvlink/bench/peer"
 	"pvlink.dev/pvlink/nsenter"
+	"pvlink.dev/pvlink/peer"
 )
 
 func newClientCmd() *cobra.Command {

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"pvlink.dev/pvlink/bench/peer"
 	"pvlink.dev/pvlink/internal/fabrictest"
+	"pvlink.dev/pvlink/peer"
 	"pvlink.dev/pvlink/snapshot"
 )
 

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"pvlink.dev/pvlink/bench/peer"
 	"pvlink.dev/pvlink/ctl"
 	"pvlink.dev/pvlink/internal/fabrictest"
+	"pvlink.dev/pvlink/peer"
 )
 
 // demoTopology is examples/demo.yaml under a fresh name (NAME), with its

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"pvlink.dev/pvlink/bench/peer"
 	"pvlink.dev/pvlink/internal/fabrictest"
 	"pvlink.dev/pvlink/nsenter"
+	"pvlink.dev/pvlink/peer"
 	"pvlink.dev/pvlink/proxyproto"
 )
 

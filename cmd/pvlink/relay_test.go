@@ -16,9 +16,9 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"pvlink.dev/pvlink/bench/peer"
 	"pvlink.dev/pvlink/internal/fabrictest"
 	"pvlink.dev/pvlink/nsenter"
+	"pvlink.dev/pvlink/peer"
 	"pvlink.dev/pvlink/proxyproto"
 	"pvlink.dev/pvlink/snapshot"
 )

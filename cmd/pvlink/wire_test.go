@@ -15,11 +15,11 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"pvlink.dev/pvlink/bench/peer"
 	"pvlink.dev/pvlink/ctl"
 	"pvlink.dev/pvlink/internal/fabrictest"
 	"pvlink.dev/pvlink/internal/wire"
 	"pvlink.dev/pvlink/nsenter"
+	"pvlink.dev/pvlink/peer"
 	"pvlink.dev/pvlink/snapshot"
 )
 

@@ -15,9 +15,9 @@ import (
 	"strconv"
 	"time"
 
-	"pvlink.dev/pvlink/bench/peer"
 	"pvlink.dev/pvlink/ctl"
 	"pvlink.dev/pvlink/nsenter"
+	"pvlink.dev/pvlink/peer"
 	"pvlink.dev/pvlink/snapshot"
 )
 
