@@ -369,15 +369,21 @@ func Soak(ctx context.Context, exe string, o SoakOptions) (*SoakResult, error) {
 
 	loadCtx, stop := context.WithTimeout(ctx, o.Duration)
 	defer stop()
+	// The soak has ended once its deadline has passed, even before the
+	// context's timer has fired: in that gap a dial fails at once with an
+	// i/o timeout (the poller checks the deadline itself), and a worker
+	// that took it for a failure would count hundreds in a millisecond.
+	end, _ := loadCtx.Deadline()
+	ended := func() bool { return loadCtx.Err() != nil || !time.Now().Before(end) }
 	var wg sync.WaitGroup
 	loop := func(kind string, workers int, op func(context.Context) (int64, error)) {
 		for i := 0; i < workers; i++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for loadCtx.Err() == nil {
+				for !ended() {
 					n, err := op(loadCtx)
-					if loadCtx.Err() != nil {
+					if ended() {
 						return // cut by the end of the soak: neither a success nor a failure
 					}
 					if err != nil {
@@ -526,6 +532,14 @@ func (r *SoakResult) Summary() string {
 	}
 	if len(r.Growing) > 0 {
 		fmt.Fprintf(&b, "kept growing: %s\n", strings.Join(r.Growing, "; "))
+	}
+	if f := r.Forwarder; f != nil && !r.OK {
+		// Where refused or unanswered connections went, for a failed soak.
+		fmt.Fprintf(&b, "forwarder: refused no_listener %d, not_available %d, no_target %d, no_route %d, target_connect_failed %d, netstack %d; netstack %v\n",
+			f.NoListener, f.NotAvailable, f.NoTarget, f.NoRoute, f.DialErrors, f.EndpointErrors, f.Netstack)
+	}
+	if e := r.ENI; e != nil && !r.OK {
+		fmt.Fprintf(&b, "ENI: %d packets dropped, %d RSTs received\n", e.PacketsDropped, e.RstPacketsReceived)
 	}
 	return b.String()
 }

@@ -128,6 +128,8 @@ func (f *Forwarder) Stats() Stats {
 				"invalid_segments_received":   tcp.InvalidSegmentsReceived.Value(),
 				"segment_send_errors":         tcp.SegmentSendErrors.Value(),
 				"established_resets":          tcp.EstablishedResets.Value(),
+				"failed_connection_attempts":  tcp.FailedConnectionAttempts.Value(),
+				"failed_port_reservations":    tcp.FailedPortReservations.Value(),
 			}
 		}(),
 		Runtime: f.runtimeStats(),
