@@ -36,6 +36,8 @@ type conn struct {
 	group  *nat.Group
 	target *nat.Target
 	node   netip.AddrPort // provider-side source: node IP and port
+	routes *eniRoutes     // the ENI and listener it came in by
+	rt     *route
 
 	// Set once the connection is up.
 	ep          tcpip.Endpoint

@@ -91,7 +91,13 @@ type forwarderStats struct {
 	idleExpired    atomic.Uint64 // flows forgotten after their idle timeout
 	targetResets   atomic.Uint64 // flows reset: target unhealthy or drained with termination
 	configVersion  atomic.Uint64
-	configRejected atomic.Uint64
+	// The SYN flood defence (synflood.go): handshakes given up after
+	// handshakeTimeout, times an ENI turned SYN cookies on, and the
+	// connections a cookie let in.
+	handshakeTimeouts atomic.Uint64
+	cookieModes       atomic.Uint64
+	cookieConns       atomic.Uint64
+	configRejected    atomic.Uint64
 }
 
 // eniState is the live side of one ENI: its NIC and its counters.
@@ -128,6 +134,12 @@ type eniState struct {
 	bytes       atomic.Uint64
 	rstReceived atomic.Uint64
 	drops       [numDropReasons]atomic.Uint64
+
+	// The SYN flood defence (synflood.go): handshakes the forwarder has
+	// not finished, pure SYNs seen, and the cookie listeners when on.
+	halfOpen atomic.Int32
+	syns     atomic.Uint64
+	cookies  cookieState
 }
 
 func (e *eniState) dropped(r dropReason) { e.drops[r].Add(1) }
@@ -431,6 +443,7 @@ func (f *Forwarder) resetENI(st *eniState) {
 // enisMu.
 func (f *Forwarder) removeENI(st *eniState) {
 	st.available.Store(false)
+	f.stopCookies(st, "ENI removed")
 	f.resetENI(st)
 	st.link.Close()
 	if st.nicID != 0 {
@@ -459,6 +472,11 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	go func() {
 		defer f.wg.Done()
 		f.sweep(f.ctx)
+	}()
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		f.watchCookies(f.ctx)
 	}()
 	f.enisMu.Lock()
 	f.running = true

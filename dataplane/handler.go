@@ -3,9 +3,12 @@ package dataplane
 import (
 	"context"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 
@@ -18,28 +21,87 @@ import (
 // flow for it, connects to the target and completes the consumer's
 // handshake only once the target accepted, so a consumer never sees an
 // established connection to nowhere. Every refusal is a RST, counted.
+//
+// The handshake with the consumer is bounded by handshakeTimeout, and when
+// too many of them are half open on one ENI its SYNs are answered with SYN
+// cookies instead (synflood.go).
 func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 	id := r.ID()
 	c := f.current.Load()
+	if routes := c.enis[id.LocalAddress]; routes != nil {
+		e := routes.state
+		defer e.halfOpen.Add(-1)
+		if n := e.halfOpen.Add(1); n >= synFloodThreshold {
+			f.startCookies(routes, n)
+		}
+	}
+	cn, refusal := f.admit(c, id)
+	if refusal != refuseNone {
+		r.Complete(refusal == refuseRST)
+		return
+	}
+	sock, ok := f.dial(cn)
+	if !ok {
+		r.Complete(true)
+		return
+	}
+	var wq waiter.Queue
+	// gVisor's forwarder waits for the consumer's ACK for as long as it
+	// retransmits the SYN-ACK (about 127 s); a spoofed SYN would hold its
+	// slot, its goroutine and a target connection all that time. Waking
+	// the wait early makes gVisor give up on a handshake not yet done.
+	var timedOut atomic.Bool
+	giveUp := time.AfterFunc(handshakeTimeout, func() {
+		timedOut.Store(true)
+		wq.Notify(waiter.WritableEvents)
+	})
+	ep, terr := r.CreateEndpoint(&wq)
+	giveUp.Stop()
+	if terr != nil {
+		cn.undo()
+		sock.file.Close()
+		if timedOut.Load() {
+			f.stats.handshakeTimeouts.Add(1)
+		} else {
+			f.stats.endpointErrors.Add(1)
+			f.log.Debug("netstack endpoint", "err", terr)
+		}
+		r.Complete(true)
+		return
+	}
+	r.Complete(false)
+	f.begin(cn, sock, ep, &wq)
+}
+
+// refusal says how admit refused a connection.
+type refusal uint8
+
+const (
+	refuseNone refusal = iota
+	refuseRST          // answered with a RST
+	refuseDrop         // no answer at all
+)
+
+// admit does what comes before the target is dialed: it finds the ENI and
+// listener of a connection to id, chooses its target and holds a flow and
+// a connection slot for it. Every refusal is counted.
+func (f *Forwarder) admit(c *compiled, id stack.TransportEndpointID) (*conn, refusal) {
 	routes := c.enis[id.LocalAddress]
 	if routes == nil {
 		f.stats.noRoute.Add(1)
-		r.Complete(true)
-		return
+		return nil, refuseRST
 	}
 	e := routes.state
 	if !e.available.Load() {
 		// The ingress filter drops these; one that raced a state change
 		// is dropped here the same way: no answer.
 		f.stats.notAvailable.Add(1)
-		r.Complete(false)
-		return
+		return nil, refuseDrop
 	}
 	rt := routes.listeners[id.LocalPort]
 	if rt == nil {
 		f.stats.noListener.Add(1)
-		r.Complete(true)
-		return
+		return nil, refuseRST
 	}
 	src, _ := netip.AddrFromSlice(id.RemoteAddress.AsSlice())
 	dst, _ := netip.AddrFromSlice(id.LocalAddress.AsSlice())
@@ -53,50 +115,48 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 	target, ok := rt.group.Pick(key)
 	if !ok {
 		f.stats.noTarget.Add(1)
-		r.Complete(true)
-		return
+		return nil, refuseRST
 	}
 	if !rt.group.Acquire(target) {
-		r.Complete(true) // PortAllocationErrorCount, counted by the group
-		return
+		return nil, refuseRST // PortAllocationErrorCount, counted by the group
 	}
-	cn := &conn{f: f, eni: e, group: rt.group, target: target}
+	cn := &conn{f: f, eni: e, group: rt.group, target: target, routes: routes, rt: rt}
 	fl := flowtable.NewFlow(key, cn, rt.idle, time.Now())
 	cn.fl = fl
 	if err := f.flows.Insert(fl); err != nil {
 		rt.group.Release(target)
 		f.stats.flowTableFull.Add(1)
-		r.Complete(true)
-		return
+		return nil, refuseRST
 	}
-	// undo gives back what a connection that never starts holds.
-	undo := func() {
-		f.flows.DeleteFlow(fl)
-		rt.group.Release(target)
-	}
+	return cn, refuseNone
+}
 
-	sock, err := f.dialTarget(context.Background(), rt.lb, target.Addr)
+// dial connects a connection admit let in to its target; a failure gives
+// back what admit took, and is counted.
+func (f *Forwarder) dial(cn *conn) (providerSocket, bool) {
+	sock, err := f.dialTarget(context.Background(), cn.rt.lb, cn.target.Addr)
 	if err != nil {
-		undo()
+		cn.undo()
 		f.stats.dialErrors.Add(1)
 		f.log.Debug("dial target", "err", err)
-		r.Complete(true)
-		return
+		return sock, false
 	}
+	return sock, true
+}
+
+// undo gives back what admit took for a connection that never starts.
+func (c *conn) undo() {
+	c.f.flows.DeleteFlow(c.fl)
+	c.group.Release(c.target)
+}
+
+// begin starts the relay of a connection whose target accepted and whose
+// consumer completed the handshake.
+func (f *Forwarder) begin(cn *conn, sock providerSocket, ep tcpip.Endpoint, wq *waiter.Queue) {
 	pconn := sock.file
 	cn.provider, cn.providerRaw, cn.providerFD, cn.node = sock.file, sock.raw, sock.fd, sock.local
-	var wq waiter.Queue
-	ep, terr := r.CreateEndpoint(&wq)
-	if terr != nil {
-		undo()
-		f.stats.endpointErrors.Add(1)
-		f.log.Debug("netstack endpoint", "err", terr)
-		r.Complete(true)
-		pconn.Close()
-		return
-	}
-	r.Complete(false)
-	cn.ep, cn.wq = ep, &wq
+	cn.ep, cn.wq = ep, wq
+	e := cn.eni
 	e.newConns.Add(1)
 	e.active.Add(1) // given back by release
 
@@ -104,9 +164,10 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 	// the endpoint. The header is the one an NLB writes (CRC32C, AWS TLV,
 	// padded to 100 bytes), sent once, before any consumer byte.
 	var pp *proxyproto.Header
-	if rt.tg.ProxyProtocolV2 {
-		h := proxyproto.NLB(netip.AddrPortFrom(key.Src, key.SrcPort), netip.AddrPortFrom(key.Dst, key.DstPort), routes.eni.EndpointID)
-		if rt.tg.ProxyProtocolV2Placement == PlacementFirstAck {
+	if cn.rt.tg.ProxyProtocolV2 {
+		k := cn.fl.Key
+		h := proxyproto.NLB(netip.AddrPortFrom(k.Src, k.SrcPort), netip.AddrPortFrom(k.Dst, k.DstPort), cn.routes.eni.EndpointID)
+		if cn.rt.tg.ProxyProtocolV2Placement == PlacementFirstAck {
 			if err := writeHeader(pconn, &h); err != nil {
 				cn.reset.Store(true) // the relay ends at once
 			}

@@ -151,6 +151,9 @@ func (e *eniState) check(b []byte, now int64, gso bool) (tcpip.NetworkProtocolNu
 			e.dropped(dropNotAvailable)
 			return 0, 0, false
 		}
+		if tcp.Flags()&(header.TCPFlagSyn|header.TCPFlagAck) == header.TCPFlagSyn {
+			e.syns.Add(1)
+		}
 		if tcp.Flags().Contains(header.TCPFlagRst) {
 			e.rstReceived.Add(1)
 		}

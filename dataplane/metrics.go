@@ -36,6 +36,12 @@ var (
 		"Flows the forwarder ended itself, by reason (idle timeout, target reset).", []string{"az", "reason"}, nil)
 	descPortErrors = prometheus.NewDesc("pvlink_port_allocation_errors_total",
 		"PortAllocationErrorCount: connections refused because a target IP:port had all its node's connections in use.", []string{"az", "target_group"}, nil)
+	descSynDrops = prometheus.NewDesc("pvlink_forwarder_dropped_syns_total",
+		"Connection attempts dropped without an answer, by reason: the forwarder's in-flight limit, a handshake not finished in time, an ACK with a bad SYN cookie, a full cookie accept queue.", []string{"az", "reason"}, nil)
+	descCookieConns = prometheus.NewDesc("pvlink_forwarder_syn_cookie_connections_total",
+		"Connections let in by a SYN cookie while an ENI was flooded.", []string{"az"}, nil)
+	descCookieMode = prometheus.NewDesc("pvlink_endpoint_syn_cookies",
+		"1 while the endpoint network interface answers SYNs with cookies (a SYN flood).", endpointLabels, nil)
 	descTargetState = prometheus.NewDesc("pvlink_target_state",
 		"1 for a target's current state as this node sees it (initial, healthy, unhealthy, draining, unused).", []string{"az", "target_group", "target", "state"}, nil)
 	descTargetConns = prometheus.NewDesc("pvlink_target_connections",
@@ -48,7 +54,7 @@ type collector struct{ f *Forwarder }
 func (f *Forwarder) Collector() prometheus.Collector { return collector{f} }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descActive, descBytes, descNew, descDropped, descRst, descDropReason, descConfigVersion, descConnErrors, descFlows, descFlowEnds, descPortErrors, descTargetState, descTargetConns} {
+	for _, d := range []*prometheus.Desc{descActive, descBytes, descNew, descDropped, descRst, descDropReason, descConfigVersion, descConnErrors, descSynDrops, descCookieConns, descCookieMode, descFlows, descFlowEnds, descPortErrors, descTargetState, descTargetConns} {
 		ch <- d
 	}
 }
@@ -62,6 +68,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descNew, prometheus.CounterValue, float64(e.newConns.Load()), lv...)
 		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(e.packetsDropped()), lv...)
 		ch <- prometheus.MustNewConstMetric(descRst, prometheus.CounterValue, float64(e.rstReceived.Load()), lv...)
+		ch <- prometheus.MustNewConstMetric(descCookieMode, prometheus.GaugeValue, b2f(e.cookieMode()), lv...)
 		for r := range e.drops {
 			ch <- prometheus.MustNewConstMetric(descDropReason, prometheus.CounterValue, float64(e.drops[r].Load()), append(lv, dropReasonNames[r])...)
 		}
@@ -81,6 +88,19 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	} {
 		ch <- prometheus.MustNewConstMetric(descConnErrors, prometheus.CounterValue, float64(r.v), f.az, r.name)
 	}
+	tcp := f.stack.Stats().TCP
+	for _, r := range []struct {
+		name string
+		v    uint64
+	}{
+		{"in_flight_limit", tcp.ForwardMaxInFlightDrop.Value()},
+		{"handshake_timeout", f.stats.handshakeTimeouts.Load()},
+		{"invalid_syn_cookie", tcp.ListenOverflowInvalidSynCookieRcvd.Value()},
+		{"accept_queue_full", tcp.ListenOverflowSynDrop.Value() + tcp.ListenOverflowAckDrop.Value()},
+	} {
+		ch <- prometheus.MustNewConstMetric(descSynDrops, prometheus.CounterValue, float64(r.v), f.az, r.name)
+	}
+	ch <- prometheus.MustNewConstMetric(descCookieConns, prometheus.CounterValue, float64(f.stats.cookieConns.Load()), f.az)
 	ch <- prometheus.MustNewConstMetric(descFlows, prometheus.GaugeValue, float64(f.flows.Len()), f.az)
 	ch <- prometheus.MustNewConstMetric(descFlowEnds, prometheus.CounterValue, float64(f.stats.idleExpired.Load()), f.az, "idle_timeout")
 	ch <- prometheus.MustNewConstMetric(descFlowEnds, prometheus.CounterValue, float64(f.stats.targetResets.Load()), f.az, "target_reset")
@@ -117,6 +137,8 @@ func (f *Forwarder) Stats() Stats {
 		NoTarget: f.stats.noTarget.Load(), NotAvailable: f.stats.notAvailable.Load(), EndpointErrors: f.stats.endpointErrors.Load(),
 		NoRoute:    f.stats.noRoute.Load(),
 		DialErrors: f.stats.dialErrors.Load(), ConfigVersion: f.stats.configVersion.Load(),
+		HandshakeTimeouts: f.stats.handshakeTimeouts.Load(), CookieModes: f.stats.cookieModes.Load(),
+		CookieConns: f.stats.cookieConns.Load(), CookieENIs: f.cookieENIs(),
 		Netstack: func() map[string]uint64 {
 			tcp := f.stack.Stats().TCP
 			return map[string]uint64{
@@ -125,6 +147,8 @@ func (f *Forwarder) Stats() Stats {
 				"listen_overflow_syn_drop":    tcp.ListenOverflowSynDrop.Value(),
 				"listen_overflow_ack_drop":    tcp.ListenOverflowAckDrop.Value(),
 				"listen_overflow_syn_cookies": tcp.ListenOverflowSynCookieSent.Value(),
+				"syn_cookies_received":        tcp.ListenOverflowSynCookieRcvd.Value(),
+				"invalid_syn_cookies":         tcp.ListenOverflowInvalidSynCookieRcvd.Value(),
 				"invalid_segments_received":   tcp.InvalidSegmentsReceived.Value(),
 				"segment_send_errors":         tcp.SegmentSendErrors.Value(),
 				"established_resets":          tcp.EstablishedResets.Value(),
@@ -157,6 +181,24 @@ func (f *Forwarder) Counters() []ENICounters {
 			RstPacketsReceived: e.rstReceived.Load(),
 			TunReads:           e.tunReads.Load(), TunPackets: e.tunPackets.Load(),
 		})
+	}
+	return out
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// cookieENIs lists the ENIs answering SYNs with cookies now.
+func (f *Forwarder) cookieENIs() []string {
+	var out []string
+	for _, e := range f.eniList() {
+		if e.cookieMode() {
+			out = append(out, e.id)
+		}
 	}
 	return out
 }

@@ -51,5 +51,10 @@ func newStack() *stack.Stack {
 	// endpoint and gets a RST, as after the idle timeout.
 	tw := tcpip.TCPTimeWaitTimeoutOption(0)
 	s.SetTransportProtocolOption(tcp.ProtocolNumber, &tw)
+	// The only listeners are the SYN flood defence's, and they exist to
+	// keep no state for a SYN (synflood.go). The forwarder's own
+	// handshakes are not listeners and do not use cookies.
+	cookies := tcpip.TCPAlwaysUseSynCookies(true)
+	s.SetTransportProtocolOption(tcp.ProtocolNumber, &cookies)
 	return s
 }

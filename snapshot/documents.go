@@ -67,6 +67,13 @@ type Stats struct {
 	NoRoute              uint64 `json:"no_route"`
 	DialErrors           uint64 `json:"dial_errors"`
 	ConfigVersion        uint64 `json:"config_version"`
+	// The SYN flood defence: handshakes given up unfinished, times an ENI
+	// turned SYN cookies on, connections a cookie let in, and the ENIs
+	// answering with cookies now.
+	HandshakeTimeouts uint64   `json:"handshake_timeouts"`
+	CookieModes       uint64   `json:"syn_cookie_modes"`
+	CookieConns       uint64   `json:"syn_cookie_connections"`
+	CookieENIs        []string `json:"syn_cookie_enis,omitempty"`
 	// Netstack is what gVisor's TCP counted, for finding where SYNs go.
 	Netstack map[string]uint64 `json:"netstack"`
 	// Runtime is where the process's memory is, from the Go runtime.

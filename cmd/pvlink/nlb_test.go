@@ -70,6 +70,11 @@ func startEcho(t *testing.T, ns, addr string) *echoTarget {
 
 func (e *echoTarget) close() {
 	e.ln.Close()
+	e.closeConns()
+}
+
+// closeConns closes the connections the target has accepted so far.
+func (e *echoTarget) closeConns() {
 	e.mu.Lock()
 	for _, c := range e.conns {
 		c.Close()
