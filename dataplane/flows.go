@@ -38,6 +38,7 @@ type conn struct {
 	node   netip.AddrPort // provider-side source: node IP and port
 	routes *eniRoutes     // the ENI and listener it came in by
 	rt     *route
+	holds  holds // the memory budget's view (budget.go)
 
 	// Set once the connection is up.
 	ep          tcpip.Endpoint

@@ -73,6 +73,9 @@ type Forwarder struct {
 	poller *poller
 	runner *runner
 
+	// bigConns is how many connections have large buffers.
+	bigConns atomic.Int64
+
 	stats forwarderStats
 	wg    sync.WaitGroup
 }
@@ -206,7 +209,7 @@ func New(cfg *Config, log *slog.Logger) (*Forwarder, error) {
 	}
 	// gVisor calls the handler on a fresh goroutine per SYN; the work
 	// moves to the runner's, whose stacks have already grown.
-	fwd := tcp.NewForwarder(f.stack, 0, maxInFlightSYNs, func(r *tcp.ForwarderRequest) {
+	fwd := tcp.NewForwarder(f.stack, smallHold, maxInFlightSYNs, func(r *tcp.ForwarderRequest) {
 		f.runner.run(func() { f.handleTCP(r) })
 	})
 	f.stack.SetTransportProtocolHandler(tcp.ProtocolNumber, fwd.HandlePacket)
@@ -477,6 +480,11 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	go func() {
 		defer f.wg.Done()
 		f.watchCookies(f.ctx)
+	}()
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		f.keepBudget(f.ctx)
 	}()
 	f.enisMu.Lock()
 	f.running = true

@@ -156,6 +156,7 @@ func (f *Forwarder) begin(cn *conn, sock providerSocket, ep tcpip.Endpoint, wq *
 	pconn := sock.file
 	cn.provider, cn.providerRaw, cn.providerFD, cn.node = sock.file, sock.raw, sock.fd, sock.local
 	cn.ep, cn.wq = ep, wq
+	holdSmall(cn)
 	e := cn.eni
 	e.newConns.Add(1)
 	e.active.Add(1) // given back by release

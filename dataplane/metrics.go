@@ -42,6 +42,8 @@ var (
 		"Connections let in by a SYN cookie while an ENI was flooded.", []string{"az"}, nil)
 	descCookieMode = prometheus.NewDesc("pvlink_endpoint_syn_cookies",
 		"1 while the endpoint network interface answers SYNs with cookies (a SYN flood).", endpointLabels, nil)
+	descLargeBuffers = prometheus.NewDesc("pvlink_forwarder_large_buffer_connections",
+		"Connections moving fast enough to be given large buffers; the others hold at most 128 KiB each way.", []string{"az"}, nil)
 	descTargetState = prometheus.NewDesc("pvlink_target_state",
 		"1 for a target's current state as this node sees it (initial, healthy, unhealthy, draining, unused).", []string{"az", "target_group", "target", "state"}, nil)
 	descTargetConns = prometheus.NewDesc("pvlink_target_connections",
@@ -54,7 +56,7 @@ type collector struct{ f *Forwarder }
 func (f *Forwarder) Collector() prometheus.Collector { return collector{f} }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descActive, descBytes, descNew, descDropped, descRst, descDropReason, descConfigVersion, descConnErrors, descSynDrops, descCookieConns, descCookieMode, descFlows, descFlowEnds, descPortErrors, descTargetState, descTargetConns} {
+	for _, d := range []*prometheus.Desc{descActive, descBytes, descNew, descDropped, descRst, descDropReason, descConfigVersion, descConnErrors, descSynDrops, descCookieConns, descCookieMode, descLargeBuffers, descFlows, descFlowEnds, descPortErrors, descTargetState, descTargetConns} {
 		ch <- d
 	}
 }
@@ -100,6 +102,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	} {
 		ch <- prometheus.MustNewConstMetric(descSynDrops, prometheus.CounterValue, float64(r.v), f.az, r.name)
 	}
+	ch <- prometheus.MustNewConstMetric(descLargeBuffers, prometheus.GaugeValue, float64(f.bigConns.Load()), f.az)
 	ch <- prometheus.MustNewConstMetric(descCookieConns, prometheus.CounterValue, float64(f.stats.cookieConns.Load()), f.az)
 	ch <- prometheus.MustNewConstMetric(descFlows, prometheus.GaugeValue, float64(f.flows.Len()), f.az)
 	ch <- prometheus.MustNewConstMetric(descFlowEnds, prometheus.CounterValue, float64(f.stats.idleExpired.Load()), f.az, "idle_timeout")
@@ -139,6 +142,7 @@ func (f *Forwarder) Stats() Stats {
 		DialErrors: f.stats.dialErrors.Load(), ConfigVersion: f.stats.configVersion.Load(),
 		HandshakeTimeouts: f.stats.handshakeTimeouts.Load(), CookieModes: f.stats.cookieModes.Load(),
 		CookieConns: f.stats.cookieConns.Load(), CookieENIs: f.cookieENIs(),
+		LargeBuffers: f.bigConns.Load(),
 		Netstack: func() map[string]uint64 {
 			tcp := f.stack.Stats().TCP
 			return map[string]uint64{

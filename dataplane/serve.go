@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -38,6 +39,12 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	f, err := New(cfg, o.Log)
 	if err != nil {
 		return err
+	}
+	// The process is the forwarder: the runtime collects harder as the
+	// memory budget nears rather than let garbage double the heap
+	// (budget.go). An explicit GOMEMLIMIT wins.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryBudget)
 	}
 	ln, err := net.Listen("tcp", o.MetricsListen)
 	if err != nil {

@@ -35,9 +35,12 @@ func newStack() *stack.Stack {
 	// the whole window.
 	sack := tcpip.TCPSACKEnabled(true)
 	s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack)
-	rx := tcpip.TCPReceiveBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: tcp.DefaultReceiveBufferSize, Max: tcpRXBufMax}
+	// A connection starts with small buffers, so that the window its
+	// SYN-ACK offers is small too; the memory budget gives the large ones
+	// to connections that move fast (budget.go).
+	rx := tcpip.TCPReceiveBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: smallHold, Max: tcpRXBufMax}
 	s.SetTransportProtocolOption(tcp.ProtocolNumber, &rx)
-	tx := tcpip.TCPSendBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: tcp.DefaultSendBufferSize, Max: tcpTXBufMax}
+	tx := tcpip.TCPSendBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: smallHold, Max: tcpTXBufMax}
 	s.SetTransportProtocolOption(tcp.ProtocolNumber, &tx)
 	moderate := tcpip.TCPModerateReceiveBufferOption(true)
 	s.SetTransportProtocolOption(tcp.ProtocolNumber, &moderate)

@@ -74,6 +74,9 @@ type Stats struct {
 	CookieModes       uint64   `json:"syn_cookie_modes"`
 	CookieConns       uint64   `json:"syn_cookie_connections"`
 	CookieENIs        []string `json:"syn_cookie_enis,omitempty"`
+	// LargeBuffers is how many connections move fast enough to be given
+	// large buffers.
+	LargeBuffers int64 `json:"large_buffer_connections"`
 	// Netstack is what gVisor's TCP counted, for finding where SYNs go.
 	Netstack map[string]uint64 `json:"netstack"`
 	// Runtime is where the process's memory is, from the Go runtime.
