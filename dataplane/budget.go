@@ -2,7 +2,12 @@ package dataplane
 
 import (
 	"context"
+	"math"
+	"runtime/debug"
+	"runtime/metrics"
 	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
 
 	"pvlink.dev/pvlink/flowtable"
 )
@@ -16,84 +21,144 @@ import (
 // tcpRXBufMax), which is what a fast stream needs and what a slow peer
 // turns into memory pinned for as long as it takes to drain.
 //
-// So a connection starts with smallHold each way, fixed, and only one seen
-// moving at least fastRate gets the large buffers; one that slows down
-// again goes back to smallHold (what it already holds drains, nothing more
-// is taken from the faster side meanwhile: the relay's writes block, and
-// it stops reading). A slow peer therefore pins at most smallHold each way,
+// So a connection starts with smallHold each way, fixed, and each
+// direction's buffer follows what the direction moves: every budgetEvery,
+// one that moved at least four buffers' worth grows four times (up to the
+// ceiling), one that moved less than one buffer's worth shrinks four times
+// (down to smallHold). A stream that keeps its buffer turning over reaches
+// the ceiling in 300 ms; a peer that drains slowly keeps smallHold, and a
+// burst (a target socket's kernel buffer filling at first) buys one step
+// for one period. What a shrunk buffer already holds drains; nothing more
+// is taken from the faster side meanwhile (the relay's writes block, and
+// it stops reading). A slow peer therefore pins about smallHold each way,
 // plus the relay buffer a blocked write holds (64 KiB).
 //
-// Over all connections, the forwarder keeps to memoryBudget as the Go
-// runtime's memory limit: the collector works harder as it nears, instead
-// of letting garbage double the heap.
+// Over all connections, the forwarder keeps to a memory budget, as the
+// kernel keeps to tcp_mem: the Go runtime's memory limit (memoryBudget
+// unless GOMEMLIMIT says otherwise), near which the collector works harder
+// instead of letting garbage double the heap. Once live data passes three
+// quarters of it, the forwarder is under pressure until live data is back
+// under half of it: no buffer grows, and every one shrinks each period
+// towards smallHold, fast or not, so windows shrink and reads from the
+// faster sides pause instead of memory growing.
 const (
 	smallHold = 128 << 10
-	// fastRate is the rate (bytes/s) above which a direction gets large
-	// buffers: smallHold/2 drained in 20 ms, about 52 Mbit/s.
-	fastRate = smallHold / 2 * 50
+	// growAt: a direction that moved this many buffers' worth in a period
+	// gets a buffer this many times larger.
+	growAt = 4
+	// shrinkAfter periods in a row of moving less than its buffer shrink
+	// a direction's buffer: a fast stream's pause of a moment keeps it.
+	shrinkAfter = 5
 	// memoryBudget is the forwarder's memory limit (debug.SetMemoryLimit).
 	memoryBudget = 256 << 20
 	budgetEvery  = 100 * time.Millisecond
 )
 
 // holds is the budget's view of a connection: bytes moved each way when it
-// last looked, and which directions have large buffers. Only the budget's
-// goroutine uses it.
+// last looked, and each direction's buffer size (0: smallHold). Only the
+// budget's goroutine uses it.
 type holds struct {
 	lastIn, lastOut uint64
-	bigTX, bigRX    bool
+	tx, rx          int64
+	txLow, rxLow    int // periods in a row each direction moved less than its buffer
 }
 
 // keepBudget sizes connection buffers every budgetEvery until ctx ends.
 func (f *Forwarder) keepBudget(ctx context.Context) {
 	tick := time.NewTicker(budgetEvery)
 	defer tick.Stop()
-	last := time.Now()
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tick.C:
-			f.resize(now.Sub(last))
-			last = now
+		case <-tick.C:
+			f.resize(f.underPressure(sample))
 		}
 	}
 }
 
-// resize gives each connection's directions large or small buffers by how
-// fast they moved over the last dt.
-func (f *Forwarder) resize(dt time.Duration) {
-	var big int64
-	defer func() { f.bigConns.Store(big) }()
+// underPressure reports whether live heap is over the memory budget's high
+// mark, or has not yet come back under its low mark.
+func (f *Forwarder) underPressure(sample []metrics.Sample) bool {
+	limit := debug.SetMemoryLimit(-1)
+	if limit == math.MaxInt64 {
+		return false
+	}
+	metrics.Read(sample)
+	live := int64(sample[0].Value.Uint64())
+	switch on := f.pressure.Load(); {
+	case !on && live > limit/4*3:
+		f.pressure.Store(true)
+		f.stats.memoryPressure.Add(1)
+		f.log.Warn("memory budget: holding connections to small buffers", "live_heap_bytes", live, "limit_bytes", limit)
+	case on && live < limit/2:
+		f.pressure.Store(false)
+		f.log.Info("memory budget: back under it", "live_heap_bytes", live, "limit_bytes", limit)
+	}
+	return f.pressure.Load()
+}
+
+// resize sizes each connection's buffers by what each direction moved over
+// the last period.
+func (f *Forwarder) resize(pressure bool) {
+	var big, held int64
+	defer func() { f.bigConns.Store(big); f.heldIn.Store(held) }()
 	f.flows.Range(func(fl *flowtable.Flow) bool {
 		c := fl.Value.(*conn)
 		if !c.started.Load() || c.released.Load() {
 			return true
 		}
 		h := &c.holds
+		queued := int64(0)
+		if n, err := c.ep.GetSockOptInt(tcpip.ReceiveQueueSizeOption); err == nil {
+			queued = int64(n)
+			held += queued
+		}
 		in, out := fl.BytesIn.Load(), fl.BytesOut.Load()
 		ops := c.ep.SocketOptions()
-		if big := float64(out-h.lastOut)/dt.Seconds() >= fastRate; big != h.bigTX {
-			h.bigTX = big
-			ops.SetSendBufferSize(holdFor(big, tcpTXBufMax), true)
+		if size, ok := resized(h.tx, out-h.lastOut, tcpTXBufMax, &h.txLow, pressure); ok {
+			h.tx = size
+			ops.SetSendBufferSize(size, true)
 		}
-		if big := float64(in-h.lastIn)/dt.Seconds() >= fastRate; big != h.bigRX {
-			h.bigRX = big
-			ops.SetReceiveBufferSize(holdFor(big, tcpRXBufMax), true)
+		// A receive buffer shrinks only once what it holds fits in half
+		// the smaller one: gVisor offers no window while it holds more than
+		// its size, and may then leave the consumer waiting for its
+		// zero-window probes long after the target has taken the bytes.
+		if size, ok := resized(h.rx, in-h.lastIn, tcpRXBufMax, &h.rxLow, pressure); ok && (size > h.rx || queued <= size/2) {
+			h.rx = size
+			ops.SetReceiveBufferSize(size, true)
 		}
 		h.lastIn, h.lastOut = in, out
-		if h.bigTX || h.bigRX {
+		if h.tx > smallHold || h.rx > smallHold {
 			big++
 		}
 		return true
 	})
 }
 
-func holdFor(big bool, large int64) int64 {
-	if big {
-		return large
+// resized is the next buffer size of a direction whose buffer is size (0:
+// smallHold) and that moved moved bytes over the last period; low counts
+// the periods in a row it moved less than its buffer. Under pressure it
+// only shrinks. ok says it changed.
+func resized(size int64, moved uint64, ceiling int64, low *int, pressure bool) (int64, bool) {
+	size = max(size, smallHold)
+	next := size
+	switch {
+	case pressure:
+		next = max(size/growAt, smallHold)
+	case moved >= uint64(growAt*size):
+		next = min(size*growAt, ceiling)
+		*low = 0
+	case moved < uint64(size):
+		if *low++; *low >= shrinkAfter {
+			next = max(size/growAt, smallHold)
+			*low = 0
+		}
+	default:
+		*low = 0
 	}
-	return smallHold
+	return next, next != size
 }
 
 // holdSmall gives a new connection small buffers both ways.

@@ -73,8 +73,12 @@ type Forwarder struct {
 	poller *poller
 	runner *runner
 
-	// bigConns is how many connections have large buffers.
+	// pressure: live heap passed the memory budget's high mark (budget.go).
+	pressure atomic.Bool
+	// bigConns is how many connections have large buffers; heldIn the
+	// consumers' bytes gVisor holds for targets not yet ready for them.
 	bigConns atomic.Int64
+	heldIn   atomic.Int64
 
 	stats forwarderStats
 	wg    sync.WaitGroup
@@ -97,6 +101,7 @@ type forwarderStats struct {
 	// The SYN flood defence (synflood.go): handshakes given up after
 	// handshakeTimeout, times an ENI turned SYN cookies on, and the
 	// connections a cookie let in.
+	memoryPressure    atomic.Uint64 // times the memory budget's high mark was passed
 	handshakeTimeouts atomic.Uint64
 	cookieModes       atomic.Uint64
 	cookieConns       atomic.Uint64

@@ -42,6 +42,10 @@ var (
 		"Connections let in by a SYN cookie while an ENI was flooded.", []string{"az"}, nil)
 	descCookieMode = prometheus.NewDesc("pvlink_endpoint_syn_cookies",
 		"1 while the endpoint network interface answers SYNs with cookies (a SYN flood).", endpointLabels, nil)
+	descPressure = prometheus.NewDesc("pvlink_forwarder_memory_pressure",
+		"1 while the forwarder's live heap is over its memory budget's high mark and connections are held to small buffers.", []string{"az"}, nil)
+	descHeldIn = prometheus.NewDesc("pvlink_forwarder_held_from_consumers_bytes",
+		"Consumers' bytes the forwarder holds until their targets take them.", []string{"az"}, nil)
 	descLargeBuffers = prometheus.NewDesc("pvlink_forwarder_large_buffer_connections",
 		"Connections moving fast enough to be given large buffers; the others hold at most 128 KiB each way.", []string{"az"}, nil)
 	descTargetState = prometheus.NewDesc("pvlink_target_state",
@@ -56,7 +60,7 @@ type collector struct{ f *Forwarder }
 func (f *Forwarder) Collector() prometheus.Collector { return collector{f} }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descActive, descBytes, descNew, descDropped, descRst, descDropReason, descConfigVersion, descConnErrors, descSynDrops, descCookieConns, descCookieMode, descLargeBuffers, descFlows, descFlowEnds, descPortErrors, descTargetState, descTargetConns} {
+	for _, d := range []*prometheus.Desc{descActive, descBytes, descNew, descDropped, descRst, descDropReason, descConfigVersion, descConnErrors, descSynDrops, descCookieConns, descCookieMode, descLargeBuffers, descPressure, descHeldIn, descFlows, descFlowEnds, descPortErrors, descTargetState, descTargetConns} {
 		ch <- d
 	}
 }
@@ -102,6 +106,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	} {
 		ch <- prometheus.MustNewConstMetric(descSynDrops, prometheus.CounterValue, float64(r.v), f.az, r.name)
 	}
+	ch <- prometheus.MustNewConstMetric(descPressure, prometheus.GaugeValue, b2f(f.pressure.Load()), f.az)
+	ch <- prometheus.MustNewConstMetric(descHeldIn, prometheus.GaugeValue, float64(f.heldIn.Load()), f.az)
 	ch <- prometheus.MustNewConstMetric(descLargeBuffers, prometheus.GaugeValue, float64(f.bigConns.Load()), f.az)
 	ch <- prometheus.MustNewConstMetric(descCookieConns, prometheus.CounterValue, float64(f.stats.cookieConns.Load()), f.az)
 	ch <- prometheus.MustNewConstMetric(descFlows, prometheus.GaugeValue, float64(f.flows.Len()), f.az)
@@ -142,7 +148,8 @@ func (f *Forwarder) Stats() Stats {
 		DialErrors: f.stats.dialErrors.Load(), ConfigVersion: f.stats.configVersion.Load(),
 		HandshakeTimeouts: f.stats.handshakeTimeouts.Load(), CookieModes: f.stats.cookieModes.Load(),
 		CookieConns: f.stats.cookieConns.Load(), CookieENIs: f.cookieENIs(),
-		LargeBuffers: f.bigConns.Load(),
+		LargeBuffers: f.bigConns.Load(), HeldFromConsumers: f.heldIn.Load(),
+		MemoryPressure: f.pressure.Load(), MemoryPressures: f.stats.memoryPressure.Load(),
 		Netstack: func() map[string]uint64 {
 			tcp := f.stack.Stats().TCP
 			return map[string]uint64{

@@ -77,6 +77,14 @@ type Stats struct {
 	// LargeBuffers is how many connections move fast enough to be given
 	// large buffers.
 	LargeBuffers int64 `json:"large_buffer_connections"`
+	// MemoryPressure: the forwarder is over its memory budget's high mark
+	// and holds connections to small buffers; MemoryPressures counts the
+	// times it went over.
+	MemoryPressure  bool   `json:"memory_pressure"`
+	MemoryPressures uint64 `json:"memory_pressure_events"`
+	// HeldFromConsumers is the consumers' bytes the forwarder holds until
+	// their targets take them.
+	HeldFromConsumers int64 `json:"held_from_consumers_bytes"`
 	// Netstack is what gVisor's TCP counted, for finding where SYNs go.
 	Netstack map[string]uint64 `json:"netstack"`
 	// Runtime is where the process's memory is, from the Go runtime.
