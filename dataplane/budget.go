@@ -24,23 +24,25 @@ import (
 // So a connection starts with smallHold each way, fixed, and each
 // direction's buffer follows what the direction moves: every budgetEvery,
 // one that moved at least four buffers' worth grows four times (up to the
-// ceiling), one that moved less than one buffer's worth shrinks four times
-// (down to smallHold). A stream that keeps its buffer turning over reaches
-// the ceiling in 300 ms; a peer that drains slowly keeps smallHold, and a
-// burst (a target socket's kernel buffer filling at first) buys one step
-// for one period. What a shrunk buffer already holds drains; nothing more
-// is taken from the faster side meanwhile (the relay's writes block, and
-// it stops reading). A slow peer therefore pins about smallHold each way,
-// plus the relay buffer a blocked write holds (64 KiB).
+// ceiling). A stream that keeps its buffer turning over reaches the ceiling
+// in 300 ms; a peer that drains slowly keeps smallHold, and a burst (a
+// target socket's kernel buffer filling at first) buys one step. A send
+// buffer that moved less than one buffer's worth for shrinkAfter periods
+// shrinks four times (down to smallHold): what it already holds drains,
+// and nothing more is taken from the target meanwhile (the relay's writes
+// block, and it stops reading). A receive buffer never shrinks (see
+// resize). A slow consumer therefore pins about smallHold, a slow target
+// about the receive buffer its connection reached (512 KiB after a first
+// burst), plus the relay buffer a blocked write holds (64 KiB).
 //
 // Over all connections, the forwarder keeps to a memory budget, as the
 // kernel keeps to tcp_mem: the Go runtime's memory limit (memoryBudget
 // unless GOMEMLIMIT says otherwise), near which the collector works harder
 // instead of letting garbage double the heap. Once live data passes three
 // quarters of it, the forwarder is under pressure until live data is back
-// under half of it: no buffer grows, and every one shrinks each period
-// towards smallHold, fast or not, so windows shrink and reads from the
-// faster sides pause instead of memory growing.
+// under half of it: no buffer grows, and every send buffer shrinks each
+// period towards smallHold, fast or not, so the relay's reads from the
+// targets pause instead of memory growing; consumers' windows stop growing.
 const (
 	smallHold = 128 << 10
 	// growAt: a direction that moved this many buffers' worth in a period
@@ -110,10 +112,8 @@ func (f *Forwarder) resize(pressure bool) {
 			return true
 		}
 		h := &c.holds
-		queued := int64(0)
 		if n, err := c.ep.GetSockOptInt(tcpip.ReceiveQueueSizeOption); err == nil {
-			queued = int64(n)
-			held += queued
+			held += int64(n)
 		}
 		in, out := fl.BytesIn.Load(), fl.BytesOut.Load()
 		ops := c.ep.SocketOptions()
@@ -121,11 +121,11 @@ func (f *Forwarder) resize(pressure bool) {
 			h.tx = size
 			ops.SetSendBufferSize(size, true)
 		}
-		// A receive buffer shrinks only once what it holds fits in half
-		// the smaller one: gVisor offers no window while it holds more than
-		// its size, and may then leave the consumer waiting for its
-		// zero-window probes long after the target has taken the bytes.
-		if size, ok := resized(h.rx, in-h.lastIn, tcpRXBufMax, &h.rxLow, pressure); ok && (size > h.rx || queued <= size/2) {
+		// A receive buffer never shrinks: gVisor never takes back window
+		// it has offered, and drops what arrives in it beyond a smaller
+		// buffer, which left a fast upload waiting on retransmission
+		// timeouts (0.01 Gbit/s) after its buffer had shrunk while idle.
+		if size, ok := resized(h.rx, in-h.lastIn, tcpRXBufMax, &h.rxLow, pressure); ok && size > max(h.rx, smallHold) {
 			h.rx = size
 			ops.SetReceiveBufferSize(size, true)
 		}

@@ -219,7 +219,7 @@ func TestSlowPeersHoldBoundedMemory(t *testing.T) {
 
 // memoryBound is the forwarder RSS TestSlowPeersHoldBoundedMemory allows:
 // the forwarder's memory limit (dataplane's memoryBudget). Measured here:
-// 96-134 MiB peak with the slow consumers, 172-187 MiB with the slow
+// 104-134 MiB peak with the slow consumers, 172-214 MiB with the slow
 // targets (their bytes sit in the TUN's 64 KiB read chunks).
 const memoryBound = 256 << 20
 
@@ -243,6 +243,6 @@ func TestAForwarderOverItsMemoryBudgetHoldsConnectionsSmall(t *testing.T) {
 	}
 }
 
-// pressureBound: measured here 102-115 MiB, against 172-194 MiB with no
+// pressureBound: measured here 109-121 MiB, against 180-214 MiB with no
 // limit but the default.
 const pressureBound = 144 << 20
