@@ -136,6 +136,13 @@ type eniState struct {
 	// (split by wireguard's tun) or batches.
 	tunReads   atomic.Uint64
 	tunPackets atomic.Uint64
+	// maxWire is the largest packet written towards the consumer, or that
+	// a frame written stands for (headers plus segment size).
+	maxWire atomic.Int64
+	// tunWrites and tunWritePackets count frames written to the TUN and
+	// the packets they stand for.
+	tunWrites       atomic.Uint64
+	tunWritePackets atomic.Uint64
 
 	active      atomic.Int64
 	newConns    atomic.Uint64
@@ -151,6 +158,13 @@ type eniState struct {
 }
 
 func (e *eniState) dropped(r dropReason) { e.drops[r].Add(1) }
+
+// noteWirePacket records the size of a packet sent to the consumer.
+func (e *eniState) noteWirePacket(n int) {
+	if int64(n) > e.maxWire.Load() {
+		e.maxWire.Store(int64(n)) // one writer: the link, under writeMu
+	}
+}
 
 func (e *eniState) packetsDropped() uint64 {
 	var n uint64

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
@@ -54,6 +55,11 @@ type tunLink struct {
 	// goroutines at once, and the TUN takes one batch at a time anyway.
 	writeMu sync.Mutex
 	wbufs   [][]byte
+	// gsoWrite is the TUN's descriptor when frames go out whole with a
+	// virtio-net header of the link's own (gsowrite_linux.go); iov is the
+	// writev vector it reuses. Both are guarded by writeMu.
+	gsoWrite syscall.RawConn
+	iov      [][]byte
 
 	closeOnce sync.Once
 	onClose   func()
@@ -67,6 +73,13 @@ func newTunLink(dev tun.Device, eni *eniState) *tunLink {
 	// A batch size above one means wireguard's tun negotiated the
 	// virtio-net header and TSO: frames can then be taken whole.
 	l := &tunLink{dev: dev, eni: eni, batch: batch, mtu: endpointMTU, attached: make(chan struct{}), gso: batch > 1}
+	if l.gso {
+		if f := dev.File(); f != nil {
+			if rc, err := f.SyscallConn(); err == nil {
+				l.gsoWrite = rc
+			}
+		}
+	}
 	l.wbufs = make([][]byte, batch)
 	for i := range l.wbufs {
 		l.wbufs[i] = make([]byte, writeBufSize)
@@ -148,6 +161,9 @@ func (l *tunLink) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
 	all := pkts.AsSlice()
+	if l.gsoWrite != nil {
+		return l.writeGSO(all)
+	}
 	written := 0
 	for len(all) > 0 {
 		n := min(len(all), l.batch)

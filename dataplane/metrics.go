@@ -191,6 +191,7 @@ func (f *Forwarder) Counters() []ENICounters {
 			BytesProcessed: e.bytes.Load(), PacketsDropped: e.packetsDropped(),
 			RstPacketsReceived: e.rstReceived.Load(),
 			TunReads:           e.tunReads.Load(), TunPackets: e.tunPackets.Load(),
+			LargestWirePacket: e.maxWire.Load(), TunWrites: e.tunWrites.Load(), TunWritePackets: e.tunWritePackets.Load(),
 		})
 	}
 	return out

@@ -347,7 +347,7 @@ func (c *conn) copyFromProvider() (end bool, err error) {
 	var n int
 	var rerr error
 	if cerr := c.providerRaw.Read(func(fd uintptr) bool {
-		n, rerr = unix.Read(int(fd), buf)
+		n, rerr = unix.Read(int(fd), buf[:min(len(buf), gsoPayloadMax)])
 		return true
 	}); cerr != nil {
 		return true, cerr
@@ -366,7 +366,7 @@ func (c *conn) copyFromProvider() (end bool, err error) {
 	c.fl.Touch(time.Now().UnixNano())
 	c.fl.BytesOut.Add(uint64(n))
 	c.eni.bytes.Add(uint64(n))
-	if n < len(buf) && !c.p2cHup.Load() {
+	if n < min(len(buf), gsoPayloadMax) && !c.p2cHup.Load() {
 		return true, errWouldBlock
 	}
 	return false, nil

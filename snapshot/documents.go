@@ -39,6 +39,15 @@ type ENICounters struct {
 	RstPacketsReceived uint64 `json:"rst_packets_received"`
 	TunReads           uint64 `json:"tun_reads"`
 	TunPackets         uint64 `json:"tun_packets"`
+	// LargestWirePacket is the largest packet sent to the consumer, or
+	// that a segmentation-offload frame sent stands for (headers plus
+	// segment size): at most 8500 on a VPC endpoint.
+	LargestWirePacket int64 `json:"largest_wire_packet"`
+	// TunWrites and TunWritePackets count frames written to the TUN and
+	// the packets they stand for: more packets than writes means the
+	// consumer's kernel cut segmentation-offload frames.
+	TunWrites       uint64 `json:"tun_writes"`
+	TunWritePackets uint64 `json:"tun_write_packets"`
 }
 
 // Add sums another worker's counters of the same ENI into c.
@@ -50,6 +59,9 @@ func (c *ENICounters) Add(o ENICounters) {
 	c.RstPacketsReceived += o.RstPacketsReceived
 	c.TunReads += o.TunReads
 	c.TunPackets += o.TunPackets
+	c.LargestWirePacket = max(c.LargestWirePacket, o.LargestWirePacket)
+	c.TunWrites += o.TunWrites
+	c.TunWritePackets += o.TunWritePackets
 }
 
 // Stats are the forwarder-wide counters, for tests and `pvlink flows`.

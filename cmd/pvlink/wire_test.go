@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"pvlink.dev/pvlink/ctl"
 	"pvlink.dev/pvlink/internal/fabrictest"
@@ -478,4 +480,55 @@ func TestGSOFrameIsJudgedByItsWirePackets(t *testing.T) {
 	if got := after.TunPackets - before.TunPackets; got != 4 {
 		t.Errorf("the frame stood for %d packets, want 4", got)
 	}
+}
+
+// TestDownloadsLeaveAsSegmentationFramesOfWirePackets: a target sends
+// 256 MB to a consumer. The forwarder writes it to the TUN as TCP GSO
+// frames (far fewer writes than the packets they stand for), each standing
+// for packets of at most 8500 bytes (headers plus segment size), and the
+// consumer's kernel, which cuts them, sees segments of at most MSS 8460.
+func TestDownloadsLeaveAsSegmentationFramesOfWirePackets(t *testing.T) {
+	p := newSlowPeers(t)
+	eni := p.f.Status.Endpoints[0].ENIs[0]
+	before := eniCounters(t, p.f, eni)
+	c := p.open(t, "send")
+	defer c.Close()
+	const want = 256 << 20
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	start := time.Now()
+	if _, err := io.CopyN(io.Discard, c, want); err != nil {
+		t.Fatalf("download: %v", err)
+	}
+	took := time.Since(start)
+	info, err := tcpInfo(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := eniCounters(t, p.f, eni)
+	writes, packets := after.TunWrites-before.TunWrites, after.TunWritePackets-before.TunWritePackets
+	t.Logf("256 MB in %v (%.2f Gbit/s): %d TUN writes standing for %d packets, largest wire packet %d bytes, consumer's rcv_mss %d",
+		took.Round(time.Millisecond), float64(want)*8/took.Seconds()/1e9, writes, packets, after.LargestWirePacket, info.Rcv_mss)
+	if after.LargestWirePacket > 8500 || after.LargestWirePacket < 8000 {
+		t.Errorf("largest packet a write stood for: %d bytes, want full segments of at most 8500", after.LargestWirePacket)
+	}
+	if packets < 4*writes {
+		t.Errorf("%d writes stood for %d packets: the download did not leave in segmentation frames", writes, packets)
+	}
+	if info.Rcv_mss > 8460 {
+		t.Errorf("the consumer's kernel saw segments of %d bytes, over MSS 8460", info.Rcv_mss)
+	}
+}
+
+// tcpInfo is a connection's TCP_INFO.
+func tcpInfo(c net.Conn) (*unix.TCPInfo, error) {
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var info *unix.TCPInfo
+	var ierr error
+	if err := raw.Control(func(fd uintptr) { info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) }); err != nil {
+		return nil, err
+	}
+	return info, ierr
 }
