@@ -34,9 +34,10 @@ func DialFrom(ns string) Dialer {
 }
 
 // Servers are the benchmark's targets in one namespace: a sink (reads and
-// discards, for throughput) and a request/response server (one byte back
-// for each byte read), each with and without a leading proxy protocol
-// header to skip.
+// discards, for upload throughput), a source (once the client's first byte
+// is in, writes until the connection ends, for download throughput) and a
+// request/response server (one byte back for each byte read), each with and
+// without a leading proxy protocol header to skip.
 type Servers struct {
 	lns []net.Listener
 	wg  sync.WaitGroup
@@ -46,19 +47,33 @@ type Servers struct {
 const (
 	SinkPort     = 9000
 	RRPort       = 9001
+	SourcePort   = 9002
 	SinkPPPort   = 9100
 	RRPPPort     = 9101
+	SourcePPPort = 9102
 	benchBufSize = 256 << 10
 )
 
-// StartServers listens on ip's four benchmark ports inside ns.
+// What a benchmark server does with a connection.
+type serverMode int
+
+const (
+	sinkMode serverMode = iota
+	rrMode
+	sourceMode
+)
+
+// StartServers listens on ip's six benchmark ports inside ns.
 func StartServers(ns, ip string) (*Servers, error) {
 	s := &Servers{}
 	for _, p := range []struct {
 		port int
-		rr   bool
+		mode serverMode
 		pp   bool
-	}{{SinkPort, false, false}, {RRPort, true, false}, {SinkPPPort, false, true}, {RRPPPort, true, true}} {
+	}{
+		{SinkPort, sinkMode, false}, {RRPort, rrMode, false}, {SourcePort, sourceMode, false},
+		{SinkPPPort, sinkMode, true}, {RRPPPort, rrMode, true}, {SourcePPPort, sourceMode, true},
+	} {
 		var ln net.Listener
 		err := nsenter.Do(ns, func() (err error) {
 			ln, err = net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p.port)))
@@ -70,12 +85,12 @@ func StartServers(ns, ip string) (*Servers, error) {
 		}
 		s.lns = append(s.lns, ln)
 		s.wg.Add(1)
-		go s.serve(ln, p.rr, p.pp)
+		go s.serve(ln, p.mode, p.pp)
 	}
 	return s, nil
 }
 
-func (s *Servers) serve(ln net.Listener, rr, pp bool) {
+func (s *Servers) serve(ln net.Listener, mode serverMode, pp bool) {
 	defer s.wg.Done()
 	for {
 		c, err := ln.Accept()
@@ -89,10 +104,23 @@ func (s *Servers) serve(ln net.Listener, rr, pp bool) {
 					return
 				}
 			}
-			if !rr {
+			switch mode {
+			case sinkMode:
 				buf := make([]byte, benchBufSize)
 				for {
 					if _, err := c.Read(buf); err != nil {
+						return
+					}
+				}
+			case sourceMode:
+				// The client's first byte (which also brings the proxy
+				// header) starts it; it stops when the client closes.
+				buf := make([]byte, benchBufSize)
+				if _, err := io.ReadFull(c, buf[:1]); err != nil {
+					return
+				}
+				for {
+					if _, err := c.Write(buf); err != nil {
 						return
 					}
 				}
@@ -146,6 +174,49 @@ func Throughput(ctx context.Context, dial Dialer, addr string, streams int, d ti
 			c.SetWriteDeadline(deadline)
 			for time.Now().Before(deadline) {
 				n, err := c.Write(buf)
+				total.Add(int64(n))
+				if err != nil {
+					return
+				}
+			}
+		}(c)
+	}
+	wg.Wait()
+	secs := time.Since(start).Seconds()
+	return float64(total.Load()) * 8 / secs / 1e9, total.Load(), nil
+}
+
+// Download reads from streams connections to a source at once for d and
+// returns Gbit/s of payload delivered out of it, and the bytes.
+func Download(ctx context.Context, dial Dialer, addr string, streams int, d time.Duration) (float64, int64, error) {
+	conns := make([]net.Conn, 0, streams)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < streams; i++ {
+		c, err := dial(ctx, addr)
+		if err != nil {
+			return 0, 0, err
+		}
+		conns = append(conns, c)
+		if _, err := c.Write([]byte{1}); err != nil {
+			return 0, 0, err
+		}
+	}
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(d)
+	for _, c := range conns {
+		wg.Add(1)
+		go func(c net.Conn) {
+			defer wg.Done()
+			buf := make([]byte, benchBufSize)
+			c.SetReadDeadline(deadline)
+			for time.Now().Before(deadline) {
+				n, err := c.Read(buf)
 				total.Add(int64(n))
 				if err != nil {
 					return

@@ -66,10 +66,10 @@ type Report struct {
 
 // target is how the load reaches a path's servers.
 type target struct {
-	dial     Dialer
-	sink, rr string
-	procs    []int // the processes whose CPU and RSS are reported (forwarder workers, haproxy)
-	fwds     []ctl.ForwarderReport
+	dial             Dialer
+	sink, rr, source string
+	procs            []int // the processes whose CPU and RSS are reported (forwarder workers, haproxy)
+	fwds             []ctl.ForwarderReport
 }
 
 // Run builds the topologies, measures every path, and tears it all down.
@@ -101,13 +101,13 @@ func Run(ctx context.Context, exe string, o Options) (*Report, error) {
 		}
 		defer srv.Close()
 		dial := DialFrom(k.Consumer)
-		targets["kernel-routed"] = target{dial: dial, sink: net.JoinHostPort(providerIP, strconv.Itoa(SinkPort)), rr: net.JoinHostPort(providerIP, strconv.Itoa(RRPort))}
-		targets["kernel-dnat"] = target{dial: dial, sink: net.JoinHostPort(vipIP, "80"), rr: net.JoinHostPort(vipIP, "81")}
+		targets["kernel-routed"] = target{dial: dial, sink: net.JoinHostPort(providerIP, strconv.Itoa(SinkPort)), rr: net.JoinHostPort(providerIP, strconv.Itoa(RRPort)), source: net.JoinHostPort(providerIP, strconv.Itoa(SourcePort))}
+		targets["kernel-dnat"] = target{dial: dial, sink: net.JoinHostPort(vipIP, "80"), rr: net.JoinHostPort(vipIP, "81"), source: net.JoinHostPort(vipIP, "82")}
 		if slices.Contains(o.Paths, "haproxy") {
 			if err := k.StartHAProxy(); err != nil {
 				return nil, err
 			}
-			targets["haproxy"] = target{dial: dial, sink: net.JoinHostPort(routerCIP, strconv.Itoa(haproxySink)), rr: net.JoinHostPort(routerCIP, strconv.Itoa(haproxyRR)), procs: []int{k.HAProxyPID()}}
+			targets["haproxy"] = target{dial: dial, sink: net.JoinHostPort(routerCIP, strconv.Itoa(haproxySink)), rr: net.JoinHostPort(routerCIP, strconv.Itoa(haproxyRR)), source: net.JoinHostPort(routerCIP, strconv.Itoa(haproxySource)), procs: []int{k.HAProxyPID()}}
 		}
 	}
 	if slices.Contains(o.Paths, "pvlink") {
@@ -129,7 +129,7 @@ func Run(ctx context.Context, exe string, o Options) (*Report, error) {
 		defer srv.Close()
 		eni := s.Endpoints[0].ENIs[0]
 		targets["pvlink"] = target{
-			dial: DialFrom(eni.Netns), sink: net.JoinHostPort(eni.IP, "80"), rr: net.JoinHostPort(eni.IP, "81"),
+			dial: DialFrom(eni.Netns), sink: net.JoinHostPort(eni.IP, "80"), rr: net.JoinHostPort(eni.IP, "81"), source: net.JoinHostPort(eni.IP, "82"),
 		}
 		for _, f := range s.Forwarders {
 			t := targets["pvlink"]
@@ -205,6 +205,19 @@ func measurePath(ctx context.Context, o Options, path string, tg target, run int
 		return fmt.Errorf("%s 8 streams: %w", path, err)
 	}
 	cpu1 := cpuAll(tg.procs)
+	var d1, d8 float64
+	if err := profiled("download_1stream", func() (err error) {
+		d1, _, err = Download(ctx, tg.dial, tg.source, 1, o.Duration)
+		return err
+	}); err != nil {
+		return fmt.Errorf("%s 1-stream download: %w", path, err)
+	}
+	if err := profiled("download_8stream", func() (err error) {
+		d8, _, err = Download(ctx, tg.dial, tg.source, 8, o.Duration)
+		return err
+	}); err != nil {
+		return fmt.Errorf("%s 8-stream download: %w", path, err)
+	}
 	if err := profiled("conns", func() (err error) {
 		cps, failed, err = ConnRate(ctx, tg.dial, tg.rr, o.ConnWorker, o.ConnCount, o.Duration)
 		return err
@@ -219,6 +232,8 @@ func measurePath(ctx context.Context, o Options, path string, tg target, run int
 	}
 	res["throughput_1stream_gbps"] = append(res["throughput_1stream_gbps"], g1)
 	res["throughput_8stream_gbps"] = append(res["throughput_8stream_gbps"], g8)
+	res["download_1stream_gbps"] = append(res["download_1stream_gbps"], d1)
+	res["download_8stream_gbps"] = append(res["download_8stream_gbps"], d8)
 	res["conns_per_s"] = append(res["conns_per_s"], cps)
 	res["latency_p50_us"] = append(res["latency_p50_us"], p50)
 	res["latency_p99_us"] = append(res["latency_p99_us"], p99)
@@ -228,14 +243,16 @@ func measurePath(ctx context.Context, o Options, path string, tg target, run int
 		res["cpu_s_per_gb"] = append(res["cpu_s_per_gb"], (cpu1-cpu0)/gb)
 		res["rss_mib"] = append(res["rss_mib"], float64(sumRSS(tg.procs))/(1<<20))
 	}
-	logf("%s run %d: 1 stream %.2f Gbit/s, 8 streams %.2f Gbit/s, %.0f conns/s (%d failed), latency p50 %.0f p99 %.0f p99.9 %.0f µs",
-		path, run+1, g1, g8, cps, failed, p50, p99, p999)
+	logf("%s run %d: upload 1 stream %.2f Gbit/s, 8 streams %.2f; download 1 stream %.2f, 8 streams %.2f; %.0f conns/s (%d failed), latency p50 %.0f p99 %.0f p99.9 %.0f µs",
+		path, run+1, g1, g8, d1, d8, cps, failed, p50, p99, p999)
 	return nil
 }
 
 var metricOrder = []struct{ name, unit, title string }{
-	{"throughput_1stream_gbps", "Gbit/s", "1-stream throughput"},
-	{"throughput_8stream_gbps", "Gbit/s", "8-stream throughput"},
+	{"throughput_1stream_gbps", "Gbit/s", "1-stream upload"},
+	{"throughput_8stream_gbps", "Gbit/s", "8-stream upload"},
+	{"download_1stream_gbps", "Gbit/s", "1-stream download"},
+	{"download_8stream_gbps", "Gbit/s", "8-stream download"},
 	{"conns_per_s", "conn/s", "new connections"},
 	{"latency_p50_us", "µs", "latency p50"},
 	{"latency_p99_us", "µs", "latency p99"},
@@ -338,8 +355,8 @@ const benchVPCs = `vpcs:
 `
 
 // fabricTopology is the pvlink path: one AZ, an endpoint in front of an NLB
-// whose target group sends proxy protocol v2, ports 80 (sink) and 81
-// (request/response), with WORKERS forwarder workers.
+// whose target group sends proxy protocol v2, ports 80 (sink), 81
+// (request/response) and 82 (source), with WORKERS forwarder workers.
 const fabricTopology = `name: NAME
 region: us-east-1
 availability_zones: [use1-az1]
@@ -347,6 +364,7 @@ forwarder_workers: WORKERS
 ` + benchVPCs + `target_groups:
   - {name: sink, vpc: provider, port: 9100, proxy_protocol_v2: true, health_check: {enabled: false}, targets: [{ip: 198.19.1.10, external: true}]}
   - {name: rr, vpc: provider, port: 9101, proxy_protocol_v2: true, health_check: {enabled: false}, targets: [{ip: 198.19.1.10, external: true}]}
+  - {name: source, vpc: provider, port: 9102, proxy_protocol_v2: true, health_check: {enabled: false}, targets: [{ip: 198.19.1.10, external: true}]}
 load_balancers:
   - name: nlb
     vpc: provider
@@ -354,6 +372,7 @@ load_balancers:
     listeners:
       - {protocol: TCP, port: 80, target_group: sink}
       - {protocol: TCP, port: 81, target_group: rr}
+      - {protocol: TCP, port: 82, target_group: source}
 endpoint_services:
   - {name: svc, load_balancers: [nlb], allowed_principals: ["*"]}
 endpoints:

@@ -24,15 +24,16 @@ import (
 // (kernel-routed), DNATs a VIP with an MSS clamp (kernel-dnat), or runs
 // HAProxy (haproxy).
 const (
-	consumerIP   = "198.18.101.1"
-	routerCIP    = "198.18.101.2" // the router on the consumer side
-	vipIP        = "198.18.101.100"
-	routerPIP    = "198.18.102.1" // the router on the provider side
-	providerIP   = "198.18.102.2"
-	benchMTU     = 9001
-	haproxySink  = 8080
-	haproxyRR    = 8081
-	haproxyConns = 4000 // HAProxy cannot raise its fd limit here
+	consumerIP    = "198.18.101.1"
+	routerCIP     = "198.18.101.2" // the router on the consumer side
+	vipIP         = "198.18.101.100"
+	routerPIP     = "198.18.102.1" // the router on the provider side
+	providerIP    = "198.18.102.2"
+	benchMTU      = 9001
+	haproxySink   = 8080
+	haproxyRR     = 8081
+	haproxySource = 8082
+	haproxyConns  = 4000 // HAProxy cannot raise its fd limit here
 )
 
 // Kernel is the three-namespace topology.
@@ -89,6 +90,7 @@ func NewKernel(prefix string) (_ *Kernel, err error) {
     type nat hook prerouting priority dstnat;
     ip daddr %[1]s tcp dport 80 dnat to %[2]s:%[3]d
     ip daddr %[1]s tcp dport 81 dnat to %[2]s:%[4]d
+    ip daddr %[1]s tcp dport 82 dnat to %[2]s:%[5]d
   }
   chain post {
     type nat hook postrouting priority srcnat;
@@ -99,7 +101,7 @@ func NewKernel(prefix string) (_ *Kernel, err error) {
     tcp flags syn tcp option maxseg size set 8460
   }
 }
-`, vipIP, providerIP, SinkPort, RRPort)
+`, vipIP, providerIP, SinkPort, RRPort, SourcePort)
 	if out, err := runIn(k.Router, strings.NewReader(ruleset), "nft", "-f", "-"); err != nil {
 		return nil, fmt.Errorf("nft (install Debian's nftables): %v: %s", err, out)
 	}
@@ -128,7 +130,10 @@ listen sink
 listen rr
   bind %[2]s:%[6]d
   server s %[4]s:%[7]d send-proxy-v2
-`, haproxyConns, routerCIP, haproxySink, providerIP, SinkPPPort, haproxyRR, RRPPPort)
+listen source
+  bind %[2]s:%[8]d
+  server s %[4]s:%[9]d send-proxy-v2
+`, haproxyConns, routerCIP, haproxySink, providerIP, SinkPPPort, haproxyRR, RRPPPort, haproxySource, SourcePPPort)
 	path := filepath.Join(dir, "haproxy.cfg")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return err

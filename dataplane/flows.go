@@ -297,10 +297,16 @@ func (f *Forwarder) Flows() []FlowInfo {
 	var out []FlowInfo
 	f.flows.Range(func(fl *flowtable.Flow) bool {
 		c := fl.Value.(*conn)
+		// The node's address is known once the target accepted; until the
+		// relay starts (which publishes it) the flow is listed without it.
+		node := ""
+		if c.started.Load() {
+			node = c.node.String()
+		}
 		out = append(out, FlowInfo{
 			Proto: "tcp", Src: netip.AddrPortFrom(fl.Key.Src, fl.Key.SrcPort).String(),
 			Dst: netip.AddrPortFrom(fl.Key.Dst, fl.Key.DstPort).String(),
-			ENI: c.eni.id, EndpointID: c.eni.endpointID, Node: c.node.String(),
+			ENI: c.eni.id, EndpointID: c.eni.endpointID, Node: node,
 			Target: c.target.Addr.String(), TargetState: c.target.Health().String(),
 			Started: fl.Created().UTC(), IdleSeconds: now.Sub(fl.LastActive()).Seconds(),
 			IdleTimeout: fl.IdleTimeout().Seconds(),
