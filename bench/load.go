@@ -147,48 +147,22 @@ func (s *Servers) Close() {
 }
 
 // Throughput sends from streams connections at once for d and returns
-// Gbit/s of payload delivered into the sink.
+// Gbit/s of payload delivered into the sink, and the bytes.
 func Throughput(ctx context.Context, dial Dialer, addr string, streams int, d time.Duration) (float64, int64, error) {
-	conns := make([]net.Conn, 0, streams)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for i := 0; i < streams; i++ {
-		c, err := dial(ctx, addr)
-		if err != nil {
-			return 0, 0, err
-		}
-		conns = append(conns, c)
-	}
-	var total atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	deadline := start.Add(d)
-	for _, c := range conns {
-		wg.Add(1)
-		go func(c net.Conn) {
-			defer wg.Done()
-			buf := make([]byte, benchBufSize)
-			c.SetWriteDeadline(deadline)
-			for time.Now().Before(deadline) {
-				n, err := c.Write(buf)
-				total.Add(int64(n))
-				if err != nil {
-					return
-				}
-			}
-		}(c)
-	}
-	wg.Wait()
-	secs := time.Since(start).Seconds()
-	return float64(total.Load()) * 8 / secs / 1e9, total.Load(), nil
+	return bulk(ctx, dial, addr, streams, d, nil, func(c net.Conn, b []byte) (int, error) { return c.Write(b) })
 }
 
 // Download reads from streams connections to a source at once for d and
-// returns Gbit/s of payload delivered out of it, and the bytes.
+// returns Gbit/s of payload delivered out of it, and the bytes. Each
+// connection's first byte starts its source.
 func Download(ctx context.Context, dial Dialer, addr string, streams int, d time.Duration) (float64, int64, error) {
+	start := func(c net.Conn) error { _, err := c.Write([]byte{1}); return err }
+	return bulk(ctx, dial, addr, streams, d, start, func(c net.Conn, b []byte) (int, error) { return c.Read(b) })
+}
+
+// bulk opens streams connections (running start on each, if given), then
+// moves bytes on all of them at once with move until d has passed.
+func bulk(ctx context.Context, dial Dialer, addr string, streams int, d time.Duration, start func(net.Conn) error, move func(net.Conn, []byte) (int, error)) (float64, int64, error) {
 	conns := make([]net.Conn, 0, streams)
 	defer func() {
 		for _, c := range conns {
@@ -201,22 +175,24 @@ func Download(ctx context.Context, dial Dialer, addr string, streams int, d time
 			return 0, 0, err
 		}
 		conns = append(conns, c)
-		if _, err := c.Write([]byte{1}); err != nil {
-			return 0, 0, err
+		if start != nil {
+			if err := start(c); err != nil {
+				return 0, 0, err
+			}
 		}
 	}
 	var total atomic.Int64
 	var wg sync.WaitGroup
-	start := time.Now()
-	deadline := start.Add(d)
+	begin := time.Now()
+	deadline := begin.Add(d)
 	for _, c := range conns {
 		wg.Add(1)
 		go func(c net.Conn) {
 			defer wg.Done()
 			buf := make([]byte, benchBufSize)
-			c.SetReadDeadline(deadline)
+			c.SetDeadline(deadline)
 			for time.Now().Before(deadline) {
-				n, err := c.Read(buf)
+				n, err := move(c, buf)
 				total.Add(int64(n))
 				if err != nil {
 					return
@@ -225,7 +201,7 @@ func Download(ctx context.Context, dial Dialer, addr string, streams int, d time
 		}(c)
 	}
 	wg.Wait()
-	secs := time.Since(start).Seconds()
+	secs := time.Since(begin).Seconds()
 	return float64(total.Load()) * 8 / secs / 1e9, total.Load(), nil
 }
 
