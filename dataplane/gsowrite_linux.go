@@ -53,8 +53,17 @@ func (l *tunLink) GSOMaxSize() uint32 {
 // writeGSO writes packets one writev each: a virtio-net header, then the
 // packet's own views, uncopied. Called under writeMu.
 func (l *tunLink) writeGSO(pkts []*stack.PacketBuffer) (int, tcpip.Error) {
+	if l.writev == nil {
+		// Built once: a closure made per packet would be an allocation
+		// per packet, as would the header and the error it writes.
+		l.writev = func(fd uintptr) bool {
+			_, l.werr = unix.Writev(int(fd), l.iov)
+			return l.werr != unix.EAGAIN
+		}
+	}
+	vh := l.vh[:]
 	for i, pkt := range pkts {
-		var vh [virtioNetHdrLen]byte
+		clear(vh)
 		g := pkt.GSOOptions
 		if (g.Type == stack.GSOTCPv4 || g.Type == stack.GSOTCPv6) && g.NeedsCsum {
 			nh := len(pkt.NetworkHeader().Slice())
@@ -81,14 +90,11 @@ func (l *tunLink) writeGSO(pkts []*stack.PacketBuffer) (int, tcpip.Error) {
 			l.eni.tunWritePackets.Add(1)
 		}
 		l.eni.tunWrites.Add(1)
-		iov := append(l.iov[:0], vh[:])
-		iov = append(iov, pkt.AsSlices()...)
-		l.iov = iov[:0]
-		var werr error
-		if err := l.gsoWrite.Write(func(fd uintptr) bool {
-			_, werr = unix.Writev(int(fd), iov)
-			return werr != unix.EAGAIN
-		}); err != nil {
+		l.iov = append(append(l.iov[:0], vh), pkt.AsSlices()...)
+		err := l.gsoWrite.Write(l.writev)
+		werr := l.werr
+		clear(l.iov) // keep no packet's views alive
+		if err != nil {
 			return i, &tcpip.ErrClosedForSend{}
 		}
 		if werr != nil && (errors.Is(werr, unix.EBADFD) || errors.Is(werr, syscall.EBADF)) {

@@ -57,9 +57,13 @@ type tunLink struct {
 	wbufs   [][]byte
 	// gsoWrite is the TUN's descriptor when frames go out whole with a
 	// virtio-net header of the link's own (gsowrite_linux.go); iov is the
-	// writev vector it reuses. Both are guarded by writeMu.
+	// writev vector, header, error and write function it reuses. All are
+	// guarded by writeMu.
 	gsoWrite syscall.RawConn
 	iov      [][]byte
+	vh       [virtioNetHdrLen]byte
+	werr     error
+	writev   func(fd uintptr) bool
 
 	closeOnce sync.Once
 	onClose   func()
