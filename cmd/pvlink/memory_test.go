@@ -227,7 +227,7 @@ const memoryBound = 256 << 20
 // targets under a 64 MiB memory limit (GOMEMLIMIT, which the forwarder
 // takes as its budget). The forwarder goes under pressure, shrinks every
 // connection's buffers, and its RSS stays under pressureBound; the fast
-// upload beside them still moves.
+// upload beside them keeps at least a tenth of its solo rate.
 func TestAForwarderOverItsMemoryBudgetHoldsConnectionsSmall(t *testing.T) {
 	t.Setenv("GOMEMLIMIT", "64MiB")
 	p := newSlowPeers(t)
@@ -238,8 +238,12 @@ func TestAForwarderOverItsMemoryBudgetHoldsConnectionsSmall(t *testing.T) {
 	if r.peak > pressureBound {
 		t.Errorf("forwarder RSS peaked at %.0f MiB, over %d MiB", float64(r.peak)/(1<<20), pressureBound>>20)
 	}
-	if r.withLoad == 0 {
-		t.Error("the fast upload stalled under memory pressure")
+	// Under pressure the fast upload is held to small buffers too, but it
+	// must keep moving: a receive buffer shrunk below the window gVisor had
+	// offered stalled it at 0.01 Gbit/s (measured with pressure: 6.8-7.6
+	// of 10.2-10.5 Gbit/s alone).
+	if r.withLoad < r.solo/10 {
+		t.Errorf("the fast upload fell from %.2f to %.2f Gbit/s under memory pressure: stalled", r.solo*8/1e9, r.withLoad*8/1e9)
 	}
 }
 
