@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"pvlink.dev/pvlink/ctl/dns"
+	"pvlink.dev/pvlink/ctl/cloudwatch"
 	"pvlink.dev/pvlink/ctl/store"
 	"pvlink.dev/pvlink/nsenter"
 )
@@ -52,6 +53,7 @@ type Daemon struct {
 	outboxWake chan struct{} // a change wrote events
 	dns        *dnsServers
 	api        http.Handler // the API's, if it is served
+	cw         *sampler     // the CloudWatch metrics
 }
 
 // DaemonOptions are ctld's settings.
@@ -68,6 +70,13 @@ type DaemonOptions struct {
 
 // keyHostAPI records the address the API is served on.
 const keyHostAPI = "host/api"
+
+// CloudWatch gives the fabric's CloudWatch metrics, read from the
+// forwarders at most a second ago.
+func (d *Daemon) CloudWatch() *cloudwatch.History {
+	d.cw.sampleIfOlder(time.Second)
+	return d.cw.hist
+}
 
 // Model is the committed model (the API's reads).
 func (d *Daemon) Model() *State { return d.current() }
@@ -187,6 +196,12 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 	if err != nil {
 		return err
 	}
+	d.cw = newSampler(d.report, o.Log)
+	d.cw.sample(time.Now()) // the baseline: what ran before this ctld
+	stopSampling := make(chan struct{})
+	defer close(stopSampling)
+	go d.cw.run(stopSampling)
+
 	sock := SocketPath(o.Fabric)
 	os.Remove(sock)
 	ln, err := net.Listen("unix", sock)
@@ -201,7 +216,12 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 		}
 		d.apiURL = "http://" + aln.Addr().String()
 		d.api = o.API(d)
-		asrv := &http.Server{Handler: d.api, ReadHeaderTimeout: 5 * time.Second}
+		// The fabric's scrape point beside the API: one address for
+		// `aws --endpoint-url` and for Prometheus.
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", d.metricsHandler())
+		mux.Handle("/", d.api)
+		asrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go asrv.Serve(aln)
 		defer asrv.Close()
 		o.Log.Info("AWS-compatible API", "url", d.apiURL)
@@ -473,6 +493,7 @@ func (d *Daemon) routes() http.Handler {
 		d.log.Info("model changed", "version", v, "change", msg)
 		reply(w, http.StatusOK, Answer{Version: v, Message: msg})
 	}
+	mux.Handle("GET /metrics", d.metricsHandler())
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		if !d.exists() {
 			reply(w, http.StatusNotFound, apiError{Error: "fabric " + d.name + " has no model yet"})

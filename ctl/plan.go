@@ -266,7 +266,7 @@ func (s *State) ForwarderConfig(az string) *snapshot.Config {
 				if !ok {
 					continue // this load balancer has no node in az
 				}
-				c.LoadBalancers[lb.Name] = snapshot.LoadBalancer{Name: lb.Name, Netns: lb.Netns, NodeIP: mustAddr(node.IP), CrossZone: lb.CrossZone}
+				c.LoadBalancers[lb.Name] = snapshot.LoadBalancer{Name: lb.Name, ARN: lb.ARN(s.Region), Netns: lb.Netns, NodeIP: mustAddr(node.IP), CrossZone: lb.CrossZone}
 				for _, l := range lb.Listeners {
 					if ports[l.Port] {
 						continue // the first load balancer with a port has it

@@ -267,3 +267,19 @@ type SecurityGroupState struct {
 	OwnerID     string            `json:"owner_id"`
 	Ingress     []snapshot.SGRule `json:"ingress"`
 }
+
+// LoadBalancerARN is the ARN of the load balancer named name, as ELBv2
+// writes it; "" if the model has no such load balancer.
+func (s *State) LoadBalancerARN(name string) string {
+	for _, lb := range s.LoadBalancers {
+		if lb.Name == name {
+			return lb.ARN(s.Region)
+		}
+	}
+	return ""
+}
+
+// ARN is the load balancer's ARN in region.
+func (lb LBState) ARN(region string) string {
+	return fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:loadbalancer/net/%s/%s", region, lb.OwnerID, lb.Name, lb.ID)
+}

@@ -51,6 +51,9 @@ type DNSReport struct {
 
 type APIReport struct {
 	URL string `json:"url,omitempty"`
+	// Metrics is the fabric's Prometheus scrape point: ctld's metrics and
+	// every forwarder's, labelled by az and worker.
+	Metrics string `json:"metrics,omitempty"`
 	// Throttled counts the calls refused by the per-account throttle.
 	Throttled uint64 `json:"throttled_calls"`
 }
@@ -94,6 +97,9 @@ func (d *Daemon) report() *Report {
 		Ctld:     CtldReport{PID: os.Getpid(), Socket: SocketPath(d.name), Store: filepath.Join(StoreDir(d.name), "state.db"), Started: d.started},
 		Accounts: m.Accounts, AvailabilityZones: m.AvailabilityZones, VPCs: m.VPCs, LoadBalancers: m.LoadBalancers, TargetGroups: m.TargetGroups,
 		Services: m.Services, PublicZones: m.PublicZones,
+	}
+	if d.apiURL != "" {
+		r.API.Metrics = d.apiURL + "/metrics"
 	}
 	d.st.View(func(tx store.ReadTx) error { r.Ctld.Revision = tx.Rev(); return nil })
 	r.DNS = DNSReport{Public: d.PublicDNS(), Resolvers: map[string]string{}}
@@ -157,6 +163,9 @@ func (r *Report) WriteTable(out io.Writer) {
 	fmt.Fprintf(out, "fabric %s (%s), %s at version %d; ctld pid %d, store %s (revision %d)\n", r.Name, r.Region, r.Phase, r.Version, r.Ctld.PID, r.Ctld.Store, r.Ctld.Revision)
 	if r.Error != "" {
 		fmt.Fprintf(out, "not converged: %s\n", r.Error)
+	}
+	if r.API.URL != "" {
+		fmt.Fprintf(out, "API %s (aws --endpoint-url), Prometheus scrape point %s\n", r.API.URL, r.API.Metrics)
 	}
 	fmt.Fprintln(out)
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)

@@ -148,6 +148,8 @@ type eniState struct {
 	newConns    atomic.Uint64
 	bytes       atomic.Uint64
 	rstReceived atomic.Uint64
+	rstSent     atomic.Uint64 // RSTs written towards the consumer
+	lbs         lbSets        // the service side, per load balancer
 	drops       [numDropReasons]atomic.Uint64
 
 	// The SYN flood defence (synflood.go): handshakes the forwarder has
@@ -192,6 +194,7 @@ type route struct {
 	tg    TargetGroup
 	group *nat.Group
 	idle  time.Duration
+	svc   *lbCounters // the service metrics of this ENI and load balancer
 }
 
 // New opens the TUN of every ENI in cfg and builds the netstack over them.
@@ -402,10 +405,14 @@ func (f *Forwarder) Apply(cfg *Config) error {
 	for _, e := range cfg.ENIs {
 		st := f.enis[e.ID]
 		er := &eniRoutes{eni: e, state: st, listeners: map[uint16]*route{}}
+		byPort := map[uint16]*lbCounters{}
 		for _, l := range e.Listeners {
 			lb, tg := cfg.LoadBalancers[l.LoadBalancer], cfg.TargetGroups[l.TargetGroup]
-			er.listeners[l.Port] = &route{lb: lb, tg: tg, group: f.group(lb, tg), idle: idleTimeout(tg)}
+			svc := st.lbs.counters(lb)
+			byPort[l.Port] = svc
+			er.listeners[l.Port] = &route{lb: lb, tg: tg, group: f.group(lb, tg), idle: idleTimeout(tg), svc: svc}
 		}
+		st.lbs.byPort.Store(&byPort)
 		for _, a := range []netip.Addr{e.IPv4, e.IPv6} {
 			if a.IsValid() {
 				c.enis[tcpAddr(a)] = er

@@ -63,6 +63,7 @@ func (l *tunLink) writeGSO(pkts []*stack.PacketBuffer) (int, tcpip.Error) {
 	}
 	vh := l.vh[:]
 	for i, pkt := range pkts {
+		l.eni.noteSent(pkt)
 		clear(vh)
 		g := pkt.GSOOptions
 		if (g.Type == stack.GSOTCPv4 || g.Type == stack.GSOTCPv6) && g.NeedsCsum {

@@ -160,6 +160,8 @@ func (f *Forwarder) begin(cn *conn, sock providerSocket, ep tcpip.Endpoint, wq *
 	e := cn.eni
 	e.newConns.Add(1)
 	e.active.Add(1) // given back by release
+	cn.rt.svc.newConns.Add(1)
+	cn.rt.svc.active.Add(1)
 
 	// Proxy protocol v2: the target's only way to learn the consumer and
 	// the endpoint. The header is the one an NLB writes (CRC32C, AWS TLV,

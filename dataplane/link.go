@@ -173,6 +173,7 @@ func (l *tunLink) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 		n := min(len(all), l.batch)
 		out := l.wbufs[:0]
 		for _, pkt := range all[:n] {
+			l.eni.noteSent(pkt)
 			b := l.wbufs[len(out)][:tunOffset]
 			for _, s := range pkt.AsSlices() {
 				b = append(b, s...)

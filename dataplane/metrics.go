@@ -23,6 +23,21 @@ var (
 		"PacketsDropped: packets from the consumer dropped by the endpoint.", endpointLabels, nil)
 	descRst = prometheus.NewDesc("pvlink_endpoint_rst_packets_received_total",
 		"RstPacketsReceived: TCP RST packets received from the consumer.", endpointLabels, nil)
+	descRstSent = prometheus.NewDesc("pvlink_endpoint_rst_packets_sent_total",
+		"TCP RST packets sent to the consumer through the endpoint network interface.", endpointLabels, nil)
+
+	// AWS/PrivateLinkServices, one series per ENI and load balancer.
+	serviceLabels = []string{"service_id", "az", "load_balancer_arn", "vpc_endpoint_id"}
+
+	descSvcActive = prometheus.NewDesc("pvlink_service_active_connections",
+		"ActiveConnections (AWS/PrivateLinkServices): open connections from endpoints to the service's load balancer.", serviceLabels, nil)
+	descSvcBytes = prometheus.NewDesc("pvlink_service_bytes_processed_total",
+		"BytesProcessed (AWS/PrivateLinkServices): payload bytes between endpoints and the service, both directions.", serviceLabels, nil)
+	descSvcNew = prometheus.NewDesc("pvlink_service_new_connections_total",
+		"NewConnections (AWS/PrivateLinkServices): connections established from endpoints to the service.", serviceLabels, nil)
+	descSvcRst = prometheus.NewDesc("pvlink_service_rst_packets_sent_total",
+		"RstPacketsSent (AWS/PrivateLinkServices): RST packets the service sent to endpoints.", serviceLabels, nil)
+
 	descDropReason = prometheus.NewDesc("pvlink_ingress_dropped_packets_total",
 		"Packets dropped by the ingress filter, by reason.", append(append([]string{}, endpointLabels...), "reason"), nil)
 
@@ -60,7 +75,7 @@ type collector struct{ f *Forwarder }
 func (f *Forwarder) Collector() prometheus.Collector { return collector{f} }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descActive, descBytes, descNew, descDropped, descRst, descDropReason, descConfigVersion, descConnErrors, descSynDrops, descCookieConns, descCookieMode, descLargeBuffers, descPressure, descHeldIn, descFlows, descFlowEnds, descPortErrors, descTargetState, descTargetConns} {
+	for _, d := range []*prometheus.Desc{descRstSent, descSvcActive, descSvcBytes, descSvcNew, descSvcRst, descActive, descBytes, descNew, descDropped, descRst, descDropReason, descConfigVersion, descConnErrors, descSynDrops, descCookieConns, descCookieMode, descLargeBuffers, descPressure, descHeldIn, descFlows, descFlowEnds, descPortErrors, descTargetState, descTargetConns} {
 		ch <- d
 	}
 }
@@ -74,7 +89,15 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descNew, prometheus.CounterValue, float64(e.newConns.Load()), lv...)
 		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(e.packetsDropped()), lv...)
 		ch <- prometheus.MustNewConstMetric(descRst, prometheus.CounterValue, float64(e.rstReceived.Load()), lv...)
+		ch <- prometheus.MustNewConstMetric(descRstSent, prometheus.CounterValue, float64(e.rstSent.Load()), lv...)
 		ch <- prometheus.MustNewConstMetric(descCookieMode, prometheus.GaugeValue, b2f(e.cookieMode()), lv...)
+		for _, c := range e.lbs.list() {
+			sv := []string{e.cfg.ServiceID, f.az, c.arn, e.endpointID}
+			ch <- prometheus.MustNewConstMetric(descSvcActive, prometheus.GaugeValue, float64(c.active.Load()), sv...)
+			ch <- prometheus.MustNewConstMetric(descSvcBytes, prometheus.CounterValue, float64(c.bytes.Load()), sv...)
+			ch <- prometheus.MustNewConstMetric(descSvcNew, prometheus.CounterValue, float64(c.newConns.Load()), sv...)
+			ch <- prometheus.MustNewConstMetric(descSvcRst, prometheus.CounterValue, float64(c.rstSent.Load()), sv...)
+		}
 		for r := range e.drops {
 			ch <- prometheus.MustNewConstMetric(descDropReason, prometheus.CounterValue, float64(e.drops[r].Load()), append(lv, dropReasonNames[r])...)
 		}
@@ -185,8 +208,16 @@ func (f *Forwarder) Counters() []ENICounters {
 	enis := f.eniList()
 	out := make([]ENICounters, 0, len(enis))
 	for _, e := range enis {
+		var lbs []LBCounters
+		for _, c := range e.lbs.list() {
+			lbs = append(lbs, LBCounters{
+				Name: c.name, ARN: c.arn, ActiveConnections: c.active.Load(),
+				NewConnections: c.newConns.Load(), BytesProcessed: c.bytes.Load(), RstPacketsSent: c.rstSent.Load(),
+			})
+		}
 		out = append(out, ENICounters{
-			ENI: e.id, EndpointID: e.endpointID,
+			ENI: e.id, EndpointID: e.endpointID, ServiceID: e.cfg.ServiceID, ServiceName: e.serviceName,
+			VPCID: e.vpcID, SubnetID: e.subnetID, RstPacketsSent: e.rstSent.Load(), LoadBalancers: lbs,
 			ActiveConnections: e.active.Load(), NewConnections: e.newConns.Load(),
 			BytesProcessed: e.bytes.Load(), PacketsDropped: e.packetsDropped(),
 			RstPacketsReceived: e.rstReceived.Load(),

@@ -141,6 +141,7 @@ func (c *conn) release() {
 	if c.released.CompareAndSwap(false, true) {
 		c.group.Release(c.target)
 		c.eni.active.Add(-1)
+		c.rt.svc.active.Add(-1)
 	}
 }
 
@@ -206,6 +207,7 @@ func (c *conn) copyFromConsumer() (end bool, err error) {
 		c.fl.Touch(time.Now().UnixNano())
 		c.fl.BytesIn.Add(uint64(n))
 		c.eni.bytes.Add(uint64(n))
+		c.rt.svc.bytes.Add(uint64(n))
 	}
 	switch terr.(type) {
 	case nil, *tcpip.ErrWouldBlock, *tcpip.ErrBadBuffer:
@@ -366,6 +368,7 @@ func (c *conn) copyFromProvider() (end bool, err error) {
 	c.fl.Touch(time.Now().UnixNano())
 	c.fl.BytesOut.Add(uint64(n))
 	c.eni.bytes.Add(uint64(n))
+	c.rt.svc.bytes.Add(uint64(n))
 	if n < min(len(buf), gsoPayloadMax) && !c.p2cHup.Load() {
 		return true, errWouldBlock
 	}

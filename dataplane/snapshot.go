@@ -18,6 +18,7 @@ type (
 	Status       = snapshot.Status
 	ApplyResult  = snapshot.ApplyResult
 	ENICounters  = snapshot.ENICounters
+	LBCounters   = snapshot.LBCounters
 	Stats        = snapshot.Stats
 	RuntimeStats = snapshot.RuntimeStats
 	FlowInfo     = snapshot.FlowInfo

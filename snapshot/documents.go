@@ -32,11 +32,20 @@ type ApplyResult struct {
 type ENICounters struct {
 	ENI                string `json:"eni"`
 	EndpointID         string `json:"endpoint_id"`
+	ServiceID          string `json:"service_id"`
+	ServiceName        string `json:"service_name"`
+	VPCID              string `json:"vpc_id"`
+	SubnetID           string `json:"subnet_id"`
 	ActiveConnections  int64  `json:"active_connections"`
 	NewConnections     uint64 `json:"new_connections"`
 	BytesProcessed     uint64 `json:"bytes_processed"`
 	PacketsDropped     uint64 `json:"packets_dropped"`
 	RstPacketsReceived uint64 `json:"rst_packets_received"`
+	// RstPacketsSent counts the RSTs sent to the consumer.
+	RstPacketsSent uint64 `json:"rst_packets_sent"`
+	// LoadBalancers split the ENI's traffic by the load balancer whose
+	// listener took it: the service side (AWS/PrivateLinkServices).
+	LoadBalancers []LBCounters `json:"load_balancers,omitempty"`
 	TunReads           uint64 `json:"tun_reads"`
 	TunPackets         uint64 `json:"tun_packets"`
 	// LargestWirePacket is the largest packet sent to the consumer, or
@@ -62,6 +71,35 @@ func (c *ENICounters) Add(o ENICounters) {
 	c.LargestWirePacket = max(c.LargestWirePacket, o.LargestWirePacket)
 	c.TunWrites += o.TunWrites
 	c.TunWritePackets += o.TunWritePackets
+	c.RstPacketsSent += o.RstPacketsSent
+next:
+	for _, l := range o.LoadBalancers {
+		for i := range c.LoadBalancers {
+			if c.LoadBalancers[i].Name == l.Name {
+				c.LoadBalancers[i].Add(l)
+				continue next
+			}
+		}
+		c.LoadBalancers = append(c.LoadBalancers, l)
+	}
+}
+
+// LBCounters are an ENI's counters for one load balancer of its service.
+type LBCounters struct {
+	Name              string `json:"name"`
+	ARN               string `json:"arn"`
+	ActiveConnections int64  `json:"active_connections"`
+	NewConnections    uint64 `json:"new_connections"`
+	BytesProcessed    uint64 `json:"bytes_processed"`
+	RstPacketsSent    uint64 `json:"rst_packets_sent"`
+}
+
+// Add sums another worker's counters of the same ENI and load balancer.
+func (c *LBCounters) Add(o LBCounters) {
+	c.ActiveConnections += o.ActiveConnections
+	c.NewConnections += o.NewConnections
+	c.BytesProcessed += o.BytesProcessed
+	c.RstPacketsSent += o.RstPacketsSent
 }
 
 // Stats are the forwarder-wide counters, for tests and `pvlink flows`.

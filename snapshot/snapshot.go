@@ -99,7 +99,10 @@ type Listener struct {
 // LoadBalancer is the part of an NLB a forwarder needs: where its node in
 // this AZ lives, so that provider-side connections come from that address.
 type LoadBalancer struct {
-	Name      string     `json:"name"`
+	Name string `json:"name"`
+	// ARN labels the service metrics (AWS/PrivateLinkServices' Load
+	// Balancer Arn).
+	ARN       string     `json:"arn,omitempty"`
 	Netns     string     `json:"netns"`
 	NodeIP    netip.Addr `json:"node_ip"`
 	CrossZone bool       `json:"cross_zone"`

@@ -264,10 +264,6 @@ func members(v any) ([]byte, error) {
 	return bytes.TrimSuffix(out, []byte("</m>")), nil
 }
 
-func arnOf(m *ctl.State, account, lb string) string {
-	return fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:loadbalancer/net/%s/%s", m.Region, account, lb, "0123456789abcdef")
-}
-
 func (h *Handler) endpointOut(m *ctl.State, e ctl.EndpointState) vpcEndpoint {
 	out := vpcEndpoint{
 		ID: e.ID, Type: "Interface", VPCID: e.VPCID, ServiceName: e.Service, State: e.State,
@@ -306,7 +302,7 @@ func (h *Handler) serviceConfig(m *ctl.State, s ctl.ServiceState) serviceConfigu
 		out.PrivateDNSConfig = &pdnsConfig{State: p.State, Type: "TXT", Value: p.TXTValue, Name: p.TXTName}
 	}
 	for _, lb := range s.LoadBalancers {
-		out.NLBArns = append(out.NLBArns, arnOf(m, s.OwnerID, lb))
+		out.NLBArns = append(out.NLBArns, m.LoadBalancerARN(lb))
 	}
 	return out
 }
@@ -423,7 +419,7 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 				c.DNSEntries = append(c.DNSEntries, dnsEntry{DNSName: n, HostedZoneID: "Z7HUB22UULQXV"})
 			}
 			for _, lb := range s.LoadBalancers {
-				c.NLBArns = append(c.NLBArns, arnOf(m, s.OwnerID, lb))
+				c.NLBArns = append(c.NLBArns, m.LoadBalancerARN(lb))
 			}
 			out = append(out, c)
 		}

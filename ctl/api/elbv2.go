@@ -89,7 +89,7 @@ type elbResponse struct {
 }
 
 func (m *modelView) lbARN(lb ctl.LBState) string {
-	return fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:loadbalancer/net/%s/%s", m.Region, lb.OwnerID, lb.Name, lb.ID)
+	return lb.ARN(m.Region)
 }
 
 func (m *modelView) tgARN(tg ctl.TargetGroupState) string {

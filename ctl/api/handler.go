@@ -13,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"pvlink.dev/pvlink/ctl"
+	"pvlink.dev/pvlink/ctl/cloudwatch"
 )
 
 // Backend is what the API needs of ctld: the committed model, and changes
@@ -26,6 +27,8 @@ type Backend interface {
 	Status() *ctl.Report
 	// VerifyPrivateDNS checks a service's private DNS name over DNS.
 	VerifyPrivateDNS(caller, serviceID string) (string, error)
+	// CloudWatch is the fabric's metric history, up to date.
+	CloudWatch() *cloudwatch.History
 }
 
 // Handler serves the AWS-compatible API.
@@ -82,6 +85,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case "sns":
 		h.serveWrapped(w, r, id, service, "2010-03-31", snsNamespace, h.sns)
+		return
+	case "monitoring":
+		h.serveWrapped(w, r, id, service, "2010-08-01", cwNamespace, h.cloudwatch)
 		return
 	}
 	creds, body, _, err := verify(r, "ec2", h.now(), h.lookup)

@@ -20,13 +20,23 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"pvlink.dev/pvlink/ctl"
+	"pvlink.dev/pvlink/ctl/cloudwatch"
 )
 
 // memBackend is ctld's model without the host: changes commit in memory.
-type memBackend struct{ m *ctl.State }
+type memBackend struct {
+	m  *ctl.State
+	cw *cloudwatch.History
+}
 
 func (b *memBackend) Model() *ctl.State   { return b.m }
 func (b *memBackend) Status() *ctl.Report { return nil }
+func (b *memBackend) CloudWatch() *cloudwatch.History {
+	if b.cw == nil {
+		b.cw = cloudwatch.NewHistory(time.Hour)
+	}
+	return b.cw
+}
 func (b *memBackend) VerifyPrivateDNS(caller, id string) (string, error) {
 	return "", &apiError{400, "InvalidParameter", "no DNS in this test"}
 }
@@ -55,7 +65,7 @@ func demoBackend(t *testing.T) (*memBackend, *httptest.Server) {
 		t.Fatal(err)
 	}
 	m.API = ctl.APISettings{RequestsPerSecond: 1e6, Burst: 1e6} // these tests are not about the throttle
-	b := &memBackend{m}
+	b := &memBackend{m: m}
 	srv := httptest.NewServer(New(b, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	t.Cleanup(srv.Close)
 	return b, srv
