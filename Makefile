@@ -32,11 +32,13 @@ check-env:
 	@command -v ip >/dev/null || { echo "make: installing iproute2 (ip netns, to inspect fabrics)"; apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null; }
 
 # test-deps installs what the demo and the tests drive pvlink with: Debian's
-# AWS CLI and boto3.
+# AWS CLI and boto3, dig, Prometheus (the scrape and dashboard tests),
+# tshark (reads `pvlink capture` files) and tmux (the `pvlink top` test).
 test-deps:
-	@if [ ! -x /usr/bin/aws ] || ! /usr/bin/python3 -c 'import boto3' 2>/dev/null || ! command -v dig >/dev/null; then \
-		echo "make: installing Debian's awscli, python3-boto3 and bind9-dnsutils (dig) for the API and DNS tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli python3-boto3 bind9-dnsutils >/dev/null; fi
+	@if [ ! -x /usr/bin/aws ] || ! /usr/bin/python3 -c 'import boto3' 2>/dev/null || ! command -v dig >/dev/null \
+		|| ! command -v prometheus >/dev/null || ! command -v tshark >/dev/null || ! command -v tmux >/dev/null; then \
+		echo "make: installing Debian's awscli, python3-boto3, bind9-dnsutils (dig), prometheus, tshark and tmux for the tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli python3-boto3 bind9-dnsutils prometheus tshark tmux >/dev/null; fi
 
 demo: check-env test-deps build
 	./scripts/demo.sh $(BIN)

@@ -19,8 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"pvlink.dev/pvlink/ctl/dns"
 	"pvlink.dev/pvlink/ctl/cloudwatch"
+	"pvlink.dev/pvlink/ctl/dns"
 	"pvlink.dev/pvlink/ctl/store"
 	"pvlink.dev/pvlink/nsenter"
 )

@@ -46,8 +46,8 @@ type ENICounters struct {
 	// LoadBalancers split the ENI's traffic by the load balancer whose
 	// listener took it: the service side (AWS/PrivateLinkServices).
 	LoadBalancers []LBCounters `json:"load_balancers,omitempty"`
-	TunReads           uint64 `json:"tun_reads"`
-	TunPackets         uint64 `json:"tun_packets"`
+	TunReads      uint64       `json:"tun_reads"`
+	TunPackets    uint64       `json:"tun_packets"`
 	// LargestWirePacket is the largest packet sent to the consumer, or
 	// that a segmentation-offload frame sent stands for (headers plus
 	// segment size): at most 8500 on a VPC endpoint.

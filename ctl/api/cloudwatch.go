@@ -298,4 +298,3 @@ func (h *Handler) getMetricData(caller string, q query) (any, error) {
 	}
 	return out, nil
 }
-
