@@ -150,6 +150,7 @@ type eniState struct {
 	rstReceived atomic.Uint64
 	rstSent     atomic.Uint64 // RSTs written towards the consumer
 	lbs         lbSets        // the service side, per load balancer
+	captures    captures      // packet captures running on the ENI
 	drops       [numDropReasons]atomic.Uint64
 
 	// The SYN flood defence (synflood.go): handshakes the forwarder has

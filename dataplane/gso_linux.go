@@ -88,6 +88,7 @@ func (l *tunLink) readLoopGSO(f *os.File) error {
 // is the start of v's bytes when v is not nil; deliverFrame reports
 // whether v went with the packet.
 func (l *tunLink) deliverFrame(vh, pkt []byte, now int64, v *buffer.View) bool {
+	l.eni.captureIn(pkt)
 	flags, gsoType := vh[0], vh[1]
 	gsoSize := int(binary.LittleEndian.Uint16(vh[4:]))
 	csumStart := int(binary.LittleEndian.Uint16(vh[6:]))

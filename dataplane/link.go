@@ -128,6 +128,7 @@ func (l *tunLink) readLoop() error {
 		}
 		for i := 0; i < n; i++ {
 			pkt := bufs[i][tunOffset : tunOffset+sizes[i]]
+			l.eni.captureIn(pkt)
 			proto, hlen, ok := l.eni.ingress(pkt, now)
 			if !ok {
 				continue // the view is read into again

@@ -67,6 +67,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /capture", f.serveCapture)
 	serveJSON("/counters", func() any { return f.Counters() })
 	serveJSON("/flows", func() any { return f.Flows() })
 	serveJSON("/targets", func() any { return f.Targets() })

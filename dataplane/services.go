@@ -59,11 +59,12 @@ func (s *lbSets) list() []*lbCounters {
 	return out
 }
 
-// noteSent counts what the link writes towards the consumer that the
-// metrics name: a TCP RST is RstPacketsSent of the load balancer whose
-// listener port it comes from (a RST from a port with no listener counts
-// for the ENI only).
+// noteSent sees every packet the link writes towards the consumer: a
+// capture takes it, and a TCP RST is RstPacketsSent of the load balancer
+// whose listener port it comes from (a RST from a port with no listener
+// counts for the ENI only).
 func (e *eniState) noteSent(pkt *stack.PacketBuffer) {
+	e.captureOut(pkt)
 	if pkt.TransportProtocolNumber != header.TCPProtocolNumber {
 		return
 	}
