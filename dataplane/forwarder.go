@@ -146,7 +146,8 @@ type eniState struct {
 
 	active      atomic.Int64
 	newConns    atomic.Uint64
-	bytes       atomic.Uint64
+	bytesIn     atomic.Uint64 // from the consumer to its target
+	bytesOut    atomic.Uint64 // from the target to the consumer
 	rstReceived atomic.Uint64
 	rstSent     atomic.Uint64 // RSTs written towards the consumer
 	lbs         lbSets        // the service side, per load balancer

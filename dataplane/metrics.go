@@ -85,7 +85,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for _, e := range f.eniList() {
 		lv := []string{e.endpointID, "Interface", e.serviceName, e.vpcID, e.subnetID, f.az, e.id}
 		ch <- prometheus.MustNewConstMetric(descActive, prometheus.GaugeValue, float64(e.active.Load()), lv...)
-		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(e.bytes.Load()), lv...)
+		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(e.bytesIn.Load()+e.bytesOut.Load()), lv...)
 		ch <- prometheus.MustNewConstMetric(descNew, prometheus.CounterValue, float64(e.newConns.Load()), lv...)
 		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(e.packetsDropped()), lv...)
 		ch <- prometheus.MustNewConstMetric(descRst, prometheus.CounterValue, float64(e.rstReceived.Load()), lv...)
@@ -219,7 +219,8 @@ func (f *Forwarder) Counters() []ENICounters {
 			ENI: e.id, EndpointID: e.endpointID, ServiceID: e.cfg.ServiceID, ServiceName: e.serviceName,
 			VPCID: e.vpcID, SubnetID: e.subnetID, RstPacketsSent: e.rstSent.Load(), LoadBalancers: lbs,
 			ActiveConnections: e.active.Load(), NewConnections: e.newConns.Load(),
-			BytesProcessed: e.bytes.Load(), PacketsDropped: e.packetsDropped(),
+			BytesProcessed: e.bytesIn.Load() + e.bytesOut.Load(), PacketsDropped: e.packetsDropped(),
+			BytesFromConsumers: e.bytesIn.Load(), BytesToConsumers: e.bytesOut.Load(),
 			RstPacketsReceived: e.rstReceived.Load(),
 			TunReads:           e.tunReads.Load(), TunPackets: e.tunPackets.Load(),
 			LargestWirePacket: e.maxWire.Load(), TunWrites: e.tunWrites.Load(), TunWritePackets: e.tunWritePackets.Load(),

@@ -206,7 +206,7 @@ func (c *conn) copyFromConsumer() (end bool, err error) {
 		c.ep.ModerateRecvBuf(n)
 		c.fl.Touch(time.Now().UnixNano())
 		c.fl.BytesIn.Add(uint64(n))
-		c.eni.bytes.Add(uint64(n))
+		c.eni.bytesIn.Add(uint64(n))
 		c.rt.svc.bytes.Add(uint64(n))
 	}
 	switch terr.(type) {
@@ -367,7 +367,7 @@ func (c *conn) copyFromProvider() (end bool, err error) {
 	}
 	c.fl.Touch(time.Now().UnixNano())
 	c.fl.BytesOut.Add(uint64(n))
-	c.eni.bytes.Add(uint64(n))
+	c.eni.bytesOut.Add(uint64(n))
 	c.rt.svc.bytes.Add(uint64(n))
 	if n < min(len(buf), gsoPayloadMax) && !c.p2cHup.Load() {
 		return true, errWouldBlock

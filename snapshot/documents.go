@@ -30,15 +30,19 @@ type ApplyResult struct {
 
 // ENICounters is a snapshot of one ENI's counters, for status and tests.
 type ENICounters struct {
-	ENI                string `json:"eni"`
-	EndpointID         string `json:"endpoint_id"`
-	ServiceID          string `json:"service_id"`
-	ServiceName        string `json:"service_name"`
-	VPCID              string `json:"vpc_id"`
-	SubnetID           string `json:"subnet_id"`
-	ActiveConnections  int64  `json:"active_connections"`
-	NewConnections     uint64 `json:"new_connections"`
-	BytesProcessed     uint64 `json:"bytes_processed"`
+	ENI               string `json:"eni"`
+	EndpointID        string `json:"endpoint_id"`
+	ServiceID         string `json:"service_id"`
+	ServiceName       string `json:"service_name"`
+	VPCID             string `json:"vpc_id"`
+	SubnetID          string `json:"subnet_id"`
+	ActiveConnections int64  `json:"active_connections"`
+	NewConnections    uint64 `json:"new_connections"`
+	BytesProcessed    uint64 `json:"bytes_processed"`
+	// BytesFromConsumers and BytesToConsumers split BytesProcessed by
+	// direction.
+	BytesFromConsumers uint64 `json:"bytes_from_consumers"`
+	BytesToConsumers   uint64 `json:"bytes_to_consumers"`
 	PacketsDropped     uint64 `json:"packets_dropped"`
 	RstPacketsReceived uint64 `json:"rst_packets_received"`
 	// RstPacketsSent counts the RSTs sent to the consumer.
@@ -64,6 +68,8 @@ func (c *ENICounters) Add(o ENICounters) {
 	c.ActiveConnections += o.ActiveConnections
 	c.NewConnections += o.NewConnections
 	c.BytesProcessed += o.BytesProcessed
+	c.BytesFromConsumers += o.BytesFromConsumers
+	c.BytesToConsumers += o.BytesToConsumers
 	c.PacketsDropped += o.PacketsDropped
 	c.RstPacketsReceived += o.RstPacketsReceived
 	c.TunReads += o.TunReads

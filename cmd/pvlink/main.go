@@ -50,7 +50,7 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&pidFile, "pid-file", "", "write the process id here first (ctld sets it for the processes it starts)")
 	root.PersistentFlags().MarkHidden("pid-file")
-	root.AddCommand(newFabricCmd(), newEndpointCmd(), newFlowsCmd(), newBenchCmd(), newCtldCmd(), newDNSCmd(), newCaptureCmd(), newForwarderCmd(), newTargetCmd(), newClientCmd(), newVersionCmd())
+	root.AddCommand(newFabricCmd(), newEndpointCmd(), newFlowsCmd(), newBenchCmd(), newCtldCmd(), newDNSCmd(), newCaptureCmd(), newTopCmd(), newForwarderCmd(), newTargetCmd(), newClientCmd(), newVersionCmd())
 	return root
 }
 
