@@ -396,7 +396,25 @@ func (d *Daemon) mutate(op func(*State) error) (uint64, error) {
 	}
 	d.model.Store(next)
 	d.has.Store(true)
+	d.logEndpointStates(cur, next)
 	return next.Version, nil
+}
+
+// logEndpointStates logs each endpoint whose state a change moved.
+func (d *Daemon) logEndpointStates(cur, next *State) {
+	was := map[string]string{}
+	for _, e := range cur.Endpoints {
+		was[e.ID] = e.State
+	}
+	for _, e := range next.Endpoints {
+		if from, ok := was[e.ID]; !ok || from != e.State {
+			d.log.Info("endpoint state changed", "endpoint", e.ID, "service", e.ServiceID, "from", from, "to", e.State, "version", next.Version)
+		}
+		delete(was, e.ID)
+	}
+	for id, from := range was {
+		d.log.Info("endpoint state changed", "endpoint", id, "from", from, "to", "deleted", "version", next.Version)
+	}
 }
 
 // sameModel reports whether two models differ only in what a change does

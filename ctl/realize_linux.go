@@ -547,7 +547,9 @@ func (r *realizer) noteStart(key string) {
 	}
 	r.mu.Lock()
 	r.restarts[key]++
+	n := r.restarts[key]
 	r.mu.Unlock()
+	r.log.Warn("process restarted", "process", key, "restarts", n, "log", r.procPath(key, ".log"))
 }
 
 // statusOf is a forwarder's status as this pass saw it (asked once per

@@ -129,6 +129,9 @@ func (f *Forwarder) group(lb LoadBalancer, tg TargetGroup) *nat.Group {
 	if g == nil {
 		g = nat.NewGroup(f.ctx, name, s, f.healthCheck(lb, tg), nat.Events{
 			Unhealthy: func(t *nat.Target) { f.resetTarget(t) },
+			Changed: func(t *nat.Target, from, to nat.Health) {
+				f.log.Info("target health changed", "target_group", name, "target", t.Addr.String(), "from", from.String(), "to", to.String())
+			},
 			Drained: func(t *nat.Target, terminate bool) {
 				if terminate {
 					f.resetTarget(t)

@@ -90,6 +90,8 @@ type Events struct {
 	// Drained: deregistration ended; with connection termination on, its
 	// flows must be cut.
 	Drained func(t *Target, terminate bool)
+	// Changed: a health check moved the target from one state to another.
+	Changed func(t *Target, from, to Health)
 }
 
 // CheckFunc makes one health check of a target and returns nil if it
@@ -353,6 +355,9 @@ func (g *Group) record(t *Target, ok bool, hc HealthCheck) {
 		g.rebuildLocked()
 	}
 	g.mu.Unlock()
+	if next != h && g.events.Changed != nil {
+		g.events.Changed(t, h, next)
+	}
 	if next == Unhealthy && h != Unhealthy && g.events.Unhealthy != nil {
 		g.events.Unhealthy(t)
 	}

@@ -30,6 +30,10 @@ func main() {
 // pidLock holds the lock of the process's pid file, if ctld gave it one.
 var pidLock *os.File
 
+// logFormat is text or json (--log-format, or PVLINK_LOG_FORMAT, which
+// the processes a command starts inherit).
+var logFormat = "text"
+
 func newRoot() *cobra.Command {
 	var pidFile string
 	root := &cobra.Command{
@@ -40,6 +44,11 @@ func newRoot() *cobra.Command {
 		// ctld gives every process it starts a pid file, written first
 		// thing, so that a ctld that restarts finds them all again.
 		PersistentPreRunE: func(*cobra.Command, []string) error {
+			if logFormat != "text" && logFormat != "json" {
+				return fmt.Errorf("--log-format %s: use text or json", logFormat)
+			}
+			// ctld and the forwarders and targets it starts log alike.
+			os.Setenv("PVLINK_LOG_FORMAT", logFormat)
 			if pidFile != "" {
 				f, err := ctl.LockPIDFile(pidFile)
 				pidLock = f // held until the process exits
@@ -50,6 +59,10 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&pidFile, "pid-file", "", "write the process id here first (ctld sets it for the processes it starts)")
 	root.PersistentFlags().MarkHidden("pid-file")
+	if v := os.Getenv("PVLINK_LOG_FORMAT"); v != "" {
+		logFormat = v
+	}
+	root.PersistentFlags().StringVar(&logFormat, "log-format", logFormat, "log lines as text or json (log/slog); the processes a command starts follow it")
 	root.AddCommand(newFabricCmd(), newEndpointCmd(), newFlowsCmd(), newBenchCmd(), newCtldCmd(), newDNSCmd(), newCaptureCmd(), newTopCmd(), newForwarderCmd(), newTargetCmd(), newClientCmd(), newVersionCmd())
 	return root
 }
@@ -59,5 +72,9 @@ func logger(verbose bool) *slog.Logger {
 	if verbose {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	opts := &slog.HandlerOptions{Level: level}
+	if logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
