@@ -201,6 +201,7 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 	stopSampling := make(chan struct{})
 	defer close(stopSampling)
 	go d.cw.run(stopSampling)
+	go newFlowLogWriter(d.report, o.Log).run(stopSampling)
 
 	sock := SocketPath(o.Fabric)
 	os.Remove(sock)

@@ -319,6 +319,9 @@ func (next *State) keepAPIResources(old *State) {
 			next.Services = append(next.Services, sv)
 		}
 	}
+	// Flow logs are made through the API only; they stay (one whose
+	// resource went covers nothing).
+	next.FlowLogs = old.FlowLogs
 	for _, t := range old.Topics {
 		if t.Origin == "api" && !slices.ContainsFunc(next.Topics, func(o TopicState) bool { return o.ARN == t.ARN }) {
 			next.Topics = append(next.Topics, t)

@@ -258,6 +258,7 @@ func (s *State) ForwarderConfig(az string) *snapshot.Config {
 				EndpointID: e.ID, ServiceID: e.ServiceID, ServiceName: e.Service,
 				VPCID: e.VPCID, SubnetID: eni.SubnetID, State: e.State,
 				SecurityGroups: e.SecurityGroups, Ingress: s.ingressOf(e),
+				FlowLogInterval: s.flowLogInterval(e, eni),
 			}
 			ports := map[int]bool{}
 			for _, name := range svc.LoadBalancers {

@@ -27,6 +27,7 @@ const (
 	prefixTags   = "tags/"
 	prefixSG     = "sg/"
 	prefixZone   = "zone/"
+	prefixFlow   = "flowlog/"
 	// prefixHost holds what the realizer made on the host (not the model):
 	// written before it is made, so nothing it creates is ever unrecorded.
 	keyHostNamespaces = "host/namespaces"
@@ -88,6 +89,9 @@ func (s *State) records() (map[string]any, error) {
 	for i, n := range s.Notifications {
 		errs = append(errs, add(prefixNotify+order(i)+n.ID, n))
 	}
+	for i, f := range s.FlowLogs {
+		errs = append(errs, add(prefixFlow+order(i)+f.ID, f))
+	}
 	for id, tags := range s.Tags {
 		if len(tags) > 0 {
 			errs = append(errs, add(prefixTags+id, tags))
@@ -113,7 +117,7 @@ func saveModel(tx store.Tx, s *State) error {
 		return err
 	}
 	var stale []string
-	for _, prefix := range []string{prefixVPC, prefixLB, prefixTG, prefixSvc, prefixEP, prefixTarget, prefixTopic, prefixNotify, prefixTags, prefixSG, prefixZone} {
+	for _, prefix := range []string{prefixVPC, prefixLB, prefixTG, prefixSvc, prefixEP, prefixTarget, prefixTopic, prefixNotify, prefixTags, prefixSG, prefixZone, prefixFlow} {
 		tx.List(prefix, func(k string, _ []byte) error {
 			if _, ok := recs[k]; !ok {
 				stale = append(stale, k)
@@ -174,6 +178,7 @@ func loadModel(tx store.ReadTx) (*State, bool, error) {
 		each(prefixZone, func(b []byte) error { return appendJSON(b, &s.PublicZones) }),
 		each(prefixTopic, func(b []byte) error { return appendJSON(b, &s.Topics) }),
 		each(prefixNotify, func(b []byte) error { return appendJSON(b, &s.Notifications) }),
+		each(prefixFlow, func(b []byte) error { return appendJSON(b, &s.FlowLogs) }),
 		tx.List(prefixTags, func(k string, v []byte) error {
 			var tags []Tag
 			if err := json.Unmarshal(v, &tags); err != nil {

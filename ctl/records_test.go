@@ -42,6 +42,9 @@ func TestTheModelSurvivesTheStore(t *testing.T) {
 	if err := m.TagResources("444455556666", []string{m.Endpoints[0].ID}, []Tag{{"team", "payments"}}); err != nil {
 		t.Fatal(err)
 	}
+	if _, failed, err := m.CreateFlowLogs("444455556666", FlowLogSpec{ResourceIDs: []string{m.VPCs[1].ID}, ResourceType: "VPC", LogGroupName: "flows", Interval: 60}, time.Now()); err != nil || len(failed) > 0 {
+		t.Fatal(err, failed)
+	}
 	if err := m.AcceptEndpoint("web"); err != nil {
 		t.Fatal(err)
 	}

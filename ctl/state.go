@@ -50,6 +50,7 @@ type State struct {
 	PublicZones    []PublicZoneState    `json:"public_dns_zones,omitempty"`
 	Topics         []TopicState         `json:"topics,omitempty"`
 	Notifications  []NotificationState  `json:"notifications,omitempty"`
+	FlowLogs       []FlowLogState       `json:"flow_logs,omitempty"`
 	// Tags by resource id.
 	Tags map[string][]Tag `json:"tags,omitempty"`
 }

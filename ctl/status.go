@@ -38,6 +38,7 @@ type Report struct {
 	PublicZones       []PublicZoneState  `json:"public_dns_zones,omitempty"`
 	Targets           []TargetReport     `json:"targets"`
 	Forwarders        []ForwarderReport  `json:"forwarders"`
+	FlowLogs          []FlowLogState     `json:"flow_logs,omitempty"`
 }
 
 // APIReport is where the AWS-compatible API answers: aws --endpoint-url.
@@ -96,7 +97,7 @@ func (d *Daemon) report() *Report {
 		API:      APIReport{URL: d.apiURL},
 		Ctld:     CtldReport{PID: os.Getpid(), Socket: SocketPath(d.name), Store: filepath.Join(StoreDir(d.name), "state.db"), Started: d.started},
 		Accounts: m.Accounts, AvailabilityZones: m.AvailabilityZones, VPCs: m.VPCs, LoadBalancers: m.LoadBalancers, TargetGroups: m.TargetGroups,
-		Services: m.Services, PublicZones: m.PublicZones,
+		Services: m.Services, PublicZones: m.PublicZones, FlowLogs: m.FlowLogs,
 	}
 	if d.apiURL != "" {
 		r.API.Metrics = d.apiURL + "/metrics"

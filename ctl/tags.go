@@ -32,6 +32,8 @@ func ResourceType(id string) string {
 		return "subnet"
 	case strings.HasPrefix(id, "sg-"):
 		return "security-group"
+	case strings.HasPrefix(id, "fl-"):
+		return "vpc-flow-log"
 	case strings.HasPrefix(id, "arn:aws:elasticloadbalancing:") && strings.Contains(id, ":loadbalancer/"):
 		return "loadbalancer"
 	case strings.HasPrefix(id, "arn:aws:elasticloadbalancing:") && strings.Contains(id, ":targetgroup/"):
@@ -63,6 +65,12 @@ func (s *State) owner(id string) (string, bool) {
 		for _, v := range s.VPCs {
 			if _, ok := v.subnet(id); ok {
 				return v.OwnerID, true
+			}
+		}
+	case "vpc-flow-log":
+		for _, f := range s.FlowLogs {
+			if f.ID == id {
+				return f.OwnerID, true
 			}
 		}
 	case "security-group":

@@ -31,6 +31,9 @@ import (
 // every ENI in the zone, one gVisor netstack with a NIC per ENI, and the
 // provider-side connections to the targets.
 type Forwarder struct {
+	// flowRecords are the ENIs' flow log records waiting for ctld.
+	flowRecords flowLogs
+
 	log     *slog.Logger
 	az      string
 	workers int // processes serving the AZ together (Config.Workers)
@@ -152,6 +155,7 @@ type eniState struct {
 	rstSent     atomic.Uint64 // RSTs written towards the consumer
 	lbs         lbSets        // the service side, per load balancer
 	captures    captures      // packet captures running on the ENI
+	flowLog     atomic.Pointer[flowLogger]
 	drops       [numDropReasons]atomic.Uint64
 
 	// The SYN flood defence (synflood.go): handshakes the forwarder has
@@ -210,15 +214,16 @@ func New(cfg *Config, log *slog.Logger) (*Forwarder, error) {
 		capacity = DefaultFlowCapacity
 	}
 	f := &Forwarder{
-		log:        log,
-		az:         cfg.AZ,
-		workers:    max(cfg.Workers, 1),
-		enis:       map[string]*eniState{},
-		runErr:     make(chan error, 1),
-		capacity:   capacity,
-		providerNS: map[string]netns.NsHandle{},
-		flows:      flowtable.New(capacity),
-		groups:     map[string]*nat.Group{},
+		flowRecords: flowLogs{boot: time.Now().UnixNano()},
+		log:         log,
+		az:          cfg.AZ,
+		workers:     max(cfg.Workers, 1),
+		enis:        map[string]*eniState{},
+		runErr:      make(chan error, 1),
+		capacity:    capacity,
+		providerNS:  map[string]netns.NsHandle{},
+		flows:       flowtable.New(capacity),
+		groups:      map[string]*nat.Group{},
 	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	var err error
@@ -420,6 +425,7 @@ func (f *Forwarder) Apply(cfg *Config) error {
 				c.enis[tcpAddr(a)] = er
 			}
 		}
+		f.setFlowLog(st, time.Duration(e.FlowLogInterval))
 		if len(e.SecurityGroups) > 0 {
 			rules := append([]SGRule{}, e.Ingress...)
 			st.ingressRules.Store(&rules)
@@ -513,6 +519,11 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	go func() {
 		defer f.wg.Done()
 		f.keepBudget(f.ctx)
+	}()
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		f.runFlowLogs()
 	}()
 	f.enisMu.Lock()
 	f.running = true

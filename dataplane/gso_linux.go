@@ -109,6 +109,7 @@ func (l *tunLink) deliverFrame(vh, pkt []byte, now int64, v *buffer.View) bool {
 			binary.BigEndian.PutUint16(pkt[at:], ^checksum.Checksum(pkt[csumStart:], initial))
 		}
 		proto, hlen, ok := l.eni.ingress(pkt, now)
+		l.eni.flowIn(pkt, 1, ok)
 		if ok {
 			return l.deliverIn(proto, pkt, hlen, v)
 		}
@@ -125,9 +126,11 @@ func (l *tunLink) deliverFrame(vh, pkt []byte, now int64, v *buffer.View) bool {
 			for i := 0; i < max(segs, 1); i++ {
 				l.eni.dropped(dropOversize)
 			}
+			l.eni.flowIn(pkt, segs, false)
 			return false
 		}
 		proto, hlen, ok := l.eni.ingressGSO(pkt, now)
+		l.eni.flowIn(pkt, segs, ok)
 		if ok {
 			return l.deliverIn(proto, pkt, hlen, v)
 		}
@@ -135,6 +138,7 @@ func (l *tunLink) deliverFrame(vh, pkt []byte, now int64, v *buffer.View) bool {
 		// UDP GSO and anything else: PrivateLink carries TCP only.
 		l.eni.tunPackets.Add(1)
 		l.eni.dropped(dropProtocol)
+		l.eni.flowIn(pkt, 1, false)
 	}
 	return false
 }

@@ -130,6 +130,7 @@ func (l *tunLink) readLoop() error {
 			pkt := bufs[i][tunOffset : tunOffset+sizes[i]]
 			l.eni.captureIn(pkt)
 			proto, hlen, ok := l.eni.ingress(pkt, now)
+			l.eni.flowIn(pkt, 1, ok)
 			if !ok {
 				continue // the view is read into again
 			}

@@ -68,6 +68,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /capture", f.serveCapture)
+	mux.HandleFunc("GET /flowlogs", f.serveFlowLogs)
 	serveJSON("/counters", func() any { return f.Counters() })
 	serveJSON("/flows", func() any { return f.Flows() })
 	serveJSON("/targets", func() any { return f.Targets() })

@@ -65,6 +65,7 @@ func (s *lbSets) list() []*lbCounters {
 // counts for the ENI only).
 func (e *eniState) noteSent(pkt *stack.PacketBuffer) {
 	e.captureOut(pkt)
+	e.flowOut(pkt)
 	if pkt.TransportProtocolNumber != header.TCPProtocolNumber {
 		return
 	}

@@ -206,3 +206,32 @@ func WriteJSONFile(path string, v any) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
+
+// FlowLogRecord is one flow direction's traffic on an ENI over an
+// aggregation interval, as a VPC Flow Logs record has it: accepted or
+// rejected by the ENI, start and end in Unix seconds.
+type FlowLogRecord struct {
+	Seq      uint64 `json:"seq"`
+	ENI      string `json:"eni"`
+	Src      string `json:"src"`
+	Dst      string `json:"dst"`
+	SrcPort  uint16 `json:"src_port"`
+	DstPort  uint16 `json:"dst_port"`
+	Protocol uint8  `json:"protocol"`
+	Packets  uint64 `json:"packets"`
+	Bytes    uint64 `json:"bytes"`
+	Start    int64  `json:"start"`
+	End      int64  `json:"end"`
+	Action   string `json:"action"` // ACCEPT or REJECT
+}
+
+// FlowLogBatch is a forwarder's answer to GET /flowlogs?after=SEQ: the
+// records after SEQ that it still holds. Boot changes when the forwarder
+// restarts (its sequence starts again); Lost counts records pushed out
+// before anyone read them.
+type FlowLogBatch struct {
+	Boot    int64           `json:"boot"`
+	Last    uint64          `json:"last"`
+	Lost    uint64          `json:"lost"`
+	Records []FlowLogRecord `json:"records"`
+}

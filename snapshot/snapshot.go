@@ -73,6 +73,9 @@ type ENI struct {
 	// Ingress reach the ENI; the rest are dropped and counted.
 	SecurityGroups []string `json:"security_groups,omitempty"`
 	Ingress        []SGRule `json:"ingress,omitempty"`
+	// FlowLogInterval, when set, has the forwarder aggregate the ENI's
+	// traffic into flow log records over this interval.
+	FlowLogInterval Duration `json:"flow_log_interval,omitempty"`
 }
 
 // SGRule is one security group ingress rule: a protocol (6 for TCP, 0 for

@@ -38,15 +38,7 @@ after --duration.`,
 			if eni == "" {
 				return fmt.Errorf("--eni: give an ENI id or address (fabric status lists them)")
 			}
-			name, err := fabricName("", args)
-			if err != nil {
-				return err
-			}
-			cl, err := client(cmd, name)
-			if err != nil {
-				return err
-			}
-			st, err := cl.Status()
+			name, _, st, err := fabricStatus(cmd, "", args)
 			if err != nil {
 				return err
 			}

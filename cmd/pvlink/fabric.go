@@ -169,6 +169,21 @@ func fabricName(file string, args []string) (string, error) {
 
 // client returns the ctld of a fabric that exists, starting it if it was
 // not running (a ctld that was killed comes back with all its state).
+// fabricStatus names the fabric (by argument or topology file), connects
+// to its ctld and reads its status.
+func fabricStatus(cmd *cobra.Command, file string, args []string) (string, *ctl.Client, *ctl.Report, error) {
+	name, err := fabricName(file, args)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	c, err := client(cmd, name)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	r, err := c.Status()
+	return name, c, r, err
+}
+
 func client(cmd *cobra.Command, name string) (*ctl.Client, error) {
 	c := ctl.Connect(name)
 	if c.Running() {
@@ -228,15 +243,7 @@ func newFabricStatusCmd() *cobra.Command {
 		Short: "Show a fabric: ctld, VPCs, endpoints and their states, ENIs, targets, forwarders",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := fabricName(file, args)
-			if err != nil {
-				return err
-			}
-			c, err := client(cmd, name)
-			if err != nil {
-				return err
-			}
-			r, err := c.Status()
+			_, _, r, err := fabricStatus(cmd, file, args)
 			if err != nil {
 				return err
 			}

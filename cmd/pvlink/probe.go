@@ -20,15 +20,7 @@ func newFabricProbeCmd() *cobra.Command {
 			"Exits non-zero if any probe fails.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := fabricName(file, args)
-			if err != nil {
-				return err
-			}
-			c, err := client(cmd, name)
-			if err != nil {
-				return err
-			}
-			s, err := c.Status()
+			_, _, s, err := fabricStatus(cmd, file, args)
 			if err != nil {
 				return err
 			}

@@ -282,17 +282,21 @@ func TestIPv6OnlyAndDualstackEndpointsCarryTraffic(t *testing.T) {
 	}
 }
 
-func TestSecurityGroupLetsInOnlyItsSourceAndPort(t *testing.T) {
-	topo := demoTopology(t)
-	topo = strings.Replace(topo, "      - {protocol: TCP, port: 80, target_group: web}\n", "      - {protocol: TCP, port: 80, target_group: web}\n      - {protocol: TCP, port: 81, target_group: web}\n", 1)
-	topo = strings.Replace(topo, "    ip_address_type: ipv4\n", "    ip_address_type: ipv4\n    security_groups: [web-clients]\n", 1)
-	topo += `
+// securityGroupTopology is the demo with a security group on the endpoint
+// that lets in 198.18.1.4 on port 80 only.
+func securityGroupTopology(t *testing.T) string {
+	topo := strings.Replace(demoTopology(t), "    ip_address_type: ipv4\n", "    ip_address_type: ipv4\n    security_groups: [web-clients]\n", 1)
+	return topo + `
 security_groups:
   - name: web-clients
     vpc: consumer
     ingress:
       - {ip_protocol: tcp, from_port: 80, to_port: 80, cidr_ipv4: 198.18.1.4/32}
 `
+}
+
+func TestSecurityGroupLetsInOnlyItsSourceAndPort(t *testing.T) {
+	topo := strings.Replace(securityGroupTopology(t), "      - {protocol: TCP, port: 80, target_group: web}\n", "      - {protocol: TCP, port: 80, target_group: web}\n      - {protocol: TCP, port: 81, target_group: web}\n", 1)
 	f := fabrictest.Up(t, topo)
 	consumer := f.Netns(t, "consumer")
 	eni := f.Status.Endpoints[0].ENIs[0] // use1-az1: 198.18.1.10

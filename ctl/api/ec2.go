@@ -939,7 +939,10 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 	case "":
 		return nil, &apiError{400, "MissingAction", "The request must contain the parameter Action"}
 	default:
-		return nil, &apiError{400, "InvalidAction", fmt.Sprintf("The action %s is not valid for this web service (pvlink serves the PrivateLink actions of EC2)", action)}
+		if out, err, ok := h.flowLogAction(caller, action, q); ok {
+			return out, err
+		}
+		return nil, &apiError{400, "InvalidAction", fmt.Sprintf("The action %s is not valid for this web service (pvlink serves the PrivateLink and flow log actions of EC2)", action)}
 	}
 }
 
@@ -1035,6 +1038,8 @@ func ec2Code(err error) (string, int) {
 			return "InvalidGroup.Duplicate", 400
 		case "Permission":
 			return "InvalidPermission.Duplicate", 400
+		case "FlowLogAlreadyExists":
+			return "FlowLogAlreadyExists", 400
 		}
 		return "InvalidParameterValue", 400
 	case errors.As(err, &nf):
@@ -1047,6 +1052,8 @@ func ec2Code(err error) (string, int) {
 			return "InvalidID", 400
 		case "GroupId":
 			return "InvalidGroup.NotFound", 400
+		case "FlowLogId":
+			return "InvalidFlowLogId.NotFound", 400
 		case "LoadBalancer":
 			return "InvalidParameterValue", 400 // an NLB ARN EC2 does not know
 		default:
