@@ -322,6 +322,10 @@ func (next *State) keepAPIResources(old *State) {
 	// Flow logs are made through the API only; they stay (one whose
 	// resource went covers nothing).
 	next.FlowLogs = old.FlowLogs
+	next.InsightRules = slices.DeleteFunc(slices.Clone(old.InsightRules), func(r InsightRuleState) bool {
+		_, ok := next.ServiceByID(r.ServiceID)
+		return !ok // a rule goes with its service
+	})
 	for _, t := range old.Topics {
 		if t.Origin == "api" && !slices.ContainsFunc(next.Topics, func(o TopicState) bool { return o.ARN == t.ARN }) {
 			next.Topics = append(next.Topics, t)

@@ -28,6 +28,7 @@ const (
 	prefixSG     = "sg/"
 	prefixZone   = "zone/"
 	prefixFlow   = "flowlog/"
+	prefixRule   = "insightrule/"
 	// prefixHost holds what the realizer made on the host (not the model):
 	// written before it is made, so nothing it creates is ever unrecorded.
 	keyHostNamespaces = "host/namespaces"
@@ -92,6 +93,9 @@ func (s *State) records() (map[string]any, error) {
 	for i, f := range s.FlowLogs {
 		errs = append(errs, add(prefixFlow+order(i)+f.ID, f))
 	}
+	for i, r := range s.InsightRules {
+		errs = append(errs, add(prefixRule+order(i)+r.Name, r))
+	}
 	for id, tags := range s.Tags {
 		if len(tags) > 0 {
 			errs = append(errs, add(prefixTags+id, tags))
@@ -117,7 +121,7 @@ func saveModel(tx store.Tx, s *State) error {
 		return err
 	}
 	var stale []string
-	for _, prefix := range []string{prefixVPC, prefixLB, prefixTG, prefixSvc, prefixEP, prefixTarget, prefixTopic, prefixNotify, prefixTags, prefixSG, prefixZone, prefixFlow} {
+	for _, prefix := range []string{prefixVPC, prefixLB, prefixTG, prefixSvc, prefixEP, prefixTarget, prefixTopic, prefixNotify, prefixTags, prefixSG, prefixZone, prefixFlow, prefixRule} {
 		tx.List(prefix, func(k string, _ []byte) error {
 			if _, ok := recs[k]; !ok {
 				stale = append(stale, k)
@@ -179,6 +183,7 @@ func loadModel(tx store.ReadTx) (*State, bool, error) {
 		each(prefixTopic, func(b []byte) error { return appendJSON(b, &s.Topics) }),
 		each(prefixNotify, func(b []byte) error { return appendJSON(b, &s.Notifications) }),
 		each(prefixFlow, func(b []byte) error { return appendJSON(b, &s.FlowLogs) }),
+		each(prefixRule, func(b []byte) error { return appendJSON(b, &s.InsightRules) }),
 		tx.List(prefixTags, func(k string, v []byte) error {
 			var tags []Tag
 			if err := json.Unmarshal(v, &tags); err != nil {

@@ -45,6 +45,9 @@ func TestTheModelSurvivesTheStore(t *testing.T) {
 	if _, failed, err := m.CreateFlowLogs("444455556666", FlowLogSpec{ResourceIDs: []string{m.VPCs[1].ID}, ResourceType: "VPC", LogGroupName: "flows", Interval: 60}, time.Now()); err != nil || len(failed) > 0 {
 		t.Fatal(err, failed)
 	}
+	if err := m.PutManagedInsightRule("111122223333", "VpcEndpointService-BytesByEndpointId-v1", m.ServiceARN(m.Services[0]), time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.AcceptEndpoint("web"); err != nil {
 		t.Fatal(err)
 	}

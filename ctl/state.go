@@ -51,6 +51,7 @@ type State struct {
 	Topics         []TopicState         `json:"topics,omitempty"`
 	Notifications  []NotificationState  `json:"notifications,omitempty"`
 	FlowLogs       []FlowLogState       `json:"flow_logs,omitempty"`
+	InsightRules   []InsightRuleState   `json:"insight_rules,omitempty"`
 	// Tags by resource id.
 	Tags map[string][]Tag `json:"tags,omitempty"`
 }

@@ -57,6 +57,15 @@ echo
 echo "== pvlink fabric metrics: what the forwarders counted"
 "$pvlink" fabric metrics -f "$topo"
 echo
+echo "== the same through CloudWatch's API, as the consumer reads its endpoint's metrics"
+eid=$("$aws" ec2 describe-vpc-endpoints --endpoint-url "$PVLINK_ENDPOINT_URL" --query 'VpcEndpoints[0].VpcEndpointId' --output text)
+vpc=$("$aws" ec2 describe-vpc-endpoints --endpoint-url "$PVLINK_ENDPOINT_URL" --query 'VpcEndpoints[0].VpcId' --output text)
+svcname=$("$aws" ec2 describe-vpc-endpoints --endpoint-url "$PVLINK_ENDPOINT_URL" --query 'VpcEndpoints[0].ServiceName' --output text)
+echo "\$ aws cloudwatch get-metric-statistics --namespace AWS/PrivateLinkEndpoints --metric-name NewConnections --dimensions ... --period 60 --statistics Sum"
+"$aws" cloudwatch get-metric-statistics --endpoint-url "$PVLINK_ENDPOINT_URL" --namespace AWS/PrivateLinkEndpoints --metric-name NewConnections \
+	--dimensions "Name=Endpoint Type,Value=Interface" "Name=Service Name,Value=$svcname" "Name=VPC Endpoint Id,Value=$eid" "Name=VPC Id,Value=$vpc" \
+	--start-time "$(date -u -d '-5 min' +%FT%TZ)" --end-time "$(date -u -d '+1 min' +%FT%TZ)" --period 60 --statistics Sum --output table
+echo
 echo "== pvlink fabric down"
 trap - EXIT
 "$pvlink" fabric down -f "$topo"

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -143,8 +144,27 @@ func dimensionArgs(kv ...string) []string {
 func TestCloudWatchAnswersTheGuidesCommandsWithTheFabricsNumbers(t *testing.T) {
 	f := fabrictest.Up(t, demoTopology(t))
 	consumer, provider := awsAs(t, f, "consumer"), awsAs(t, f, "provider")
-	s := knownTraffic(t, f, []int{5, 3}, 64<<10, 2, 2, 3)
 	e, svc := f.Status.Endpoints[0], f.Status.Services[0]
+
+	// The provider enables the built-in Contributor Insights rules, as the
+	// guide does, before the traffic.
+	serviceARN := fmt.Sprintf("arn:aws:ec2:%s:%s:vpc-endpoint-service/%s", f.Status.Region, svc.OwnerID, svc.ID)
+	var managed struct {
+		ManagedRules []struct{ TemplateName, ResourceARN string }
+	}
+	provider.cloudwatch(&managed, "list-managed-insight-rules", "--resource-arn", serviceARN)
+	if len(managed.ManagedRules) != 4 {
+		t.Fatalf("list-managed-insight-rules: %+v", managed)
+	}
+	var failures struct{ Failures []any }
+	for _, m := range managed.ManagedRules {
+		provider.cloudwatch(&failures, "put-managed-insight-rules", "--managed-rules", "TemplateName="+m.TemplateName+",ResourceARN="+serviceARN)
+		if len(failures.Failures) != 0 {
+			t.Fatalf("put-managed-insight-rules %s: %+v", m.TemplateName, failures)
+		}
+	}
+
+	s := knownTraffic(t, f, []int{5, 3}, 64<<10, 2, 2, 3)
 
 	window := []string{"--start-time", s.start.Add(-time.Minute).UTC().Format(time.RFC3339), "--end-time", time.Now().Add(time.Minute).UTC().Format(time.RFC3339), "--period", "60"}
 	endpointDims := []string{"Endpoint Type", "Interface", "Service Name", e.Service, "VPC Endpoint Id", e.ID, "VPC Id", e.VPCID}
@@ -208,6 +228,34 @@ func TestCloudWatchAnswersTheGuidesCommandsWithTheFabricsNumbers(t *testing.T) {
 	}
 	if !within(gotBytes, float64(wantBytes), 0.01) {
 		t.Errorf("get-metric-data BytesProcessed of the service: %v, sent %d", gotBytes, wantBytes)
+	}
+
+	// The rules rank the service's endpoints: here its one endpoint, with
+	// every connection and byte.
+	var rules struct {
+		InsightRules []struct{ Name, State string }
+	}
+	provider.cloudwatch(&rules, "describe-insight-rules")
+	for _, c := range []struct {
+		template string
+		want     float64
+		within   float64
+	}{{"VpcEndpointService-NewConnectionsByEndpointId-v1", float64(s.total(s.conns)), 0}, {"VpcEndpointService-BytesByEndpointId-v1", float64(wantBytes), 0.01}} {
+		name := c.template + "-" + svc.ID
+		if !slices.ContainsFunc(rules.InsightRules, func(r struct{ Name, State string }) bool { return r.Name == name && r.State == "ENABLED" }) {
+			t.Errorf("describe-insight-rules has no enabled %s: %+v", name, rules)
+		}
+		var report struct {
+			AggregationStatistic string
+			Contributors         []struct {
+				Keys                      []string
+				ApproximateAggregateValue float64
+			}
+		}
+		provider.cloudwatch(&report, "get-insight-rule-report", "--rule-name", name, window[0], window[1], window[2], window[3], window[4], window[5])
+		if len(report.Contributors) != 1 || report.Contributors[0].Keys[0] != e.ID || !within(report.Contributors[0].ApproximateAggregateValue, c.want, c.within) {
+			t.Errorf("get-insight-rule-report %s: %+v, want %s with %v", name, report, e.ID, c.want)
+		}
 	}
 
 	// list-metrics: each account sees its own side.

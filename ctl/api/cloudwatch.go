@@ -34,7 +34,10 @@ func (h *Handler) cloudwatch(caller string, q query) (any, error) {
 	case "GetMetricData":
 		return h.getMetricData(caller, q)
 	}
-	return nil, &apiError{400, "InvalidAction", fmt.Sprintf("The action %s is not valid for this web service (pvlink serves ListMetrics, GetMetricStatistics and GetMetricData of CloudWatch)", q.str("Action"))}
+	if out, err, ok := h.insightAction(caller, q); ok {
+		return out, err
+	}
+	return nil, &apiError{400, "InvalidAction", fmt.Sprintf("The action %s is not valid for this web service (pvlink serves ListMetrics, GetMetricStatistics, GetMetricData and PrivateLink's managed Contributor Insights rules of CloudWatch)", q.str("Action"))}
 }
 
 type cwDimension struct {
