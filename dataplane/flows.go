@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"bytes"
 	"context"
 	"net/netip"
 	"os"
@@ -56,7 +57,11 @@ type conn struct {
 	live          atomic.Int32
 	consumerEntry waiter.Entry
 	pw            providerWriter // the consumer-to-provider writer, with the pending proxy header
-	released      atomic.Bool
+	pr            providerReader // the provider-to-consumer read
+	cr            bytes.Reader   // what writeConsumer hands gVisor
+	// The pumps as the runner takes them, made once (initRelay).
+	pumpC2PTask, pumpP2CTask func()
+	released                 atomic.Bool
 	// started: the relay runs; until then abort and forget only set
 	// their flag, and start acts on it.
 	started atomic.Bool

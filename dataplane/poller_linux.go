@@ -50,13 +50,16 @@ func newPoller() (*poller, error) {
 // run hands each ready socket to its connection until the poller closes.
 func (p *poller) run() {
 	events := make([]unix.EpollEvent, 256)
+	// One wait function for every round: a closure made per round would
+	// be an allocation per wake-up.
+	var n int
+	wait := func(fd uintptr) bool {
+		var err error
+		n, err = unix.EpollWait(int(fd), events, 0)
+		return err == nil && n > 0
+	}
 	for {
-		var n int
-		err := p.raw.Read(func(fd uintptr) bool {
-			var err error
-			n, err = unix.EpollWait(int(fd), events, 0)
-			return err == nil && n > 0
-		})
+		err := p.raw.Read(wait)
 		if err != nil {
 			return
 		}

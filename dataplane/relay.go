@@ -1,7 +1,6 @@
 package dataplane
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"sync"
@@ -58,7 +57,7 @@ const consumerEvents = waiter.EventIn | waiter.EventHUp | waiter.EventErr
 // A non-nil pp is a proxy protocol header to send with the consumer's
 // first bytes.
 func (c *conn) start(pp *proxyproto.Header) {
-	c.pw.c = c
+	c.initRelay()
 	if pp != nil {
 		var b [proxyproto.NLBLength + 64]byte
 		if n, err := pp.Encode(b[:]); err == nil {
@@ -68,11 +67,7 @@ func (c *conn) start(pp *proxyproto.Header) {
 	c.live.Store(2)
 	c.c2p.Store(dirRunning)
 	c.p2c.Store(dirParked)
-	c.consumerEntry = waiter.NewFunctionEntry(consumerEvents, func(waiter.EventMask) {
-		if c.c2p.CompareAndSwap(dirParked, dirRunning) {
-			c.f.runner.run(c.pumpC2P)
-		}
-	})
+	c.consumerEntry = waiter.NewFunctionEntry(consumerEvents, func(waiter.EventMask) { c.wakeC2P() })
 	c.wq.EventRegister(&c.consumerEntry)
 	err := c.f.poller.add(c)
 	c.started.Store(true)
@@ -89,6 +84,26 @@ func (c *conn) start(pp *proxyproto.Header) {
 	c.pumpC2P()
 }
 
+// initRelay makes, once per connection, the functions its wake-ups hand
+// to the runner and to the provider socket: made per wake-up (a method
+// value, a closure) each would be an allocation.
+func (c *conn) initRelay() {
+	c.pw.c = c
+	c.pw.writeFn = c.pw.write
+	c.pw.pollFn = c.pw.writable
+	c.pr.readFn = c.pr.read
+	c.pumpC2PTask = c.pumpC2P
+	c.pumpP2CTask = c.pumpP2C
+}
+
+// wakeC2P is the consumer endpoint's call when it has bytes (or a FIN, or
+// a RST) for the target.
+func (c *conn) wakeC2P() {
+	if c.c2p.CompareAndSwap(dirParked, dirRunning) {
+		c.f.runner.run(c.pumpC2PTask)
+	}
+}
+
 // wakeP2C is the poller's call when the provider socket became readable.
 // A running direction is told to read once more before it parks. hup says
 // the target's FIN (or an error) is there: it waits behind any bytes, and
@@ -99,12 +114,12 @@ func (c *conn) wakeP2C(hup bool) {
 		c.p2cHup.Store(true)
 	}
 	if c.p2c.CompareAndSwap(dirParked, dirRunning) {
-		c.f.runner.run(c.pumpP2C)
+		c.f.runner.run(c.pumpP2CTask)
 		return
 	}
 	c.p2cPending.Store(true)
 	if c.p2c.CompareAndSwap(dirParked, dirRunning) { // it parked meanwhile
-		c.f.runner.run(c.pumpP2C)
+		c.f.runner.run(c.pumpP2CTask)
 	}
 }
 
@@ -246,21 +261,38 @@ type providerWriter struct {
 	hdr     []byte
 	blocked bool
 	err     error
+
+	// The write in progress, for writeFn (the method value of write, made
+	// once by initRelay), which the socket's RawConn calls.
+	b       []byte
+	iov     [2][]byte
+	n       int
+	werr    error
+	writeFn func(fd uintptr) bool
+	pfd     [1]unix.PollFd
+	pollFn  func(fd uintptr) bool // writable, waiting for room
 }
 
 var errShortWrite = errors.New("provider socket full")
 
+// write is one non-blocking write (or writev with the header) of w.b.
+func (w *providerWriter) write(fd uintptr) bool {
+	if len(w.hdr) > 0 {
+		w.iov[0], w.iov[1] = w.hdr, w.b
+		w.n, w.werr = unix.Writev(int(fd), w.iov[:])
+		w.iov[0], w.iov[1] = nil, nil
+	} else {
+		w.n, w.werr = unix.Write(int(fd), w.b)
+	}
+	return true
+}
+
 func (w *providerWriter) Write(b []byte) (int, error) {
-	var n int
-	var werr error
-	if cerr := w.c.providerRaw.Write(func(fd uintptr) bool {
-		if len(w.hdr) > 0 {
-			n, werr = unix.Writev(int(fd), [][]byte{w.hdr, b})
-		} else {
-			n, werr = unix.Write(int(fd), b)
-		}
-		return true
-	}); cerr != nil {
+	w.b = b
+	cerr := w.c.providerRaw.Write(w.writeFn)
+	n, werr := w.n, w.werr
+	w.b = nil
+	if cerr != nil {
 		werr = cerr
 	}
 	switch {
@@ -291,12 +323,14 @@ func (w *providerWriter) Write(b []byte) (int, error) {
 // error to report). The poll inside the wait closes the gap between the
 // short write and the netpoller's wait.
 func (c *conn) waitProviderWritable() error {
-	pfd := []unix.PollFd{{Events: unix.POLLOUT}}
-	return c.providerRaw.Write(func(fd uintptr) bool {
-		pfd[0].Fd, pfd[0].Revents = int32(fd), 0
-		n, err := unix.Poll(pfd, 0)
-		return err != nil || n > 0
-	})
+	return c.providerRaw.Write(c.pw.pollFn)
+}
+
+// writable polls the target's socket for room, for pollFn.
+func (w *providerWriter) writable(fd uintptr) bool {
+	w.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLOUT}
+	n, err := unix.Poll(w.pfd[:], 0)
+	return err != nil || n > 0
 }
 
 // pumpP2C copies from the target to the consumer until the target's socket
@@ -338,6 +372,20 @@ func (c *conn) pumpP2C() {
 
 var errWouldBlock = errors.New("would block")
 
+// providerReader is one non-blocking read of the target's socket into buf,
+// for readFn (the method value of read, made once by initRelay).
+type providerReader struct {
+	buf    []byte
+	n      int
+	err    error
+	readFn func(fd uintptr) bool
+}
+
+func (r *providerReader) read(fd uintptr) bool {
+	r.n, r.err = unix.Read(int(fd), r.buf)
+	return true
+}
+
 // copyFromProvider does one non-blocking read from the target and its
 // write to the consumer. end with errWouldBlock means park; end with nil
 // means EOF. A read that did not fill the buffer emptied the socket, so
@@ -346,12 +394,11 @@ func (c *conn) copyFromProvider() (end bool, err error) {
 	bp := relayBufs.Get().(*[]byte)
 	defer relayBufs.Put(bp)
 	buf := *bp
-	var n int
-	var rerr error
-	if cerr := c.providerRaw.Read(func(fd uintptr) bool {
-		n, rerr = unix.Read(int(fd), buf[:min(len(buf), gsoPayloadMax)])
-		return true
-	}); cerr != nil {
+	c.pr.buf = buf[:min(len(buf), gsoPayloadMax)]
+	cerr := c.providerRaw.Read(c.pr.readFn)
+	n, rerr := c.pr.n, c.pr.err
+	c.pr.buf = nil
+	if cerr != nil {
 		return true, cerr
 	}
 	switch {
@@ -381,11 +428,12 @@ const consumerWriteEvents = waiter.WritableEvents | waiter.EventHUp | waiter.Eve
 // writeConsumer writes all of b to the consumer's endpoint, waiting for
 // room as needed (only a direction with bytes in flight waits).
 func (c *conn) writeConsumer(b []byte) error {
-	var r bytes.Reader
+	r := &c.cr // the connection's own: one made here would escape, per write
+	defer r.Reset(nil)
 	var ch chan struct{}
 	for len(b) > 0 {
 		r.Reset(b)
-		n, terr := c.ep.Write(&r, tcpip.WriteOptions{})
+		n, terr := c.ep.Write(r, tcpip.WriteOptions{})
 		b = b[n:]
 		switch terr.(type) {
 		case nil:

@@ -48,7 +48,15 @@ load_balancers:
 }
 
 func TestProxyProtocolTellsTheTargetTheConsumerAndEndpoint(t *testing.T) {
-	f := fabrictest.Up(t, proxyTopology(t))
+	// Health checks every second: the first one may find its target not
+	// yet listening (they start together), and the next must come within
+	// the test's wait.
+	topo := strings.Replace(proxyTopology(t), "    proxy_protocol_v2_header_placement: on_first_ack_with_payload\n    targets:\n      - ip: 198.19.1.10",
+		"    proxy_protocol_v2_header_placement: on_first_ack_with_payload\n    health_check: {interval: 1s}\n    targets:\n      - ip: 198.19.1.10", 1)
+	if !strings.Contains(topo, "interval: 1s") {
+		t.Fatal("the demo's target group changed: set its health check interval here")
+	}
+	f := fabrictest.Up(t, topo)
 	e := f.Status.Endpoints[0]
 	for _, eni := range e.ENIs {
 		addr := eni.IP + ":80"
