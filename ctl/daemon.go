@@ -197,11 +197,6 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 		return err
 	}
 	d.cw = newSampler(d.report, o.Log)
-	d.cw.sample(time.Now()) // the baseline: what ran before this ctld
-	stopSampling := make(chan struct{})
-	defer close(stopSampling)
-	go d.cw.run(stopSampling)
-	go newFlowLogWriter(d.report, o.Log).run(stopSampling)
 
 	sock := SocketPath(o.Fabric)
 	os.Remove(sock)
@@ -227,6 +222,14 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 		defer asrv.Close()
 		o.Log.Info("AWS-compatible API", "url", d.apiURL)
 	}
+	// The readers of the forwarders start once the daemon is set up (they
+	// read its status, API address included).
+	d.cw.sample(time.Now()) // the baseline: what ran before this ctld
+	stopSampling := make(chan struct{})
+	defer close(stopSampling)
+	go d.cw.run(stopSampling)
+	go newFlowLogWriter(d.report, o.Log).run(stopSampling)
+
 	srv := &http.Server{Handler: d.routes(), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
