@@ -152,6 +152,12 @@ func (c *Client) Target(verb, group, target string, external bool) (Answer, erro
 	return a, c.do(http.MethodPost, "/targets/"+verb+"?"+q.Encode(), nil, 60*time.Second, &a)
 }
 
+// Fault starts (az-down) or ends (az-up) an AZ's outage.
+func (c *Client) Fault(kind, az string) (Answer, error) {
+	var a Answer
+	return a, c.do(http.MethodPost, "/faults/"+url.PathEscape(kind)+"/"+url.PathEscape(az), nil, 60*time.Second, &a)
+}
+
 // Wait returns once the host runs version v, or with why not.
 func (c *Client) Wait(v uint64, timeout time.Duration) error {
 	q := url.Values{"version": {strconv.FormatUint(v, 10)}, "timeout": {timeout.String()}}

@@ -254,7 +254,10 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 			m := d.storedModel()
 			// DNS first: a change is reported as running (the pass's end)
 			// only once the resolvers answer with it.
-			if err := d.dns.update(ctx, m, d.r.azHealthy); err != nil {
+			// An AZ carries traffic if its forwarders answer and no
+			// fault has taken it down.
+			up := func(az string) bool { return d.r.azHealthy(az) && !m.IsAZDown(az) }
+			if err := d.dns.update(ctx, m, up); err != nil {
 				o.Log.Warn("DNS does not serve the model yet", "err", err)
 			}
 			d.r.reconcile(m)
@@ -563,6 +566,17 @@ func (d *Daemon) routes() http.Handler {
 			change(w, func(s *State) error { return s.DeleteEndpoint(id) }, "delete "+id)
 		default:
 			reply(w, http.StatusNotFound, apiError{Error: "no endpoint verb " + verb + " (accept, reject, delete)"})
+		}
+	})
+	mux.HandleFunc("POST /faults/{kind}/{az}", func(w http.ResponseWriter, r *http.Request) {
+		az := r.PathValue("az")
+		switch kind := r.PathValue("kind"); kind {
+		case "az-down":
+			change(w, func(s *State) error { return s.AZDown(az, time.Now()) }, "fault: AZ "+az+" down")
+		case "az-up":
+			change(w, func(s *State) error { return s.AZUp(az) }, "fault lifted: AZ "+az+" up")
+		default:
+			reply(w, http.StatusNotFound, apiError{Error: "no fault " + kind + " (az-down, az-up)"})
 		}
 	})
 	mux.HandleFunc("POST /targets/{verb}", func(w http.ResponseWriter, r *http.Request) {

@@ -76,7 +76,9 @@ func (s *State) CreateFlowLogs(caller string, spec FlowLogSpec, now time.Time) (
 		return nil, nil, refuse("LogFormat: pvlink writes the default format only (%s)", FlowLogFormat)
 	}
 	if spec.Interval == 0 {
-		spec.Interval = 600 // AWS's default
+		// One minute, so that records come while one looks (AWS's API
+		// takes 600 when none is given).
+		spec.Interval = 60
 	}
 	if spec.Interval < 1 || spec.Interval > 600 {
 		return nil, nil, refuse("MaxAggregationInterval %d: use 60 or 600 (pvlink also takes 1 to 600 seconds)", spec.Interval)

@@ -322,6 +322,9 @@ func (next *State) keepAPIResources(old *State) {
 	// Flow logs are made through the API only; they stay (one whose
 	// resource went covers nothing).
 	next.FlowLogs = old.FlowLogs
+	next.Faults = slices.DeleteFunc(slices.Clone(old.Faults), func(f FaultState) bool {
+		return !slices.Contains(next.AvailabilityZones, f.AZ) // the AZ went with the topology
+	})
 	next.InsightRules = slices.DeleteFunc(slices.Clone(old.InsightRules), func(r InsightRuleState) bool {
 		_, ok := next.ServiceByID(r.ServiceID)
 		return !ok // a rule goes with its service

@@ -259,6 +259,7 @@ func (s *State) ForwarderConfig(az string) *snapshot.Config {
 				VPCID: e.VPCID, SubnetID: eni.SubnetID, State: e.State,
 				SecurityGroups: e.SecurityGroups, Ingress: s.ingressOf(e),
 				FlowLogInterval: s.flowLogInterval(e, eni),
+				Blackholed:      s.IsAZDown(eni.AZ),
 			}
 			ports := map[int]bool{}
 			for _, name := range svc.LoadBalancers {
@@ -307,7 +308,7 @@ func (s *State) targetGroup(name string) snapshot.TargetGroup {
 	}
 	for _, t := range s.Targets {
 		if t.TargetGroup == name {
-			tg.Targets = append(tg.Targets, snapshot.Target{IP: mustAddr(t.IP), Port: uint16(t.Port), AZ: t.AZ, DeregisteredAt: t.DeregisteredAt})
+			tg.Targets = append(tg.Targets, snapshot.Target{IP: mustAddr(t.IP), Port: uint16(t.Port), AZ: t.AZ, DeregisteredAt: t.DeregisteredAt, Blackholed: s.IsAZDown(t.AZ)})
 		}
 	}
 	return tg

@@ -29,6 +29,7 @@ const (
 	prefixZone   = "zone/"
 	prefixFlow   = "flowlog/"
 	prefixRule   = "insightrule/"
+	prefixFault  = "fault/"
 	// prefixHost holds what the realizer made on the host (not the model):
 	// written before it is made, so nothing it creates is ever unrecorded.
 	keyHostNamespaces = "host/namespaces"
@@ -96,6 +97,9 @@ func (s *State) records() (map[string]any, error) {
 	for i, r := range s.InsightRules {
 		errs = append(errs, add(prefixRule+order(i)+r.Name, r))
 	}
+	for i, f := range s.Faults {
+		errs = append(errs, add(prefixFault+order(i)+f.Kind+"/"+f.AZ, f))
+	}
 	for id, tags := range s.Tags {
 		if len(tags) > 0 {
 			errs = append(errs, add(prefixTags+id, tags))
@@ -121,7 +125,7 @@ func saveModel(tx store.Tx, s *State) error {
 		return err
 	}
 	var stale []string
-	for _, prefix := range []string{prefixVPC, prefixLB, prefixTG, prefixSvc, prefixEP, prefixTarget, prefixTopic, prefixNotify, prefixTags, prefixSG, prefixZone, prefixFlow, prefixRule} {
+	for _, prefix := range []string{prefixVPC, prefixLB, prefixTG, prefixSvc, prefixEP, prefixTarget, prefixTopic, prefixNotify, prefixTags, prefixSG, prefixZone, prefixFlow, prefixRule, prefixFault} {
 		tx.List(prefix, func(k string, _ []byte) error {
 			if _, ok := recs[k]; !ok {
 				stale = append(stale, k)
@@ -184,6 +188,7 @@ func loadModel(tx store.ReadTx) (*State, bool, error) {
 		each(prefixNotify, func(b []byte) error { return appendJSON(b, &s.Notifications) }),
 		each(prefixFlow, func(b []byte) error { return appendJSON(b, &s.FlowLogs) }),
 		each(prefixRule, func(b []byte) error { return appendJSON(b, &s.InsightRules) }),
+		each(prefixFault, func(b []byte) error { return appendJSON(b, &s.Faults) }),
 		tx.List(prefixTags, func(k string, v []byte) error {
 			var tags []Tag
 			if err := json.Unmarshal(v, &tags); err != nil {

@@ -48,6 +48,9 @@ func TestTheModelSurvivesTheStore(t *testing.T) {
 	if err := m.PutManagedInsightRule("111122223333", "VpcEndpointService-BytesByEndpointId-v1", m.ServiceARN(m.Services[0]), time.Now()); err != nil {
 		t.Fatal(err)
 	}
+	if err := m.AZDown("use1-az2", time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.AcceptEndpoint("web"); err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,8 @@ var (
 		"Version of the fabric's committed model.", nil, nil)
 	descThrottled = prometheus.NewDesc("pvlink_api_throttled_calls_total",
 		"API calls refused by the per-account throttle.", nil, nil)
+	descFault = prometheus.NewDesc("pvlink_fault_active",
+		"1 while a fault made with pvlink fault is in force (kind az-down).", []string{"kind", "az"}, nil)
 	descSamples = prometheus.NewDesc("pvlink_cloudwatch_samples_total",
 		"Datapoints ctld has published into its CloudWatch history.", nil, nil)
 )
@@ -47,7 +49,7 @@ var (
 type modelCollector struct{ d *Daemon }
 
 func (c modelCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descEndpointsCount, descEndpointState, descForwarderUp, descForwarderRestarts, descSnapshotApplied, descModelVersion, descThrottled, descSamples} {
+	for _, d := range []*prometheus.Desc{descEndpointsCount, descEndpointState, descForwarderUp, descForwarderRestarts, descSnapshotApplied, descModelVersion, descThrottled, descSamples, descFault} {
 		ch <- d
 	}
 }
@@ -71,6 +73,15 @@ func (c modelCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descForwarderUp, prometheus.GaugeValue, b2f(f.Alive && f.Metrics != ""), f.AZ, w)
 		ch <- prometheus.MustNewConstMetric(descForwarderRestarts, prometheus.CounterValue, float64(f.Restarts), f.AZ, w)
 		ch <- prometheus.MustNewConstMetric(descSnapshotApplied, prometheus.GaugeValue, float64(f.ConfigVersion), f.AZ, w)
+	}
+	for _, az := range r.AvailabilityZones {
+		down := 0.0
+		for _, f := range r.Faults {
+			if f.Kind == "az-down" && f.AZ == az {
+				down = 1
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(descFault, prometheus.GaugeValue, down, "az-down", az)
 	}
 	ch <- prometheus.MustNewConstMetric(descModelVersion, prometheus.GaugeValue, float64(r.Version))
 	ch <- prometheus.MustNewConstMetric(descThrottled, prometheus.CounterValue, float64(r.API.Throttled))

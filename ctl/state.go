@@ -52,6 +52,7 @@ type State struct {
 	Notifications  []NotificationState  `json:"notifications,omitempty"`
 	FlowLogs       []FlowLogState       `json:"flow_logs,omitempty"`
 	InsightRules   []InsightRuleState   `json:"insight_rules,omitempty"`
+	Faults         []FaultState         `json:"faults,omitempty"`
 	// Tags by resource id.
 	Tags map[string][]Tag `json:"tags,omitempty"`
 }

@@ -39,6 +39,7 @@ type Report struct {
 	Targets           []TargetReport     `json:"targets"`
 	Forwarders        []ForwarderReport  `json:"forwarders"`
 	FlowLogs          []FlowLogState     `json:"flow_logs,omitempty"`
+	Faults            []FaultState       `json:"faults,omitempty"`
 }
 
 // APIReport is where the AWS-compatible API answers: aws --endpoint-url.
@@ -97,7 +98,7 @@ func (d *Daemon) report() *Report {
 		API:      APIReport{URL: d.apiURL},
 		Ctld:     CtldReport{PID: os.Getpid(), Socket: SocketPath(d.name), Store: filepath.Join(StoreDir(d.name), "state.db"), Started: d.started},
 		Accounts: m.Accounts, AvailabilityZones: m.AvailabilityZones, VPCs: m.VPCs, LoadBalancers: m.LoadBalancers, TargetGroups: m.TargetGroups,
-		Services: m.Services, PublicZones: m.PublicZones, FlowLogs: m.FlowLogs,
+		Services: m.Services, PublicZones: m.PublicZones, FlowLogs: m.FlowLogs, Faults: m.Faults,
 	}
 	if d.apiURL != "" {
 		r.API.Metrics = d.apiURL + "/metrics"
@@ -164,6 +165,9 @@ func (r *Report) WriteTable(out io.Writer) {
 	fmt.Fprintf(out, "fabric %s (%s), %s at version %d; ctld pid %d, store %s (revision %d)\n", r.Name, r.Region, r.Phase, r.Version, r.Ctld.PID, r.Ctld.Store, r.Ctld.Revision)
 	if r.Error != "" {
 		fmt.Fprintf(out, "not converged: %s\n", r.Error)
+	}
+	for _, f := range r.Faults {
+		fmt.Fprintf(out, "FAULT: %s %s since %s (pvlink fault az-up %s %s lifts it)\n", f.Kind, f.AZ, f.Since.Format(time.RFC3339), r.Name, f.AZ)
 	}
 	if r.API.URL != "" {
 		fmt.Fprintf(out, "API %s (aws --endpoint-url), Prometheus scrape point %s\n", r.API.URL, r.API.Metrics)

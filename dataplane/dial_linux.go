@@ -39,6 +39,16 @@ func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target neti
 	if !lb.NodeIP.Is4() || !target.Addr().Is4() {
 		return fail(errors.New("the provider side is IPv4"))
 	}
+	if f.targetDown(target) {
+		// Its AZ is down: the SYN would vanish; the connect times out.
+		t := time.NewTimer(dialTimeout)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		return fail(errTargetDown)
+	}
 	h, err := f.namespace(lb.Netns)
 	if err != nil {
 		return providerSocket{}, err
@@ -167,4 +177,33 @@ func (f *Forwarder) namespace(name string) (netns.NsHandle, error) {
 	}
 	f.providerNS[name] = h
 	return h, nil
+}
+
+// errTargetDown is a dial to a target whose AZ a fault took down.
+var errTargetDown = errors.New("no answer: the target's AZ is down")
+
+// targetDown reports whether a fault took the target's AZ down.
+func (f *Forwarder) targetDown(t netip.AddrPort) bool {
+	m := f.deadTargets.Load()
+	return m != nil && (*m)[t]
+}
+
+// blackholeTargets records the targets a snapshot marks as down.
+func (f *Forwarder) blackholeTargets(cfg *Config) {
+	var dead map[netip.AddrPort]bool
+	for _, tg := range cfg.TargetGroups {
+		for _, t := range tg.Targets {
+			if t.Blackholed {
+				if dead == nil {
+					dead = map[netip.AddrPort]bool{}
+				}
+				dead[netip.AddrPortFrom(t.IP, t.Port)] = true
+			}
+		}
+	}
+	if dead == nil {
+		f.deadTargets.Store(nil)
+		return
+	}
+	f.deadTargets.Store(&dead)
 }

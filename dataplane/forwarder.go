@@ -63,8 +63,11 @@ type Forwarder struct {
 	flows   *flowtable.Table
 	applyMu sync.Mutex
 	groups  map[string]*nat.Group
-	ctx     context.Context // ends with Close: health checks, sweeper
-	cancel  context.CancelFunc
+	// deadTargets are the targets whose AZ is down by a fault: dials and
+	// health checks to them go unanswered.
+	deadTargets atomic.Pointer[map[netip.AddrPort]bool]
+	ctx         context.Context // ends with Close: health checks, sweeper
+	cancel      context.CancelFunc
 
 	// providerNS caches open handles of provider namespaces (guarded by nsMu)
 	// so a dial does not reopen /run/netns/NAME.
@@ -155,8 +158,10 @@ type eniState struct {
 	rstSent     atomic.Uint64 // RSTs written towards the consumer
 	lbs         lbSets        // the service side, per load balancer
 	captures    captures      // packet captures running on the ENI
-	flowLog     atomic.Pointer[flowLogger]
-	drops       [numDropReasons]atomic.Uint64
+	// blackholed: the ENI's AZ is down by a fault; nothing goes in or out.
+	blackholed atomic.Bool
+	flowLog    atomic.Pointer[flowLogger]
+	drops      [numDropReasons]atomic.Uint64
 
 	// The SYN flood defence (synflood.go): handshakes the forwarder has
 	// not finished, pure SYNs seen, and the cookie listeners when on.
@@ -426,6 +431,7 @@ func (f *Forwarder) Apply(cfg *Config) error {
 			}
 		}
 		f.setFlowLog(st, time.Duration(e.FlowLogInterval))
+		st.blackholed.Store(e.Blackholed)
 		if len(e.SecurityGroups) > 0 {
 			rules := append([]SGRule{}, e.Ingress...)
 			st.ingressRules.Store(&rules)
@@ -438,6 +444,7 @@ func (f *Forwarder) Apply(cfg *Config) error {
 		}
 	}
 	f.closeGroups(cfg)
+	f.blackholeTargets(cfg)
 	f.current.Store(c)
 	f.stats.configVersion.Store(cfg.Version)
 	// An endpoint rejected (or otherwise out of service) loses its flows.

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -40,9 +41,11 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 		r.Complete(refusal == refuseRST)
 		return
 	}
-	sock, ok := f.dial(cn)
-	if !ok {
-		r.Complete(true)
+	sock, err := f.dial(cn)
+	if err != nil {
+		// A target that refused: a RST, as an NLB answers. One whose AZ
+		// is down: no answer at all; the consumer's SYN vanished.
+		r.Complete(!errors.Is(err, errTargetDown))
 		return
 	}
 	var wq waiter.Queue
@@ -133,15 +136,14 @@ func (f *Forwarder) admit(c *compiled, id stack.TransportEndpointID) (*conn, ref
 
 // dial connects a connection admit let in to its target; a failure gives
 // back what admit took, and is counted.
-func (f *Forwarder) dial(cn *conn) (providerSocket, bool) {
+func (f *Forwarder) dial(cn *conn) (providerSocket, error) {
 	sock, err := f.dialTarget(context.Background(), cn.rt.lb, cn.target.Addr)
 	if err != nil {
 		cn.undo()
 		f.stats.dialErrors.Add(1)
 		f.log.Debug("dial target", "err", err)
-		return sock, false
 	}
-	return sock, true
+	return sock, err
 }
 
 // undo gives back what admit took for a connection that never starts.

@@ -22,10 +22,11 @@ const (
 	dropSecurityGroup                   // no security group rule allows it
 	dropChecksum                        // IPv4 header or TCP checksum wrong
 	dropNotAvailable                    // a SYN to an endpoint that is not available
+	dropFault                           // the ENI's AZ is down by a fault (pvlink fault az-down)
 	numDropReasons
 )
 
-var dropReasonNames = [numDropReasons]string{"oversize", "malformed", "icmp", "protocol", "not_for_eni", "security_group", "bad_checksum", "not_available"}
+var dropReasonNames = [numDropReasons]string{"oversize", "malformed", "icmp", "protocol", "not_for_eni", "security_group", "bad_checksum", "not_available", "fault"}
 
 // allowed reports whether a TCP packet from src to port matches a rule.
 func allowed(rules []SGRule, src netip.Addr, port uint16) bool {
@@ -61,6 +62,10 @@ func (e *eniState) ingressGSO(b []byte, now int64) (tcpip.NetworkProtocolNumber,
 }
 
 func (e *eniState) check(b []byte, now int64, gso bool) (tcpip.NetworkProtocolNumber, int, bool) {
+	if e.blackholed.Load() {
+		e.dropped(dropFault) // an outage: the packet vanishes
+		return 0, 0, false
+	}
 	if len(b) > endpointMTU && !gso {
 		e.dropped(dropOversize)
 		return 0, 0, false

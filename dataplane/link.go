@@ -164,6 +164,9 @@ func (l *tunLink) readLoop() error {
 
 // WritePackets implements stack.LinkWriter.
 func (l *tunLink) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	if l.eni.blackholed.Load() {
+		return pkts.Len(), nil // an outage: the packets vanish
+	}
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
 	all := pkts.AsSlice()

@@ -157,8 +157,8 @@ func (f *Forwarder) handleCookie(ep tcpip.Endpoint, wq *waiter.Queue) {
 		ep.Abort()
 		return
 	}
-	sock, ok := f.dial(cn)
-	if !ok {
+	sock, err := f.dial(cn)
+	if err != nil {
 		ep.Abort()
 		return
 	}

@@ -76,6 +76,9 @@ type ENI struct {
 	// FlowLogInterval, when set, has the forwarder aggregate the ENI's
 	// traffic into flow log records over this interval.
 	FlowLogInterval Duration `json:"flow_log_interval,omitempty"`
+	// Blackholed: the ENI's AZ is down by a fault; every packet to or from
+	// it vanishes.
+	Blackholed bool `json:"blackholed,omitempty"`
 }
 
 // SGRule is one security group ingress rule: a protocol (6 for TCP, 0 for
@@ -176,6 +179,9 @@ type Target struct {
 	// DeregisteredAt, when set, is when deregistration began: the target
 	// drains from then on.
 	DeregisteredAt time.Time `json:"deregistered_at,omitzero"`
+	// Blackholed: the target's AZ is down by a fault; connections to it
+	// and its health checks go unanswered.
+	Blackholed bool `json:"blackholed,omitempty"`
 }
 
 // LoadConfig reads a snapshot written by ctl and checks that it is usable.

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"pvlink.dev/pvlink/ctl"
 )
 
 func newEndpointCmd() *cobra.Command {
@@ -12,34 +14,43 @@ func newEndpointCmd() *cobra.Command {
 		Use:   "endpoint",
 		Short: "The provider's and consumer's verbs on an interface endpoint: accept, reject, delete",
 	}
-	for _, v := range []struct{ verb, short string }{
+	addVerbs(c, "ENDPOINT", "\nENDPOINT is the endpoint's id (vpce-...) or its name in the topology.", []verb{
 		{"accept", "Accept an endpoint's connection request (pendingAcceptance -> available): it carries traffic"},
 		{"reject", "Reject an endpoint's connection request, or an available endpoint: new connections get no answer, open ones a RST"},
 		{"delete", "Delete an endpoint: its ENIs go and its open connections get a RST"},
-	} {
+	}, func(c *ctl.Client, verb, arg string) (ctl.Answer, error) { return c.Endpoint(verb, arg) }, "endpoint")
+	return c
+}
+
+// verb is a subcommand that makes one change through ctld.
+type verb struct{ name, short string }
+
+// addVerbs adds "VERB FABRIC ARG" subcommands that each make a change
+// through the fabric's ctld and wait (--wait) for the forwarders to run it.
+func addVerbs(parent *cobra.Command, arg, long string, verbs []verb, call func(c *ctl.Client, verb, arg string) (ctl.Answer, error), what string) {
+	for _, v := range verbs {
 		var wait time.Duration
-		verb := v.verb
+		name := v.name
 		sub := &cobra.Command{
-			Use:   verb + " FABRIC ENDPOINT",
+			Use:   name + " FABRIC " + arg,
 			Short: v.short,
-			Long:  v.short + ".\nENDPOINT is the endpoint's id (vpce-...) or its name in the topology.",
+			Long:  v.short + "." + long,
 			Args:  cobra.ExactArgs(2),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				c, err := client(cmd, args[0])
 				if err != nil {
 					return err
 				}
-				a, err := c.Endpoint(verb, args[1])
+				a, err := call(c, name, args[1])
 				if err != nil {
 					return err
 				}
-				return reportChange(cmd, c, a, wait, fmt.Sprintf("endpoint %s: %s", args[1], verb))
+				return reportChange(cmd, c, a, wait, fmt.Sprintf("%s %s: %s", what, args[1], name))
 			},
 		}
 		addWaitFlag(sub, &wait)
-		c.AddCommand(sub)
+		parent.AddCommand(sub)
 	}
-	return c
 }
 
 // newTargetVerbCmd is `pvlink target register|deregister`.

@@ -63,7 +63,7 @@ func newRoot() *cobra.Command {
 		logFormat = v
 	}
 	root.PersistentFlags().StringVar(&logFormat, "log-format", logFormat, "log lines as text or json (log/slog); the processes a command starts follow it")
-	root.AddCommand(newFabricCmd(), newEndpointCmd(), newFlowsCmd(), newBenchCmd(), newCtldCmd(), newDNSCmd(), newCaptureCmd(), newTopCmd(), newFlowLogsCmd(), newForwarderCmd(), newTargetCmd(), newClientCmd(), newVersionCmd())
+	root.AddCommand(newFabricCmd(), newEndpointCmd(), newFlowsCmd(), newBenchCmd(), newCtldCmd(), newDNSCmd(), newCaptureCmd(), newTopCmd(), newFlowLogsCmd(), newFaultCmd(), newForwarderCmd(), newTargetCmd(), newClientCmd(), newVersionCmd())
 	return root
 }
 
