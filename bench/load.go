@@ -115,10 +115,13 @@ func (s *Servers) serve(ln net.Listener, mode serverMode, pp bool) {
 			case sourceMode:
 				// The client's first byte (which also brings the proxy
 				// header) starts it; it stops when the client closes.
+				// What the client sends meanwhile is read and dropped, so
+				// that a stream can run both ways (Bidirectional).
 				buf := make([]byte, benchBufSize)
 				if _, err := io.ReadFull(c, buf[:1]); err != nil {
 					return
 				}
+				go io.CopyBuffer(io.Discard, c, make([]byte, benchBufSize))
 				for {
 					if _, err := c.Write(buf); err != nil {
 						return
@@ -158,6 +161,42 @@ func Throughput(ctx context.Context, dial Dialer, addr string, streams int, d ti
 func Download(ctx context.Context, dial Dialer, addr string, streams int, d time.Duration) (float64, int64, error) {
 	start := func(c net.Conn) error { _, err := c.Write([]byte{1}); return err }
 	return bulk(ctx, dial, addr, streams, d, start, func(c net.Conn, b []byte) (int, error) { return c.Read(b) })
+}
+
+// Bidirectional sends to and reads from streams connections to a source
+// at once for d and returns Gbit/s of payload moved, both ways together,
+// and the bytes.
+func Bidirectional(ctx context.Context, dial Dialer, addr string, streams int, d time.Duration) (float64, int64, error) {
+	start := func(c net.Conn) error { _, err := c.Write([]byte{1}); return err }
+	// Each connection's reading half runs beside bulk's writing one.
+	var read atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(d)
+	readAlong := func(c net.Conn) error {
+		if err := start(c); err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, benchBufSize)
+			for time.Now().Before(deadline) {
+				n, err := c.Read(buf)
+				read.Add(int64(n))
+				if err != nil {
+					return
+				}
+			}
+		}()
+		return nil
+	}
+	_, wrote, err := bulk(ctx, dial, addr, streams, d, readAlong, func(c net.Conn, b []byte) (int, error) { return c.Write(b) })
+	wg.Wait()
+	if err != nil {
+		return 0, 0, err
+	}
+	total := wrote + read.Load()
+	return float64(total) * 8 / d.Seconds() / 1e9, total, nil
 }
 
 // bulk opens streams connections (running start on each, if given), then

@@ -218,6 +218,13 @@ func measurePath(ctx context.Context, o Options, path string, tg target, run int
 	}); err != nil {
 		return fmt.Errorf("%s 8-stream download: %w", path, err)
 	}
+	var bi float64
+	if err := profiled("bidirectional_1stream", func() (err error) {
+		bi, _, err = Bidirectional(ctx, tg.dial, tg.source, 1, o.Duration)
+		return err
+	}); err != nil {
+		return fmt.Errorf("%s 1-stream bidirectional: %w", path, err)
+	}
 	if err := profiled("conns", func() (err error) {
 		cps, failed, err = ConnRate(ctx, tg.dial, tg.rr, o.ConnWorker, o.ConnCount, o.Duration)
 		return err
@@ -234,6 +241,7 @@ func measurePath(ctx context.Context, o Options, path string, tg target, run int
 	res["throughput_8stream_gbps"] = append(res["throughput_8stream_gbps"], g8)
 	res["download_1stream_gbps"] = append(res["download_1stream_gbps"], d1)
 	res["download_8stream_gbps"] = append(res["download_8stream_gbps"], d8)
+	res["bidirectional_1stream_gbps"] = append(res["bidirectional_1stream_gbps"], bi)
 	res["conns_per_s"] = append(res["conns_per_s"], cps)
 	res["latency_p50_us"] = append(res["latency_p50_us"], p50)
 	res["latency_p99_us"] = append(res["latency_p99_us"], p99)
@@ -243,8 +251,8 @@ func measurePath(ctx context.Context, o Options, path string, tg target, run int
 		res["cpu_s_per_gb"] = append(res["cpu_s_per_gb"], (cpu1-cpu0)/gb)
 		res["rss_mib"] = append(res["rss_mib"], float64(sumRSS(tg.procs))/(1<<20))
 	}
-	logf("%s run %d: upload 1 stream %.2f Gbit/s, 8 streams %.2f; download 1 stream %.2f, 8 streams %.2f; %.0f conns/s (%d failed), latency p50 %.0f p99 %.0f p99.9 %.0f µs",
-		path, run+1, g1, g8, d1, d8, cps, failed, p50, p99, p999)
+	logf("%s run %d: upload 1 stream %.2f Gbit/s, 8 streams %.2f; download 1 stream %.2f, 8 streams %.2f; bidirectional 1 stream %.2f; %.0f conns/s (%d failed), latency p50 %.0f p99 %.0f p99.9 %.0f µs",
+		path, run+1, g1, g8, d1, d8, bi, cps, failed, p50, p99, p999)
 	return nil
 }
 
@@ -253,6 +261,7 @@ var metricOrder = []struct{ name, unit, title string }{
 	{"throughput_8stream_gbps", "Gbit/s", "8-stream upload"},
 	{"download_1stream_gbps", "Gbit/s", "1-stream download"},
 	{"download_8stream_gbps", "Gbit/s", "8-stream download"},
+	{"bidirectional_1stream_gbps", "Gbit/s both ways", "1-stream bidirectional"},
 	{"conns_per_s", "conn/s", "new connections"},
 	{"latency_p50_us", "µs", "latency p50"},
 	{"latency_p99_us", "µs", "latency p99"},
