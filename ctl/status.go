@@ -216,6 +216,13 @@ func (r *Report) WriteTable(out io.Writer) {
 	for _, f := range r.Forwarders {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\n", f.Label(), pidString(f.PID), yesNo(f.Alive), f.ConfigVersion, f.Restarts, f.Metrics)
 	}
+	if len(r.FlowLogs) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "FLOW LOG\tRESOURCE\tTRAFFIC\tINTERVAL\tDESTINATION")
+		for _, f := range r.FlowLogs {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%ds\t%s\n", f.ID, f.ResourceID, f.TrafficType, f.Interval, f.Destination)
+		}
+	}
 	w.Flush()
 }
 

@@ -86,6 +86,9 @@ func TestFlowLogsRecordEachDirectionWithItsPacketsAndBytesAndSecurityGroupDropsA
 	if len(partly.FlowLogIds) != 0 || len(partly.Unsuccessful) != 1 || partly.Unsuccessful[0].Error.Code != "InvalidVpcID.NotFound" {
 		t.Errorf("a flow log of a VPC that does not exist: %+v", partly)
 	}
+	if out, _ := fabrictest.Run(t, "fabric", "status", f.Name); !strings.Contains(out, created.FlowLogIds[0]) || !strings.Contains(out, file) {
+		t.Errorf("fabric status does not list the flow log:\n%s", out)
+	}
 	f.Refresh(t)
 	waitUntil(t, 10*time.Second, "the forwarders to run the flow logs", func() bool {
 		f.Refresh(t)
