@@ -555,9 +555,14 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 				return nil, &apiError{400, "InvalidVpcID.NotFound", fmt.Sprintf("The vpc ID '%s' does not exist", id)}
 			}
 		}
+		out, next, err := page(q, out)
+		if err != nil {
+			return nil, err
+		}
 		return struct {
-			Set []vpc `xml:"vpcSet>item"`
-		}{out}, nil
+			Set  []vpc  `xml:"vpcSet>item"`
+			Next string `xml:"nextToken,omitempty"`
+		}{out, next}, nil
 
 	case "DescribeSubnets":
 		f := q.filters()
@@ -579,9 +584,14 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 				}
 			}
 		}
+		out, next, err := page(q, out)
+		if err != nil {
+			return nil, err
+		}
 		return struct {
-			Set []subnet `xml:"subnetSet>item"`
-		}{out}, nil
+			Set  []subnet `xml:"subnetSet>item"`
+			Next string   `xml:"nextToken,omitempty"`
+		}{out, next}, nil
 
 	case "DescribeAvailabilityZones":
 		var out []availabilityZone
@@ -810,9 +820,14 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 				return nil, &apiError{400, "InvalidGroup.NotFound", fmt.Sprintf("The security group '%s' does not exist", id)}
 			}
 		}
+		out, next, err := page(q, out)
+		if err != nil {
+			return nil, err
+		}
 		return struct {
-			Set []securityGroup `xml:"securityGroupInfo>item"`
-		}{out}, nil
+			Set  []securityGroup `xml:"securityGroupInfo>item"`
+			Next string          `xml:"nextToken,omitempty"`
+		}{out, next}, nil
 
 	case "ModifyVpcEndpoint":
 		id := q.str("VpcEndpointId")
@@ -896,9 +911,14 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 				}
 			}
 		}
+		out, next, err := page(q, out)
+		if err != nil {
+			return nil, err
+		}
 		return struct {
-			Set []tagDescription `xml:"tagSet>item"`
-		}{out}, nil
+			Set  []tagDescription `xml:"tagSet>item"`
+			Next string           `xml:"nextToken,omitempty"`
+		}{out, next}, nil
 
 	case "DescribeNetworkInterfaces":
 		f := q.filters()
@@ -932,9 +952,14 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 				return nil, &apiError{400, "InvalidNetworkInterfaceID.NotFound", fmt.Sprintf("The networkInterface ID '%s' does not exist", id)}
 			}
 		}
+		out, next, err := page(q, out)
+		if err != nil {
+			return nil, err
+		}
 		return struct {
-			Set []networkInterface `xml:"networkInterfaceSet>item"`
-		}{out}, nil
+			Set  []networkInterface `xml:"networkInterfaceSet>item"`
+			Next string             `xml:"nextToken,omitempty"`
+		}{out, next}, nil
 
 	case "":
 		return nil, &apiError{400, "MissingAction", "The request must contain the parameter Action"}

@@ -298,31 +298,42 @@ func TestDescribesArePagedByMaxResultsAndNextToken(t *testing.T) {
 	for i := 0; i < 11; i++ { // 12 with the demo's
 		call(t, srv.URL, consumer, "ec2", "Action=CreateVpcEndpoint&Version=2016-11-15&VpcId="+vpc+"&ServiceName="+svc+"&SubnetId.1="+subnet, time.Now())
 	}
-	seen := map[string]bool{}
-	token, pages := "", 0
-	for {
-		body := "Action=DescribeVpcEndpoints&Version=2016-11-15&MaxResults=5"
-		if token != "" {
-			body += "&NextToken=" + token
-		}
-		status, out := call(t, srv.URL, consumer, "ec2", body, time.Now())
-		if status != 200 {
-			t.Fatalf("page %d: %d %s", pages, status, out)
-		}
-		pages++
-		for _, part := range strings.Split(out, "<vpcEndpointId>")[1:] {
-			seen[part[:strings.Index(part, "<")]] = true
-		}
-		token = ""
-		if i := strings.Index(out, "<nextToken>"); i >= 0 {
-			token = out[i+11 : i+strings.Index(out[i:], "</nextToken>")]
-		}
-		if token == "" {
-			break
+	// walk follows a describe's pages of 5 and counts them and the ids.
+	walk := func(action, idTag string) (pages, ids int) {
+		seen := map[string]bool{}
+		token := ""
+		for {
+			body := "Action=" + action + "&Version=2016-11-15&MaxResults=5"
+			if token != "" {
+				body += "&NextToken=" + token
+			}
+			status, out := call(t, srv.URL, consumer, "ec2", body, time.Now())
+			if status != 200 {
+				t.Fatalf("%s page %d: %d %s", action, pages, status, out)
+			}
+			pages++
+			for _, part := range strings.Split(out, "<"+idTag+">")[1:] {
+				seen[part[:strings.Index(part, "<")]] = true
+			}
+			token = ""
+			if i := strings.Index(out, "<nextToken>"); i >= 0 {
+				token = out[i+11 : i+strings.Index(out[i:], "</nextToken>")]
+			}
+			if token == "" {
+				return pages, len(seen)
+			}
 		}
 	}
-	if pages != 3 || len(seen) != 12 {
-		t.Fatalf("%d pages, %d endpoints; want 3 pages of 12 endpoints", pages, len(seen))
+	if pages, n := walk("DescribeVpcEndpoints", "vpcEndpointId"); pages != 3 || n != 12 {
+		t.Fatalf("%d pages, %d endpoints; want 3 pages of 12 endpoints", pages, n)
+	}
+	// The other describes page alike: 13 ENIs (the demo's endpoint has
+	// two), the consumer's subnets.
+	if pages, n := walk("DescribeNetworkInterfaces", "networkInterfaceId"); pages != 3 || n != 13 {
+		t.Fatalf("%d pages, %d network interfaces; want 3 pages of 13", pages, n)
+	}
+	if pages, n := walk("DescribeSubnets", "subnetId"); pages != 1 || n != 2 {
+		t.Fatalf("%d pages, %d subnets; want 1 page of 2", pages, n)
 	}
 	if status, out := call(t, srv.URL, consumer, "ec2", "Action=DescribeVpcEndpoints&Version=2016-11-15&NextToken=bogus", time.Now()); status != 400 || !strings.Contains(out, "InvalidNextToken") {
 		t.Fatalf("a bad token: %d %s", status, out)
