@@ -382,8 +382,9 @@ func (s *State) allocateAddr(sn SubnetState, want string, v6 bool) (string, erro
 // DNSNames are an endpoint's regional name and one zonal name per AZ, as
 // AWS makes them (the suffix is the endpoint's own).
 func (s *State) DNSNames(e EndpointState) []string {
+	// A cross-Region endpoint's names carry its service's Region.
 	suffix := strings.TrimPrefix(e.ID, "vpce-")[:8]
-	base := fmt.Sprintf("%s.%s.vpce.amazonaws.com", e.ServiceID, s.Region)
+	base := fmt.Sprintf("%s.%s.vpce.amazonaws.com", e.ServiceID, cmpOr(e.ServiceRegion, s.Region))
 	out := []string{fmt.Sprintf("%s-%s.%s", e.ID, suffix, base)}
 	for _, eni := range e.ENIs {
 		out = append(out, fmt.Sprintf("%s-%s-%s.%s", e.ID, suffix, eni.AZ, base))
@@ -421,4 +422,10 @@ func SetPolicy(e *EndpointState, doc string) error {
 	}
 	e.PolicyDocument = doc
 	return nil
+}
+
+// crossRegion reports whether an endpoint reaches a service of another
+// Region.
+func (e EndpointState) crossRegion() bool {
+	return e.ServiceRegion != "" && e.Region != "" && e.ServiceRegion != e.Region
 }

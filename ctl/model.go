@@ -267,6 +267,9 @@ func (s *State) ApplyTopology(t *Topology, file string) error {
 			continue
 		}
 		svc := next.serviceByID(e.ServiceID)
+		if e.crossRegion() && !slices.Contains(svc.SupportedRegions, e.Region) {
+			return refuse("endpoint %s: service %s (in %s) does not support Region %s (its supported Regions: %s)", e.Name, svc.Name, e.ServiceRegion, e.Region, strings.Join(append([]string{e.ServiceRegion}, svc.SupportedRegions...), ", "))
+		}
 		if !PrincipalAllowed(svc.AllowedPrincipals, e.Principal) {
 			return refuse("endpoint %s: principal %s is not allowed to connect to endpoint service %s (allowed principals: %s)", e.Name, e.Principal, svc.Name, principalList(svc.AllowedPrincipals))
 		}

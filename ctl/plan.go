@@ -18,6 +18,14 @@ func NetnsName(fabric, vpc string) string { return "pvl-" + fabric + "-" + vpc }
 // created yet: every id, name and address decided, nothing touched.
 func Plan(t *Topology) *State {
 	s := &State{Name: t.Name, Region: t.Region, Created: time.Now().UTC(), Version: 1, Workers: max(t.ForwarderWorkers, 1), FlowCapacity: t.FlowCapacity, API: t.API, AvailabilityZones: append([]string{}, t.Zones...)}
+	for _, r := range t.Regions {
+		s.Regions = append(s.Regions, RegionState{Name: r.Name, AZs: append([]string{}, r.Zones...)})
+		s.AvailabilityZones = append(s.AvailabilityZones, r.Zones...)
+	}
+	vpcRegion := map[string]string{}
+	for _, v := range t.VPCs {
+		vpcRegion[v.Name] = cmpOr(v.Region, t.Region)
+	}
 	s.Accounts = append([]Account{}, t.Accounts...)
 	accountID := map[string]string{}
 	for _, a := range t.Accounts {
@@ -33,7 +41,7 @@ func Plan(t *Topology) *State {
 	vpcID := map[string]string{}
 	vpcOwner := map[string]string{}
 	for _, v := range t.VPCs {
-		vs := VPCState{Name: v.Name, ID: newID("vpc-"), OwnerID: accountID[v.Account], Netns: NetnsName(t.Name, v.Name), CIDR: v.CIDR, IPv6CIDR: v.IPv6CIDR}
+		vs := VPCState{Name: v.Name, ID: newID("vpc-"), OwnerID: accountID[v.Account], Netns: NetnsName(t.Name, v.Name), CIDR: v.CIDR, IPv6CIDR: v.IPv6CIDR, Region: regionOrHome(vpcRegion[v.Name], t.Region)}
 		vpcOwner[v.Name] = vs.OwnerID
 		for _, sn := range v.Subnets {
 			ss := SubnetState{Name: sn.Name, ID: newID("subnet-"), AZ: sn.AZ, CIDR: sn.CIDR, HostIP: sn.HostIP, IPv6CIDR: sn.IPv6CIDR, HostIPv6: sn.HostIPv6}
@@ -95,8 +103,16 @@ func Plan(t *Topology) *State {
 	svcByName := map[string]ServiceState{}
 	for _, svc := range t.Services {
 		id := newID("vpce-svc-")
+		host := vpcRegion[lbVPC[svc.LoadBalancers[0]]]
+		var supported []string
+		for _, r := range svc.SupportedRegions {
+			if r != host && !slices.Contains(supported, r) {
+				supported = append(supported, r)
+			}
+		}
 		ss := ServiceState{
-			Name: svc.Name, ID: id, OwnerID: vpcOwner[lbVPC[svc.LoadBalancers[0]]], ServiceName: fmt.Sprintf("com.amazonaws.vpce.%s.%s", t.Region, id),
+			Region: regionOrHome(host, t.Region), SupportedRegions: supported,
+			Name: svc.Name, ID: id, OwnerID: vpcOwner[lbVPC[svc.LoadBalancers[0]]], ServiceName: fmt.Sprintf("com.amazonaws.vpce.%s.%s", host, id),
 			State: "Available", LoadBalancers: svc.LoadBalancers,
 			AcceptanceRequired: svc.AcceptanceRequired, AllowedPrincipals: svc.AllowedPrincipals,
 			SupportedIPAddressTypes: svc.SupportedIPAddressTypes,
@@ -115,6 +131,7 @@ func Plan(t *Topology) *State {
 		}
 		es := EndpointState{
 			ID: newID("vpce-"), Name: e.Name, OwnerID: vpcOwner[e.VPC], Principal: e.Principal,
+			Region: vpcRegion[e.VPC], ServiceRegion: cmpOr(e.ServiceRegion, vpcRegion[lbVPC[svc.LoadBalancers[0]]]),
 			Service: svc.ServiceName, ServiceID: svc.ID,
 			VPC: e.VPC, VPCID: vpcID[e.VPC], State: state, IPAddressType: e.IPAddressType,
 			SecurityGroups: mapNames(e.SecurityGroups, sgID), DNSRecordIPType: e.DNSRecordIPType, PrivateDNSEnabled: e.PrivateDNSEnabled,
@@ -142,6 +159,15 @@ func Plan(t *Topology) *State {
 		s.Endpoints = append(s.Endpoints, es)
 	}
 	return s
+}
+
+// regionOrHome is "" for the home Region (kept out of the JSON of a
+// one-Region fabric), else the Region.
+func regionOrHome(r, home string) string {
+	if r == home {
+		return ""
+	}
+	return r
 }
 
 // sgRules turns a group's rules into the forwarder's. Rules for protocols
@@ -265,10 +291,25 @@ func (s *State) ForwarderConfig(az string) *snapshot.Config {
 			for _, name := range svc.LoadBalancers {
 				lb := lbs[name]
 				node, ok := lb.node(az)
+				crossZone := lb.CrossZone
+				if !ok && e.crossRegion() && len(lb.Nodes) > 0 {
+					// Cross-Region: the consumer's AZs are not the
+					// provider's. Connections leave from a node of the
+					// host Region and go to targets in any of its AZs;
+					// health checks move them between AZs, never across
+					// Regions.
+					node, ok, crossZone = lb.Nodes[0], true, true
+					for _, n := range lb.Nodes {
+						if !s.IsAZDown(n.AZ) { // a node of an AZ that is up
+							node = n
+							break
+						}
+					}
+				}
 				if !ok {
 					continue // this load balancer has no node in az
 				}
-				c.LoadBalancers[lb.Name] = snapshot.LoadBalancer{Name: lb.Name, ARN: lb.ARN(s.Region), Netns: lb.Netns, NodeIP: mustAddr(node.IP), CrossZone: lb.CrossZone}
+				c.LoadBalancers[lb.Name] = snapshot.LoadBalancer{Name: lb.Name, ARN: lb.ARN(cmpOr(svc.Region, s.Region)), Netns: lb.Netns, NodeIP: mustAddr(node.IP), CrossZone: crossZone}
 				for _, l := range lb.Listeners {
 					if ports[l.Port] {
 						continue // the first load balancer with a port has it

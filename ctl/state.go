@@ -29,8 +29,11 @@ type State struct {
 	Version uint64    `json:"version"`
 	Region  string    `json:"region"`
 	Created time.Time `json:"created"`
-	// AvailabilityZones are the Region's AZs, by id (use1-az1, ...).
+	// AvailabilityZones are the AZs of every Region of the fabric, by id
+	// (use1-az1, ...): the home Region's first.
 	AvailabilityZones []string `json:"availability_zones"`
+	// Regions are the fabric's Regions beside the home one (Region).
+	Regions []RegionState `json:"regions,omitempty"`
 	// Workers is the forwarder processes per AZ (0 means 1).
 	Workers int `json:"forwarder_workers,omitempty"`
 	// FlowCapacity sizes each forwarder's flow table (0: the default); a
@@ -67,6 +70,14 @@ type VPCState struct {
 	CIDR     string        `json:"cidr"`
 	IPv6CIDR string        `json:"ipv6_cidr,omitempty"`
 	Subnets  []SubnetState `json:"subnets"`
+	// Region is the VPC's ("" is the home Region).
+	Region string `json:"region,omitempty"`
+}
+
+// RegionState is a Region of the fabric and its AZs.
+type RegionState struct {
+	Name string   `json:"name"`
+	AZs  []string `json:"availability_zones"`
 }
 
 // SubnetState is a subnet and the namespace's own address in it.
@@ -136,6 +147,10 @@ type ServiceState struct {
 	// SupportedIPAddressTypes: ipv4, and ipv6 when its load balancers
 	// are dualstack.
 	SupportedIPAddressTypes []string `json:"supported_ip_address_types"`
+	// Region is the service's host Region ("" is the home Region);
+	// SupportedRegions the others whose consumers may reach it.
+	Region           string   `json:"region,omitempty"`
+	SupportedRegions []string `json:"supported_regions,omitempty"`
 	// PrivateDNS is the service's private DNS name and its verification.
 	PrivateDNS *PrivateDNSName `json:"private_dns,omitempty"`
 }
@@ -161,6 +176,10 @@ type EndpointState struct {
 	// DNSRecordIPType says which records its names get: ipv4, ipv6 or
 	// dualstack (from its IP address type by default).
 	DNSRecordIPType string `json:"dns_record_ip_type,omitempty"`
+	// Region is the endpoint's (its VPC's) Region and ServiceRegion its
+	// service's: they differ for cross-Region access.
+	Region        string `json:"region"`
+	ServiceRegion string `json:"service_region"`
 	// PolicyDocument is the endpoint policy as given (stored and
 	// returned; a TCP service has no actions for it to authorize).
 	PolicyDocument string `json:"policy_document,omitempty"`

@@ -112,6 +112,7 @@ func (d *Daemon) report() *Report {
 	}
 	for _, e := range m.Endpoints {
 		e.DNSNames = m.DNSNames(e)
+		e.Region, e.ServiceRegion = cmpOr(e.Region, m.Region), cmpOr(e.ServiceRegion, m.Region)
 		r.Endpoints = append(r.Endpoints, e)
 	}
 	if th, ok := d.api.(interface{ ThrottledCalls() uint64 }); ok {

@@ -21,8 +21,12 @@ type Topology struct {
 	Region string `yaml:"region"`
 	// Accounts are the AWS accounts of the fabric; each VPC belongs to
 	// one. Without any, the fabric has one account, DefaultAccountID.
-	Accounts       []Account       `yaml:"accounts"`
-	Zones          []string        `yaml:"availability_zones"`
+	Accounts []Account `yaml:"accounts"`
+	Zones    []string  `yaml:"availability_zones"`
+	// Regions are the fabric's other Regions, each with its own AZs; the
+	// one above (region, availability_zones) is the home Region, where a
+	// VPC is unless it names another.
+	Regions        []RegionSpec    `yaml:"regions"`
 	VPCs           []VPC           `yaml:"vpcs"`
 	LoadBalancers  []LoadBalancer  `yaml:"load_balancers"`
 	TargetGroups   []TargetGroup   `yaml:"target_groups"`
@@ -43,6 +47,12 @@ type Topology struct {
 	SNSTopics []SNSTopic `yaml:"sns_topics"`
 	// PublicDNSZones are the zones of the fabric's public DNS server.
 	PublicDNSZones []PublicZone `yaml:"public_dns_zones"`
+}
+
+// RegionSpec is a Region of the fabric beside the home one.
+type RegionSpec struct {
+	Name  string   `yaml:"name"`
+	Zones []string `yaml:"availability_zones"`
 }
 
 // SNSTopic is a topic and its HTTP subscribers.
@@ -98,7 +108,9 @@ type VPC struct {
 	Name string `yaml:"name"`
 	// Account owns the VPC and what is in it (the first account by
 	// default).
-	Account  string   `yaml:"account"`
+	Account string `yaml:"account"`
+	// Region is the VPC's Region (the home Region by default).
+	Region   string   `yaml:"region"`
 	CIDR     string   `yaml:"cidr"`
 	IPv6CIDR string   `yaml:"ipv6_cidr"`
 	Subnets  []Subnet `yaml:"subnets"`
@@ -205,6 +217,10 @@ type Service struct {
 	// provider has shown it owns the domain (a TXT record pvlink hands
 	// out, published in a public DNS zone, checked over DNS).
 	PrivateDNSName string `yaml:"private_dns_name"`
+	// SupportedRegions are the Regions, beside its host Region (its load
+	// balancers'), whose consumers may create endpoints to it
+	// (cross-Region access).
+	SupportedRegions []string `yaml:"supported_regions"`
 }
 
 // PublicZone is a DNS zone of the fabric's "public" DNS, controlled by an
@@ -242,6 +258,10 @@ type Endpoint struct {
 	// DNSRecordIPType: ipv4, ipv6 or dualstack (the endpoint's type by
 	// default): A, AAAA or both for its names.
 	DNSRecordIPType string `yaml:"dns_record_ip_type"`
+	// ServiceRegion is the service's Region when it is not the endpoint's
+	// own (cross-Region access); the service must support the endpoint's
+	// Region.
+	ServiceRegion string `yaml:"service_region"`
 }
 
 // SubnetConfiguration chooses the ENI's subnet and, optionally, its address.

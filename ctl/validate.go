@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -29,6 +30,8 @@ type validator struct {
 	sgs     map[string]*SecurityGroup
 	accts   map[string]*Account
 	servers map[netip.AddrPort]*TargetGroup // target servers pvlink runs
+	home    string                          // the home Region
+	zoneOf  map[string]string               // each AZ's Region
 }
 
 type subnetInfo struct {
@@ -42,6 +45,7 @@ type subnetInfo struct {
 
 var (
 	nameRe      = regexp.MustCompile(`^[a-z][a-z0-9-]{0,19}$`)
+	regionRe    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]$`)
 	accountIDRe = regexp.MustCompile(`^[0-9]{12}$`)
 	accessKeyRe = regexp.MustCompile(`^AKIA[A-Z0-9]{16}$`)
 	lbNameRe    = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$`)
@@ -141,12 +145,33 @@ func (v *validator) topology(t *Topology) {
 		v.fail(p("flow_capacity"), "%d: use 1024 to %d flows per forwarder", t.FlowCapacity, 1<<24)
 	}
 	zones := map[string]bool{}
-	for i, z := range t.Zones {
-		v.name(p("availability_zones", i), z)
+	v.home, v.zoneOf = t.Region, map[string]string{}
+	addZone := func(path []any, region, z string) {
+		v.name(path, z)
 		if zones[z] {
-			v.fail(p("availability_zones", i), "zone %s is listed twice", z)
+			v.fail(path, "zone %s is listed twice (an AZ id belongs to one Region)", z)
 		}
 		zones[z] = true
+		v.zoneOf[z] = region
+	}
+	for i, z := range t.Zones {
+		addZone(p("availability_zones", i), t.Region, z)
+	}
+	regions := map[string]bool{t.Region: true}
+	for i, r := range t.Regions {
+		if !regionRe.MatchString(r.Name) {
+			v.fail(p("regions", i, "name"), "%q is not a Region name (for example us-west-2)", r.Name)
+		}
+		if regions[r.Name] {
+			v.fail(p("regions", i, "name"), "Region %s is listed twice (the home Region is region)", r.Name)
+		}
+		regions[r.Name] = true
+		if len(r.Zones) == 0 {
+			v.fail(p("regions", i, "availability_zones"), "at least one availability zone is required")
+		}
+		for j, z := range r.Zones {
+			addZone(p("regions", i, "availability_zones", j), r.Name, z)
+		}
 	}
 	// No VPC is fine: an empty fabric, built through the API.
 	for i := range t.VPCs {
@@ -265,6 +290,11 @@ func (v *validator) vpcDefined(path []any, vpc string) bool {
 
 func (v *validator) vpc(path []any, vpc *VPC, zones map[string]bool, accounts []Account) {
 	define(v, path, "VPC", vpc.Name, vpc, v.vpcs)
+	if vpc.Region == "" {
+		vpc.Region = v.home
+	} else if !slices.Contains(slices.Collect(maps.Values(v.zoneOf)), vpc.Region) {
+		v.fail(append(path, "region"), "Region %q is not the fabric's (region, or one of regions)", vpc.Region)
+	}
 	if vpc.Account == "" {
 		vpc.Account = accounts[0].Name
 	} else if v.accts[vpc.Account] == nil {
@@ -302,8 +332,10 @@ func (v *validator) vpc(path []any, vpc *VPC, zones map[string]bool, accounts []
 		if v.subnets[s.Name] != nil {
 			v.fail(append(sp, "name"), "subnet %s is defined twice", s.Name)
 		}
-		if !zones[s.AZ] {
+		if r, ok := v.zoneOf[s.AZ]; !ok {
 			v.fail(append(sp, "availability_zone"), "%q is not one of availability_zones", s.AZ)
+		} else if r != vpc.Region {
+			v.fail(append(sp, "availability_zone"), "%s is in Region %s, the VPC in %s", s.AZ, r, vpc.Region)
 		}
 		pfx, err := netip.ParsePrefix(s.CIDR)
 		if err != nil || !pfx.Addr().Is4() {
@@ -618,6 +650,21 @@ func (v *validator) service(path []any, s *Service) {
 	if len(s.SupportedIPAddressTypes) == 0 {
 		s.SupportedIPAddressTypes = []string{"ipv4"}
 	}
+	host := v.serviceRegion(s)
+	for j, r := range s.SupportedRegions {
+		switch {
+		case !slices.Contains(slices.Collect(maps.Values(v.zoneOf)), r):
+			v.fail(append(path, "supported_regions", j), "Region %q is not the fabric's", r)
+		case r == host:
+			// The host Region is always supported; naming it is allowed.
+		default:
+			for _, name := range s.LoadBalancers {
+				if tg := v.customIdleTimeout(name); tg != "" {
+					v.fail(append(path, "supported_regions", j), "cross-Region access is not supported for a Network Load Balancer with a custom TCP idle timeout (%s's target group %s)", name, tg)
+				}
+			}
+		}
+	}
 	if s.PrivateDNSName != "" {
 		n := strings.TrimSuffix(strings.ToLower(s.PrivateDNSName), ".")
 		if !dnsNameRe.MatchString(n) || strings.HasSuffix(n, "amazonaws.com") {
@@ -673,6 +720,33 @@ func (v *validator) securityGroup(path []any, sg *SecurityGroup) {
 	}
 }
 
+// serviceRegion is a service's host Region: its load balancers' VPC's.
+func (v *validator) serviceRegion(s *Service) string {
+	for _, name := range s.LoadBalancers {
+		if lb := v.lbs[name]; lb != nil {
+			if vpc := v.vpcs[lb.VPC]; vpc != nil {
+				return vpc.Region
+			}
+		}
+	}
+	return v.home
+}
+
+// customIdleTimeout names a target group of a load balancer's listeners
+// whose idle timeout is not the NLB default (350 s), or "".
+func (v *validator) customIdleTimeout(lbName string) string {
+	lb := v.lbs[lbName]
+	if lb == nil {
+		return ""
+	}
+	for _, l := range lb.Listeners {
+		if tg := v.tgs[l.TargetGroup]; tg != nil && tg.IdleTimeout != 0 && tg.IdleTimeout != 350*time.Second {
+			return tg.Name
+		}
+	}
+	return ""
+}
+
 func (v *validator) endpoint(path []any, e *Endpoint) {
 	v.name(append(path, "name"), e.Name)
 	if !v.vpcDefined(path, e.VPC) {
@@ -713,6 +787,20 @@ func (v *validator) endpoint(path []any, e *Endpoint) {
 			v.fail(append(path, "security_groups", j), "security group %s is in VPC %s, the endpoint in %s", name, sg.VPC, e.VPC)
 		}
 	}
+	region, host := v.vpcs[e.VPC].Region, v.serviceRegion(svc)
+	cross := region != host
+	switch {
+	case e.ServiceRegion != "" && e.ServiceRegion != host:
+		v.fail(append(path, "service_region"), "service %s is hosted in %s, not %s", svc.Name, host, e.ServiceRegion)
+	case cross && e.ServiceRegion == "":
+		v.fail(append(path, "service_region"), "service %s is hosted in %s and the endpoint's VPC is in %s: give service_region: %s (cross-Region access)", svc.Name, host, region, host)
+	}
+	// Whether the service supports the endpoint's Region is checked when
+	// the endpoint is created (ApplyTopology): a Region removed later
+	// leaves existing endpoints working.
+	if e.ServiceRegion == "" {
+		e.ServiceRegion = host
+	}
 	serviceAZs := map[string]bool{}
 	for _, name := range svc.LoadBalancers {
 		if lb := v.lbs[name]; lb != nil {
@@ -739,7 +827,7 @@ func (v *validator) endpoint(path []any, e *Endpoint) {
 			v.fail(append(cp, "subnet"), "an endpoint takes one subnet per availability zone; %s is already used", info.s.AZ)
 		}
 		azs[info.s.AZ] = true
-		if !serviceAZs[info.s.AZ] {
+		if !cross && !serviceAZs[info.s.AZ] {
 			v.fail(append(cp, "subnet"), "service %s is not available in %s (its load balancers have no node there)", svc.Name, info.s.AZ)
 		}
 		if c.IPv4 != "" {

@@ -28,6 +28,7 @@ type vpcEndpoint struct {
 	Type                string     `xml:"vpcEndpointType"`
 	VPCID               string     `xml:"vpcId"`
 	ServiceName         string     `xml:"serviceName"`
+	ServiceRegion       string     `xml:"serviceRegion,omitempty"`
 	State               string     `xml:"state"`
 	Policy              string     `xml:"policyDocument,omitempty"`
 	SubnetIDs           []string   `xml:"subnetIdSet>item"`
@@ -268,7 +269,7 @@ func (h *Handler) endpointOut(m *ctl.State, e ctl.EndpointState) vpcEndpoint {
 	out := vpcEndpoint{
 		ID: e.ID, Type: "Interface", VPCID: e.VPCID, ServiceName: e.Service, State: e.State,
 		IPAddressType: e.IPAddressType, DNSRecordIPType: cmpOr(e.DNSRecordIPType, cmpOr(e.IPAddressType, "ipv4")), RequesterManaged: false, OwnerID: e.OwnerID,
-		Policy: e.PolicyDocument, PrivateDNSEnabled: e.PrivateDNSEnabled,
+		Policy: e.PolicyDocument, PrivateDNSEnabled: e.PrivateDNSEnabled, ServiceRegion: cmpOr(e.ServiceRegion, m.Region),
 	}
 	if !e.Created.IsZero() {
 		out.Created = e.Created.UTC().Format(time.RFC3339Nano)

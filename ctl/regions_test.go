@@ -1,0 +1,96 @@
+package ctl
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+func twoRegions(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile("../examples/two-regions.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func applyTopology(s *State, text string) error {
+	topo, err := ParseTopology("two-regions.yaml", []byte(text))
+	if err != nil {
+		return err
+	}
+	return s.ApplyTopology(topo, "two-regions.yaml")
+}
+
+func TestACrossRegionEndpointReachesItsServiceFromAnotherRegionsAZs(t *testing.T) {
+	s := &State{}
+	if err := applyTopology(s, twoRegions(t)); err != nil {
+		t.Fatal(err)
+	}
+	e := s.Endpoints[0]
+	if e.Region != "us-west-2" || e.ServiceRegion != "us-east-1" || !e.crossRegion() {
+		t.Fatalf("endpoint regions: %q -> %q", e.Region, e.ServiceRegion)
+	}
+	if names := s.DNSNames(e); !strings.HasSuffix(names[0], "."+e.ServiceID+".us-east-1.vpce.amazonaws.com") || !strings.Contains(names[1], "-usw2-az1."+e.ServiceID+".us-east-1.") {
+		t.Errorf("DNS names: %v", names)
+	}
+	if svc := s.Services[0]; !strings.HasPrefix(svc.ServiceName, "com.amazonaws.vpce.us-east-1.") {
+		t.Errorf("service name %s", svc.ServiceName)
+	}
+	// Each consumer AZ's forwarder gets the provider's load balancer from
+	// a host-Region node, across its AZs.
+	for _, az := range []string{"usw2-az1", "usw2-az2"} {
+		cfg := s.ForwarderConfig(az)
+		lb, ok := cfg.LoadBalancers["web-nlb"]
+		if len(cfg.ENIs) != 1 || !ok || !lb.CrossZone || lb.NodeIP.String() != "198.19.1.5" || len(cfg.ENIs[0].Listeners) != 1 {
+			t.Errorf("%s: %+v", az, cfg)
+		}
+	}
+}
+
+func TestCrossRegionRulesOfTheSharingPage(t *testing.T) {
+	base := twoRegions(t)
+	for _, c := range []struct{ name, from, to, want string }{
+		{"a Region the service does not support", "    supported_regions: [us-west-2]\n", "", "does not support Region us-west-2"},
+		{"a custom idle timeout", "    proxy_protocol_v2: true\n", "    proxy_protocol_v2: true\n    idle_timeout: 600s\n", "custom TCP idle timeout"},
+		{"no service Region across Regions", "    service_region: us-east-1\n", "", "give service_region: us-east-1"},
+		{"a service Region that is not the service's", "    service_region: us-east-1\n", "    service_region: us-west-2\n", "hosted in us-east-1, not us-west-2"},
+		{"a subnet in another Region's AZ", "availability_zone: usw2-az1", "availability_zone: use1-az1", "is in Region us-east-1, the VPC in us-west-2"},
+		{"a Region that is not the fabric's", "    supported_regions: [us-west-2]\n", "    supported_regions: [eu-west-1]\n", `Region "eu-west-1" is not the fabric's`},
+	} {
+		text := strings.Replace(base, c.from, c.to, 1)
+		if text == base {
+			t.Fatalf("%s: the example changed", c.name)
+		}
+		err := applyTopology(&State{}, text)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+
+	// A Region taken off the service keeps its existing endpoints and
+	// refuses new ones.
+	s := &State{}
+	if err := applyTopology(s, base); err != nil {
+		t.Fatal(err)
+	}
+	id := s.Endpoints[0].ID
+	removed := strings.Replace(base, "    supported_regions: [us-west-2]\n", "", 1)
+	if err := applyTopology(s, removed); err != nil {
+		t.Fatalf("removing the Region with an endpoint there: %v", err)
+	}
+	if len(s.Endpoints) != 1 || s.Endpoints[0].ID != id {
+		t.Fatalf("the existing endpoint went: %+v", s.Endpoints)
+	}
+	another := removed + `  - name: second
+    vpc: consumer
+    service: web
+    service_region: us-east-1
+    subnet_configurations:
+      - {subnet: consumer-az1}
+`
+	if err := applyTopology(s, another); err == nil || !strings.Contains(err.Error(), "does not support Region us-west-2") {
+		t.Errorf("a new endpoint from the removed Region: %v", err)
+	}
+}
