@@ -22,12 +22,17 @@ import (
 // endpoint accepted automatically.
 func demoTopology(t *testing.T) string {
 	t.Helper()
-	data, err := os.ReadFile("../../examples/demo.yaml")
+	return strings.Replace(example(t, "demo"), "acceptance_required: true", "acceptance_required: false", 1)
+}
+
+// example is examples/NAME.yaml under a fresh name (NAME).
+func example(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile("../../examples/" + name + ".yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := strings.Replace(string(data), "name: demo", "name: NAME", 1)
-	return strings.Replace(s, "acceptance_required: true", "acceptance_required: false", 1)
+	return strings.Replace(string(data), "name: "+name, "name: NAME", 1)
 }
 
 // lineOf is the 1-based line of the first occurrence of s in text.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -13,18 +12,8 @@ import (
 	"pvlink.dev/pvlink/snapshot"
 )
 
-// twoRegionsTopology is examples/two-regions.yaml under a fresh name.
-func twoRegionsTopology(t *testing.T) string {
-	t.Helper()
-	data, err := os.ReadFile("../../examples/two-regions.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Replace(string(data), "name: two-regions", "name: NAME", 1)
-}
-
 func TestAConsumerInOneRegionReachesAServiceHostedInAnotherByName(t *testing.T) {
-	f := fabrictest.Up(t, twoRegionsTopology(t))
+	f := fabrictest.Up(t, example(t, "two-regions"))
 	e := f.Status.Endpoints[0]
 	if e.Region != "us-west-2" || e.ServiceRegion != "us-east-1" {
 		t.Fatalf("fabric status: endpoint region %q, service_region %q", e.Region, e.ServiceRegion)
