@@ -173,6 +173,10 @@ type EndpointRequest struct {
 	IPAddressType   string // ipv4 (default), ipv6, dualstack
 	// Addresses chosen per subnet (SubnetConfigurations), by subnet id.
 	IPv4, IPv6 map[string]string
+	// Region is the Region the request was made in (its signing scope;
+	// "" is the home Region), ServiceRegion the service's when it is
+	// another (cross-Region access).
+	Region, ServiceRegion string
 }
 
 // CreateEndpoint creates an interface endpoint in a VPC of the caller's to
@@ -212,6 +216,19 @@ func (s *State) CreateEndpoint(caller string, req EndpointRequest) (*EndpointSta
 	if len(req.SubnetIDs) == 0 {
 		return nil, refuse("an interface endpoint needs at least one subnet (SubnetId)")
 	}
+	region, host := cmpOr(req.Region, s.Region), cmpOr(svc.Region, s.Region)
+	if cmpOr(vpc.Region, s.Region) != region {
+		return nil, &NotFoundError{"VpcID", req.VPCID} // a VPC of another Region
+	}
+	cross := region != host
+	switch {
+	case req.ServiceRegion != "" && req.ServiceRegion != host:
+		return nil, refuse("the endpoint service %s is in %s, not in ServiceRegion %s", svc.ServiceName, host, req.ServiceRegion)
+	case cross && req.ServiceRegion == "":
+		return nil, &NotFoundError{"ServiceName", req.ServiceName} // not in this Region: ServiceRegion says where
+	case cross && !slices.Contains(svc.SupportedRegions, region):
+		return nil, refuse("the endpoint service %s (in %s) does not support Region %s", svc.ServiceName, host, region)
+	}
 	azs := s.serviceAZs(svc)
 	count := 0
 	for _, e := range s.Endpoints {
@@ -226,6 +243,7 @@ func (s *State) CreateEndpoint(caller string, req EndpointRequest) (*EndpointSta
 		ID: newID("vpce-"), Name: "", OwnerID: caller, Principal: principal, Origin: "api", Created: time.Now().UTC(),
 		Service: svc.ServiceName, ServiceID: svc.ID, VPC: vpc.Name, VPCID: vpc.ID,
 		State: snapshot.StatePending, IPAddressType: typ, Ports: s.servicePorts(svc),
+		Region: region, ServiceRegion: host,
 	}
 	e.Name = e.ID
 	if svc.AcceptanceRequired {
@@ -242,7 +260,7 @@ func (s *State) CreateEndpoint(caller string, req EndpointRequest) (*EndpointSta
 			return nil, refuse("an endpoint takes one subnet per Availability Zone: %s and %s are both in %s", other, id, sn.AZ)
 		}
 		seen[sn.AZ] = id
-		if !azs[sn.AZ] {
+		if !cross && !azs[sn.AZ] {
 			return nil, refuse("the endpoint service %s is not available in %s, the Availability Zone of subnet %s", svc.ServiceName, sn.AZ, id)
 		}
 		if typ != "ipv4" && sn.IPv6CIDR == "" {

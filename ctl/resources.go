@@ -102,8 +102,8 @@ func (s *State) CreateSubnet(caller, vpcID, cidr, cidr6, az string) (*SubnetStat
 			return nil, &DuplicateError{"Subnet", fmt.Sprintf("The CIDR '%s' conflicts with another subnet (%s, %s)", cidr, sn.ID, sn.CIDR)}
 		}
 	}
-	if !slices.Contains(s.AvailabilityZones, az) {
-		return nil, refuse("Availability Zone %q is not one of the Region's (%s)", az, strings.Join(s.AvailabilityZones, ", "))
+	if azs := s.RegionAZs(cmpOr(v.Region, s.Region)); !slices.Contains(azs, az) {
+		return nil, refuse("Availability Zone %q is not one of the Region's (%s)", az, strings.Join(azs, ", "))
 	}
 	id := newID("subnet-")
 	sn := SubnetState{Name: "s" + id[7:15], ID: id, AZ: az, CIDR: cidr}

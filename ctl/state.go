@@ -305,3 +305,42 @@ func (s *State) LoadBalancerARN(name string) string {
 func (lb LBState) ARN(region string) string {
 	return fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:loadbalancer/net/%s/%s", region, lb.OwnerID, lb.Name, lb.ID)
 }
+
+// RegionNames are the fabric's Regions, the home one first.
+func (s *State) RegionNames() []string {
+	out := []string{s.Region}
+	for _, r := range s.Regions {
+		out = append(out, r.Name)
+	}
+	return out
+}
+
+// HasRegion reports whether r is one of the fabric's Regions.
+func (s *State) HasRegion(r string) bool {
+	for _, n := range s.RegionNames() {
+		if n == r {
+			return true
+		}
+	}
+	return false
+}
+
+// RegionAZs are the AZs of Region r.
+func (s *State) RegionAZs(r string) []string {
+	other := map[string]bool{}
+	for _, reg := range s.Regions {
+		if reg.Name == r {
+			return reg.AZs
+		}
+		for _, az := range reg.AZs {
+			other[az] = true
+		}
+	}
+	var out []string
+	for _, az := range s.AvailabilityZones {
+		if !other[az] {
+			out = append(out, az)
+		}
+	}
+	return out
+}

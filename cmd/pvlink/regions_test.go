@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"pvlink.dev/pvlink/ctl"
 	"pvlink.dev/pvlink/internal/fabrictest"
 	"pvlink.dev/pvlink/peer"
 	"pvlink.dev/pvlink/snapshot"
@@ -91,5 +92,85 @@ func TestAConsumerInOneRegionReachesAServiceHostedInAnotherByName(t *testing.T) 
 	}
 	if out, err := fabrictest.Run(t, "fault", "az-up", f.Name, "use1-az1"); err != nil {
 		t.Fatalf("fault az-up: %v\n%s", err, out)
+	}
+}
+
+// xmlField is the text of the first <name> element of an answer.
+func xmlField(out, name string) string {
+	i := strings.Index(out, "<"+name+">")
+	if i < 0 {
+		return ""
+	}
+	rest := out[i+len(name)+2:]
+	return rest[:strings.Index(rest, "<")]
+}
+
+func TestTheAPIAnswersPerRegionAndCreatesACrossRegionEndpoint(t *testing.T) {
+	f := fabrictest.Up(t, example(t, "two-regions"))
+	var consumer ctl.Account
+	for _, a := range f.Status.Accounts {
+		if a.Name == "consumer" {
+			consumer = a
+		}
+	}
+	svc := f.Status.Services[0]
+	var vpc ctl.VPCState
+	for _, v := range f.Status.VPCs {
+		if v.Name == "consumer" {
+			vpc = v
+		}
+	}
+	url := f.Status.API.URL
+	// In us-west-2 the service of us-east-1 can be reached, and says
+	// where it is; a Region the fabric does not have is refused.
+	st, out := signedCall(t, url, consumer, "us-west-2", "Action=DescribeVpcEndpointServices&Version=2016-11-15")
+	if st != 200 || !strings.Contains(out, svc.ServiceName) || xmlField(out, "serviceRegion") != "us-east-1" {
+		t.Fatalf("DescribeVpcEndpointServices in us-west-2: %d %s", st, out)
+	}
+	if st, out := signedCall(t, url, consumer, "eu-west-1", "Action=DescribeVpcs&Version=2016-11-15"); st != 401 || !strings.Contains(out, "AuthFailure") {
+		t.Errorf("a Region the fabric does not have: %d %s", st, out)
+	}
+	st, out = signedCall(t, url, consumer, "us-west-2", "Action=DescribeAvailabilityZones&Version=2016-11-15")
+	if st != 200 || !strings.Contains(out, "usw2-az1") || strings.Contains(out, "use1-az1") {
+		t.Errorf("DescribeAvailabilityZones in us-west-2: %d %s", st, out)
+	}
+	// The consumer's VPC is in us-west-2: seen there, not in us-east-1.
+	if _, out := signedCall(t, url, consumer, "us-east-1", "Action=DescribeVpcs&Version=2016-11-15"); strings.Contains(out, vpc.ID) {
+		t.Errorf("the us-west-2 VPC is listed in us-east-1")
+	}
+	// Without ServiceRegion the service is not found in us-west-2; with
+	// it, the endpoint is made.
+	create := "Action=CreateVpcEndpoint&Version=2016-11-15&VpcEndpointType=Interface&VpcId=" + vpc.ID + "&ServiceName=" + svc.ServiceName + "&SubnetId.1=" + vpc.Subnets[0].ID
+	if st, out := signedCall(t, url, consumer, "us-west-2", create); st != 400 || !strings.Contains(out, "InvalidServiceName") {
+		t.Errorf("without ServiceRegion: %d %s", st, out)
+	}
+	st, out = signedCall(t, url, consumer, "us-west-2", create+"&ServiceRegion=us-east-1")
+	id := xmlField(out, "vpcEndpointId")
+	if st != 200 || id == "" || xmlField(out, "serviceRegion") != "us-east-1" {
+		t.Fatalf("CreateVpcEndpoint with ServiceRegion: %d %s", st, out)
+	}
+	var e ctl.EndpointState
+	waitUntil(t, 15*time.Second, "the new endpoint available", func() bool {
+		f.Refresh(t)
+		for _, x := range f.Status.Endpoints {
+			if x.ID == id {
+				e = x
+			}
+		}
+		return e.State == "available" && f.Status.Phase == "up"
+	})
+	if e.Region != "us-west-2" || e.ServiceRegion != "us-east-1" || !strings.Contains(e.DNSNames[0], ".us-east-1.vpce.amazonaws.com") {
+		t.Fatalf("the API's endpoint: %+v", e)
+	}
+	out, err := inNetns(t, f.Netns(t, "consumer"), fabrictest.Binary(t), "client", e.DNSNames[0]+":80", "--message", "made through the API\n")
+	if err != nil {
+		t.Fatalf("pvlink client: %v\n%s", err, out)
+	}
+	var res peer.Result
+	json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &res)
+	var seen peer.Seen
+	json.Unmarshal(res.Target, &seen)
+	if seen.Proxy == nil || seen.Proxy.VPCEndpoint != id || !strings.HasPrefix(seen.AZ, "use1-") {
+		t.Fatalf("the target saw %s, want the proxy header of %s in us-east-1", res.Target, id)
 	}
 }

@@ -84,6 +84,7 @@ type pdnsConfig struct {
 }
 
 type serviceDetail struct {
+	ServiceRegion      string        `xml:"serviceRegion,omitempty"`
 	Name               string        `xml:"serviceName"`
 	ID                 string        `xml:"serviceId"`
 	ServiceType        []serviceType `xml:"serviceType>item"`
@@ -236,7 +237,7 @@ type availabilityZone struct {
 	Type   string `xml:"zoneType"`
 }
 
-type region struct {
+type regionItem struct {
 	Endpoint string `xml:"regionEndpoint"`
 	Name     string `xml:"regionName"`
 	OptIn    string `xml:"optInStatus"`
@@ -315,7 +316,7 @@ func visible(s ctl.ServiceState, caller string) bool {
 }
 
 // ec2 runs one EC2 action for a caller.
-func (h *Handler) ec2(caller string, q query) (any, error) {
+func (h *Handler) ec2(caller, region string, q query) (any, error) {
 	m := h.b.Model()
 	switch action := q.str("Action"); action {
 	case "DescribeVpcEndpoints":
@@ -326,7 +327,7 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 		ids := q.list("VpcEndpointId")
 		var out []vpcEndpoint
 		for _, e := range m.Endpoints {
-			if e.OwnerID != caller || len(ids) > 0 && !slices.Contains(ids, e.ID) {
+			if e.OwnerID != caller || len(ids) > 0 && !slices.Contains(ids, e.ID) || cmpOr(e.Region, m.Region) != region {
 				continue
 			}
 			if match(f, map[string][]string{"vpc-endpoint-id": {e.ID}, "vpc-id": {e.VPCID}, "service-name": {e.Service}, "vpc-endpoint-state": {e.State}, "vpc-endpoint-type": {"Interface"}, "ip-address-type": {e.IPAddressType}}) {
@@ -371,10 +372,16 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 			if !visible(s, caller) || len(names) > 0 && !slices.Contains(names, s.ServiceName) {
 				continue
 			}
+			// What can be reached from this Region: its own services and
+			// those of other Regions that support it.
+			host := cmpOr(s.Region, m.Region)
+			if host != region && !slices.Contains(s.SupportedRegions, region) {
+				continue
+			}
 			list = append(list, s.ServiceName)
 			details = append(details, serviceDetail{
-				Name: s.ServiceName, ID: s.ID, ServiceType: []serviceType{{"Interface"}}, AZs: m.ServiceAZs(&s),
-				Owner: s.OwnerID, BaseDNSNames: []string{s.ID + "." + m.Region + ".vpce.amazonaws.com"},
+				Name: s.ServiceName, ID: s.ID, ServiceType: []serviceType{{"Interface"}}, AZs: m.ServiceAZs(&s), ServiceRegion: host,
+				Owner: s.OwnerID, BaseDNSNames: []string{s.ID + "." + host + ".vpce.amazonaws.com"},
 				// A TCP service has no actions to authorize.
 				PolicySupported: false, AcceptanceRequired: s.AcceptanceRequired, IPAddressTypes: s.SupportedIPAddressTypes,
 			})
@@ -458,7 +465,8 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 		if q.str("VpcId") == "" || q.str("ServiceName") == "" {
 			return nil, &apiError{400, "MissingParameter", "VpcId and ServiceName are required"}
 		}
-		req := ctl.EndpointRequest{VPCID: q.str("VpcId"), ServiceName: q.str("ServiceName"), SubnetIDs: q.list("SubnetId"), IPAddressType: q.str("IpAddressType"),
+		req := ctl.EndpointRequest{Region: region, ServiceRegion: q.str("ServiceRegion"),
+			VPCID: q.str("VpcId"), ServiceName: q.str("ServiceName"), SubnetIDs: q.list("SubnetId"), IPAddressType: q.str("IpAddressType"),
 			IPv4: map[string]string{}, IPv6: map[string]string{}, DNSRecordIPType: q.str("DnsOptions.DnsRecordIpType"), PolicyDocument: q.str("PolicyDocument")}
 		for _, c := range q.structs("SubnetConfiguration", "SubnetId", "Ipv4", "Ipv6") {
 			if !slices.Contains(req.SubnetIDs, c["SubnetId"]) {
@@ -542,7 +550,7 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 		ids := q.list("VpcId")
 		var out []vpc
 		for _, v := range m.VPCs {
-			if v.OwnerID != caller || len(ids) > 0 && !slices.Contains(ids, v.ID) {
+			if v.OwnerID != caller || len(ids) > 0 && !slices.Contains(ids, v.ID) || cmpOr(v.Region, m.Region) != region {
 				continue
 			}
 			if match(f, map[string][]string{"vpc-id": {v.ID}, "owner-id": {v.OwnerID}, "cidr": {v.CIDR}, "state": {"available"}}) {
@@ -572,7 +580,7 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 		}
 		var out []subnet
 		for _, v := range m.VPCs {
-			if v.OwnerID != caller {
+			if v.OwnerID != caller || cmpOr(v.Region, m.Region) != region {
 				continue
 			}
 			for _, sn := range v.Subnets {
@@ -595,18 +603,23 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 		}{out, next}, nil
 
 	case "DescribeAvailabilityZones":
+		// The AZs of the Region the request was made in.
 		var out []availabilityZone
-		for _, az := range m.AvailabilityZones {
-			out = append(out, availabilityZone{State: "available", Region: m.Region, Name: az, ID: az, Type: "availability-zone"})
+		for _, az := range m.RegionAZs(region) {
+			out = append(out, availabilityZone{State: "available", Region: region, Name: az, ID: az, Type: "availability-zone"})
 		}
 		return struct {
 			Set []availabilityZone `xml:"availabilityZoneInfo>item"`
 		}{out}, nil
 
 	case "DescribeRegions":
+		var out []regionItem
+		for _, r := range m.RegionNames() {
+			out = append(out, regionItem{Endpoint: "ec2." + r + ".amazonaws.com", Name: r, OptIn: "opt-in-not-required"})
+		}
 		return struct {
-			Set []region `xml:"regionInfo>item"`
-		}{[]region{{Endpoint: "ec2." + m.Region + ".amazonaws.com", Name: m.Region, OptIn: "opt-in-not-required"}}}, nil
+			Set []regionItem `xml:"regionInfo>item"`
+		}{out}, nil
 
 	case "CreateVpc":
 		var out vpc
@@ -614,6 +627,9 @@ func (h *Handler) ec2(caller string, q query) (any, error) {
 			v, err := s.CreateVPC(caller, q.str("CidrBlock"), q.str("AmazonProvidedIpv6CidrBlock") == "true")
 			if err != nil {
 				return err
+			}
+			if region != s.Region {
+				v.Region = region // a VPC of the Region the request was made in
 			}
 			out = vpcOut(*v)
 			err = tagOnCreate(s, caller, q, "vpc", v.ID)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,7 +91,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveWrapped(w, r, id, service, "2010-08-01", cwNamespace, h.cloudwatch)
 		return
 	}
-	creds, body, _, err := verify(r, "ec2", h.now(), h.lookup)
+	creds, body, region, err := verify(r, "ec2", h.now(), h.lookup)
 	if err != nil {
 		h.ec2Error(w, id, ec2AuthError(err))
 		return
@@ -108,7 +109,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.ec2Error(w, id, &apiError{400, "InvalidParameterValue", "Version " + v + " is not served; use 2016-11-15"})
 		return
 	}
-	out, err := h.ec2(creds.Account, q)
+	m := h.b.Model()
+	if !m.HasRegion(region) {
+		h.ec2Error(w, id, &apiError{401, "AuthFailure", "Region " + region + " is not one of the fabric's (" + strings.Join(m.RegionNames(), ", ") + "): sign with one of them"})
+		return
+	}
+	out, err := h.ec2(creds.Account, region, q)
 	if err != nil {
 		h.log.Info("api refused", "action", q.str("Action"), "account", creds.Account, "err", err)
 		h.ec2Error(w, id, err)
