@@ -94,3 +94,25 @@ func TestCrossRegionRulesOfTheSharingPage(t *testing.T) {
 		t.Errorf("a new endpoint from the removed Region: %v", err)
 	}
 }
+
+func TestSupportedRegionsKeepTheHostRegionAndRefuseACustomIdleTimeout(t *testing.T) {
+	s := &State{}
+	if err := applyTopology(s, twoRegions(t)); err != nil {
+		t.Fatal(err)
+	}
+	svc := &s.Services[0]
+	if err := s.SetSupportedRegions(svc, nil, []string{"us-east-1"}); err == nil {
+		t.Error("the host Region was removed")
+	}
+	if err := s.SetSupportedRegions(svc, nil, []string{"us-west-2"}); err != nil || len(svc.SupportedRegions) != 0 {
+		t.Fatalf("removing us-west-2: %v, %v", err, svc.SupportedRegions)
+	}
+	s.TargetGroups[0].IdleTimeout = "600s"
+	if err := s.SetSupportedRegions(svc, []string{"us-west-2"}, nil); err == nil || !strings.Contains(err.Error(), "custom TCP idle timeout") {
+		t.Errorf("a custom idle timeout: %v", err)
+	}
+	s.TargetGroups[0].IdleTimeout = "350s"
+	if err := s.SetSupportedRegions(svc, []string{"us-west-2", "us-east-1"}, nil); err != nil || len(svc.SupportedRegions) != 1 {
+		t.Errorf("adding us-west-2 (and the host, a no-op): %v, %v", err, svc.SupportedRegions)
+	}
+}

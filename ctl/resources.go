@@ -407,11 +407,76 @@ func (s *State) CreateService(caller string, lbIDs []string, acceptanceRequired 
 		return nil, err
 	}
 	id := newID("vpce-svc-")
+	host := s.lbRegion(names[0])
 	s.Services = append(s.Services, ServiceState{
-		Origin: "api", Name: id, ID: id, OwnerID: caller, ServiceName: fmt.Sprintf("com.amazonaws.vpce.%s.%s", s.Region, id),
+		Origin: "api", Name: id, ID: id, OwnerID: caller, ServiceName: fmt.Sprintf("com.amazonaws.vpce.%s.%s", host, id),
 		State: "Available", LoadBalancers: names, AcceptanceRequired: acceptanceRequired, SupportedIPAddressTypes: ipTypes,
+		Region: regionOrHome(host, s.Region),
 	})
 	return &s.Services[len(s.Services)-1], nil
+}
+
+// lbRegion is the Region of a load balancer (its VPC's).
+func (s *State) lbRegion(name string) string {
+	for _, lb := range s.LoadBalancers {
+		if lb.Name == name {
+			for _, v := range s.VPCs {
+				if v.Name == lb.VPC {
+					return cmpOr(v.Region, s.Region)
+				}
+			}
+		}
+	}
+	return s.Region
+}
+
+// SetSupportedRegions adds and removes Regions a service is offered in,
+// by the rules of cross-Region access: the host Region is always there
+// and cannot be removed, a Region must be the fabric's, and a service
+// whose load balancer has a custom TCP idle timeout is offered in its
+// host Region only. Endpoints already made from a removed Region stay.
+func (s *State) SetSupportedRegions(svc *ServiceState, add, remove []string) error {
+	host := cmpOr(svc.Region, s.Region)
+	for _, r := range remove {
+		if r == host {
+			return refuse("the host Region %s of service %s cannot be removed from its supported Regions", host, svc.ID)
+		}
+		if !slices.Contains(svc.SupportedRegions, r) {
+			return refuse("Region %s is not a supported Region of service %s", r, svc.ID)
+		}
+		svc.SupportedRegions = slices.DeleteFunc(svc.SupportedRegions, func(o string) bool { return o == r })
+	}
+	for _, r := range add {
+		if !s.HasRegion(r) {
+			return refuse("Region %s is not one of the fabric's (%s)", r, strings.Join(s.RegionNames(), ", "))
+		}
+		if r == host || slices.Contains(svc.SupportedRegions, r) {
+			continue
+		}
+		if tg := s.customIdleTimeout(svc); tg != "" {
+			return refuse("cross-Region access is not supported for a Network Load Balancer with a custom TCP idle timeout (target group %s)", tg)
+		}
+		svc.SupportedRegions = append(svc.SupportedRegions, r)
+	}
+	return nil
+}
+
+// customIdleTimeout names a target group behind the service's load
+// balancers whose idle timeout is not the NLB default, or "".
+func (s *State) customIdleTimeout(svc *ServiceState) string {
+	for _, lb := range s.LoadBalancers {
+		if !slices.Contains(svc.LoadBalancers, lb.Name) {
+			continue
+		}
+		for _, l := range lb.Listeners {
+			for _, tg := range s.TargetGroups {
+				if tg.Name == l.TargetGroup && tg.IdleTimeout != "" && time.Duration(parseDuration(tg.IdleTimeout)) != 350*time.Second {
+					return tg.Name
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // checkIPTypes: ipv4 and/or ipv6, and ipv6 only on dualstack load

@@ -174,3 +174,68 @@ func TestTheAPIAnswersPerRegionAndCreatesACrossRegionEndpoint(t *testing.T) {
 		t.Fatalf("the target saw %s, want the proxy header of %s in us-east-1", res.Target, id)
 	}
 }
+
+func TestSupportedRegionsThroughTheAPIFollowTheRules(t *testing.T) {
+	f := fabrictest.Up(t, example(t, "two-regions"))
+	var provider, consumer ctl.Account
+	for _, a := range f.Status.Accounts {
+		switch a.Name {
+		case "provider":
+			provider = a
+		case "consumer":
+			consumer = a
+		}
+	}
+	svc := f.Status.Services[0]
+	url := f.Status.API.URL
+	modify := func(params string) (int, string) {
+		return signedCall(t, url, provider, "us-east-1", "Action=ModifyVpcEndpointServiceConfiguration&Version=2016-11-15&ServiceId="+svc.ID+params)
+	}
+	regions := func() []string {
+		_, out := signedCall(t, url, provider, "us-east-1", "Action=DescribeVpcEndpointServiceConfigurations&Version=2016-11-15&ServiceId.1="+svc.ID)
+		var rs []string
+		for _, part := range strings.Split(out, "<region>")[1:] {
+			rs = append(rs, part[:strings.Index(part, "<")])
+		}
+		return rs
+	}
+	if got := regions(); !slices.Equal(got, []string{"us-east-1", "us-west-2"}) {
+		t.Fatalf("supported Regions %v", got)
+	}
+	// The host Region stays.
+	if st, out := modify("&RemoveSupportedRegion.1=us-east-1"); st != 400 || !strings.Contains(out, "cannot be removed") {
+		t.Errorf("removing the host Region: %d %s", st, out)
+	}
+	if st, out := modify("&AddSupportedRegion.1=eu-west-1"); st != 400 || !strings.Contains(out, "is not one of the fabric") {
+		t.Errorf("a Region the fabric does not have: %d %s", st, out)
+	}
+	// Removed: the existing endpoint keeps working, a new one is refused.
+	if st, out := modify("&RemoveSupportedRegion.1=us-west-2"); st != 200 {
+		t.Fatalf("removing us-west-2: %d %s", st, out)
+	}
+	if got := regions(); !slices.Equal(got, []string{"us-east-1"}) {
+		t.Fatalf("supported Regions after the removal: %v", got)
+	}
+	e := f.Status.Endpoints[0]
+	if out, err := inNetns(t, f.Netns(t, "consumer"), fabrictest.Binary(t), "client", e.DNSNames[0]+":80", "--message", "still here\n"); err != nil || !strings.Contains(out, e.ID) {
+		t.Errorf("the existing endpoint after its Region was removed: %v\n%s", err, out)
+	}
+	var vpc ctl.VPCState
+	for _, v := range f.Status.VPCs {
+		if v.Name == "consumer" {
+			vpc = v
+		}
+	}
+	create := "Action=CreateVpcEndpoint&Version=2016-11-15&VpcId=" + vpc.ID + "&ServiceName=" + svc.ServiceName + "&SubnetId.1=" + vpc.Subnets[0].ID + "&ServiceRegion=us-east-1"
+	if st, out := signedCall(t, url, consumer, "us-west-2", create); st != 400 || !strings.Contains(out, "does not support Region us-west-2") {
+		t.Errorf("a new endpoint from the removed Region: %d %s", st, out)
+	}
+	// Offered there again (ctl's unit tests hold the idle timeout rule,
+	// which the API cannot reach: the timeout is a topology setting).
+	if st, out := modify("&AddSupportedRegion.1=us-west-2"); st != 200 {
+		t.Fatalf("adding us-west-2 back: %d %s", st, out)
+	}
+	if got := regions(); !slices.Equal(got, []string{"us-east-1", "us-west-2"}) {
+		t.Fatalf("supported Regions after adding us-west-2 back: %v", got)
+	}
+}

@@ -60,20 +60,28 @@ type serviceType struct {
 	ServiceType string `xml:"serviceType"`
 }
 
+// supportedRegion is a Region a service is offered in.
+type supportedRegion struct {
+	Region string `xml:"region"`
+	State  string `xml:"serviceState"`
+}
+
 type serviceConfiguration struct {
-	ServiceType        []serviceType `xml:"serviceType>item"`
-	ID                 string        `xml:"serviceId"`
-	Name               string        `xml:"serviceName"`
-	State              string        `xml:"serviceState"`
-	AZs                []string      `xml:"availabilityZoneSet>item"`
-	AcceptanceRequired bool          `xml:"acceptanceRequired"`
-	ManagesEndpoints   bool          `xml:"managesVpcEndpoints"`
-	NLBArns            []string      `xml:"networkLoadBalancerArnSet>item"`
-	IPAddressTypes     []string      `xml:"supportedIpAddressTypeSet>item"`
-	BaseDNSNames       []string      `xml:"baseEndpointDnsNameSet>item"`
-	PrivateDNSName     string        `xml:"privateDnsName,omitempty"`
-	PrivateDNSConfig   *pdnsConfig   `xml:"privateDnsNameConfiguration,omitempty"`
-	Tags               []tagItem     `xml:"tagSet>item"`
+	SupportedRegions   []supportedRegion `xml:"supportedRegionSet>item"`
+	Remote             bool              `xml:"remoteAccessEnabled"`
+	ServiceType        []serviceType     `xml:"serviceType>item"`
+	ID                 string            `xml:"serviceId"`
+	Name               string            `xml:"serviceName"`
+	State              string            `xml:"serviceState"`
+	AZs                []string          `xml:"availabilityZoneSet>item"`
+	AcceptanceRequired bool              `xml:"acceptanceRequired"`
+	ManagesEndpoints   bool              `xml:"managesVpcEndpoints"`
+	NLBArns            []string          `xml:"networkLoadBalancerArnSet>item"`
+	IPAddressTypes     []string          `xml:"supportedIpAddressTypeSet>item"`
+	BaseDNSNames       []string          `xml:"baseEndpointDnsNameSet>item"`
+	PrivateDNSName     string            `xml:"privateDnsName,omitempty"`
+	PrivateDNSConfig   *pdnsConfig       `xml:"privateDnsNameConfiguration,omitempty"`
+	Tags               []tagItem         `xml:"tagSet>item"`
 }
 
 type pdnsConfig struct {
@@ -297,7 +305,7 @@ func (h *Handler) serviceConfig(m *ctl.State, s ctl.ServiceState) serviceConfigu
 	out := serviceConfiguration{
 		ServiceType: []serviceType{{"Interface"}}, ID: s.ID, Name: s.ServiceName, State: s.State,
 		AZs: m.ServiceAZs(&s), AcceptanceRequired: s.AcceptanceRequired, IPAddressTypes: s.SupportedIPAddressTypes,
-		BaseDNSNames: []string{s.ID + "." + m.Region + ".vpce.amazonaws.com"}, Tags: tagsOf(m, s.ID),
+		BaseDNSNames: []string{s.ID + "." + cmpOr(s.Region, m.Region) + ".vpce.amazonaws.com"}, Tags: tagsOf(m, s.ID),
 	}
 	if p := s.PrivateDNS; p != nil {
 		out.PrivateDNSName = p.Name
@@ -306,6 +314,11 @@ func (h *Handler) serviceConfig(m *ctl.State, s ctl.ServiceState) serviceConfigu
 	for _, lb := range s.LoadBalancers {
 		out.NLBArns = append(out.NLBArns, m.LoadBalancerARN(lb))
 	}
+	out.SupportedRegions = append(out.SupportedRegions, supportedRegion{cmpOr(s.Region, m.Region), "Available"})
+	for _, r := range s.SupportedRegions {
+		out.SupportedRegions = append(out.SupportedRegions, supportedRegion{r, "Available"})
+	}
+	out.Remote = len(s.SupportedRegions) > 0
 	return out
 }
 
@@ -686,6 +699,9 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 				return err
 			}
 			id = svc.ID
+			if err := s.SetSupportedRegions(svc, q.list("SupportedRegion"), nil); err != nil {
+				return err
+			}
 			if n := q.str("PrivateDnsName"); n != "" {
 				if err := s.SetPrivateDNSName(svc, n); err != nil {
 					return err
@@ -715,6 +731,9 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 				return err
 			}
 			svc, _ := s.ServiceByID(q.str("ServiceId"))
+			if err := s.SetSupportedRegions(svc, q.list("AddSupportedRegion"), q.list("RemoveSupportedRegion")); err != nil {
+				return err
+			}
 			if n := q.str("PrivateDnsName"); n != "" {
 				return s.SetPrivateDNSName(svc, n)
 			}
