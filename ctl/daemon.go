@@ -575,8 +575,12 @@ func (d *Daemon) routes() http.Handler {
 			change(w, func(s *State) error { return s.AZDown(az, time.Now()) }, "fault: AZ "+az+" down")
 		case "az-up":
 			change(w, func(s *State) error { return s.AZUp(az) }, "fault lifted: AZ "+az+" up")
+		case "region-down":
+			change(w, func(s *State) error { return s.RegionDown(az, time.Now()) }, "fault: Region "+az+" down")
+		case "region-up":
+			change(w, func(s *State) error { return s.RegionUp(az) }, "fault lifted: Region "+az+" up")
 		default:
-			reply(w, http.StatusNotFound, apiError{Error: "no fault " + kind + " (az-down, az-up)"})
+			reply(w, http.StatusNotFound, apiError{Error: "no fault " + kind + " (az-down, az-up, region-down, region-up)"})
 		}
 	})
 	mux.HandleFunc("POST /targets/{verb}", func(w http.ResponseWriter, r *http.Request) {

@@ -326,7 +326,8 @@ func (next *State) keepAPIResources(old *State) {
 	// resource went covers nothing).
 	next.FlowLogs = old.FlowLogs
 	next.Faults = slices.DeleteFunc(slices.Clone(old.Faults), func(f FaultState) bool {
-		return !slices.Contains(next.AvailabilityZones, f.AZ) // the AZ went with the topology
+		// The AZ or Region went with the topology.
+		return f.AZ != "" && !slices.Contains(next.AvailabilityZones, f.AZ) || f.Region != "" && !next.HasRegion(f.Region)
 	})
 	next.InsightRules = slices.DeleteFunc(slices.Clone(old.InsightRules), func(r InsightRuleState) bool {
 		_, ok := next.ServiceByID(r.ServiceID)

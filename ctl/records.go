@@ -98,7 +98,7 @@ func (s *State) records() (map[string]any, error) {
 		errs = append(errs, add(prefixRule+order(i)+r.Name, r))
 	}
 	for i, f := range s.Faults {
-		errs = append(errs, add(prefixFault+order(i)+f.Kind+"/"+f.AZ, f))
+		errs = append(errs, add(prefixFault+order(i)+f.Kind+"/"+f.AZ+f.Region, f))
 	}
 	for id, tags := range s.Tags {
 		if len(tags) > 0 {

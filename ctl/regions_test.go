@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func twoRegions(t *testing.T) string {
@@ -114,5 +115,34 @@ func TestSupportedRegionsKeepTheHostRegionAndRefuseACustomIdleTimeout(t *testing
 	s.TargetGroups[0].IdleTimeout = "350s"
 	if err := s.SetSupportedRegions(svc, []string{"us-west-2", "us-east-1"}, nil); err != nil || len(svc.SupportedRegions) != 1 {
 		t.Errorf("adding us-west-2 (and the host, a no-op): %v, %v", err, svc.SupportedRegions)
+	}
+}
+
+func TestARegionDownTakesEveryAZOfItDownAndOnlyThose(t *testing.T) {
+	s := &State{}
+	if err := applyTopology(s, twoRegions(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RegionDown("eu-west-1", time.Now()); err == nil {
+		t.Error("a Region the fabric does not have went down")
+	}
+	if err := s.RegionDown("us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for az, want := range map[string]bool{"use1-az1": true, "use1-az2": true, "usw2-az1": false, "usw2-az2": false} {
+		if s.IsAZDown(az) != want {
+			t.Errorf("%s down: %v, want %v", az, !want, want)
+		}
+	}
+	// The snapshot of a consumer AZ marks the provider's targets.
+	for _, tg := range s.ForwarderConfig("usw2-az1").TargetGroups {
+		for _, tgt := range tg.Targets {
+			if !tgt.Blackholed {
+				t.Errorf("target %s not black-holed with its Region down", tgt.IP)
+			}
+		}
+	}
+	if err := s.RegionUp("us-east-1"); err != nil || s.IsAZDown("use1-az1") {
+		t.Fatalf("region-up: %v, use1-az1 down %v", err, s.IsAZDown("use1-az1"))
 	}
 }

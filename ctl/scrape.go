@@ -41,7 +41,7 @@ var (
 	descThrottled = prometheus.NewDesc("pvlink_api_throttled_calls_total",
 		"API calls refused by the per-account throttle.", nil, nil)
 	descFault = prometheus.NewDesc("pvlink_fault_active",
-		"1 while a fault made with pvlink fault is in force (kind az-down).", []string{"kind", "az"}, nil)
+		"1 while a fault made with pvlink fault takes the AZ down (kind az-down, or region-down for every AZ of the Region).", []string{"kind", "az"}, nil)
 	descSamples = prometheus.NewDesc("pvlink_cloudwatch_samples_total",
 		"Datapoints ctld has published into its CloudWatch history.", nil, nil)
 )
@@ -74,14 +74,19 @@ func (c modelCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descForwarderRestarts, prometheus.CounterValue, float64(f.Restarts), f.AZ, w)
 		ch <- prometheus.MustNewConstMetric(descSnapshotApplied, prometheus.GaugeValue, float64(f.ConfigVersion), f.AZ, w)
 	}
+	m := c.d.current()
 	for _, az := range r.AvailabilityZones {
-		down := 0.0
+		azDown, regionDown := 0.0, 0.0
 		for _, f := range r.Faults {
 			if f.Kind == "az-down" && f.AZ == az {
-				down = 1
+				azDown = 1
+			}
+			if f.Kind == "region-down" && slices.Contains(m.RegionAZs(f.Region), az) {
+				regionDown = 1
 			}
 		}
-		ch <- prometheus.MustNewConstMetric(descFault, prometheus.GaugeValue, down, "az-down", az)
+		ch <- prometheus.MustNewConstMetric(descFault, prometheus.GaugeValue, azDown, "az-down", az)
+		ch <- prometheus.MustNewConstMetric(descFault, prometheus.GaugeValue, regionDown, "region-down", az)
 	}
 	ch <- prometheus.MustNewConstMetric(descModelVersion, prometheus.GaugeValue, float64(r.Version))
 	ch <- prometheus.MustNewConstMetric(descThrottled, prometheus.CounterValue, float64(r.API.Throttled))

@@ -168,7 +168,8 @@ func (r *Report) WriteTable(out io.Writer) {
 		fmt.Fprintf(out, "not converged: %s\n", r.Error)
 	}
 	for _, f := range r.Faults {
-		fmt.Fprintf(out, "FAULT: %s %s since %s (pvlink fault az-up %s %s lifts it)\n", f.Kind, f.AZ, f.Since.Format(time.RFC3339), r.Name, f.AZ)
+		what := f.AZ + f.Region
+		fmt.Fprintf(out, "FAULT: %s %s since %s (pvlink fault %s %s %s lifts it)\n", f.Kind, what, f.Since.Format(time.RFC3339), strings.Replace(f.Kind, "-down", "-up", 1), r.Name, what)
 	}
 	if r.API.URL != "" {
 		fmt.Fprintf(out, "API %s (aws --endpoint-url), Prometheus scrape point %s\n", r.API.URL, r.API.Metrics)

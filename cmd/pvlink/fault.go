@@ -22,5 +22,9 @@ everything with a fault in force.`,
 		{"az-down", "Take an AZ down: its ENIs and targets black-holed, its ENIs out of the regional DNS names"},
 		{"az-up", "End an AZ's outage: everything as it was"},
 	}, func(c *ctl.Client, verb, az string) (ctl.Answer, error) { return c.Fault(verb, az) }, "fault")
+	addVerbs(c, "REGION", "", []verb{
+		{"region-down", "Take a Region down: every AZ of it as az-down takes one; endpoints of other Regions that reach its services fail, with no failover to another Region"},
+		{"region-up", "End a Region's outage"},
+	}, func(c *ctl.Client, verb, region string) (ctl.Answer, error) { return c.Fault(verb, region) }, "fault")
 	return c
 }

@@ -93,6 +93,33 @@ func TestAConsumerInOneRegionReachesAServiceHostedInAnotherByName(t *testing.T) 
 	if out, err := fabrictest.Run(t, "fault", "az-up", f.Name, "use1-az1"); err != nil {
 		t.Fatalf("fault az-up: %v\n%s", err, out)
 	}
+
+	// The provider's Region down: the endpoint fails, with nowhere else to
+	// go (PrivateLink does not fail over across Regions); the consumer's
+	// own AZs stay up, so its DNS names still answer.
+	if out, err := fabrictest.Run(t, "fault", "region-down", f.Name, "us-east-1"); err != nil {
+		t.Fatalf("fault region-down: %v\n%s", err, out)
+	}
+	if out, _ := fabrictest.Run(t, "fabric", "status", f.Name); !strings.Contains(out, "FAULT: region-down us-east-1") {
+		t.Errorf("fabric status does not show the Region down:\n%s", out)
+	}
+	if got := dig(t, consumer, e.DNSNames[0], "A"); !slices.Equal(got, v4) {
+		t.Errorf("with the provider's Region down the consumer's name gives %v, want its ENIs %v", got, v4)
+	}
+	out, err := inNetns(t, consumer, fabrictest.Binary(t), "client", e.DNSNames[0]+":80", "--message", "Region down\n", "--timeout", "3s")
+	if err == nil {
+		t.Fatalf("a connection went through with the provider's Region down:\n%s", out)
+	}
+	if !strings.Contains(out, "deadline") && !strings.Contains(out, "timeout") {
+		t.Errorf("with the provider's Region down: %s; want a timeout (no RST, no ICMP)", out)
+	}
+	if out, err := fabrictest.Run(t, "fault", "region-up", f.Name, "us-east-1"); err != nil {
+		t.Fatalf("fault region-up: %v\n%s", err, out)
+	}
+	waitUntil(t, 20*time.Second, "connections through again after region-up", func() bool {
+		out, err := inNetns(t, consumer, fabrictest.Binary(t), "client", e.DNSNames[0]+":80", "--message", "back\n", "--timeout", "2s")
+		return err == nil && strings.Contains(out, e.ID)
+	})
 }
 
 // xmlField is the text of the first <name> element of an answer.
