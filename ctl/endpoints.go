@@ -229,6 +229,11 @@ func (s *State) CreateEndpoint(caller string, req EndpointRequest) (*EndpointSta
 	case cross && !slices.Contains(svc.SupportedRegions, region):
 		return nil, refuse("the endpoint service %s (in %s) does not support Region %s", svc.ServiceName, host, region)
 	}
+	if cross {
+		if err := s.mayMultiRegion(caller, KeyServiceRegion, host); err != nil {
+			return nil, err
+		}
+	}
 	azs := s.serviceAZs(svc)
 	count := 0
 	for _, e := range s.Endpoints {

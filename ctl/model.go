@@ -238,6 +238,17 @@ func (s *State) ApplyTopology(t *Topology, file string) error {
 	if err := s.checkLoadBalancersLeaving(next); err != nil {
 		return err
 	}
+	// Offering a service in another Region takes the provider's
+	// permission (and its opting in, for an opt-in Region).
+	for _, svc := range next.Services {
+		for _, r := range svc.SupportedRegions {
+			if svc.Origin != "api" {
+				if err := next.mayMultiRegion(svc.OwnerID, KeySupportedRegion, r); err != nil {
+					return fmt.Errorf("endpoint service %s: %w", svc.Name, err)
+				}
+			}
+		}
+	}
 	// Private DNS on an endpoint needs its service's name verified (an
 	// endpoint that has it keeps it, whatever the verification became).
 	oldPDNS := map[string]bool{}
@@ -269,6 +280,11 @@ func (s *State) ApplyTopology(t *Topology, file string) error {
 		svc := next.serviceByID(e.ServiceID)
 		if e.crossRegion() && !slices.Contains(svc.SupportedRegions, e.Region) {
 			return refuse("endpoint %s: service %s (in %s) does not support Region %s (its supported Regions: %s)", e.Name, svc.Name, e.ServiceRegion, e.Region, strings.Join(append([]string{e.ServiceRegion}, svc.SupportedRegions...), ", "))
+		}
+		if e.crossRegion() {
+			if err := next.mayMultiRegion(e.OwnerID, KeyServiceRegion, e.ServiceRegion); err != nil {
+				return fmt.Errorf("endpoint %s: %w", e.Name, err)
+			}
 		}
 		if !PrincipalAllowed(svc.AllowedPrincipals, e.Principal) {
 			return refuse("endpoint %s: principal %s is not allowed to connect to endpoint service %s (allowed principals: %s)", e.Name, e.Principal, svc.Name, principalList(svc.AllowedPrincipals))

@@ -19,7 +19,7 @@ func NetnsName(fabric, vpc string) string { return "pvl-" + fabric + "-" + vpc }
 func Plan(t *Topology) *State {
 	s := &State{Name: t.Name, Region: t.Region, Created: time.Now().UTC(), Version: 1, Workers: max(t.ForwarderWorkers, 1), FlowCapacity: t.FlowCapacity, API: t.API, AvailabilityZones: append([]string{}, t.Zones...)}
 	for _, r := range t.Regions {
-		s.Regions = append(s.Regions, RegionState{Name: r.Name, AZs: append([]string{}, r.Zones...)})
+		s.Regions = append(s.Regions, RegionState{Name: r.Name, AZs: append([]string{}, r.Zones...), OptIn: r.OptIn})
 		s.AvailabilityZones = append(s.AvailabilityZones, r.Zones...)
 	}
 	vpcRegion := map[string]string{}

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -144,5 +145,85 @@ func TestARegionDownTakesEveryAZOfItDownAndOnlyThose(t *testing.T) {
 	}
 	if err := s.RegionUp("us-east-1"); err != nil || s.IsAZDown("use1-az1") {
 		t.Fatalf("region-up: %v, use1-az1 down %v", err, s.IsAZDown("use1-az1"))
+	}
+}
+
+func TestCrossRegionAccessTakesThePermissionItsConditionsAndOptingIn(t *testing.T) {
+	base := twoRegions(t)
+	providerAllow := "        condition: {StringEquals: {\"ec2:VpceSupportedRegion\": [us-west-2]}}\n"
+	consumerAllow := "        condition: {StringEquals: {\"ec2:VpceServiceRegion\": [us-east-1]}}\n"
+	for _, c := range []struct{ name, from, to, want string }{
+		{"no provider permission", "    iam_policy:\n      - effect: Allow\n        action: [vpce:AllowMultiRegion]\n" + providerAllow, "", "account provider (111122223333) is not authorized to perform vpce:AllowMultiRegion"},
+		{"the provider's condition names another Region", providerAllow, strings.Replace(providerAllow, "us-west-2", "eu-west-1", 1), "with ec2:VpceSupportedRegion us-west-2"},
+		{"no consumer permission", "    iam_policy:\n      - effect: Allow\n        action: [vpce:AllowMultiRegion]\n" + consumerAllow, "", "account consumer (444455556666) is not authorized"},
+		{"the consumer's condition names another Region", consumerAllow, strings.Replace(consumerAllow, "us-east-1", "us-west-2", 1), "with ec2:VpceServiceRegion us-east-1"},
+		{"an explicit deny", consumerAllow, consumerAllow + "      - effect: Deny\n        action: [\"vpce:*\"]\n", "account consumer (444455556666) is not authorized"},
+		{"an opt-in Region the provider has not opted into", "  - {name: us-west-2, availability_zones: [usw2-az1, usw2-az2]}\n", "  - {name: us-west-2, availability_zones: [usw2-az1, usw2-az2], opt_in: true}\n", "opt-in Region that account provider"},
+		{"an action pvlink does not evaluate", "action: [vpce:AllowMultiRegion]\n" + consumerAllow, "action: [ec2:CreateVpcEndpoint]\n" + consumerAllow, `action "ec2:CreateVpcEndpoint"`},
+	} {
+		text := strings.Replace(base, c.from, c.to, 1)
+		if text == base {
+			t.Fatalf("%s: the example changed", c.name)
+		}
+		err := applyTopology(&State{}, text)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+	// Opted in, the provider may offer the opt-in Region.
+	optIn := strings.Replace(base, "  - {name: us-west-2, availability_zones: [usw2-az1, usw2-az2]}\n", "  - {name: us-west-2, availability_zones: [usw2-az1, usw2-az2], opt_in: true}\n", 1)
+	optIn = strings.Replace(optIn, "    id: \"111122223333\"\n", "    id: \"111122223333\"\n    opted_in_regions: [us-west-2]\n", 1)
+	s := &State{}
+	if err := applyTopology(s, optIn); err != nil {
+		t.Fatalf("the provider opted into us-west-2: %v", err)
+	}
+	// A consumer choosing an opt-in Region as its service Region must
+	// have opted into it too.
+	for i := range s.Accounts {
+		if s.Accounts[i].Name == "consumer" {
+			s.Accounts[i].IAMPolicy = []PolicyStatement{{Effect: "Allow", Action: []string{ActionAllowMultiRegion}}}
+		}
+	}
+	if err := s.mayMultiRegion("444455556666", KeyServiceRegion, "us-west-2"); err == nil || !strings.Contains(err.Error(), "has not opted into") {
+		t.Errorf("the consumer chose an opt-in Region it had not opted into: %v", err)
+	}
+	for i := range s.Accounts {
+		if s.Accounts[i].Name == "consumer" {
+			s.Accounts[i].OptedInRegions = []string{"us-west-2"}
+		}
+	}
+	if err := s.mayMultiRegion("444455556666", KeyServiceRegion, "us-west-2"); err != nil {
+		t.Errorf("opted in, allowed without conditions: %v", err)
+	}
+}
+
+func TestCreateEndpointAcrossRegionsChecksThePermission(t *testing.T) {
+	s := &State{}
+	if err := applyTopology(s, twoRegions(t)); err != nil {
+		t.Fatal(err)
+	}
+	var vpc VPCState
+	for _, v := range s.VPCs {
+		if v.Name == "consumer" {
+			vpc = v
+		}
+	}
+	req := EndpointRequest{VPCID: vpc.ID, ServiceName: s.Services[0].ServiceName, SubnetIDs: []string{vpc.Subnets[0].ID}, Region: "us-west-2", ServiceRegion: "us-east-1"}
+	if _, err := s.Clone().CreateEndpoint("444455556666", req); err != nil {
+		t.Fatalf("with the permission: %v", err)
+	}
+	for i := range s.Accounts {
+		if s.Accounts[i].Name == "consumer" {
+			s.Accounts[i].IAMPolicy = nil
+		}
+	}
+	_, err := s.CreateEndpoint("444455556666", req)
+	var ue *UnauthorizedError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "vpce:AllowMultiRegion") {
+		t.Errorf("without the permission: %v", err)
+	}
+	// A request made in us-east-1 does not see a VPC of us-west-2.
+	if _, err := s.CreateEndpoint("444455556666", EndpointRequest{VPCID: vpc.ID, ServiceName: s.Services[0].ServiceName, SubnetIDs: []string{vpc.Subnets[0].ID}, Region: "us-east-1"}); err == nil {
+		t.Error("a us-west-2 VPC's endpoint was made by a request in us-east-1")
 	}
 }

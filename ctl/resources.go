@@ -456,6 +456,9 @@ func (s *State) SetSupportedRegions(svc *ServiceState, add, remove []string) err
 		if tg := s.customIdleTimeout(svc); tg != "" {
 			return refuse("cross-Region access is not supported for a Network Load Balancer with a custom TCP idle timeout (target group %s)", tg)
 		}
+		if err := s.mayMultiRegion(svc.OwnerID, KeySupportedRegion, r); err != nil {
+			return err
+		}
 		svc.SupportedRegions = append(svc.SupportedRegions, r)
 	}
 	return nil

@@ -76,8 +76,9 @@ type VPCState struct {
 
 // RegionState is a Region of the fabric and its AZs.
 type RegionState struct {
-	Name string   `json:"name"`
-	AZs  []string `json:"availability_zones"`
+	Name  string   `json:"name"`
+	AZs   []string `json:"availability_zones"`
+	OptIn bool     `json:"opt_in,omitempty"`
 }
 
 // SubnetState is a subnet and the namespace's own address in it.

@@ -53,6 +53,9 @@ type Topology struct {
 type RegionSpec struct {
 	Name  string   `yaml:"name"`
 	Zones []string `yaml:"availability_zones"`
+	// OptIn: accounts must opt into the Region (opted_in_regions) before
+	// offering a service there or reaching one hosted there.
+	OptIn bool `yaml:"opt_in"`
 }
 
 // SNSTopic is a topic and its HTTP subscribers.
@@ -98,6 +101,11 @@ type Account struct {
 	// kept in the store) when the topology gives none.
 	AccessKeyID     string `yaml:"access_key_id" json:"access_key_id"`
 	SecretAccessKey string `yaml:"secret_access_key" json:"secret_access_key"`
+	// IAMPolicy is what the account's principals may do of cross-Region
+	// access (vpce:AllowMultiRegion); none is the implicit deny.
+	IAMPolicy []PolicyStatement `yaml:"iam_policy" json:"iam_policy,omitempty"`
+	// OptedInRegions are the opt-in Regions the account has enabled.
+	OptedInRegions []string `yaml:"opted_in_regions" json:"opted_in_regions,omitempty"`
 }
 
 // DefaultAccountID is the account of a topology that names none.

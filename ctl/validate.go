@@ -173,6 +173,18 @@ func (v *validator) topology(t *Topology) {
 			addZone(p("regions", i, "availability_zones", j), r.Name, z)
 		}
 	}
+	for i, a := range t.Accounts {
+		for j, r := range a.OptedInRegions {
+			if !regions[r] {
+				v.fail(p("accounts", i, "opted_in_regions", j), "Region %q is not the fabric's", r)
+			}
+		}
+		for j, st := range a.IAMPolicy {
+			if err := checkStatement(st); err != nil {
+				v.fail(p("accounts", i, "iam_policy", j), "%v", err)
+			}
+		}
+	}
 	// No VPC is fine: an empty fabric, built through the API.
 	for i := range t.VPCs {
 		v.vpc(p("vpcs", i), &t.VPCs[i], zones, t.Accounts)
