@@ -94,7 +94,11 @@ func (s *sampler) sample(now time.Time) {
 	}
 	owners := map[string]string{}
 	for _, e := range r.Endpoints {
-		owners["vpce/"+e.ID] = e.OwnerID
+		// As the guide says, endpoint metrics are not published for
+		// consumers that use cross-Region access: no owner, no datapoints.
+		if cmpOr(e.Region, r.Region) == cmpOr(e.ServiceRegion, r.Region) {
+			owners["vpce/"+e.ID] = e.OwnerID
+		}
 	}
 	for _, svc := range r.Services {
 		owners["svc/"+svc.ID] = svc.OwnerID

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"syscall"
 	"time"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"pvlink.dev/pvlink/flowtable"
 	"pvlink.dev/pvlink/nsenter"
 )
 
@@ -201,9 +203,30 @@ func (f *Forwarder) blackholeTargets(cfg *Config) {
 			}
 		}
 	}
+	var was map[netip.AddrPort]bool
+	if old := f.deadTargets.Load(); old != nil {
+		was = *old
+	}
 	if dead == nil {
 		f.deadTargets.Store(nil)
+	} else {
+		f.deadTargets.Store(&dead)
+	}
+	// Flows to a target whose AZ is back carry on where they stopped.
+	var back []netip.AddrPort
+	for t := range was {
+		if !dead[t] {
+			back = append(back, t)
+		}
+	}
+	if len(back) == 0 {
 		return
 	}
-	f.deadTargets.Store(&dead)
+	f.flows.Range(func(fl *flowtable.Flow) bool {
+		if c, ok := fl.Value.(*conn); ok && c.started.Load() && slices.Contains(back, c.target.Addr) {
+			c.wakeC2P()
+			c.wakeP2C(false)
+		}
+		return true
+	})
 }

@@ -133,7 +133,14 @@ func (f *Forwarder) group(lb LoadBalancer, tg TargetGroup) *nat.Group {
 	g := f.groups[name]
 	if g == nil {
 		g = nat.NewGroup(f.ctx, name, s, f.healthCheck(lb, tg), nat.Events{
-			Unhealthy: func(t *nat.Target) { f.resetTarget(t) },
+			// A target that fails its checks loses its flows (a RST each
+			// way), unless its AZ is down by a fault: there, as in an
+			// outage, its flows' packets just vanish.
+			Unhealthy: func(t *nat.Target) {
+				if !f.targetDown(t.Addr) {
+					f.resetTarget(t)
+				}
+			},
 			Changed: func(t *nat.Target, from, to nat.Health) {
 				f.log.Info("target health changed", "target_group", name, "target", t.Addr.String(), "from", from.String(), "to", to.String())
 			},

@@ -168,6 +168,12 @@ func (c *conn) pumpC2P() {
 			c.dirDone(&c.c2p, dirRunning)
 			return
 		}
+		if c.f.targetDown(c.target.Addr) {
+			// The target's AZ is down: nothing reaches it. The bytes
+			// wait in the endpoint; a lifted fault wakes the direction.
+			c.c2p.Store(dirParked)
+			return
+		}
 		if c.ep.Readiness(consumerEvents) == 0 {
 			c.c2p.Store(dirParked)
 			// A wake-up between the check and the store found the
@@ -339,6 +345,10 @@ func (c *conn) pumpP2C() {
 	for {
 		if c.reset.Load() || c.expired.Load() || c.cut.Load() {
 			c.dirDone(&c.p2c, dirRunning)
+			return
+		}
+		if c.f.targetDown(c.target.Addr) {
+			c.p2c.Store(dirParked) // nothing comes from it either
 			return
 		}
 		end, err := c.copyFromProvider()

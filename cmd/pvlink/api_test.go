@@ -515,11 +515,18 @@ func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 // returns the HTTP status and body.
 func signedCall(t *testing.T, url string, a ctl.Account, region, body string) (int, string) {
 	t.Helper()
+	return signedServiceCall(t, url, a, region, "ec2", body)
+}
+
+// signedServiceCall signs a Query call for a service (ec2, monitoring,
+// elasticloadbalancing) with the SDK's signer.
+func signedServiceCall(t *testing.T, url string, a ctl.Account, region, service, body string) (int, string) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url+"/", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
 	sum := sha256.Sum256([]byte(body))
 	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: a.AccessKeyID, SecretAccessKey: a.SecretAccessKey},
-		req, hex.EncodeToString(sum[:]), "ec2", region, time.Now()); err != nil {
+		req, hex.EncodeToString(sum[:]), service, region, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.DefaultClient.Do(req)

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
+	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,12 +63,92 @@ func TestAConsumerInOneRegionReachesAServiceHostedInAnotherByName(t *testing.T) 
 	}
 	t.Logf("10 connections by name from us-west-2 reached targets in %v", seenAZ)
 
+	// CloudWatch: the provider's service metrics count them; the
+	// consumer, using cross-Region access, gets no endpoint metrics (as
+	// the guide says).
+	var provider, consumerAcct ctl.Account
+	for _, a := range f.Status.Accounts {
+		switch a.Name {
+		case "provider":
+			provider = a
+		case "consumer":
+			consumerAcct = a
+		}
+	}
+	list := "Action=ListMetrics&Version=2010-08-01&Namespace="
+	if st, out := signedServiceCall(t, f.Status.API.URL, provider, "us-east-1", "monitoring", list+"AWS%2FPrivateLinkServices"); st != 200 || !strings.Contains(out, "<MetricName>NewConnections</MetricName>") {
+		t.Errorf("the provider's service metrics: %d %s", st, out)
+	}
+	if st, out := signedServiceCall(t, f.Status.API.URL, consumerAcct, "us-west-2", "monitoring", list+"AWS%2FPrivateLinkEndpoints"); st != 200 || strings.Contains(out, "<MetricName>") {
+		t.Errorf("endpoint metrics published for a cross-Region consumer: %d %s", st, out)
+	}
+
+	// Connections open when one provider AZ goes down: those pinned to
+	// its target see their bytes vanish (a timeout), the others carry on.
+	type pinned struct {
+		c  net.Conn
+		r  *bufio.Reader
+		az string
+	}
+	var open []pinned
+	dial := fabrictest.DialFrom(consumer)
+	for i := 0; i < 20 && (len(open) < 8 || !slices.ContainsFunc(open, func(p pinned) bool { return p.az == "use1-az1" }) || !slices.ContainsFunc(open, func(p pinned) bool { return p.az == "use1-az2" })); i++ {
+		c, err := dial(context.Background(), "tcp", e.ENIs[i%2].IP+":80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write([]byte("pin\n"))
+		r := bufio.NewReader(c)
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.ReadString('\n') // the echo
+		var seen peer.Seen
+		json.Unmarshal([]byte(line), &seen)
+		open = append(open, pinned{c, r, seen.AZ})
+	}
 	// One provider AZ down: once its target fails its checks, every
 	// connection goes to the provider's other AZ; no failover to another
 	// Region is involved, the consumer's AZs are all up.
 	if out, err := fabrictest.Run(t, "fault", "az-down", f.Name, "use1-az1"); err != nil {
 		t.Fatalf("fault az-down: %v\n%s", err, out)
 	}
+	lost := 0
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for _, p := range open {
+		p.c.SetDeadline(deadline)
+		p.c.Write([]byte("still there?\n"))
+	}
+	type answer struct {
+		got string
+		err error
+	}
+	answers := make([]answer, len(open))
+	var wg sync.WaitGroup
+	for i, p := range open {
+		wg.Add(1)
+		go func() { // each waits on its own: a read past the deadline fails at once
+			defer wg.Done()
+			got, err := p.r.ReadString('\n')
+			answers[i] = answer{got, err}
+		}()
+	}
+	wg.Wait()
+	for i, p := range open {
+		got, err := answers[i].got, answers[i].err
+		switch {
+		case p.az == "use1-az1" && !isTimeout(err):
+			t.Errorf("a flow pinned to the downed AZ: %q, %v; want a timeout", got, err)
+		case p.az == "use1-az1":
+			lost++
+		case err != nil:
+			t.Errorf("a flow pinned to use1-az2 failed when use1-az1 went down: %v", err)
+		}
+	}
+	t.Logf("use1-az1 down: %d of %d open flows (those pinned there) timed out, the others carried on", lost, len(open))
 	for _, fw := range f.Status.Forwarders {
 		waitUntil(t, 15*time.Second, fw.AZ+"'s view of the use1-az1 target", func() bool {
 			var ts []snapshot.TargetInfo
@@ -92,6 +176,16 @@ func TestAConsumerInOneRegionReachesAServiceHostedInAnotherByName(t *testing.T) 
 	}
 	if out, err := fabrictest.Run(t, "fault", "az-up", f.Name, "use1-az1"); err != nil {
 		t.Fatalf("fault az-up: %v\n%s", err, out)
+	}
+	// The flows that were pinned there carry on: their bytes arrive.
+	for _, p := range open {
+		if p.az != "use1-az1" {
+			continue
+		}
+		p.c.SetDeadline(time.Now().Add(15 * time.Second))
+		if got, err := p.r.ReadString('\n'); err != nil || got != "still there?\n" {
+			t.Errorf("a flow pinned to use1-az1 after az-up: %q, %v", got, err)
+		}
 	}
 
 	// The provider's Region down: the endpoint fails, with nowhere else to
