@@ -13,7 +13,7 @@ TESTFLAGS ?= -count=1 -timeout 15m
 # runner and the poller carrying traffic, and ctld's changes and restarts.
 RACE_TESTS := TestShortExchangesAllEndWithTheirEOF|TestTargetThatSpeaksFirstReachesEveryConsumer|TestEndpointCarriesTrafficOnlyWhileAvailable|TestLiveChangesKeepTheForwardersRunning|TestKilledForwarderIsRestartedWithTheLatestSnapshot|TestUnhealthyTargetLosesItsFlows|TestDeregisteredTargetDrains|TestFlowLogsRecordEachDirection|TestACaptureShowsTheHandshake|TestCloudWatchAnswersTheGuidesCommands
 
-.PHONY: all build demo test check-env test-deps fuzz bench bench-go vet clean
+.PHONY: all build demo demo-regions test check-env test-deps fuzz bench bench-go vet clean
 
 all: build
 
@@ -42,6 +42,11 @@ test-deps:
 
 demo: check-env test-deps build
 	./scripts/demo.sh $(BIN)
+
+# demo-regions rehearses cross-Region access and a Region outage on
+# examples/two-regions.yaml.
+demo-regions: check-env test-deps build
+	./scripts/demo-regions.sh $(BIN)
 
 test: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory check-env test-deps; fi
