@@ -59,8 +59,6 @@ type conn struct {
 	pw            providerWriter // the consumer-to-provider writer, with the pending proxy header
 	pr            providerReader // the provider-to-consumer read
 	cr            bytes.Reader   // what writeConsumer hands gVisor
-	// The pumps as the runner takes them, made once (initRelay).
-	pumpC2PTask, pumpP2CTask func()
 	released                 atomic.Bool
 	// started: the relay runs; until then abort and forget only set
 	// their flag, and start acts on it.

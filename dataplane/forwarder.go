@@ -244,7 +244,7 @@ func New(cfg *Config, log *slog.Logger) (*Forwarder, error) {
 	// gVisor calls the handler on a fresh goroutine per SYN; the work
 	// moves to the runner's, whose stacks have already grown.
 	fwd := tcp.NewForwarder(f.stack, smallHold, maxInFlightSYNs, func(r *tcp.ForwarderRequest) {
-		f.runner.run(func() { f.handleTCP(r) })
+		f.runner.run(funcTask(func() { f.handleTCP(r) }))
 	})
 	f.stack.SetTransportProtocolHandler(tcp.ProtocolNumber, fwd.HandlePacket)
 	return f, nil

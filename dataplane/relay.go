@@ -85,22 +85,30 @@ func (c *conn) start(pp *proxyproto.Header) {
 }
 
 // initRelay makes, once per connection, the functions its wake-ups hand
-// to the runner and to the provider socket: made per wake-up (a method
-// value, a closure) each would be an allocation.
+// to the provider socket's RawConn: made per read or write (a method
+// value, a closure) each would be an allocation. (The wait for room on a
+// full socket gets its own on first use: most connections never wait.)
 func (c *conn) initRelay() {
 	c.pw.c = c
 	c.pw.writeFn = c.pw.write
-	c.pw.pollFn = c.pw.writable
 	c.pr.readFn = c.pr.read
-	c.pumpC2PTask = c.pumpC2P
-	c.pumpP2CTask = c.pumpP2C
 }
+
+// c2pPump and p2cPump are a connection as the runner's task for one of its
+// directions: a pointer conversion, where a method value would allocate.
+type (
+	c2pPump conn
+	p2cPump conn
+)
+
+func (p *c2pPump) run() { (*conn)(p).pumpC2P() }
+func (p *p2cPump) run() { (*conn)(p).pumpP2C() }
 
 // wakeC2P is the consumer endpoint's call when it has bytes (or a FIN, or
 // a RST) for the target.
 func (c *conn) wakeC2P() {
 	if c.c2p.CompareAndSwap(dirParked, dirRunning) {
-		c.f.runner.run(c.pumpC2PTask)
+		c.f.runner.run((*c2pPump)(c))
 	}
 }
 
@@ -114,12 +122,12 @@ func (c *conn) wakeP2C(hup bool) {
 		c.p2cHup.Store(true)
 	}
 	if c.p2c.CompareAndSwap(dirParked, dirRunning) {
-		c.f.runner.run(c.pumpP2CTask)
+		c.f.runner.run((*p2cPump)(c))
 		return
 	}
 	c.p2cPending.Store(true)
 	if c.p2c.CompareAndSwap(dirParked, dirRunning) { // it parked meanwhile
-		c.f.runner.run(c.pumpP2CTask)
+		c.f.runner.run((*p2cPump)(c))
 	}
 }
 
@@ -329,6 +337,9 @@ func (w *providerWriter) Write(b []byte) (int, error) {
 // error to report). The poll inside the wait closes the gap between the
 // short write and the netpoller's wait.
 func (c *conn) waitProviderWritable() error {
+	if c.pw.pollFn == nil {
+		c.pw.pollFn = c.pw.writable
+	}
 	return c.providerRaw.Write(c.pw.pollFn)
 }
 

@@ -12,6 +12,7 @@ import (
 	"gvisor.dev/gvisor/pkg/waiter"
 
 	"pvlink.dev/pvlink/flowtable"
+	"pvlink.dev/pvlink/nat"
 )
 
 // The relay's wake-ups, run by the code the forwarder runs (wakeP2C,
@@ -70,6 +71,7 @@ func benchConn(b *testing.B) (*conn, *benchEndpoint, int) {
 	c := &conn{
 		f:  &Forwarder{runner: newRunner()},
 		fl: flowtable.NewFlow(flowtable.Key{}, nil, time.Minute, time.Now()), eni: &eniState{}, rt: &route{svc: &lbCounters{}},
+		target: &nat.Target{},
 		ep: ep, wq: &waiter.Queue{}, provider: provider, providerRaw: raw,
 	}
 	c.initRelay()
@@ -108,4 +110,14 @@ func BenchmarkRelayWakeUp(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkRelaySetup is what making a connection's relay functions costs,
+// once per connection (initRelay).
+func BenchmarkRelaySetup(b *testing.B) {
+	c := &conn{}
+	b.ReportAllocs()
+	for b.Loop() {
+		c.initRelay()
+	}
 }

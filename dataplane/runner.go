@@ -13,20 +13,30 @@ import (
 // nothing to do for one to two runnerIdle periods exits, so the pool
 // shrinks after a burst.
 type runner struct {
-	tasks chan func()
+	tasks chan task
 	idle  atomic.Int32 // workers waiting for a task
 }
 
+// task is work for the runner. A relay direction is one by a conversion of
+// its connection's pointer (c2pPump, p2cPump), which allocates nothing; a
+// closure is one as funcTask.
+type task interface{ run() }
+
+// funcTask runs a function as a task.
+type funcTask func()
+
+func (f funcTask) run() { f() }
+
 const runnerIdle = 10 * time.Second
 
-func newRunner() *runner { return &runner{tasks: make(chan func())} }
+func newRunner() *runner { return &runner{tasks: make(chan task)} }
 
 // run starts task on an idle worker or a new one; it never blocks.
-func (r *runner) run(task func()) {
+func (r *runner) run(t task) {
 	select {
-	case r.tasks <- task:
+	case r.tasks <- t:
 	default:
-		go r.work(task)
+		go r.work(t)
 	}
 }
 
@@ -34,17 +44,17 @@ func (r *runner) run(task func()) {
 // without a task. The timer is not reset per task (that is a timer-heap
 // operation on every relay wake-up): when it fires, a worker that has run
 // something since the last firing just waits one more period.
-func (r *runner) work(task func()) {
-	task()
+func (r *runner) work(t task) {
+	t.run()
 	busy := false
 	idle := time.NewTimer(runnerIdle)
 	defer idle.Stop()
 	for {
 		r.idle.Add(1)
 		select {
-		case task := <-r.tasks:
+		case t := <-r.tasks:
 			r.idle.Add(-1)
-			task()
+			t.run()
 			busy = true
 		case <-idle.C:
 			r.idle.Add(-1)

@@ -12,7 +12,7 @@ func TestRunnerRunsEveryTaskAndReusesWorkers(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := 0; i < 100; i++ {
 		wg.Add(1)
-		r.run(wg.Done)
+		r.run(funcTask(wg.Done))
 		wg.Wait() // one at a time: each finds the last one's worker idle
 	}
 	// Concurrent tasks that block until all have started need a worker each.
@@ -22,7 +22,7 @@ func TestRunnerRunsEveryTaskAndReusesWorkers(t *testing.T) {
 	release := make(chan struct{})
 	wg.Add(n)
 	for i := 0; i < n; i++ {
-		r.run(func() { started.Done(); <-release; wg.Done() })
+		r.run(funcTask(func() { started.Done(); <-release; wg.Done() }))
 	}
 	done := make(chan struct{})
 	go func() { started.Wait(); close(done) }()
@@ -49,7 +49,7 @@ func TestRunnerRunsEveryTaskAndReusesWorkers(t *testing.T) {
 func BenchmarkRunnerHandOff(b *testing.B) {
 	r := newRunner()
 	done := make(chan struct{})
-	task := func() { done <- struct{}{} }
+	task := funcTask(func() { done <- struct{}{} })
 	b.ReportAllocs()
 	for b.Loop() {
 		r.run(task)

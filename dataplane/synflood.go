@@ -143,7 +143,7 @@ func (f *Forwarder) acceptCookies(e *eniState, ln tcpip.Endpoint, wq *waiter.Que
 		e.cookies.mu.Lock()
 		e.cookies.conns++
 		e.cookies.mu.Unlock()
-		f.runner.run(func() { f.handleCookie(ep, cwq) })
+		f.runner.run(funcTask(func() { f.handleCookie(ep, cwq) }))
 	}
 }
 
