@@ -59,7 +59,7 @@ type conn struct {
 	pw            providerWriter // the consumer-to-provider writer, with the pending proxy header
 	pr            providerReader // the provider-to-consumer read
 	cr            bytes.Reader   // what writeConsumer hands gVisor
-	released                 atomic.Bool
+	released      atomic.Bool
 	// started: the relay runs; until then abort and forget only set
 	// their flag, and start acts on it.
 	started atomic.Bool

@@ -72,7 +72,7 @@ func benchConn(b *testing.B) (*conn, *benchEndpoint, int) {
 		f:  &Forwarder{runner: newRunner()},
 		fl: flowtable.NewFlow(flowtable.Key{}, nil, time.Minute, time.Now()), eni: &eniState{}, rt: &route{svc: &lbCounters{}},
 		target: &nat.Target{},
-		ep: ep, wq: &waiter.Queue{}, provider: provider, providerRaw: raw,
+		ep:     ep, wq: &waiter.Queue{}, provider: provider, providerRaw: raw,
 	}
 	c.initRelay()
 	c.live.Store(2)
