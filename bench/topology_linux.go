@@ -202,7 +202,7 @@ func (k *Kernel) link(aName, aNS, aIP, bName, bNS, bIP string) error {
 		if err := netlink.LinkAdd(v); err != nil {
 			return fmt.Errorf("veth %s-%s: %w", aName, bName, err)
 		}
-		if err := upWithAddr(aName, aIP+"/24"); err != nil {
+		if err := UpWithAddr(aName, aIP+"/24"); err != nil {
 			return err
 		}
 		return nsenter.DoHandle(bh, func() error {
@@ -213,12 +213,14 @@ func (k *Kernel) link(aName, aNS, aIP, bName, bNS, bIP string) error {
 			if err := netlink.LinkSetMTU(l, benchMTU); err != nil {
 				return err
 			}
-			return upWithAddr(bName, bIP+"/24")
+			return UpWithAddr(bName, bIP+"/24")
 		})
 	})
 }
 
-func upWithAddr(name, cidr string) error {
+// UpWithAddr gives a link of the calling thread's namespace an address
+// and sets it up.
+func UpWithAddr(name, cidr string) error {
 	l, err := netlink.LinkByName(name)
 	if err != nil {
 		return err

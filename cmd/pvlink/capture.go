@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/gopacket"
@@ -103,7 +104,7 @@ func runCapture(ctx context.Context, cmd *cobra.Command, st *ctl.Report, id, az,
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-			return fmt.Errorf("forwarder %s: %s: %s", f.Label(), resp.Status, trimNL(string(msg)))
+			return fmt.Errorf("forwarder %s: %s: %s", f.Label(), resp.Status, strings.TrimRight(string(msg), "\r\n"))
 		}
 		r, err := pcapgo.NewReader(resp.Body)
 		if err != nil {
@@ -192,13 +193,6 @@ func closeCapture(f *os.File) error {
 		return f.Sync()
 	}
 	return nil
-}
-
-func trimNL(s string) string {
-	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == '\r') {
-		s = s[:len(s)-1]
-	}
-	return s
 }
 
 // packetLine is one packet the way tcpdump prints it, briefly.

@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"pvlink.dev/pvlink/bench"
 	"pvlink.dev/pvlink/internal/fabrictest"
 	"pvlink.dev/pvlink/nsenter"
 	"pvlink.dev/pvlink/peer"
@@ -155,7 +156,7 @@ func TestADownloadOneRoutedHopBehindTheConsumerIsCutIntoPacketsOfAtMost8500Bytes
 		if err := netlink.LinkAdd(v); err != nil {
 			return err
 		}
-		if err := upWithAddr("hop0", "198.18.200.1/30"); err != nil {
+		if err := bench.UpWithAddr("hop0", "198.18.200.1/30"); err != nil {
 			return err
 		}
 		for _, cmd := range []uint32{ethtoolSTSO, ethtoolSGSO} {
@@ -174,7 +175,7 @@ func TestADownloadOneRoutedHopBehindTheConsumerIsCutIntoPacketsOfAtMost8500Bytes
 			if err := netlink.LinkSetMTU(l, 9001); err != nil {
 				return err
 			}
-			if err := upWithAddr("hop1", "198.18.200.2/30"); err != nil {
+			if err := bench.UpWithAddr("hop1", "198.18.200.2/30"); err != nil {
 				return err
 			}
 			return netlink.RouteAdd(&netlink.Route{Gw: netip.MustParseAddr("198.18.200.1").AsSlice()})
@@ -222,19 +223,4 @@ func TestADownloadOneRoutedHopBehindTheConsumerIsCutIntoPacketsOfAtMost8500Bytes
 			t.Errorf("a SYN-ACK offered MSS %d, want 8460", mss)
 		}
 	}
-}
-
-func upWithAddr(name, cidr string) error {
-	l, err := netlink.LinkByName(name)
-	if err != nil {
-		return err
-	}
-	a, err := netlink.ParseAddr(cidr)
-	if err != nil {
-		return err
-	}
-	if err := netlink.AddrAdd(l, a); err != nil {
-		return err
-	}
-	return netlink.LinkSetUp(l)
 }

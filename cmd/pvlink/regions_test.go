@@ -66,15 +66,7 @@ func TestAConsumerInOneRegionReachesAServiceHostedInAnotherByName(t *testing.T) 
 	// CloudWatch: the provider's service metrics count them; the
 	// consumer, using cross-Region access, gets no endpoint metrics (as
 	// the guide says).
-	var provider, consumerAcct ctl.Account
-	for _, a := range f.Status.Accounts {
-		switch a.Name {
-		case "provider":
-			provider = a
-		case "consumer":
-			consumerAcct = a
-		}
-	}
+	provider, consumerAcct := accountNamed(t, f, "provider"), accountNamed(t, f, "consumer")
 	list := "Action=ListMetrics&Version=2010-08-01&Namespace="
 	if st, out := signedServiceCall(t, f.Status.API.URL, provider, "us-east-1", "monitoring", list+"AWS%2FPrivateLinkServices"); st != 200 || !strings.Contains(out, "<MetricName>NewConnections</MetricName>") {
 		t.Errorf("the provider's service metrics: %d %s", st, out)
@@ -216,6 +208,46 @@ func TestAConsumerInOneRegionReachesAServiceHostedInAnotherByName(t *testing.T) 
 	})
 }
 
+// accountNamed and vpcNamed find a fabric's account or VPC by name.
+func accountNamed(t *testing.T, f *fabrictest.Fabric, name string) ctl.Account {
+	t.Helper()
+	for _, a := range f.Status.Accounts {
+		if a.Name == name {
+			return a
+		}
+	}
+	t.Fatalf("no account %s", name)
+	return ctl.Account{}
+}
+
+func vpcNamed(t *testing.T, f *fabrictest.Fabric, name string) ctl.VPCState {
+	t.Helper()
+	for _, v := range f.Status.VPCs {
+		if v.Name == name {
+			return v
+		}
+	}
+	t.Fatalf("no VPC %s", name)
+	return ctl.VPCState{}
+}
+
+// waitAvailable waits for an endpoint to be available with the host
+// running it, and gives its status.
+func waitAvailable(t *testing.T, f *fabrictest.Fabric, id string) ctl.EndpointState {
+	t.Helper()
+	var e ctl.EndpointState
+	waitUntil(t, 15*time.Second, "endpoint "+id+" available", func() bool {
+		f.Refresh(t)
+		for _, x := range f.Status.Endpoints {
+			if x.ID == id {
+				e = x
+			}
+		}
+		return e.State == "available" && f.Status.Phase == "up"
+	})
+	return e
+}
+
 // xmlField is the text of the first <name> element of an answer.
 func xmlField(out, name string) string {
 	i := strings.Index(out, "<"+name+">")
@@ -228,19 +260,9 @@ func xmlField(out, name string) string {
 
 func TestTheAPIAnswersPerRegionAndCreatesACrossRegionEndpoint(t *testing.T) {
 	f := fabrictest.Up(t, example(t, "two-regions"))
-	var consumer ctl.Account
-	for _, a := range f.Status.Accounts {
-		if a.Name == "consumer" {
-			consumer = a
-		}
-	}
+	consumer := accountNamed(t, f, "consumer")
 	svc := f.Status.Services[0]
-	var vpc ctl.VPCState
-	for _, v := range f.Status.VPCs {
-		if v.Name == "consumer" {
-			vpc = v
-		}
-	}
+	vpc := vpcNamed(t, f, "consumer")
 	url := f.Status.API.URL
 	// In us-west-2 the service of us-east-1 can be reached, and says
 	// where it is; a Region the fabric does not have is refused.
@@ -270,16 +292,7 @@ func TestTheAPIAnswersPerRegionAndCreatesACrossRegionEndpoint(t *testing.T) {
 	if st != 200 || id == "" || xmlField(out, "serviceRegion") != "us-east-1" {
 		t.Fatalf("CreateVpcEndpoint with ServiceRegion: %d %s", st, out)
 	}
-	var e ctl.EndpointState
-	waitUntil(t, 15*time.Second, "the new endpoint available", func() bool {
-		f.Refresh(t)
-		for _, x := range f.Status.Endpoints {
-			if x.ID == id {
-				e = x
-			}
-		}
-		return e.State == "available" && f.Status.Phase == "up"
-	})
+	e := waitAvailable(t, f, id)
 	if e.Region != "us-west-2" || e.ServiceRegion != "us-east-1" || !strings.Contains(e.DNSNames[0], ".us-east-1.vpce.amazonaws.com") {
 		t.Fatalf("the API's endpoint: %+v", e)
 	}
@@ -298,15 +311,7 @@ func TestTheAPIAnswersPerRegionAndCreatesACrossRegionEndpoint(t *testing.T) {
 
 func TestSupportedRegionsThroughTheAPIFollowTheRules(t *testing.T) {
 	f := fabrictest.Up(t, example(t, "two-regions"))
-	var provider, consumer ctl.Account
-	for _, a := range f.Status.Accounts {
-		switch a.Name {
-		case "provider":
-			provider = a
-		case "consumer":
-			consumer = a
-		}
-	}
+	provider, consumer := accountNamed(t, f, "provider"), accountNamed(t, f, "consumer")
 	svc := f.Status.Services[0]
 	url := f.Status.API.URL
 	modify := func(params string) (int, string) {
@@ -341,12 +346,7 @@ func TestSupportedRegionsThroughTheAPIFollowTheRules(t *testing.T) {
 	if out, err := inNetns(t, f.Netns(t, "consumer"), fabrictest.Binary(t), "client", e.DNSNames[0]+":80", "--message", "still here\n"); err != nil || !strings.Contains(out, e.ID) {
 		t.Errorf("the existing endpoint after its Region was removed: %v\n%s", err, out)
 	}
-	var vpc ctl.VPCState
-	for _, v := range f.Status.VPCs {
-		if v.Name == "consumer" {
-			vpc = v
-		}
-	}
+	vpc := vpcNamed(t, f, "consumer")
 	create := "Action=CreateVpcEndpoint&Version=2016-11-15&VpcId=" + vpc.ID + "&ServiceName=" + svc.ServiceName + "&SubnetId.1=" + vpc.Subnets[0].ID + "&ServiceRegion=us-east-1"
 	if st, out := signedCall(t, url, consumer, "us-west-2", create); st != 400 || !strings.Contains(out, "does not support Region us-west-2") {
 		t.Errorf("a new endpoint from the removed Region: %d %s", st, out)

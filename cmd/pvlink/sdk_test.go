@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -29,15 +28,7 @@ func ec2Client(f *fabrictest.Fabric, a ctl.Account, region string) *ec2.Client {
 
 func TestACurrentAWSSDKOffersAServiceInAnotherRegionAndConnectsFromThere(t *testing.T) {
 	f := fabrictest.Up(t, example(t, "two-regions"))
-	var provider, consumer ctl.Account
-	for _, a := range f.Status.Accounts {
-		switch a.Name {
-		case "provider":
-			provider = a
-		case "consumer":
-			consumer = a
-		}
-	}
+	provider, consumer := accountNamed(t, f, "provider"), accountNamed(t, f, "consumer")
 	ctx := context.Background()
 	svc := f.Status.Services[0]
 	east := ec2Client(f, provider, "us-east-1")
@@ -91,16 +82,7 @@ func TestACurrentAWSSDKOffersAServiceInAnotherRegionAndConnectsFromThere(t *test
 		t.Fatal(err)
 	}
 	id := aws.ToString(made.VpcEndpoint.VpcEndpointId)
-	var e ctl.EndpointState
-	waitUntil(t, 15*time.Second, "the SDK's endpoint available", func() bool {
-		f.Refresh(t)
-		for _, x := range f.Status.Endpoints {
-			if x.ID == id {
-				e = x
-			}
-		}
-		return e.State == "available" && f.Status.Phase == "up"
-	})
+	e := waitAvailable(t, f, id)
 	described, err := west.DescribeVpcEndpoints(ctx, &ec2.DescribeVpcEndpointsInput{VpcEndpointIds: []string{id}})
 	if err != nil || aws.ToString(described.VpcEndpoints[0].ServiceRegion) != "us-east-1" {
 		t.Fatalf("DescribeVpcEndpoints through the SDK: %v, %v", described, err)

@@ -111,6 +111,18 @@ func cwTime(q query, name string) (time.Time, error) {
 	return time.Time{}, &apiError{400, "InvalidParameterValue", name + " " + v + " is not an ISO 8601 time"}
 }
 
+// cwWindow reads StartTime, EndTime and Period.
+func cwWindow(q query) (start, end time.Time, period time.Duration, err error) {
+	if start, err = cwTime(q, "StartTime"); err != nil {
+		return
+	}
+	if end, err = cwTime(q, "EndTime"); err != nil {
+		return
+	}
+	period, err = cwPeriod(q.str("Period"), "Period")
+	return
+}
+
 func cwPeriod(v, name string) (time.Duration, error) {
 	if v == "" {
 		return 0, &apiError{400, "MissingParameter", "The parameter " + name + " is required."}
@@ -165,15 +177,7 @@ func (h *Handler) getMetricStatistics(caller string, q query) (any, error) {
 			return nil, &apiError{400, "InvalidParameterValue", err.Error()}
 		}
 	}
-	start, err := cwTime(q, "StartTime")
-	if err != nil {
-		return nil, err
-	}
-	end, err := cwTime(q, "EndTime")
-	if err != nil {
-		return nil, err
-	}
-	period, err := cwPeriod(q.str("Period"), "Period")
+	start, end, period, err := cwWindow(q)
 	if err != nil {
 		return nil, err
 	}

@@ -149,15 +149,7 @@ func (h *Handler) insightReport(caller string, q query) (any, error) {
 	if !ok {
 		return nil, &apiError{400, "ResourceNotFound", fmt.Sprintf("The rule %s does not exist", q.str("RuleName"))}
 	}
-	start, err := cwTime(q, "StartTime")
-	if err != nil {
-		return nil, err
-	}
-	end, err := cwTime(q, "EndTime")
-	if err != nil {
-		return nil, err
-	}
-	period, err := cwPeriod(q.str("Period"), "Period")
+	start, end, period, err := cwWindow(q)
 	if err != nil {
 		return nil, err
 	}
