@@ -52,6 +52,8 @@ test: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory check-env test-deps; fi
 	$(GO) vet $(PKGS)
 	PVLINK_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) -v $(PKGS) 2>&1 | ./scripts/testsummary.sh
+	@echo "== the hot paths' benchmarks, once each: a benchmark that no longer runs fails the tests"
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./proxyproto/ ./dataplane/ ./nat/
 	@echo "== the concurrent packages again, under the race detector"
 	$(GO) test -count=1 -race ./flowtable/ ./nat/ ./proxyproto/ ./dataplane/ ./ctl/...
 	@echo "== the relay, runner and poller under load, and ctld, in a -race build of pvlink"
