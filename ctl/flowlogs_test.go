@@ -1,6 +1,9 @@
 package ctl
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -42,5 +45,29 @@ func TestAFlowLogGivesItsENIsAnIntervalAndOnlyTheOwnerMakesOne(t *testing.T) {
 	}
 	if failed := s.DeleteFlowLogs(consumer, []string{ids[0], "fl-nothere"}); failed[ids[0]] != nil || failed["fl-nothere"] == nil {
 		t.Errorf("delete: %v", failed)
+	}
+}
+
+func TestFlowLogsWriteIntoNoFileThatIsNotOne(t *testing.T) {
+	dir := t.TempDir()
+	other := filepath.Join(dir, "passwd")
+	os.WriteFile(other, []byte("root:x:0:0\n"), 0o644)
+	if err := appendFlowLog(other, []string{"2 1 eni-1 a b 1 2 6 1 40 0 0 ACCEPT OK"}); err == nil {
+		t.Error("a record was appended to a file that is not a flow log")
+	}
+	if data, _ := os.ReadFile(other); string(data) != "root:x:0:0\n" {
+		t.Errorf("the other file changed: %q", data)
+	}
+	mine := filepath.Join(dir, "flows.log")
+	for i := 0; i < 2; i++ {
+		if err := appendFlowLog(mine, []string{"2 1 eni-1 a b 1 2 6 1 40 0 0 ACCEPT OK"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if data, _ := os.ReadFile(mine); strings.Count(string(data), FlowLogHeader) != 1 || strings.Count(string(data), "ACCEPT") != 2 {
+		t.Errorf("the flow log: %q", data)
+	}
+	if err := IsFlowLogFile(dir); err == nil {
+		t.Error("a directory was taken as a flow log file")
 	}
 }

@@ -1,7 +1,9 @@
 package ctl
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -123,10 +125,35 @@ func appendFlowLog(path string, lines []string) error {
 	var b strings.Builder
 	if st, err := f.Stat(); err == nil && st.Size() == 0 {
 		b.WriteString(FlowLogHeader + "\n")
+	} else if err := IsFlowLogFile(path); err != nil {
+		return err
 	}
 	for _, l := range lines {
 		b.WriteString(l + "\n")
 	}
 	_, err = f.WriteString(b.String())
 	return err
+}
+
+// IsFlowLogFile refuses a file that exists and is not a flow log (its
+// first line the field names): ctld runs as root, and a flow log's
+// destination is a path an API caller gives.
+func IsFlowLogFile(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	head := make([]byte, len(FlowLogHeader)+1)
+	n, _ := io.ReadFull(f, head)
+	if n == 0 || string(head[:n]) == FlowLogHeader+"\n" {
+		return nil
+	}
+	return fmt.Errorf("%s exists and is not a flow log (its first line is not %q): pvlink does not write into other files", path, FlowLogHeader)
 }

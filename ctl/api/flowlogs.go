@@ -2,6 +2,7 @@ package api
 
 import (
 	"slices"
+	"strings"
 	"strconv"
 	"time"
 
@@ -81,6 +82,11 @@ func (h *Handler) createFlowLogs(caller string, q query) (any, error) {
 			return nil, &apiError{400, "InvalidParameterValue", "MaxAggregationInterval " + v + " is not a number"}
 		}
 		spec.Interval = n
+	}
+	if dest := strings.TrimPrefix(spec.Destination, "file://"); spec.DestinationType == "s3" && dest != "" {
+		if err := ctl.IsFlowLogFile(dest); err != nil {
+			return nil, &apiError{400, "InvalidParameter", "LogDestination: " + err.Error()}
+		}
 	}
 	var ids []string
 	var failed map[string]error
