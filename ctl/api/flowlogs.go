@@ -2,8 +2,8 @@ package api
 
 import (
 	"slices"
-	"strings"
 	"strconv"
+	"strings"
 	"time"
 
 	"pvlink.dev/pvlink/ctl"
