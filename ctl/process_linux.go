@@ -25,8 +25,9 @@ type Process struct {
 }
 
 // startProcess starts a detached pvlink process (its own session, so it
-// outlives ctld and a closed terminal) with output to a log file.
-func startProcess(exe string, args []string, pidFile, logPath string) (*Process, error) {
+// outlives ctld and a closed terminal) with output to a log file and env
+// added to ctld's environment.
+func startProcess(exe string, args []string, pidFile, logPath string, env ...string) (*Process, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -36,6 +37,9 @@ func startProcess(exe string, args []string, pidFile, logPath string) (*Process,
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -149,4 +153,27 @@ func LogTail(path string, lines int) string {
 		ls = ls[len(ls)-lines:]
 	}
 	return strings.Join(ls, "\n")
+}
+
+// forwarderEnv is what a forwarder's environment adds to ctld's: GODEBUG
+// with schedtrace set to its largest period (24.8 days).
+//
+// A forwarder runs one scheduler thread and goes idle between packets.
+// Each time it does, the Go runtime's monitor thread (sysmon) parks in a
+// deep sleep, and the first system call after the next packet must wake it
+// (a futex wake, then the monitor polling every 20 µs for a while): two of
+// these per request/response round trip, on the critical path and on cores
+// the consumer and the target share. The runtime skips that deep sleep
+// only while a scheduler trace is on; with a period this long the monitor
+// just polls (backing off to every 10 ms when idle) and the trace prints at
+// most once per period (once at start on a host up for longer than that),
+// and on a fatal error. `pvlink bench --paths pvlink --duration 3s`, two
+// workers, two rounds each: latency p50 84 and 84 µs without, 66 and 67
+// µs with.
+func forwarderEnv() []string {
+	const noDeepSleep = "schedtrace=2147483647"
+	if v := os.Getenv("GODEBUG"); v != "" {
+		return []string{"GODEBUG=" + v + "," + noDeepSleep}
+	}
+	return []string{"GODEBUG=" + noDeepSleep}
 }

@@ -588,7 +588,7 @@ func (r *realizer) ensureForwarder(m *State, f ForwarderState, key string) error
 		r.noteStart(key)
 		r.log.Info("start forwarder", "forwarder", label, "enis", len(cfg.ENIs), "version", cfg.Version)
 		var err error
-		p, err = startProcess(r.exe, []string{"forwarder", "--config", config, "--control", sock, "--metrics", "127.0.0.1:0"}, pidFile, log)
+		p, err = startProcess(r.exe, []string{"forwarder", "--config", config, "--control", sock, "--metrics", "127.0.0.1:0"}, pidFile, log, forwarderEnv()...)
 		if err != nil {
 			return fmt.Errorf("start forwarder %s: %w", label, err)
 		}
