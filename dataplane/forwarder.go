@@ -149,6 +149,9 @@ type eniState struct {
 	// the packets they stand for.
 	tunWrites       atomic.Uint64
 	tunWritePackets atomic.Uint64
+	// acksCarried counts pure ACKs held back and then made redundant by
+	// a segment that carried them (ackhold.go).
+	acksCarried atomic.Uint64
 
 	active      atomic.Int64
 	newConns    atomic.Uint64

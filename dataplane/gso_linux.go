@@ -111,6 +111,7 @@ func (l *tunLink) deliverFrame(vh, pkt []byte, now int64, v *buffer.View) bool {
 		proto, hlen, ok := l.eni.ingress(pkt, now)
 		l.eni.flowIn(pkt, 1, ok)
 		if ok {
+			l.hints.noteShort(pkt, hlen)
 			return l.deliverIn(proto, pkt, hlen, v)
 		}
 	case vnetGSOTCPv4, vnetGSOTCPv6:

@@ -65,6 +65,15 @@ type tunLink struct {
 	werr     error
 	writev   func(fd uintptr) bool
 
+	// The pure ACKs held back for a segment to carry them (ackhold.go),
+	// and the lists the holder reuses; all guarded by writeMu.
+	held          [ackHoldSlots]heldAck
+	holding       int
+	out, released []*stack.PacketBuffer
+	ackTimer      *time.Timer
+	ackTimerArmed bool
+	hints         ackHintSet // the read loop's, with a lock of its own
+
 	closeOnce sync.Once
 	onClose   func()
 }
@@ -134,6 +143,7 @@ func (l *tunLink) readLoop() error {
 			if !ok {
 				continue // the view is read into again
 			}
+			l.hints.noteShort(pkt, hlen)
 			v := views[i]
 			v.CapLength(tunOffset + sizes[i])
 			v.TrimFront(tunOffset)
@@ -170,6 +180,16 @@ func (l *tunLink) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
 	all := pkts.AsSlice()
+	_, err := l.write(l.holdAcks(all))
+	l.releaseWritten()
+	if err != nil {
+		return 0, err
+	}
+	return len(all), nil
+}
+
+// write writes packets to the TUN in order. Called under writeMu.
+func (l *tunLink) write(all []*stack.PacketBuffer) (int, tcpip.Error) {
 	if l.gsoWrite != nil {
 		return l.writeGSO(all)
 	}
@@ -234,6 +254,18 @@ func (l *tunLink) Close() {
 	l.closeOnce.Do(func() {
 		first = true
 		l.dev.Close()
+		l.writeMu.Lock()
+		if l.ackTimer != nil {
+			l.ackTimer.Stop()
+		}
+		for i := range l.held {
+			if h := &l.held[i]; h.pkt != nil {
+				h.pkt.DecRef()
+				*h = heldAck{}
+			}
+		}
+		l.holding = 0
+		l.writeMu.Unlock()
 	})
 	if first && l.onClose != nil {
 		l.onClose()

@@ -224,6 +224,7 @@ func (f *Forwarder) Counters() []ENICounters {
 			RstPacketsReceived: e.rstReceived.Load(),
 			TunReads:           e.tunReads.Load(), TunPackets: e.tunPackets.Load(),
 			LargestWirePacket: e.maxWire.Load(), TunWrites: e.tunWrites.Load(), TunWritePackets: e.tunWritePackets.Load(),
+			AcksCarried: e.acksCarried.Load(),
 		})
 	}
 	return out

@@ -61,6 +61,9 @@ type ENICounters struct {
 	// consumer's kernel cut segmentation-offload frames.
 	TunWrites       uint64 `json:"tun_writes"`
 	TunWritePackets uint64 `json:"tun_write_packets"`
+	// AcksCarried counts pure ACKs the link held back and never sent: a
+	// segment with data or a FIN carried them.
+	AcksCarried uint64 `json:"acks_carried"`
 }
 
 // Add sums another worker's counters of the same ENI into c.
@@ -77,6 +80,7 @@ func (c *ENICounters) Add(o ENICounters) {
 	c.LargestWirePacket = max(c.LargestWirePacket, o.LargestWirePacket)
 	c.TunWrites += o.TunWrites
 	c.TunWritePackets += o.TunWritePackets
+	c.AcksCarried += o.AcksCarried
 	c.RstPacketsSent += o.RstPacketsSent
 next:
 	for _, l := range o.LoadBalancers {

@@ -53,7 +53,8 @@ func pacedTarget(t *testing.T, ns, addr string) {
 
 // pace is one side of a memory test's connection: "send" writes until the
 // connection fails, "read" reads until it ends, "slowread" reads 10 KB
-// every 100 ms. Nothing runs past two minutes.
+// every 100 ms, "echo" writes back what it reads. Nothing runs past two
+// minutes.
 func pace(r io.Reader, w io.Writer, mode string) {
 	end := time.Now().Add(2 * time.Minute)
 	buf := make([]byte, 64<<10)
@@ -65,6 +66,14 @@ func pace(r io.Reader, w io.Writer, mode string) {
 			}
 		case "read":
 			if _, err := r.Read(buf); err != nil {
+				return
+			}
+		case "echo":
+			n, err := r.Read(buf)
+			if err != nil {
+				return
+			}
+			if _, err := w.Write(buf[:n]); err != nil {
 				return
 			}
 		case "slowread":

@@ -536,3 +536,41 @@ func tcpInfo(c net.Conn) (*unix.TCPInfo, error) {
 	}
 	return info, ierr
 }
+
+// TestTheAnswerCarriesTheACKOfTheRequest: in request/response exchanges
+// (one byte each way, as `pvlink bench` measures latency), the ACK gVisor
+// makes for each request is held back and the answer carries it, so an
+// exchange costs one write to the TUN, not two; the consumer's FIN gets
+// its ACK on the forwarder's FIN. The consumer's kernel sees every byte.
+func TestTheAnswerCarriesTheACKOfTheRequest(t *testing.T) {
+	p := newSlowPeers(t)
+	eni := p.f.Status.Endpoints[0].ENIs[0]
+	c := p.open(t, "echo")
+	c.(*net.TCPConn).SetNoDelay(true)
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	var b [1]byte
+	exchange := func(i int) {
+		if _, err := c.Write([]byte{byte(i)}); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if _, err := io.ReadFull(c, b[:]); err != nil || b[0] != byte(i) {
+			t.Fatalf("answer %d: %v %v", i, b[0], err)
+		}
+	}
+	exchange(0)
+	const n = 200
+	before := eniCounters(t, p.f, eni)
+	for i := 1; i <= n; i++ {
+		exchange(i)
+		time.Sleep(time.Millisecond)
+	}
+	after := eniCounters(t, p.f, eni)
+	writes, carried := after.TunWrites-before.TunWrites, after.AcksCarried-before.AcksCarried
+	t.Logf("%d exchanges: %d TUN writes, %d ACKs carried by the answer", n, writes, carried)
+	if carried < n*9/10 {
+		t.Errorf("only %d of %d requests' ACKs rode on the answer", carried, n)
+	}
+	if writes > n+n/10 {
+		t.Errorf("%d TUN writes for %d exchanges, want about one each", writes, n)
+	}
+}

@@ -1,0 +1,343 @@
+package dataplane
+
+import (
+	"sync"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+)
+
+// gVisor acknowledges every segment it has processed at once: the
+// consumer's request gets a pure ACK, written to the TUN before the relay
+// has even read the request, and its FIN gets one before the target has
+// closed. Linux delays such ACKs so that the answer (or the FIN) carries
+// them; gVisor stores the QuickAck option but never reads it. The link does
+// the delaying instead: a pure ACK is held for at most ackHoldMax, and
+// dropped if a segment of the same connection that carries data or a FIN,
+// and acknowledges at least as much, goes out first. That takes one TUN
+// write (and the consumer kernel's handling of one packet) off the
+// critical path of every request/response exchange, and two off every
+// short connection.
+//
+// Only the ACK of a short segment is held, as Linux delays only those: the
+// read loop notes each consumer segment shorter than a full one (or a FIN)
+// as a hint, and a pure ACK that acknowledges exactly up to the end of
+// such a segment may be held. ACKs of full segments and of the consumer's
+// GSO frames (uploads) go out at once.
+//
+// What is never held or dropped, so that the consumer's TCP sees what it
+// relies on:
+//   - an ACK with SACK blocks (a duplicate ACK during loss repair) or with
+//     any flag besides ACK;
+//   - the second of two pure ACKs in a row of one connection: it goes out
+//     at once, and a held one it supersedes (it acknowledges more) is
+//     dropped, as Linux acknowledges every second full segment; one that
+//     acknowledges the same (a window update, a duplicate) goes out after
+//     the held one.
+//
+// Every other packet of a connection with a held ACK goes out after it.
+const (
+	// ackHoldMax bounds how long a pure ACK waits for a segment to ride on
+	// while the forwarder is busy. An idle forwarder's timers fire on the
+	// runtime's millisecond poll timeout, so then it is about 1 ms. Linux's
+	// delayed ACK waits 40 ms at least.
+	ackHoldMax = 200 * time.Microsecond
+	// ackHoldSlots bounds the connections of one ENI with an ACK held at
+	// once; a pure ACK that finds no free slot goes out at once.
+	ackHoldSlots = 32
+	// ackHints is how many short consumer segments the link remembers.
+	ackHints = 32
+	// shortSegment is the payload below which a segment's ACK may wait:
+	// up to one full segment at MSS 8460.
+	shortSegment = endpointMTU - 40
+)
+
+// ackHint is a short consumer segment: the ACK that acknowledges exactly
+// up to its end may be held.
+type ackHint struct {
+	key ackKey // as the ACK will carry it (the segment's reversed)
+	ack uint32
+}
+
+// ackHintSet is the read loop's notes for the write path.
+type ackHintSet struct {
+	mu    sync.Mutex
+	hints [ackHints]ackHint
+	next  int
+}
+
+// noteShort records a consumer TCP segment that passed the ingress filter
+// (pkt, its IP and TCP headers hlen bytes) if it is short or a FIN.
+func (h *ackHintSet) noteShort(pkt []byte, hlen int) {
+	payload := len(pkt) - hlen
+	if len(pkt) < 1 || payload > shortSegment {
+		return
+	}
+	var k ackKey
+	var th []byte
+	switch pkt[0] >> 4 {
+	case 4:
+		ihl := int(pkt[0]&0xf) * 4
+		if pkt[9] != uint8(header.TCPProtocolNumber) || len(pkt) < ihl+header.TCPMinimumSize {
+			return
+		}
+		copy(k.dst[:], pkt[12:16])
+		copy(k.src[:], pkt[16:20])
+		th = pkt[ihl:]
+	case 6:
+		if pkt[6] != uint8(header.TCPProtocolNumber) || len(pkt) < header.IPv6MinimumSize+header.TCPMinimumSize {
+			return
+		}
+		copy(k.dst[:], pkt[8:24])
+		copy(k.src[:], pkt[24:40])
+		th = pkt[header.IPv6MinimumSize:]
+	default:
+		return
+	}
+	tcp := header.TCP(th)
+	flags := tcp.Flags()
+	if flags&(header.TCPFlagSyn|header.TCPFlagRst) != 0 {
+		return
+	}
+	end := tcp.SequenceNumber() + uint32(payload)
+	if flags&header.TCPFlagFin != 0 {
+		end++
+	} else if payload == 0 {
+		return // a pure ACK of the consumer's: gVisor answers none
+	}
+	k.sport, k.dpt = tcp.DestinationPort(), tcp.SourcePort()
+	h.mu.Lock()
+	h.hints[h.next] = ackHint{key: k, ack: end}
+	h.next = (h.next + 1) % ackHints
+	h.mu.Unlock()
+}
+
+// take reports whether an ACK of key's connection up to ack acknowledges
+// exactly a noted short segment, and forgets the note.
+func (h *ackHintSet) take(key *ackKey, ack uint32) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := range h.hints {
+		if x := &h.hints[i]; x.ack == ack && x.key == *key {
+			*x = ackHint{}
+			return true
+		}
+	}
+	return false
+}
+
+// heldAck is one held pure ACK and what identifies its connection.
+type heldAck struct {
+	pkt *stack.PacketBuffer // nil: the slot is free
+	key ackKey
+	ack uint32
+}
+
+// ackKey is a connection's addresses and ports as the link sees them.
+type ackKey struct {
+	src, dst   [16]byte
+	sport, dpt uint16
+}
+
+// tcpSegment is what the holder reads of an outgoing packet.
+type tcpSegment struct {
+	key     ackKey
+	ack     uint32
+	flags   header.TCPFlags
+	payload int
+	sack    bool
+}
+
+// parseSegment reads pkt's connection, flags and ack; ok is false for
+// anything but TCP.
+func parseSegment(pkt *stack.PacketBuffer) (s tcpSegment, ok bool) {
+	if pkt.TransportProtocolNumber != header.TCPProtocolNumber {
+		return s, false
+	}
+	nh, th := pkt.NetworkHeader().Slice(), header.TCP(pkt.TransportHeader().Slice())
+	if len(th) < header.TCPMinimumSize {
+		return s, false
+	}
+	switch len(nh) {
+	case header.IPv4MinimumSize:
+		ip := header.IPv4(nh)
+		copy(s.key.src[:], ip[12:16])
+		copy(s.key.dst[:], ip[16:20])
+	case header.IPv6MinimumSize:
+		copy(s.key.src[:], nh[8:24])
+		copy(s.key.dst[:], nh[24:40])
+	default:
+		return s, false
+	}
+	s.key.sport, s.key.dpt = th.SourcePort(), th.DestinationPort()
+	s.ack = th.AckNumber()
+	s.flags = th.Flags()
+	s.payload = pkt.Data().Size()
+	s.sack = hasSACK(th)
+	return s, true
+}
+
+// hasSACK reports whether a TCP header's options carry SACK blocks.
+func hasSACK(th header.TCP) bool {
+	end := int(th.DataOffset())
+	if end > len(th) {
+		end = len(th)
+	}
+	for i := header.TCPMinimumSize; i < end; {
+		switch kind := th[i]; kind {
+		case header.TCPOptionEOL:
+			return false
+		case header.TCPOptionNOP:
+			i++
+		case header.TCPOptionSACK:
+			return true
+		default:
+			if i+1 >= end || th[i+1] < 2 {
+				return false
+			}
+			i += int(th[i+1])
+		}
+	}
+	return false
+}
+
+// pureAck reports whether s is an ACK the holder may hold.
+func (s *tcpSegment) pureAck() bool {
+	return s.flags == header.TCPFlagAck && s.payload == 0 && !s.sack
+}
+
+// carries reports whether s, sent after held, makes held redundant: it
+// carries data or a FIN and acknowledges at least as much.
+func (s *tcpSegment) carries(held *heldAck) bool {
+	if s.flags&(header.TCPFlagRst|header.TCPFlagSyn) != 0 || s.flags&header.TCPFlagAck == 0 {
+		return false
+	}
+	return (s.payload > 0 || s.flags&header.TCPFlagFin != 0) && !seqBefore(s.ack, held.ack)
+}
+
+// seqBefore reports a < b in sequence space.
+func seqBefore(a, b uint32) bool { return int32(a-b) < 0 }
+
+// holdAcks sorts pkts (gVisor's, in order) into what goes out now, in
+// order, appended to l.out: held ACKs they release, and the packets not
+// held. Packets it holds get a reference of the holder's; held ACKs made
+// redundant lose it. Called under writeMu.
+func (l *tunLink) holdAcks(pkts []*stack.PacketBuffer) []*stack.PacketBuffer {
+	out := l.out[:0]
+	for _, pkt := range pkts {
+		s, ok := parseSegment(pkt)
+		if !ok {
+			out = append(out, pkt)
+			continue
+		}
+		h := l.heldFor(&s.key)
+		if h != nil {
+			switch {
+			case s.pureAck() && seqBefore(h.ack, s.ack), s.carries(h):
+				// The held ACK is redundant: pkt acknowledges more
+				// (the second of two in a row goes out at once), or
+				// carries data or a FIN with the same ack.
+				l.dropHeld(h)
+			default:
+				out = append(out, h.pkt)
+				l.released = append(l.released, h.pkt)
+				*h = heldAck{}
+				l.holding--
+			}
+			out = append(out, pkt)
+			continue
+		}
+		if s.pureAck() && l.hints.take(&s.key, s.ack) {
+			if free := l.freeSlot(); free != nil {
+				pkt.IncRef()
+				*free = heldAck{pkt: pkt, key: s.key, ack: s.ack}
+				l.holding++
+				l.armAckTimer()
+				continue
+			}
+		}
+		out = append(out, pkt)
+	}
+	l.out = out
+	return out
+}
+
+// heldFor returns the slot holding an ACK of key's connection, or nil.
+func (l *tunLink) heldFor(key *ackKey) *heldAck {
+	if l.holding == 0 {
+		return nil
+	}
+	for i := range l.held {
+		if h := &l.held[i]; h.pkt != nil && h.key == *key {
+			return h
+		}
+	}
+	return nil
+}
+
+func (l *tunLink) freeSlot() *heldAck {
+	if l.holding == len(l.held) {
+		return nil
+	}
+	for i := range l.held {
+		if l.held[i].pkt == nil {
+			return &l.held[i]
+		}
+	}
+	return nil
+}
+
+func (l *tunLink) dropHeld(h *heldAck) {
+	h.pkt.DecRef()
+	*h = heldAck{}
+	l.holding--
+	l.eni.acksCarried.Add(1)
+}
+
+// armAckTimer makes sure held ACKs go out within ackHoldMax.
+func (l *tunLink) armAckTimer() {
+	if l.ackTimerArmed {
+		return
+	}
+	l.ackTimerArmed = true
+	if l.ackTimer == nil {
+		l.ackTimer = time.AfterFunc(ackHoldMax, l.flushHeldAcks)
+		return
+	}
+	l.ackTimer.Reset(ackHoldMax)
+}
+
+// flushHeldAcks writes every held ACK: nothing came to carry them.
+func (l *tunLink) flushHeldAcks() {
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	l.ackTimerArmed = false
+	if l.holding == 0 {
+		return
+	}
+	out := l.out[:0]
+	for i := range l.held {
+		if h := &l.held[i]; h.pkt != nil {
+			out = append(out, h.pkt)
+			l.released = append(l.released, h.pkt)
+			*h = heldAck{}
+		}
+	}
+	l.holding = 0
+	l.out = out
+	if !l.eni.blackholed.Load() {
+		l.write(out)
+	}
+	l.releaseWritten()
+}
+
+// releaseWritten drops the holder's references to held ACKs just written.
+func (l *tunLink) releaseWritten() {
+	for i, p := range l.released {
+		p.DecRef()
+		l.released[i] = nil
+	}
+	l.released = l.released[:0]
+	clear(l.out)
+}

@@ -1,0 +1,213 @@
+package dataplane
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+)
+
+// ackLink is a link whose TUN writes land, one message each, in a
+// seqpacket socket the test reads.
+type ackLink struct {
+	*tunLink
+	read int
+}
+
+func newAckLink(t *testing.T) *ackLink {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.SetNonblock(fds[0], true)
+	unix.SetNonblock(fds[1], true)
+	w := os.NewFile(uintptr(fds[0]), "tun")
+	t.Cleanup(func() { w.Close(); unix.Close(fds[1]) })
+	rc, err := w.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &ackLink{tunLink: &tunLink{eni: &eniState{}, gsoWrite: rc}, read: fds[1]}
+}
+
+var (
+	consumerAP = netip.MustParseAddrPort("198.18.0.10:40000")
+	otherAP    = netip.MustParseAddrPort("198.18.0.11:40001")
+	eniAP      = netip.MustParseAddrPort("198.18.1.10:80")
+)
+
+// segment builds what gVisor would hand the link: a TCP segment from the
+// ENI to peer.
+func segment(peer netip.AddrPort, flags header.TCPFlags, ack uint32, payload int, sack bool) *stack.PacketBuffer {
+	opts := []byte{}
+	if sack {
+		opts = []byte{header.TCPOptionNOP, header.TCPOptionNOP, header.TCPOptionSACK, 10, 0, 0, 0, 1, 0, 0, 0, 2}
+	}
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{
+		ReserveHeaderBytes: header.IPv4MinimumSize + header.TCPMinimumSize + len(opts),
+		Payload:            buffer.MakeWithData(make([]byte, payload)),
+	})
+	th := header.TCP(pkt.TransportHeader().Push(header.TCPMinimumSize + len(opts)))
+	th.Encode(&header.TCPFields{SrcPort: eniAP.Port(), DstPort: peer.Port(), SeqNum: 1000, AckNum: ack,
+		DataOffset: uint8(header.TCPMinimumSize + len(opts)), Flags: flags, WindowSize: 1000})
+	copy(th[header.TCPMinimumSize:], opts)
+	pkt.TransportProtocolNumber = header.TCPProtocolNumber
+	ip := header.IPv4(pkt.NetworkHeader().Push(header.IPv4MinimumSize))
+	ip.Encode(&header.IPv4Fields{TotalLength: uint16(pkt.Size()), Protocol: uint8(header.TCPProtocolNumber), TTL: 64,
+		SrcAddr: tcpip.AddrFrom4(eniAP.Addr().As4()), DstAddr: tcpip.AddrFrom4(peer.Addr().As4())})
+	pkt.NetworkProtocolNumber = header.IPv4ProtocolNumber
+	return pkt
+}
+
+// hint is the read loop seeing a consumer segment of payload bytes (or a
+// FIN) that ends at end.
+func (l *ackLink) hint(peer netip.AddrPort, end uint32, payload int, fin bool) {
+	flags := header.TCPFlagAck | header.TCPFlagPsh
+	seq := end - uint32(payload)
+	if fin {
+		flags = header.TCPFlagAck | header.TCPFlagFin
+		seq--
+	}
+	b := make([]byte, header.IPv4MinimumSize+header.TCPMinimumSize+payload)
+	ip := header.IPv4(b)
+	ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(b)), Protocol: uint8(header.TCPProtocolNumber), TTL: 64,
+		SrcAddr: tcpip.AddrFrom4(peer.Addr().As4()), DstAddr: tcpip.AddrFrom4(eniAP.Addr().As4())})
+	header.TCP(b[header.IPv4MinimumSize:]).Encode(&header.TCPFields{SrcPort: peer.Port(), DstPort: eniAP.Port(),
+		SeqNum: seq, AckNum: 1000, DataOffset: header.TCPMinimumSize, Flags: flags, WindowSize: 1000})
+	l.hints.noteShort(b, header.IPv4MinimumSize+header.TCPMinimumSize)
+}
+
+// send hands the link segments as gVisor does, one call each.
+func (l *ackLink) send(t *testing.T, pkts ...*stack.PacketBuffer) {
+	t.Helper()
+	for _, p := range pkts {
+		var list stack.PacketBufferList
+		list.PushBack(p)
+		if n, err := l.WritePackets(list); n != 1 || err != nil {
+			t.Fatalf("WritePackets: %d, %v", n, err)
+		}
+		p.DecRef()
+	}
+}
+
+// written is what reached the TUN since the last call: "ack N", "data N",
+// "fin N", "rst N", "sack N", in order.
+func (l *ackLink) written(t *testing.T) string {
+	t.Helper()
+	var out []string
+	buf := make([]byte, 1<<17)
+	for {
+		n, err := unix.Read(l.read, buf) // non-blocking: EAGAIN when all is read
+		if err != nil {
+			break
+		}
+		th := header.TCP(buf[virtioNetHdrLen+header.IPv4MinimumSize : n])
+		kind := "ack"
+		switch {
+		case th.Flags()&header.TCPFlagFin != 0:
+			kind = "fin"
+		case th.Flags()&header.TCPFlagRst != 0:
+			kind = "rst"
+		case n > virtioNetHdrLen+header.IPv4MinimumSize+int(th.DataOffset()):
+			kind = "data"
+		case hasSACK(th):
+			kind = "sack"
+		}
+		peer := ""
+		if th.DestinationPort() == otherAP.Port() {
+			peer = "other "
+		}
+		out = append(out, fmt.Sprintf("%s%s %d", peer, kind, th.AckNumber()))
+	}
+	return strings.Join(out, ", ")
+}
+
+func TestAnACKOfAShortSegmentWaitsForTheAnswerToCarryIt(t *testing.T) {
+	l := newAckLink(t)
+	ack := header.TCPFlagAck
+	l.hint(consumerAP, 101, 100, false)
+	l.send(t, segment(consumerAP, ack, 101, 0, false))
+	if got := l.written(t); got != "" {
+		t.Fatalf("the request's ACK went out at once: %s", got)
+	}
+	// Another connection's packets go by; the held ACK stays held.
+	l.send(t, segment(otherAP, ack|header.TCPFlagPsh, 7, 10, false))
+	l.send(t, segment(consumerAP, ack|header.TCPFlagPsh, 101, 50, false))
+	if got, want := l.written(t), "other data 7, data 101"; got != want {
+		t.Fatalf("written %q, want %q", got, want)
+	}
+	if got := l.eni.acksCarried.Load(); got != 1 {
+		t.Errorf("acks carried %d, want 1", got)
+	}
+	// The consumer's FIN: its ACK rides on the forwarder's FIN.
+	l.hint(consumerAP, 102, 0, true)
+	l.send(t, segment(consumerAP, ack, 102, 0, false), segment(consumerAP, ack|header.TCPFlagFin, 102, 0, false))
+	if got, want := l.written(t), "fin 102"; got != want {
+		t.Fatalf("written %q, want %q", got, want)
+	}
+}
+
+func TestWhatAnACKHolderNeverHoldsOrDrops(t *testing.T) {
+	ack := header.TCPFlagAck
+	type hint struct {
+		end     uint32
+		payload int
+	}
+	for _, c := range []struct {
+		name  string
+		hints []hint
+		send  []*stack.PacketBuffer
+		want  string
+	}{
+		{"an ACK of a full segment or of no noted segment", []hint{{8461, 8460}, {100, 99}},
+			[]*stack.PacketBuffer{segment(consumerAP, ack, 8461, 0, false), segment(consumerAP, ack, 50, 0, false)}, "ack 8461, ack 50"},
+		{"an ACK with SACK blocks", []hint{{101, 100}},
+			[]*stack.PacketBuffer{segment(consumerAP, ack, 101, 0, true)}, "sack 101"},
+		{"a second ACK of the same (duplicate or window update)", []hint{{101, 100}},
+			[]*stack.PacketBuffer{segment(consumerAP, ack, 101, 0, false), segment(consumerAP, ack, 101, 0, false)}, "ack 101, ack 101"},
+		{"a second ACK that acknowledges more goes out at once, alone", []hint{{101, 100}, {201, 100}},
+			[]*stack.PacketBuffer{segment(consumerAP, ack, 101, 0, false), segment(consumerAP, ack, 201, 0, false)}, "ack 201"},
+		{"a RST goes out after the held ACK", []hint{{101, 100}},
+			[]*stack.PacketBuffer{segment(consumerAP, ack, 101, 0, false), segment(consumerAP, ack|header.TCPFlagRst, 101, 0, false)}, "ack 101, rst 101"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := newAckLink(t)
+			for _, h := range c.hints {
+				l.hint(consumerAP, h.end, h.payload, false)
+			}
+			l.send(t, c.send...)
+			if got := l.written(t); got != c.want {
+				t.Fatalf("written %q, want %q", got, c.want)
+			}
+		})
+	}
+	t.Run("nothing comes: the ACK goes out within the bound", func(t *testing.T) {
+		l := newAckLink(t)
+		l.hint(consumerAP, 101, 100, false)
+		sent := time.Now()
+		l.send(t, segment(consumerAP, ack, 101, 0, false))
+		var got string
+		for got == "" && time.Since(sent) < 5*time.Second {
+			time.Sleep(50 * time.Microsecond)
+			got = l.written(t)
+		}
+		if got != "ack 101" {
+			t.Fatalf("written %q, want the held ACK", got)
+		}
+		// ackHoldMax when busy; an idle process's timers fire on a 1 ms
+		// tick.
+		t.Logf("held for %v (bound %v)", time.Since(sent), ackHoldMax)
+		if l.holding != 0 {
+			t.Errorf("%d still held", l.holding)
+		}
+	})
+}
