@@ -70,7 +70,7 @@ func TestFabricCarries100MiBIntactThroughEachAZ(t *testing.T) {
 				t.Fatalf("%s: %v", eni.AZ, err)
 			}
 			if !res.Intact || res.Sent != size || res.Echoed != size {
-				t.Fatalf("%s: sent %d (%s), echoed %d (%s)", eni.AZ, res.Sent, res.SentSHA, res.Echoed, res.EchoSHA)
+				t.Fatalf("%s: sent %d (crc32c %08x), echoed %d (%08x)", eni.AZ, res.Sent, res.SentCRC, res.Echoed, res.EchoCRC)
 			}
 			var seen peer.Seen
 			if err := json.Unmarshal(res.Target, &seen); err != nil {
