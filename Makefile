@@ -53,7 +53,7 @@ test: build
 	$(GO) vet $(PKGS)
 	PVLINK_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) -v $(PKGS) 2>&1 | ./scripts/testsummary.sh
 	@echo "== the hot paths' benchmarks, once each: a benchmark that no longer runs fails the tests"
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./proxyproto/ ./dataplane/ ./nat/
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./proxyproto/ ./dataplane/ ./nat/ ./peer/
 	@echo "== the concurrent packages again, under the race detector"
 	$(GO) test -count=1 -race ./flowtable/ ./nat/ ./proxyproto/ ./dataplane/ ./ctl/...
 	@echo "== the relay, runner and poller under load, and ctld, in a -race build of pvlink"
@@ -80,7 +80,7 @@ bench: check-env build
 
 # Go benchmarks of the hot paths.
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem ./proxyproto/ ./dataplane/ ./nat/
+	$(GO) test -run '^$$' -bench . -benchmem ./proxyproto/ ./dataplane/ ./nat/ ./peer/
 
 vet:
 	$(GO) vet $(PKGS)

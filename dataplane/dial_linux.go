@@ -51,16 +51,10 @@ func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target neti
 		}
 		return fail(errTargetDown)
 	}
-	h, err := f.namespace(lb.Netns)
-	if err != nil {
+	fd, err := f.providerSocketFD(lb.Netns)
+	if errors.Is(err, errNoNamespace) {
 		return providerSocket{}, err
 	}
-	var fd int
-	err = nsenter.DoHandle(h, func() error {
-		var serr error
-		fd, serr = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
-		return serr
-	})
 	if err != nil {
 		return fail(err)
 	}
@@ -166,19 +160,64 @@ func connect(ctx context.Context, conn *os.File, raw syscall.RawConn, target net
 	return result
 }
 
-// namespace returns an open handle of a provider namespace, opening it once.
-func (f *Forwarder) namespace(name string) (netns.NsHandle, error) {
+// providerNamespace is an open provider namespace and sockets made in it
+// that no connection has taken yet.
+type providerNamespace struct {
+	h     netns.NsHandle
+	spare []int
+}
+
+// socketBatch is how many sockets a trip into a provider namespace makes:
+// entering and leaving it are two setns(2) calls, once per batch instead
+// of once per connection.
+const socketBatch = 16
+
+// providerSocketFD returns a new non-blocking TCP socket of the provider
+// namespace name (a socket keeps the namespace it was made in), from the
+// namespace's spares, making a batch when there are none.
+func (f *Forwarder) providerSocketFD(name string) (int, error) {
 	f.nsMu.Lock()
 	defer f.nsMu.Unlock()
-	if h, ok := f.providerNS[name]; ok {
-		return h, nil
+	ns, ok := f.providerNS[name]
+	if !ok {
+		h, err := netns.GetFromName(name)
+		if err != nil {
+			return -1, fmt.Errorf("%w: open netns %s: %v", errNoNamespace, name, err)
+		}
+		ns = &providerNamespace{h: h}
+		f.providerNS[name] = ns
 	}
-	h, err := netns.GetFromName(name)
-	if err != nil {
-		return 0, fmt.Errorf("%w: open netns %s: %v", errNoNamespace, name, err)
+	if len(ns.spare) == 0 {
+		err := nsenter.DoHandle(ns.h, func() error {
+			for range socketBatch {
+				fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+				if err != nil {
+					return err
+				}
+				ns.spare = append(ns.spare, fd)
+			}
+			return nil
+		})
+		if len(ns.spare) == 0 {
+			return -1, err
+		}
 	}
-	f.providerNS[name] = h
-	return h, nil
+	fd := ns.spare[len(ns.spare)-1]
+	ns.spare = ns.spare[:len(ns.spare)-1]
+	return fd, nil
+}
+
+// closeNamespaces closes the provider namespaces' handles and spare sockets.
+func (f *Forwarder) closeNamespaces() {
+	f.nsMu.Lock()
+	defer f.nsMu.Unlock()
+	for name, ns := range f.providerNS {
+		for _, fd := range ns.spare {
+			unix.Close(fd)
+		}
+		ns.h.Close()
+		delete(f.providerNS, name)
+	}
 }
 
 // errTargetDown is a dial to a target whose AZ a fault took down.

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.zx2c4.com/wireguard/tun"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -70,9 +69,10 @@ type Forwarder struct {
 	cancel      context.CancelFunc
 
 	// providerNS caches open handles of provider namespaces (guarded by nsMu)
-	// so a dial does not reopen /run/netns/NAME.
+	// so a dial does not reopen /run/netns/NAME, and sockets made there in
+	// batches (dial_linux.go).
 	nsMu       sync.Mutex
-	providerNS map[string]netns.NsHandle
+	providerNS map[string]*providerNamespace
 
 	// poller wakes the relay of a provider socket with bytes to read;
 	// runner runs relay and handler work on reused goroutines.
@@ -229,7 +229,7 @@ func New(cfg *Config, log *slog.Logger) (*Forwarder, error) {
 		enis:        map[string]*eniState{},
 		runErr:      make(chan error, 1),
 		capacity:    capacity,
-		providerNS:  map[string]netns.NsHandle{},
+		providerNS:  map[string]*providerNamespace{},
 		flows:       flowtable.New(capacity),
 		groups:      map[string]*nat.Group{},
 	}
@@ -568,12 +568,7 @@ func (f *Forwarder) Close() {
 	if f.stack != nil {
 		f.stack.Close()
 	}
-	f.nsMu.Lock()
-	for name, h := range f.providerNS {
-		h.Close()
-		delete(f.providerNS, name)
-	}
-	f.nsMu.Unlock()
+	f.closeNamespaces()
 	if f.poller != nil {
 		f.poller.close()
 	}
