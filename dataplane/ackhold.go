@@ -178,6 +178,15 @@ func parseSegment(pkt *stack.PacketBuffer) (s tcpSegment, ok bool) {
 	return s, true
 }
 
+// maybePureAck is a cheap first look: whether pkt might be a pure ACK.
+func maybePureAck(pkt *stack.PacketBuffer) bool {
+	if pkt.TransportProtocolNumber != header.TCPProtocolNumber || pkt.Data().Size() != 0 {
+		return false
+	}
+	th := header.TCP(pkt.TransportHeader().Slice())
+	return len(th) >= header.TCPMinimumSize && th.Flags() == header.TCPFlagAck
+}
+
 // hasSACK reports whether a TCP header's options carry SACK blocks.
 func hasSACK(th header.TCP) bool {
 	end := int(th.DataOffset())
@@ -226,6 +235,10 @@ func seqBefore(a, b uint32) bool { return int32(a-b) < 0 }
 func (l *tunLink) holdAcks(pkts []*stack.PacketBuffer) []*stack.PacketBuffer {
 	out := l.out[:0]
 	for _, pkt := range pkts {
+		if l.holding == 0 && !maybePureAck(pkt) {
+			out = append(out, pkt) // nothing held, nothing to hold
+			continue
+		}
 		s, ok := parseSegment(pkt)
 		if !ok {
 			out = append(out, pkt)
