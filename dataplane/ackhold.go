@@ -56,7 +56,7 @@ const (
 // ackHint is a short consumer segment: the ACK that acknowledges exactly
 // up to its end may be held.
 type ackHint struct {
-	key ackKey // as the ACK will carry it (the segment's reversed)
+	key connKey // as the ACK will carry it (the segment's reversed)
 	ack uint32
 }
 
@@ -71,28 +71,11 @@ type ackHintSet struct {
 // (pkt, its IP and TCP headers hlen bytes) if it is short or a FIN.
 func (h *ackHintSet) noteShort(pkt []byte, hlen int) {
 	payload := len(pkt) - hlen
-	if len(pkt) < 1 || payload > shortSegment {
+	if payload > shortSegment {
 		return
 	}
-	var k ackKey
-	var th []byte
-	switch pkt[0] >> 4 {
-	case 4:
-		ihl := int(pkt[0]&0xf) * 4
-		if pkt[9] != uint8(header.TCPProtocolNumber) || len(pkt) < ihl+header.TCPMinimumSize {
-			return
-		}
-		copy(k.dst[:], pkt[12:16])
-		copy(k.src[:], pkt[16:20])
-		th = pkt[ihl:]
-	case 6:
-		if pkt[6] != uint8(header.TCPProtocolNumber) || len(pkt) < header.IPv6MinimumSize+header.TCPMinimumSize {
-			return
-		}
-		copy(k.dst[:], pkt[8:24])
-		copy(k.src[:], pkt[24:40])
-		th = pkt[header.IPv6MinimumSize:]
-	default:
+	k, th, ok := splitPacket(pkt)
+	if !ok || k.proto != uint8(header.TCPProtocolNumber) || len(th) < header.TCPMinimumSize {
 		return
 	}
 	tcp := header.TCP(th)
@@ -106,16 +89,15 @@ func (h *ackHintSet) noteShort(pkt []byte, hlen int) {
 	} else if payload == 0 {
 		return // a pure ACK of the consumer's: gVisor answers none
 	}
-	k.sport, k.dpt = tcp.DestinationPort(), tcp.SourcePort()
 	h.mu.Lock()
-	h.hints[h.next] = ackHint{key: k, ack: end}
+	h.hints[h.next] = ackHint{key: k.reversed(), ack: end}
 	h.next = (h.next + 1) % ackHints
 	h.mu.Unlock()
 }
 
 // take reports whether an ACK of key's connection up to ack acknowledges
 // exactly a noted short segment, and forgets the note.
-func (h *ackHintSet) take(key *ackKey, ack uint32) bool {
+func (h *ackHintSet) take(key *connKey, ack uint32) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for i := range h.hints {
@@ -130,19 +112,13 @@ func (h *ackHintSet) take(key *ackKey, ack uint32) bool {
 // heldAck is one held pure ACK and what identifies its connection.
 type heldAck struct {
 	pkt *stack.PacketBuffer // nil: the slot is free
-	key ackKey
+	key connKey
 	ack uint32
-}
-
-// ackKey is a connection's addresses and ports as the link sees them.
-type ackKey struct {
-	src, dst   [16]byte
-	sport, dpt uint16
 }
 
 // tcpSegment is what the holder reads of an outgoing packet.
 type tcpSegment struct {
-	key     ackKey
+	key     connKey
 	ack     uint32
 	flags   header.TCPFlags
 	payload int
@@ -155,22 +131,13 @@ func parseSegment(pkt *stack.PacketBuffer) (s tcpSegment, ok bool) {
 	if pkt.TransportProtocolNumber != header.TCPProtocolNumber {
 		return s, false
 	}
-	nh, th := pkt.NetworkHeader().Slice(), header.TCP(pkt.TransportHeader().Slice())
-	if len(th) < header.TCPMinimumSize {
+	th := header.TCP(pkt.TransportHeader().Slice())
+	k, _, ok := splitPacket(pkt.NetworkHeader().Slice())
+	if !ok || len(th) < header.TCPMinimumSize {
 		return s, false
 	}
-	switch len(nh) {
-	case header.IPv4MinimumSize:
-		ip := header.IPv4(nh)
-		copy(s.key.src[:], ip[12:16])
-		copy(s.key.dst[:], ip[16:20])
-	case header.IPv6MinimumSize:
-		copy(s.key.src[:], nh[8:24])
-		copy(s.key.dst[:], nh[24:40])
-	default:
-		return s, false
-	}
-	s.key.sport, s.key.dpt = th.SourcePort(), th.DestinationPort()
+	k.sport, k.dport = th.SourcePort(), th.DestinationPort()
+	s.key = k
 	s.ack = th.AckNumber()
 	s.flags = th.Flags()
 	s.payload = pkt.Data().Size()
@@ -277,7 +244,7 @@ func (l *tunLink) holdAcks(pkts []*stack.PacketBuffer) []*stack.PacketBuffer {
 }
 
 // heldFor returns the slot holding an ACK of key's connection, or nil.
-func (l *tunLink) heldFor(key *ackKey) *heldAck {
+func (l *tunLink) heldFor(key *connKey) *heldAck {
 	if l.holding == 0 {
 		return nil
 	}

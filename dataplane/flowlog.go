@@ -3,7 +3,6 @@ package dataplane
 import (
 	"encoding/json"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -26,11 +25,10 @@ import (
 // flowLogRing bounds the records a forwarder keeps for ctld to collect.
 const flowLogRing = 1 << 16
 
+// flowLogKey is a flow log record's flow: its connection and the verdict.
 type flowLogKey struct {
-	src, dst     netip.Addr
-	sport, dport uint16
-	proto        uint8
-	accept       bool
+	connKey
+	accept bool
 }
 
 type flowLogCount struct {
@@ -76,51 +74,22 @@ func (l *flowLogger) note(frame []byte, size, segs int, accept bool) {
 // flowKeyOf reads a packet's addresses, protocol and ports, and the length
 // of its IP and transport headers.
 func flowKeyOf(b []byte) (flowLogKey, int, bool) {
-	var k flowLogKey
-	var transport []byte
-	if len(b) < 1 {
-		return k, 0, false
-	}
-	switch header.IPVersion(b) {
-	case header.IPv4Version:
-		if len(b) < header.IPv4MinimumSize {
-			return k, 0, false
-		}
-		ip := header.IPv4(b)
-		hl := int(ip.HeaderLength())
-		if hl < header.IPv4MinimumSize || hl > len(b) {
-			return k, 0, false
-		}
-		k.src, k.dst = netip.AddrFrom4(ip.SourceAddress().As4()), netip.AddrFrom4(ip.DestinationAddress().As4())
-		k.proto = ip.Protocol()
-		transport = b[hl:]
-	case header.IPv6Version:
-		if len(b) < header.IPv6MinimumSize {
-			return k, 0, false
-		}
-		ip := header.IPv6(b)
-		k.src, k.dst = netip.AddrFrom16(ip.SourceAddress().As16()), netip.AddrFrom16(ip.DestinationAddress().As16())
-		k.proto = ip.NextHeader()
-		transport = b[header.IPv6MinimumSize:]
-	default:
-		return k, 0, false
+	k, transport, ok := splitPacket(b)
+	if !ok {
+		return flowLogKey{}, 0, false
 	}
 	hlen := len(b) - len(transport)
 	switch k.proto {
 	case uint8(header.TCPProtocolNumber):
 		if len(transport) >= header.TCPMinimumSize {
-			t := header.TCP(transport)
-			k.sport, k.dport = t.SourcePort(), t.DestinationPort()
-			hlen += min(int(t.DataOffset()), len(transport))
+			hlen += min(int(header.TCP(transport).DataOffset()), len(transport))
 		}
 	case uint8(header.UDPProtocolNumber):
 		if len(transport) >= header.UDPMinimumSize {
-			u := header.UDP(transport)
-			k.sport, k.dport = u.SourcePort(), u.DestinationPort()
 			hlen += header.UDPMinimumSize
 		}
 	}
-	return k, hlen, true
+	return flowLogKey{connKey: k}, hlen, true
 }
 
 // flowIn counts a frame read from the consumer, accepted or not.
