@@ -48,8 +48,8 @@ const (
 	ackHoldSlots = 32
 	// ackHints is how many short consumer segments the link remembers.
 	ackHints = 32
-	// shortSegment is the payload below which a segment's ACK may wait:
-	// up to one full segment at MSS 8460.
+	// shortSegment is a full segment's payload at MSS 8460: only the ACK
+	// of a shorter segment may wait.
 	shortSegment = endpointMTU - 40
 )
 
@@ -71,7 +71,7 @@ type ackHintSet struct {
 // (pkt, its IP and TCP headers hlen bytes) if it is short or a FIN.
 func (h *ackHintSet) noteShort(pkt []byte, hlen int) {
 	payload := len(pkt) - hlen
-	if payload > shortSegment {
+	if payload >= shortSegment {
 		return
 	}
 	k, th, ok := splitPacket(pkt)

@@ -174,8 +174,12 @@ func TestWhatAnACKHolderNeverHoldsOrDrops(t *testing.T) {
 		send  []*stack.PacketBuffer
 		want  string
 	}{
-		{"an ACK of a full segment or of no noted segment", []hint{{8461, 8460}, {100, 99}},
-			[]*stack.PacketBuffer{segment(consumerAP, ack, 8461, 0, false), segment(consumerAP, ack, 50, 0, false)}, "ack 8461, ack 50"},
+		{"an ACK of a full segment", []hint{{8461, 8460}},
+			[]*stack.PacketBuffer{segment(consumerAP, ack, 8461, 0, false)}, "ack 8461"},
+		{"an ACK of no noted segment", []hint{{100, 99}},
+			[]*stack.PacketBuffer{segment(consumerAP, ack, 50, 0, false)}, "ack 50"},
+		{"an ACK of another connection's noted segment", []hint{{101, 100}},
+			[]*stack.PacketBuffer{segment(otherAP, ack, 101, 0, false)}, "other ack 101"},
 		{"an ACK with SACK blocks", []hint{{101, 100}},
 			[]*stack.PacketBuffer{segment(consumerAP, ack, 101, 0, true)}, "sack 101"},
 		{"a second ACK of the same (duplicate or window update)", []hint{{101, 100}},
