@@ -13,7 +13,8 @@ import (
 // has even read the request, and its FIN gets one before the target has
 // closed. Linux delays such ACKs so that the answer (or the FIN) carries
 // them; gVisor stores the QuickAck option but never reads it. The link does
-// the delaying instead: a pure ACK is held for at most ackHoldMax, and
+// the delaying instead: a pure ACK is held for at most ackHoldData (the ACK
+// of a request) or ackHoldFin (of a FIN), each on a deadline of its own, and
 // dropped if a segment of the same connection that carries data or a FIN,
 // and acknowledges at least as much, goes out first. That takes one TUN
 // write (and the consumer kernel's handling of one packet) off the
@@ -38,16 +39,22 @@ import (
 //
 // Every other packet of a connection with a held ACK goes out after it.
 const (
-	// ackHoldMax bounds how long a pure ACK waits for a segment to ride on
-	// while the forwarder is busy. An idle forwarder's timers fire on the
-	// runtime's millisecond poll timeout, so then it is about 1 ms. Linux's
-	// delayed ACK waits 40 ms at least.
-	ackHoldMax = 200 * time.Microsecond
+	// ackHoldData bounds how long the ACK of a short request waits for the
+	// answer to ride on. The first request of a connection waits for the
+	// target's handshake too. A consumer that sends a second short segment
+	// before the answer, with Nagle on, waits as long for this ACK (Linux
+	// would make it wait 40 ms or more, as it delays ACKs that long).
+	ackHoldData = 1 * time.Millisecond
+	// ackHoldFin bounds how long the ACK of the consumer's FIN waits for
+	// the forwarder's FIN, which comes once the target has closed too. A
+	// consumer waits for nothing from that ACK (it retransmits its FIN
+	// only after 200 ms), and Linux holds it as long as any delayed ACK.
+	ackHoldFin = 10 * time.Millisecond
 	// ackHoldSlots bounds the connections of one ENI with an ACK held at
 	// once; a pure ACK that finds no free slot goes out at once.
-	ackHoldSlots = 32
+	ackHoldSlots = 64
 	// ackHints is how many short consumer segments the link remembers.
-	ackHints = 32
+	ackHints = 64
 	// shortSegment is a full segment's payload at MSS 8460: only the ACK
 	// of a shorter segment may wait.
 	shortSegment = endpointMTU - 40
@@ -58,6 +65,7 @@ const (
 type ackHint struct {
 	key connKey // as the ACK will carry it (the segment's reversed)
 	ack uint32
+	fin bool
 }
 
 // ackHintSet is the read loop's notes for the write path.
@@ -84,36 +92,43 @@ func (h *ackHintSet) noteShort(pkt []byte, hlen int) {
 		return
 	}
 	end := tcp.SequenceNumber() + uint32(payload)
-	if flags&header.TCPFlagFin != 0 {
+	fin := flags&header.TCPFlagFin != 0
+	if fin {
 		end++
 	} else if payload == 0 {
 		return // a pure ACK of the consumer's: gVisor answers none
 	}
 	h.mu.Lock()
-	h.hints[h.next] = ackHint{key: k.reversed(), ack: end}
+	h.hints[h.next] = ackHint{key: k.reversed(), ack: end, fin: fin}
 	h.next = (h.next + 1) % ackHints
 	h.mu.Unlock()
 }
 
-// take reports whether an ACK of key's connection up to ack acknowledges
-// exactly a noted short segment, and forgets the note.
-func (h *ackHintSet) take(key *connKey, ack uint32) bool {
+// take reports for how long an ACK of key's connection up to ack may be
+// held: 0 unless it acknowledges exactly a noted short segment (whose
+// note it forgets), longer for a FIN than for a request.
+func (h *ackHintSet) take(key *connKey, ack uint32) time.Duration {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for i := range h.hints {
 		if x := &h.hints[i]; x.ack == ack && x.key == *key {
+			fin := x.fin
 			*x = ackHint{}
-			return true
+			if fin {
+				return ackHoldFin
+			}
+			return ackHoldData
 		}
 	}
-	return false
+	return 0
 }
 
 // heldAck is one held pure ACK and what identifies its connection.
 type heldAck struct {
-	pkt *stack.PacketBuffer // nil: the slot is free
-	key connKey
-	ack uint32
+	pkt   *stack.PacketBuffer // nil: the slot is free
+	key   connKey
+	ack   uint32
+	until time.Duration // on monoNow's clock: when it goes out regardless
 }
 
 // tcpSegment is what the holder reads of an outgoing packet.
@@ -228,13 +243,16 @@ func (l *tunLink) holdAcks(pkts []*stack.PacketBuffer) []*stack.PacketBuffer {
 			out = append(out, pkt)
 			continue
 		}
-		if s.pureAck() && l.hints.take(&s.key, s.ack) {
-			if free := l.freeSlot(); free != nil {
-				pkt.IncRef()
-				*free = heldAck{pkt: pkt, key: s.key, ack: s.ack}
-				l.holding++
-				l.armAckTimer()
-				continue
+		if s.pureAck() {
+			if hold := l.hints.take(&s.key, s.ack); hold > 0 {
+				if free := l.freeSlot(); free != nil {
+					pkt.IncRef()
+					until := monoNow() + hold
+					*free = heldAck{pkt: pkt, key: s.key, ack: s.ack, until: until}
+					l.holding++
+					l.armAckTimer(until)
+					continue
+				}
 			}
 		}
 		out = append(out, pkt)
@@ -245,12 +263,16 @@ func (l *tunLink) holdAcks(pkts []*stack.PacketBuffer) []*stack.PacketBuffer {
 
 // heldFor returns the slot holding an ACK of key's connection, or nil.
 func (l *tunLink) heldFor(key *connKey) *heldAck {
-	if l.holding == 0 {
-		return nil
-	}
+	seen := 0
 	for i := range l.held {
-		if h := &l.held[i]; h.pkt != nil && h.key == *key {
-			return h
+		if seen == l.holding {
+			break
+		}
+		if h := &l.held[i]; h.pkt != nil {
+			if h.key == *key {
+				return h
+			}
+			seen++
 		}
 	}
 	return nil
@@ -275,20 +297,33 @@ func (l *tunLink) dropHeld(h *heldAck) {
 	l.eni.acksCarried.Add(1)
 }
 
-// armAckTimer makes sure held ACKs go out within ackHoldMax.
-func (l *tunLink) armAckTimer() {
-	if l.ackTimerArmed {
+// monoStart is the origin of monoNow.
+var monoStart = time.Now()
+
+// monoNow is the monotonic clock the holder's deadlines are on.
+func monoNow() time.Duration { return time.Since(monoStart) }
+
+// armAckTimer makes sure the timer fires by until.
+func (l *tunLink) armAckTimer(until time.Duration) {
+	if l.ackTimerArmed && l.ackTimerAt <= until {
 		return
 	}
 	l.ackTimerArmed = true
+	l.ackTimerAt = until
+	d := until - monoNow()
 	if l.ackTimer == nil {
-		l.ackTimer = time.AfterFunc(ackHoldMax, l.flushHeldAcks)
+		l.ackTimer = time.AfterFunc(d, l.flushHeldAcks)
 		return
 	}
-	l.ackTimer.Reset(ackHoldMax)
+	l.ackTimer.Reset(d)
 }
 
-// flushHeldAcks writes every held ACK: nothing came to carry them.
+// ackFlushSlack lets a timer that fires take along the ACKs due just
+// after it: one write instead of a timer and a write each.
+const ackFlushSlack = 50 * time.Microsecond
+
+// flushHeldAcks writes the held ACKs that are due: nothing came to carry
+// them. The others wait on, the timer armed for the first of them.
 func (l *tunLink) flushHeldAcks() {
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
@@ -296,20 +331,30 @@ func (l *tunLink) flushHeldAcks() {
 	if l.holding == 0 {
 		return
 	}
+	now := monoNow()
 	out := l.out[:0]
+	var next time.Duration
 	for i := range l.held {
-		if h := &l.held[i]; h.pkt != nil {
+		h := &l.held[i]
+		switch {
+		case h.pkt == nil:
+		case h.until <= now+ackFlushSlack:
 			out = append(out, h.pkt)
 			l.released = append(l.released, h.pkt)
 			*h = heldAck{}
+			l.holding--
+		case next == 0 || h.until < next:
+			next = h.until
 		}
 	}
-	l.holding = 0
 	l.out = out
-	if !l.eni.blackholed.Load() {
+	if len(out) > 0 && !l.eni.blackholed.Load() {
 		l.write(out)
 	}
 	l.releaseWritten()
+	if next != 0 {
+		l.armAckTimer(next)
+	}
 }
 
 // releaseWritten drops the holder's references to held ACKs just written.

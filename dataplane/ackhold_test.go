@@ -213,13 +213,63 @@ func TestWhatAnACKHolderNeverHoldsOrDrops(t *testing.T) {
 		if got != "ack 101" {
 			t.Fatalf("written %q, want the held ACK", got)
 		}
-		// ackHoldMax when busy; an idle process's timers fire on a 1 ms
+		// ackHoldData when busy; an idle process's timers fire on a 1 ms
 		// tick.
-		t.Logf("held for %v (bound %v)", time.Since(sent), ackHoldMax)
+		t.Logf("held for %v (bound %v)", time.Since(sent), ackHoldData)
 		if l.holding != 0 {
 			t.Errorf("%d still held", l.holding)
 		}
 	})
+}
+
+// Each held ACK has a deadline of its own: a timer armed for one does not
+// take the others out early, and the ACK of a FIN waits longer than the
+// ACK of a request.
+func TestEachHeldACKWaitsItsOwnTime(t *testing.T) {
+	l := newAckLink(t)
+	ack := header.TCPFlagAck
+	// wait polls until the TUN has something, for at most 5 s.
+	wait := func() (string, time.Time) {
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Microsecond) {
+			if got := l.written(t); got != "" {
+				return got, time.Now()
+			}
+		}
+		return "", time.Now()
+	}
+	l.hint(otherAP, 11, 0, true) // the other connection's FIN
+	finHeld := time.Now()
+	l.send(t, segment(otherAP, ack, 11, 0, false))
+	l.hint(consumerAP, 101, 100, false)
+	l.send(t, segment(consumerAP, ack, 101, 0, false))
+	// Half a request's bound later, a second connection's request is held.
+	time.Sleep(ackHoldData / 2)
+	third := netip.MustParseAddrPort("198.18.0.12:40002")
+	l.hint(third, 201, 100, false)
+	thirdHeld := time.Now()
+	l.send(t, segment(third, ack, 201, 0, false))
+
+	if got, _ := wait(); got != "ack 101" {
+		t.Fatalf("first out %q, want the first request's ACK alone", got)
+	}
+	got, at := wait()
+	if got != "ack 201" {
+		t.Fatalf("second out %q, want the second request's ACK alone", got)
+	}
+	if d := at.Sub(thirdHeld); d < ackHoldData-ackFlushSlack {
+		t.Fatalf("the second request's ACK went out after %v, before its own bound %v", d, ackHoldData)
+	}
+	got, at = wait()
+	if got != "other ack 11" {
+		t.Fatalf("third out %q, want the FIN's ACK", got)
+	}
+	if d := at.Sub(finHeld); d < ackHoldFin-ackFlushSlack {
+		t.Fatalf("the FIN's ACK went out after %v, before its bound %v", d, ackHoldFin)
+	}
+	t.Logf("FIN's ACK held %v (bound %v)", at.Sub(finHeld), ackHoldFin)
+	if l.holding != 0 {
+		t.Errorf("%d still held", l.holding)
+	}
 }
 
 // BenchmarkNoteShort is what the read loop adds to each short consumer
@@ -255,7 +305,7 @@ func BenchmarkHeldAckCarried(b *testing.B) {
 		l.WritePackets(answers)
 		n++
 	}
-	// A pause longer than ackHoldMax between the two writes lets the
+	// A pause longer than ackHoldData between the two writes lets the
 	// timer send an ACK instead; nearly all must be carried.
 	if got := l.eni.acksCarried.Load(); got < uint64(n)*99/100 {
 		b.Fatalf("%d ACKs carried in %d exchanges", got, n)

@@ -72,7 +72,8 @@ type tunLink struct {
 	out, released []*stack.PacketBuffer
 	ackTimer      *time.Timer
 	ackTimerArmed bool
-	hints         ackHintSet // the read loop's, with a lock of its own
+	ackTimerAt    time.Duration // when the armed timer fires (monoNow)
+	hints         ackHintSet    // the read loop's, with a lock of its own
 
 	closeOnce sync.Once
 	onClose   func()
