@@ -188,6 +188,16 @@ func (f *Forwarder) Stats() Stats {
 				"established_resets":          tcp.EstablishedResets.Value(),
 				"failed_connection_attempts":  tcp.FailedConnectionAttempts.Value(),
 				"failed_port_reservations":    tcp.FailedPortReservations.Value(),
+				// How the consumer side repairs losses, and how
+				// often a repair was for nothing.
+				"retransmits":          tcp.Retransmits.Value(),
+				"fast_retransmits":     tcp.FastRetransmit.Value(),
+				"sack_recoveries":      tcp.SACKRecovery.Value(),
+				"tail_loss_probes":     tcp.TLPRecovery.Value(),
+				"retransmit_timeouts":  tcp.Timeouts.Value(),
+				"spurious_recoveries":  tcp.SpuriousRecovery.Value(),
+				"spurious_rto":         tcp.SpuriousRTORecovery.Value(),
+				"segments_dsack_acked": tcp.SegmentsAckedWithDSACK.Value(),
 			}
 		}(),
 		Runtime: f.runtimeStats(),
