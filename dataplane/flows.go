@@ -57,6 +57,7 @@ type conn struct {
 	live          atomic.Int32
 	consumerEntry waiter.Entry
 	pw            providerWriter // the consumer-to-provider writer, with the pending proxy header
+	skip          skipWriter     // takes from the endpoint what pw's writev sent
 	pr            providerReader // the provider-to-consumer read
 	cr            bytes.Reader   // what writeConsumer hands gVisor
 	released      atomic.Bool

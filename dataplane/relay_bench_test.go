@@ -2,17 +2,12 @@ package dataplane
 
 import (
 	"io"
-	"os"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/waiter"
-
-	"pvlink.dev/pvlink/flowtable"
-	"pvlink.dev/pvlink/nat"
 )
 
 // The relay's wake-ups, run by the code the forwarder runs (wakeP2C,
@@ -26,8 +21,8 @@ type benchEndpoint struct {
 	tcpip.Endpoint // the relay calls nothing else on these paths
 	sink           []byte
 	wrote          chan int
-	pending        []byte // the consumer's bytes, for Read
-	readable       atomic.Bool
+	pending        []byte       // room for the consumer's bytes, for Read
+	avail          atomic.Int64 // how many of them are not yet taken
 }
 
 func (e *benchEndpoint) Write(p tcpip.Payloader, _ tcpip.WriteOptions) (int64, tcpip.Error) {
@@ -36,16 +31,29 @@ func (e *benchEndpoint) Write(p tcpip.Payloader, _ tcpip.WriteOptions) (int64, t
 	return int64(n), nil
 }
 
-func (e *benchEndpoint) Read(w io.Writer, _ tcpip.ReadOptions) (tcpip.ReadResult, tcpip.Error) {
-	if !e.readable.Swap(false) {
+// Read hands over the consumer's bytes not yet taken, as one view; a peek
+// leaves them, a read takes what the writer accepted.
+func (e *benchEndpoint) Read(w io.Writer, o tcpip.ReadOptions) (tcpip.ReadResult, tcpip.Error) {
+	avail := int(e.avail.Load())
+	if avail == 0 {
 		return tcpip.ReadResult{}, &tcpip.ErrWouldBlock{}
 	}
-	n, _ := w.Write(e.pending)
+	n, _ := w.Write(e.pending[:avail])
+	if !o.Peek {
+		e.avail.Add(-int64(n))
+	}
 	return tcpip.ReadResult{Count: n, Total: n}, nil
 }
 
+func (e *benchEndpoint) GetSockOptInt(opt tcpip.SockOptInt) (int, tcpip.Error) {
+	if opt == tcpip.ReceiveQueueSizeOption {
+		return int(e.avail.Load()), nil
+	}
+	return 0, nil
+}
+
 func (e *benchEndpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
-	if e.readable.Load() {
+	if e.avail.Load() > 0 {
 		return mask & waiter.EventIn
 	}
 	return 0
@@ -56,29 +64,12 @@ func (e *benchEndpoint) ModerateRecvBuf(int) {}
 // benchConn is a relayed connection over a socket pair; peer is the
 // target's end (blocking).
 func benchConn(b *testing.B) (*conn, *benchEndpoint, int) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	unix.SetNonblock(fds[0], true)
-	provider := os.NewFile(uintptr(fds[0]), "provider")
-	raw, err := provider.SyscallConn()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { provider.Close(); unix.Close(fds[1]) })
-	ep := &benchEndpoint{sink: make([]byte, relayBufSize), wrote: make(chan int, 1), pending: make([]byte, 1024)}
-	c := &conn{
-		f:  &Forwarder{runner: newRunner()},
-		fl: flowtable.NewFlow(flowtable.Key{}, nil, time.Minute, time.Now()), eni: &eniState{}, rt: &route{svc: &lbCounters{}},
-		target: &nat.Target{},
-		ep:     ep, wq: &waiter.Queue{}, provider: provider, providerRaw: raw,
-	}
-	c.initRelay()
+	ep := &benchEndpoint{sink: make([]byte, relayBufSize), wrote: make(chan int, 1), pending: make([]byte, relayBufSize)}
+	c, peer := relayConn(b, ep, 0, false)
 	c.live.Store(2)
 	c.c2p.Store(dirParked)
 	c.p2c.Store(dirParked)
-	return c, ep, fds[1]
+	return c, ep, peer
 }
 
 // BenchmarkRelayWakeUp: bytes arrive on one side, the relay is woken,
@@ -97,11 +88,12 @@ func BenchmarkRelayWakeUp(b *testing.B) {
 	b.Run("consumer-to-target", func(b *testing.B) {
 		c, ep, peer := benchConn(b)
 		buf := make([]byte, 4096)
+		const msg = 1024 // the consumer's bytes of each wake-up
 		b.ReportAllocs()
 		for b.Loop() {
-			ep.readable.Store(true)
+			ep.avail.Add(msg)
 			c.wakeC2P()
-			for got := 0; got < len(ep.pending); {
+			for got := 0; got < msg; {
 				n, err := unix.Read(peer, buf)
 				if err != nil {
 					b.Fatal(err)
