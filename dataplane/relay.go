@@ -222,8 +222,8 @@ func (c *conn) pumpC2P() {
 // and providerWriter gathers them into one writev; only the bytes the
 // socket took are then taken from the endpoint. So the bytes are not
 // copied in between, and the target's socket gets one system call for
-// what was queued (segments arrive in views of up to 32 KiB: one write
-// each was 10 to 50 system calls a wake-up under load). end says the
+// what was queued (one write per view had been 10 to 50 writes of 28-29 KB
+// each per wake-up, measured in an 8-stream upload). end says the
 // direction is over (EOF: err nil).
 func (c *conn) copyFromConsumer() (end bool, err error) {
 	w := &c.pw
@@ -303,6 +303,7 @@ type providerWriter struct {
 	// their bytes, the bytes to gather before writing, and whether the
 	// writev was made and how many payload bytes it took.
 	iov      [][]byte
+	iovp     *[][]byte // iov's vector, from iovPool while gathering
 	gathered int
 	want     int
 	flushed  bool
@@ -325,19 +326,22 @@ var errShortWrite = errors.New("provider socket full")
 // errGathered ends gVisor's Read once the gathered views are written.
 var errGathered = errors.New("gathered views written")
 
+// iovPool holds the gathering vectors: one is needed only while a
+// direction runs, and kept per connection it would be 1.5 KiB on each.
+var iovPool = sync.Pool{New: func() any { v := make([][]byte, 1, gatherMax+1); return &v }}
+
 // gather begins a gathering that writes once want bytes are in.
 func (w *providerWriter) gather(want int) {
-	if w.iov == nil {
-		w.iov = make([][]byte, 1, gatherMax+1)
-	}
-	w.iov = w.iov[:1]
+	w.iovp = iovPool.Get().(*[][]byte)
+	w.iov = (*w.iovp)[:1]
 	w.gathered, w.want, w.flushed, w.sent = 0, max(want, 1), false, 0
 }
 
 // done ends a gathering: the payload bytes the target's socket took.
 func (w *providerWriter) done() int {
 	clear(w.iov) // the views are gVisor's again
-	w.iov = w.iov[:1]
+	iovPool.Put(w.iovp)
+	w.iov, w.iovp = nil, nil
 	return w.sent
 }
 
