@@ -84,6 +84,14 @@ func (t *Target) Serve(ln net.Listener) error {
 	}
 }
 
+// An echoing connection reads into a small buffer until a read fills it,
+// then into a large one, so idle and chatty connections stay small and a
+// bulk transfer takes few system calls.
+const (
+	echoSmall = 16 << 10
+	echoLarge = 256 << 10
+)
+
 func (t *Target) handle(c net.Conn) {
 	defer c.Close()
 	seen := Seen{Time: time.Now().UTC(), Target: t.Name, AZ: t.AZ, Peer: c.RemoteAddr().String(), Local: c.LocalAddr().String()}
@@ -115,12 +123,16 @@ func (t *Target) handle(c net.Conn) {
 	// Echo until the client half-closes, then half-close back. A plain
 	// loop, not io.Copy: TCP to TCP, io.Copy splices through a pipe that
 	// it holds while waiting, two more descriptors per idle connection.
-	buf := make([]byte, 16<<10)
+	buf := make([]byte, echoSmall)
 	for {
 		n, err := c.Read(buf)
 		if n > 0 {
 			if _, werr := c.Write(buf[:n]); werr != nil {
 				return
+			}
+			if n == len(buf) && len(buf) < echoLarge {
+				// A bulk sender: fewer, larger reads and writes.
+				buf = make([]byte, echoLarge)
 			}
 		}
 		if err == io.EOF {
