@@ -28,13 +28,14 @@ const (
 
 // dialTarget opens a kernel TCP connection to target from the load
 // balancer's node address and returns it with its local address (node IP
-// and port). Only the socket is created inside the provider VPC's
+// and port); w, the socket's entry in the poller, hears its edges from the
+// connect on. Only the socket is created inside the provider VPC's
 // namespace (a socket keeps the namespace it was born in): the connect and
 // the wait for it happen on any thread. Dialing inside the namespace, as
 // net.Dialer would, parks a goroutine locked to its thread for the whole
 // handshake, and every such park and wake-up moves the scheduler's one P
 // between threads.
-func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target netip.AddrPort) (providerSocket, error) {
+func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target netip.AddrPort, w *sockWatch) (providerSocket, error) {
 	fail := func(err error) (providerSocket, error) {
 		return providerSocket{}, fmt.Errorf("connect %s -> %s in netns %s: %w", lb.NodeIP, target, lb.Netns, err)
 	}
@@ -71,17 +72,24 @@ func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target neti
 		unix.Close(fd)
 		return fail(err)
 	}
-	// A non-blocking descriptor becomes a pollable os.File as it is: the
-	// netpoller's registration and the close that waits for any operation
-	// under way, without what net.FileConn adds per connection (a dup, flag
-	// and address queries, and TCP keepalives, which an NLB node does not
-	// send to its targets).
+	// The descriptor is still blocking here, so os.NewFile leaves it out
+	// of Go's netpoller: the poller's set is its only one. The os.File
+	// gives the close that waits for any operation under way, without what
+	// net.FileConn adds per connection (a dup, flag and address queries,
+	// and TCP keepalives, which an NLB node does not send to its targets).
+	// Every operation on it is a non-blocking system call of the relay's.
 	file := os.NewFile(uintptr(fd), "provider")
 	raw, err := file.SyscallConn()
 	if err == nil {
-		err = connect(ctx, file, raw, target)
+		// A new socket's only status flag is its access mode, which
+		// F_SETFL leaves as it is: one system call, not a get and a set.
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, unix.O_NONBLOCK)
+	}
+	if err == nil {
+		err = f.connect(ctx, fd, target, w)
 	}
 	if err != nil {
+		f.poller.unwatch(fd, w)
 		file.Close()
 		return fail(err)
 	}
@@ -100,64 +108,88 @@ func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target neti
 type providerSocket struct {
 	file  *os.File
 	raw   syscall.RawConn // file's, taken once
-	fd    int             // for the relay's poller
+	fd    int             // its place in the poller
 	local netip.AddrPort  // the node's address and port
 }
 
-// connect connects conn's socket (raw is its RawConn) to target without
-// blocking a thread, within dialTimeout and ctx.
-func connect(ctx context.Context, conn *os.File, raw syscall.RawConn, target netip.AddrPort) error {
+// connect connects socket fd to target without
+// blocking a thread, within dialTimeout and ctx, and adds it to the
+// poller's set with its edges going to w.
+func (f *Forwarder) connect(ctx context.Context, fd int, target netip.AddrPort, w *sockWatch) error {
 	sa := &unix.SockaddrInet4{Addr: target.Addr().As4(), Port: int(target.Port())}
-	var cerr error
-	if err := raw.Control(func(fd uintptr) { cerr = unix.Connect(int(fd), sa) }); err != nil {
-		return err
+	cerr := unix.Connect(fd, sa)
+	if cerr == unix.EINPROGRESS {
+		// Over a namespace's loopback the handshake is mostly done by
+		// the time connect returns.
+		if done, err := connected(fd); done {
+			if err != nil {
+				return err
+			}
+			cerr = nil
+		}
 	}
 	if cerr == nil {
-		return nil
+		return f.poller.watch(fd, w, false)
 	}
 	if cerr != unix.EINPROGRESS {
 		return cerr
 	}
-	deadline := time.Now().Add(dialTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	conn.SetWriteDeadline(deadline)
-	defer conn.SetWriteDeadline(time.Time{})
-	if ctx.Done() != nil { // a context that can end (health checks); not the handler's
-		stop := context.AfterFunc(ctx, func() { conn.SetWriteDeadline(time.Unix(1, 0)) })
-		defer stop()
-	}
-	var result error
-	werr := raw.Write(func(fd uintptr) bool {
-		// As the net package does: writable, then SO_ERROR says how the
-		// handshake ended; 0 with a peer means connected.
-		soerr, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
-		if err != nil {
-			result = err
-			return true
-		}
-		switch e := unix.Errno(soerr); e {
-		case unix.EINPROGRESS, unix.EALREADY, unix.EINTR:
-			return false
-		case 0, unix.EISCONN:
-			if _, err := unix.Getpeername(int(fd)); err == nil {
-				result = nil
-				return true
-			}
-			return false
+	// Armed before the socket joins the set: the add reports an edge if
+	// the handshake ended in between.
+	w.armRoom()
+	defer func() {
+		w.wantRoom.Store(false)
+		select { // a token left for the relay's first wait would be stale
+		case <-w.room:
 		default:
-			result = e
-			return true
 		}
-	})
-	if werr != nil {
-		if ctx.Err() != nil {
+	}()
+	if err := f.poller.watch(fd, w, true); err != nil {
+		return err
+	}
+	var timeout *time.Timer
+	expired := os.ErrDeadlineExceeded
+	for {
+		if done, err := connected(fd); done {
+			return err
+		}
+		if timeout == nil {
+			wait := dialTimeout
+			if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
+				wait, expired = time.Until(d), context.DeadlineExceeded
+			}
+			timeout = time.NewTimer(wait)
+			defer timeout.Stop()
+		}
+		select {
+		case <-w.room:
+		case <-timeout.C:
+			return expired
+		case <-ctx.Done():
 			return ctx.Err()
 		}
-		return werr
 	}
-	return result
+}
+
+// connected reports whether a connect in progress has ended, and how. As
+// the net package does: SO_ERROR says how the handshake ended; 0 with a
+// peer means connected.
+func connected(fd int) (bool, error) {
+	soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err != nil {
+		return true, err
+	}
+	switch e := unix.Errno(soerr); e {
+	case unix.EINPROGRESS, unix.EALREADY, unix.EINTR:
+		return false, nil
+	case 0, unix.EISCONN:
+		if _, err := unix.Getpeername(fd); err == nil {
+			return true, nil
+		}
+		return false, nil
+	default:
+		return true, e
+	}
 }
 
 // providerNamespace is an open provider namespace and sockets made in it
@@ -172,8 +204,8 @@ type providerNamespace struct {
 // of once per connection.
 const socketBatch = 16
 
-// providerSocketFD returns a new non-blocking TCP socket of the provider
-// namespace name (a socket keeps the namespace it was made in), from the
+// providerSocketFD returns a new TCP socket of the provider namespace name,
+// still blocking (see dialTarget) (a socket keeps the namespace it was made in), from the
 // namespace's spares, making a batch when there are none.
 func (f *Forwarder) providerSocketFD(name string) (int, error) {
 	f.nsMu.Lock()
@@ -190,7 +222,7 @@ func (f *Forwarder) providerSocketFD(name string) (int, error) {
 	if len(ns.spare) == 0 {
 		err := nsenter.DoHandle(ns.h, func() error {
 			for range socketBatch {
-				fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+				fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 				if err != nil {
 					return err
 				}

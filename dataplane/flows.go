@@ -47,6 +47,7 @@ type conn struct {
 	provider    *os.File // the node's socket to the target (dialTarget)
 	providerRaw syscall.RawConn
 	providerFD  int
+	sw          sockWatch // its entry in the forwarder's poller
 
 	// The relay's state (relay.go): each direction's state, how many are
 	// not done, the consumer's wake-up registration, and the proxy header
@@ -163,12 +164,16 @@ func (f *Forwarder) group(lb LoadBalancer, tg TargetGroup) *nat.Group {
 // node's address; with proxy protocol on, it carries a LOCAL header.
 func (f *Forwarder) healthCheck(lb LoadBalancer, tg TargetGroup) nat.CheckFunc {
 	return func(ctx context.Context, addr netip.AddrPort) error {
-		sock, err := f.dialTarget(ctx, lb, addr)
+		var w sockWatch
+		sock, err := f.dialTarget(ctx, lb, addr, &w)
 		if err != nil {
 			return err
 		}
 		c := sock.file
-		defer c.Close()
+		defer func() {
+			f.poller.unwatch(sock.fd, &w)
+			c.Close()
+		}()
 		if tg.ProxyProtocolV2 {
 			h := proxyproto.Header{Command: proxyproto.Local, CRC32C: true}
 			return writeHeader(c, &h)
@@ -202,7 +207,18 @@ func (c *conn) abort() {
 // resetProvider closes the target's socket with a RST.
 func (c *conn) resetProvider() {
 	c.providerRaw.Control(func(fd uintptr) { lingerZero(int(fd)) })
+	c.closeProvider()
+}
+
+// closeProvider closes the target's socket, which takes it out of the
+// poller's set, and wakes a wait for room on it. A wait armed after the
+// close finds the socket closed when it polls it, before it waits.
+func (c *conn) closeProvider() {
+	c.f.poller.unwatch(c.providerFD, &c.sw)
 	c.provider.Close()
+	if c.sw.wantRoom.Load() {
+		c.sw.kick()
+	}
 }
 
 // lingerZero makes a socket's close send a RST and drop what is unsent.
@@ -225,7 +241,7 @@ func (c *conn) forget() {
 			lingerZero(int(fd))
 		}
 	})
-	c.provider.Close()
+	c.closeProvider()
 	c.release()
 	c.dirDone(&c.p2c, dirParked)
 }

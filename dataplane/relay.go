@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -69,13 +70,14 @@ func (c *conn) start(pp *proxyproto.Header) {
 	c.p2c.Store(dirParked)
 	c.consumerEntry = waiter.NewFunctionEntry(consumerEvents, func(waiter.EventMask) { c.wakeC2P() })
 	c.wq.EventRegister(&c.consumerEntry)
-	err := c.f.poller.add(c)
+	// The target's socket has been in the poller since its connect: from
+	// now on its edges wake this relay, and one that came before does now.
+	c.sw.relay.Store(c)
+	if e := c.sw.early.Swap(0); e != 0 {
+		c.wakeP2C(e&hupEvents != 0)
+	}
 	c.started.Store(true)
 	switch {
-	case err != nil:
-		// No way to hear from the target: give the connection up.
-		c.f.log.Warn("relay: watch provider socket", "err", err)
-		c.abort()
 	case c.reset.Load(): // reset while we dialed
 		c.abort()
 	case c.expired.Load(): // forgotten while we dialed
@@ -150,9 +152,8 @@ func (c *conn) stopParked() {
 // finish closes both sides and gives back everything the flow held.
 func (c *conn) finish() {
 	c.wq.EventUnregister(&c.consumerEntry)
-	c.f.poller.remove(c)
 	c.ep.Close()
-	c.provider.Close()
+	c.closeProvider()
 	c.f.flows.DeleteFlow(c.fl)
 	c.release()
 }
@@ -315,7 +316,9 @@ type providerWriter struct {
 	werr    error
 	writeFn func(fd uintptr) bool
 	pfd     [1]unix.PollFd
-	pollFn  func(fd uintptr) bool // writable, waiting for room
+	room    bool
+	roomErr error
+	pollFn  func(fd uintptr) // writable, before waiting for room
 }
 
 // gatherMax bounds the views one writev takes (IOV_MAX is 1024).
@@ -417,21 +420,34 @@ func (s *skipWriter) Write(b []byte) (int, error) {
 	return n, errShortWrite
 }
 
-// waitProviderWritable waits until the target's socket has room (or an
-// error to report). The poll inside the wait closes the gap between the
-// short write and the netpoller's wait.
+// waitProviderWritable waits for room in the target's socket, or for it to
+// be closed, after a write that would block. The poller's wake-up is armed
+// first and the socket polled after, so room that came in between is
+// seen either way. The write after it says what the wait ended with.
 func (c *conn) waitProviderWritable() error {
+	c.sw.armRoom()
 	if c.pw.pollFn == nil {
 		c.pw.pollFn = c.pw.writable
 	}
-	return c.providerRaw.Write(c.pw.pollFn)
+	c.pw.roomErr = nil
+	if c.providerRaw.Control(c.pw.pollFn) != nil || c.pw.room || c.pw.roomErr != nil {
+		c.sw.wantRoom.Store(false) // closed, room already, or no wake-up to wait for
+		return c.pw.roomErr
+	}
+	c.sw.waitRoom()
+	return nil
 }
 
-// writable polls the target's socket for room, for pollFn.
-func (w *providerWriter) writable(fd uintptr) bool {
+// writable polls the target's socket for room, for pollFn, after asking
+// the poller to report room on it (the first time).
+func (w *providerWriter) writable(fd uintptr) {
+	if err := w.c.f.poller.watchRoom(int(fd), &w.c.sw); err != nil {
+		w.roomErr = fmt.Errorf("epoll mod: %w", err)
+		return
+	}
 	w.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLOUT}
 	n, err := unix.Poll(w.pfd[:], 0)
-	return err != nil || n > 0
+	w.room = err != nil || n > 0
 }
 
 // pumpP2C copies from the target to the consumer until the target's socket
@@ -464,7 +480,7 @@ func (c *conn) pumpP2C() {
 		case c.expired.Load() || c.reset.Load():
 		case err != nil: // the target reset, or the consumer is gone
 			c.ep.Abort()
-			c.provider.Close()
+			c.closeProvider()
 			c.cut.Store(true)
 			c.stopParked()
 		default: // FIN from the target

@@ -79,22 +79,30 @@ func relayConn(tb testing.TB, ep tcpip.Endpoint, sndbuf int, peerNonblock bool) 
 	if err != nil {
 		tb.Fatal(err)
 	}
-	unix.SetNonblock(fds[0], true)
 	unix.SetNonblock(fds[1], peerNonblock)
 	if sndbuf > 0 {
 		unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, sndbuf)
 	}
+	// As dialTarget makes it: out of Go's netpoller, in the poller's set.
 	provider := os.NewFile(uintptr(fds[0]), "provider")
+	unix.SetNonblock(fds[0], true)
 	raw, err := provider.SyscallConn()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { provider.Close(); unix.Close(fds[1]) })
+	p, err := newPoller()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { provider.Close(); unix.Close(fds[1]); p.close() })
 	c := &conn{
-		f:  &Forwarder{runner: newRunner()},
+		f:  &Forwarder{runner: newRunner(), poller: p},
 		fl: flowtable.NewFlow(flowtable.Key{}, nil, time.Minute, time.Now()), eni: &eniState{}, rt: &route{svc: &lbCounters{}},
 		target: &nat.Target{},
-		ep:     ep, wq: &waiter.Queue{}, provider: provider, providerRaw: raw,
+		ep:     ep, wq: &waiter.Queue{}, provider: provider, providerRaw: raw, providerFD: fds[0],
+	}
+	if err := p.watch(fds[0], &c.sw, false); err != nil {
+		tb.Fatal(err)
 	}
 	c.initRelay()
 	return c, fds[1]
