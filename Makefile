@@ -13,7 +13,7 @@ TESTFLAGS ?= -count=1 -timeout 15m
 # runner and the poller carrying traffic, and ctld's changes and restarts.
 RACE_TESTS := TestShortExchangesAllEndWithTheirEOF|TestTargetThatSpeaksFirstReachesEveryConsumer|TestEndpointCarriesTrafficOnlyWhileAvailable|TestLiveChangesKeepTheForwardersRunning|TestKilledForwarderIsRestartedWithTheLatestSnapshot|TestUnhealthyTargetLosesItsFlows|TestDeregisteredTargetDrains|TestFlowLogsRecordEachDirection|TestACaptureShowsTheHandshake|TestCloudWatchAnswersTheGuidesCommands
 
-.PHONY: all build demo demo-regions test check-env test-deps fuzz bench bench-go vet clean
+.PHONY: all build demo demo-regions test check-env demo-deps test-deps fuzz bench bench-go vet clean
 
 all: build
 
@@ -31,21 +31,29 @@ check-env:
 	fi
 	@command -v ip >/dev/null || { echo "make: installing iproute2 (ip netns, to inspect fabrics)"; apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null; }
 
-# test-deps installs what the demo and the tests drive pvlink with: Debian's
-# AWS CLI and boto3, dig, Prometheus (the scrape and dashboard tests),
-# tshark (reads `pvlink capture` files) and tmux (the `pvlink top` test).
-test-deps:
-	@if [ ! -x /usr/bin/aws ] || ! /usr/bin/python3 -c 'import boto3' 2>/dev/null || ! command -v dig >/dev/null \
-		|| ! command -v prometheus >/dev/null || ! command -v tshark >/dev/null || ! command -v tmux >/dev/null; then \
-		echo "make: installing Debian's awscli, python3-boto3, bind9-dnsutils (dig), prometheus, tshark and tmux for the tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli python3-boto3 bind9-dnsutils prometheus tshark tmux >/dev/null; fi
+# demo-deps installs what the demos drive pvlink with: Debian's AWS CLI
+# (the provider's accept, the consumer's describe, CloudWatch) and python3
+# (demo-regions reads the fabric's JSON with it).
+demo-deps:
+	@if [ ! -x /usr/bin/aws ] || ! command -v python3 >/dev/null; then \
+		echo "make: installing Debian's awscli and python3 for the demo"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli python3 >/dev/null; fi
 
-demo: check-env test-deps build
+# test-deps adds what the tests drive pvlink with: boto3, dig, Prometheus
+# (the scrape and dashboard tests), tshark (reads `pvlink capture` files)
+# and tmux (the `pvlink top` test).
+test-deps: demo-deps
+	@if ! /usr/bin/python3 -c 'import boto3' 2>/dev/null || ! command -v dig >/dev/null \
+		|| ! command -v prometheus >/dev/null || ! command -v tshark >/dev/null || ! command -v tmux >/dev/null; then \
+		echo "make: installing Debian's python3-boto3, bind9-dnsutils (dig), prometheus, tshark and tmux for the tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-boto3 bind9-dnsutils prometheus tshark tmux >/dev/null; fi
+
+demo: check-env demo-deps build
 	./scripts/demo.sh $(BIN)
 
 # demo-regions rehearses cross-Region access and a Region outage on
 # examples/two-regions.yaml.
-demo-regions: check-env test-deps build
+demo-regions: check-env demo-deps build
 	./scripts/demo-regions.sh $(BIN)
 
 test: build
