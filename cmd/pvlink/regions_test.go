@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"pvlink.dev/pvlink/ctl"
+	"pvlink.dev/pvlink/internal/awsxml"
 	"pvlink.dev/pvlink/internal/fabrictest"
 	"pvlink.dev/pvlink/peer"
 	"pvlink.dev/pvlink/snapshot"
@@ -248,16 +249,6 @@ func waitAvailable(t *testing.T, f *fabrictest.Fabric, id string) ctl.EndpointSt
 	return e
 }
 
-// xmlField is the text of the first <name> element of an answer.
-func xmlField(out, name string) string {
-	i := strings.Index(out, "<"+name+">")
-	if i < 0 {
-		return ""
-	}
-	rest := out[i+len(name)+2:]
-	return rest[:strings.Index(rest, "<")]
-}
-
 func TestTheAPIAnswersPerRegionAndCreatesACrossRegionEndpoint(t *testing.T) {
 	f := fabrictest.Up(t, example(t, "two-regions"))
 	consumer := accountNamed(t, f, "consumer")
@@ -267,7 +258,7 @@ func TestTheAPIAnswersPerRegionAndCreatesACrossRegionEndpoint(t *testing.T) {
 	// In us-west-2 the service of us-east-1 can be reached, and says
 	// where it is; a Region the fabric does not have is refused.
 	st, out := signedCall(t, url, consumer, "us-west-2", "Action=DescribeVpcEndpointServices&Version=2016-11-15")
-	if st != 200 || !strings.Contains(out, svc.ServiceName) || xmlField(out, "serviceRegion") != "us-east-1" {
+	if st != 200 || !strings.Contains(out, svc.ServiceName) || awsxml.Field(out, "serviceRegion") != "us-east-1" {
 		t.Fatalf("DescribeVpcEndpointServices in us-west-2: %d %s", st, out)
 	}
 	if st, out := signedCall(t, url, consumer, "eu-west-1", "Action=DescribeVpcs&Version=2016-11-15"); st != 401 || !strings.Contains(out, "AuthFailure") {
@@ -288,8 +279,8 @@ func TestTheAPIAnswersPerRegionAndCreatesACrossRegionEndpoint(t *testing.T) {
 		t.Errorf("without ServiceRegion: %d %s", st, out)
 	}
 	st, out = signedCall(t, url, consumer, "us-west-2", create+"&ServiceRegion=us-east-1")
-	id := xmlField(out, "vpcEndpointId")
-	if st != 200 || id == "" || xmlField(out, "serviceRegion") != "us-east-1" {
+	id := awsxml.Field(out, "vpcEndpointId")
+	if st != 200 || id == "" || awsxml.Field(out, "serviceRegion") != "us-east-1" {
 		t.Fatalf("CreateVpcEndpoint with ServiceRegion: %d %s", st, out)
 	}
 	e := waitAvailable(t, f, id)

@@ -21,6 +21,7 @@ import (
 
 	"pvlink.dev/pvlink/ctl"
 	"pvlink.dev/pvlink/ctl/cloudwatch"
+	"pvlink.dev/pvlink/internal/awsxml"
 )
 
 // memBackend is ctld's model without the host: changes commit in memory.
@@ -340,16 +341,6 @@ func TestDescribesArePagedByMaxResultsAndNextToken(t *testing.T) {
 	}
 }
 
-// field is the text of the first <name> element of an answer.
-func field(out, name string) string {
-	i := strings.Index(out, "<"+name+">")
-	if i < 0 {
-		return ""
-	}
-	rest := out[i+len(name)+2:]
-	return rest[:strings.Index(rest, "<")]
-}
-
 func TestIPAddressTypesFollowTheSharingRules(t *testing.T) {
 	b, srv := demoBackend(t)
 	consumer, provider := account(b, "consumer"), account(b, "provider")
@@ -363,16 +354,16 @@ func TestIPAddressTypesFollowTheSharingRules(t *testing.T) {
 	}
 	// A dualstack load balancer's can.
 	_, out = call(t, srv.URL, provider, "elasticloadbalancing", "Version=2015-12-01&Action=CreateLoadBalancer&Name=dual&Type=network&IpAddressType=dualstack&Subnets.member.1="+b.m.VPCs[0].Subnets[0].ID, time.Now())
-	lb := field(out, "LoadBalancerArn")
+	lb := awsxml.Field(out, "LoadBalancerArn")
 	st, out = ec2(provider, "Action=CreateVpcEndpointServiceConfiguration&NetworkLoadBalancerArn.1="+lb+"&SupportedIpAddressType.1=ipv4&SupportedIpAddressType.2=ipv6")
 	if st != 200 {
 		t.Fatalf("a dualstack service: %d %s", st, out)
 	}
-	svc := field(out, "serviceName")
-	ec2(provider, "Action=ModifyVpcEndpointServicePermissions&ServiceId="+field(out, "serviceId")+"&AddAllowedPrincipals.1=*")
+	svc := awsxml.Field(out, "serviceName")
+	ec2(provider, "Action=ModifyVpcEndpointServicePermissions&ServiceId="+awsxml.Field(out, "serviceId")+"&AddAllowedPrincipals.1=*")
 	// A consumer VPC with IPv6, a subnet with a /64 of it.
 	_, out = ec2(consumer, "Action=CreateVpc&CidrBlock=198.20.0.0/16&AmazonProvidedIpv6CidrBlock=true")
-	vpc, v6 := field(out, "vpcId"), field(out, "ipv6CidrBlock")
+	vpc, v6 := awsxml.Field(out, "vpcId"), awsxml.Field(out, "ipv6CidrBlock")
 	if v6 == "" {
 		t.Fatalf("CreateVpc with an IPv6 block: %s", out)
 	}
@@ -382,7 +373,7 @@ func TestIPAddressTypesFollowTheSharingRules(t *testing.T) {
 	if st != 200 {
 		t.Fatalf("a dualstack subnet (%s): %d %s", sub64, st, out)
 	}
-	subnet := field(out, "subnetId")
+	subnet := awsxml.Field(out, "subnetId")
 	create := func(extra string) (int, string) {
 		return ec2(consumer, "Action=CreateVpcEndpoint&VpcId="+vpc+"&ServiceName="+svc+"&SubnetId.1="+subnet+extra)
 	}
@@ -394,7 +385,7 @@ func TestIPAddressTypesFollowTheSharingRules(t *testing.T) {
 	}
 	policy := `{"Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}`
 	st, out = create("&IpAddressType=dualstack&DnsOptions.DnsRecordIpType=ipv6&PolicyDocument=" + url.QueryEscape(policy))
-	if st != 200 || field(out, "dnsRecordIpType") != "ipv6" || !strings.Contains(html.UnescapeString(out), policy) {
+	if st != 200 || awsxml.Field(out, "dnsRecordIpType") != "ipv6" || !strings.Contains(html.UnescapeString(out), policy) {
 		t.Fatalf("a dualstack endpoint with AAAA records and a policy: %d %s", st, out)
 	}
 	e := b.m.Endpoints[len(b.m.Endpoints)-1]
