@@ -12,10 +12,9 @@ import (
 // poller tells the relay when a provider socket has something to read or
 // room to write, without a goroutine per socket: one epoll set of the
 // forwarder's. Each socket is in it once, from its connect to its close,
-// edge-triggered (no system call to re-arm it after a wake-up), and in no
-// other set: the sockets' os.Files are not in Go's netpoller, so a
-// connection costs one epoll_ctl (closing a socket takes it out of the
-// set), not an add and a remove in each of two sets. An edge that finds a
+// edge-triggered (no system call to re-arm it after a wake-up); closing
+// the socket takes it out. (Its os.File is in Go's netpoller too, which
+// nothing waits on: see dialTarget for why it stays.) An edge that finds a
 // direction running is left as a note (p2cPending) that the direction
 // reads before it parks. The epoll descriptor is itself handed to Go's
 // netpoller, so the dispatcher waits like any other network read and

@@ -83,9 +83,9 @@ func relayConn(tb testing.TB, ep tcpip.Endpoint, sndbuf int, peerNonblock bool) 
 	if sndbuf > 0 {
 		unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, sndbuf)
 	}
-	// As dialTarget makes it: out of Go's netpoller, in the poller's set.
-	provider := os.NewFile(uintptr(fds[0]), "provider")
+	// As dialTarget makes it: non-blocking, in the poller's set.
 	unix.SetNonblock(fds[0], true)
+	provider := os.NewFile(uintptr(fds[0]), "provider")
 	raw, err := provider.SyscallConn()
 	if err != nil {
 		tb.Fatal(err)
