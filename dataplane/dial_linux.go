@@ -38,9 +38,8 @@ const (
 )
 
 // dialTarget opens a kernel TCP connection to target from the load
-// balancer's node address and returns it with its local address (node IP
-// and port); w, the socket's entry in the poller, hears its edges from the
-// connect on. Only the socket is created inside the provider VPC's
+// balancer's node address and returns it; w, the socket's entry in the
+// poller, hears its edges from the connect on. Only the socket is created inside the provider VPC's
 // namespace (a socket keeps the namespace it was born in): the connect and
 // the wait for it happen on any thread. Dialing inside the namespace, as
 // net.Dialer would, parks a goroutine locked to its thread for the whole
@@ -106,23 +105,33 @@ func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target neti
 		file.Close()
 		return fail(err)
 	}
-	sock := providerSocket{file: file, raw: raw, fd: fd}
-	raw.Control(func(fd uintptr) {
-		if sa, err := unix.Getsockname(int(fd)); err == nil {
-			if in4, ok := sa.(*unix.SockaddrInet4); ok {
-				sock.local = netip.AddrPortFrom(netip.AddrFrom4(in4.Addr), uint16(in4.Port))
+	return providerSocket{file: file, raw: raw, fd: fd}, nil
+}
+
+// providerSocket is a node's connected socket to a target. Its local
+// address (the node's IP and the port the kernel chose at connect) is
+// asked for only when someone lists the flows (localAddr), not per
+// connection.
+type providerSocket struct {
+	file *os.File
+	raw  syscall.RawConn // file's, taken once
+	fd   int             // its place in the poller
+}
+
+// localAddr is the node's address and port of a provider socket, or
+// false once it is closed. syscall's Getsockname, not x/sys/unix's: the
+// latter asks the socket's protocol too (SO_PROTOCOL, for L2TP), a second
+// system call.
+func localAddr(raw syscall.RawConn) (netip.AddrPort, bool) {
+	var local netip.AddrPort
+	err := raw.Control(func(fd uintptr) {
+		if sa, err := syscall.Getsockname(int(fd)); err == nil {
+			if in4, ok := sa.(*syscall.SockaddrInet4); ok {
+				local = netip.AddrPortFrom(netip.AddrFrom4(in4.Addr), uint16(in4.Port))
 			}
 		}
 	})
-	return sock, nil
-}
-
-// providerSocket is a node's connected socket to a target.
-type providerSocket struct {
-	file  *os.File
-	raw   syscall.RawConn // file's, taken once
-	fd    int             // its place in the poller
-	local netip.AddrPort  // the node's address and port
+	return local, err == nil && local.IsValid()
 }
 
 // connect connects socket fd to target without
@@ -196,7 +205,8 @@ func connected(fd int) (bool, error) {
 	case unix.EINPROGRESS, unix.EALREADY, unix.EINTR:
 		return false, nil
 	case 0, unix.EISCONN:
-		if _, err := unix.Getpeername(fd); err == nil {
+		// syscall's, not x/sys/unix's (which asks SO_PROTOCOL too).
+		if _, err := syscall.Getpeername(fd); err == nil {
 			return true, nil
 		}
 		return false, nil

@@ -36,8 +36,7 @@ type conn struct {
 	eni    *eniState
 	group  *nat.Group
 	target *nat.Target
-	node   netip.AddrPort // provider-side source: node IP and port
-	routes *eniRoutes     // the ENI and listener it came in by
+	routes *eniRoutes // the ENI and listener it came in by
 	rt     *route
 	holds  holds // the memory budget's view (budget.go)
 
@@ -327,11 +326,14 @@ func (f *Forwarder) Flows() []FlowInfo {
 	var out []FlowInfo
 	f.flows.Range(func(fl *flowtable.Flow) bool {
 		c := fl.Value.(*conn)
-		// The node's address is known once the target accepted; until the
-		// relay starts (which publishes it) the flow is listed without it.
+		// The node's address and port: the socket's, once the target
+		// accepted and the relay started (which publishes the socket);
+		// until then, or once it is closed, the flow is listed without.
 		node := ""
 		if c.started.Load() {
-			node = c.node.String()
+			if a, ok := localAddr(c.providerRaw); ok {
+				node = a.String()
+			}
 		}
 		out = append(out, FlowInfo{
 			Proto: "tcp", Src: netip.AddrPortFrom(fl.Key.Src, fl.Key.SrcPort).String(),

@@ -157,7 +157,7 @@ func (c *conn) undo() {
 // consumer completed the handshake.
 func (f *Forwarder) begin(cn *conn, sock providerSocket, ep tcpip.Endpoint, wq *waiter.Queue) {
 	pconn := sock.file
-	cn.provider, cn.providerRaw, cn.providerFD, cn.node = sock.file, sock.raw, sock.fd, sock.local
+	cn.provider, cn.providerRaw, cn.providerFD = sock.file, sock.raw, sock.fd
 	cn.ep, cn.wq = ep, wq
 	holdSmall(cn)
 	e := cn.eni

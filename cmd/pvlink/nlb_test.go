@@ -193,8 +193,14 @@ func TestIdleFlowIsForgottenAndTheNextSegmentGetsRST(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if served == nil || len(flowsOf(t, f)) != 1 {
-		t.Fatalf("flow not listed: %+v", flowsOf(t, f))
+	fls := flowsOf(t, f)
+	if served == nil || len(fls) != 1 {
+		t.Fatalf("flow not listed: %+v", fls)
+	}
+	// The flow's NAT binding is the node's address and port the target
+	// saw the connection come from.
+	if saw := served.lastConn().RemoteAddr().String(); fls[0].Node != saw {
+		t.Errorf("flow lists node %q; the target saw %s", fls[0].Node, saw)
 	}
 	took := waitUntil(t, 6*time.Second, "the idle flow leaves the table", func() bool { return len(flowsOf(t, f)) == 0 })
 	t.Logf("flow forgotten %s after going idle (timeout 2s)", took)
