@@ -132,29 +132,50 @@ func newPoller() (*poller, error) {
 }
 
 // run hands each edge to its socket's watch until the poller closes.
+//
+// It drains the set and hands out what it found inside one wait of Go's
+// netpoller (RawConn.Read), and parks as soon as a round took fewer
+// events than it had room for: the set is empty then, and every socket
+// edge after that drain makes the set's descriptor ready again (edge by
+// edge: the sockets are in the set edge-triggered, and a nested epoll
+// wakes its watchers on every event it queues), which the netpoller
+// keeps for the wait even if it comes while the round is still handing
+// out. A round that returned (done) and waited again would first clear
+// that readiness (the netpoller's reset before a wait) and so would
+// have to poll the set once more before parking: an empty epoll_wait per
+// wake-up, between the edge and the relay it wakes.
 func (p *poller) run() {
 	events := make([]unix.EpollEvent, 256)
-	// One wait function for every round: a closure made per round would
-	// be an allocation per wake-up.
-	var n int
-	wait := func(fd uintptr) bool {
-		var err error
-		n, err = unix.EpollWait(int(fd), events, 0)
-		return err == nil && n > 0
-	}
-	for {
-		err := p.raw.Read(wait)
-		if err != nil {
-			return
-		}
-		for _, ev := range events[:n] {
-			if fd := int(ev.Fd); fd < len(p.socks) {
-				// A stale event (the descriptor was closed and
-				// reused) only wakes a wait that finds nothing.
-				if w := p.socks[fd].Load(); w != nil {
-					w.notify(ev.Events)
+	// One function for every round: a closure made per round would be
+	// an allocation per wake-up.
+	var failed bool
+	drain := func(fd uintptr) bool {
+		for {
+			n, err := unix.EpollWait(int(fd), events, 0)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				failed = true
+				return true
+			}
+			for _, ev := range events[:n] {
+				if fd := int(ev.Fd); fd < len(p.socks) {
+					// A stale event (the descriptor was closed and
+					// reused) only wakes a wait that finds nothing.
+					if w := p.socks[fd].Load(); w != nil {
+						w.notify(ev.Events)
+					}
 				}
 			}
+			if n < len(events) {
+				return false
+			}
+		}
+	}
+	for !failed {
+		if err := p.raw.Read(drain); err != nil {
+			return
 		}
 	}
 }
