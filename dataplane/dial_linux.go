@@ -9,6 +9,7 @@ import (
 	"slices"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -193,26 +194,48 @@ func (f *Forwarder) connect(ctx context.Context, fd int, target netip.AddrPort, 
 	}
 }
 
-// connected reports whether a connect in progress has ended, and how. As
-// the net package does: SO_ERROR says how the handshake ended; 0 with a
-// peer means connected.
+// connected reports whether a connect in progress has ended, and how.
+// The socket's TCP state says it in one system call in the usual cases
+// (SYN_SENT: not yet; ESTABLISHED: connected), where the net package asks
+// SO_ERROR and then the peer's address; SO_ERROR is asked only when the
+// handshake did not leave the socket established.
 func connected(fd int) (bool, error) {
-	soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	state, err := tcpState(fd)
 	if err != nil {
 		return true, err
 	}
-	switch e := unix.Errno(soerr); e {
-	case unix.EINPROGRESS, unix.EALREADY, unix.EINTR:
+	switch state {
+	case unix.BPF_TCP_SYN_SENT:
 		return false, nil
-	case 0, unix.EISCONN:
-		// syscall's, not x/sys/unix's (which asks SO_PROTOCOL too).
-		if _, err := syscall.Getpeername(fd); err == nil {
-			return true, nil
-		}
-		return false, nil
-	default:
-		return true, e
+	case unix.BPF_TCP_ESTABLISHED:
+		return true, nil
 	}
+	soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	switch {
+	case err != nil:
+		return true, err
+	case soerr != 0:
+		return true, unix.Errno(soerr) // refused, unreachable, timed out
+	case state == unix.BPF_TCP_CLOSE:
+		return true, unix.ECONNABORTED // closed, no error left to say why
+	default:
+		// Established and already closed by the target (CLOSE_WAIT):
+		// connected; the relay reads the end.
+		return true, nil
+	}
+}
+
+// tcpState is the TCP state of socket fd (BPF_TCP_*): the first byte of
+// its tcp_info, all that is asked for, so nothing is allocated.
+func tcpState(fd int) (uint8, error) {
+	var state uint8
+	size := uint32(1)
+	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.IPPROTO_TCP, unix.TCP_INFO,
+		uintptr(unsafe.Pointer(&state)), uintptr(unsafe.Pointer(&size)), 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return state, nil
 }
 
 // providerNamespace is an open provider namespace and sockets made in it

@@ -123,3 +123,83 @@ func TestConnectInProgressEndsOnThePollersWakeUp(t *testing.T) {
 		p.unwatch(fd, &w)
 	})
 }
+
+// TestConnectedTellsEachEndOfAHandshake: a connect still in progress, one
+// the target accepted, one it refused, and one it accepted and closed at
+// once, each as connected reads it from the socket.
+func TestConnectedTellsEachEndOfAHandshake(t *testing.T) {
+	connectTo := func(addr netip.AddrPort) int {
+		fd := nonblockingSocket(t)
+		err := unix.Connect(fd, &unix.SockaddrInet4{Addr: addr.Addr().As4(), Port: int(addr.Port())})
+		if err != nil && err != unix.EINPROGRESS {
+			t.Fatal(err)
+		}
+		return fd
+	}
+	// until waits for connected to say the handshake ended.
+	until := func(fd int) error {
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			if done, err := connected(fd); done {
+				return err
+			}
+			time.Sleep(time.Millisecond)
+		}
+		t.Fatal("the handshake never ended")
+		return nil
+	}
+	listener := func() (int, netip.AddrPort) {
+		ln, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(ln) })
+		if err := unix.Bind(ln, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Listen(ln, 16); err != nil {
+			t.Fatal(err)
+		}
+		sa, _ := unix.Getsockname(ln)
+		return ln, netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))
+	}
+
+	t.Run("in progress", func(t *testing.T) {
+		_, addr := fullListener(t)
+		if done, err := connected(connectTo(addr)); done || err != nil {
+			t.Errorf("a SYN the target dropped: connected says (%v, %v), want still in progress", done, err)
+		}
+	})
+	t.Run("accepted", func(t *testing.T) {
+		_, addr := listener()
+		fd := connectTo(addr)
+		if err := until(fd); err != nil {
+			t.Errorf("accepted: %v", err)
+		}
+		if s, _ := tcpState(fd); s != unix.BPF_TCP_ESTABLISHED {
+			t.Errorf("state %d", s)
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		ln, addr := listener()
+		unix.Close(ln) // nothing listens on the port now
+		if err := until(connectTo(addr)); !errors.Is(err, unix.ECONNREFUSED) {
+			t.Errorf("refused: %v, want ECONNREFUSED", err)
+		}
+	})
+	t.Run("accepted and closed", func(t *testing.T) {
+		ln, addr := listener()
+		fd := connectTo(addr)
+		nfd, _, err := unix.Accept(ln)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(nfd) // its FIN reaches fd at once over loopback
+		if err := until(fd); err != nil {
+			t.Errorf("accepted, then closed: %v, want connected", err)
+		}
+		if s, _ := tcpState(fd); s != unix.BPF_TCP_CLOSE_WAIT {
+			t.Errorf("state %d, want CLOSE_WAIT", s)
+		}
+	})
+}
