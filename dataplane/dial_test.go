@@ -10,10 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fullListener is a loopback listener whose accept queue is full: the
-// kernel drops the next SYN to it, so a connect stays in progress until
-// accept makes room and the SYN is sent again.
-func fullListener(t *testing.T) (int, netip.AddrPort) {
+// loopbackListener listens on a port of 127.0.0.1 with backlog.
+func loopbackListener(t *testing.T, backlog int) (int, netip.AddrPort) {
 	ln, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -22,17 +20,23 @@ func fullListener(t *testing.T) (int, netip.AddrPort) {
 	if err := unix.Bind(ln, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.SetNonblock(ln, true); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(ln, 0); err != nil {
+	if err := unix.Listen(ln, backlog); err != nil {
 		t.Fatal(err)
 	}
 	sa, _ := unix.Getsockname(ln)
-	addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))
+	return ln, netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))
+}
+
+// fullListener is a loopback listener whose accept queue is full: the
+// kernel drops the next SYN to it, so a connect stays in progress until
+// accept makes room and the SYN is sent again.
+func fullListener(t *testing.T) (int, netip.AddrPort) {
+	ln, addr := loopbackListener(t, 0)
+	if err := unix.SetNonblock(ln, true); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; ; i++ {
-		fd := nonblockingSocket(t)
-		err := unix.Connect(fd, &unix.SockaddrInet4{Addr: addr.Addr().As4(), Port: int(addr.Port())})
+		fd, err := startConnect(t, addr)
 		if err == unix.EINPROGRESS {
 			if done, _ := connected(fd); !done {
 				return ln, addr // this one's SYN was dropped: the queue is full
@@ -44,6 +48,12 @@ func fullListener(t *testing.T) (int, netip.AddrPort) {
 			t.Fatal("the accept queue of a listener with backlog 0 never filled")
 		}
 	}
+}
+
+// startConnect starts a connect to addr from a new non-blocking socket.
+func startConnect(t *testing.T, addr netip.AddrPort) (int, error) {
+	fd := nonblockingSocket(t)
+	return fd, unix.Connect(fd, &unix.SockaddrInet4{Addr: addr.Addr().As4(), Port: int(addr.Port())})
 }
 
 func nonblockingSocket(t *testing.T) int {
@@ -129,8 +139,7 @@ func TestConnectInProgressEndsOnThePollersWakeUp(t *testing.T) {
 // once, each as connected reads it from the socket.
 func TestConnectedTellsEachEndOfAHandshake(t *testing.T) {
 	connectTo := func(addr netip.AddrPort) int {
-		fd := nonblockingSocket(t)
-		err := unix.Connect(fd, &unix.SockaddrInet4{Addr: addr.Addr().As4(), Port: int(addr.Port())})
+		fd, err := startConnect(t, addr)
 		if err != nil && err != unix.EINPROGRESS {
 			t.Fatal(err)
 		}
@@ -148,21 +157,7 @@ func TestConnectedTellsEachEndOfAHandshake(t *testing.T) {
 		t.Fatal("the handshake never ended")
 		return nil
 	}
-	listener := func() (int, netip.AddrPort) {
-		ln, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { unix.Close(ln) })
-		if err := unix.Bind(ln, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-			t.Fatal(err)
-		}
-		if err := unix.Listen(ln, 16); err != nil {
-			t.Fatal(err)
-		}
-		sa, _ := unix.Getsockname(ln)
-		return ln, netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))
-	}
+	listener := func() (int, netip.AddrPort) { return loopbackListener(t, 16) }
 
 	t.Run("in progress", func(t *testing.T) {
 		_, addr := fullListener(t)
