@@ -40,12 +40,12 @@ const (
 
 // dialTarget opens a kernel TCP connection to target from the load
 // balancer's node address and returns it; w, the socket's entry in the
-// poller, hears its edges from the connect on. Only the socket is created inside the provider VPC's
-// namespace (a socket keeps the namespace it was born in): the connect and
-// the wait for it happen on any thread. Dialing inside the namespace, as
-// net.Dialer would, parks a goroutine locked to its thread for the whole
-// handshake, and every such park and wake-up moves the scheduler's one P
-// between threads.
+// poller, hears its edges from the connect on. Only the socket is created
+// inside the provider VPC's namespace (a socket keeps the namespace it was
+// born in): the connect and the wait for it happen on any thread. Dialing
+// inside the namespace, as net.Dialer would, parks a goroutine locked to
+// its thread for the whole handshake, and every such park and wake-up
+// moves the scheduler's one P between threads.
 func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target netip.AddrPort, w *sockWatch) (providerSocket, error) {
 	fail := func(err error) (providerSocket, error) {
 		return providerSocket{}, fmt.Errorf("connect %s -> %s in netns %s: %w", lb.NodeIP, target, lb.Netns, err)
