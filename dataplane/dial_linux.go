@@ -39,14 +39,13 @@ const (
 )
 
 // dialTarget opens a kernel TCP connection to target from the load
-// balancer's node address and returns it; w, the socket's entry in the
-// poller, hears its edges from the connect on. Only the socket is created
+// balancer's node address and returns it. Only the socket is created
 // inside the provider VPC's namespace (a socket keeps the namespace it was
 // born in): the connect and the wait for it happen on any thread. Dialing
 // inside the namespace, as net.Dialer would, parks a goroutine locked to
 // its thread for the whole handshake, and every such park and wake-up
 // moves the scheduler's one P between threads.
-func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target netip.AddrPort, w *sockWatch) (providerSocket, error) {
+func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target netip.AddrPort) (providerSocket, error) {
 	fail := func(err error) (providerSocket, error) {
 		return providerSocket{}, fmt.Errorf("connect %s -> %s in netns %s: %w", lb.NodeIP, target, lb.Netns, err)
 	}
@@ -89,20 +88,19 @@ func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target neti
 	// close that waits for any operation under way, without what
 	// net.FileConn adds per connection (a dup, flag and address queries,
 	// and TCP keepalives, which an NLB node does not send to its
-	// targets). The relay waits on the forwarder's own set (the poller),
-	// not on Go's netpoller, but the socket stays in both: with Go's
-	// registration too the data path was measured faster, presumably as
-	// the socket then wakes the forwarder's thread directly, not through
-	// the nested set (3 alternating rounds of pvlink bench: 1-stream
-	// download 15.4-17.7 against 13.2-15.2 Gbit/s, p50 60.8-68.6 against
-	// 65.1-77.7 us, connections 5,900-6,289 against 5,445-6,473 per s).
+	// targets). The connect and the relay's waits for room wait on Go's
+	// netpoller; the relay's waits for bytes on the forwarder's own set
+	// (the poller), which the socket joins when the relay starts. With
+	// the socket in the forwarder's set alone, the data path was measured
+	// slower (3 alternating rounds of pvlink bench: 1-stream download
+	// 13.2-15.2 against 15.4-17.7 Gbit/s, p50 65.1-77.7 against 60.8-68.6
+	// us, connections 5,445-6,473 against 5,900-6,289 per s).
 	file := os.NewFile(uintptr(fd), "provider")
 	raw, err := file.SyscallConn()
 	if err == nil {
-		err = f.connect(ctx, fd, target, w)
+		err = connect(ctx, file, raw, fd, target)
 	}
 	if err != nil {
-		f.poller.unwatch(fd, w)
 		file.Close()
 		return fail(err)
 	}
@@ -135,63 +133,44 @@ func localAddr(raw syscall.RawConn) (netip.AddrPort, bool) {
 	return local, err == nil && local.IsValid()
 }
 
-// connect connects socket fd to target without
-// blocking a thread, within dialTimeout and ctx, and adds it to the
-// poller's set with its edges going to w.
-func (f *Forwarder) connect(ctx context.Context, fd int, target netip.AddrPort, w *sockWatch) error {
-	sa := &unix.SockaddrInet4{Addr: target.Addr().As4(), Port: int(target.Port())}
-	cerr := unix.Connect(fd, sa)
-	if cerr == unix.EINPROGRESS {
-		// Over a namespace's loopback the handshake is mostly done by
-		// the time connect returns.
-		if done, err := connected(fd); done {
-			if err != nil {
-				return err
-			}
-			cerr = nil
-		}
-	}
-	if cerr == nil {
-		return f.poller.watch(fd, w, false)
-	}
+// connect connects socket fd (file, raw) to target without blocking a
+// thread, within dialTimeout and ctx: a connect still in progress when
+// the system call returns (over a namespace's loopback it mostly is not)
+// waits on Go's netpoller for the socket to be writable.
+func connect(ctx context.Context, file *os.File, raw syscall.RawConn, fd int, target netip.AddrPort) error {
+	cerr := unix.Connect(fd, &unix.SockaddrInet4{Addr: target.Addr().As4(), Port: int(target.Port())})
 	if cerr != unix.EINPROGRESS {
 		return cerr
 	}
-	// Armed before the socket joins the set: the add reports an edge if
-	// the handshake ended in between.
-	w.armRoom()
-	defer func() {
-		w.wantRoom.Store(false)
-		select { // a token left for the relay's first wait would be stale
-		case <-w.room:
-		default:
-		}
-	}()
-	if err := f.poller.watch(fd, w, true); err != nil {
+	if done, err := connected(fd); done {
 		return err
 	}
-	var timeout *time.Timer
-	expired := os.ErrDeadlineExceeded
-	for {
-		if done, err := connected(fd); done {
+	deadline := time.Now().Add(dialTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	file.SetWriteDeadline(deadline)
+	defer file.SetWriteDeadline(time.Time{})
+	if ctx.Done() != nil { // a context that can end (health checks); not the handler's
+		stop := context.AfterFunc(ctx, func() { file.SetWriteDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
+	var result error
+	werr := raw.Write(func(fd uintptr) bool {
+		done, err := connected(int(fd))
+		result = err
+		return done
+	})
+	if werr != nil {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if timeout == nil {
-			wait := dialTimeout
-			if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
-				wait, expired = time.Until(d), context.DeadlineExceeded
-			}
-			timeout = time.NewTimer(wait)
-			defer timeout.Stop()
+		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+			return context.DeadlineExceeded // the write deadline, set to it, fired first
 		}
-		select {
-		case <-w.room:
-		case <-timeout.C:
-			return expired
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return werr
 	}
+	return result
 }
 
 // connected reports whether a connect in progress has ended, and how.

@@ -46,7 +46,6 @@ type conn struct {
 	provider    *os.File // the node's socket to the target (dialTarget)
 	providerRaw syscall.RawConn
 	providerFD  int
-	sw          sockWatch // its entry in the forwarder's poller
 
 	// The relay's state (relay.go): each direction's state, how many are
 	// not done, the consumer's wake-up registration, and the proxy header
@@ -163,16 +162,12 @@ func (f *Forwarder) group(lb LoadBalancer, tg TargetGroup) *nat.Group {
 // node's address; with proxy protocol on, it carries a LOCAL header.
 func (f *Forwarder) healthCheck(lb LoadBalancer, tg TargetGroup) nat.CheckFunc {
 	return func(ctx context.Context, addr netip.AddrPort) error {
-		var w sockWatch
-		sock, err := f.dialTarget(ctx, lb, addr, &w)
+		sock, err := f.dialTarget(ctx, lb, addr)
 		if err != nil {
 			return err
 		}
 		c := sock.file
-		defer func() {
-			f.poller.unwatch(sock.fd, &w)
-			c.Close()
-		}()
+		defer c.Close()
 		if tg.ProxyProtocolV2 {
 			h := proxyproto.Header{Command: proxyproto.Local, CRC32C: true}
 			return writeHeader(c, &h)
@@ -210,14 +205,10 @@ func (c *conn) resetProvider() {
 }
 
 // closeProvider closes the target's socket, which takes it out of the
-// poller's set, and wakes a wait for room on it. A wait armed after the
-// close finds the socket closed when it polls it, before it waits.
+// poller's set and ends a wait for room on it.
 func (c *conn) closeProvider() {
-	c.f.poller.unwatch(c.providerFD, &c.sw)
+	c.f.poller.forget(c)
 	c.provider.Close()
-	if c.sw.wantRoom.Load() {
-		c.sw.kick()
-	}
 }
 
 // lingerZero makes a socket's close send a RST and drop what is unsent.

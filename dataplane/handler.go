@@ -62,7 +62,6 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 	giveUp.Stop()
 	if terr != nil {
 		cn.undo()
-		f.poller.unwatch(sock.fd, &cn.sw)
 		sock.file.Close()
 		if timedOut.Load() {
 			f.stats.handshakeTimeouts.Add(1)
@@ -138,7 +137,7 @@ func (f *Forwarder) admit(c *compiled, id stack.TransportEndpointID) (*conn, ref
 // dial connects a connection admit let in to its target; a failure gives
 // back what admit took, and is counted.
 func (f *Forwarder) dial(cn *conn) (providerSocket, error) {
-	sock, err := f.dialTarget(context.Background(), cn.rt.lb, cn.target.Addr, &cn.sw)
+	sock, err := f.dialTarget(context.Background(), cn.rt.lb, cn.target.Addr)
 	if err != nil {
 		cn.undo()
 		f.stats.dialErrors.Add(1)

@@ -2,7 +2,6 @@ package dataplane
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -70,14 +69,13 @@ func (c *conn) start(pp *proxyproto.Header) {
 	c.p2c.Store(dirParked)
 	c.consumerEntry = waiter.NewFunctionEntry(consumerEvents, func(waiter.EventMask) { c.wakeC2P() })
 	c.wq.EventRegister(&c.consumerEntry)
-	// The target's socket has been in the poller since its connect: from
-	// now on its edges wake this relay, and one that came before does now.
-	c.sw.relay.Store(c)
-	if e := c.sw.early.Swap(0); e != 0 {
-		c.wakeP2C(e&hupEvents != 0)
-	}
+	err := c.f.poller.add(c)
 	c.started.Store(true)
 	switch {
+	case err != nil:
+		// No way to hear from the target: give the connection up.
+		c.f.log.Warn("relay: watch provider socket", "err", err)
+		c.abort()
 	case c.reset.Load(): // reset while we dialed
 		c.abort()
 	case c.expired.Load(): // forgotten while we dialed
@@ -316,9 +314,7 @@ type providerWriter struct {
 	werr    error
 	writeFn func(fd uintptr) bool
 	pfd     [1]unix.PollFd
-	room    bool
-	roomErr error
-	pollFn  func(fd uintptr) // writable, before waiting for room
+	pollFn  func(fd uintptr) bool // writable, waiting for room
 }
 
 // gatherMax bounds the views one writev takes (IOV_MAX is 1024).
@@ -420,34 +416,21 @@ func (s *skipWriter) Write(b []byte) (int, error) {
 	return n, errShortWrite
 }
 
-// waitProviderWritable waits for room in the target's socket, or for it to
-// be closed, after a write that would block. The poller's wake-up is armed
-// first and the socket polled after, so room that came in between is
-// seen either way. The write after it says what the wait ended with.
+// waitProviderWritable waits until the target's socket has room (or an
+// error to report), on Go's netpoller. The poll inside the wait closes the
+// gap between the short write and the netpoller's wait.
 func (c *conn) waitProviderWritable() error {
-	c.sw.armRoom()
 	if c.pw.pollFn == nil {
 		c.pw.pollFn = c.pw.writable
 	}
-	c.pw.roomErr = nil
-	if c.providerRaw.Control(c.pw.pollFn) != nil || c.pw.room || c.pw.roomErr != nil {
-		c.sw.wantRoom.Store(false) // closed, room already, or no wake-up to wait for
-		return c.pw.roomErr
-	}
-	c.sw.waitRoom()
-	return nil
+	return c.providerRaw.Write(c.pw.pollFn)
 }
 
-// writable polls the target's socket for room, for pollFn, after asking
-// the poller to report room on it (the first time).
-func (w *providerWriter) writable(fd uintptr) {
-	if err := w.c.f.poller.watchRoom(int(fd), &w.c.sw); err != nil {
-		w.roomErr = fmt.Errorf("epoll mod: %w", err)
-		return
-	}
+// writable polls the target's socket for room, for pollFn.
+func (w *providerWriter) writable(fd uintptr) bool {
 	w.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLOUT}
 	n, err := unix.Poll(w.pfd[:], 0)
-	w.room = err != nil || n > 0
+	return err != nil || n > 0
 }
 
 // pumpP2C copies from the target to the consumer until the target's socket

@@ -83,7 +83,8 @@ func relayConn(tb testing.TB, ep tcpip.Endpoint, sndbuf int, peerNonblock bool) 
 	if sndbuf > 0 {
 		unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, sndbuf)
 	}
-	// As dialTarget makes it: non-blocking, in the poller's set.
+	// As dialTarget makes it (non-blocking) and the relay's start leaves it
+	// (in the poller's set).
 	unix.SetNonblock(fds[0], true)
 	provider := os.NewFile(uintptr(fds[0]), "provider")
 	raw, err := provider.SyscallConn()
@@ -101,7 +102,7 @@ func relayConn(tb testing.TB, ep tcpip.Endpoint, sndbuf int, peerNonblock bool) 
 		target: &nat.Target{},
 		ep:     ep, wq: &waiter.Queue{}, provider: provider, providerRaw: raw, providerFD: fds[0],
 	}
-	if err := p.watch(fds[0], &c.sw, false); err != nil {
+	if err := p.add(c); err != nil {
 		tb.Fatal(err)
 	}
 	c.initRelay()
