@@ -27,6 +27,7 @@ type Options struct {
 	ConnWorker int      // concurrent connection workers
 	LatRate    int      // requests per second of the latency measurement
 	Workers    int      // forwarder workers of the pvlink path (0: DefaultWorkers)
+	Measure    []string // of Measurements (empty: all)
 	// ProfileDir, if set, gets a CPU profile of every forwarder during
 	// each of the pvlink path's measurements (RUN-METRIC-LABEL.pprof).
 	ProfileDir string
@@ -79,6 +80,17 @@ func Run(ctx context.Context, exe string, o Options) (*Report, error) {
 	logf := func(format string, args ...any) {
 		if o.Log != nil {
 			fmt.Fprintf(o.Log, format+"\n", args...)
+		}
+	}
+	// Refuse a bad option before anything is built.
+	for _, path := range o.Paths {
+		if !slices.Contains(AllPaths, path) {
+			return nil, fmt.Errorf("unknown path %q (paths: %s)", path, strings.Join(AllPaths, ", "))
+		}
+	}
+	for _, m := range o.Measure {
+		if !slices.Contains(Measurements, m) {
+			return nil, fmt.Errorf("unknown measurement %q (measurements: %s)", m, strings.Join(Measurements, ", "))
 		}
 	}
 	prefix := fmt.Sprintf("pvb%d", os.Getpid()%100000)
@@ -139,11 +151,6 @@ func Run(ctx context.Context, exe string, o Options) (*Report, error) {
 		}
 	}
 
-	for _, path := range o.Paths {
-		if _, ok := targets[path]; !ok {
-			return nil, fmt.Errorf("unknown path %q (paths: %s)", path, strings.Join(AllPaths, ", "))
-		}
-	}
 	// Rounds: each run measures every path once, in turn, so that a
 	// stretch of a slow or busy machine (a shared VM drifts for minutes)
 	// falls on all paths alike rather than on whichever ran then.
@@ -179,80 +186,116 @@ func Run(ctx context.Context, exe string, o Options) (*Report, error) {
 	return r, nil
 }
 
+// Measurements are the groups of measurements a run can make, in the order
+// each round makes them.
+var Measurements = []string{"upload", "download", "bidirectional", "conns", "latency"}
+
+// measures reports whether o asks for the measurement m (all when
+// o.Measure is empty).
+func (o *Options) measures(m string) bool {
+	return len(o.Measure) == 0 || slices.Contains(o.Measure, m)
+}
+
 // measurePath runs one round's measurements of a path and adds them to res.
 func measurePath(ctx context.Context, o Options, path string, tg target, run int, res map[string][]float64, logf func(string, ...any)) error {
-	// profiled wraps one measurement in forwarder profiles.
-	profiled := func(metric string, measure func() error) error {
+	// measure runs one measurement, wrapped in forwarder profiles if asked.
+	measure := func(metric, what string, m func() error) error {
+		var err error
 		if o.ProfileDir == "" || len(tg.fwds) == 0 {
-			return measure()
+			err = m()
+		} else {
+			wait := profileForwarders(tg.fwds, o.ProfileDir, fmt.Sprintf("run%d-%s", run+1, metric), o.Duration)
+			err = errors.Join(m(), wait())
 		}
-		wait := profileForwarders(tg.fwds, o.ProfileDir, fmt.Sprintf("run%d-%s", run+1, metric), o.Duration)
-		return errors.Join(measure(), wait())
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", path, what, err)
+		}
+		return nil
 	}
-	var g1, g8, cps, p50, p99, p999 float64
-	var b1, b8, failed int64
-	cpu0 := cpuAll(tg.procs)
-	if err := profiled("throughput_1stream", func() (err error) {
-		g1, b1, err = Throughput(ctx, tg.dial, tg.sink, 1, o.Duration)
-		return err
-	}); err != nil {
-		return fmt.Errorf("%s 1 stream: %w", path, err)
+	var summary []string
+	add := func(metric string, v float64, format string, args ...any) {
+		res[metric] = append(res[metric], v)
+		if format != "" {
+			summary = append(summary, fmt.Sprintf(format, args...))
+		}
 	}
-	if err := profiled("throughput_8stream", func() (err error) {
-		g8, b8, err = Throughput(ctx, tg.dial, tg.sink, 8, o.Duration)
-		return err
-	}); err != nil {
-		return fmt.Errorf("%s 8 streams: %w", path, err)
+	if o.measures("upload") {
+		var g1, g8 float64
+		var b1, b8 int64
+		cpu0 := cpuAll(tg.procs)
+		if err := measure("throughput_1stream", "1 stream", func() (err error) {
+			g1, b1, err = Throughput(ctx, tg.dial, tg.sink, 1, o.Duration)
+			return err
+		}); err != nil {
+			return err
+		}
+		if err := measure("throughput_8stream", "8 streams", func() (err error) {
+			g8, b8, err = Throughput(ctx, tg.dial, tg.sink, 8, o.Duration)
+			return err
+		}); err != nil {
+			return err
+		}
+		cpu1 := cpuAll(tg.procs)
+		add("throughput_1stream_gbps", g1, "upload 1 stream %.2f Gbit/s, 8 streams %.2f", g1, g8)
+		add("throughput_8stream_gbps", g8, "")
+		if len(tg.procs) > 0 {
+			add("cpu_s_per_gb", (cpu1-cpu0)/(float64(b1+b8)/1e9), "")
+		}
 	}
-	cpu1 := cpuAll(tg.procs)
-	var d1, d8 float64
-	if err := profiled("download_1stream", func() (err error) {
-		d1, _, err = Download(ctx, tg.dial, tg.source, 1, o.Duration)
-		return err
-	}); err != nil {
-		return fmt.Errorf("%s 1-stream download: %w", path, err)
+	if o.measures("download") {
+		var d1, d8 float64
+		if err := measure("download_1stream", "1-stream download", func() (err error) {
+			d1, _, err = Download(ctx, tg.dial, tg.source, 1, o.Duration)
+			return err
+		}); err != nil {
+			return err
+		}
+		if err := measure("download_8stream", "8-stream download", func() (err error) {
+			d8, _, err = Download(ctx, tg.dial, tg.source, 8, o.Duration)
+			return err
+		}); err != nil {
+			return err
+		}
+		add("download_1stream_gbps", d1, "download 1 stream %.2f, 8 streams %.2f", d1, d8)
+		add("download_8stream_gbps", d8, "")
 	}
-	if err := profiled("download_8stream", func() (err error) {
-		d8, _, err = Download(ctx, tg.dial, tg.source, 8, o.Duration)
-		return err
-	}); err != nil {
-		return fmt.Errorf("%s 8-stream download: %w", path, err)
+	if o.measures("bidirectional") {
+		var bi float64
+		if err := measure("bidirectional_1stream", "1-stream bidirectional", func() (err error) {
+			bi, _, err = Bidirectional(ctx, tg.dial, tg.source, 1, o.Duration)
+			return err
+		}); err != nil {
+			return err
+		}
+		add("bidirectional_1stream_gbps", bi, "bidirectional 1 stream %.2f", bi)
 	}
-	var bi float64
-	if err := profiled("bidirectional_1stream", func() (err error) {
-		bi, _, err = Bidirectional(ctx, tg.dial, tg.source, 1, o.Duration)
-		return err
-	}); err != nil {
-		return fmt.Errorf("%s 1-stream bidirectional: %w", path, err)
+	if o.measures("conns") {
+		var cps float64
+		var failed int64
+		if err := measure("conns", "connections", func() (err error) {
+			cps, failed, err = ConnRate(ctx, tg.dial, tg.rr, o.ConnWorker, o.ConnCount, o.Duration)
+			return err
+		}); err != nil {
+			return err
+		}
+		add("conns_per_s", cps, "%.0f conns/s (%d failed)", cps, failed)
 	}
-	if err := profiled("conns", func() (err error) {
-		cps, failed, err = ConnRate(ctx, tg.dial, tg.rr, o.ConnWorker, o.ConnCount, o.Duration)
-		return err
-	}); err != nil {
-		return fmt.Errorf("%s connections: %w", path, err)
+	if o.measures("latency") {
+		var p50, p99, p999 float64
+		if err := measure("latency", "latency", func() (err error) {
+			p50, p99, p999, err = Latency(ctx, tg.dial, tg.rr, o.LatRate, o.Duration)
+			return err
+		}); err != nil {
+			return err
+		}
+		add("latency_p50_us", p50, "latency p50 %.0f p99 %.0f p99.9 %.0f µs", p50, p99, p999)
+		add("latency_p99_us", p99, "")
+		add("latency_p999_us", p999, "")
 	}
-	if err := profiled("latency", func() (err error) {
-		p50, p99, p999, err = Latency(ctx, tg.dial, tg.rr, o.LatRate, o.Duration)
-		return err
-	}); err != nil {
-		return fmt.Errorf("%s latency: %w", path, err)
-	}
-	res["throughput_1stream_gbps"] = append(res["throughput_1stream_gbps"], g1)
-	res["throughput_8stream_gbps"] = append(res["throughput_8stream_gbps"], g8)
-	res["download_1stream_gbps"] = append(res["download_1stream_gbps"], d1)
-	res["download_8stream_gbps"] = append(res["download_8stream_gbps"], d8)
-	res["bidirectional_1stream_gbps"] = append(res["bidirectional_1stream_gbps"], bi)
-	res["conns_per_s"] = append(res["conns_per_s"], cps)
-	res["latency_p50_us"] = append(res["latency_p50_us"], p50)
-	res["latency_p99_us"] = append(res["latency_p99_us"], p99)
-	res["latency_p999_us"] = append(res["latency_p999_us"], p999)
 	if len(tg.procs) > 0 {
-		gb := float64(b1+b8) / 1e9
-		res["cpu_s_per_gb"] = append(res["cpu_s_per_gb"], (cpu1-cpu0)/gb)
-		res["rss_mib"] = append(res["rss_mib"], float64(sumRSS(tg.procs))/(1<<20))
+		add("rss_mib", float64(sumRSS(tg.procs))/(1<<20), "")
 	}
-	logf("%s run %d: upload 1 stream %.2f Gbit/s, 8 streams %.2f; download 1 stream %.2f, 8 streams %.2f; bidirectional 1 stream %.2f; %.0f conns/s (%d failed), latency p50 %.0f p99 %.0f p99.9 %.0f µs",
-		path, run+1, g1, g8, d1, d8, bi, cps, failed, p50, p99, p999)
+	logf("%s run %d: %s", path, run+1, strings.Join(summary, "; "))
 	return nil
 }
 

@@ -18,7 +18,7 @@ import (
 func newBenchCmd() *cobra.Command {
 	o := bench.Options{Log: os.Stderr}
 	var quick bool
-	var out, paths string
+	var out, paths, measure string
 	c := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure pvlink against the kernel and HAProxy on the same machine, in one run",
@@ -43,6 +43,9 @@ func newBenchCmd() *cobra.Command {
 				return fmt.Errorf("--runs %d: at least 1", o.Runs)
 			}
 			o.Paths = strings.Split(paths, ",")
+			if measure != "" {
+				o.Measure = strings.Split(measure, ",")
+			}
 			if o.ProfileDir != "" {
 				if err := os.MkdirAll(o.ProfileDir, 0o755); err != nil {
 					return err
@@ -77,6 +80,7 @@ func newBenchCmd() *cobra.Command {
 	c.Flags().IntVar(&o.Workers, "workers", bench.DefaultWorkers, "forwarder workers of the pvlink path (HAProxy runs 2 threads)")
 	c.Flags().StringVar(&o.ProfileDir, "profile", "", "folder for a CPU profile of every forwarder during each pvlink measurement (read them with go tool pprof)")
 	c.Flags().StringVar(&paths, "paths", strings.Join(bench.AllPaths, ","), "paths to measure")
+	c.Flags().StringVar(&measure, "measure", "", "measurements to make, of "+strings.Join(bench.Measurements, ",")+" (default all)")
 	c.Flags().StringVar(&out, "out", "", "folder for bench.md, bench.json and bench.svg")
 	c.AddCommand(newBenchConnsCmd(), newBenchHoldCmd(), newBenchSoakCmd())
 	return c

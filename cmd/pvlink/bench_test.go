@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"pvlink.dev/pvlink/bench"
+	"pvlink.dev/pvlink/internal/fabrictest"
+)
+
+// TestBenchRefusesABadOptionBeforeBuildingAnything: an unknown path or
+// measurement is an error that names the valid ones, given before any
+// namespace is built.
+func TestBenchRefusesABadOptionBeforeBuildingAnything(t *testing.T) {
+	fabrictest.RequireRoot(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--paths", "pvlink,nope"}, `unknown path "nope" (paths: pvlink, kernel-routed, kernel-dnat, haproxy)`},
+		{[]string{"--measure", "latency,speed"}, `unknown measurement "speed" (measurements: upload, download, bidirectional, conns, latency)`},
+	} {
+		out, err := exec.Command(fabrictest.Binary(t), append([]string{"bench"}, c.args...)...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("bench %v: %v, %s; want an error saying %s", c.args, err, out, c.want)
+		}
+		if strings.Contains(string(out), "building") || strings.Contains(string(out), "warming") {
+			t.Errorf("bench %v built something before refusing: %s", c.args, out)
+		}
+	}
+}
+
+// TestBenchMeasuresOnlyWhatItIsAskedTo runs one short round of the latency
+// measurement on the pvlink path: the report holds its metrics (and the
+// forwarders' RSS), and none of the others.
+func TestBenchMeasuresOnlyWhatItIsAskedTo(t *testing.T) {
+	fabrictest.RequireRoot(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, fabrictest.Binary(t), "bench", "--paths", "pvlink", "--measure", "latency",
+		"--runs", "1", "--duration", "500ms", "--warmup", "200ms", "--out", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "bench.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r bench.Report
+	if err := json.Unmarshal(data, &r); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, x := range r.Results {
+		if x.Path != "pvlink" || len(x.Runs) != 1 || x.Median <= 0 {
+			t.Errorf("result %+v: want one positive run of the pvlink path", x)
+		}
+		got = append(got, x.Metric)
+	}
+	want := []string{"latency_p50_us", "latency_p99_us", "latency_p999_us", "rss_mib"}
+	if !slices.Equal(got, want) {
+		t.Errorf("metrics %v, want %v\n%s", got, want, out)
+	}
+	if p50, _ := r.Get("pvlink", "latency_p50_us"); !strings.Contains(string(out), "latency p50") || p50.Median > 1e5 {
+		t.Errorf("p50 %v µs; output:\n%s", p50.Median, out)
+	}
+}
