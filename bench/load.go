@@ -18,18 +18,13 @@ import (
 // Dialer opens a connection from inside a namespace.
 type Dialer func(ctx context.Context, addr string) (net.Conn, error)
 
-// DialFrom returns a Dialer for a namespace ("" for the current one).
+// DialFrom returns a Dialer for a namespace ("" for the current one). Its
+// connections give up after 5 s.
 func DialFrom(ns string) Dialer {
-	return func(ctx context.Context, addr string) (conn net.Conn, err error) {
-		d := net.Dialer{Timeout: 5 * time.Second}
-		if ns == "" {
-			return d.DialContext(ctx, "tcp", addr)
-		}
-		err = nsenter.Do(ns, func() error {
-			conn, err = d.DialContext(ctx, "tcp", addr)
-			return err
-		})
-		return conn, err
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return nsenter.DialTCP(ctx, ns, addr)
 	}
 }
 

@@ -154,12 +154,16 @@ func (f *Fabric) Netns(t testing.TB, vpc string) string {
 
 // DialFrom returns a dial function that connects from inside netns.
 func DialFrom(netns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
-		err = nsenter.Do(netns, func() error {
-			conn, err = (&net.Dialer{}).DialContext(ctx, network, addr)
-			return err
-		})
-		return conn, err
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if network != "tcp" {
+			var conn net.Conn
+			err := nsenter.Do(netns, func() (err error) {
+				conn, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+				return err
+			})
+			return conn, err
+		}
+		return nsenter.DialTCP(ctx, netns, addr)
 	}
 }
 
