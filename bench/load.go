@@ -3,13 +3,17 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"pvlink.dev/pvlink/nsenter"
 	"pvlink.dev/pvlink/proxyproto"
@@ -282,6 +286,13 @@ func ConnRate(ctx context.Context, dial Dialer, addr string, workers, count int,
 
 // Latency sends one byte and waits for one back, rate times a second over
 // one connection for d, and returns the round-trip percentiles in µs.
+// The requests are paced by a timerfd, which wakes the loop on time to the
+// microsecond: Go's own timers sleep in whole milliseconds when the process
+// is idle, which turned a rate of 2000 into bursts (one request after a
+// millisecond's sleep, the next at once), so that half the samples found
+// every process on the path awake and half found them asleep. A request
+// whose tick came while the previous one was still out waits for the next
+// tick rather than going out back to back.
 func Latency(ctx context.Context, dial Dialer, addr string, rate int, d time.Duration) (p50, p99, p999 float64, err error) {
 	c, err := dial(ctx, addr)
 	if err != nil {
@@ -291,15 +302,20 @@ func Latency(ctx context.Context, dial Dialer, addr string, rate int, d time.Dur
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	interval := time.Second / time.Duration(rate)
+	tick, err := newTicker(time.Second / time.Duration(rate))
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer tick.Close()
 	var samples []float64
 	var b [1]byte
-	next := time.Now()
-	end := next.Add(d)
+	end := time.Now().Add(d)
 	c.SetDeadline(end.Add(5 * time.Second))
-	for next.Before(end) {
-		if wait := time.Until(next); wait > 0 {
-			time.Sleep(wait)
+	tick.SetReadDeadline(end.Add(5 * time.Second))
+	var expirations [8]byte
+	for time.Now().Before(end) {
+		if _, err := io.ReadFull(tick, expirations[:]); err != nil {
+			return 0, 0, 0, err
 		}
 		t0 := time.Now()
 		if _, err := c.Write([]byte{'x'}); err != nil {
@@ -309,9 +325,26 @@ func Latency(ctx context.Context, dial Dialer, addr string, rate int, d time.Dur
 			return 0, 0, 0, err
 		}
 		samples = append(samples, float64(time.Since(t0).Nanoseconds())/1e3)
-		next = next.Add(interval)
+	}
+	if len(samples) == 0 {
+		return 0, 0, 0, errors.New("no request completed")
 	}
 	sort.Float64s(samples)
 	q := func(p float64) float64 { return samples[min(len(samples)-1, int(p*float64(len(samples))))] }
 	return q(0.50), q(0.99), q(0.999), nil
+}
+
+// newTicker is a timerfd that expires every interval, read through the
+// runtime's poller: each 8-byte read waits for the next expiry.
+func newTicker(interval time.Duration) (*os.File, error) {
+	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("timerfd: %w", err)
+	}
+	ts := unix.NsecToTimespec(int64(interval))
+	if err := unix.TimerfdSettime(fd, 0, &unix.ItimerSpec{Interval: ts, Value: ts}, nil); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("timerfd: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "latency ticker"), nil
 }
