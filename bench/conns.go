@@ -82,16 +82,8 @@ availability_zones: [use1-az1]
 forwarder_workers: WORKERS
 ` + benchVPCs + `target_groups:
   - {name: hold, vpc: provider, port: 9100, proxy_protocol_v2: true, health_check: {enabled: false}, targets: [TARGETS]}
-load_balancers:
-  - name: nlb
-    vpc: provider
-    subnet_mappings: [{subnet: p1, private_ipv4_address: 198.19.1.5}]
-    listeners: [{protocol: TCP, port: 80, target_group: hold}]
-endpoint_services:
-  - {name: svc, load_balancers: [nlb], allowed_principals: ["*"]}
-endpoints:
-  - {name: ep, vpc: consumer, service: svc, subnet_configurations: [{subnet: c1, ipv4: 198.18.1.10}]}
-`
+` + benchNLB + `    listeners: [{protocol: TCP, port: 80, target_group: hold}]
+` + benchEndpoint
 
 // Conns opens count idle connections through the forwarder of one AZ (each
 // with its proxy header, then silent) and reports the forwarder's RSS per

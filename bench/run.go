@@ -406,6 +406,22 @@ const benchVPCs = `vpcs:
     subnets: [{name: c1, availability_zone: use1-az1, cidr: 198.18.1.0/24}]
 `
 
+// benchNLB is the head of the NLB of every benchmark fabric; its
+// listeners follow.
+const benchNLB = `load_balancers:
+  - name: nlb
+    vpc: provider
+    subnet_mappings: [{subnet: p1, private_ipv4_address: 198.19.1.5}]
+`
+
+// benchEndpoint is the endpoint service of every benchmark fabric's NLB,
+// and the consumer's endpoint to it, at 198.18.1.10.
+const benchEndpoint = `endpoint_services:
+  - {name: svc, load_balancers: [nlb], allowed_principals: ["*"]}
+endpoints:
+  - {name: ep, vpc: consumer, service: svc, subnet_configurations: [{subnet: c1, ipv4: 198.18.1.10}]}
+`
+
 // fabricTopology is the pvlink path: one AZ, an endpoint in front of an NLB
 // whose target group sends proxy protocol v2, ports 80 (sink), 81
 // (request/response) and 82 (source), with WORKERS forwarder workers.
@@ -417,16 +433,8 @@ forwarder_workers: WORKERS
   - {name: sink, vpc: provider, port: 9100, proxy_protocol_v2: true, health_check: {enabled: false}, targets: [{ip: 198.19.1.10, external: true}]}
   - {name: rr, vpc: provider, port: 9101, proxy_protocol_v2: true, health_check: {enabled: false}, targets: [{ip: 198.19.1.10, external: true}]}
   - {name: source, vpc: provider, port: 9102, proxy_protocol_v2: true, health_check: {enabled: false}, targets: [{ip: 198.19.1.10, external: true}]}
-load_balancers:
-  - name: nlb
-    vpc: provider
-    subnet_mappings: [{subnet: p1, private_ipv4_address: 198.19.1.5}]
-    listeners:
+` + benchNLB + `    listeners:
       - {protocol: TCP, port: 80, target_group: sink}
       - {protocol: TCP, port: 81, target_group: rr}
       - {protocol: TCP, port: 82, target_group: source}
-endpoint_services:
-  - {name: svc, load_balancers: [nlb], allowed_principals: ["*"]}
-endpoints:
-  - {name: ep, vpc: consumer, service: svc, subnet_configurations: [{subnet: c1, ipv4: 198.18.1.10}]}
-`
+` + benchEndpoint

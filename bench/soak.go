@@ -88,16 +88,8 @@ availability_zones: [use1-az1]
     deregistration_delay: 2s
     health_check: {interval: 500ms, timeout: 400ms, healthy_threshold: 2, unhealthy_threshold: 2}
     targets: [{ip: 198.19.1.10, external: true}, {ip: 198.19.1.11, external: true}]
-load_balancers:
-  - name: nlb
-    vpc: provider
-    subnet_mappings: [{subnet: p1, private_ipv4_address: 198.19.1.5}]
-    listeners: [{protocol: TCP, port: 80, target_group: soak}]
-endpoint_services:
-  - {name: svc, load_balancers: [nlb], allowed_principals: ["*"]}
-endpoints:
-  - {name: ep, vpc: consumer, service: svc, subnet_configurations: [{subnet: c1, ipv4: 198.18.1.10}]}
-`
+` + benchNLB + `    listeners: [{protocol: TCP, port: 80, target_group: soak}]
+` + benchEndpoint
 
 // The soak server's commands: the first byte after the proxy header.
 const (
