@@ -9,7 +9,6 @@ import (
 	"slices"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -98,7 +97,7 @@ func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target neti
 	file := os.NewFile(uintptr(fd), "provider")
 	raw, err := file.SyscallConn()
 	if err == nil {
-		err = connect(ctx, file, raw, fd, target)
+		err = nsenter.Connect(ctx, file, raw, fd, &unix.SockaddrInet4{Addr: target.Addr().As4(), Port: int(target.Port())}, dialTimeout)
 	}
 	if err != nil {
 		file.Close()
@@ -131,90 +130,6 @@ func localAddr(raw syscall.RawConn) (netip.AddrPort, bool) {
 		}
 	})
 	return local, err == nil && local.IsValid()
-}
-
-// connect connects socket fd (file, raw) to target without blocking a
-// thread, within dialTimeout and ctx: a connect still in progress when
-// the system call returns (over a namespace's loopback it mostly is not)
-// waits on Go's netpoller for the socket to be writable.
-func connect(ctx context.Context, file *os.File, raw syscall.RawConn, fd int, target netip.AddrPort) error {
-	cerr := unix.Connect(fd, &unix.SockaddrInet4{Addr: target.Addr().As4(), Port: int(target.Port())})
-	if cerr != unix.EINPROGRESS {
-		return cerr
-	}
-	if done, err := connected(fd); done {
-		return err
-	}
-	deadline := time.Now().Add(dialTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	file.SetWriteDeadline(deadline)
-	defer file.SetWriteDeadline(time.Time{})
-	if ctx.Done() != nil { // a context that can end (health checks); not the handler's
-		stop := context.AfterFunc(ctx, func() { file.SetWriteDeadline(time.Unix(1, 0)) })
-		defer stop()
-	}
-	var result error
-	werr := raw.Write(func(fd uintptr) bool {
-		done, err := connected(int(fd))
-		result = err
-		return done
-	})
-	if werr != nil {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
-			return context.DeadlineExceeded // the write deadline, set to it, fired first
-		}
-		return werr
-	}
-	return result
-}
-
-// connected reports whether a connect in progress has ended, and how.
-// The socket's TCP state says it in one system call in the usual cases
-// (SYN_SENT: not yet; ESTABLISHED: connected), where the net package asks
-// SO_ERROR and then the peer's address; SO_ERROR is asked only when the
-// handshake did not leave the socket established.
-func connected(fd int) (bool, error) {
-	state, err := tcpState(fd)
-	if err != nil {
-		return true, err
-	}
-	switch state {
-	case unix.BPF_TCP_SYN_SENT:
-		return false, nil
-	case unix.BPF_TCP_ESTABLISHED:
-		return true, nil
-	}
-	soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
-	switch {
-	case err != nil:
-		return true, err
-	case soerr != 0:
-		return true, unix.Errno(soerr) // refused, unreachable, timed out
-	case state == unix.BPF_TCP_CLOSE:
-		return true, unix.ECONNABORTED // closed, no error left to say why
-	default:
-		// Established and already closed by the target (CLOSE_WAIT):
-		// connected; the relay reads the end.
-		return true, nil
-	}
-}
-
-// tcpState is the TCP state of socket fd (BPF_TCP_*): the first byte of
-// its tcp_info, all that is asked for, so nothing is allocated.
-func tcpState(fd int) (uint8, error) {
-	var state uint8
-	size := uint32(1)
-	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.IPPROTO_TCP, unix.TCP_INFO,
-		uintptr(unsafe.Pointer(&state)), uintptr(unsafe.Pointer(&size)), 0)
-	if errno != 0 {
-		return 0, errno
-	}
-	return state, nil
 }
 
 // providerNamespace is an open provider namespace and sockets made in it

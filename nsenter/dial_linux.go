@@ -5,11 +5,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
+
+// dialLimit bounds a DialTCP whose context has no earlier deadline.
+const dialLimit = time.Minute
 
 // DialTCP connects to addr (an IP address and port) over TCP from inside
 // the network namespace name. A socket belongs to the namespace it was
@@ -47,54 +49,14 @@ func DialTCP(ctx context.Context, name, addr string) (net.Conn, error) {
 	}
 	f := os.NewFile(uintptr(fd), "tcp "+addr)
 	defer f.Close() // net.FileConn keeps a descriptor of its own
-	if err := connect(ctx, f, fd, sa); err != nil {
+	rc, err := f.SyscallConn()
+	if err == nil {
+		err = Connect(ctx, f, rc, fd, sa, dialLimit)
+	}
+	if err != nil {
 		return nil, opError(addr, err)
 	}
 	return net.FileConn(f)
-}
-
-// connect connects f's socket (non-blocking) to sa and waits for the
-// handshake on the runtime's poller, as long as ctx allows.
-func connect(ctx context.Context, f *os.File, fd int, sa unix.Sockaddr) error {
-	switch err := unix.Connect(fd, sa); err {
-	case nil:
-		return nil
-	case unix.EINPROGRESS, unix.EINTR:
-	default:
-		return err
-	}
-	if d, ok := ctx.Deadline(); ok {
-		f.SetWriteDeadline(d)
-	}
-	stop := context.AfterFunc(ctx, func() { f.SetWriteDeadline(time.Unix(1, 0)) })
-	defer stop()
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var cerr error
-	werr := rc.Write(func(fd uintptr) bool {
-		// Writable means the handshake has ended, either way.
-		if _, err := unix.Getpeername(int(fd)); err == nil {
-			return true
-		}
-		switch e, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR); {
-		case err != nil:
-			cerr = err
-		case e != 0:
-			cerr = syscall.Errno(e)
-		default:
-			return false // still in progress
-		}
-		return true
-	})
-	if werr != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return werr
-	}
-	return cerr
 }
 
 // dialInside dials addr with net.Dialer from inside the namespace name.

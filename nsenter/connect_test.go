@@ -1,4 +1,4 @@
-package dataplane
+package nsenter
 
 import (
 	"context"
@@ -12,21 +12,28 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// loopbackListener listens on a port of 127.0.0.1 with backlog.
-func loopbackListener(t *testing.T, backlog int) (int, netip.AddrPort) {
-	ln, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+// boundSocket is a socket bound to a port of 127.0.0.1 (nothing listens
+// on it yet), closed when the test ends.
+func boundSocket(t *testing.T) (int, netip.AddrPort) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { unix.Close(ln) })
-	if err := unix.Bind(ln, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		t.Fatal(err)
 	}
+	sa, _ := unix.Getsockname(fd)
+	return fd, netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))
+}
+
+// loopbackListener listens on a port of 127.0.0.1 with backlog.
+func loopbackListener(t *testing.T, backlog int) (int, netip.AddrPort) {
+	ln, addr := boundSocket(t)
 	if err := unix.Listen(ln, backlog); err != nil {
 		t.Fatal(err)
 	}
-	sa, _ := unix.Getsockname(ln)
-	return ln, netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))
+	return ln, addr
 }
 
 // fullListener is a loopback listener whose accept queue is full: the
@@ -40,7 +47,7 @@ func fullListener(t *testing.T) (int, netip.AddrPort) {
 	for i := 0; ; i++ {
 		fd, err := startConnect(t, addr)
 		if err == unix.EINPROGRESS {
-			if done, _ := connected(fd); !done {
+			if done, _ := Connected(fd); !done {
 				return ln, addr // this one's SYN was dropped: the queue is full
 			}
 		} else if err != nil {
@@ -52,10 +59,14 @@ func fullListener(t *testing.T) (int, netip.AddrPort) {
 	}
 }
 
+func sockaddr(a netip.AddrPort) *unix.SockaddrInet4 {
+	return &unix.SockaddrInet4{Addr: a.Addr().As4(), Port: int(a.Port())}
+}
+
 // startConnect starts a connect to addr from a new non-blocking socket.
 func startConnect(t *testing.T, addr netip.AddrPort) (int, error) {
 	fd := nonblockingSocket(t)
-	return fd, unix.Connect(fd, &unix.SockaddrInet4{Addr: addr.Addr().As4(), Port: int(addr.Port())})
+	return fd, unix.Connect(fd, sockaddr(addr))
 }
 
 func nonblockingSocket(t *testing.T) int {
@@ -74,8 +85,8 @@ func nonblockingSocket(t *testing.T) int {
 // takes this way.)
 func TestConnectInProgressEndsWhenTheHandshakeDoes(t *testing.T) {
 	ln, addr := fullListener(t)
-	// socket is a new non-blocking socket as dialTarget makes it: a
-	// pollable os.File.
+	// socket is a new non-blocking socket as DialTCP and the forwarder's
+	// dials make it: a pollable os.File.
 	socket := func() (*os.File, syscall.RawConn, int) {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 		if err != nil {
@@ -94,7 +105,7 @@ func TestConnectInProgressEndsWhenTheHandshakeDoes(t *testing.T) {
 		file, raw, fd := socket()
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
-		if err := connect(ctx, file, raw, fd, addr); !errors.Is(err, context.DeadlineExceeded) {
+		if err := Connect(ctx, file, raw, fd, sockaddr(addr), 10*time.Second); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("connect to a full accept queue: %v, want the context's deadline", err)
 		}
 	})
@@ -123,10 +134,10 @@ func TestConnectInProgressEndsWhenTheHandshakeDoes(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 		defer cancel()
 		start := time.Now()
-		if err := connect(ctx, file, raw, fd, addr); err != nil {
+		if err := Connect(ctx, file, raw, fd, sockaddr(addr), 10*time.Second); err != nil {
 			t.Fatalf("connect once the target accepts: %v", err)
 		}
-		if done, err := connected(fd); !done || err != nil {
+		if done, err := Connected(fd); !done || err != nil {
 			t.Fatalf("connect returned, but the socket is not connected (%v, %v)", done, err)
 		}
 		took := time.Since(start)
@@ -152,7 +163,7 @@ func TestConnectedTellsEachEndOfAHandshake(t *testing.T) {
 	until := func(fd int) error {
 		deadline := time.Now().Add(5 * time.Second)
 		for time.Now().Before(deadline) {
-			if done, err := connected(fd); done {
+			if done, err := Connected(fd); done {
 				return err
 			}
 			time.Sleep(time.Millisecond)
@@ -164,7 +175,7 @@ func TestConnectedTellsEachEndOfAHandshake(t *testing.T) {
 
 	t.Run("in progress", func(t *testing.T) {
 		_, addr := fullListener(t)
-		if done, err := connected(connectTo(addr)); done || err != nil {
+		if done, err := Connected(connectTo(addr)); done || err != nil {
 			t.Errorf("a SYN the target dropped: connected says (%v, %v), want still in progress", done, err)
 		}
 	})
@@ -179,8 +190,7 @@ func TestConnectedTellsEachEndOfAHandshake(t *testing.T) {
 		}
 	})
 	t.Run("refused", func(t *testing.T) {
-		ln, addr := listener()
-		unix.Close(ln) // nothing listens on the port now
+		_, addr := boundSocket(t) // bound, but nothing listens
 		if err := until(connectTo(addr)); !errors.Is(err, unix.ECONNREFUSED) {
 			t.Errorf("refused: %v, want ECONNREFUSED", err)
 		}
