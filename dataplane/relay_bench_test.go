@@ -23,7 +23,10 @@ type benchEndpoint struct {
 	wrote          chan int
 	pending        []byte       // room for the consumer's bytes, for Read
 	avail          atomic.Int64 // how many of them are not yet taken
+	ops            tcpip.SocketOptions
 }
+
+func (e *benchEndpoint) SocketOptions() *tcpip.SocketOptions { return &e.ops }
 
 func (e *benchEndpoint) Write(p tcpip.Payloader, _ tcpip.WriteOptions) (int64, tcpip.Error) {
 	n, _ := io.ReadFull(p, e.sink[:p.Len()])
@@ -64,7 +67,7 @@ func (e *benchEndpoint) ModerateRecvBuf(int) {}
 // benchConn is a relayed connection over a socket pair; peer is the
 // target's end (blocking).
 func benchConn(b *testing.B) (*conn, *benchEndpoint, int) {
-	ep := &benchEndpoint{sink: make([]byte, relayBufSize), wrote: make(chan int, 1), pending: make([]byte, relayBufSize)}
+	ep := &benchEndpoint{sink: make([]byte, 64<<10), wrote: make(chan int, 1), pending: make([]byte, 64<<10)}
 	c, peer := relayConn(b, ep, 0, false)
 	c.live.Store(2)
 	c.c2p.Store(dirParked)
