@@ -14,9 +14,10 @@ import (
 	"pvlink.dev/pvlink/proxyproto"
 )
 
-// A read from a target takes whole chunks of gsoPayloadMax bytes, each
-// written to the consumer's endpoint on its own, so that each becomes one
-// full GSO frame (a write gVisor cannot fit in one frame leaves a runt).
+// A read from a target takes whole chunks of gsoPayloadMax bytes, gVisor's
+// largest GSO segment, so that a full read leaves as full GSO frames only
+// (gVisor cuts a write into segments of at most that size, and sends what
+// is left over as a runt).
 // A connection whose send buffer towards the consumer has grown reads up
 // to maxReadChunks at once: a read of a busy socket costs its system call
 // and the window update it sends the target (whose kernel then sends more,
@@ -540,12 +541,8 @@ func (c *conn) copyFromProvider() (end bool, err error) {
 	case n == 0:
 		return true, nil
 	}
-	for b := buf[:n]; len(b) > 0; {
-		chunk := b[:min(len(b), gsoPayloadMax)]
-		if err := c.writeConsumer(chunk); err != nil {
-			return true, err
-		}
-		b = b[len(chunk):]
+	if err := c.writeConsumer(buf[:n]); err != nil {
+		return true, err
 	}
 	c.fl.Touch(time.Now().UnixNano())
 	c.fl.BytesOut.Add(uint64(n))
