@@ -194,3 +194,33 @@ func firstDiff(a, b []byte) int {
 	}
 	return min(len(a), len(b))
 }
+
+// A read from a target takes more than one frame's worth only for a
+// connection whose send buffer towards the consumer has grown, and never
+// more than a quarter of it: that is all a write blocked on a slow
+// consumer holds beside what gVisor holds. Under memory pressure, one.
+func TestReadsFromATargetFollowTheSendBuffer(t *testing.T) {
+	ep := &benchEndpoint{}
+	c := &conn{f: &Forwarder{}, ep: ep}
+	for _, tc := range []struct {
+		sendBuf  int64
+		pressure bool
+		want     int
+	}{
+		{smallHold, false, 1},
+		{512 << 10, false, 2},
+		{2 << 20, false, 8},
+		{tcpTXBufMax, false, maxReadChunks},
+		{tcpTXBufMax, true, 1},
+	} {
+		ep.ops.SetSendBufferSize(tc.sendBuf, false)
+		c.f.pressure.Store(tc.pressure)
+		got := c.readChunks()
+		if got != tc.want {
+			t.Errorf("send buffer %d KiB, pressure %v: reads of %d frames, want %d", tc.sendBuf>>10, tc.pressure, got, tc.want)
+		}
+		if got > 1 && int64(got*gsoPayloadMax) > tc.sendBuf/4 {
+			t.Errorf("send buffer %d KiB: a read of %d bytes is over a quarter of it", tc.sendBuf>>10, got*gsoPayloadMax)
+		}
+	}
+}
