@@ -23,7 +23,9 @@ import (
 // and the window update it sends the target (whose kernel then sends more,
 // in the same call). Eight downloads at once came to 15.2-17.7 Gbit/s with
 // one read per frame and to 20.7-22.0 with reads of up to eight frames
-// (pvlink bench --measure download, 4 alternating rounds).
+// (pvlink bench --measure download, 4 alternating rounds); the forwarder's
+// sockets sent their targets 0.51-0.60 segments (window updates) per 64 KiB
+// received before, 0.18-0.19 after (ss -ti, 2 rounds).
 const maxReadChunks = 8
 
 var (
