@@ -92,14 +92,14 @@ func inbound(peer netip.AddrPort, end uint32, payload int, fin bool) []byte {
 	return b
 }
 
-// send hands the link segments as gVisor does, one call each.
+// send hands the link segments as gVisor's NIC does, through its queueing
+// discipline, one call each.
 func (l *ackLink) send(t *testing.T, pkts ...*stack.PacketBuffer) {
 	t.Helper()
+	q := linkQDisc{l.tunLink}
 	for _, p := range pkts {
-		var list stack.PacketBufferList
-		list.PushBack(p)
-		if n, err := l.WritePackets(list); n != 1 || err != nil {
-			t.Fatalf("WritePackets: %d, %v", n, err)
+		if err := q.WritePacket(p); err != nil {
+			t.Fatalf("WritePacket: %v", err)
 		}
 		p.DecRef()
 	}
@@ -287,23 +287,21 @@ func BenchmarkNoteShort(b *testing.B) {
 // BenchmarkHeldAckCarried is one request/response exchange as the link
 // sees it: the request's ACK held (hint, hold, timer armed), then the
 // answer written and the ACK dropped. The answer's write alone is
-// BenchmarkWritePackets' work for a small segment.
+// BenchmarkWritePacket's work for a small segment.
 func BenchmarkHeldAckCarried(b *testing.B) {
 	l := &ackLink{tunLink: devNullLink(b)}
 	ack := segment(consumerAP, header.TCPFlagAck, 101, 0, false)
 	answer := segment(consumerAP, header.TCPFlagAck|header.TCPFlagPsh, 101, 1, false)
 	defer ack.DecRef()
 	defer answer.DecRef()
-	var acks, answers stack.PacketBufferList
-	acks.PushBack(ack)
-	answers.PushBack(answer)
+	q := linkQDisc{l.tunLink}
 	request := inbound(consumerAP, 101, 100, false)
 	n := 0
 	b.ReportAllocs()
 	for b.Loop() {
 		l.hints.noteShort(request, header.IPv4MinimumSize+header.TCPMinimumSize)
-		l.WritePackets(acks)
-		l.WritePackets(answers)
+		q.WritePacket(ack)
+		q.WritePacket(answer)
 		n++
 	}
 	// A pause longer than ackHoldData between the two writes lets the

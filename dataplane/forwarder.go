@@ -315,7 +315,7 @@ func openTUN(e ENI) (tun.Device, error) {
 }
 
 func (f *Forwarder) addNIC(e *eniState) error {
-	if err := f.stack.CreateNIC(e.nicID, e.link); err != nil {
+	if err := f.stack.CreateNICWithOptions(e.nicID, e.link, stack.NICOptions{QDisc: linkQDisc{e.link}}); err != nil {
 		return fmt.Errorf("create NIC: %s", err)
 	}
 	for _, pa := range []tcpip.ProtocolAddress{

@@ -91,7 +91,7 @@ func (l *tunLink) writeGSO(pkts []*stack.PacketBuffer) (int, tcpip.Error) {
 			l.eni.tunWritePackets.Add(1)
 		}
 		l.eni.tunWrites.Add(1)
-		l.iov = append(append(l.iov[:0], vh), pkt.AsSlices()...)
+		l.iov = appendViews(append(l.iov[:0], vh), pkt)
 		err := l.gsoWrite.Write(l.writev)
 		werr := l.werr
 		clear(l.iov) // keep no packet's views alive

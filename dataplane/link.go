@@ -175,12 +175,29 @@ func (l *tunLink) readLoop() error {
 
 // WritePackets implements stack.LinkWriter.
 func (l *tunLink) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	return l.writePackets(pkts.AsSlice())
+}
+
+// linkQDisc is the NIC's queueing discipline: it hands each packet gVisor
+// sends to its link as it comes. gVisor's default one wraps every packet
+// in a PacketBufferList for WritePackets, an allocation per packet sent.
+type linkQDisc struct{ l *tunLink }
+
+func (q linkQDisc) WritePacket(pkt *stack.PacketBuffer) tcpip.Error {
+	one := [1]*stack.PacketBuffer{pkt}
+	_, err := q.l.writePackets(one[:])
+	return err
+}
+
+func (linkQDisc) Close() {}
+
+// writePackets writes packets to the TUN in order, through the ACK holder.
+func (l *tunLink) writePackets(all []*stack.PacketBuffer) (int, tcpip.Error) {
 	if l.eni.blackholed.Load() {
-		return pkts.Len(), nil // an outage: the packets vanish
+		return len(all), nil // an outage: the packets vanish
 	}
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
-	all := pkts.AsSlice()
 	_, err := l.write(l.holdAcks(all))
 	l.releaseWritten()
 	if err != nil {
@@ -201,9 +218,11 @@ func (l *tunLink) write(all []*stack.PacketBuffer) (int, tcpip.Error) {
 		for _, pkt := range all[:n] {
 			l.eni.noteSent(pkt)
 			b := l.wbufs[len(out)][:tunOffset]
-			for _, s := range pkt.AsSlices() {
+			l.iov = appendViews(l.iov[:0], pkt)
+			for _, s := range l.iov {
 				b = append(b, s...)
 			}
+			clear(l.iov)
 			out = append(out, b)
 		}
 		if _, err := l.dev.Write(out, tunOffset); err != nil {
@@ -217,6 +236,23 @@ func (l *tunLink) write(all []*stack.PacketBuffer) (int, tcpip.Error) {
 		all = all[n:]
 	}
 	return written, nil
+}
+
+// appendViews appends pkt's bytes to iov as the views that hold them,
+// uncopied: what pkt.AsSlices gives, without the slice it allocates for
+// every packet.
+func appendViews(iov [][]byte, pkt *stack.PacketBuffer) [][]byte {
+	vl, skip := pkt.AsViewList()
+	for v := vl.Front(); v != nil; v = v.Next() {
+		b := v.AsSlice()
+		if skip >= len(b) {
+			skip -= len(b)
+			continue
+		}
+		iov = append(iov, b[skip:])
+		skip = 0
+	}
+	return iov
 }
 
 func (l *tunLink) MTU() uint32                             { return l.mtu }
