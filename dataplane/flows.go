@@ -40,6 +40,14 @@ type conn struct {
 	rt     *route
 	holds  holds // the memory budget's view (budget.go)
 
+	// The wait queue of a consumer endpoint that handleTCP makes (a SYN
+	// cookie's comes with its own), and that handshake's deadline on
+	// monoNow's clock (0 once it is over), which the sweeper enforces
+	// (giveUpHandshake).
+	queue            waiter.Queue
+	handshakeUntil   atomic.Int64
+	handshakeTimeout atomic.Bool
+
 	// Set once the connection is up.
 	ep          tcpip.Endpoint
 	wq          *waiter.Queue
@@ -297,9 +305,11 @@ func (f *Forwarder) sweep(ctx context.Context) {
 			return
 		case <-time.After(every):
 		}
-		now := time.Now()
+		now, mono := time.Now(), monoNow()
 		f.flows.Range(func(fl *flowtable.Flow) bool {
-			fl.Value.(*conn).noteHalfIdle(fl, now)
+			c := fl.Value.(*conn)
+			c.giveUpHandshake(mono)
+			c.noteHalfIdle(fl, now)
 			return true
 		})
 		f.flows.ExpireUnless(now, func(fl *flowtable.Flow) bool {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"sync/atomic"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -48,22 +47,19 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 		r.Complete(!errors.Is(err, errTargetDown))
 		return
 	}
-	var wq waiter.Queue
 	// gVisor's forwarder waits for the consumer's ACK for as long as it
 	// retransmits the SYN-ACK (about 127 s); a spoofed SYN would hold its
-	// slot, its goroutine and a target connection all that time. Waking
-	// the wait early makes gVisor give up on a handshake not yet done.
-	var timedOut atomic.Bool
-	giveUp := time.AfterFunc(handshakeTimeout, func() {
-		timedOut.Store(true)
-		wq.Notify(waiter.WritableEvents)
-	})
-	ep, terr := r.CreateEndpoint(&wq)
-	giveUp.Stop()
+	// slot, its goroutine and a target connection all that time. The
+	// sweeper wakes the wait once handshakeTimeout has passed (within its
+	// round of at most a second), which makes gVisor give up on a
+	// handshake not yet done: no timer per connection.
+	cn.handshakeUntil.Store(int64(monoNow() + handshakeTimeout))
+	ep, terr := r.CreateEndpoint(&cn.queue)
+	cn.handshakeUntil.Store(0)
 	if terr != nil {
 		cn.undo()
 		sock.file.Close()
-		if timedOut.Load() {
+		if cn.handshakeTimeout.Load() {
 			f.stats.handshakeTimeouts.Add(1)
 		} else {
 			f.stats.endpointErrors.Add(1)
@@ -73,7 +69,17 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 		return
 	}
 	r.Complete(false)
-	f.begin(cn, sock, ep, &wq)
+	f.begin(cn, sock, ep, &cn.queue)
+}
+
+// giveUpHandshake wakes gVisor's wait for the consumer's ACK of the
+// handshake once its deadline has passed (now is monoNow's): gVisor then
+// gives up on it. A wake-up that crosses the handshake's end is a spurious
+// writable event for the relay, which looks again.
+func (c *conn) giveUpHandshake(now time.Duration) {
+	if until := c.handshakeUntil.Load(); until != 0 && int64(now) >= until && c.handshakeTimeout.CompareAndSwap(false, true) {
+		c.queue.Notify(waiter.WritableEvents)
+	}
 }
 
 // refusal says how admit refused a connection.

@@ -92,7 +92,7 @@ func (c *conn) start(pp *proxyproto.Header) {
 	c.live.Store(2)
 	c.c2p.Store(dirRunning)
 	c.p2c.Store(dirParked)
-	c.consumerEntry = waiter.NewFunctionEntry(consumerEvents, func(waiter.EventMask) { c.wakeC2P() })
+	c.consumerEntry.Init((*consumerWaker)(c), consumerEvents)
 	c.wq.EventRegister(&c.consumerEntry)
 	err := c.f.poller.add(c)
 	c.started.Store(true)
@@ -128,6 +128,12 @@ type (
 
 func (p *c2pPump) run() { (*conn)(p).pumpC2P() }
 func (p *p2cPump) run() { (*conn)(p).pumpP2C() }
+
+// consumerWaker is a connection as the listener of its consumer endpoint's
+// events, the same way.
+type consumerWaker conn
+
+func (w *consumerWaker) NotifyEvent(waiter.EventMask) { (*conn)(w).wakeC2P() }
 
 // wakeC2P is the consumer endpoint's call when it has bytes (or a FIN, or
 // a RST) for the target.
