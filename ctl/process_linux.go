@@ -28,6 +28,12 @@ type Process struct {
 // outlives ctld and a closed terminal) with output to a log file and env
 // added to ctld's environment.
 func startProcess(exe string, args []string, pidFile, logPath string, env ...string) (*Process, error) {
+	return startProcessWith(exe, args, pidFile, logPath, nil, env...)
+}
+
+// startProcessWith is startProcess giving the child files too, as its
+// descriptors 3, 4, ...
+func startProcessWith(exe string, args []string, pidFile, logPath string, files []*os.File, env ...string) (*Process, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -37,6 +43,7 @@ func startProcess(exe string, args []string, pidFile, logPath string, env ...str
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.ExtraFiles = files
 	if len(env) > 0 {
 		cmd.Env = append(os.Environ(), env...)
 	}

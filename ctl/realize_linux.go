@@ -60,13 +60,15 @@ type realizer struct {
 	st     store.Store
 
 	// mu guards the outcome of the last pass.
-	mu       sync.Mutex
-	applied  uint64 // the model version every forwarder reported
-	ready    bool   // every target server listens
-	lastErr  error
-	restarts map[string]int  // processes started again after dying, by key
-	healthy  map[string]bool // AZs whose forwarders answered in the last pass
-	pass     map[string]passStatus
+	mu        sync.Mutex
+	applied   uint64 // the model version every forwarder reported
+	ready     bool   // every target server listens
+	lastErr   error
+	restarts  map[string]int  // processes started again after dying, by key
+	healthy   map[string]bool // AZs whose forwarders answered in the last pass
+	pass      map[string]passStatus
+	queues    map[string]map[string]heldQueue // forwarders' TUN queues, by key and TUN (queues_linux.go)
+	queueErrs map[string]string               // the last failure to copy one, by key
 }
 
 // azHealthy reports whether an AZ's forwarders answered in the last pass.
@@ -588,7 +590,12 @@ func (r *realizer) ensureForwarder(m *State, f ForwarderState, key string) error
 		r.noteStart(key)
 		r.log.Info("start forwarder", "forwarder", label, "enis", len(cfg.ENIs), "version", cfg.Version)
 		var err error
-		p, err = startProcess(r.exe, []string{"forwarder", "--config", config, "--control", sock, "--metrics", "127.0.0.1:0"}, pidFile, log, forwarderEnv()...)
+		files, queueArgs := r.queuesFor(key)
+		args := append([]string{"forwarder", "--config", config, "--control", sock, "--metrics", "127.0.0.1:0"}, queueArgs...)
+		p, err = startProcessWith(r.exe, args, pidFile, log, files, forwarderEnv()...)
+		for _, f := range files {
+			f.Close() // the child has its own
+		}
 		if err != nil {
 			return fmt.Errorf("start forwarder %s: %w", label, err)
 		}
@@ -612,11 +619,18 @@ func (r *realizer) ensureForwarder(m *State, f ForwarderState, key string) error
 	if err != nil {
 		return fmt.Errorf("forwarder %s: %w", label, err)
 	}
+	r.holdQueues(key, st.PID, st.TUNQueues)
 	if st.ConfigVersion == cfg.Version {
 		return nil
 	}
 	if err := pushSnapshot(sock, cfg, false); err != nil {
 		return fmt.Errorf("forwarder %s refused version %d: %w", label, cfg.Version, err)
+	}
+	// The snapshot may have closed a queue (an ENI gone or changed): take
+	// copies afresh, so that none is held in the TUN for nobody.
+	r.releaseQueues(key)
+	if now, err := forwarderStatus(sock); err == nil {
+		r.holdQueues(key, now.PID, now.TUNQueues)
 	}
 	r.mu.Lock()
 	r.pass[key] = passStatus{&snapshot.Status{PID: st.PID, AZ: st.AZ, Metrics: st.Metrics, ConfigVersion: cfg.Version, Started: st.Started}, nil}
@@ -635,6 +649,7 @@ func (r *realizer) removeProcesses(keep func(key string) bool) error {
 		if keep(key) {
 			continue
 		}
+		r.releaseQueues(key) // its queues leave the TUN with it
 		if p := findProcess(pf, r.procPath(key, ".log")); p != nil {
 			r.log.Info("stop process", "process", key, "pid", p.PID)
 			if err := p.stop(3 * time.Second); err != nil {

@@ -42,9 +42,12 @@ type Forwarder struct {
 	// id to give the next one; guarded by enisMu. Apply adds and removes
 	// them; the data path never reads this map (it finds an ENI through
 	// the snapshot), only metrics and Run do.
-	enisMu  sync.Mutex
-	enis    map[string]*eniState
-	nextNIC tcpip.NICID
+	enisMu sync.Mutex
+	enis   map[string]*eniState
+	// inherited are the TUN queues the process was started with, taken
+	// by the first snapshot's ENIs (openTUN); New closes the rest.
+	inherited InheritedQueues
+	nextNIC   tcpip.NICID
 	// running is set by Run: from then on a new ENI's read loop starts
 	// as it is added. runErr receives the first read loop that fails.
 	running bool
@@ -116,11 +119,12 @@ type forwarderStats struct {
 
 // eniState is the live side of one ENI: its NIC and its counters.
 type eniState struct {
-	flows *flowtable.Table // the forwarder's, for activity on each segment
-	id    string
-	addr4 tcpip.Address // zero for an IPv6-only ENI
-	addr6 tcpip.Address // zero for an IPv4-only ENI
-	nicID tcpip.NICID
+	queueFD int              // the TUN queue's descriptor (TUNQueues)
+	flows   *flowtable.Table // the forwarder's, for activity on each segment
+	id      string
+	addr4   tcpip.Address // zero for an IPv6-only ENI
+	addr6   tcpip.Address // zero for an IPv4-only ENI
+	nicID   tcpip.NICID
 
 	// ingressRules are the security group rules in force; nil when the
 	// endpoint has no security group (everything may reach it).
@@ -213,7 +217,7 @@ type route struct {
 
 // New opens the TUN of every ENI in cfg and builds the netstack over them.
 // Nothing carries traffic until Run.
-func New(cfg *Config, log *slog.Logger) (*Forwarder, error) {
+func New(cfg *Config, log *slog.Logger, inherited InheritedQueues) (*Forwarder, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -232,7 +236,9 @@ func New(cfg *Config, log *slog.Logger) (*Forwarder, error) {
 		providerNS:  map[string]*providerNamespace{},
 		flows:       flowtable.New(capacity),
 		groups:      map[string]*nat.Group{},
+		inherited:   inherited,
 	}
+	defer f.inherited.closeRest()
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	var err error
 	if f.poller, err = newPoller(); err != nil {
@@ -253,14 +259,28 @@ func New(cfg *Config, log *slog.Logger) (*Forwarder, error) {
 	return f, nil
 }
 
+// TUNQueues are the descriptors of the ENIs' TUN queues, by TUN name.
+func (f *Forwarder) TUNQueues() map[string]int {
+	f.enisMu.Lock()
+	defer f.enisMu.Unlock()
+	q := make(map[string]int, len(f.enis))
+	for _, st := range f.enis {
+		if st.queueFD >= 0 {
+			q[st.cfg.Tun] = st.queueFD
+		}
+	}
+	return q
+}
+
 // openENI opens an ENI's TUN and makes its live state; nothing is attached
 // to the netstack yet.
 func (f *Forwarder) openENI(e ENI) (*eniState, error) {
-	dev, err := openTUN(e)
+	dev, queue, err := f.openTUN(e)
 	if err != nil {
 		return nil, err
 	}
 	st := &eniState{
+		queueFD:     queue,
 		flows:       f.flows,
 		id:          e.ID,
 		addr4:       tcpAddr(e.IPv4),
@@ -283,18 +303,28 @@ func sameInterface(a, b ENI) bool {
 
 // openTUN attaches to the ENI's TUN device, which ctl created (persistent,
 // multi-queue, with a virtio-net header) in the consumer VPC's namespace:
-// each forwarder worker of the AZ opens a queue of its own. It refuses to
-// create one: a missing TUN means the fabric is not up.
-func openTUN(e ENI) (tun.Device, error) {
+// each forwarder worker of the AZ opens a queue of its own, or takes the
+// one its predecessor had (inherited). It refuses to create a TUN: a
+// missing TUN means the fabric is not up. It returns the queue's
+// descriptor number too.
+func (f *Forwarder) openTUN(e ENI) (tun.Device, int, error) {
 	var dev tun.Device
+	queue := -1
 	err := nsenter.Do(e.Netns, func() error {
 		if _, err := netlink.LinkByName(e.Tun); err != nil {
 			return fmt.Errorf("TUN %s of ENI %s not found in netns %s (is the fabric up?)", e.Tun, e.ID, e.Netns)
 		}
-		file, err := openTUNQueue(e.Tun)
+		file, fd, err := f.inherited.adopt(e.Tun)
+		if err != nil {
+			f.log.Warn("inherited TUN queue", "eni", e.ID, "err", err)
+		}
+		if file == nil {
+			file, fd, err = openTUNQueue(e.Tun)
+		}
 		if err != nil {
 			return fmt.Errorf("open TUN %s in netns %s: %w", e.Tun, e.Netns, err)
 		}
+		queue = fd
 		// wireguard's tun takes it from here: offloads, batching, GRO.
 		if dev, err = tun.CreateTUNFromFile(file, tunMTU); err != nil {
 			file.Close()
@@ -303,7 +333,7 @@ func openTUN(e ENI) (tun.Device, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, -1, err
 	}
 	// wireguard's tun reports link up/down on a channel; nobody here acts
 	// on it, but an unread channel would stall its netlink listener.
@@ -311,7 +341,7 @@ func openTUN(e ENI) (tun.Device, error) {
 		for range dev.Events() {
 		}
 	}()
-	return dev, nil
+	return dev, queue, nil
 }
 
 func (f *Forwarder) addNIC(e *eniState) error {

@@ -26,6 +26,9 @@ type ServeOptions struct {
 	ControlPath   string // unix socket: snapshots in, status out
 	MetricsListen string // loopback address; port 0 picks a free one
 	Log           *slog.Logger
+	// Queues are TUN queues to take instead of opening new ones, by TUN
+	// name: the ones the process before this one had (--tun-queue).
+	Queues InheritedQueues
 }
 
 // Serve runs a forwarder process: load the first snapshot, open the TUNs,
@@ -36,7 +39,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	if err != nil {
 		return err
 	}
-	f, err := New(cfg, o.Log)
+	f, err := New(cfg, o.Log, o.Queues)
 	if err != nil {
 		return err
 	}
@@ -84,7 +87,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 
 	started := time.Now().UTC()
 	status := func() Status {
-		return Status{PID: os.Getpid(), AZ: f.az, Metrics: ln.Addr().String(), ConfigVersion: f.Version(), Started: started}
+		return Status{PID: os.Getpid(), AZ: f.az, Metrics: ln.Addr().String(), ConfigVersion: f.Version(), Started: started, TUNQueues: f.TUNQueues()}
 	}
 	ctrl, err := listenControl(o.ControlPath, f, status, o.Log)
 	if err != nil {

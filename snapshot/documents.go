@@ -19,6 +19,10 @@ type Status struct {
 	Metrics       string    `json:"metrics"`
 	ConfigVersion uint64    `json:"config_version"`
 	Started       time.Time `json:"started"`
+	// TUNQueues are the descriptors of the process's TUN queues, by TUN:
+	// ctld keeps a copy of each (pidfd_getfd), so that the queue outlives
+	// the process and a worker started again takes the same one.
+	TUNQueues map[string]int `json:"tun_queues,omitempty"`
 }
 
 // ApplyResult is the forwarder's answer to a pushed snapshot: the version

@@ -7,3 +7,16 @@ import "golang.org/x/sys/unix"
 // header (so the kernel hands over GSO frames) and multiple queues (one per
 // worker). The two must agree, or the open fails.
 const TUNFlags = unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_VNET_HDR | unix.IFF_MULTI_QUEUE
+
+// QueueTUN names the TUN a queue descriptor is attached to. A queue whose
+// TUN was deleted (or detached from it) is refused (EBADFD).
+func QueueTUN(fd int) (string, error) {
+	ifr, err := unix.NewIfreq("")
+	if err != nil {
+		return "", err
+	}
+	if err := unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr); err != nil {
+		return "", err
+	}
+	return ifr.Name(), nil
+}

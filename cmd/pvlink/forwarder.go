@@ -12,6 +12,7 @@ func newForwarderCmd() *cobra.Command {
 	var o dataplane.ServeOptions
 	var verbose bool
 	var procs int
+	var queues map[string]int
 	c := &cobra.Command{
 		Use:   "forwarder --config FILE --control SOCKET",
 		Short: "Run the forwarder of one Availability Zone (started by ctld)",
@@ -21,6 +22,7 @@ func newForwarderCmd() *cobra.Command {
 			if procs > 0 {
 				runtime.GOMAXPROCS(procs)
 			}
+			o.Queues = dataplane.InheritedQueues(queues)
 			return dataplane.Serve(cmd.Context(), o)
 		},
 	}
@@ -28,6 +30,7 @@ func newForwarderCmd() *cobra.Command {
 	c.Flags().StringVar(&o.ControlPath, "control", "", "unix socket on which ctld pushes snapshots and reads the forwarder's status")
 	c.Flags().StringVar(&o.MetricsListen, "metrics", "127.0.0.1:0", "address of the Prometheus metrics endpoint")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "log each refused connection")
+	c.Flags().StringToIntVar(&queues, "tun-queue", nil, "TUN=FD: an inherited descriptor of a queue of TUN to take instead of opening one (ctld passes its predecessor's)")
 	// One P by default: the relay is a chain of short hand-offs between
 	// goroutines, and with a second P the runtime spent a quarter of the
 	// forwarder's CPU waking and parking threads. An AZ scales out with

@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"pvlink.dev/pvlink/ctl"
 	"pvlink.dev/pvlink/internal/fabrictest"
 	"pvlink.dev/pvlink/peer"
 	"pvlink.dev/pvlink/snapshot"
@@ -108,5 +113,175 @@ func TestTwoWorkersShareAnAZ(t *testing.T) {
 	}
 	if fmt.Sprint(listed) != fmt.Sprint(perWorker) {
 		t.Errorf("pvlink flows lists %v per worker, the workers hold %v", listed, perWorker)
+	}
+}
+
+// A worker that dies is started again by ctld; the flows the other worker
+// of its AZ holds must not notice, even those idle for longer than the
+// TUN remembers which queue a flow's packets came from (3 s), which the
+// kernel then steers by the queues' numbering alone. ctld keeps the dead
+// worker's queue in the TUN and hands it to the worker started again,
+// which then serves new connections from it.
+func TestAWorkerRestartLeavesTheOtherWorkersFlowsAlone(t *testing.T) {
+	topo := strings.Replace(demoTopology(t), "region: us-east-1\n", "region: us-east-1\nforwarder_workers: 2\n", 1)
+	f := fabrictest.Up(t, topo)
+	e := f.Status.Endpoints[0]
+	eni := e.ENIs[0]
+	addr := netip.AddrPortFrom(netip.MustParseAddr(eni.IP), uint16(e.Ports[0])).String()
+	dial := fabrictest.DialFrom(f.Netns(t, "consumer"))
+
+	const n = 48
+	before := openEchoed(t, dial, addr, n)
+	var survivors []echoConn
+	for _, c := range before {
+		if flowWorker(t, f, eni.AZ)[c.LocalAddr().String()] == 1 {
+			survivors = append(survivors, c)
+		}
+	}
+	if len(survivors) == 0 || len(survivors) == n {
+		t.Fatalf("%d of %d flows on worker 1: want some on each worker", len(survivors), n)
+	}
+
+	var victim ctl.ForwarderReport
+	for _, fw := range f.Status.Forwarders {
+		if fw.AZ == eni.AZ && fw.Worker == 0 {
+			victim = fw
+		}
+	}
+	if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, victim.Label()+" started again", func() bool {
+		f.Refresh(t)
+		for _, fw := range f.Status.Forwarders {
+			if fw.Label() == victim.Label() && fw.Alive && fw.PID != victim.PID {
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(4 * time.Second) // past the TUN's memory of each flow's queue
+
+	lost := 0
+	for _, c := range survivors {
+		if err := c.echo('y'); err != nil {
+			lost++
+			t.Logf("%s: %v", c.LocalAddr(), err)
+		}
+	}
+	t.Logf("%d flows on worker 1; after worker 0's restart %d of them lost", len(survivors), lost)
+	if lost > 0 {
+		t.Fatalf("%d of worker 1's %d idle flows lost when worker 0 was started again", lost, len(survivors))
+	}
+
+	// New connections reach both workers, the new process included.
+	after := openEchoed(t, dial, addr, 16)
+	on := map[int]int{}
+	workers := flowWorker(t, f, eni.AZ)
+	for _, c := range after {
+		on[workers[c.LocalAddr().String()]]++
+	}
+	if on[0] == 0 || on[1] == 0 {
+		t.Fatalf("new connections per worker after the restart: %v, want some on each", on)
+	}
+}
+
+// echoConn is a connection to a demo target that has had its report line
+// read.
+type echoConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+// echo sends b and reads it back within 3 s.
+func (c echoConn) echo(b byte) error {
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.Write([]byte{b}); err != nil {
+		return err
+	}
+	got, err := c.r.ReadByte()
+	if err == nil && got != b {
+		err = fmt.Errorf("echoed %q, sent %q", got, b)
+	}
+	return err
+}
+
+// openEchoed opens n connections that each carried a byte to the target
+// and back (the target reports a connection with a line once the proxy
+// header and the first byte came), closed when the test ends.
+func openEchoed(t *testing.T, dial func(context.Context, string, string) (net.Conn, error), addr string, n int) []echoConn {
+	t.Helper()
+	var out []echoConn
+	for i := 0; i < n; i++ {
+		nc, err := dial(context.Background(), "tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		c := echoConn{nc, bufio.NewReader(nc)}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.r.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := c.r.ReadByte(); err != nil || b != 'x' {
+			t.Fatalf("echo: %q, %v", b, err)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// flowWorker is the worker of each open flow of an AZ, by consumer address.
+func flowWorker(t *testing.T, f *fabrictest.Fabric, az string) map[string]int {
+	t.Helper()
+	out, err := fabrictest.Run(t, "flows", f.Name, "--az", az, "-o", "json")
+	if err != nil {
+		t.Fatalf("flows: %v\n%s", err, out)
+	}
+	var flows []struct {
+		Src    string `json:"src"`
+		Worker int    `json:"worker"`
+	}
+	if err := json.Unmarshal([]byte(out), &flows); err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]int{}
+	for _, fl := range flows {
+		m[fl.Src] = fl.Worker
+	}
+	return m
+}
+
+// A worker stopped on purpose (fewer workers per AZ) takes its TUN queues
+// with it: ctld lets go of its copies first, or the kernel would go on
+// steering a share of the connections to a queue nobody reads.
+func TestAWorkerStoppedOnPurposeLeavesNoQueueBehind(t *testing.T) {
+	topo := strings.Replace(demoTopology(t), "region: us-east-1\n", "region: us-east-1\nforwarder_workers: 2\n", 1)
+	f := fabrictest.Up(t, topo)
+	e := f.Status.Endpoints[0]
+	eni := e.ENIs[0]
+	addr := netip.AddrPortFrom(netip.MustParseAddr(eni.IP), uint16(e.Ports[0])).String()
+	dial := fabrictest.DialFrom(f.Netns(t, "consumer"))
+	openEchoed(t, dial, addr, 8) // both workers' queues carried flows
+
+	one := strings.Replace(topo, "forwarder_workers: 2\n", "forwarder_workers: 1\n", 1)
+	if err := os.WriteFile(f.File, []byte(strings.ReplaceAll(one, "NAME", f.Name)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pvlink(t, "fabric", "apply", "-f", f.File)
+	f.Refresh(t)
+	if got := len(f.Status.Forwarders); got != 2 {
+		t.Fatalf("%d forwarder processes after the change, want one per AZ", got)
+	}
+	// Every new connection is answered: none is steered to a queue left
+	// behind (a SYN that vanished would fail its exchange after 1 s).
+	for i := 0; i < 32; i++ {
+		c := &peer.Client{Addr: addr, Timeout: 900 * time.Millisecond, Dial: dial}
+		if _, err := c.Run(context.Background()); err != nil {
+			t.Fatalf("connection %d after the second worker stopped: %v", i, err)
+		}
 	}
 }
