@@ -123,12 +123,8 @@ func TestTwoWorkersShareAnAZ(t *testing.T) {
 // worker's queue in the TUN and hands it to the worker started again,
 // which then serves new connections from it.
 func TestAWorkerRestartLeavesTheOtherWorkersFlowsAlone(t *testing.T) {
-	topo := strings.Replace(demoTopology(t), "region: us-east-1\n", "region: us-east-1\nforwarder_workers: 2\n", 1)
-	f := fabrictest.Up(t, topo)
-	e := f.Status.Endpoints[0]
-	eni := e.ENIs[0]
-	addr := netip.AddrPortFrom(netip.MustParseAddr(eni.IP), uint16(e.Ports[0])).String()
-	dial := fabrictest.DialFrom(f.Netns(t, "consumer"))
+	w := upTwoWorkers(t)
+	f, eni, addr, dial := w.f, w.eni, w.addr, w.dial
 
 	const n = 48
 	before := openEchoed(t, dial, addr, n)
@@ -183,6 +179,28 @@ func TestAWorkerRestartLeavesTheOtherWorkersFlowsAlone(t *testing.T) {
 	}
 	if on[0] == 0 || on[1] == 0 {
 		t.Fatalf("new connections per worker after the restart: %v, want some on each", on)
+	}
+}
+
+// twoWorkers is the demo fabric with two forwarder workers per AZ, and
+// the way to its first ENI from the consumer VPC.
+type twoWorkers struct {
+	topo string
+	f    *fabrictest.Fabric
+	eni  ctl.ENIState
+	addr string
+	dial func(context.Context, string, string) (net.Conn, error)
+}
+
+func upTwoWorkers(t *testing.T) twoWorkers {
+	topo := strings.Replace(demoTopology(t), "region: us-east-1\n", "region: us-east-1\nforwarder_workers: 2\n", 1)
+	f := fabrictest.Up(t, topo)
+	e := f.Status.Endpoints[0]
+	eni := e.ENIs[0]
+	return twoWorkers{
+		topo: topo, f: f, eni: eni,
+		addr: netip.AddrPortFrom(netip.MustParseAddr(eni.IP), uint16(e.Ports[0])).String(),
+		dial: fabrictest.DialFrom(f.Netns(t, "consumer")),
 	}
 }
 
@@ -259,15 +277,11 @@ func flowWorker(t *testing.T, f *fabrictest.Fabric, az string) map[string]int {
 // with it: ctld lets go of its copies first, or the kernel would go on
 // steering a share of the connections to a queue nobody reads.
 func TestAWorkerStoppedOnPurposeLeavesNoQueueBehind(t *testing.T) {
-	topo := strings.Replace(demoTopology(t), "region: us-east-1\n", "region: us-east-1\nforwarder_workers: 2\n", 1)
-	f := fabrictest.Up(t, topo)
-	e := f.Status.Endpoints[0]
-	eni := e.ENIs[0]
-	addr := netip.AddrPortFrom(netip.MustParseAddr(eni.IP), uint16(e.Ports[0])).String()
-	dial := fabrictest.DialFrom(f.Netns(t, "consumer"))
+	w := upTwoWorkers(t)
+	f, addr, dial := w.f, w.addr, w.dial
 	openEchoed(t, dial, addr, 8) // both workers' queues carried flows
 
-	one := strings.Replace(topo, "forwarder_workers: 2\n", "forwarder_workers: 1\n", 1)
+	one := strings.Replace(w.topo, "forwarder_workers: 2\n", "forwarder_workers: 1\n", 1)
 	if err := os.WriteFile(f.File, []byte(strings.ReplaceAll(one, "NAME", f.Name)), 0o644); err != nil {
 		t.Fatal(err)
 	}
