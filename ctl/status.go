@@ -87,6 +87,11 @@ type ForwarderReport struct {
 	ConfigVersion uint64 `json:"config_version"`
 	Restarts      int    `json:"restarts"`
 	Log           string `json:"log"`
+	// TUNQueues is how many TUN queues the forwarder has open, and
+	// QueuesKept how many of them ctld holds a copy of, which a worker
+	// started again would take over.
+	TUNQueues  int `json:"tun_queues"`
+	QueuesKept int `json:"queues_kept"`
 }
 
 // report builds the status of the fabric.
@@ -141,15 +146,20 @@ func (d *Daemon) report() *Report {
 	}
 	d.r.mu.Lock()
 	restarts := maps.Clone(d.r.restarts)
+	kept := map[string]int{}
+	for key, held := range d.r.queues {
+		kept[key] = len(held)
+	}
 	d.r.mu.Unlock()
 	for _, f := range desiredForwarders(m) {
 		key := forwarderKey(f.AZ, f.Worker, f.Workers)
-		fr := ForwarderReport{ForwarderState: f, Restarts: restarts[key], Log: d.r.procPath(key, ".log")}
+		fr := ForwarderReport{ForwarderState: f, Restarts: restarts[key], Log: d.r.procPath(key, ".log"), QueuesKept: kept[key]}
 		if p := findProcess(d.r.procPath(key, ".pid"), ""); p != nil {
 			fr.PID, fr.Alive = p.PID, true
 			if st, err := forwarderStatus(d.r.procPath(key, ".sock")); err == nil {
 				fr.Metrics = "http://" + st.Metrics + "/metrics"
 				fr.ConfigVersion = st.ConfigVersion
+				fr.TUNQueues = len(st.TUNQueues)
 			}
 		}
 		r.Forwarders = append(r.Forwarders, fr)
@@ -214,9 +224,9 @@ func (r *Report) WriteTable(out io.Writer) {
 		fmt.Fprintf(w, "%s:%d\t%s\t%s\t%s\t%s\n", t.IP, t.Port, t.AZ, t.TargetGroup, pidString(t.PID), yesNo(t.Alive))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "FORWARDER\tPID\tALIVE\tVERSION\tRESTARTS\tMETRICS")
+	fmt.Fprintln(w, "FORWARDER\tPID\tALIVE\tVERSION\tRESTARTS\tQUEUES KEPT\tMETRICS")
 	for _, f := range r.Forwarders {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\n", f.Label(), pidString(f.PID), yesNo(f.Alive), f.ConfigVersion, f.Restarts, f.Metrics)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d/%d\t%s\n", f.Label(), pidString(f.PID), yesNo(f.Alive), f.ConfigVersion, f.Restarts, f.QueuesKept, f.TUNQueues, f.Metrics)
 	}
 	if len(r.FlowLogs) > 0 {
 		fmt.Fprintln(w)

@@ -123,6 +123,17 @@ func TestTwoWorkersShareAnAZ(t *testing.T) {
 // worker's queue in the TUN and hands it to the worker started again,
 // which then serves new connections from it.
 func TestAWorkerRestartLeavesTheOtherWorkersFlowsAlone(t *testing.T) {
+	restartLeavesTheOtherWorkersFlowsAlone(t, false)
+}
+
+// The same when ctld itself was killed and started again before the worker
+// died: the new ctld takes its copies of the queues from the running
+// workers.
+func TestCtldStartedAgainKeepsTheWorkersQueues(t *testing.T) {
+	restartLeavesTheOtherWorkersFlowsAlone(t, true)
+}
+
+func restartLeavesTheOtherWorkersFlowsAlone(t *testing.T, ctldAgain bool) {
 	w := upTwoWorkers(t)
 	f, eni, addr, dial := w.f, w.eni, w.addr, w.dial
 
@@ -137,13 +148,28 @@ func TestAWorkerRestartLeavesTheOtherWorkersFlowsAlone(t *testing.T) {
 	if len(survivors) == 0 || len(survivors) == n {
 		t.Fatalf("%d of %d flows on worker 1: want some on each worker", len(survivors), n)
 	}
-
-	var victim ctl.ForwarderReport
-	for _, fw := range f.Status.Forwarders {
-		if fw.AZ == eni.AZ && fw.Worker == 0 {
-			victim = fw
+	if ctldAgain {
+		p := ctl.DaemonProcess(f.Name)
+		if p == nil || syscall.Kill(p.PID, syscall.SIGKILL) != nil {
+			t.Fatalf("cannot kill ctld (%v)", p)
 		}
+		waitUntil(t, 5*time.Second, "ctld gone", func() bool { return ctl.DaemonProcess(f.Name) == nil })
+		pvlink(t, "fabric", "apply", "-f", f.File) // starts it again
 	}
+	var victim ctl.ForwarderReport
+	waitUntil(t, 10*time.Second, "ctld keeping every worker's queues", func() bool {
+		f.Refresh(t)
+		all := true
+		for _, fw := range f.Status.Forwarders {
+			if fw.AZ == eni.AZ {
+				all = all && fw.TUNQueues > 0 && fw.QueuesKept == fw.TUNQueues
+				if fw.Worker == 0 {
+					victim = fw
+				}
+			}
+		}
+		return all
+	})
 	if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
