@@ -173,7 +173,18 @@ func restartLeavesTheOtherWorkersFlowsAlone(t *testing.T, ctldAgain bool) {
 	if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 10*time.Second, victim.Label()+" started again", func() bool {
+	// Connections opened while the worker is down: those the kernel
+	// steers to its queue wait there for the worker started again.
+	const during = 16
+	results := make(chan error, during)
+	for i := 0; i < during; i++ {
+		go func() {
+			c := &peer.Client{Addr: addr, Bytes: 1 << 10, Timeout: 5 * time.Second, Dial: dial}
+			_, err := c.Run(context.Background())
+			results <- err
+		}()
+	}
+	down := waitUntil(t, 10*time.Second, victim.Label()+" started again", func() bool {
 		f.Refresh(t)
 		for _, fw := range f.Status.Forwarders {
 			if fw.Label() == victim.Label() && fw.Alive && fw.PID != victim.PID {
@@ -182,6 +193,7 @@ func restartLeavesTheOtherWorkersFlowsAlone(t *testing.T, ctldAgain bool) {
 		}
 		return false
 	})
+	t.Logf("%s started again %s after kill -9", victim.Label(), down.Round(time.Millisecond))
 	time.Sleep(4 * time.Second) // past the TUN's memory of each flow's queue
 
 	lost := 0
@@ -194,6 +206,11 @@ func restartLeavesTheOtherWorkersFlowsAlone(t *testing.T, ctldAgain bool) {
 	t.Logf("%d flows on worker 1; after worker 0's restart %d of them lost", len(survivors), lost)
 	if lost > 0 {
 		t.Fatalf("%d of worker 1's %d idle flows lost when worker 0 was started again", lost, len(survivors))
+	}
+	for i := 0; i < during; i++ {
+		if err := <-results; err != nil {
+			t.Errorf("a connection opened while worker 0 was down: %v", err)
+		}
 	}
 
 	// New connections reach both workers, the new process included.
