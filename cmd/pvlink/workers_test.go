@@ -176,12 +176,17 @@ func restartLeavesTheOtherWorkersFlowsAlone(t *testing.T, ctldAgain bool) {
 	// Connections opened while the worker is down: those the kernel
 	// steers to its queue wait there for the worker started again.
 	const during = 16
-	results := make(chan error, during)
+	type result struct {
+		took time.Duration
+		err  error
+	}
+	results := make(chan result, during)
 	for i := 0; i < during; i++ {
 		go func() {
+			start := time.Now()
 			c := &peer.Client{Addr: addr, Bytes: 1 << 10, Timeout: 5 * time.Second, Dial: dial}
 			_, err := c.Run(context.Background())
-			results <- err
+			results <- result{time.Since(start), err}
 		}()
 	}
 	down := waitUntil(t, 10*time.Second, victim.Label()+" started again", func() bool {
@@ -207,10 +212,30 @@ func restartLeavesTheOtherWorkersFlowsAlone(t *testing.T, ctldAgain bool) {
 	if lost > 0 {
 		t.Fatalf("%d of worker 1's %d idle flows lost when worker 0 was started again", lost, len(survivors))
 	}
+	var waited []time.Duration
 	for i := 0; i < during; i++ {
-		if err := <-results; err != nil {
-			t.Errorf("a connection opened while worker 0 was down: %v", err)
+		r := <-results
+		if r.err != nil {
+			t.Errorf("a connection opened while worker 0 was down: %v", r.err)
+		} else if r.took > 100*time.Millisecond {
+			waited = append(waited, r.took.Round(time.Millisecond))
 		}
+	}
+	// Those that waited were the new worker's first connections.
+	var served uint64
+	f.Refresh(t)
+	for _, fw := range f.Status.Forwarders {
+		if fw.Label() == victim.Label() {
+			var cs []snapshot.ENICounters
+			fabrictest.ForwarderJSON(t, fw, "/counters", &cs)
+			for _, c := range cs {
+				served += c.NewConnections
+			}
+		}
+	}
+	t.Logf("of %d connections opened during the outage, %d waited for the restarted worker (%v); it has served %d", during, len(waited), waited, served)
+	if served == 0 {
+		t.Fatalf("the restarted worker served none of the connections opened while it was down")
 	}
 
 	// New connections reach both workers, the new process included.
