@@ -98,6 +98,23 @@ func (r *realizer) releaseQueues(key string) {
 	delete(r.queues, key)
 }
 
+// giveUpQueues lets go of the queues of a forwarder that could not be
+// started again: kept, they would hold their share of the TUN's new
+// connections for a worker that may never come back; without them the
+// TUN steers everything to the workers that run (moving their idle
+// flows, as before ctld kept queues). The worker opens new ones when it
+// does start.
+func (r *realizer) giveUpQueues(key, label string) {
+	r.mu.Lock()
+	n := len(r.queues[key])
+	r.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	r.releaseQueues(key)
+	r.log.Warn("forwarder not started again: its TUN queues let go, the other workers take its share", "forwarder", label, "queues", n)
+}
+
 // queuesFor are the queues forwarder key is to be started with: copies of
 // ctld's that are still attached to their TUN, as files for the child (to
 // close once it has started) and the arguments that name them.

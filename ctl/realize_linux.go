@@ -597,6 +597,7 @@ func (r *realizer) ensureForwarder(m *State, f ForwarderState, key string) error
 			f.Close() // the child has its own
 		}
 		if err != nil {
+			r.giveUpQueues(key, label)
 			return fmt.Errorf("start forwarder %s: %w", label, err)
 		}
 		start := time.Now()
@@ -607,9 +608,11 @@ func (r *realizer) ensureForwarder(m *State, f ForwarderState, key string) error
 			}
 			// Until it has exec'd, the child does not show its pid file.
 			if time.Since(start) > 200*time.Millisecond && !p.Alive() {
+				r.giveUpQueues(key, label)
 				return fmt.Errorf("forwarder %s exited during start-up:\n%s", label, LogTail(log, 5))
 			}
 			if time.Now().After(deadline) {
+				r.giveUpQueues(key, label)
 				return fmt.Errorf("forwarder %s not ready after %s; its log says:\n%s", label, readyTimeout, LogTail(log, 5))
 			}
 			time.Sleep(10 * time.Millisecond)

@@ -156,20 +156,7 @@ func restartLeavesTheOtherWorkersFlowsAlone(t *testing.T, ctldAgain bool) {
 		waitUntil(t, 5*time.Second, "ctld gone", func() bool { return ctl.DaemonProcess(f.Name) == nil })
 		pvlink(t, "fabric", "apply", "-f", f.File) // starts it again
 	}
-	var victim ctl.ForwarderReport
-	waitUntil(t, 10*time.Second, "ctld keeping every worker's queues", func() bool {
-		f.Refresh(t)
-		all := true
-		for _, fw := range f.Status.Forwarders {
-			if fw.AZ == eni.AZ {
-				all = all && fw.TUNQueues > 0 && fw.QueuesKept == fw.TUNQueues
-				if fw.Worker == 0 {
-					victim = fw
-				}
-			}
-		}
-		return all
-	})
+	victim := waitQueuesKept(t, f, eni.AZ)
 	if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -247,6 +234,91 @@ func restartLeavesTheOtherWorkersFlowsAlone(t *testing.T, ctldAgain bool) {
 	}
 	if on[0] == 0 || on[1] == 0 {
 		t.Fatalf("new connections per worker after the restart: %v, want some on each", on)
+	}
+}
+
+// waitQueuesKept waits until ctld keeps a copy of every TUN queue of the
+// workers of az, and returns worker 0.
+func waitQueuesKept(t *testing.T, f *fabrictest.Fabric, az string) ctl.ForwarderReport {
+	t.Helper()
+	var w0 ctl.ForwarderReport
+	waitUntil(t, 10*time.Second, "ctld keeping every worker's queues", func() bool {
+		f.Refresh(t)
+		all := true
+		for _, fw := range f.Status.Forwarders {
+			if fw.AZ == az {
+				all = all && fw.TUNQueues > 0 && fw.QueuesKept == fw.TUNQueues
+				if fw.Worker == 0 {
+					w0 = fw
+				}
+			}
+		}
+		return all
+	})
+	return w0
+}
+
+// A worker that cannot be started again must not keep its share of new
+// connections waiting in a queue nobody will read: ctld lets go of its
+// copies, the TUN drops the queue, and the other worker takes everything
+// until the worker does start. The restart is made to fail by holding the
+// worker's pid file lock, as a process still running would.
+func TestAWorkerThatCannotStartAgainGivesUpItsQueues(t *testing.T) {
+	w := upTwoWorkers(t)
+	f, eni := w.f, w.eni
+	victim := waitQueuesKept(t, f, eni.AZ)
+
+	ctld := ctl.DaemonProcess(f.Name)
+	if ctld == nil {
+		t.Fatal("no ctld")
+	}
+	syscall.Kill(ctld.PID, syscall.SIGSTOP) // no restart before the lock is taken
+	t.Cleanup(func() { syscall.Kill(ctld.PID, syscall.SIGCONT) })
+	if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.OpenFile(strings.TrimSuffix(victim.Log, ".log")+".pid", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	waitUntil(t, 5*time.Second, "the dead worker's pid file lock", func() bool {
+		return syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil
+	})
+	syscall.Kill(ctld.PID, syscall.SIGCONT)
+
+	report := func() (fr ctl.ForwarderReport) {
+		f.Refresh(t)
+		for _, fw := range f.Status.Forwarders {
+			if fw.Label() == victim.Label() {
+				fr = fw
+			}
+		}
+		return fr
+	}
+	waitUntil(t, 10*time.Second, "ctld letting go of the queues of "+victim.Label()+", which it cannot start", func() bool {
+		fr := report()
+		return fr.Restarts > 0 && !fr.Alive && fr.QueuesKept == 0
+	})
+	// Every new connection is answered by the worker that runs.
+	for i := 0; i < 32; i++ {
+		c := &peer.Client{Addr: w.addr, Timeout: 900 * time.Millisecond, Dial: w.dial}
+		if _, err := c.Run(context.Background()); err != nil {
+			t.Fatalf("connection %d while %s cannot start: %v", i, victim.Label(), err)
+		}
+	}
+	// Once it can, it starts, on a queue of its own, and takes its share.
+	syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	lock.Close()
+	waitQueuesKept(t, f, eni.AZ)
+	after := openEchoed(t, w.dial, w.addr, 16)
+	on := map[int]int{}
+	workers := flowWorker(t, f, eni.AZ)
+	for _, c := range after {
+		on[workers[c.LocalAddr().String()]]++
+	}
+	if on[0] == 0 || on[1] == 0 {
+		t.Fatalf("new connections per worker once %s runs again: %v, want some on each", victim.Label(), on)
 	}
 }
 
