@@ -11,7 +11,7 @@ PKGS    := ./...
 TESTFLAGS ?= -count=1 -timeout 15m
 # The integration tests run again against a -race build: the relay, the
 # runner and the poller carrying traffic, and ctld's changes and restarts.
-RACE_TESTS := TestShortExchangesAllEndWithTheirEOF|TestTargetThatSpeaksFirstReachesEveryConsumer|TestEndpointCarriesTrafficOnlyWhileAvailable|TestLiveChangesKeepTheForwardersRunning|TestKilledForwarderIsRestartedWithTheLatestSnapshot|TestAWorkerRestartLeavesTheOtherWorkersFlowsAlone|TestUnhealthyTargetLosesItsFlows|TestDeregisteredTargetDrains|TestFlowLogsRecordEachDirection|TestACaptureShowsTheHandshake|TestCloudWatchAnswersTheGuidesCommands
+RACE_TESTS := TestShortExchangesAllEndWithTheirEOF|TestTargetThatSpeaksFirstReachesEveryConsumer|TestEndpointCarriesTrafficOnlyWhileAvailable|TestLiveChangesKeepTheForwardersRunning|TestKilledForwarderIsRestartedWithTheLatestSnapshot|TestAWorkerRestartLeavesTheOtherWorkersFlowsAlone|TestAWorkerThatCannotStartAgainGivesUpItsQueues|TestUnhealthyTargetLosesItsFlows|TestDeregisteredTargetDrains|TestFlowLogsRecordEachDirection|TestACaptureShowsTheHandshake|TestCloudWatchAnswersTheGuidesCommands
 
 .PHONY: all build demo demo-regions test check-env demo-deps test-deps fuzz bench bench-go vet clean
 
