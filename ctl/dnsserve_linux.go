@@ -64,13 +64,8 @@ func (d *dnsServers) update(ctx context.Context, m *State, healthy func(az strin
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.public == nil {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		pc, ln, err := dns.ListenPair("127.0.0.1")
 		if err != nil {
-			return fmt.Errorf("public DNS server: %w", err)
-		}
-		ln, err := net.Listen("tcp", pc.LocalAddr().String())
-		if err != nil {
-			pc.Close()
 			return fmt.Errorf("public DNS server: %w", err)
 		}
 		d.public, d.publicURL = dns.NewPublic(), pc.LocalAddr().String()

@@ -11,10 +11,12 @@ package dns
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	mdns "github.com/miekg/dns"
@@ -235,6 +237,28 @@ func reply(w mdns.ResponseWriter, req, m *mdns.Msg) {
 		m.Truncate(size)
 	}
 	w.WriteMsg(m)
+}
+
+// ListenPair listens for UDP and TCP on one free port of host. A port the
+// kernel found free for UDP may be taken for TCP (an outgoing connection's,
+// say): then it tries another, up to 20 times.
+func ListenPair(host string) (net.PacketConn, net.Listener, error) {
+	var err error
+	for range 20 {
+		pc, perr := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
+		if perr != nil {
+			return nil, nil, perr
+		}
+		ln, lerr := net.Listen("tcp", pc.LocalAddr().String())
+		if lerr == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if err = lerr; !errors.Is(lerr, syscall.EADDRINUSE) {
+			break
+		}
+	}
+	return nil, nil, err
 }
 
 // Serve answers queries on a UDP socket and a TCP listener (both already

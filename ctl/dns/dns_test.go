@@ -2,8 +2,11 @@ package dns
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
 	"testing"
 
 	mdns "github.com/miekg/dns"
@@ -66,11 +69,7 @@ func TestTheResolverForwardsThePublicZonesToThePublicServer(t *testing.T) {
 	recs.Zones = []string{"example.org."}
 	recs.TXT[Name("_verify.example.org")] = []string{"vpce:abc123"}
 	pub.Set(recs)
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	pc, ln, err := ListenPair("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,11 +119,7 @@ func contextForTest() (context.Context, context.CancelFunc) {
 
 func TestGarbageTruncatedAndOversizedQueriesLeaveTheResolverServing(t *testing.T) {
 	r := resolverForTest()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	pc, ln, err := ListenPair("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,5 +149,38 @@ func TestGarbageTruncatedAndOversizedQueriesLeaveTheResolverServing(t *testing.T
 	m, err := Lookup(addr, "vpce-0123-abcd.vpce-svc-0456.us-east-1.vpce.amazonaws.com", mdns.TypeA)
 	if err != nil || len(m.Answer) != 2 {
 		t.Fatalf("after the garbage a good query gets %v, %v", m, err)
+	}
+}
+
+// TestListenPairFindsAPortFreeForBoth takes a third of the ephemeral ports
+// for TCP listeners, so that a port the kernel picks for UDP is often
+// taken for TCP: every pair must still come with one port for both.
+func TestListenPairFindsAPortFreeForBoth(t *testing.T) {
+	lo, hi := 32768, 60999
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		fmt.Sscan(string(b), &lo, &hi)
+	}
+	taken := 0
+	for p := lo; p <= hi && taken < (hi-lo+1)/3; p += 3 {
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		defer ln.Close()
+		taken++
+	}
+	if taken < (hi-lo+1)/6 {
+		t.Skipf("only %d TCP ports could be taken (open files limit?)", taken)
+	}
+	for i := 0; i < 30; i++ {
+		pc, ln, err := ListenPair("127.0.0.1")
+		if err != nil {
+			t.Fatalf("pair %d, with %d of ports %d-%d taken for TCP: %v", i, taken, lo, hi, err)
+		}
+		if pc.LocalAddr().String() != ln.Addr().String() {
+			t.Fatalf("pair %d: UDP %s, TCP %s", i, pc.LocalAddr(), ln.Addr())
+		}
+		pc.Close()
+		ln.Close()
 	}
 }
