@@ -172,6 +172,7 @@ func TestListenPairFindsAPortFreeForBoth(t *testing.T) {
 	if taken < (hi-lo+1)/6 {
 		t.Skipf("only %d TCP ports could be taken (open files limit?)", taken)
 	}
+	t.Logf("%d of ports %d-%d taken for TCP", taken, lo, hi)
 	for i := 0; i < 30; i++ {
 		pc, ln, err := ListenPair("127.0.0.1")
 		if err != nil {
