@@ -89,13 +89,15 @@ func (r *realizer) queueFailed(key string, err error) {
 // releaseQueues lets go of ctld's copies of forwarder key's queues: before
 // the forwarder is stopped on purpose (its queues must leave with it), and
 // after a snapshot, which may have made it close one.
-func (r *realizer) releaseQueues(key string) {
+func (r *realizer) releaseQueues(key string) (n int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, h := range r.queues[key] {
 		unix.Close(h.fd)
 	}
+	n = len(r.queues[key])
 	delete(r.queues, key)
+	return n
 }
 
 // giveUpQueues lets go of the queues of a forwarder that could not be
@@ -105,14 +107,9 @@ func (r *realizer) releaseQueues(key string) {
 // flows, as before ctld kept queues). The worker opens new ones when it
 // does start.
 func (r *realizer) giveUpQueues(key, label string) {
-	r.mu.Lock()
-	n := len(r.queues[key])
-	r.mu.Unlock()
-	if n == 0 {
-		return
+	if n := r.releaseQueues(key); n > 0 {
+		r.log.Warn("forwarder not started again: its TUN queues let go, the other workers take its share", "forwarder", label, "queues", n)
 	}
-	r.releaseQueues(key)
-	r.log.Warn("forwarder not started again: its TUN queues let go, the other workers take its share", "forwarder", label, "queues", n)
 }
 
 // queuesFor are the queues forwarder key is to be started with: copies of

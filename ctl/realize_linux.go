@@ -632,11 +632,14 @@ func (r *realizer) ensureForwarder(m *State, f ForwarderState, key string) error
 	// The snapshot may have closed a queue (an ENI gone or changed): take
 	// copies afresh, so that none is held in the TUN for nobody.
 	r.releaseQueues(key)
-	if now, err := forwarderStatus(sock); err == nil {
+	now, err := forwarderStatus(sock)
+	if err == nil {
 		r.holdQueues(key, now.PID, now.TUNQueues)
+	} else {
+		now = &snapshot.Status{PID: st.PID, AZ: st.AZ, Metrics: st.Metrics, ConfigVersion: cfg.Version, Started: st.Started}
 	}
 	r.mu.Lock()
-	r.pass[key] = passStatus{&snapshot.Status{PID: st.PID, AZ: st.AZ, Metrics: st.Metrics, ConfigVersion: cfg.Version, Started: st.Started}, nil}
+	r.pass[key] = passStatus{now, nil}
 	r.mu.Unlock()
 	r.log.Info("snapshot applied", "forwarder", label, "version", cfg.Version)
 	return nil

@@ -3,7 +3,6 @@ package dataplane
 import (
 	"fmt"
 	"os"
-	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -25,14 +24,6 @@ type poller struct {
 	file  *os.File
 	raw   syscall.RawConn
 	conns []atomic.Pointer[conn] // by provider descriptor
-
-	// The one add in flight: its event, its result and the function the
-	// socket's RawConn runs are kept here, so that an add allocates
-	// nothing (a closure over locals would be three allocations).
-	addMu  sync.Mutex
-	addEv  unix.EpollEvent
-	addErr error
-	addFn  func(fd uintptr)
 }
 
 const (
@@ -54,7 +45,6 @@ func newPoller() (*poller, error) {
 	unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
 	n := min(max(lim.Cur, 1024), 1<<22)
 	p := &poller{epfd: epfd, file: os.NewFile(uintptr(epfd), "epoll"), conns: make([]atomic.Pointer[conn], n)}
-	p.addFn = func(fd uintptr) { p.addErr = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &p.addEv) }
 	if p.raw, err = p.file.SyscallConn(); err != nil {
 		p.file.Close()
 		return nil, err
@@ -119,15 +109,12 @@ func (p *poller) add(c *conn) error {
 		return fmt.Errorf("descriptor %d beyond the poller's %d", fd, len(p.conns))
 	}
 	p.conns[fd].Store(c)
-	p.addMu.Lock()
-	p.addEv = unix.EpollEvent{Events: providerEvents, Fd: int32(fd)}
-	p.addErr = nil
-	err := c.providerRaw.Control(p.addFn)
-	if err == nil {
-		err = p.addErr
-	}
-	p.addMu.Unlock()
-	if err != nil {
+	// The descriptor as it is, without the socket's RawConn.Control (whose
+	// closure was three allocations): nothing closes the socket before
+	// the relay has started (abort and forget only flag a connection
+	// until then), and add comes first.
+	ev := unix.EpollEvent{Events: providerEvents, Fd: int32(fd)}
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		p.conns[fd].CompareAndSwap(c, nil)
 		return fmt.Errorf("epoll add: %w", err)
 	}

@@ -116,3 +116,18 @@ func BenchmarkRelaySetup(b *testing.B) {
 		c.initRelay()
 	}
 }
+
+// BenchmarkPollerAdd is a provider socket joining the forwarder's epoll set
+// as its relay starts, once per connection (taken out again each time, so
+// that it can join again: two system calls per iteration).
+func BenchmarkPollerAdd(b *testing.B) {
+	c, _, _ := benchConn(b)
+	p := c.f.poller
+	b.ReportAllocs()
+	for b.Loop() {
+		unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.providerFD, nil)
+		if err := p.add(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

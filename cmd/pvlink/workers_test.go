@@ -24,20 +24,15 @@ import (
 // every exchange completes; flows land on both workers; `fabric metrics`
 // sums them per ENI; `pvlink flows` lists both workers' flows.
 func TestTwoWorkersShareAnAZ(t *testing.T) {
-	topo := strings.Replace(demoTopology(t), "region: us-east-1\n", "region: us-east-1\nforwarder_workers: 2\n", 1)
-	f := fabrictest.Up(t, topo)
+	w := upTwoWorkers(t)
+	f, eni, addr, dial := w.f, w.eni, w.addr, w.dial
 	if got := len(f.Status.Forwarders); got != 4 {
 		t.Fatalf("%d forwarder processes, want 2 AZs x 2 workers", got)
 	}
-	consumer := f.Netns(t, "consumer")
-	e := f.Status.Endpoints[0]
-	eni := e.ENIs[0]
-	addr := netip.AddrPortFrom(netip.MustParseAddr(eni.IP), uint16(e.Ports[0])).String()
-	dial := fabrictest.DialFrom(consumer)
 
 	// Idle connections, to see where they landed.
 	const idle = 64
-	openIdle(t, consumer, addr, idle)
+	openIdle(t, f.Netns(t, "consumer"), addr, idle)
 	// Exchanges with data both ways, through both workers.
 	const exchanges = 40
 	var echoed int64
@@ -97,19 +92,9 @@ func TestTwoWorkersShareAnAZ(t *testing.T) {
 		t.Fatalf("ENI %s missing from fabric metrics:\n%s", eni.ID, out)
 	}
 
-	out, err = fabrictest.Run(t, "flows", f.Name, "--az", eni.AZ, "-o", "json")
-	if err != nil {
-		t.Fatalf("flows: %v\n%s", err, out)
-	}
-	var flows []struct {
-		Worker int `json:"worker"`
-	}
-	if err := json.Unmarshal([]byte(out), &flows); err != nil {
-		t.Fatal(err)
-	}
 	listed := map[int]int{}
-	for _, fl := range flows {
-		listed[fl.Worker]++
+	for _, worker := range flowWorker(t, f, eni.AZ) {
+		listed[worker]++
 	}
 	if fmt.Sprint(listed) != fmt.Sprint(perWorker) {
 		t.Errorf("pvlink flows lists %v per worker, the workers hold %v", listed, perWorker)
