@@ -245,9 +245,10 @@ func bulk(ctx context.Context, dial Dialer, addr string, streams int, d time.Dur
 
 // ConnRate opens connections from workers at once, each sending one byte
 // and reading one back before closing, until count connections or d have
-// passed. It returns connections per second and how many failed.
-func ConnRate(ctx context.Context, dial Dialer, addr string, workers, count int, d time.Duration) (float64, int64, error) {
-	var done, failed atomic.Int64
+// passed. It returns connections per second, how many completed and how
+// many failed.
+func ConnRate(ctx context.Context, dial Dialer, addr string, workers, count int, d time.Duration) (cps float64, done, failed int64, err error) {
+	var ok, bad atomic.Int64
 	var issued atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -260,7 +261,7 @@ func ConnRate(ctx context.Context, dial Dialer, addr string, workers, count int,
 			for issued.Add(1) <= int64(count) && time.Now().Before(deadline) {
 				c, err := dial(ctx, addr)
 				if err != nil {
-					failed.Add(1)
+					bad.Add(1)
 					continue
 				}
 				c.SetDeadline(time.Now().Add(5 * time.Second))
@@ -270,18 +271,18 @@ func ConnRate(ctx context.Context, dial Dialer, addr string, workers, count int,
 				}
 				c.Close()
 				if err != nil {
-					failed.Add(1)
+					bad.Add(1)
 					continue
 				}
-				done.Add(1)
+				ok.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
-	if done.Load() == 0 {
-		return 0, failed.Load(), errors.New("no connection completed")
+	if ok.Load() == 0 {
+		return 0, 0, bad.Load(), errors.New("no connection completed")
 	}
-	return float64(done.Load()) / time.Since(start).Seconds(), failed.Load(), nil
+	return float64(ok.Load()) / time.Since(start).Seconds(), ok.Load(), bad.Load(), nil
 }
 
 // Latency sends one byte and waits for one back, rate times a second over

@@ -271,14 +271,28 @@ func measurePath(ctx context.Context, o Options, path string, tg target, run int
 	}
 	if o.measures("conns") {
 		var cps float64
-		var failed int64
+		var done, failed int64
+		proxy0, cores0 := cpuAll(tg.procs), readCoreTimes()
 		if err := measure("conns", "connections", func() (err error) {
-			cps, failed, err = ConnRate(ctx, tg.dial, tg.rr, o.ConnWorker, o.ConnCount, o.Duration)
+			cps, done, failed, err = ConnRate(ctx, tg.dial, tg.rr, o.ConnWorker, o.ConnCount, o.Duration)
 			return err
 		}); err != nil {
 			return err
 		}
+		proxy1, cores1 := cpuAll(tg.procs), readCoreTimes()
 		add("conns_per_s", cps, "%.0f conns/s (%d failed)", cps, failed)
+		// What a connection costs: the proxy's CPU (forwarder workers,
+		// haproxy), and every core's busy time, the load generator and
+		// the servers included, which are the same programs on every
+		// path; and how much of the cores the path left idle.
+		cores := cores1.since(cores0)
+		if len(tg.procs) > 0 {
+			add("conn_proxy_cpu_us", (proxy1-proxy0)/float64(done)*1e6, "proxy CPU %.0f µs/conn", (proxy1-proxy0)/float64(done)*1e6)
+		}
+		if cores.total > 0 {
+			add("conn_machine_cpu_us", cores.busy/float64(done)*1e6, "machine CPU %.0f µs/conn", cores.busy/float64(done)*1e6)
+			add("conn_idle_pct", 100*cores.idle/cores.total, "%.0f%% idle", 100*cores.idle/cores.total)
+		}
 	}
 	if o.measures("latency") {
 		var p50, p99, p999 float64
@@ -306,6 +320,9 @@ var metricOrder = []struct{ name, unit, title string }{
 	{"download_8stream_gbps", "Gbit/s", "8-stream download"},
 	{"bidirectional_1stream_gbps", "Gbit/s both ways", "1-stream bidirectional"},
 	{"conns_per_s", "conn/s", "new connections"},
+	{"conn_proxy_cpu_us", "µs", "proxy CPU per connection"},
+	{"conn_machine_cpu_us", "µs", "all cores' CPU per connection"},
+	{"conn_idle_pct", "%", "cores idle during connections"},
 	{"latency_p50_us", "µs", "latency p50"},
 	{"latency_p99_us", "µs", "latency p99"},
 	{"latency_p999_us", "µs", "latency p99.9"},
@@ -345,6 +362,45 @@ func cpuSeconds(pid int) float64 {
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / 100 // USER_HZ
+}
+
+// coreTimes are the machine's CPU times in seconds, all cores together,
+// from the first line of /proc/stat: busy (user, nice, system, irq,
+// softirq), idle (idle, iowait), and total, which also holds the time a
+// hypervisor took (steal).
+type coreTimes struct{ busy, idle, total float64 }
+
+func readCoreTimes() coreTimes {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return coreTimes{}
+	}
+	return parseCoreTimes(string(data))
+}
+
+// parseCoreTimes reads the "cpu" line of /proc/stat's text (USER_HZ
+// ticks); zero if there is none.
+func parseCoreTimes(stat string) coreTimes {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return coreTimes{}
+	}
+	var t [8]float64 // user nice system idle iowait irq softirq steal
+	for i := range t {
+		v, err := strconv.ParseFloat(f[i+1], 64)
+		if err != nil {
+			return coreTimes{}
+		}
+		t[i] = v / 100
+	}
+	c := coreTimes{busy: t[0] + t[1] + t[2] + t[5] + t[6], idle: t[3] + t[4]}
+	c.total = c.busy + c.idle + t[7]
+	return c
+}
+
+func (c coreTimes) since(before coreTimes) coreTimes {
+	return coreTimes{busy: c.busy - before.busy, idle: c.idle - before.idle, total: c.total - before.total}
 }
 
 // rssBytes is a process's resident set, from /proc/PID/status.

@@ -37,15 +37,16 @@ func TestBenchRefusesABadOptionBeforeBuildingAnything(t *testing.T) {
 	}
 }
 
-// TestBenchMeasuresOnlyWhatItIsAskedTo runs one short round of the latency
-// measurement on the pvlink path: the report holds its metrics (and the
-// forwarders' RSS), and none of the others.
+// TestBenchMeasuresOnlyWhatItIsAskedTo runs one short round of the
+// connection and latency measurements on the pvlink path: the report holds
+// their metrics (and the forwarders' RSS), and none of the others; what a
+// connection cost is the forwarders' share of what every core spent.
 func TestBenchMeasuresOnlyWhatItIsAskedTo(t *testing.T) {
 	fabrictest.RequireRoot(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, fabrictest.Binary(t), "bench", "--paths", "pvlink", "--measure", "latency",
+	out, err := exec.CommandContext(ctx, fabrictest.Binary(t), "bench", "--paths", "pvlink", "--measure", "latency,conns",
 		"--runs", "1", "--duration", "500ms", "--warmup", "200ms", "--out", dir).CombinedOutput()
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out)
@@ -65,11 +66,18 @@ func TestBenchMeasuresOnlyWhatItIsAskedTo(t *testing.T) {
 		}
 		got = append(got, x.Metric)
 	}
-	want := []string{"latency_p50_us", "latency_p99_us", "latency_p999_us", "rss_mib"}
+	want := []string{"conns_per_s", "conn_proxy_cpu_us", "conn_machine_cpu_us", "conn_idle_pct",
+		"latency_p50_us", "latency_p99_us", "latency_p999_us", "rss_mib"}
 	if !slices.Equal(got, want) {
 		t.Errorf("metrics %v, want %v\n%s", got, want, out)
 	}
 	if p50, _ := r.Get("pvlink", "latency_p50_us"); !strings.Contains(string(out), "latency p50") || p50.Median > 1e5 {
 		t.Errorf("p50 %v µs; output:\n%s", p50.Median, out)
+	}
+	proxy, _ := r.Get("pvlink", "conn_proxy_cpu_us")
+	all, _ := r.Get("pvlink", "conn_machine_cpu_us")
+	idle, _ := r.Get("pvlink", "conn_idle_pct")
+	if proxy.Median <= 0 || proxy.Median >= all.Median || idle.Median < 0 || idle.Median >= 100 {
+		t.Errorf("per connection: forwarders %.0f µs of all cores' %.0f µs, %.0f%% idle; output:\n%s", proxy.Median, all.Median, idle.Median, out)
 	}
 }
