@@ -49,66 +49,88 @@ type fabricRecord struct {
 	API          APISettings `json:"api"`
 }
 
+// collection is one kind of resource in the store: its key prefix, how it
+// adds its records (key and value) to a save, and how a load takes one
+// back. The one list of them (collections) is what saveModel writes and
+// clears and what loadModel reads: a kind cannot be saved without being
+// cleared or read.
+type collection struct {
+	prefix string
+	save   func(s *State, add func(key string, v any))
+	load   func(s *State, key string, data []byte) error
+}
+
+// listOf is a collection kept as a list in the model, each record keyed
+// by its place and name (order keeps the list's order).
+func listOf[T any](prefix string, list func(*State) *[]T, name func(*T) string) collection {
+	return collection{
+		prefix: prefix,
+		save: func(s *State, add func(string, any)) {
+			for i := range *list(s) {
+				v := &(*list(s))[i]
+				add(prefix+order(i)+name(v), *v)
+			}
+		},
+		load: func(s *State, _ string, data []byte) error { return appendJSON(data, list(s)) },
+	}
+}
+
+var collections = []collection{
+	listOf(prefixVPC, func(s *State) *[]VPCState { return &s.VPCs }, func(v *VPCState) string { return v.Name }),
+	listOf(prefixLB, func(s *State) *[]LBState { return &s.LoadBalancers }, func(v *LBState) string { return v.Name }),
+	listOf(prefixTG, func(s *State) *[]TargetGroupState { return &s.TargetGroups }, func(v *TargetGroupState) string { return v.Name }),
+	listOf(prefixSvc, func(s *State) *[]ServiceState { return &s.Services }, func(v *ServiceState) string { return v.Name }),
+	listOf(prefixEP, func(s *State) *[]EndpointState { return &s.Endpoints }, func(v *EndpointState) string { return v.ID }),
+	listOf(prefixTarget, func(s *State) *[]TargetState { return &s.Targets }, func(v *TargetState) string {
+		return v.TargetGroup + "/" + v.IP + ":" + strconv.Itoa(v.Port)
+	}),
+	listOf(prefixSG, func(s *State) *[]SecurityGroupState { return &s.SecurityGroups }, func(v *SecurityGroupState) string { return v.ID }),
+	listOf(prefixZone, func(s *State) *[]PublicZoneState { return &s.PublicZones }, func(v *PublicZoneState) string { return v.Name }),
+	listOf(prefixTopic, func(s *State) *[]TopicState { return &s.Topics }, func(v *TopicState) string { return v.ARN }),
+	listOf(prefixNotify, func(s *State) *[]NotificationState { return &s.Notifications }, func(v *NotificationState) string { return v.ID }),
+	listOf(prefixFlow, func(s *State) *[]FlowLogState { return &s.FlowLogs }, func(v *FlowLogState) string { return v.ID }),
+	listOf(prefixRule, func(s *State) *[]InsightRuleState { return &s.InsightRules }, func(v *InsightRuleState) string { return v.Name }),
+	listOf(prefixFault, func(s *State) *[]FaultState { return &s.Faults }, func(v *FaultState) string { return v.Kind + "/" + v.AZ + v.Region }),
+	{
+		// Tags, by resource id; a resource without tags has no record.
+		prefix: prefixTags,
+		save: func(s *State, add func(string, any)) {
+			for id, tags := range s.Tags {
+				if len(tags) > 0 {
+					add(prefixTags+id, tags)
+				}
+			}
+		},
+		load: func(s *State, key string, data []byte) error {
+			var tags []Tag
+			if err := json.Unmarshal(data, &tags); err != nil {
+				return err
+			}
+			if s.Tags == nil {
+				s.Tags = map[string][]Tag{}
+			}
+			s.Tags[strings.TrimPrefix(key, prefixTags)] = tags
+			return nil
+		},
+	},
+}
+
 func (s *State) records() (map[string]any, error) {
 	r := map[string]any{
 		keyFabric: fabricRecord{Name: s.Name, File: s.File, Version: s.Version, Region: s.Region, Workers: s.Workers, FlowCapacity: s.FlowCapacity, Created: s.Created.Format(time.RFC3339Nano), Accounts: s.Accounts, Zones: s.AvailabilityZones, API: s.API},
 	}
-	add := func(key string, v any) error {
-		if _, dup := r[key]; dup {
-			return fmt.Errorf("two resources are stored as %s", key)
+	var dup error
+	add := func(key string, v any) {
+		if _, ok := r[key]; ok && dup == nil {
+			dup = fmt.Errorf("two resources are stored as %s", key)
 		}
 		r[key] = v
-		return nil
 	}
-	var errs []error
-	for i, v := range s.VPCs {
-		errs = append(errs, add(prefixVPC+order(i)+v.Name, v))
+	for _, c := range collections {
+		c.save(s, add)
 	}
-	for i, lb := range s.LoadBalancers {
-		errs = append(errs, add(prefixLB+order(i)+lb.Name, lb))
-	}
-	for i, tg := range s.TargetGroups {
-		errs = append(errs, add(prefixTG+order(i)+tg.Name, tg))
-	}
-	for i, sv := range s.Services {
-		errs = append(errs, add(prefixSvc+order(i)+sv.Name, sv))
-	}
-	for i, e := range s.Endpoints {
-		errs = append(errs, add(prefixEP+order(i)+e.ID, e))
-	}
-	for i, t := range s.Targets {
-		errs = append(errs, add(prefixTarget+order(i)+t.TargetGroup+"/"+t.IP+":"+strconv.Itoa(t.Port), t))
-	}
-	for i, g := range s.SecurityGroups {
-		errs = append(errs, add(prefixSG+order(i)+g.ID, g))
-	}
-	for i, z := range s.PublicZones {
-		errs = append(errs, add(prefixZone+order(i)+z.Name, z))
-	}
-	for i, t := range s.Topics {
-		errs = append(errs, add(prefixTopic+order(i)+t.ARN, t))
-	}
-	for i, n := range s.Notifications {
-		errs = append(errs, add(prefixNotify+order(i)+n.ID, n))
-	}
-	for i, f := range s.FlowLogs {
-		errs = append(errs, add(prefixFlow+order(i)+f.ID, f))
-	}
-	for i, r := range s.InsightRules {
-		errs = append(errs, add(prefixRule+order(i)+r.Name, r))
-	}
-	for i, f := range s.Faults {
-		errs = append(errs, add(prefixFault+order(i)+f.Kind+"/"+f.AZ+f.Region, f))
-	}
-	for id, tags := range s.Tags {
-		if len(tags) > 0 {
-			errs = append(errs, add(prefixTags+id, tags))
-		}
-	}
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	if dup != nil {
+		return nil, dup
 	}
 	return r, nil
 }
@@ -125,8 +147,8 @@ func saveModel(tx store.Tx, s *State) error {
 		return err
 	}
 	var stale []string
-	for _, prefix := range []string{prefixVPC, prefixLB, prefixTG, prefixSvc, prefixEP, prefixTarget, prefixTopic, prefixNotify, prefixTags, prefixSG, prefixZone, prefixFlow, prefixRule, prefixFault} {
-		tx.List(prefix, func(k string, _ []byte) error {
+	for _, c := range collections {
+		tx.List(c.prefix, func(k string, _ []byte) error {
 			if _, ok := recs[k]; !ok {
 				stale = append(stale, k)
 			}
@@ -167,41 +189,18 @@ func loadModel(tx store.ReadTx) (*State, bool, error) {
 	}
 	s := &State{Name: f.Name, File: f.File, Version: f.Version, Region: f.Region, Workers: f.Workers, FlowCapacity: f.FlowCapacity, Accounts: f.Accounts, AvailabilityZones: f.Zones, API: f.API}
 	s.Created, _ = parseTime(f.Created)
-	each := func(prefix string, fn func([]byte) error) error {
-		return tx.List(prefix, func(k string, v []byte) error {
-			if err := fn(v); err != nil {
+	for _, c := range collections {
+		err := tx.List(c.prefix, func(k string, v []byte) error {
+			if err := c.load(s, k, v); err != nil {
 				return fmt.Errorf("store record %s: %w", k, err)
 			}
 			return nil
 		})
+		if err != nil {
+			return s, true, err
+		}
 	}
-	err := firstErr(
-		each(prefixVPC, func(b []byte) error { return appendJSON(b, &s.VPCs) }),
-		each(prefixLB, func(b []byte) error { return appendJSON(b, &s.LoadBalancers) }),
-		each(prefixTG, func(b []byte) error { return appendJSON(b, &s.TargetGroups) }),
-		each(prefixSvc, func(b []byte) error { return appendJSON(b, &s.Services) }),
-		each(prefixEP, func(b []byte) error { return appendJSON(b, &s.Endpoints) }),
-		each(prefixTarget, func(b []byte) error { return appendJSON(b, &s.Targets) }),
-		each(prefixSG, func(b []byte) error { return appendJSON(b, &s.SecurityGroups) }),
-		each(prefixZone, func(b []byte) error { return appendJSON(b, &s.PublicZones) }),
-		each(prefixTopic, func(b []byte) error { return appendJSON(b, &s.Topics) }),
-		each(prefixNotify, func(b []byte) error { return appendJSON(b, &s.Notifications) }),
-		each(prefixFlow, func(b []byte) error { return appendJSON(b, &s.FlowLogs) }),
-		each(prefixRule, func(b []byte) error { return appendJSON(b, &s.InsightRules) }),
-		each(prefixFault, func(b []byte) error { return appendJSON(b, &s.Faults) }),
-		tx.List(prefixTags, func(k string, v []byte) error {
-			var tags []Tag
-			if err := json.Unmarshal(v, &tags); err != nil {
-				return fmt.Errorf("store record %s: %w", k, err)
-			}
-			if s.Tags == nil {
-				s.Tags = map[string][]Tag{}
-			}
-			s.Tags[strings.TrimPrefix(k, prefixTags)] = tags
-			return nil
-		}),
-	)
-	return s, true, err
+	return s, true, nil
 }
 
 func appendJSON[T any](b []byte, to *[]T) error {
@@ -210,14 +209,5 @@ func appendJSON[T any](b []byte, to *[]T) error {
 		return err
 	}
 	*to = append(*to, v)
-	return nil
-}
-
-func firstErr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
 	return nil
 }

@@ -10,9 +10,10 @@ import (
 	"pvlink.dev/pvlink/ctl/store"
 )
 
-// What ctld commits is what it reads back after a restart: every field of
-// the model survives the trip through the store's records.
-func TestTheModelSurvivesTheStore(t *testing.T) {
+// fullModel is the demo's model with a resource of every kind the store
+// keeps.
+func fullModel(t *testing.T) *State {
+	t.Helper()
 	topo, err := ParseTopology("demo.yaml", demoTopology(t))
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +58,13 @@ func TestTheModelSurvivesTheStore(t *testing.T) {
 	if err := m.DeregisterTarget("web", netip.MustParseAddrPort("198.19.1.10:8080"), time.Now()); err != nil {
 		t.Fatal(err)
 	}
+	return m
+}
+
+// What ctld commits is what it reads back after a restart: every field of
+// the model survives the trip through the store's records.
+func TestTheModelSurvivesTheStore(t *testing.T) {
+	m := fullModel(t)
 	path := filepath.Join(t.TempDir(), "state.db")
 	st, err := store.OpenBolt(path, time.Second)
 	if err != nil {
@@ -87,5 +95,53 @@ func TestTheModelSurvivesTheStore(t *testing.T) {
 	got, _ := json.Marshal(back)
 	if string(want) != string(got) {
 		t.Fatalf("the model changed in the store:\nwrote %s\nread  %s", want, got)
+	}
+}
+
+// A resource the model no longer has leaves the store with the next save,
+// whatever its kind: none comes back after a restart.
+func TestWhatTheModelDropsLeavesTheStore(t *testing.T) {
+	m := fullModel(t)
+	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Update(func(tx store.Tx) error { return saveModel(tx, m) }); err != nil {
+		t.Fatal(err)
+	}
+	kept := map[string]int{}
+	count := func() {
+		clear(kept)
+		st.View(func(tx store.ReadTx) error {
+			for _, c := range collections {
+				tx.List(c.prefix, func(string, []byte) error { kept[c.prefix]++; return nil })
+			}
+			return nil
+		})
+	}
+	count()
+	for _, c := range collections {
+		if kept[c.prefix] == 0 {
+			t.Errorf("the full model stored nothing under %s", c.prefix)
+		}
+	}
+	empty := &State{Name: m.Name, Version: m.Version + 1, Region: m.Region, Created: m.Created}
+	if _, err := st.Update(func(tx store.Tx) error { return saveModel(tx, empty) }); err != nil {
+		t.Fatal(err)
+	}
+	count()
+	for prefix, n := range kept {
+		t.Errorf("%d records under %s outlived the resources", n, prefix)
+	}
+	var back *State
+	st.View(func(tx store.ReadTx) error { back, _, err = loadModel(tx); return err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(empty)
+	got, _ := json.Marshal(back)
+	if string(want) != string(got) {
+		t.Fatalf("the emptied model came back as %s, want %s", got, want)
 	}
 }
