@@ -271,8 +271,13 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 			err := d.down()
 			done <- err
 			if err == nil {
-				// Give the answer time to leave before the socket goes.
+				// Give the answer time to leave before the socket goes,
+				// then remove the runtime folder (the socket, ctld's log
+				// and pid file): `fabric down` removes it too once ctld
+				// has exited, but a caller that went away meanwhile
+				// (interrupted, timed out) would leave it behind.
 				time.Sleep(100 * time.Millisecond)
+				os.RemoveAll(Dir(d.name))
 				return nil
 			}
 		case <-changes:
@@ -356,8 +361,7 @@ func (d *Daemon) down() error {
 		return err
 	}
 	os.RemoveAll(StoreDir(d.name))
-	// The runtime folder goes last, but for the socket (removed as ctld
-	// exits) and ctld's own log and pid file, which `fabric down` removes.
+	// The runtime folder goes last, as ctld exits (Run).
 	return nil
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -230,15 +232,50 @@ func TestFabricDownAfterKill9LeavesNothing(t *testing.T) {
 	if l := listed(t, f.Name); l != nil {
 		t.Errorf("fabric list still shows the fabric after down: %+v", l)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	waitNoLeftovers(t, f.Name, pids, 5*time.Second, "fabric down")
+}
+
+// waitNoLeftovers waits up to d for leftovers to find nothing, and fails
+// the test with what it found if it does not.
+func waitNoLeftovers(t *testing.T, name string, pids []int, d time.Duration, after string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	var left []string
 	for time.Now().Before(deadline) {
-		if left = leftovers(t, f.Name, pids); len(left) == 0 {
+		if left = leftovers(t, name, pids); len(left) == 0 {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("left behind after fabric down: %v", left)
+	t.Fatalf("left behind after %s: %v", after, left)
+}
+
+// A down whose caller went away once ctld had it (an interrupted or timed
+// out `fabric down`) still leaves nothing: ctld finishes it and removes
+// its runtime folder itself.
+func TestADownWhoseCallerWentAwayLeavesNothing(t *testing.T) {
+	f := fabrictest.Up(t, demoTopology(t))
+	pids := []int{f.Status.Ctld.PID}
+	for _, fw := range f.Status.Forwarders {
+		pids = append(pids, fw.PID)
+	}
+	c, err := net.Dial("unix", ctl.SocketPath(f.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, "POST /down HTTP/1.1\r\nHost: ctld\r\nContent-Length: 0\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// The caller goes before the answer, once ctld has begun.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(ctl.StoreDir(f.Name)); err != nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.Close()
+	waitNoLeftovers(t, f.Name, pids, 10*time.Second, "a down whose caller went away")
 }
 
 func TestFabricUpTwiceSaysAlreadyUp(t *testing.T) {
