@@ -403,14 +403,15 @@ func (s *State) allocateAddr(sn SubnetState, want string, v6 bool) (string, erro
 }
 
 // DNSNames are an endpoint's regional name and one zonal name per AZ, as
-// AWS makes them (the suffix is the endpoint's own).
+// AWS makes them (the suffix is the endpoint's own; a zonal name has the
+// AZ's name, us-east-1a, not its id).
 func (s *State) DNSNames(e EndpointState) []string {
 	// A cross-Region endpoint's names carry its service's Region.
 	suffix := strings.TrimPrefix(e.ID, "vpce-")[:8]
 	base := fmt.Sprintf("%s.%s.vpce.amazonaws.com", e.ServiceID, cmpOr(e.ServiceRegion, s.Region))
 	out := []string{fmt.Sprintf("%s-%s.%s", e.ID, suffix, base)}
 	for _, eni := range e.ENIs {
-		out = append(out, fmt.Sprintf("%s-%s-%s.%s", e.ID, suffix, eni.AZ, base))
+		out = append(out, fmt.Sprintf("%s-%s-%s.%s", e.ID, suffix, s.AZName(eni.AZ), base))
 	}
 	return out
 }

@@ -34,7 +34,7 @@ func TestACrossRegionEndpointReachesItsServiceFromAnotherRegionsAZs(t *testing.T
 	if e.Region != "us-west-2" || e.ServiceRegion != "us-east-1" || !e.crossRegion() {
 		t.Fatalf("endpoint regions: %q -> %q", e.Region, e.ServiceRegion)
 	}
-	if names := s.DNSNames(e); !strings.HasSuffix(names[0], "."+e.ServiceID+".us-east-1.vpce.amazonaws.com") || !strings.Contains(names[1], "-usw2-az1."+e.ServiceID+".us-east-1.") {
+	if names := s.DNSNames(e); !strings.HasSuffix(names[0], "."+e.ServiceID+".us-east-1.vpce.amazonaws.com") || !strings.Contains(names[1], "-us-west-2a."+e.ServiceID+".us-east-1.") {
 		t.Errorf("DNS names: %v", names)
 	}
 	if svc := s.Services[0]; !strings.HasPrefix(svc.ServiceName, "com.amazonaws.vpce.us-east-1.") {

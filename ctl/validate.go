@@ -145,6 +145,7 @@ func (v *validator) topology(t *Topology) {
 		v.fail(p("flow_capacity"), "%d: use 1024 to %d flows per forwarder", t.FlowCapacity, 1<<24)
 	}
 	zones := map[string]bool{}
+	named := map[string]string{} // Region and AZ name: the id
 	v.home, v.zoneOf = t.Region, map[string]string{}
 	addZone := func(path []any, region, z string) {
 		v.name(path, z)
@@ -153,6 +154,11 @@ func (v *validator) topology(t *Topology) {
 		}
 		zones[z] = true
 		v.zoneOf[z] = region
+		name := ZoneName(region, z)
+		if other, ok := named[region+" "+name]; ok && other != z {
+			v.fail(path, "zones %s and %s would both be named %s in the AWS API (an id ending in -azN is named after its Region and N as a letter)", other, z, name)
+		}
+		named[region+" "+name] = z
 	}
 	for i, z := range t.Zones {
 		addZone(p("availability_zones", i), t.Region, z)

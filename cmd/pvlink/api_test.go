@@ -144,11 +144,24 @@ func TestTheEndpointLifecycleThroughTheAWSCLI(t *testing.T) {
 		ServiceDetails []struct {
 			ServiceId, Owner   string
 			AcceptanceRequired bool
+			AvailabilityZones  []string
 		}
 	}
 	consumer.do(&services, "describe-vpc-endpoint-services")
 	if len(services.ServiceNames) != 1 || services.ServiceDetails[0].Owner != "111122223333" || !services.ServiceDetails[0].AcceptanceRequired {
 		t.Fatalf("describe-vpc-endpoint-services as the consumer: %+v", services)
+	}
+	// AZs by name, as AWS shows them (Debian's CLI predates the service's
+	// AvailabilityZoneIds; the API's own tests read them).
+	if d := services.ServiceDetails[0]; !slices.Equal(d.AvailabilityZones, []string{"us-east-1a", "us-east-1b"}) {
+		t.Fatalf("the service's AZs: %v", d.AvailabilityZones)
+	}
+	var zones struct {
+		AvailabilityZones []struct{ ZoneName, ZoneId string }
+	}
+	consumer.do(&zones, "describe-availability-zones")
+	if len(zones.AvailabilityZones) != 2 || zones.AvailabilityZones[1].ZoneName != "us-east-1b" || zones.AvailabilityZones[1].ZoneId != "use1-az2" {
+		t.Fatalf("describe-availability-zones: %+v", zones)
 	}
 	var vpcs struct {
 		Vpcs []struct{ VpcId, OwnerId string }
@@ -158,11 +171,18 @@ func TestTheEndpointLifecycleThroughTheAWSCLI(t *testing.T) {
 		t.Fatalf("the consumer sees VPCs %+v, want only its own", vpcs)
 	}
 	var subnets struct {
-		Subnets []struct{ SubnetId, AvailabilityZone string }
+		Subnets []struct{ SubnetId, AvailabilityZone, AvailabilityZoneId string }
 	}
 	consumer.do(&subnets, "describe-subnets", "--filters", "Name=vpc-id,Values="+vpcs.Vpcs[0].VpcId)
-	if len(subnets.Subnets) != 2 {
+	if len(subnets.Subnets) != 2 || subnets.Subnets[0].AvailabilityZone != "us-east-1a" || subnets.Subnets[0].AvailabilityZoneId != "use1-az1" {
 		t.Fatalf("subnets: %+v", subnets)
+	}
+	var inB struct {
+		Subnets []struct{ AvailabilityZoneId string }
+	}
+	consumer.do(&inB, "describe-subnets", "--filters", "Name=availability-zone,Values=us-east-1b")
+	if len(inB.Subnets) != 1 || inB.Subnets[0].AvailabilityZoneId != "use1-az2" {
+		t.Fatalf("subnets named in us-east-1b: %+v", inB)
 	}
 
 	// It requests an endpoint: pendingAcceptance, with DNS names.
@@ -178,6 +198,12 @@ func TestTheEndpointLifecycleThroughTheAWSCLI(t *testing.T) {
 	id := created.VpcEndpoint.VpcEndpointId
 	if created.VpcEndpoint.State != snapshot.StatePendingAcceptance || len(created.VpcEndpoint.DnsEntries) != 3 {
 		t.Fatalf("create-vpc-endpoint: %+v", created)
+	}
+	// Zonal names carry the AZ's name: endpoint_id-az_name.service_id...
+	for i, az := range []string{"us-east-1a", "us-east-1b"} {
+		if n := created.VpcEndpoint.DnsEntries[i+1].DnsName; !strings.Contains(n, "-"+az+"."+services.ServiceDetails[0].ServiceId+".") {
+			t.Fatalf("zonal DNS name %s, want one of %s", n, az)
+		}
 	}
 	// The same request again (its ClientToken) is the same endpoint.
 	var again struct {
@@ -377,7 +403,9 @@ accounts:
 		var v struct{ Vpc struct{ VpcId string } }
 		var s struct{ Subnet struct{ SubnetId string } }
 		consumer.do(&v, "create-vpc", "--cidr-block", "198.18.0.0/16")
-		consumer.do(&s, "create-subnet", "--vpc-id", v.Vpc.VpcId, "--cidr-block", "198.18.1.0/24", "--availability-zone-id", "use1-az1")
+		consumer.refused("InvalidParameterCombination", "create-subnet", "--vpc-id", v.Vpc.VpcId, "--cidr-block", "198.18.1.0/24",
+			"--availability-zone", "us-east-1a", "--availability-zone-id", "use1-az1")
+		consumer.do(&s, "create-subnet", "--vpc-id", v.Vpc.VpcId, "--cidr-block", "198.18.1.0/24", "--availability-zone", "us-east-1a")
 		return v.Vpc.VpcId, s.Subnet.SubnetId
 	}
 	cVPC, cSub := consumerVPC()

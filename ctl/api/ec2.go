@@ -74,6 +74,7 @@ type serviceConfiguration struct {
 	Name               string            `xml:"serviceName"`
 	State              string            `xml:"serviceState"`
 	AZs                []string          `xml:"availabilityZoneSet>item"`
+	AZIDs              []string          `xml:"availabilityZoneIdSet>item"`
 	AcceptanceRequired bool              `xml:"acceptanceRequired"`
 	ManagesEndpoints   bool              `xml:"managesVpcEndpoints"`
 	NLBArns            []string          `xml:"networkLoadBalancerArnSet>item"`
@@ -97,6 +98,7 @@ type serviceDetail struct {
 	ID                 string        `xml:"serviceId"`
 	ServiceType        []serviceType `xml:"serviceType>item"`
 	AZs                []string      `xml:"availabilityZoneSet>item"`
+	AZIDs              []string      `xml:"availabilityZoneIdSet>item"`
 	Owner              string        `xml:"owner"`
 	BaseDNSNames       []string      `xml:"baseEndpointDnsNameSet>item"`
 	PolicySupported    bool          `xml:"vpcEndpointPolicySupported"`
@@ -294,6 +296,34 @@ func (h *Handler) endpointOut(m *ctl.State, e ctl.EndpointState) vpcEndpoint {
 	return out
 }
 
+// azNames are the names of the fabric's AZ ids (ctl.ZoneName).
+func azNames(m *ctl.State, ids []string) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = m.AZName(id)
+	}
+	return out
+}
+
+// subnetAZ is the AZ id CreateSubnet asks for: by name (AvailabilityZone,
+// us-east-1a) or by id (AvailabilityZoneId, use1-az1), not both. A name
+// the fabric does not have is passed on as it is, for CreateSubnet to
+// refuse in its own words.
+func subnetAZ(s *ctl.State, name, id string) (string, error) {
+	switch {
+	case name != "" && id != "":
+		return "", &apiError{400, "InvalidParameterCombination", "Only one of AvailabilityZone or AvailabilityZoneId may be given"}
+	case id != "":
+		return id, nil
+	}
+	for _, r := range s.RegionNames() {
+		if az := s.AZID(r, name); az != "" {
+			return az, nil
+		}
+	}
+	return name, nil
+}
+
 func cmpOr(a, b string) string {
 	if a != "" {
 		return a
@@ -304,7 +334,7 @@ func cmpOr(a, b string) string {
 func (h *Handler) serviceConfig(m *ctl.State, s ctl.ServiceState) serviceConfiguration {
 	out := serviceConfiguration{
 		ServiceType: []serviceType{{"Interface"}}, ID: s.ID, Name: s.ServiceName, State: s.State,
-		AZs: m.ServiceAZs(&s), AcceptanceRequired: s.AcceptanceRequired, IPAddressTypes: s.SupportedIPAddressTypes,
+		AZs: azNames(m, m.ServiceAZs(&s)), AZIDs: m.ServiceAZs(&s), AcceptanceRequired: s.AcceptanceRequired, IPAddressTypes: s.SupportedIPAddressTypes,
 		BaseDNSNames: []string{s.ID + "." + cmpOr(s.Region, m.Region) + ".vpce.amazonaws.com"}, Tags: tagsOf(m, s.ID),
 	}
 	if p := s.PrivateDNS; p != nil {
@@ -393,7 +423,7 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 			}
 			list = append(list, s.ServiceName)
 			details = append(details, serviceDetail{
-				Name: s.ServiceName, ID: s.ID, ServiceType: []serviceType{{"Interface"}}, AZs: m.ServiceAZs(&s), ServiceRegion: host,
+				Name: s.ServiceName, ID: s.ID, ServiceType: []serviceType{{"Interface"}}, AZs: azNames(m, m.ServiceAZs(&s)), AZIDs: m.ServiceAZs(&s), ServiceRegion: host,
 				Owner: s.OwnerID, BaseDNSNames: []string{s.ID + "." + host + ".vpce.amazonaws.com"},
 				// A TCP service has no actions to authorize.
 				PolicySupported: false, AcceptanceRequired: s.AcceptanceRequired, IPAddressTypes: s.SupportedIPAddressTypes,
@@ -597,8 +627,8 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 				continue
 			}
 			for _, sn := range v.Subnets {
-				if match(f, map[string][]string{"vpc-id": {v.ID}, "subnet-id": {sn.ID}, "availability-zone-id": {sn.AZ}, "availability-zone": {sn.AZ}}) {
-					o := subnet{AZ: sn.AZ, AZID: sn.AZ, CIDR: sn.CIDR, State: "available", ID: sn.ID, VPCID: v.ID, OwnerID: v.OwnerID, Tags: tagsOf(m, sn.ID)}
+				if match(f, map[string][]string{"vpc-id": {v.ID}, "subnet-id": {sn.ID}, "availability-zone-id": {sn.AZ}, "availability-zone": {m.AZName(sn.AZ)}}) {
+					o := subnet{AZ: m.AZName(sn.AZ), AZID: sn.AZ, CIDR: sn.CIDR, State: "available", ID: sn.ID, VPCID: v.ID, OwnerID: v.OwnerID, Tags: tagsOf(m, sn.ID)}
 					if sn.IPv6CIDR != "" {
 						o.IPv6 = []ipv6Block{{sn.IPv6CIDR, "associated"}}
 					}
@@ -619,7 +649,7 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 		// The AZs of the Region the request was made in.
 		var out []availabilityZone
 		for _, az := range m.RegionAZs(region) {
-			out = append(out, availabilityZone{State: "available", Region: region, Name: az, ID: az, Type: "availability-zone"})
+			out = append(out, availabilityZone{State: "available", Region: region, Name: ctl.ZoneName(region, az), ID: az, Type: "availability-zone"})
 		}
 		return struct {
 			Set []availabilityZone `xml:"availabilityZoneInfo>item"`
@@ -660,17 +690,17 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 		}{true}, err
 
 	case "CreateSubnet":
-		az := q.str("AvailabilityZoneId")
-		if az == "" {
-			az = q.str("AvailabilityZone")
-		}
 		var out subnet
 		_, err := h.b.Change(func(s *ctl.State) error {
+			az, err := subnetAZ(s, q.str("AvailabilityZone"), q.str("AvailabilityZoneId"))
+			if err != nil {
+				return err
+			}
 			sn, err := s.CreateSubnet(caller, q.str("VpcId"), q.str("CidrBlock"), q.str("Ipv6CidrBlock"), az)
 			if err != nil {
 				return err
 			}
-			out = subnet{AZ: sn.AZ, AZID: sn.AZ, CIDR: sn.CIDR, State: "available", ID: sn.ID, VPCID: q.str("VpcId"), OwnerID: caller}
+			out = subnet{AZ: s.AZName(sn.AZ), AZID: sn.AZ, CIDR: sn.CIDR, State: "available", ID: sn.ID, VPCID: q.str("VpcId"), OwnerID: caller}
 			if sn.IPv6CIDR != "" {
 				out.IPv6 = []ipv6Block{{sn.IPv6CIDR, "associated"}}
 			}
@@ -971,13 +1001,13 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 				if len(ids) > 0 && !slices.Contains(ids, eni.ID) {
 					continue
 				}
-				ni := networkInterface{AZ: eni.AZ, Description: "VPC Endpoint Interface " + e.ID, InterfaceType: "vpc_endpoint", ID: eni.ID,
+				ni := networkInterface{AZ: m.AZName(eni.AZ), Description: "VPC Endpoint Interface " + e.ID, InterfaceType: "vpc_endpoint", ID: eni.ID,
 					OwnerID: e.OwnerID, PrivateIP: eni.IP, RequesterID: "727180483921", RequesterManaged: true, Status: "in-use",
 					SubnetID: eni.SubnetID, VPCID: e.VPCID}
 				if eni.IPv6 != "" {
 					ni.IPv6 = []string{eni.IPv6}
 				}
-				if match(f, map[string][]string{"network-interface-id": {eni.ID}, "vpc-id": {e.VPCID}, "subnet-id": {eni.SubnetID}, "availability-zone": {eni.AZ},
+				if match(f, map[string][]string{"network-interface-id": {eni.ID}, "vpc-id": {e.VPCID}, "subnet-id": {eni.SubnetID}, "availability-zone": {m.AZName(eni.AZ)},
 					"interface-type": {"vpc_endpoint"}, "requester-managed": {"true"}, "description": {ni.Description}}) {
 					out = append(out, ni)
 				}

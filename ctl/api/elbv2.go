@@ -137,7 +137,7 @@ func (m *modelView) lbOut(lb ctl.LBState) loadBalancer {
 		out.State = ctl.LBActive
 	}
 	for _, n := range lb.Nodes {
-		out.Zones = append(out.Zones, lbZone{ZoneName: n.AZ, SubnetID: m.subnetID(lb.VPC, n.Subnet), Addresses: []lbAddress{{n.IP}}})
+		out.Zones = append(out.Zones, lbZone{ZoneName: m.AZName(n.AZ), SubnetID: m.subnetID(lb.VPC, n.Subnet), Addresses: []lbAddress{{n.IP}}})
 	}
 	return out
 }
@@ -330,7 +330,7 @@ func (h *Handler) elbv2(caller string, q query) (any, error) {
 			if t.TargetGroup != tg.Name {
 				continue
 			}
-			th := targetHealth{ID: t.IP, Port: t.Port, AZ: t.AZ, CheckPort: strconv.Itoa(t.Port), State: "unused", Reason: "Target.NotInUse",
+			th := targetHealth{ID: t.IP, Port: t.Port, AZ: m.AZName(t.AZ), CheckPort: strconv.Itoa(t.Port), State: "unused", Reason: "Target.NotInUse",
 				Description: "Target group is not configured to receive traffic from the load balancer"}
 			if st, ok := states[tg.Name+"|"+netip.AddrPortFrom(netip.MustParseAddr(t.IP), uint16(t.Port)).String()]; ok {
 				th.State, th.Reason, th.Description = st, "", ""

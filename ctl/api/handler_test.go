@@ -417,3 +417,56 @@ func TestELBv2TagsOnLoadBalancersAndTargetGroups(t *testing.T) {
 		t.Fatalf("after RemoveTags: %s", out)
 	}
 }
+
+// AZs are named as AWS names them (us-east-1a) wherever the API shows a
+// name, beside their ids (use1-az1); a subnet can be made in an AZ by
+// either, not both.
+func TestTheAPIShowsAZsByNameAndByID(t *testing.T) {
+	b, srv := demoBackend(t)
+	consumer := account(b, "consumer")
+	ec2 := func(q string) string {
+		t.Helper()
+		st, out := call(t, srv.URL, consumer, "ec2", "Version=2016-11-15&"+q, time.Now())
+		if st != 200 {
+			t.Fatalf("%s: %d %s", q, st, out)
+		}
+		return out
+	}
+	out := ec2("Action=DescribeVpcEndpointServices")
+	for _, want := range []string{
+		"<availabilityZoneSet><item>us-east-1a</item><item>us-east-1b</item></availabilityZoneSet>",
+		"<availabilityZoneIdSet><item>use1-az1</item><item>use1-az2</item></availabilityZoneIdSet>",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("DescribeVpcEndpointServices has no %s:\n%s", want, out)
+		}
+	}
+	if out := ec2("Action=DescribeAvailabilityZones"); !strings.Contains(out, "<zoneName>us-east-1b</zoneName>") || !strings.Contains(out, "<zoneId>use1-az2</zoneId>") {
+		t.Errorf("DescribeAvailabilityZones:\n%s", out)
+	}
+	vpc := b.m.VPCs[1].ID
+	out = ec2("Action=CreateSubnet&VpcId=" + vpc + "&CidrBlock=198.18.3.0/24&AvailabilityZone=us-east-1b")
+	if !strings.Contains(out, "<availabilityZone>us-east-1b</availabilityZone>") || !strings.Contains(out, "<availabilityZoneId>use1-az2</availabilityZoneId>") {
+		t.Errorf("CreateSubnet by name:\n%s", out)
+	}
+	if n := strings.Count(ec2("Action=DescribeSubnets&Filter.1.Name=availability-zone&Filter.1.Value.1=us-east-1b"), "<availabilityZoneId>use1-az2</availabilityZoneId>"); n != 2 {
+		t.Errorf("%d subnets named in us-east-1b, want the demo's and the new one", n)
+	}
+	version := b.m.Version
+	for _, q := range []string{
+		"&AvailabilityZone=us-east-1b&AvailabilityZoneId=use1-az2",
+		"&AvailabilityZone=us-east-1z",
+	} {
+		st, out := call(t, srv.URL, consumer, "ec2", "Version=2016-11-15&Action=CreateSubnet&VpcId="+vpc+"&CidrBlock=198.18.4.0/24"+q, time.Now())
+		if st != 400 {
+			t.Errorf("CreateSubnet%s: %d %s, want a 400", q, st, out)
+		}
+	}
+	if b.m.Version != version {
+		t.Errorf("a refused CreateSubnet changed the model (version %d -> %d)", version, b.m.Version)
+	}
+	names := b.m.DNSNames(b.m.Endpoints[0])
+	if !strings.Contains(names[1], "-us-east-1a.") || !strings.Contains(names[2], "-us-east-1b.") {
+		t.Errorf("zonal DNS names %v", names[1:])
+	}
+}
