@@ -231,6 +231,12 @@ func (s *State) ApplyTopology(t *Topology, file string) error {
 		next.Created = time.Now().UTC()
 	}
 	carried := next.carryIDs(s)
+	for i := range next.Endpoints {
+		// A new endpoint was requested now (AWS's CreationTimestamp).
+		if e := &next.Endpoints[i]; e.Created.IsZero() {
+			e.Created = time.Now().UTC()
+		}
+	}
 	next.giveKeys(s)
 	next.keepAPIResources(s)
 	next.Tags = s.Tags
@@ -458,7 +464,7 @@ func (next *State) carryIDs(old *State) map[string]bool {
 		}
 		oe, ok := oldEP[e.Name]
 		if ok && oe.ServiceID == e.ServiceID && oe.VPC == e.VPC {
-			e.ID, e.State = oe.ID, oe.State
+			e.ID, e.State, e.Created = oe.ID, oe.State, oe.Created
 			carriedEP[e.ID] = true
 			for j := range e.ENIs {
 				eni := &e.ENIs[j]

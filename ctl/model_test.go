@@ -97,6 +97,11 @@ func TestApplyingTheSameTopologyAgainChangesNothing(t *testing.T) {
 	if !sameModel(s, again) {
 		t.Fatal("a second apply of the same topology changed the model")
 	}
+	// An endpoint of the file has its creation time from the first apply
+	// (AWS's CreationTimestamp), kept by the second.
+	if c := s.Endpoints[0].Created; c.IsZero() || !again.Endpoints[0].Created.Equal(c) {
+		t.Fatalf("the endpoint's creation time: %v, then %v", c, again.Endpoints[0].Created)
+	}
 	if err := again.AcceptEndpoint("web"); err != nil || sameModel(s, again) {
 		t.Fatalf("an accept left the model the same (%v)", err)
 	}
