@@ -171,6 +171,20 @@ func (d *Daemon) report() *Report {
 // documents.
 func (f ForwarderReport) MetricsBase() string { return strings.TrimSuffix(f.Metrics, "/metrics") }
 
+// privateDNSName is the private DNS name an endpoint answers to, if it
+// has it enabled and its service has one.
+func (r *Report) privateDNSName(e EndpointState) string {
+	if !e.PrivateDNSEnabled {
+		return ""
+	}
+	for _, s := range r.Services {
+		if s.ID == e.ServiceID && s.PrivateDNS != nil {
+			return s.PrivateDNS.Name
+		}
+	}
+	return ""
+}
+
 // WriteTable prints a report for people.
 func (r *Report) WriteTable(out io.Writer) {
 	fmt.Fprintf(out, "fabric %s (%s), %s at version %d; ctld pid %d, store %s (revision %d)\n", r.Name, r.Region, r.Phase, r.Version, r.Ctld.PID, r.Ctld.Store, r.Ctld.Revision)
@@ -209,6 +223,23 @@ func (r *Report) WriteTable(out io.Writer) {
 		for _, eni := range e.ENIs {
 			ips := strings.Trim(eni.IP+","+eni.IPv6, ",")
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.State, e.OwnerID, e.VPC, strings.Join(ports, ","), eni.AZ, ips, eni.Tun)
+		}
+	}
+	if len(r.Endpoints) > 0 {
+		// The names a consumer reaches its endpoint by, in its VPC.
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "ENDPOINT\tAZ\tDNS NAME")
+		for _, e := range r.Endpoints {
+			for i, n := range e.DNSNames {
+				az := "all"
+				if i > 0 && i <= len(e.ENIs) {
+					az = e.ENIs[i-1].AZ
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\n", e.ID, az, n)
+			}
+			if name := r.privateDNSName(e); name != "" {
+				fmt.Fprintf(w, "%s\t%s\t%s (private DNS)\n", e.ID, "all", name)
+			}
 		}
 	}
 	fmt.Fprintln(w)
