@@ -38,7 +38,7 @@ func (r *realizer) holdQueues(key string, pid int, queues map[string]int) {
 		r.queues[key] = held
 	}
 	for tun, h := range held {
-		if fd, ok := queues[tun]; !ok || fd != h.from {
+		if fd, ok := queues[tun]; !ok || fd != h.from || !sameFile(pid, fd, h.fd) {
 			unix.Close(h.fd)
 			delete(held, tun)
 		}
@@ -72,6 +72,19 @@ func (r *realizer) holdQueues(key string, pid int, queues map[string]int) {
 		}
 		held[tun] = heldQueue{fd: own, from: fd}
 	}
+}
+
+// kcmpFile is kcmp(2)'s KCMP_FILE: are two descriptors one open file?
+const kcmpFile = 0
+
+// sameFile reports whether descriptor theirs of process pid is still the
+// open file ctld's copy ours was taken from. A forwarder that opened its
+// ENI's TUN again (its VPC's namespace made again) may have been given the
+// same number for the new queue. When the kernel cannot tell (no kcmp),
+// the copy is taken as the same, as before kcmp was asked.
+func sameFile(pid, theirs, ours int) bool {
+	r, _, errno := unix.Syscall6(unix.SYS_KCMP, uintptr(pid), uintptr(os.Getpid()), kcmpFile, uintptr(theirs), uintptr(ours), 0)
+	return errno != 0 || r == 0
 }
 
 // queueFailed logs, once per forwarder and kind of error (every pass

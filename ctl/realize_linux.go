@@ -530,8 +530,17 @@ func hostIPs(m *State, ns, subnet string) (string, string) {
 // ensureTarget starts a target server that is not running.
 func (r *realizer) ensureTarget(ts targetServer) error {
 	pidFile, log := r.procPath(ts.key, ".pid"), r.procPath(ts.key, ".log")
-	if findProcess(pidFile, log) != nil {
-		return nil
+	if p := findProcess(pidFile, log); p != nil {
+		if !r.targetInOldNamespace(ts) {
+			return nil
+		}
+		// Its VPC's namespace was deleted by hand and made again: the
+		// target listens in the old one, which lives on without its name.
+		r.log.Warn("the target's namespace was made again: starting it there", "target", fmt.Sprintf("%s:%d", ts.t.IP, ts.t.Port), "netns", ts.t.Netns)
+		if err := p.stop(3 * time.Second); err != nil {
+			return fmt.Errorf("stop target %s:%d: %w", ts.t.IP, ts.t.Port, err)
+		}
+		os.Remove(r.procPath(ts.key, ".ready")) // the old one's, if it could not
 	}
 	r.noteStart(ts.key)
 	r.log.Info("start target", "target", fmt.Sprintf("%s:%d", ts.t.IP, ts.t.Port), "az", ts.t.AZ, "netns", ts.t.Netns)
@@ -540,6 +549,22 @@ func (r *realizer) ensureTarget(ts targetServer) error {
 		return fmt.Errorf("start target %s:%d: %w", ts.t.IP, ts.t.Port, err)
 	}
 	return nil
+}
+
+// targetInOldNamespace reports whether a running target listens in
+// another namespace than the one its VPC's name now stands for (its ready
+// file says where it listens; a target still starting has none yet).
+func (r *realizer) targetInOldNamespace(ts targetServer) bool {
+	if ts.t.Netns == "" {
+		return false
+	}
+	var ready snapshot.TargetReady
+	data, err := os.ReadFile(r.procPath(ts.key, ".ready"))
+	if err != nil || json.Unmarshal(data, &ready) != nil || ready.NetnsInode == 0 {
+		return false
+	}
+	now, err := snapshot.NetnsInode(nsenter.Path(ts.t.Netns))
+	return err == nil && now != ready.NetnsInode
 }
 
 // noteStart counts a process started again after it had run before.

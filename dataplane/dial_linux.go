@@ -15,6 +15,7 @@ import (
 
 	"pvlink.dev/pvlink/flowtable"
 	"pvlink.dev/pvlink/nsenter"
+	"pvlink.dev/pvlink/snapshot"
 )
 
 const (
@@ -177,6 +178,31 @@ func (f *Forwarder) providerSocketFD(name string) (int, error) {
 	fd := ns.spare[len(ns.spare)-1]
 	ns.spare = ns.spare[:len(ns.spare)-1]
 	return fd, nil
+}
+
+// forgetMovedNamespaces drops the handle (and spare sockets) of every
+// provider namespace that was made again under its name since it was
+// opened: the next dial opens the new one. Connections already made stay
+// in the old one until they end.
+func (f *Forwarder) forgetMovedNamespaces() (moved []string) {
+	f.nsMu.Lock()
+	defer f.nsMu.Unlock()
+	for name, ns := range f.providerNS {
+		var st unix.Stat_t
+		if unix.Fstat(int(ns.h), &st) != nil {
+			continue
+		}
+		if now, err := snapshot.NetnsInode(nsenter.Path(name)); err != nil || now == st.Ino {
+			continue
+		}
+		for _, fd := range ns.spare {
+			unix.Close(fd)
+		}
+		ns.h.Close()
+		delete(f.providerNS, name)
+		moved = append(moved, name)
+	}
+	return moved
 }
 
 // closeNamespaces closes the provider namespaces' handles and spare sockets.

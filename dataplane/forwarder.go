@@ -167,8 +167,11 @@ type eniState struct {
 	captures    captures      // packet captures running on the ENI
 	// blackholed: the ENI's AZ is down by a fault; nothing goes in or out.
 	blackholed atomic.Bool
-	flowLog    atomic.Pointer[flowLogger]
-	drops      [numDropReasons]atomic.Uint64
+	// stale: the ENI's TUN is in a namespace that lost its VPC's name;
+	// the next Apply opens the TUN again (followNamespaces).
+	stale   atomic.Bool
+	flowLog atomic.Pointer[flowLogger]
+	drops   [numDropReasons]atomic.Uint64
 
 	// The SYN flood defence (synflood.go): handshakes the forwarder has
 	// not finished, pure SYNs seen, and the cookie listeners when on.
@@ -408,7 +411,7 @@ func (f *Forwarder) Apply(cfg *Config) error {
 	keep := map[string]*eniState{}
 	var opened []*eniState
 	for _, e := range cfg.ENIs {
-		if st := f.enis[e.ID]; st != nil && sameInterface(st.cfg, e) {
+		if st := f.enis[e.ID]; st != nil && sameInterface(st.cfg, e) && !st.stale.Load() {
 			keep[e.ID] = st
 			continue
 		}
@@ -553,12 +556,17 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
-		f.watchCookies(f.ctx)
+		everySecond(f.ctx, f.endFloods) // cookie mode ends with a flood
 	}()
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
 		f.keepBudget(f.ctx)
+	}()
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		everySecond(f.ctx, f.followNamespaces)
 	}()
 	f.wg.Add(1)
 	go func() {

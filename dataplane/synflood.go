@@ -185,9 +185,8 @@ func (f *Forwarder) stopCookies(e *eniState, why string) {
 	go debug.FreeOSMemory()
 }
 
-// watchCookies ends cookie mode on ENIs whose flood is over, looking once a
-// second until ctx ends.
-func (f *Forwarder) watchCookies(ctx context.Context) {
+// everySecond runs fn once a second until ctx ends.
+func everySecond(ctx context.Context, fn func(now time.Time)) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -195,7 +194,7 @@ func (f *Forwarder) watchCookies(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			f.endFloods(now)
+			fn(now)
 		}
 	}
 }

@@ -3,9 +3,12 @@ package dataplane
 import (
 	"fmt"
 	"os"
+	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"pvlink.dev/pvlink/nsenter"
 	"pvlink.dev/pvlink/snapshot"
 )
 
@@ -54,6 +57,15 @@ func (q InheritedQueues) adopt(name string) (*os.File, int, error) {
 		unix.Close(fd)
 		return nil, -1, fmt.Errorf("inherited descriptor %d is no queue of TUN %s (%q, %v)", fd, name, got, err)
 	}
+	// Called in the ENI's namespace: a queue of a TUN of that name in
+	// another one (a namespace that lost its name, see followNamespaces)
+	// is not the ENI's.
+	if have, err := snapshot.QueueNetns(fd); err == nil {
+		if here, err := snapshot.NetnsInode("/proc/thread-self/ns/net"); err == nil && here != have {
+			unix.Close(fd)
+			return nil, -1, fmt.Errorf("inherited descriptor %d is a queue of a TUN %s in another namespace", fd, name)
+		}
+	}
 	unix.CloseOnExec(fd)
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
@@ -68,4 +80,56 @@ func (q InheritedQueues) closeRest() {
 		unix.Close(fd)
 		delete(q, name)
 	}
+}
+
+// followNamespaces follows VPC namespaces made again under their names
+// (the forwarder calls it once a second). Provider namespaces: new
+// connections to targets are made in the new one (forgetMovedNamespaces).
+// Consumer namespaces: it reopens the TUN of every ENI whose namespace was
+// made again: a user's `ip netns delete` of it, after which ctld makes the
+// namespace and the ENI's TUN again. The queue the ENI holds is then one of
+// the old TUN, in a namespace that lost its name but lives on while
+// anything holds it, so no read ever fails and the ENI would stay deaf to
+// the VPC that now has its name.
+func (f *Forwarder) followNamespaces(time.Time) {
+	if gone := f.forgetMovedNamespaces(); len(gone) > 0 {
+		f.log.Warn("provider namespaces made again: new connections go to the new ones", "netns", gone)
+	}
+	moved := f.movedENIs()
+	if len(moved) == 0 {
+		return
+	}
+	f.log.Warn("the namespace of ENIs was made again: reopening their TUNs there", "enis", moved)
+	if c := f.current.Load(); c != nil {
+		if err := f.Apply(c.cfg); err != nil {
+			f.log.Warn("reopen TUNs", "err", err)
+		}
+	}
+}
+
+// movedENIs marks stale, and lists, the ENIs whose TUN queue is not in the
+// namespace that now has their VPC's name, where a TUN of theirs is ready.
+func (f *Forwarder) movedENIs() []string {
+	f.enisMu.Lock()
+	defer f.enisMu.Unlock()
+	var moved []string
+	for _, st := range f.enis {
+		if st.queueFD < 0 {
+			continue
+		}
+		have, err := snapshot.QueueNetns(st.queueFD)
+		if err != nil {
+			continue
+		}
+		named, err := snapshot.NetnsInode(nsenter.Path(st.cfg.Netns))
+		if err != nil || named == have {
+			continue // the same namespace, or none by that name yet
+		}
+		if nsenter.Do(st.cfg.Netns, func() error { _, err := netlink.LinkByName(st.cfg.Tun); return err }) != nil {
+			continue // ctld has not made the TUN there yet
+		}
+		st.stale.Store(true)
+		moved = append(moved, st.id)
+	}
+	return moved
 }

@@ -64,9 +64,12 @@ func DoHandle(target netns.NsHandle, fn func() error) error {
 
 // Exists reports whether a named network namespace exists.
 func Exists(name string) bool {
-	_, err := os.Stat(filepath.Join(runDir, name))
+	_, err := os.Stat(Path(name))
 	return err == nil
 }
+
+// Path is the file of a named network namespace.
+func Path(name string) string { return filepath.Join(runDir, name) }
 
 // runDir is where named namespaces are bind-mounted, as iproute2 keeps them.
 const runDir = "/run/netns"

@@ -195,6 +195,16 @@ type TargetInfo struct {
 	Conns  int64  `json:"connections"`
 }
 
+// TargetReady is what a target server ctld started writes once it listens
+// (its --ready-file): its pid, its address, and the inode of the network
+// namespace it listens in (0 for the host's), by which ctld sees that a
+// VPC's namespace was made again around a target still in the old one.
+type TargetReady struct {
+	PID        int    `json:"pid"`
+	Listen     string `json:"listen"`
+	NetnsInode uint64 `json:"netns_inode,omitempty"`
+}
+
 // WriteJSONFile writes v as JSON to path atomically (write then rename), so
 // a reader never sees half a file.
 func WriteJSONFile(path string, v any) error {

@@ -20,3 +20,30 @@ func QueueTUN(fd int) (string, error) {
 	}
 	return ifr.Name(), nil
 }
+
+// QueueNetns is the inode of the network namespace of the TUN that queue
+// fd is attached to (TUNGETDEVNETNS): the same as NetnsInode's for the
+// namespace the TUN is in.
+func QueueNetns(fd int) (uint64, error) {
+	nsfd, err := unix.IoctlRetInt(fd, unix.TUNGETDEVNETNS)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(nsfd)
+	var st unix.Stat_t
+	if err := unix.Fstat(nsfd, &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}
+
+// NetnsInode is the inode of a network namespace by its file: a name's
+// (/run/netns/NAME) or a thread's (/proc/thread-self/ns/net). A namespace
+// made again under the same name has another.
+func NetnsInode(path string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}

@@ -31,10 +31,14 @@ func newTargetServeCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var ln net.Listener
+			var nsInode uint64
 			listenFn := func() (err error) { ln, err = net.Listen("tcp", listen); return err }
 			var err error
 			if ns != "" {
-				err = nsenter.Do(ns, listenFn)
+				err = nsenter.Do(ns, func() error {
+					nsInode, _ = snapshot.NetnsInode("/proc/thread-self/ns/net")
+					return listenFn()
+				})
 			} else {
 				err = listenFn()
 			}
@@ -43,7 +47,7 @@ func newTargetServeCmd() *cobra.Command {
 			}
 			t.Log = os.Stdout
 			if readyFile != "" {
-				if err := snapshot.WriteJSONFile(readyFile, map[string]any{"pid": os.Getpid(), "listen": ln.Addr().String()}); err != nil {
+				if err := snapshot.WriteJSONFile(readyFile, snapshot.TargetReady{PID: os.Getpid(), Listen: ln.Addr().String(), NetnsInode: nsInode}); err != nil {
 					return err
 				}
 				defer os.Remove(readyFile)

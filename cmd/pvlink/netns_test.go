@@ -1,0 +1,97 @@
+package main
+
+import (
+	"os/exec"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"pvlink.dev/pvlink/internal/fabrictest"
+)
+
+// A user deletes a VPC's namespace beside the fabric (`ip netns delete`):
+// ctld makes it again with what the fabric had in it, and traffic through
+// every ENI comes back. A consumer VPC's: its ENIs' TUNs are made again
+// and the forwarders, still running, open them there (the old TUNs live on
+// in the namespace that lost its name, so nothing fails by itself). A
+// provider VPC's: the targets ctld runs start again in it, and the
+// forwarders dial there. A forwarder killed afterwards comes back with the
+// TUN queue of the new namespace that ctld kept for it.
+func TestADeletedVPCNamespaceIsMadeAgainAndCarriesTrafficAgain(t *testing.T) {
+	f := fabrictest.Up(t, demoTopology(t))
+	forwarders := func() []int {
+		var pids []int
+		for _, fw := range f.Status.Forwarders {
+			pids = append(pids, fw.PID)
+		}
+		return pids
+	}
+	targets := func() []int {
+		var pids []int
+		for _, tg := range f.Status.Targets {
+			pids = append(pids, tg.PID)
+		}
+		return pids
+	}
+	fwBefore, tgBefore := forwarders(), targets()
+	everyENI := func(within time.Duration, after string) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for _, eni := range f.Status.Endpoints[0].ENIs {
+			for {
+				c, err := exchange(t, f, eni.IP+":80", time.Second)
+				if err == nil {
+					c.Close()
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("ENI %s in %s: no exchange %s within %s: %v", eni.IP, eni.AZ, after, within, err)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}
+	everyENI(5*time.Second, "at the start")
+	deleteNetns := func(vpc string) {
+		t.Helper()
+		ns := f.Netns(t, vpc)
+		if out, err := exec.Command("ip", "netns", "delete", ns).CombinedOutput(); err != nil {
+			t.Fatalf("ip netns delete %s: %v\n%s", ns, err, out)
+		}
+	}
+
+	deleteNetns("consumer")
+	everyENI(10*time.Second, "after the consumer's namespace was deleted")
+	f.Refresh(t)
+	if got := forwarders(); !slices.Equal(got, fwBefore) {
+		t.Errorf("forwarders %v became %v: the ENIs should be reopened in place", fwBefore, got)
+	}
+
+	deleteNetns("provider")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.Refresh(t)
+		now := targets()
+		if !slices.ContainsFunc(now, func(pid int) bool { return slices.Contains(tgBefore, pid) }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("targets %v still run in the provider's old namespace (now %v)", tgBefore, now)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	everyENI(10*time.Second, "after the provider's namespace was deleted")
+
+	if err := syscall.Kill(fwBefore[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for f.Refresh(t); f.Status.Forwarders[0].PID == fwBefore[0] || !f.Status.Forwarders[0].Alive; f.Refresh(t) {
+		if time.Now().After(deadline) {
+			t.Fatal("the killed forwarder was not started again")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	everyENI(10*time.Second, "after a forwarder was killed and started again")
+}
