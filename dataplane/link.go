@@ -162,8 +162,8 @@ func (l *tunLink) readLoop() error {
 			pb.DecRef()
 		}
 		if err != nil {
-			if errors.Is(err, os.ErrClosed) {
-				return nil
+			if errors.Is(err, os.ErrClosed) || errors.Is(err, syscall.EBADFD) {
+				return nil // closed, or its TUN deleted (followNamespaces)
 			}
 			// A frame wireguard's tun could not split (bad virtio header,
 			// bad lengths, more segments than a batch) is lost, in whole

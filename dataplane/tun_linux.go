@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -87,7 +88,8 @@ func (q InheritedQueues) closeRest() {
 // connections to targets are made in the new one (forgetMovedNamespaces).
 // Consumer namespaces: it reopens the TUN of every ENI whose namespace was
 // made again: a user's `ip netns delete` of it, after which ctld makes the
-// namespace and the ENI's TUN again. The queue the ENI holds is then one of
+// namespace and the ENI's TUN again; so too a TUN deleted by hand (`ip
+// link delete`), whose queues the kernel detaches. The queue the ENI holds is then one of
 // the old TUN, in a namespace that lost its name but lives on while
 // anything holds it, so no read ever fails and the ENI would stay deaf to
 // the VPC that now has its name.
@@ -99,7 +101,7 @@ func (f *Forwarder) followNamespaces(time.Time) {
 	if len(moved) == 0 {
 		return
 	}
-	f.log.Warn("the namespace of ENIs was made again: reopening their TUNs there", "enis", moved)
+	f.log.Warn("ENIs whose TUN was made again (deleted, or its namespace): reopening their TUNs", "enis", moved)
 	if c := f.current.Load(); c != nil {
 		if err := f.Apply(c.cfg); err != nil {
 			f.log.Warn("reopen TUNs", "err", err)
@@ -107,29 +109,37 @@ func (f *Forwarder) followNamespaces(time.Time) {
 	}
 }
 
-// movedENIs marks stale, and lists, the ENIs whose TUN queue is not in the
-// namespace that now has their VPC's name, where a TUN of theirs is ready.
+// movedENIs marks stale, and lists, the ENIs whose TUN ctld has made
+// again, ready to be opened: their queue is attached to no TUN (one
+// deleted by hand: the kernel detaches its queues) or to one in another
+// namespace than the one their VPC's name now stands for.
 func (f *Forwarder) movedENIs() []string {
 	f.enisMu.Lock()
 	defer f.enisMu.Unlock()
 	var moved []string
 	for _, st := range f.enis {
-		if st.queueFD < 0 {
+		if st.queueFD < 0 || !tunMoved(st) {
 			continue
-		}
-		have, err := snapshot.QueueNetns(st.queueFD)
-		if err != nil {
-			continue
-		}
-		named, err := snapshot.NetnsInode(nsenter.Path(st.cfg.Netns))
-		if err != nil || named == have {
-			continue // the same namespace, or none by that name yet
 		}
 		if nsenter.Do(st.cfg.Netns, func() error { _, err := netlink.LinkByName(st.cfg.Tun); return err }) != nil {
-			continue // ctld has not made the TUN there yet
+			continue // ctld has not made it again yet
 		}
 		st.stale.Store(true)
 		moved = append(moved, st.id)
 	}
 	return moved
+}
+
+// tunMoved reports whether an ENI's queue is no longer a queue of the TUN
+// its snapshot names: detached, or in another namespace.
+func tunMoved(st *eniState) bool {
+	have, err := snapshot.QueueNetns(st.queueFD)
+	if errors.Is(err, unix.EBADFD) {
+		return true // the TUN was deleted
+	}
+	if err != nil {
+		return false
+	}
+	named, err := snapshot.NetnsInode(nsenter.Path(st.cfg.Netns))
+	return err == nil && named != have // no namespace by that name yet: wait
 }

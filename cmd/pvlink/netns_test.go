@@ -10,15 +10,17 @@ import (
 	"pvlink.dev/pvlink/internal/fabrictest"
 )
 
-// A user deletes a VPC's namespace beside the fabric (`ip netns delete`):
-// ctld makes it again with what the fabric had in it, and traffic through
-// every ENI comes back. A consumer VPC's: its ENIs' TUNs are made again
+// A user deletes an ENI's TUN (`ip link delete`) or a VPC's namespace
+// (`ip netns delete`) beside the fabric: ctld makes it again with what the
+// fabric had in it, and traffic through every ENI comes back. A TUN's: the
+// kernel detached the forwarders' queues of the old one; they open the new
+// one in place. A consumer VPC's: its ENIs' TUNs are made again
 // and the forwarders, still running, open them there (the old TUNs live on
 // in the namespace that lost its name, so nothing fails by itself). A
 // provider VPC's: the targets ctld runs start again in it, and the
 // forwarders dial there. A forwarder killed afterwards comes back with the
 // TUN queue of the new namespace that ctld kept for it.
-func TestADeletedVPCNamespaceIsMadeAgainAndCarriesTrafficAgain(t *testing.T) {
+func TestADeletedTUNOrVPCNamespaceIsMadeAgainAndCarriesTrafficAgain(t *testing.T) {
 	f := fabrictest.Up(t, demoTopology(t))
 	forwarders := func() []int {
 		var pids []int
@@ -61,12 +63,23 @@ func TestADeletedVPCNamespaceIsMadeAgainAndCarriesTrafficAgain(t *testing.T) {
 		}
 	}
 
+	samePIDs := func(after string) {
+		t.Helper()
+		f.Refresh(t)
+		if got := forwarders(); !slices.Equal(got, fwBefore) {
+			t.Errorf("forwarders %v became %v %s: the ENIs should be reopened in place", fwBefore, got, after)
+		}
+	}
+	eni := f.Status.Endpoints[0].ENIs[0]
+	if out, err := exec.Command("ip", "-n", eni.Netns, "link", "delete", eni.Tun).CombinedOutput(); err != nil {
+		t.Fatalf("ip link delete %s: %v\n%s", eni.Tun, err, out)
+	}
+	everyENI(10*time.Second, "after a TUN was deleted")
+	samePIDs("after a TUN was deleted")
+
 	deleteNetns("consumer")
 	everyENI(10*time.Second, "after the consumer's namespace was deleted")
-	f.Refresh(t)
-	if got := forwarders(); !slices.Equal(got, fwBefore) {
-		t.Errorf("forwarders %v became %v: the ENIs should be reopened in place", fwBefore, got)
-	}
+	samePIDs("after the consumer's namespace was deleted")
 
 	deleteNetns("provider")
 	deadline := time.Now().Add(10 * time.Second)
