@@ -88,11 +88,11 @@ func (q InheritedQueues) closeRest() {
 // connections to targets are made in the new one (forgetMovedNamespaces).
 // Consumer namespaces: it reopens the TUN of every ENI whose namespace was
 // made again: a user's `ip netns delete` of it, after which ctld makes the
-// namespace and the ENI's TUN again; so too a TUN deleted by hand (`ip
-// link delete`), whose queues the kernel detaches. The queue the ENI holds is then one of
-// the old TUN, in a namespace that lost its name but lives on while
+// namespace and the ENI's TUN again. The queue the ENI holds is then one
+// of the old TUN, in a namespace that lost its name but lives on while
 // anything holds it, so no read ever fails and the ENI would stay deaf to
-// the VPC that now has its name.
+// the VPC that now has its name. So too a TUN deleted by hand (`ip link
+// delete`), whose queues the kernel detaches.
 func (f *Forwarder) followNamespaces(time.Time) {
 	if gone := f.forgetMovedNamespaces(); len(gone) > 0 {
 		f.log.Warn("provider namespaces made again: new connections go to the new ones", "netns", gone)
@@ -102,7 +102,7 @@ func (f *Forwarder) followNamespaces(time.Time) {
 		return
 	}
 	f.log.Warn("ENIs whose TUN was made again (deleted, or its namespace): reopening their TUNs", "enis", moved)
-	if c := f.current.Load(); c != nil {
+	if c := f.current.Load(); c != nil && f.ctx.Err() == nil {
 		if err := f.Apply(c.cfg); err != nil {
 			f.log.Warn("reopen TUNs", "err", err)
 		}
@@ -116,6 +116,9 @@ func (f *Forwarder) followNamespaces(time.Time) {
 func (f *Forwarder) movedENIs() []string {
 	f.enisMu.Lock()
 	defer f.enisMu.Unlock()
+	if f.ctx.Err() != nil {
+		return nil // closing: the queues may be closed already (Close)
+	}
 	var moved []string
 	for _, st := range f.enis {
 		if st.queueFD < 0 || !tunMoved(st) {
