@@ -364,7 +364,7 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 	switch action := q.str("Action"); action {
 	case "DescribeVpcEndpoints":
 		f := q.filters()
-		if err := unknownFilters(f, "vpc-endpoint-id", "vpc-id", "service-name", "vpc-endpoint-state", "vpc-endpoint-type", "ip-address-type"); err != nil {
+		if err := unknownFilters(f, "vpc-endpoint-id", "vpc-id", "service-name", "vpc-endpoint-state", "vpc-endpoint-type", "ip-address-type", tagFilters); err != nil {
 			return nil, err
 		}
 		ids := q.list("VpcEndpointId")
@@ -373,7 +373,7 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 			if e.OwnerID != caller || len(ids) > 0 && !slices.Contains(ids, e.ID) || cmpOr(e.Region, m.Region) != region {
 				continue
 			}
-			if match(f, map[string][]string{"vpc-endpoint-id": {e.ID}, "vpc-id": {e.VPCID}, "service-name": {e.Service}, "vpc-endpoint-state": {e.State}, "vpc-endpoint-type": {"Interface"}, "ip-address-type": {e.IPAddressType}}) {
+			if match(f, withTags(map[string][]string{"vpc-endpoint-id": {e.ID}, "vpc-id": {e.VPCID}, "service-name": {e.Service}, "vpc-endpoint-state": {e.State}, "vpc-endpoint-type": {"Interface"}, "ip-address-type": {e.IPAddressType}}, m.Tags[e.ID])) {
 				out = append(out, h.endpointOut(m, e))
 			}
 		}
@@ -587,7 +587,7 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 
 	case "DescribeVpcs":
 		f := q.filters()
-		if err := unknownFilters(f, "vpc-id", "owner-id", "cidr", "state"); err != nil {
+		if err := unknownFilters(f, "vpc-id", "owner-id", "cidr", "state", tagFilters); err != nil {
 			return nil, err
 		}
 		ids := q.list("VpcId")
@@ -596,7 +596,7 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 			if v.OwnerID != caller || len(ids) > 0 && !slices.Contains(ids, v.ID) || cmpOr(v.Region, m.Region) != region {
 				continue
 			}
-			if match(f, map[string][]string{"vpc-id": {v.ID}, "owner-id": {v.OwnerID}, "cidr": {v.CIDR}, "state": {"available"}}) {
+			if match(f, withTags(map[string][]string{"vpc-id": {v.ID}, "owner-id": {v.OwnerID}, "cidr": {v.CIDR}, "state": {"available"}}, m.Tags[v.ID])) {
 				o := vpcOut(v)
 				o.Tags = tagsOf(m, v.ID)
 				out = append(out, o)
@@ -618,7 +618,7 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 
 	case "DescribeSubnets":
 		f := q.filters()
-		if err := unknownFilters(f, "vpc-id", "subnet-id", "availability-zone-id", "availability-zone"); err != nil {
+		if err := unknownFilters(f, "vpc-id", "subnet-id", "availability-zone-id", "availability-zone", tagFilters); err != nil {
 			return nil, err
 		}
 		var out []subnet
@@ -627,7 +627,7 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 				continue
 			}
 			for _, sn := range v.Subnets {
-				if match(f, map[string][]string{"vpc-id": {v.ID}, "subnet-id": {sn.ID}, "availability-zone-id": {sn.AZ}, "availability-zone": {m.AZName(sn.AZ)}}) {
+				if match(f, withTags(map[string][]string{"vpc-id": {v.ID}, "subnet-id": {sn.ID}, "availability-zone-id": {sn.AZ}, "availability-zone": {m.AZName(sn.AZ)}}, m.Tags[sn.ID])) {
 					o := subnet{AZ: m.AZName(sn.AZ), AZID: sn.AZ, CIDR: sn.CIDR, State: "available", ID: sn.ID, VPCID: v.ID, OwnerID: v.OwnerID, Tags: tagsOf(m, sn.ID)}
 					if sn.IPv6CIDR != "" {
 						o.IPv6 = []ipv6Block{{sn.IPv6CIDR, "associated"}}
@@ -862,7 +862,7 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 
 	case "DescribeSecurityGroups":
 		f := q.filters()
-		if err := unknownFilters(f, "vpc-id", "group-id", "group-name"); err != nil {
+		if err := unknownFilters(f, "vpc-id", "group-id", "group-name", tagFilters); err != nil {
 			return nil, err
 		}
 		ids := q.list("GroupId")
@@ -877,7 +877,7 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 					vpcID = v.ID
 				}
 			}
-			if match(f, map[string][]string{"vpc-id": {vpcID}, "group-id": {g.ID}, "group-name": {g.Name}}) {
+			if match(f, withTags(map[string][]string{"vpc-id": {vpcID}, "group-id": {g.ID}, "group-name": {g.Name}}, m.Tags[g.ID])) {
 				out = append(out, securityGroupOut(g, vpcID))
 			}
 		}

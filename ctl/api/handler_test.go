@@ -424,14 +424,7 @@ func TestELBv2TagsOnLoadBalancersAndTargetGroups(t *testing.T) {
 func TestTheAPIShowsAZsByNameAndByID(t *testing.T) {
 	b, srv := demoBackend(t)
 	consumer := account(b, "consumer")
-	ec2 := func(q string) string {
-		t.Helper()
-		st, out := call(t, srv.URL, consumer, "ec2", "Version=2016-11-15&"+q, time.Now())
-		if st != 200 {
-			t.Fatalf("%s: %d %s", q, st, out)
-		}
-		return out
-	}
+	ec2 := ec2OK(t, srv.URL, consumer)
 	out := ec2("Action=DescribeVpcEndpointServices")
 	for _, want := range []string{
 		"<availabilityZoneSet><item>us-east-1a</item><item>us-east-1b</item></availabilityZoneSet>",
@@ -468,5 +461,48 @@ func TestTheAPIShowsAZsByNameAndByID(t *testing.T) {
 	names := b.m.DNSNames(b.m.Endpoints[0])
 	if !strings.Contains(names[1], "-us-east-1a.") || !strings.Contains(names[2], "-us-east-1b.") {
 		t.Errorf("zonal DNS names %v", names[1:])
+	}
+}
+
+// Resources are found by their tags (tag:KEY, tag-key), as automation
+// finds them; a resource without the tag does not pass.
+func TestTagFiltersFindTaggedResourcesOnly(t *testing.T) {
+	b, srv := demoBackend(t)
+	consumer := account(b, "consumer")
+	ec2 := ec2OK(t, srv.URL, consumer)
+	ep, sub := b.m.Endpoints[0].ID, b.m.VPCs[1].Subnets[0].ID
+	ec2("Action=CreateTags&ResourceId.1=" + ep + "&ResourceId.2=" + sub + "&Tag.1.Key=team&Tag.1.Value=payments")
+	for _, tc := range []struct {
+		action, filter, id string
+		want               int
+	}{
+		{"DescribeVpcEndpoints", "Filter.1.Name=tag:team&Filter.1.Value.1=payments", ep, 1},
+		{"DescribeVpcEndpoints", "Filter.1.Name=tag:team&Filter.1.Value.1=pay*", ep, 1},
+		{"DescribeVpcEndpoints", "Filter.1.Name=tag:team&Filter.1.Value.1=search", ep, 0},
+		{"DescribeVpcEndpoints", "Filter.1.Name=tag:owner&Filter.1.Value.1=payments", ep, 0},
+		{"DescribeVpcEndpoints", "Filter.1.Name=tag-key&Filter.1.Value.1=team", ep, 1},
+		{"DescribeSubnets", "Filter.1.Name=tag:team&Filter.1.Value.1=payments", sub, 1},
+		{"DescribeSubnets", "Filter.1.Name=tag:team&Filter.1.Value.1=payments", b.m.VPCs[1].Subnets[1].ID, 0},
+		{"DescribeVpcs", "Filter.1.Name=tag:team&Filter.1.Value.1=payments", b.m.VPCs[1].ID, 0},
+	} {
+		if n := strings.Count(ec2("Action="+tc.action+"&"+tc.filter), ">"+tc.id+"<"); n != tc.want {
+			t.Errorf("%s %s: %s found %d times, want %d", tc.action, tc.filter, tc.id, n, tc.want)
+		}
+	}
+	if st, out := call(t, srv.URL, consumer, "ec2", "Version=2016-11-15&Action=DescribeVpcEndpoints&Filter.1.Name=colour&Filter.1.Value.1=x", time.Now()); st != 400 || !strings.Contains(out, "tag:KEY") {
+		t.Errorf("an unknown filter: %d %s", st, out)
+	}
+}
+
+// ec2OK is an EC2 call (Version given) as acct that must answer 200; it
+// returns the answer.
+func ec2OK(t *testing.T, url string, acct ctl.Account) func(q string) string {
+	return func(q string) string {
+		t.Helper()
+		st, out := call(t, url, acct, "ec2", "Version=2016-11-15&"+q, time.Now())
+		if st != 200 {
+			t.Fatalf("%s: %d %s", q, st, out)
+		}
+		return out
 	}
 }

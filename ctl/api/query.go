@@ -107,11 +107,15 @@ func (q query) permissions() []ctl.Permission {
 }
 
 // match reports whether a resource passes the filters: for every filter
-// the resource knows, one of its values is the resource's.
+// the resource knows, one of its values is the resource's. A tag filter
+// (tag:KEY, tag-key) the resource has no tag for does not pass.
 func match(filters map[string][]string, fields map[string][]string) bool {
 	for name, want := range filters {
 		have, known := fields[name]
 		if !known {
+			if isTagFilter(name) {
+				return false
+			}
 			continue
 		}
 		ok := false
@@ -129,13 +133,28 @@ func match(filters map[string][]string, fields map[string][]string) bool {
 	return true
 }
 
+// tagFilters stands, in an action's known filters, for the ones every
+// tagged resource takes: tag:KEY (the values of the tag KEY) and tag-key.
+const tagFilters = "tag:KEY"
+
+func isTagFilter(name string) bool { return strings.HasPrefix(name, "tag:") || name == "tag-key" }
+
+// withTags adds a resource's tags to its filter fields (tag:KEY, tag-key).
+func withTags(fields map[string][]string, tags []ctl.Tag) map[string][]string {
+	for _, t := range tags {
+		fields["tag:"+t.Key] = append(fields["tag:"+t.Key], t.Value)
+		fields["tag-key"] = append(fields["tag-key"], t.Key)
+	}
+	return fields
+}
+
 // unknownFilters names the filters an action does not know, for a clear
 // refusal.
 func unknownFilters(filters map[string][]string, known ...string) error {
 	for name := range filters {
 		found := false
 		for _, k := range known {
-			found = found || k == name
+			found = found || k == name || k == tagFilters && isTagFilter(name)
 		}
 		if !found {
 			return &apiError{status: 400, code: "InvalidParameterValue", msg: fmt.Sprintf("The filter '%s' is invalid (known: %s)", name, strings.Join(known, ", "))}
