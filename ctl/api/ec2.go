@@ -389,15 +389,25 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 		}{out, next}, err
 
 	case "DescribeVpcEndpointServiceConfigurations":
+		f := q.filters()
+		if err := unknownFilters(f, "service-name", "service-id", "service-state", "supported-ip-address-types", tagFilters); err != nil {
+			return nil, err
+		}
 		ids := q.list("ServiceId")
 		var out []serviceConfiguration
+		var found []string
 		for _, s := range m.Services {
-			if s.OwnerID == caller && (len(ids) == 0 || slices.Contains(ids, s.ID)) {
+			if s.OwnerID != caller || len(ids) > 0 && !slices.Contains(ids, s.ID) {
+				continue
+			}
+			found = append(found, s.ID)
+			if match(f, withTags(map[string][]string{"service-name": {s.ServiceName}, "service-id": {s.ID}, "service-state": {s.State},
+				"supported-ip-address-types": s.SupportedIPAddressTypes}, m.Tags[s.ID])) {
 				out = append(out, h.serviceConfig(m, s))
 			}
 		}
 		for _, id := range ids {
-			if !slices.ContainsFunc(out, func(s serviceConfiguration) bool { return s.ID == id }) {
+			if !slices.Contains(found, id) {
 				return nil, &apiError{400, "InvalidVpcEndpointServiceId.NotFound", fmt.Sprintf("The Vpc Endpoint Service Id '%s' does not exist", id)}
 			}
 		}
@@ -408,6 +418,10 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 		}{out, next}, err
 
 	case "DescribeVpcEndpointServices":
+		f := q.filters()
+		if err := unknownFilters(f, "owner", "service-name", "service-region", "service-type", "supported-ip-address-types", tagFilters); err != nil {
+			return nil, err
+		}
 		names := q.list("ServiceName")
 		var details []serviceDetail
 		var list []string
@@ -422,6 +436,10 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 				continue
 			}
 			list = append(list, s.ServiceName)
+			if !match(f, withTags(map[string][]string{"owner": {s.OwnerID}, "service-name": {s.ServiceName}, "service-region": {host},
+				"service-type": {"Interface"}, "supported-ip-address-types": s.SupportedIPAddressTypes}, m.Tags[s.ID])) {
+				continue
+			}
 			details = append(details, serviceDetail{
 				Name: s.ServiceName, ID: s.ID, ServiceType: []serviceType{{"Interface"}}, AZs: azNames(m, m.ServiceAZs(&s)), AZIDs: m.ServiceAZs(&s), ServiceRegion: host,
 				Owner: s.OwnerID, BaseDNSNames: []string{s.ID + "." + host + ".vpce.amazonaws.com"},

@@ -506,3 +506,39 @@ func ec2OK(t *testing.T, url string, acct ctl.Account) func(q string) string {
 		return out
 	}
 }
+
+// The service descriptions take AWS's filters: a filter that leaves a
+// service out leaves it out (they used to be ignored), a service named by
+// id and filtered out is not "not found", and an unknown filter is refused.
+func TestServiceDescriptionsTakeTheirFilters(t *testing.T) {
+	b, srv := demoBackend(t)
+	provider, consumer := account(b, "provider"), account(b, "consumer")
+	svc := b.m.Services[0]
+	configs, services := ec2OK(t, srv.URL, provider), ec2OK(t, srv.URL, consumer)
+	for _, tc := range []struct {
+		call func(string) string
+		q    string
+		want int
+	}{
+		{configs, "Action=DescribeVpcEndpointServiceConfigurations&Filter.1.Name=service-name&Filter.1.Value.1=" + svc.ServiceName, 1},
+		{configs, "Action=DescribeVpcEndpointServiceConfigurations&Filter.1.Name=service-name&Filter.1.Value.1=nope", 0},
+		{configs, "Action=DescribeVpcEndpointServiceConfigurations&Filter.1.Name=service-state&Filter.1.Value.1=" + svc.State, 1},
+		{configs, "Action=DescribeVpcEndpointServiceConfigurations&ServiceId.1=" + svc.ID + "&Filter.1.Name=service-state&Filter.1.Value.1=Deleting", 0},
+		{services, "Action=DescribeVpcEndpointServices&Filter.1.Name=owner&Filter.1.Value.1=" + svc.OwnerID, 1},
+		{services, "Action=DescribeVpcEndpointServices&Filter.1.Name=owner&Filter.1.Value.1=999999999999", 0},
+		{services, "Action=DescribeVpcEndpointServices&Filter.1.Name=service-type&Filter.1.Value.1=Interface", 1},
+		{services, "Action=DescribeVpcEndpointServices&Filter.1.Name=service-region&Filter.1.Value.1=us-west-2", 0},
+	} {
+		if n := strings.Count(tc.call(tc.q), "<serviceId>"+svc.ID+"</serviceId>"); n != tc.want {
+			t.Errorf("%s: the service %d times, want %d", tc.q, n, tc.want)
+		}
+	}
+	for _, c := range []struct {
+		acct   ctl.Account
+		action string
+	}{{provider, "DescribeVpcEndpointServiceConfigurations"}, {consumer, "DescribeVpcEndpointServices"}} {
+		if st, out := call(t, srv.URL, c.acct, "ec2", "Version=2016-11-15&Action="+c.action+"&Filter.1.Name=colour&Filter.1.Value.1=x", time.Now()); st != 400 || !strings.Contains(out, "colour") || !strings.Contains(out, "is invalid") {
+			t.Errorf("%s with an unknown filter: %d %s", c.action, st, out)
+		}
+	}
+}
