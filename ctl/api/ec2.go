@@ -595,9 +595,15 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 		if !ok || s.OwnerID != caller {
 			return nil, &apiError{400, "InvalidVpcEndpointServiceId.NotFound", fmt.Sprintf("The Vpc Endpoint Service Id '%s' does not exist", serviceID)}
 		}
+		f := q.filters()
+		if err := unknownFilters(f, "principal", "principal-type"); err != nil {
+			return nil, err
+		}
 		var out []allowedPrincipal
 		for _, p := range s.AllowedPrincipals {
-			out = append(out, allowedPrincipal{principalType(p), p, s.ID})
+			if match(f, map[string][]string{"principal": {p}, "principal-type": {principalType(p)}}) {
+				out = append(out, allowedPrincipal{principalType(p), p, s.ID})
+			}
 		}
 		return struct {
 			Set []allowedPrincipal `xml:"allowedPrincipals>item"`
@@ -665,18 +671,37 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 
 	case "DescribeAvailabilityZones":
 		// The AZs of the Region the request was made in.
+		f := q.filters()
+		if err := unknownFilters(f, "zone-name", "zone-id", "region-name", "state", "zone-type"); err != nil {
+			return nil, err
+		}
+		names, ids := q.list("ZoneName"), q.list("ZoneId")
 		var out []availabilityZone
 		for _, az := range m.RegionAZs(region) {
-			out = append(out, availabilityZone{State: "available", Region: region, Name: ctl.ZoneName(region, az), ID: az, Type: "availability-zone"})
+			z := availabilityZone{State: "available", Region: region, Name: ctl.ZoneName(region, az), ID: az, Type: "availability-zone"}
+			if len(names) > 0 && !slices.Contains(names, z.Name) || len(ids) > 0 && !slices.Contains(ids, z.ID) {
+				continue
+			}
+			if match(f, map[string][]string{"zone-name": {z.Name}, "zone-id": {z.ID}, "region-name": {z.Region}, "state": {z.State}, "zone-type": {z.Type}}) {
+				out = append(out, z)
+			}
 		}
 		return struct {
 			Set []availabilityZone `xml:"availabilityZoneInfo>item"`
 		}{out}, nil
 
 	case "DescribeRegions":
+		f := q.filters()
+		if err := unknownFilters(f, "region-name", "endpoint", "opt-in-status"); err != nil {
+			return nil, err
+		}
+		names := q.list("RegionName")
 		var out []regionItem
 		for _, r := range m.RegionNames() {
-			out = append(out, regionItem{Endpoint: "ec2." + r + ".amazonaws.com", Name: r, OptIn: "opt-in-not-required"})
+			o := regionItem{Endpoint: "ec2." + r + ".amazonaws.com", Name: r, OptIn: "opt-in-not-required"}
+			if (len(names) == 0 || slices.Contains(names, r)) && match(f, map[string][]string{"region-name": {r}, "endpoint": {o.Endpoint}, "opt-in-status": {o.OptIn}}) {
+				out = append(out, o)
+			}
 		}
 		return struct {
 			Set []regionItem `xml:"regionInfo>item"`
@@ -817,14 +842,26 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 		}{out, q.str("ClientToken")}, err
 
 	case "DescribeVpcEndpointConnectionNotifications":
+		f := q.filters()
+		if err := unknownFilters(f, "connection-notification-arn", "connection-notification-id", "connection-notification-state",
+			"connection-notification-type", "service-id", "vpc-endpoint-id"); err != nil {
+			return nil, err
+		}
 		id := q.str("ConnectionNotificationId")
 		var out []notification
+		found := false
 		for _, n := range m.Notifications {
-			if n.OwnerID == caller && (id == "" || n.ID == id) {
-				out = append(out, notificationOut(n))
+			if n.OwnerID != caller || id != "" && n.ID != id {
+				continue
+			}
+			found = true
+			o := notificationOut(n)
+			if match(f, map[string][]string{"connection-notification-arn": {o.ARN}, "connection-notification-id": {o.ID}, "connection-notification-state": {o.State},
+				"connection-notification-type": {o.Type}, "service-id": {o.ServiceID}, "vpc-endpoint-id": {o.EndpointID}}) {
+				out = append(out, o)
 			}
 		}
-		if id != "" && len(out) == 0 {
+		if id != "" && !found {
 			return nil, &apiError{400, "InvalidConnectionNotification", fmt.Sprintf("The connection notification '%s' does not exist", id)}
 		}
 		return struct {

@@ -542,3 +542,40 @@ func TestServiceDescriptionsTakeTheirFilters(t *testing.T) {
 		}
 	}
 }
+
+// No Describe action ignores its filters: each refuses an unknown one, and
+// those that only listed before narrow their answer now.
+func TestEveryDescribeTakesItsFiltersOrRefusesThem(t *testing.T) {
+	b, srv := demoBackend(t)
+	provider, consumer := account(b, "provider"), account(b, "consumer")
+	svc := b.m.Services[0]
+	for _, action := range []string{"DescribeVpcEndpoints", "DescribeVpcEndpointServiceConfigurations", "DescribeVpcEndpointServices",
+		"DescribeVpcEndpointConnections", "DescribeVpcEndpointServicePermissions&ServiceId=" + svc.ID, "DescribeVpcs", "DescribeSubnets",
+		"DescribeAvailabilityZones", "DescribeRegions", "DescribeVpcEndpointConnectionNotifications", "DescribeSecurityGroups",
+		"DescribeTags", "DescribeNetworkInterfaces"} {
+		if st, out := call(t, srv.URL, provider, "ec2", "Version=2016-11-15&Action="+action+"&Filter.1.Name=colour&Filter.1.Value.1=x", time.Now()); st != 400 || !strings.Contains(out, "colour") {
+			t.Errorf("%s with an unknown filter: %d %s", action, st, out)
+		}
+	}
+	p, c := ec2OK(t, srv.URL, provider), ec2OK(t, srv.URL, consumer)
+	p("Action=CreateVpcEndpointConnectionNotification&ServiceId=" + svc.ID + "&ConnectionNotificationArn=arn:aws:sns:us-east-1:111122223333:events&ConnectionEvents.1=Connect")
+	for _, tc := range []struct {
+		call      func(string) string
+		q, needle string
+		want      int
+	}{
+		{c, "Action=DescribeAvailabilityZones&Filter.1.Name=zone-name&Filter.1.Value.1=us-east-1b", "<zoneId>", 1},
+		{c, "Action=DescribeAvailabilityZones&ZoneId.1=use1-az1", "<zoneName>us-east-1a</zoneName>", 1},
+		{c, "Action=DescribeAvailabilityZones&Filter.1.Name=zone-id&Filter.1.Value.1=use1-az9", "<zoneId>", 0},
+		{c, "Action=DescribeRegions&Filter.1.Name=region-name&Filter.1.Value.1=us-east-1", "<regionName>", 1},
+		{c, "Action=DescribeRegions&RegionName.1=eu-west-1", "<regionName>", 0},
+		{p, "Action=DescribeVpcEndpointServicePermissions&ServiceId=" + svc.ID + "&Filter.1.Name=principal-type&Filter.1.Value.1=Account", "<principal>", 1},
+		{p, "Action=DescribeVpcEndpointServicePermissions&ServiceId=" + svc.ID + "&Filter.1.Name=principal-type&Filter.1.Value.1=Role", "<principal>", 0},
+		{p, "Action=DescribeVpcEndpointConnectionNotifications&Filter.1.Name=service-id&Filter.1.Value.1=" + svc.ID, "<connectionNotificationId>", 1},
+		{p, "Action=DescribeVpcEndpointConnectionNotifications&Filter.1.Name=connection-notification-state&Filter.1.Value.1=Disabled", "<connectionNotificationId>", 0},
+	} {
+		if n := strings.Count(tc.call(tc.q), tc.needle); n != tc.want {
+			t.Errorf("%s: %d of %s, want %d", tc.q, n, tc.needle, tc.want)
+		}
+	}
+}
