@@ -737,6 +737,24 @@ func TestASecurityGroupMadeWithTheAPIIsEnforcedByTheENIs(t *testing.T) {
 		t.Fatal("no security_group drops counted")
 	}
 	consumer.refused("DependencyViolation", "delete-security-group", "--group-id", sg.GroupId)
+	// The endpoint and its interfaces name the group, as AWS shows them.
+	var eps struct {
+		VpcEndpoints []struct {
+			Groups []struct{ GroupId, GroupName string }
+		}
+	}
+	consumer.do(&eps, "describe-vpc-endpoints", "--vpc-endpoint-ids", e.ID)
+	var enis struct {
+		NetworkInterfaces []struct {
+			Groups []struct{ GroupId, GroupName string }
+		}
+	}
+	consumer.do(&enis, "describe-network-interfaces", "--network-interface-ids", e.ENIs[0].ID)
+	for what, groups := range map[string][]struct{ GroupId, GroupName string }{"endpoint": eps.VpcEndpoints[0].Groups, "interface": enis.NetworkInterfaces[0].Groups} {
+		if len(groups) != 1 || groups[0].GroupId != sg.GroupId || groups[0].GroupName != "app" {
+			t.Fatalf("the %s's groups: %+v, want %s (app)", what, groups, sg.GroupId)
+		}
+	}
 	var described struct {
 		SecurityGroups []struct {
 			GroupId       string

@@ -39,8 +39,30 @@ type vpcEndpoint struct {
 	NetworkInterfaceIDs []string   `xml:"networkInterfaceIdSet>item"`
 	DNSEntries          []dnsEntry `xml:"dnsEntrySet>item"`
 	Created             string     `xml:"creationTimestamp,omitempty"`
+	Groups              []groupID  `xml:"groupSet>item"`
 	Tags                []tagItem  `xml:"tagSet>item"`
 	OwnerID             string     `xml:"ownerId"`
+}
+
+// groupID names a security group an endpoint or interface has.
+type groupID struct {
+	ID   string `xml:"groupId"`
+	Name string `xml:"groupName"`
+}
+
+// groupsOf are an endpoint's security groups, with their names.
+func groupsOf(m *ctl.State, e ctl.EndpointState) []groupID {
+	var out []groupID
+	for _, id := range e.SecurityGroups {
+		g := groupID{ID: id}
+		for _, sg := range m.SecurityGroups {
+			if sg.ID == id {
+				g.Name = sg.Name
+			}
+		}
+		out = append(out, g)
+	}
+	return out
 }
 
 type tagItem struct {
@@ -236,6 +258,7 @@ type networkInterface struct {
 	Status           string    `xml:"status"`
 	SubnetID         string    `xml:"subnetId"`
 	VPCID            string    `xml:"vpcId"`
+	Groups           []groupID `xml:"groupSet>item"`
 	Tags             []tagItem `xml:"tagSet>item"`
 }
 
@@ -286,6 +309,7 @@ func (h *Handler) endpointOut(m *ctl.State, e ctl.EndpointState) vpcEndpoint {
 		out.Created = e.Created.UTC().Format(time.RFC3339Nano)
 	}
 	out.Tags = tagsOf(m, e.ID)
+	out.Groups = groupsOf(m, e)
 	for _, eni := range e.ENIs {
 		out.SubnetIDs = append(out.SubnetIDs, eni.SubnetID)
 		out.NetworkInterfaceIDs = append(out.NetworkInterfaceIDs, eni.ID)
@@ -1058,7 +1082,7 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 				}
 				ni := networkInterface{AZ: m.AZName(eni.AZ), Description: "VPC Endpoint Interface " + e.ID, InterfaceType: "vpc_endpoint", ID: eni.ID,
 					OwnerID: e.OwnerID, PrivateIP: eni.IP, RequesterID: "727180483921", RequesterManaged: true, Status: "in-use",
-					SubnetID: eni.SubnetID, VPCID: e.VPCID}
+					SubnetID: eni.SubnetID, VPCID: e.VPCID, Groups: groupsOf(m, e)}
 				if eni.IPv6 != "" {
 					ni.IPv6 = []string{eni.IPv6}
 				}
