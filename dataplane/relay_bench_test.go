@@ -64,6 +64,13 @@ func (e *benchEndpoint) Readiness(mask waiter.EventMask) waiter.EventMask {
 
 func (e *benchEndpoint) ModerateRecvBuf(int) {}
 
+// The ends of a connection, which the relay reaches when the benchmark's
+// cleanup closes the sockets under a direction still running: nothing to
+// end on a stand-in.
+func (e *benchEndpoint) Abort()                                   {}
+func (e *benchEndpoint) Close()                                   {}
+func (e *benchEndpoint) Shutdown(tcpip.ShutdownFlags) tcpip.Error { return nil }
+
 // benchConn is a relayed connection over a socket pair; peer is the
 // target's end (blocking).
 func benchConn(b *testing.B) (*conn, *benchEndpoint, int) {

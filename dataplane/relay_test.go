@@ -97,7 +97,9 @@ func relayConn(tb testing.TB, ep tcpip.Endpoint, sndbuf int, peerNonblock bool) 
 	}
 	tb.Cleanup(func() { provider.Close(); unix.Close(fds[1]); p.close() })
 	c := &conn{
-		f:  &Forwarder{runner: newRunner(), poller: p},
+		// A flow table for the relay's end (finish) to take the flow from,
+		// which the benchmarks' cleanup can reach.
+		f:  &Forwarder{runner: newRunner(), poller: p, flows: flowtable.New(1024)},
 		fl: flowtable.NewFlow(flowtable.Key{}, nil, time.Minute, time.Now()), eni: &eniState{}, rt: &route{svc: &lbCounters{}},
 		target: &nat.Target{},
 		ep:     ep, wq: &waiter.Queue{}, provider: provider, providerRaw: raw, providerFD: fds[0],
