@@ -563,7 +563,7 @@ func (r *realizer) targetInOldNamespace(ts targetServer) bool {
 	if err != nil || json.Unmarshal(data, &ready) != nil || ready.NetnsInode == 0 {
 		return false
 	}
-	now, err := snapshot.NetnsInode(nsenter.Path(ts.t.Netns))
+	now, err := nsenter.Inode(ts.t.Netns)
 	return err == nil && now != ready.NetnsInode
 }
 

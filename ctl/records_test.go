@@ -79,22 +79,23 @@ func TestTheModelSurvivesTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	requireStored(t, st, m, "the model changed in the store")
+}
+
+// requireStored fails the test unless the store's model is want, field for
+// field (as JSON).
+func requireStored(t *testing.T, st store.Store, want *State, what string) {
+	t.Helper()
 	var back *State
-	st.View(func(tx store.ReadTx) error {
-		var ok bool
-		back, ok, err = loadModel(tx)
-		if !ok {
-			t.Fatal("no model in the store")
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
+	var ok bool
+	err := st.View(func(tx store.ReadTx) (err error) { back, ok, err = loadModel(tx); return err })
+	if err != nil || !ok {
+		t.Fatalf("%s: no model read back (%v)", what, err)
 	}
-	want, _ := json.Marshal(m)
-	got, _ := json.Marshal(back)
-	if string(want) != string(got) {
-		t.Fatalf("the model changed in the store:\nwrote %s\nread  %s", want, got)
+	w, _ := json.Marshal(want)
+	g, _ := json.Marshal(back)
+	if string(w) != string(g) {
+		t.Fatalf("%s:\nwrote %s\nread  %s", what, w, g)
 	}
 }
 
@@ -134,14 +135,5 @@ func TestWhatTheModelDropsLeavesTheStore(t *testing.T) {
 	for prefix, n := range kept {
 		t.Errorf("%d records under %s outlived the resources", n, prefix)
 	}
-	var back *State
-	st.View(func(tx store.ReadTx) error { back, _, err = loadModel(tx); return err })
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, _ := json.Marshal(empty)
-	got, _ := json.Marshal(back)
-	if string(want) != string(got) {
-		t.Fatalf("the emptied model came back as %s, want %s", got, want)
-	}
+	requireStored(t, st, empty, "the emptied model came back otherwise")
 }

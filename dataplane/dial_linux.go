@@ -15,7 +15,6 @@ import (
 
 	"pvlink.dev/pvlink/flowtable"
 	"pvlink.dev/pvlink/nsenter"
-	"pvlink.dev/pvlink/snapshot"
 )
 
 const (
@@ -188,11 +187,11 @@ func (f *Forwarder) forgetMovedNamespaces() (moved []string) {
 	f.nsMu.Lock()
 	defer f.nsMu.Unlock()
 	for name, ns := range f.providerNS {
-		var st unix.Stat_t
-		if unix.Fstat(int(ns.h), &st) != nil {
+		was, err := nsenter.HandleInode(ns.h)
+		if err != nil {
 			continue
 		}
-		if now, err := snapshot.NetnsInode(nsenter.Path(name)); err != nil || now == st.Ino {
+		if now, err := nsenter.Inode(name); err != nil || now == was {
 			continue
 		}
 		for _, fd := range ns.spare {

@@ -62,7 +62,7 @@ func (q InheritedQueues) adopt(name string) (*os.File, int, error) {
 	// another one (a namespace that lost its name, see followNamespaces)
 	// is not the ENI's.
 	if have, err := snapshot.QueueNetns(fd); err == nil {
-		if here, err := snapshot.NetnsInode("/proc/thread-self/ns/net"); err == nil && here != have {
+		if here, err := nsenter.ThreadInode(); err == nil && here != have {
 			unix.Close(fd)
 			return nil, -1, fmt.Errorf("inherited descriptor %d is a queue of a TUN %s in another namespace", fd, name)
 		}
@@ -143,6 +143,6 @@ func tunMoved(st *eniState) bool {
 	if err != nil {
 		return false
 	}
-	named, err := snapshot.NetnsInode(nsenter.Path(st.cfg.Netns))
+	named, err := nsenter.Inode(st.cfg.Netns)
 	return err == nil && named != have // no namespace by that name yet: wait
 }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,6 +24,18 @@ func requireRoot(t *testing.T) {
 		t.Fatal("this test needs root (network namespaces): CI must run it as root")
 	}
 	t.Skip("needs root (network namespaces); run as root, or set CI=true to make this a failure")
+}
+
+// scratch makes a namespace named after prefix and this process, removed
+// when the test ends.
+func scratch(tb testing.TB, prefix string) string {
+	tb.Helper()
+	name := fmt.Sprintf("%s-%d", prefix, os.Getpid())
+	if err := Create(name); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { Delete(name) })
+	return name
 }
 
 // threadNetns names the network namespace of the calling thread.
@@ -111,5 +124,41 @@ func userNetnsScenario(t *testing.T) {
 	}
 	if out, err := exec.Command("ip", "netns", "del", "mine").CombinedOutput(); err != nil {
 		t.Fatalf("ip netns del mine: %v\n%s", err, out)
+	}
+}
+
+// A namespace is known by its inode: the name's, the handle's and the
+// thread's inside Do agree, and a namespace made again under the same name
+// has another.
+func TestANamespaceMadeAgainHasAnotherInode(t *testing.T) {
+	requireRoot(t)
+	name := scratch(t, "pvl-inode")
+	first, err := Inode(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inside uint64
+	if err := Do(name, func() (err error) { inside, err = ThreadInode(); return err }); err != nil || inside != first {
+		t.Fatalf("inside Do: %d (%v), the name's %d", inside, err, first)
+	}
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close() // keeps the first namespace alive past its name
+	if got, err := HandleInode(h); err != nil || got != first {
+		t.Fatalf("the handle's inode %d (%v), the name's %d", got, err, first)
+	}
+	if err := Delete(name); err != nil {
+		t.Fatal(err)
+	}
+	if err := Create(name); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := Inode(name); err != nil || again == first {
+		t.Fatalf("made again: inode %d (%v), the first was %d", again, err, first)
+	}
+	if host, err := ThreadInode(); err != nil || host == first {
+		t.Fatalf("this thread's namespace %d (%v) is the one made", host, err)
 	}
 }

@@ -3,10 +3,8 @@ package nsenter
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -20,11 +18,7 @@ import (
 // namespace, and a refused connection says so.
 func TestDialTCPConnectsFromInsideTheNamespace(t *testing.T) {
 	requireRoot(t)
-	name := fmt.Sprintf("pvl-dial-%d", os.Getpid())
-	if err := Create(name); err != nil {
-		t.Fatal(err)
-	}
-	defer Delete(name)
+	name := scratch(t, "pvl-dial")
 	var ln net.Listener
 	if err := Do(name, func() error {
 		lo, err := netlink.LinkByName("lo")

@@ -71,6 +71,31 @@ func Exists(name string) bool {
 // Path is the file of a named network namespace.
 func Path(name string) string { return filepath.Join(runDir, name) }
 
+// Inode is the inode of a named network namespace: one made again under
+// the same name (a user's `ip netns delete`, then ctld) has another.
+func Inode(name string) (uint64, error) { return inodeOf(Path(name)) }
+
+// ThreadInode is the inode of the calling thread's network namespace:
+// inside Do, the one it entered.
+func ThreadInode() (uint64, error) { return inodeOf("/proc/thread-self/ns/net") }
+
+// HandleInode is the inode of the network namespace an open handle is of.
+func HandleInode(h netns.NsHandle) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(h), &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}
+
+func inodeOf(path string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}
+
 // runDir is where named namespaces are bind-mounted, as iproute2 keeps them.
 const runDir = "/run/netns"
 

@@ -11,12 +11,7 @@ func BenchmarkDoHandle(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root")
 	}
-	name := "pvl-bench-nsenter"
-	if err := Create(name); err != nil {
-		b.Fatal(err)
-	}
-	defer Delete(name)
-	h, err := handle(name)
+	h, err := handle(scratch(b, "pvl-bench-nsenter"))
 	if err != nil {
 		b.Fatal(err)
 	}

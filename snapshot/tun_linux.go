@@ -22,7 +22,7 @@ func QueueTUN(fd int) (string, error) {
 }
 
 // QueueNetns is the inode of the network namespace of the TUN that queue
-// fd is attached to (TUNGETDEVNETNS): the same as NetnsInode's for the
+// fd is attached to (TUNGETDEVNETNS): the same as nsenter.Inode's for the
 // namespace the TUN is in.
 func QueueNetns(fd int) (uint64, error) {
 	nsfd, err := unix.IoctlRetInt(fd, unix.TUNGETDEVNETNS)
@@ -32,17 +32,6 @@ func QueueNetns(fd int) (uint64, error) {
 	defer unix.Close(nsfd)
 	var st unix.Stat_t
 	if err := unix.Fstat(nsfd, &st); err != nil {
-		return 0, err
-	}
-	return st.Ino, nil
-}
-
-// NetnsInode is the inode of a network namespace by its file: a name's
-// (/run/netns/NAME) or a thread's (/proc/thread-self/ns/net). A namespace
-// made again under the same name has another.
-func NetnsInode(path string) (uint64, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
 		return 0, err
 	}
 	return st.Ino, nil

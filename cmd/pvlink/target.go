@@ -36,7 +36,7 @@ func newTargetServeCmd() *cobra.Command {
 			var err error
 			if ns != "" {
 				err = nsenter.Do(ns, func() error {
-					nsInode, _ = snapshot.NetnsInode("/proc/thread-self/ns/net")
+					nsInode, _ = nsenter.ThreadInode()
 					return listenFn()
 				})
 			} else {
