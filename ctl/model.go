@@ -237,6 +237,12 @@ func (s *State) ApplyTopology(t *Topology, file string) error {
 			e.Created = time.Now().UTC()
 		}
 	}
+	for i := range next.LoadBalancers {
+		// And a new load balancer made now (AWS's CreatedTime).
+		if lb := &next.LoadBalancers[i]; lb.Created.IsZero() {
+			lb.Created = time.Now().UTC()
+		}
+	}
 	next.giveKeys(s)
 	next.keepAPIResources(s)
 	next.Tags = s.Tags
@@ -512,7 +518,7 @@ func (next *State) carryIDs(old *State) map[string]bool {
 			if ol.Name != lb.Name {
 				continue
 			}
-			lb.ID = ol.ID
+			lb.ID, lb.Created = ol.ID, ol.Created
 			for j := range lb.Listeners {
 				for _, oli := range ol.Listeners {
 					if oli.Port == lb.Listeners[j].Port {

@@ -102,6 +102,10 @@ func TestApplyingTheSameTopologyAgainChangesNothing(t *testing.T) {
 	if c := s.Endpoints[0].Created; c.IsZero() || !again.Endpoints[0].Created.Equal(c) {
 		t.Fatalf("the endpoint's creation time: %v, then %v", c, again.Endpoints[0].Created)
 	}
+	// So does the load balancer (AWS's CreatedTime).
+	if c := s.LoadBalancers[0].Created; c.IsZero() || !again.LoadBalancers[0].Created.Equal(c) {
+		t.Fatalf("the load balancer's creation time: %v, then %v", c, again.LoadBalancers[0].Created)
+	}
 	if err := again.AcceptEndpoint("web"); err != nil || sameModel(s, again) {
 		t.Fatalf("an accept left the model the same (%v)", err)
 	}

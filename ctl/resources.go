@@ -223,7 +223,7 @@ func (s *State) CreateLoadBalancer(caller, name, ipType string, subnetIDs []stri
 	if len(subnetIDs) == 0 {
 		return nil, refuse("a load balancer needs at least one subnet")
 	}
-	lb := LBState{Origin: "api", State: LBProvisioning, IPAddressType: ipType, Name: name, ID: newHexID(16), OwnerID: caller}
+	lb := LBState{Origin: "api", State: LBProvisioning, IPAddressType: ipType, Name: name, ID: newHexID(16), OwnerID: caller, Created: time.Now().UTC()}
 	azs := map[string]bool{}
 	for _, id := range subnetIDs {
 		v, sn, err := s.subnetByID(caller, id)

@@ -97,15 +97,17 @@ type LBState struct {
 	Origin string `json:"origin,omitempty"`
 	State  string `json:"state,omitempty"` // provisioning, active ("" from a topology: active)
 	// IPAddressType is ipv4 or dualstack.
-	IPAddressType string        `json:"ip_address_type,omitempty"`
-	Name          string        `json:"name"`
-	ID            string        `json:"id"` // the last part of its ARN
-	OwnerID       string        `json:"owner_id"`
-	VPC           string        `json:"vpc"`
-	Netns         string        `json:"netns"`
-	CrossZone     bool          `json:"cross_zone"`
-	Nodes         []LBNodeState `json:"nodes"`
-	Listeners     []Listener    `json:"listeners"`
+	IPAddressType string `json:"ip_address_type,omitempty"`
+	Name          string `json:"name"`
+	ID            string `json:"id"` // the last part of its ARN
+	OwnerID       string `json:"owner_id"`
+	VPC           string `json:"vpc"`
+	Netns         string `json:"netns"`
+	CrossZone     bool   `json:"cross_zone"`
+	// Created is when it was made (AWS's CreatedTime).
+	Created   time.Time     `json:"created,omitzero"`
+	Nodes     []LBNodeState `json:"nodes"`
+	Listeners []Listener    `json:"listeners"`
 }
 
 // TargetGroupState is a target group's settings; its targets are in

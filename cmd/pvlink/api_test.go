@@ -385,11 +385,24 @@ accounts:
 	tgARN := tg.TargetGroups[0].TargetGroupArn
 	providerELB.refused("ValidationError", "create-target-group", "--name", "dns", "--protocol", "UDP", "--port", "53", "--vpc-id", vpc.Vpc.VpcId)
 	providerELB.do(nil, "register-targets", "--target-group-arn", tgARN, "--targets", "Id=198.19.1.10,Port=8080")
-	var lb struct {
-		LoadBalancers []struct{ LoadBalancerArn, VpcId string }
+	type loadBalancers struct {
+		LoadBalancers []struct {
+			LoadBalancerArn, VpcId, CanonicalHostedZoneId string
+			CreatedTime                                   time.Time
+		}
 	}
+	var lb, described loadBalancers
+	made := time.Now()
 	providerELB.do(&lb, "create-load-balancer", "--name", "web-nlb", "--type", "network", "--scheme", "internal", "--subnets", sub.Subnet.SubnetId)
 	lbARN := lb.LoadBalancers[0].LoadBalancerArn
+	// As AWS shows it: when it was made, and us-east-1's zone for a
+	// Route 53 alias to a Network Load Balancer.
+	providerELB.do(&described, "describe-load-balancers", "--load-balancer-arns", lbARN)
+	if got := described.LoadBalancers[0]; got.CanonicalHostedZoneId != "Z26RNL4JYFTOTI" ||
+		!got.CreatedTime.Equal(lb.LoadBalancers[0].CreatedTime) || got.CreatedTime.Before(made.Add(-time.Second)) || got.CreatedTime.After(time.Now()) {
+		t.Fatalf("describe-load-balancers: zone %q, made %v (create-load-balancer said %v; made between %v and now)",
+			got.CanonicalHostedZoneId, got.CreatedTime, lb.LoadBalancers[0].CreatedTime, made)
+	}
 	providerELB.refused("DuplicateLoadBalancerName", "create-load-balancer", "--name", "web-nlb", "--type", "network", "--subnets", sub.Subnet.SubnetId)
 	providerELB.do(nil, "create-listener", "--load-balancer-arn", lbARN, "--protocol", "TCP", "--port", "80", "--default-actions", "Type=forward,TargetGroupArn="+tgARN)
 	var svc struct {

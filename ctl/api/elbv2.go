@@ -33,6 +33,8 @@ type lbZone struct {
 type loadBalancer struct {
 	ARN           string   `xml:"LoadBalancerArn"`
 	DNSName       string   `xml:"DNSName"`
+	HostedZoneID  string   `xml:"CanonicalHostedZoneId,omitempty"`
+	Created       string   `xml:"CreatedTime,omitempty"`
 	Name          string   `xml:"LoadBalancerName"`
 	Scheme        string   `xml:"Scheme"`
 	VPCID         string   `xml:"VpcId"`
@@ -125,6 +127,22 @@ func (m *modelView) subnetID(vpc, subnet string) string {
 	return ""
 }
 
+// nlbHostedZones are the Route 53 zones AWS names as a Network Load
+// Balancer's CanonicalHostedZoneId, by Region (the Elastic Load Balancing
+// endpoints table of the AWS General Reference): what a Route 53 alias to
+// the load balancer's DNS name names. A Region not listed shows none.
+var nlbHostedZones = map[string]string{
+	"us-east-1":      "Z26RNL4JYFTOTI",
+	"us-east-2":      "ZLMOA37VPKANP",
+	"us-west-1":      "Z24FKFUX50B4VW",
+	"us-west-2":      "Z18D5FSROUN65G",
+	"eu-west-1":      "Z2IFOLAFXWLO4F",
+	"eu-central-1":   "Z3F0SRJ5LGBH90",
+	"ap-northeast-1": "Z31USIVHYNEOWT",
+	"ap-south-1":     "ZVDDRBQ08TROA",
+	"ap-southeast-2": "ZCT6FZBF4DROD",
+}
+
 func (m *modelView) lbOut(lb ctl.LBState) loadBalancer {
 	out := loadBalancer{
 		ARN: m.lbARN(lb), DNSName: fmt.Sprintf("%s-%s.elb.%s.amazonaws.com", lb.Name, lb.ID[:10], m.Region), Name: lb.Name,
@@ -133,6 +151,10 @@ func (m *modelView) lbOut(lb ctl.LBState) loadBalancer {
 	if out.IPAddressType == "" {
 		out.IPAddressType = "ipv4"
 	}
+	if !lb.Created.IsZero() {
+		out.Created = lb.Created.UTC().Format(time.RFC3339Nano)
+	}
+	out.HostedZoneID = nlbHostedZones[m.Region]
 	if out.State == "" {
 		out.State = ctl.LBActive
 	}
