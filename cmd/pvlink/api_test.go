@@ -387,17 +387,21 @@ accounts:
 	providerELB.do(nil, "register-targets", "--target-group-arn", tgARN, "--targets", "Id=198.19.1.10,Port=8080")
 	type loadBalancers struct {
 		LoadBalancers []struct {
-			LoadBalancerArn, VpcId, CanonicalHostedZoneId string
-			CreatedTime                                   time.Time
+			LoadBalancerArn, VpcId, CanonicalHostedZoneId, DNSName string
+			CreatedTime                                            time.Time
 		}
 	}
 	var lb, described loadBalancers
 	made := time.Now()
 	providerELB.do(&lb, "create-load-balancer", "--name", "web-nlb", "--type", "network", "--scheme", "internal", "--subnets", sub.Subnet.SubnetId)
 	lbARN := lb.LoadBalancers[0].LoadBalancerArn
-	// As AWS shows it: when it was made, and us-east-1's zone for a
-	// Route 53 alias to a Network Load Balancer.
+	// As AWS shows it: when it was made, us-east-1's zone for a Route 53
+	// alias to a Network Load Balancer, and a DNS name of its name and
+	// the id its ARN ends with.
 	providerELB.do(&described, "describe-load-balancers", "--load-balancer-arns", lbARN)
+	if got, want := described.LoadBalancers[0].DNSName, "web-nlb-"+lbARN[strings.LastIndex(lbARN, "/")+1:]+".elb.us-east-1.amazonaws.com"; got != want {
+		t.Fatalf("the load balancer's DNS name is %s, want %s", got, want)
+	}
 	if got := described.LoadBalancers[0]; got.CanonicalHostedZoneId != "Z26RNL4JYFTOTI" ||
 		!got.CreatedTime.Equal(lb.LoadBalancers[0].CreatedTime) || got.CreatedTime.Before(made.Add(-time.Second)) || got.CreatedTime.After(time.Now()) {
 		t.Fatalf("describe-load-balancers: zone %q, made %v (create-load-balancer said %v; made between %v and now)",

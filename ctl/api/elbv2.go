@@ -145,7 +145,7 @@ var nlbHostedZones = map[string]string{
 
 func (m *modelView) lbOut(lb ctl.LBState) loadBalancer {
 	out := loadBalancer{
-		ARN: m.lbARN(lb), DNSName: fmt.Sprintf("%s-%s.elb.%s.amazonaws.com", lb.Name, lb.ID[:10], m.Region), Name: lb.Name,
+		ARN: m.lbARN(lb), DNSName: fmt.Sprintf("%s-%s.elb.%s.amazonaws.com", lb.Name, lb.ID, m.Region), Name: lb.Name,
 		Scheme: "internal", VPCID: m.vpcID(lb.VPC), State: lb.State, Type: "network", IPAddressType: lb.IPAddressType,
 	}
 	if out.IPAddressType == "" {
