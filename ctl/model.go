@@ -247,6 +247,9 @@ func (s *State) ApplyTopology(t *Topology, file string) error {
 	next.keepAPIResources(s)
 	next.Tags = s.Tags
 	next.dropTagsOfGone()
+	if err := s.checkProtectedLeaving(next); err != nil {
+		return err
+	}
 	if err := s.checkLoadBalancersLeaving(next); err != nil {
 		return err
 	}
@@ -518,7 +521,9 @@ func (next *State) carryIDs(old *State) map[string]bool {
 			if ol.Name != lb.Name {
 				continue
 			}
-			lb.ID, lb.Created = ol.ID, ol.Created
+			// Deletion protection is set through the API only: the
+			// file does not speak of it.
+			lb.ID, lb.Created, lb.DeletionProtection = ol.ID, ol.Created, ol.DeletionProtection
 			for j := range lb.Listeners {
 				for _, oli := range ol.Listeners {
 					if oli.Port == lb.Listeners[j].Port {

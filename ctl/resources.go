@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -253,6 +252,9 @@ func (s *State) DeleteLoadBalancer(caller, id string) error {
 	lb, ok := s.LoadBalancerByID(caller, id)
 	if !ok {
 		return &NotFoundError{"LoadBalancer", id}
+	}
+	if lb.DeletionProtection {
+		return &OperationNotPermittedError{fmt.Sprintf("Load balancer '%s' cannot be deleted because deletion protection is enabled", lb.Name)}
 	}
 	for _, sv := range s.Services {
 		if slices.Contains(sv.LoadBalancers, lb.Name) {
@@ -592,92 +594,6 @@ func (s *State) refreshPorts() {
 			s.Endpoints[i].Ports = s.servicePorts(svc)
 		}
 	}
-}
-
-// TargetGroupAttributes are the attributes ELBv2 lets a target group of a
-// Network Load Balancer set, as pvlink serves them.
-var TargetGroupAttributes = []string{
-	"proxy_protocol_v2.enabled",
-	"deregistration_delay.timeout_seconds",
-	"deregistration_delay.connection_termination.enabled",
-	"stickiness.enabled",
-	"stickiness.type",
-	"tcp.idle_timeout.seconds",
-}
-
-// Attributes are a target group's attributes, as strings.
-func (tg *TargetGroupState) Attributes() map[string]string {
-	dereg, idle := 300, 350
-	if d, err := time.ParseDuration(tg.DeregistrationDelay); err == nil && d > 0 {
-		dereg = int(d / time.Second)
-	}
-	if d, err := time.ParseDuration(tg.IdleTimeout); err == nil && d > 0 {
-		idle = int(d / time.Second)
-	}
-	return map[string]string{
-		"proxy_protocol_v2.enabled":                           strconv.FormatBool(tg.ProxyProtocolV2),
-		"deregistration_delay.timeout_seconds":                strconv.Itoa(dereg),
-		"deregistration_delay.connection_termination.enabled": strconv.FormatBool(tg.ConnectionTermination),
-		"stickiness.enabled":                                  "false",
-		"stickiness.type":                                     "source_ip",
-		"tcp.idle_timeout.seconds":                            strconv.Itoa(idle),
-	}
-}
-
-// SetTargetGroupAttributes changes attributes of a target group of the
-// caller's; each value is checked as ELBv2 checks it.
-func (s *State) SetTargetGroupAttributes(caller, id string, attrs map[string]string) error {
-	tg, ok := s.TargetGroupByID(caller, id)
-	if !ok {
-		return &NotFoundError{"TargetGroup", id}
-	}
-	for k, v := range attrs {
-		boolean := func() (bool, error) {
-			b, err := strconv.ParseBool(v)
-			if err != nil || (v != "true" && v != "false") {
-				return false, refuse("attribute %s: %q is not true or false", k, v)
-			}
-			return b, nil
-		}
-		seconds := func(lo, hi int) (int, error) {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < lo || n > hi {
-				return 0, refuse("attribute %s: %q is not a whole number of seconds from %d to %d", k, v, lo, hi)
-			}
-			return n, nil
-		}
-		var err error
-		switch k {
-		case "proxy_protocol_v2.enabled":
-			tg.ProxyProtocolV2, err = boolean()
-		case "deregistration_delay.connection_termination.enabled":
-			tg.ConnectionTermination, err = boolean()
-		case "deregistration_delay.timeout_seconds":
-			var n int
-			if n, err = seconds(0, 3600); err == nil {
-				tg.DeregistrationDelay = (time.Duration(n) * time.Second).String()
-			}
-		case "tcp.idle_timeout.seconds":
-			var n int
-			if n, err = seconds(60, 6000); err == nil {
-				tg.IdleTimeout = (time.Duration(n) * time.Second).String()
-			}
-		case "stickiness.enabled":
-			if v != "false" {
-				err = refuse("attribute stickiness.enabled: pvlink's target groups choose targets by a hash of the flow, without stickiness")
-			}
-		case "stickiness.type":
-			if v != "source_ip" {
-				err = refuse("attribute stickiness.type: only source_ip exists for a Network Load Balancer")
-			}
-		default:
-			err = refuse("attribute %q is not one of %s", k, strings.Join(TargetGroupAttributes, ", "))
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // ModifyTargetGroupHealthCheck changes a target group's health check.

@@ -104,6 +104,9 @@ type LBState struct {
 	VPC           string `json:"vpc"`
 	Netns         string `json:"netns"`
 	CrossZone     bool   `json:"cross_zone"`
+	// DeletionProtection refuses its deletion, by the API or by a
+	// topology that leaves it out, until it is turned off.
+	DeletionProtection bool `json:"deletion_protection,omitempty"`
 	// Created is when it was made (AWS's CreatedTime).
 	Created   time.Time     `json:"created,omitzero"`
 	Nodes     []LBNodeState `json:"nodes"`

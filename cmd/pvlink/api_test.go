@@ -511,8 +511,32 @@ accounts:
 		return len(health.TargetHealthDescriptions) == 1 && health.TargetHealthDescriptions[0].TargetHealth.State == "healthy"
 	})
 
+	// The load balancer's attributes: cross-zone and deletion protection
+	// are set; what pvlink has nothing behind is refused.
+	var lbAttrs struct{ Attributes []struct{ Key, Value string } }
+	lbAttr := func(key string) string {
+		providerELB.do(&lbAttrs, "describe-load-balancer-attributes", "--load-balancer-arn", lbARN)
+		for _, a := range lbAttrs.Attributes {
+			if a.Key == key {
+				return a.Value
+			}
+		}
+		return ""
+	}
+	if lbAttr("load_balancing.cross_zone.enabled") != "false" || lbAttr("deletion_protection.enabled") != "false" {
+		t.Fatalf("a new load balancer's attributes: %+v", lbAttrs.Attributes)
+	}
+	providerELB.do(nil, "modify-load-balancer-attributes", "--load-balancer-arn", lbARN, "--attributes",
+		"Key=load_balancing.cross_zone.enabled,Value=true", "Key=deletion_protection.enabled,Value=true")
+	if lbAttr("load_balancing.cross_zone.enabled") != "true" || lbAttr("deletion_protection.enabled") != "true" {
+		t.Fatalf("after modify-load-balancer-attributes: %+v", lbAttrs.Attributes)
+	}
+	providerELB.refused("ValidationError", "modify-load-balancer-attributes", "--load-balancer-arn", lbARN, "--attributes", "Key=access_logs.s3.enabled,Value=true")
+
 	// Everything down again through the API, each refused while something
 	// still stands on it.
+	providerELB.refused("OperationNotPermitted", "delete-load-balancer", "--load-balancer-arn", lbARN)
+	providerELB.do(nil, "modify-load-balancer-attributes", "--load-balancer-arn", lbARN, "--attributes", "Key=deletion_protection.enabled,Value=false")
 	providerELB.refused("ResourceInUse", "delete-load-balancer", "--load-balancer-arn", lbARN)
 	consumer.do(nil, "delete-vpc-endpoints", "--vpc-endpoint-ids", id)
 	provider.do(nil, "delete-vpc-endpoint-service-configurations", "--service-ids", serviceID)

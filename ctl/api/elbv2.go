@@ -410,10 +410,7 @@ func (h *Handler) elbv2(caller string, q query) (any, error) {
 	case "DescribeTargetGroupAttributes", "ModifyTargetGroupAttributes":
 		id := arnIDs([]string{q.str("TargetGroupArn")})[0]
 		if action == "ModifyTargetGroupAttributes" {
-			attrs := map[string]string{}
-			for _, a := range q.structs("Attributes.member", "Key", "Value") {
-				attrs[a["Key"]] = a["Value"]
-			}
+			attrs := attributesOf(q)
 			if _, err := h.b.Change(func(s *ctl.State) error { return s.SetTargetGroupAttributes(caller, id, attrs) }); err != nil {
 				return nil, err
 			}
@@ -423,18 +420,22 @@ func (h *Handler) elbv2(caller string, q query) (any, error) {
 		if !ok {
 			return nil, &apiError{400, "TargetGroupNotFound", fmt.Sprintf("Target group '%s' not found", q.str("TargetGroupArn"))}
 		}
-		type attr struct {
-			Key   string `xml:"Key"`
-			Value string `xml:"Value"`
+		return attributesOut(ctl.TargetGroupAttributes, tg.Attributes()), nil
+
+	case "DescribeLoadBalancerAttributes", "ModifyLoadBalancerAttributes":
+		id := arnIDs([]string{q.str("LoadBalancerArn")})[0]
+		if action == "ModifyLoadBalancerAttributes" {
+			attrs := attributesOf(q)
+			if _, err := h.b.Change(func(s *ctl.State) error { return s.SetLoadBalancerAttributes(caller, id, attrs) }); err != nil {
+				return nil, err
+			}
+			m = &modelView{h.b.Model()}
 		}
-		var out []attr
-		attrs := tg.Attributes()
-		for _, k := range ctl.TargetGroupAttributes {
-			out = append(out, attr{k, attrs[k]})
+		lb, ok := m.LoadBalancerByID(caller, id)
+		if !ok {
+			return nil, &apiError{400, "LoadBalancerNotFound", fmt.Sprintf("Load balancer '%s' not found", q.str("LoadBalancerArn"))}
 		}
-		return struct {
-			Attrs []attr `xml:"Attributes>member"`
-		}{out}, nil
+		return attributesOut(ctl.LoadBalancerAttributes, lb.Attributes()), nil
 
 	case "ModifyTargetGroup":
 		id := arnIDs([]string{q.str("TargetGroupArn")})[0]
@@ -558,6 +559,32 @@ func (h *Handler) targetStates() map[string]string {
 	return out
 }
 
+// attributesOf are the Attributes.member.N.Key/Value pairs of a Modify*Attributes call.
+func attributesOf(q query) map[string]string {
+	attrs := map[string]string{}
+	for _, a := range q.structs("Attributes.member", "Key", "Value") {
+		attrs[a["Key"]] = a["Value"]
+	}
+	return attrs
+}
+
+type attribute struct {
+	Key   string `xml:"Key"`
+	Value string `xml:"Value"`
+}
+
+// attributesOut lists attrs in the order of keys, as Describe*Attributes
+// and Modify*Attributes answer.
+func attributesOut(keys []string, attrs map[string]string) any {
+	var out []attribute
+	for _, k := range keys {
+		out = append(out, attribute{k, attrs[k]})
+	}
+	return struct {
+		Attrs []attribute `xml:"Attributes>member"`
+	}{out}
+}
+
 // elbCode is the ELBv2 error code and HTTP status of a model error.
 func elbCode(err error) (string, int) {
 	var nf *ctl.NotFoundError
@@ -565,9 +592,12 @@ func elbCode(err error) (string, int) {
 	var ae *apiError
 	var de *ctl.DependencyError
 	var dup *ctl.DuplicateError
+	var np *ctl.OperationNotPermittedError
 	switch {
 	case errors.As(err, &ae):
 		return ae.code, ae.status
+	case errors.As(err, &np):
+		return "OperationNotPermitted", 400
 	case errors.As(err, &de):
 		return "ResourceInUse", 400
 	case errors.As(err, &dup):

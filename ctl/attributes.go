@@ -1,0 +1,201 @@
+package ctl
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The ELBv2 attributes of load balancers and target groups: each a string
+// key and value, as DescribeLoadBalancerAttributes and
+// DescribeTargetGroupAttributes list them. pvlink lists an attribute only
+// where what it says is true of the fabric, and refuses a value it would
+// not honour, with the reason.
+
+// boolAttr is attribute k's value v as ELBv2 takes a boolean: true or false.
+func boolAttr(k, v string) (bool, error) {
+	switch v {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, refuse("attribute %s: %q is not true or false", k, v)
+}
+
+// OperationNotPermittedError refuses what a setting of the resource
+// forbids (ELBv2's OperationNotPermitted): deleting a load balancer whose
+// deletion protection is on.
+type OperationNotPermittedError struct{ Msg string }
+
+func (e *OperationNotPermittedError) Error() string { return e.Msg }
+
+// LoadBalancerAttributes are the attribute keys of a Network Load Balancer
+// pvlink lists, in order.
+var LoadBalancerAttributes = []string{
+	"deletion_protection.enabled",
+	"load_balancing.cross_zone.enabled",
+	"access_logs.s3.enabled",
+	"access_logs.s3.bucket",
+	"access_logs.s3.prefix",
+	"dns_record.client_routing_policy",
+	"zonal_shift.config.enabled",
+}
+
+// Attributes are a load balancer's attributes, as strings.
+func (lb *LBState) Attributes() map[string]string {
+	return map[string]string{
+		"deletion_protection.enabled":       strconv.FormatBool(lb.DeletionProtection),
+		"load_balancing.cross_zone.enabled": strconv.FormatBool(lb.CrossZone),
+		"access_logs.s3.enabled":            "false",
+		"access_logs.s3.bucket":             "",
+		"access_logs.s3.prefix":             "",
+		"dns_record.client_routing_policy":  "any_availability_zone",
+		"zonal_shift.config.enabled":        "false",
+	}
+}
+
+// SetLoadBalancerAttributes changes attributes of a load balancer of the
+// caller's. Deletion protection and cross-zone load balancing are pvlink's
+// to honour (the forwarders pick targets in every AZ of the load balancer
+// with cross-zone on); the others keep the only value pvlink can stand
+// behind, and another value is refused with the reason.
+func (s *State) SetLoadBalancerAttributes(caller, id string, attrs map[string]string) error {
+	lb, ok := s.LoadBalancerByID(caller, id)
+	if !ok {
+		return &NotFoundError{"LoadBalancer", id}
+	}
+	for k, v := range attrs {
+		var err error
+		only := func(want, why string) {
+			if v != want {
+				err = refuse("attribute %s: %s (only %q)", k, why, want)
+			}
+		}
+		switch k {
+		case "deletion_protection.enabled":
+			lb.DeletionProtection, err = boolAttr(k, v)
+		case "load_balancing.cross_zone.enabled":
+			lb.CrossZone, err = boolAttr(k, v)
+		case "access_logs.s3.enabled":
+			if _, err = boolAttr(k, v); err == nil {
+				only("false", "pvlink has no S3 to write access logs to; `pvlink flowlogs` prints the ENIs' flow log records")
+			}
+		case "access_logs.s3.bucket", "access_logs.s3.prefix":
+			only("", "pvlink has no S3 to write access logs to")
+		case "dns_record.client_routing_policy":
+			only("any_availability_zone", "the load balancer's DNS name is not served by the fabric's resolver, so no AZ affinity applies to it")
+		case "zonal_shift.config.enabled":
+			if _, err = boolAttr(k, v); err == nil {
+				only("false", "pvlink has no zonal shift; `pvlink fault az-down` takes an AZ out")
+			}
+		default:
+			err = refuse("load balancer attribute key %q is not recognized (pvlink lists %s)", k, strings.Join(LoadBalancerAttributes, ", "))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkProtectedLeaving refuses a model change that would drop a load
+// balancer whose deletion protection is on.
+func (s *State) checkProtectedLeaving(next *State) error {
+	for _, lb := range s.LoadBalancers {
+		if lb.DeletionProtection && !next.hasLoadBalancer(lb.ID) {
+			return &OperationNotPermittedError{fmt.Sprintf("load balancer %s has deletion protection enabled: turn it off (modify-load-balancer-attributes --attributes Key=deletion_protection.enabled,Value=false) before removing it", lb.Name)}
+		}
+	}
+	return nil
+}
+
+func (s *State) hasLoadBalancer(id string) bool {
+	for _, lb := range s.LoadBalancers {
+		if lb.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// TargetGroupAttributes are the attributes ELBv2 lets a target group of a
+// Network Load Balancer set, as pvlink serves them.
+var TargetGroupAttributes = []string{
+	"proxy_protocol_v2.enabled",
+	"deregistration_delay.timeout_seconds",
+	"deregistration_delay.connection_termination.enabled",
+	"stickiness.enabled",
+	"stickiness.type",
+	"tcp.idle_timeout.seconds",
+}
+
+// Attributes are a target group's attributes, as strings.
+func (tg *TargetGroupState) Attributes() map[string]string {
+	dereg, idle := 300, 350
+	if d, err := time.ParseDuration(tg.DeregistrationDelay); err == nil && d > 0 {
+		dereg = int(d / time.Second)
+	}
+	if d, err := time.ParseDuration(tg.IdleTimeout); err == nil && d > 0 {
+		idle = int(d / time.Second)
+	}
+	return map[string]string{
+		"proxy_protocol_v2.enabled":                           strconv.FormatBool(tg.ProxyProtocolV2),
+		"deregistration_delay.timeout_seconds":                strconv.Itoa(dereg),
+		"deregistration_delay.connection_termination.enabled": strconv.FormatBool(tg.ConnectionTermination),
+		"stickiness.enabled":                                  "false",
+		"stickiness.type":                                     "source_ip",
+		"tcp.idle_timeout.seconds":                            strconv.Itoa(idle),
+	}
+}
+
+// SetTargetGroupAttributes changes attributes of a target group of the
+// caller's; each value is checked as ELBv2 checks it.
+func (s *State) SetTargetGroupAttributes(caller, id string, attrs map[string]string) error {
+	tg, ok := s.TargetGroupByID(caller, id)
+	if !ok {
+		return &NotFoundError{"TargetGroup", id}
+	}
+	for k, v := range attrs {
+		boolean := func() (bool, error) { return boolAttr(k, v) }
+		seconds := func(lo, hi int) (int, error) {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < lo || n > hi {
+				return 0, refuse("attribute %s: %q is not a whole number of seconds from %d to %d", k, v, lo, hi)
+			}
+			return n, nil
+		}
+		var err error
+		switch k {
+		case "proxy_protocol_v2.enabled":
+			tg.ProxyProtocolV2, err = boolean()
+		case "deregistration_delay.connection_termination.enabled":
+			tg.ConnectionTermination, err = boolean()
+		case "deregistration_delay.timeout_seconds":
+			var n int
+			if n, err = seconds(0, 3600); err == nil {
+				tg.DeregistrationDelay = (time.Duration(n) * time.Second).String()
+			}
+		case "tcp.idle_timeout.seconds":
+			var n int
+			if n, err = seconds(60, 6000); err == nil {
+				tg.IdleTimeout = (time.Duration(n) * time.Second).String()
+			}
+		case "stickiness.enabled":
+			if v != "false" {
+				err = refuse("attribute stickiness.enabled: pvlink's target groups choose targets by a hash of the flow, without stickiness")
+			}
+		case "stickiness.type":
+			if v != "source_ip" {
+				err = refuse("attribute stickiness.type: only source_ip exists for a Network Load Balancer")
+			}
+		default:
+			err = refuse("attribute %q is not one of %s", k, strings.Join(TargetGroupAttributes, ", "))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

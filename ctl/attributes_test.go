@@ -1,0 +1,139 @@
+package ctl
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// withSpareLB is the demo with a second load balancer, which no service
+// uses, on port 81 of the same target group.
+func withSpareLB(t *testing.T) string {
+	demo := string(demoTopology(t))
+	const at = "\nendpoint_services:"
+	if !strings.Contains(demo, at) {
+		t.Fatal("the demo has no endpoint_services section")
+	}
+	return strings.Replace(demo, at, `
+  - name: spare-nlb
+    vpc: provider
+    subnet_mappings:
+      - {subnet: provider-az1, private_ipv4_address: 198.19.1.6}
+      - {subnet: provider-az2, private_ipv4_address: 198.19.2.6}
+    listeners:
+      - {protocol: TCP, port: 81, target_group: web}
+`+at, 1)
+}
+
+func lbNamed(t *testing.T, s *State, name string) *LBState {
+	t.Helper()
+	for i := range s.LoadBalancers {
+		if s.LoadBalancers[i].Name == name {
+			return &s.LoadBalancers[i]
+		}
+	}
+	t.Fatalf("no load balancer %s", name)
+	return nil
+}
+
+// TestCrossZoneSetThroughTheAPIReachesTheForwarders: the attribute is the
+// model's, and each AZ's forwarder snapshot follows it.
+func TestCrossZoneSetThroughTheAPIReachesTheForwarders(t *testing.T) {
+	s := &State{}
+	if err := applyText(t, s, string(demoTopology(t))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AcceptEndpoint("web"); err != nil {
+		t.Fatal(err)
+	}
+	lb := lbNamed(t, s, "web-nlb")
+	for _, v := range []string{"true", "false", "true"} {
+		if err := s.SetLoadBalancerAttributes(lb.OwnerID, lb.ID, map[string]string{"load_balancing.cross_zone.enabled": v}); err != nil {
+			t.Fatal(err)
+		}
+		if got := lb.Attributes()["load_balancing.cross_zone.enabled"]; got != v {
+			t.Fatalf("set to %s, the attribute says %s", v, got)
+		}
+		for _, az := range []string{"use1-az1", "use1-az2"} {
+			if got := s.ForwarderConfig(az).LoadBalancers["web-nlb"].CrossZone; got != (v == "true") {
+				t.Fatalf("cross-zone set to %s: %s's forwarder has %v", v, az, got)
+			}
+		}
+	}
+}
+
+// TestAttributesPvlinkWouldNotHonourAreRefusedWithTheReason: an unknown
+// key, a value that is not a boolean, and settings pvlink has nothing
+// behind (access logs, DNS AZ affinity, zonal shift) are refused, naming
+// the attribute; their off values are taken.
+func TestAttributesPvlinkWouldNotHonourAreRefusedWithTheReason(t *testing.T) {
+	s := &State{}
+	if err := applyText(t, s, string(demoTopology(t))); err != nil {
+		t.Fatal(err)
+	}
+	lb := lbNamed(t, s, "web-nlb")
+	for _, c := range []struct{ key, value, says string }{
+		{"idle_timeout.timeout_seconds", "60", "not recognized"},
+		{"deletion_protection.enabled", "yes", "not true or false"},
+		{"load_balancing.cross_zone.enabled", "1", "not true or false"},
+		{"access_logs.s3.enabled", "true", "no S3"},
+		{"access_logs.s3.bucket", "logs", "no S3"},
+		{"dns_record.client_routing_policy", "availability_zone_affinity", "not served"},
+		{"zonal_shift.config.enabled", "true", "no zonal shift"},
+	} {
+		err := s.SetLoadBalancerAttributes(lb.OwnerID, lb.ID, map[string]string{c.key: c.value})
+		var me *ModelError
+		if !errors.As(err, &me) || !strings.Contains(err.Error(), c.key) || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%s=%s: %v, want a refusal that names the attribute and says %q", c.key, c.value, err, c.says)
+		}
+	}
+	off := map[string]string{}
+	for _, k := range LoadBalancerAttributes {
+		off[k] = lb.Attributes()[k]
+	}
+	if err := s.SetLoadBalancerAttributes(lb.OwnerID, lb.ID, off); err != nil {
+		t.Fatalf("the attributes as they are, set again: %v", err)
+	}
+	if err := s.SetLoadBalancerAttributes("444455556666", lb.ID, off); err == nil {
+		t.Fatal("another account changed the provider's load balancer")
+	}
+}
+
+// TestDeletionProtectionRefusesADeleteAndAnApplyThatDropsTheLoadBalancer:
+// with it on, neither DeleteLoadBalancer nor a topology without the load
+// balancer takes it away; an apply that keeps it keeps the protection;
+// once it is off, the apply goes through.
+func TestDeletionProtectionRefusesADeleteAndAnApplyThatDropsTheLoadBalancer(t *testing.T) {
+	s := &State{}
+	if err := applyText(t, s, withSpareLB(t)); err != nil {
+		t.Fatal(err)
+	}
+	spare := lbNamed(t, s, "spare-nlb")
+	owner, id := spare.OwnerID, spare.ID
+	if err := s.SetLoadBalancerAttributes(owner, id, map[string]string{"deletion_protection.enabled": "true"}); err != nil {
+		t.Fatal(err)
+	}
+	var np *OperationNotPermittedError
+	if err := s.DeleteLoadBalancer(owner, id); !errors.As(err, &np) {
+		t.Fatalf("delete of a protected load balancer: %v, want OperationNotPermitted", err)
+	}
+	if err := applyText(t, s, withSpareLB(t)); err != nil {
+		t.Fatal(err)
+	}
+	if !lbNamed(t, s, "spare-nlb").DeletionProtection {
+		t.Fatal("an apply that keeps the load balancer dropped its deletion protection")
+	}
+	if err := applyText(t, s, string(demoTopology(t))); !errors.As(err, &np) || !strings.Contains(err.Error(), "spare-nlb") {
+		t.Fatalf("an apply without the protected load balancer: %v, want OperationNotPermitted naming it", err)
+	}
+	lbNamed(t, s, "spare-nlb") // still there
+	if err := s.SetLoadBalancerAttributes(owner, id, map[string]string{"deletion_protection.enabled": "false"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyText(t, s, string(demoTopology(t))); err != nil {
+		t.Fatalf("the apply once the protection is off: %v", err)
+	}
+	if s.hasLoadBalancer(id) {
+		t.Fatal("the load balancer is still there")
+	}
+}
