@@ -179,6 +179,87 @@ type EndpointRequest struct {
 	Region, ServiceRegion string
 }
 
+// subnetENI makes endpoint e's ENI in subnet id of vpc, e's VPC: an
+// endpoint has one subnet per Availability Zone, in an AZ its service is
+// offered in (any AZ for a cross-Region endpoint), and an address of each
+// family its IP address type takes (v4 and v6 if chosen, or the subnet's
+// next free ones).
+func (s *State) subnetENI(vpc *VPCState, svc *ServiceState, e *EndpointState, id, v4, v6 string) (ENIState, error) {
+	sn, ok := vpc.subnet(id)
+	if !ok {
+		return ENIState{}, &NotFoundError{"SubnetID", id}
+	}
+	for _, other := range e.ENIs {
+		if other.AZ == sn.AZ {
+			return ENIState{}, refuse("an endpoint takes one subnet per Availability Zone: %s and %s are both in %s (%s)", other.SubnetID, id, s.AZName(sn.AZ), sn.AZ)
+		}
+	}
+	if !e.crossRegion() && !s.serviceAZs(svc)[sn.AZ] {
+		return ENIState{}, refuse("the endpoint service %s is not available in %s (%s), the Availability Zone of subnet %s", svc.ServiceName, s.AZName(sn.AZ), sn.AZ, id)
+	}
+	if e.IPAddressType != "ipv4" && sn.IPv6CIDR == "" {
+		return ENIState{}, refuse("subnet %s has no IPv6 range: a %s endpoint needs one", id, e.IPAddressType)
+	}
+	eni := ENIState{ID: newID("eni-"), AZ: sn.AZ, Subnet: sn.Name, SubnetID: sn.ID, Netns: vpc.Netns}
+	eni.Tun = eni.ID[:15]
+	var err error
+	if e.IPAddressType != "ipv6" {
+		if eni.IP, err = s.allocateAddr(sn, v4, false); err != nil {
+			return ENIState{}, err
+		}
+	}
+	if e.IPAddressType != "ipv4" {
+		if eni.IPv6, err = s.allocateAddr(sn, v6, true); err != nil {
+			return ENIState{}, err
+		}
+	}
+	return eni, nil
+}
+
+// SetEndpointSubnets adds subnets to an endpoint of the caller's and
+// removes others, as ModifyVpcEndpoint does: an added subnet gets an ENI
+// (subnetENI), a removed one's ENI goes with its flows. An available
+// endpoint is pending again until every forwarder carries the change, as
+// after a consumer's modification in AWS; it carries traffic meanwhile.
+func (s *State) SetEndpointSubnets(e *EndpointState, add, remove []string) error {
+	for _, id := range remove {
+		if !slices.ContainsFunc(e.ENIs, func(n ENIState) bool { return n.SubnetID == id }) {
+			return refuse("subnet %s is not one of endpoint %s's", id, e.ID)
+		}
+		if slices.Contains(add, id) {
+			return refuse("subnet %s is both added and removed", id)
+		}
+	}
+	e.ENIs = slices.DeleteFunc(e.ENIs, func(n ENIState) bool { return slices.Contains(remove, n.SubnetID) })
+	if len(add) > 0 {
+		vpc, err := s.ownedVPC(e.OwnerID, e.VPCID)
+		if err != nil {
+			return err
+		}
+		svc, ok := s.ServiceByID(e.ServiceID)
+		if !ok {
+			return refuse("endpoint %s's service %s is gone", e.ID, e.ServiceID)
+		}
+		for _, id := range add {
+			if slices.ContainsFunc(e.ENIs, func(n ENIState) bool { return n.SubnetID == id }) {
+				return refuse("subnet %s is already one of endpoint %s's", id, e.ID)
+			}
+			eni, err := s.subnetENI(vpc, svc, e, id, "", "")
+			if err != nil {
+				return err
+			}
+			e.ENIs = append(e.ENIs, eni)
+		}
+	}
+	if len(e.ENIs) == 0 {
+		return refuse("an interface endpoint needs at least one subnet: endpoint %s would have none", e.ID)
+	}
+	if (len(add) > 0 || len(remove) > 0) && e.State == snapshot.StateAvailable {
+		e.State = snapshot.StatePending
+	}
+	return nil
+}
+
 // CreateEndpoint creates an interface endpoint in a VPC of the caller's to
 // a service the caller may see: a connection request, pendingAcceptance
 // when the service requires acceptance, available otherwise.
@@ -234,7 +315,6 @@ func (s *State) CreateEndpoint(caller string, req EndpointRequest) (*EndpointSta
 			return nil, err
 		}
 	}
-	azs := s.serviceAZs(svc)
 	count := 0
 	for _, e := range s.Endpoints {
 		if e.VPCID == vpc.ID {
@@ -255,33 +335,10 @@ func (s *State) CreateEndpoint(caller string, req EndpointRequest) (*EndpointSta
 		e.State = snapshot.StatePendingAcceptance
 	}
 	var err error
-	seen := map[string]string{}
 	for _, id := range req.SubnetIDs {
-		sn, ok := vpc.subnet(id)
-		if !ok {
-			return nil, &NotFoundError{"SubnetID", id}
-		}
-		if other, dup := seen[sn.AZ]; dup {
-			return nil, refuse("an endpoint takes one subnet per Availability Zone: %s and %s are both in %s", other, id, sn.AZ)
-		}
-		seen[sn.AZ] = id
-		if !cross && !azs[sn.AZ] {
-			return nil, refuse("the endpoint service %s is not available in %s, the Availability Zone of subnet %s", svc.ServiceName, sn.AZ, id)
-		}
-		if typ != "ipv4" && sn.IPv6CIDR == "" {
-			return nil, refuse("subnet %s has no IPv6 range: a %s endpoint needs one", id, typ)
-		}
-		eni := ENIState{ID: newID("eni-"), AZ: sn.AZ, Subnet: sn.Name, SubnetID: sn.ID, Netns: vpc.Netns}
-		eni.Tun = eni.ID[:15]
-		if typ != "ipv6" {
-			if eni.IP, err = s.allocateAddr(sn, req.IPv4[id], false); err != nil {
-				return nil, err
-			}
-		}
-		if typ != "ipv4" {
-			if eni.IPv6, err = s.allocateAddr(sn, req.IPv6[id], true); err != nil {
-				return nil, err
-			}
+		eni, err := s.subnetENI(vpc, svc, &e, id, req.IPv4[id], req.IPv6[id])
+		if err != nil {
+			return nil, err
 		}
 		e.ENIs = append(e.ENIs, eni)
 	}

@@ -126,7 +126,7 @@ func providerOnly(t *testing.T) string {
 type endpointsOut struct {
 	VpcEndpoints []struct {
 		VpcEndpointId, State, VpcId, ServiceName, OwnerId string
-		NetworkInterfaceIds                               []string
+		NetworkInterfaceIds, SubnetIds                    []string
 		DnsEntries                                        []struct{ DnsName string }
 	}
 }
@@ -262,6 +262,34 @@ func TestTheEndpointLifecycleThroughTheAWSCLI(t *testing.T) {
 		_, err := c.Run(t.Context())
 		return err == nil
 	})
+
+	// A subnet (an AZ) taken from the endpoint and given back
+	// (modify-vpc-endpoint): its ENI, TUN and zonal name go while the
+	// other AZ carries on; given back, a new ENI carries traffic.
+	sub1, sub2 := subnets.Subnets[0].SubnetId, subnets.Subnets[1].SubnetId
+	consumer.refused("InvalidParameter", "modify-vpc-endpoint", "--vpc-endpoint-id", id, "--remove-subnet-ids", sub1, sub2)
+	consumer.refused("InvalidParameter", "modify-vpc-endpoint", "--vpc-endpoint-id", id, "--remove-subnet-ids", "subnet-0123456789abcdef0")
+	consumer.refused("InvalidParameter", "modify-vpc-endpoint", "--vpc-endpoint-id", id, "--add-subnet-ids", sub1)
+	consumer.refused("InvalidParameter", "modify-vpc-endpoint", "--vpc-endpoint-id", id, "--ip-address-type", "dualstack")
+	consumer.do(nil, "modify-vpc-endpoint", "--vpc-endpoint-id", id, "--remove-subnet-ids", sub2)
+	var eps endpointsOut
+	consumer.do(&eps, "describe-vpc-endpoints", "--vpc-endpoint-ids", id)
+	if e := eps.VpcEndpoints[0]; !slices.Equal(e.SubnetIds, []string{sub1}) || len(e.NetworkInterfaceIds) != 1 || len(e.DnsEntries) != 2 || strings.Contains(e.DnsEntries[1].DnsName, "us-east-1b") {
+		t.Fatalf("after its second subnet was removed: %+v", e)
+	}
+	waitUntil(t, 3*time.Second, "the removed ENI's TUN gone", func() bool { return len(tunsIn(t, f.Netns(t, "consumer"))) == 1 })
+	waitUntil(t, 3*time.Second, "the endpoint available again", func() bool { return state() == snapshot.StateAvailable })
+	if _, err := exchange(t, f, net.JoinHostPort(eni.IP, "80"), 2*time.Second); err != nil {
+		t.Fatalf("the remaining ENI after the other subnet left: %v", err)
+	}
+	consumer.do(nil, "modify-vpc-endpoint", "--vpc-endpoint-id", id, "--add-subnet-ids", sub2)
+	waitUntil(t, 3*time.Second, "the endpoint available with its subnet back", func() bool { return state() == snapshot.StateAvailable })
+	f.Refresh(t)
+	if enis := f.Status.Endpoints[0].ENIs; len(enis) != 2 || enis[1].AZ != "use1-az2" {
+		t.Fatalf("the endpoint's ENIs with its subnet back: %+v", enis)
+	} else if _, err := exchange(t, f, net.JoinHostPort(enis[1].IP, "80"), 2*time.Second); err != nil {
+		t.Fatalf("the ENI of the subnet given back: %v", err)
+	}
 
 	// Rejected: traffic stops.
 	provider.do(&answer, "reject-vpc-endpoint-connections", "--service-id", serviceID, "--vpc-endpoint-ids", id)

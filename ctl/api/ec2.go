@@ -976,13 +976,16 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 
 	case "ModifyVpcEndpoint":
 		id := q.str("VpcEndpointId")
-		if len(q.list("AddSubnetId"))+len(q.list("RemoveSubnetId")) > 0 || q.str("IpAddressType") != "" {
-			return nil, &apiError{400, "InvalidParameter", "pvlink changes an endpoint's security groups and policy here; its subnets and IP address type are fixed once it is made"}
+		if t := q.str("IpAddressType"); t != "" {
+			return nil, &apiError{400, "InvalidParameter", fmt.Sprintf("IpAddressType %s: pvlink fixes an endpoint's IP address type when it is made (its ENIs' addresses follow it); make another endpoint for another type", t)}
 		}
 		_, err := h.b.Change(func(s *ctl.State) error {
 			e, ok := s.EndpointByID(id)
 			if !ok || e.OwnerID != caller {
 				return &ctl.NotFoundError{Kind: "VpcEndpointId", ID: id}
+			}
+			if err := s.SetEndpointSubnets(e, q.list("AddSubnetId"), q.list("RemoveSubnetId")); err != nil {
+				return err
 			}
 			if q.str("ResetPolicy") == "true" {
 				e.PolicyDocument = ""

@@ -287,7 +287,7 @@ func TestInvalidInputGetsTheCodeAUserExpectsAndChangesNothing(t *testing.T) {
 	call(t, srv.URL, provider, "ec2", "Action=ModifyVpcEndpointServicePermissions&Version=2016-11-15&ServiceId="+svcID+"&AddAllowedPrincipals.1=*", time.Now())
 	svcName := "com.amazonaws.vpce.us-east-1." + svcID
 	st, o = call(t, srv.URL, consumer, "ec2", "Action=CreateVpcEndpoint&Version=2016-11-15&VpcId="+cvpc.ID+"&ServiceName="+svcName+"&SubnetId.1="+cvpc.Subnets[1].ID, time.Now())
-	if st != 400 || !strings.Contains(o, "<Code>InvalidParameter</Code>") || !strings.Contains(o, "is not available in use1-az2") {
+	if st != 400 || !strings.Contains(o, "<Code>InvalidParameter</Code>") || !strings.Contains(o, "is not available in us-east-1b (use1-az2)") {
 		t.Fatalf("a subnet in an AZ the service does not offer: %d %s", st, o)
 	}
 }
