@@ -360,6 +360,52 @@ func (s *State) CreateListener(caller, lbID, protocol string, port int, tgID str
 	return &lb.Listeners[len(lb.Listeners)-1], nil
 }
 
+// ModifyListener changes a listener of a load balancer of the caller's:
+// its port (0 keeps it), protocol ("" keeps it; TCP only) and the target
+// group it forwards to ("" keeps it). Connections already made stay with
+// their targets, as on an NLB; new ones take the new port and group.
+func (s *State) ModifyListener(caller, id, protocol string, port int, tgID string) (*LBState, *Listener, error) {
+	for i := range s.LoadBalancers {
+		lb := &s.LoadBalancers[i]
+		if lb.OwnerID != caller {
+			continue
+		}
+		j := slices.IndexFunc(lb.Listeners, func(l Listener) bool { return l.ID == id })
+		if j < 0 {
+			continue
+		}
+		l := &lb.Listeners[j]
+		if protocol != "" && protocol != "TCP" {
+			return nil, nil, refuse("listener protocol %s: PrivateLink does not support UDP (a load balancer in front of an endpoint service takes TCP listeners)", protocol)
+		}
+		if port != 0 && port != l.Port {
+			if port < 1 || port > 65535 {
+				return nil, nil, refuse("port %d is outside 1-65535", port)
+			}
+			if slices.ContainsFunc(lb.Listeners, func(o Listener) bool { return o.Port == port }) {
+				return nil, nil, &DuplicateError{"Listener", fmt.Sprintf("A listener already exists on port %d of %s", port, lb.Name)}
+			}
+		}
+		group := l.TargetGroup
+		if tgID != "" {
+			tg, ok := s.TargetGroupByID(caller, tgID)
+			if !ok {
+				return nil, nil, &NotFoundError{"TargetGroup", tgID}
+			}
+			if tg.VPC != lb.VPC {
+				return nil, nil, refuse("target group %s is in another VPC than load balancer %s", tg.Name, lb.Name)
+			}
+			group = tg.Name
+		}
+		if port != 0 {
+			l.Port = port
+		}
+		l.TargetGroup = group
+		return lb, l, nil
+	}
+	return nil, nil, &NotFoundError{"Listener", id}
+}
+
 // DeleteListener deletes a listener of a load balancer of the caller's.
 func (s *State) DeleteListener(caller, id string) error {
 	for i := range s.LoadBalancers {

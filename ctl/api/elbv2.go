@@ -403,6 +403,33 @@ func (h *Handler) elbv2(caller string, q query) (any, error) {
 			Ls []listener `xml:"Listeners>member"`
 		}{out}, nil
 
+	case "ModifyListener":
+		tgID := ""
+		if actions := q.structs("DefaultActions.member", "Type", "TargetGroupArn"); len(actions) > 0 {
+			if len(actions) != 1 || actions[0]["Type"] != "forward" {
+				return nil, &apiError{400, "ValidationError", "a listener takes one default action: forward to a target group"}
+			}
+			tgID = arnIDs([]string{actions[0]["TargetGroupArn"]})[0]
+		}
+		port := 0
+		if p := q.str("Port"); p != "" {
+			var err error
+			if port, err = strconv.Atoi(p); err != nil || port < 1 || port > 65535 {
+				return nil, &apiError{400, "ValidationError", fmt.Sprintf("Port %q is not a port from 1 to 65535", p)}
+			}
+		}
+		var out listener
+		_, err := h.b.Change(func(s *ctl.State) error {
+			lb, l, err := s.ModifyListener(caller, arnIDs([]string{q.str("ListenerArn")})[0], q.str("Protocol"), port, tgID)
+			if err == nil {
+				out = (&modelView{s}).listenerOut(*lb, *l)
+			}
+			return err
+		})
+		return struct {
+			Ls []listener `xml:"Listeners>member"`
+		}{[]listener{out}}, err
+
 	case "DeleteListener":
 		_, err := h.b.Change(func(s *ctl.State) error { return s.DeleteListener(caller, arnIDs([]string{q.str("ListenerArn")})[0]) })
 		return struct{}{}, err
