@@ -223,28 +223,86 @@ func (s *State) CreateLoadBalancer(caller, name, ipType string, subnetIDs []stri
 		return nil, refuse("a load balancer needs at least one subnet")
 	}
 	lb := LBState{Origin: "api", State: LBProvisioning, IPAddressType: ipType, Name: name, ID: newHexID(16), OwnerID: caller, Created: time.Now().UTC()}
-	azs := map[string]bool{}
 	for _, id := range subnetIDs {
-		v, sn, err := s.subnetByID(caller, id)
-		if err != nil {
+		if err := s.addLBNode(caller, &lb, id); err != nil {
 			return nil, err
 		}
-		if lb.VPC != "" && lb.VPC != v.Name {
-			return nil, refuse("the subnets of a load balancer must be in one VPC: %s is not in %s", id, lb.VPC)
-		}
-		lb.VPC, lb.Netns = v.Name, v.Netns
-		if azs[sn.AZ] {
-			return nil, refuse("a load balancer takes one subnet per Availability Zone: two are in %s", sn.AZ)
-		}
-		azs[sn.AZ] = true
-		ip, err := s.allocateAddr(sn, "", false)
-		if err != nil {
-			return nil, err
-		}
-		lb.Nodes = append(lb.Nodes, LBNodeState{AZ: sn.AZ, Subnet: sn.Name, IP: ip})
 	}
 	s.LoadBalancers = append(s.LoadBalancers, lb)
 	return &s.LoadBalancers[len(s.LoadBalancers)-1], nil
+}
+
+// addLBNode gives lb a node in subnet id of the caller's: all of a load
+// balancer's subnets are in one VPC, one per Availability Zone, and each
+// node has an address of its subnet.
+func (s *State) addLBNode(caller string, lb *LBState, id string) error {
+	v, sn, err := s.subnetByID(caller, id)
+	if err != nil {
+		return err
+	}
+	if lb.VPC != "" && lb.VPC != v.Name {
+		return refuse("the subnets of a load balancer must be in one VPC: %s is not in %s", id, lb.VPC)
+	}
+	lb.VPC, lb.Netns = v.Name, v.Netns
+	if slices.ContainsFunc(lb.Nodes, func(n LBNodeState) bool { return n.AZ == sn.AZ }) {
+		return refuse("a load balancer takes one subnet per Availability Zone: two are in %s (%s)", s.AZName(sn.AZ), sn.AZ)
+	}
+	ip, err := s.allocateAddr(sn, "", false)
+	if err != nil {
+		return err
+	}
+	lb.Nodes = append(lb.Nodes, LBNodeState{AZ: sn.AZ, Subnet: sn.Name, IP: ip})
+	return nil
+}
+
+// SetLoadBalancerSubnets makes subnetIDs the subnets of a load balancer of
+// the caller's (ELBv2's SetSubnets): a node in each new one, a node gone
+// from each left out. An AZ stays while an endpoint of a service the load
+// balancer serves has an ENI there that carries traffic: its connections
+// have nowhere else to go in that AZ.
+func (s *State) SetLoadBalancerSubnets(caller, id string, subnetIDs []string) (*LBState, error) {
+	lb, ok := s.LoadBalancerByID(caller, id)
+	if !ok {
+		return nil, &NotFoundError{"LoadBalancer", id}
+	}
+	if len(subnetIDs) == 0 {
+		return nil, refuse("a load balancer needs at least one subnet")
+	}
+	keep, azs := map[string]bool{}, map[string]bool{}
+	var add []string
+	for _, sid := range subnetIDs {
+		_, sn, err := s.subnetByID(caller, sid)
+		if err != nil {
+			return nil, err
+		}
+		azs[sn.AZ] = true
+		if slices.ContainsFunc(lb.Nodes, func(n LBNodeState) bool { return n.AZ == sn.AZ && n.Subnet == sn.Name }) {
+			keep[sn.AZ] = true
+		} else {
+			add = append(add, sid)
+		}
+	}
+	for _, n := range lb.Nodes {
+		if azs[n.AZ] {
+			continue // kept, or moved to another subnet of its AZ
+		}
+		for _, e := range s.Endpoints {
+			svc, ok := s.ServiceByID(e.ServiceID)
+			if !ok || !slices.Contains(svc.LoadBalancers, lb.Name) || !snapshot.Carries(e.State) {
+				continue
+			}
+			if slices.ContainsFunc(e.ENIs, func(eni ENIState) bool { return eni.AZ == n.AZ }) {
+				return nil, &DependencyError{fmt.Sprintf("load balancer %s cannot leave %s (%s): endpoint %s of service %s has an ENI there", lb.Name, s.AZName(n.AZ), n.AZ, e.ID, svc.ID)}
+			}
+		}
+	}
+	lb.Nodes = slices.DeleteFunc(lb.Nodes, func(n LBNodeState) bool { return !keep[n.AZ] })
+	for _, sid := range add {
+		if err := s.addLBNode(caller, lb, sid); err != nil {
+			return nil, err
+		}
+	}
+	return lb, nil
 }
 
 // DeleteLoadBalancer deletes a load balancer no service uses.

@@ -561,6 +561,47 @@ accounts:
 	}
 	providerELB.refused("ValidationError", "modify-load-balancer-attributes", "--load-balancer-arn", lbARN, "--attributes", "Key=access_logs.s3.enabled,Value=true")
 
+	// A second AZ for the load balancer (set-subnets): a node with an
+	// address of the new subnet, held by the provider's namespace, and
+	// the AZ in the service's; then back to one AZ.
+	var sub2 struct{ Subnet struct{ SubnetId string } }
+	provider.do(&sub2, "create-subnet", "--vpc-id", vpc.Vpc.VpcId, "--cidr-block", "198.19.2.0/24", "--availability-zone", "us-east-1b")
+	var zones struct {
+		AvailabilityZones []struct {
+			ZoneName              string
+			LoadBalancerAddresses []struct{ IpAddress string }
+		}
+	}
+	providerELB.do(&zones, "set-subnets", "--load-balancer-arn", lbARN, "--subnets", sub.Subnet.SubnetId, sub2.Subnet.SubnetId)
+	if z := zones.AvailabilityZones; len(z) != 2 || z[1].ZoneName != "us-east-1b" || len(z[1].LoadBalancerAddresses) != 1 || !strings.HasPrefix(z[1].LoadBalancerAddresses[0].IpAddress, "198.19.2.") {
+		t.Fatalf("set-subnets answered %+v", zones)
+	}
+	node2 := net.JoinHostPort(zones.AvailabilityZones[1].LoadBalancerAddresses[0].IpAddress, "0")
+	holds := func() bool { // the provider's namespace has the node's address
+		l := listenInQuietly(providerNS, node2)
+		if l != nil {
+			l.Close()
+		}
+		return l != nil
+	}
+	waitUntil(t, 3*time.Second, "the new node's address in the provider's namespace", holds)
+	var svcAZs struct {
+		ServiceConfigurations []struct{ AvailabilityZones []string }
+	}
+	provider.do(&svcAZs, "describe-vpc-endpoint-service-configurations", "--service-ids", serviceID)
+	if azs := svcAZs.ServiceConfigurations[0].AvailabilityZones; !slices.Equal(azs, []string{"us-east-1a", "us-east-1b"}) {
+		t.Fatalf("the service's AZs with the load balancer in two: %v", azs)
+	}
+	providerELB.do(&zones, "set-subnets", "--load-balancer-arn", lbARN, "--subnets", sub.Subnet.SubnetId)
+	if len(zones.AvailabilityZones) != 1 {
+		t.Fatalf("set-subnets back to one: %+v", zones)
+	}
+	waitUntil(t, 3*time.Second, "the removed node's address gone", func() bool { return !holds() })
+	provider.do(nil, "delete-subnet", "--subnet-id", sub2.Subnet.SubnetId)
+	if !echoHello(eni) {
+		t.Fatal("no echo through the endpoint after the load balancer's AZs changed")
+	}
+
 	// Everything down again through the API, each refused while something
 	// still stands on it.
 	providerELB.refused("OperationNotPermitted", "delete-load-balancer", "--load-balancer-arn", lbARN)

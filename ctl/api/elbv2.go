@@ -229,13 +229,9 @@ func (h *Handler) elbv2(caller string, q query) (any, error) {
 		if t := q.str("Type"); t != "network" {
 			return nil, &apiError{400, "ValidationError", fmt.Sprintf("Type %q: pvlink makes Network Load Balancers (Type network)", t)}
 		}
-		subnets := q.list("Subnets.member")
-		for _, sm := range q.structs("SubnetMappings.member", "SubnetId") {
-			subnets = append(subnets, sm["SubnetId"])
-		}
 		var out loadBalancer
 		_, err := h.b.Change(func(s *ctl.State) error {
-			lb, err := s.CreateLoadBalancer(caller, q.str("Name"), q.str("IpAddressType"), subnets)
+			lb, err := s.CreateLoadBalancer(caller, q.str("Name"), q.str("IpAddressType"), subnetsOf(q))
 			if err == nil {
 				out = (&modelView{s}).lbOut(*lb)
 			}
@@ -259,6 +255,20 @@ func (h *Handler) elbv2(caller string, q query) (any, error) {
 		return struct {
 			LBs []loadBalancer `xml:"LoadBalancers>member"`
 		}{out}, nil
+
+	case "SetSubnets":
+		var out loadBalancer
+		_, err := h.b.Change(func(s *ctl.State) error {
+			lb, err := s.SetLoadBalancerSubnets(caller, arnIDs([]string{q.str("LoadBalancerArn")})[0], subnetsOf(q))
+			if err == nil {
+				out = (&modelView{s}).lbOut(*lb)
+			}
+			return err
+		})
+		return struct {
+			Zones         []lbZone `xml:"AvailabilityZones>member"`
+			IPAddressType string   `xml:"IpAddressType"`
+		}{out.Zones, out.IPAddressType}, err
 
 	case "DeleteLoadBalancer":
 		_, err := h.b.Change(func(s *ctl.State) error {
@@ -584,6 +594,16 @@ func (h *Handler) targetStates() map[string]string {
 		}
 	}
 	return out
+}
+
+// subnetsOf are a call's subnets, as Subnets.member.N or as
+// SubnetMappings.member.N.SubnetId.
+func subnetsOf(q query) []string {
+	subnets := q.list("Subnets.member")
+	for _, sm := range q.structs("SubnetMappings.member", "SubnetId") {
+		subnets = append(subnets, sm["SubnetId"])
+	}
+	return subnets
 }
 
 // attributesOf are the Attributes.member.N.Key/Value pairs of a Modify*Attributes call.
