@@ -3,6 +3,7 @@ package ctl
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -72,5 +73,37 @@ func TestSetSubnetsMovesTheLoadBalancersNodesAndTheServicesAZs(t *testing.T) {
 	}
 	if azs := s.ServiceAZs(&s.Services[0]); !slices.Equal(azs, []string{"use1-az1", "use1-az2"}) {
 		t.Fatalf("the service's AZs: %v", azs)
+	}
+}
+
+// TestSetIpAddressTypeKeepsDualstackUnderAnIPv6Service: a load balancer
+// goes dualstack and back to ipv4, but not while a service it serves
+// supports IPv6; other types are refused.
+func TestSetIpAddressTypeKeepsDualstackUnderAnIPv6Service(t *testing.T) {
+	s := &State{}
+	if err := applyText(t, s, string(demoTopology(t))); err != nil {
+		t.Fatal(err)
+	}
+	lb := lbNamed(t, s, "web-nlb")
+	owner, id := lb.OwnerID, lb.ID
+	var me *ModelError
+	if _, err := s.SetLoadBalancerIPAddressType(owner, id, "ipv6"); !errors.As(err, &me) {
+		t.Fatalf("ipv6: %v, want a refusal", err)
+	}
+	if got, err := s.SetLoadBalancerIPAddressType(owner, id, "dualstack"); err != nil || got.IPAddressType != "dualstack" {
+		t.Fatalf("dualstack: %+v, %v", got, err)
+	}
+	svc := &s.Services[0]
+	svc.SupportedIPAddressTypes = []string{"ipv4", "ipv6"}
+	if err := s.checkIPTypes(svc.LoadBalancers, svc.SupportedIPAddressTypes); err != nil {
+		t.Fatalf("an IPv6 service on the dualstack load balancer: %v", err)
+	}
+	var de *DependencyError
+	if _, err := s.SetLoadBalancerIPAddressType(owner, id, "ipv4"); !errors.As(err, &de) || !strings.Contains(err.Error(), svc.ID) {
+		t.Fatalf("ipv4 under an IPv6 service: %v, want a refusal naming it", err)
+	}
+	svc.SupportedIPAddressTypes = []string{"ipv4"}
+	if got, err := s.SetLoadBalancerIPAddressType(owner, id, "ipv4"); err != nil || got.IPAddressType != "ipv4" {
+		t.Fatalf("ipv4 once the service is IPv4 only: %+v, %v", got, err)
 	}
 }

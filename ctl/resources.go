@@ -255,6 +255,30 @@ func (s *State) addLBNode(caller string, lb *LBState, id string) error {
 	return nil
 }
 
+// SetLoadBalancerIPAddressType makes a load balancer of the caller's ipv4
+// or dualstack (ELBv2's SetIpAddressType). It stays dualstack while a
+// service it serves supports IPv6: the service's IPv6 endpoints stand on
+// it.
+func (s *State) SetLoadBalancerIPAddressType(caller, id, typ string) (*LBState, error) {
+	lb, ok := s.LoadBalancerByID(caller, id)
+	if !ok {
+		return nil, &NotFoundError{"LoadBalancer", id}
+	}
+	switch typ {
+	case "dualstack":
+	case "ipv4":
+		for _, svc := range s.Services {
+			if slices.Contains(svc.LoadBalancers, lb.Name) && slices.Contains(svc.SupportedIPAddressTypes, "ipv6") {
+				return nil, &DependencyError{fmt.Sprintf("load balancer %s stays dualstack while endpoint service %s supports IPv6: remove ipv6 from the service's supported IP address types first", lb.Name, svc.ID)}
+			}
+		}
+	default:
+		return nil, refuse("IpAddressType %q: a Network Load Balancer here is ipv4 or dualstack", typ)
+	}
+	lb.IPAddressType = typ
+	return lb, nil
+}
+
 // SetLoadBalancerSubnets makes subnetIDs the subnets of a load balancer of
 // the caller's (ELBv2's SetSubnets): a node in each new one, a node gone
 // from each left out. An AZ stays while an endpoint of a service the load

@@ -598,6 +598,22 @@ accounts:
 	}
 	waitUntil(t, 3*time.Second, "the removed node's address gone", func() bool { return !holds() })
 	provider.do(nil, "delete-subnet", "--subnet-id", sub2.Subnet.SubnetId)
+	// Dualstack and back (set-ip-address-type); the target group's
+	// targets are IPv4.
+	var ipType struct{ IpAddressType string }
+	providerELB.do(&ipType, "set-ip-address-type", "--load-balancer-arn", lbARN, "--ip-address-type", "dualstack")
+	if ipType.IpAddressType != "dualstack" {
+		t.Fatalf("set-ip-address-type dualstack answered %+v", ipType)
+	}
+	providerELB.refused("ValidationError", "set-ip-address-type", "--load-balancer-arn", lbARN, "--ip-address-type", "ipv6")
+	providerELB.do(&ipType, "set-ip-address-type", "--load-balancer-arn", lbARN, "--ip-address-type", "ipv4")
+	var tgs struct {
+		TargetGroups []struct{ IpAddressType string }
+	}
+	providerELB.do(&tgs, "describe-target-groups", "--target-group-arns", tgARN)
+	if ipType.IpAddressType != "ipv4" || tgs.TargetGroups[0].IpAddressType != "ipv4" {
+		t.Fatalf("back to ipv4: %+v; the target group's type: %+v", ipType, tgs)
+	}
 	if !echoHello(eni) {
 		t.Fatal("no echo through the endpoint after the load balancer's AZs changed")
 	}

@@ -59,6 +59,9 @@ type targetGroup struct {
 	Unhealthy          int      `xml:"UnhealthyThresholdCount"`
 	LoadBalancerArns   []string `xml:"LoadBalancerArns>member"`
 	TargetType         string   `xml:"TargetType"`
+	// IPAddressType is the family of its targets' addresses: IPv4 here
+	// (the provider side is IPv4).
+	IPAddressType string `xml:"IpAddressType"`
 }
 
 type listenerAction struct {
@@ -184,7 +187,7 @@ func (m *modelView) tgOut(tg ctl.TargetGroupState) targetGroup {
 		ARN: m.tgARN(tg), Name: tg.Name, Protocol: "TCP", Port: tg.Port, VPCID: m.vpcID(tg.VPC),
 		HealthCheckProto: "TCP", HealthCheckPort: "traffic-port", HealthCheckEnabled: !hc.Disabled,
 		Interval: seconds(hc.Interval, 30*time.Second), Timeout: seconds(hc.Timeout, 10*time.Second),
-		Healthy: orDefault(hc.HealthyThreshold, 5), Unhealthy: orDefault(hc.UnhealthyThreshold, 2), TargetType: "ip",
+		Healthy: orDefault(hc.HealthyThreshold, 5), Unhealthy: orDefault(hc.UnhealthyThreshold, 2), TargetType: "ip", IPAddressType: "ipv4",
 	}
 	for _, lb := range m.LoadBalancers {
 		if slices.ContainsFunc(lb.Listeners, func(l ctl.Listener) bool { return l.TargetGroup == tg.Name }) {
@@ -412,6 +415,19 @@ func (h *Handler) elbv2(caller string, q query) (any, error) {
 		return struct {
 			Ls []listener `xml:"Listeners>member"`
 		}{out}, nil
+
+	case "SetIpAddressType":
+		var typ string
+		_, err := h.b.Change(func(s *ctl.State) error {
+			lb, err := s.SetLoadBalancerIPAddressType(caller, arnIDs([]string{q.str("LoadBalancerArn")})[0], q.str("IpAddressType"))
+			if err == nil {
+				typ = lb.IPAddressType
+			}
+			return err
+		})
+		return struct {
+			IPAddressType string `xml:"IpAddressType"`
+		}{typ}, err
 
 	case "ModifyListener":
 		tgID := ""
