@@ -146,6 +146,11 @@ var nlbHostedZones = map[string]string{
 	"ap-southeast-2": "ZCT6FZBF4DROD",
 }
 
+// ownsLoadBalancer reports whether arn names a load balancer of caller's.
+func (m *modelView) ownsLoadBalancer(caller, arn string) bool {
+	return slices.ContainsFunc(m.LoadBalancers, func(lb ctl.LBState) bool { return lb.OwnerID == caller && m.lbARN(lb) == arn })
+}
+
 func (m *modelView) lbOut(lb ctl.LBState) loadBalancer {
 	out := loadBalancer{
 		ARN: m.lbARN(lb), DNSName: fmt.Sprintf("%s-%s.elb.%s.amazonaws.com", lb.Name, lb.ID, m.Region), Name: lb.Name,
@@ -306,6 +311,9 @@ func (h *Handler) elbv2(caller string, q query) (any, error) {
 
 	case "DescribeTargetGroups":
 		arns, names, lb := arnIDs(q.list("TargetGroupArns.member")), q.list("Names.member"), q.str("LoadBalancerArn")
+		if lb != "" && !m.ownsLoadBalancer(caller, lb) {
+			return nil, &apiError{400, "LoadBalancerNotFound", fmt.Sprintf("Load balancer '%s' not found", lb)}
+		}
 		var out []targetGroup
 		for _, tg := range m.TargetGroups {
 			if tg.OwnerID != caller || len(arns) > 0 && !slices.Contains(arns, tg.ID) || len(names) > 0 && !slices.Contains(names, tg.Name) {
@@ -401,6 +409,12 @@ func (h *Handler) elbv2(caller string, q query) (any, error) {
 
 	case "DescribeListeners":
 		lbArn, arns := q.str("LoadBalancerArn"), arnIDs(q.list("ListenerArns.member"))
+		if lbArn == "" && len(arns) == 0 {
+			return nil, &apiError{400, "ValidationError", "name either listeners (ListenerArns) or a load balancer (LoadBalancerArn)"}
+		}
+		if lbArn != "" && !m.ownsLoadBalancer(caller, lbArn) {
+			return nil, &apiError{400, "LoadBalancerNotFound", fmt.Sprintf("Load balancer '%s' not found", lbArn)}
+		}
 		var out []listener
 		for _, lb := range m.LoadBalancers {
 			if lb.OwnerID != caller || lbArn != "" && m.lbARN(lb) != lbArn {
@@ -411,6 +425,9 @@ func (h *Handler) elbv2(caller string, q query) (any, error) {
 					out = append(out, m.listenerOut(lb, l))
 				}
 			}
+		}
+		if len(arns) > 0 && len(out) < len(arns) {
+			return nil, &apiError{400, "ListenerNotFound", "One or more listeners not found"}
 		}
 		return struct {
 			Ls []listener `xml:"Listeners>member"`

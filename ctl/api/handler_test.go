@@ -418,6 +418,35 @@ func TestELBv2TagsOnLoadBalancersAndTargetGroups(t *testing.T) {
 	}
 }
 
+// TestELBv2DescribesOfWhatIsNotThereAnswerNotFound: a listener, or a load
+// balancer named to list listeners or target groups by, that the caller
+// does not have is an error, as ELBv2 answers, not an empty list.
+func TestELBv2DescribesOfWhatIsNotThereAnswerNotFound(t *testing.T) {
+	b, srv := demoBackend(t)
+	provider, consumer := account(b, "provider"), account(b, "consumer")
+	lb := "arn:aws:elasticloadbalancing:us-east-1:111122223333:loadbalancer/net/web-nlb/" + b.m.LoadBalancers[0].ID
+	listener := "arn:aws:elasticloadbalancing:us-east-1:111122223333:listener/net/web-nlb/" + b.m.LoadBalancers[0].ID + "/" + b.m.LoadBalancers[0].Listeners[0].ID
+	gone := "arn:aws:elasticloadbalancing:us-east-1:111122223333:loadbalancer/net/gone/0123456789abcdef"
+	for _, c := range []struct {
+		who        ctl.Account
+		body, want string
+	}{
+		{provider, "Action=DescribeListeners&LoadBalancerArn=" + lb, "<ListenerArn>" + listener + "</ListenerArn>"},
+		{provider, "Action=DescribeListeners&ListenerArns.member.1=" + listener, "<ListenerArn>" + listener + "</ListenerArn>"},
+		{provider, "Action=DescribeListeners", "<Code>ValidationError</Code>"},
+		{provider, "Action=DescribeListeners&LoadBalancerArn=" + gone, "<Code>LoadBalancerNotFound</Code>"},
+		{consumer, "Action=DescribeListeners&LoadBalancerArn=" + lb, "<Code>LoadBalancerNotFound</Code>"},
+		{provider, "Action=DescribeListeners&ListenerArns.member.1=" + listener + "&ListenerArns.member.2=" + listener[:len(listener)-16] + "0123456789abcdef", "<Code>ListenerNotFound</Code>"},
+		{consumer, "Action=DescribeListeners&ListenerArns.member.1=" + listener, "<Code>ListenerNotFound</Code>"},
+		{provider, "Action=DescribeTargetGroups&LoadBalancerArn=" + lb, "<TargetGroupName>web</TargetGroupName>"},
+		{provider, "Action=DescribeTargetGroups&LoadBalancerArn=" + gone, "<Code>LoadBalancerNotFound</Code>"},
+	} {
+		if _, out := call(t, srv.URL, c.who, "elasticloadbalancing", "Version=2015-12-01&"+c.body, time.Now()); !strings.Contains(out, c.want) {
+			t.Errorf("%s (as %s): want %s\n%s", c.body, c.who.Name, c.want, out)
+		}
+	}
+}
+
 // AZs are named as AWS names them (us-east-1a) wherever the API shows a
 // name, beside their ids (use1-az1); a subnet can be made in an AZ by
 // either, not both.
