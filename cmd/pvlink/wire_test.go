@@ -655,6 +655,12 @@ func tcpInfo(c net.Conn) (*unix.TCPInfo, error) {
 // makes for each request is held back and the answer carries it, so an
 // exchange costs one write to the TUN, not two; the consumer's FIN gets
 // its ACK on the forwarder's FIN. The consumer's kernel sees every byte.
+//
+// The ACK is held for at most a millisecond (ackHoldData): an answer that
+// takes longer, as on a loaded machine, rightly finds it gone. So the
+// test holds the forwarder to the exchanges the consumer saw answered
+// within 900 µs, each of which must carry its ACK, and allows a second
+// write to each slower one.
 func TestTheAnswerCarriesTheACKOfTheRequest(t *testing.T) {
 	p := newSlowPeers(t)
 	eni := p.f.Status.Endpoints[0].ENIs[0]
@@ -672,18 +678,27 @@ func TestTheAnswerCarriesTheACKOfTheRequest(t *testing.T) {
 	}
 	exchange(0)
 	const n = 200
+	const quick = 900 * time.Microsecond // inside the 1 ms hold
 	before := eniCounters(t, p.f, eni)
+	fast := 0
 	for i := 1; i <= n; i++ {
+		start := time.Now()
 		exchange(i)
+		if time.Since(start) < quick {
+			fast++
+		}
 		time.Sleep(time.Millisecond)
 	}
 	after := eniCounters(t, p.f, eni)
 	writes, carried := after.TunWrites-before.TunWrites, after.AcksCarried-before.AcksCarried
-	t.Logf("%d exchanges: %d TUN writes, %d ACKs carried by the answer", n, writes, carried)
-	if carried < n*9/10 {
-		t.Errorf("only %d of %d requests' ACKs rode on the answer", carried, n)
+	t.Logf("%d exchanges, %d answered within %s: %d TUN writes, %d ACKs carried by the answer", n, fast, quick, writes, carried)
+	if fast < n/4 {
+		t.Fatalf("only %d of %d exchanges were answered within %s: the machine is too slow for this test to say anything", fast, n, quick)
 	}
-	if writes > n+n/10 {
-		t.Errorf("%d TUN writes for %d exchanges, want about one each", writes, n)
+	if carried < uint64(fast)*9/10 {
+		t.Errorf("only %d of %d requests' ACKs rode on the answer (%d were answered within the hold)", carried, n, fast)
+	}
+	if slow := n - fast; writes > uint64(n+slow+n/10) {
+		t.Errorf("%d TUN writes for %d exchanges (%d answered after %s), want about one each and at most two for a slow one", writes, n, slow, quick)
 	}
 }
