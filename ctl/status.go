@@ -243,10 +243,14 @@ func (r *Report) WriteTable(out io.Writer) {
 		}
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "LOAD BALANCER\tAZ\tNODE IP")
+	fmt.Fprintln(w, "LOAD BALANCER\tAZ\tNODE IP\tCROSS-ZONE\tLISTENERS")
 	for _, lb := range r.LoadBalancers {
+		var listeners []string
+		for _, l := range lb.Listeners {
+			listeners = append(listeners, fmt.Sprintf("%d->%s", l.Port, l.TargetGroup))
+		}
 		for _, n := range lb.Nodes {
-			fmt.Fprintf(w, "%s\t%s\t%s\n", lb.Name, n.AZ, n.IP)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", lb.Name, n.AZ, n.IP, onOff(lb.CrossZone), orDash(strings.Join(listeners, ",")))
 		}
 	}
 	fmt.Fprintln(w)
@@ -281,4 +285,19 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// orDash is s, or "-" for nothing, so that a table's column is never empty.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -43,3 +43,38 @@ func TestTheStatusTableListsEachEndpointsDNSNames(t *testing.T) {
 		t.Fatalf("DNS rows with private DNS enabled:\n%s", strings.Join(got, "\n"))
 	}
 }
+
+// fabric status lists, per load balancer node, whether the load balancer
+// balances across zones and which listener sends which port where, as
+// both can now change through the API.
+func TestTheStatusTableShowsEachLoadBalancersCrossZoneAndListeners(t *testing.T) {
+	s := &State{}
+	if err := applyText(t, s, string(demoTopology(t))); err != nil {
+		t.Fatal(err)
+	}
+	r := &Report{LoadBalancers: s.LoadBalancers}
+	rows := func() []string {
+		var out bytes.Buffer
+		r.WriteTable(&out)
+		var got []string
+		for _, line := range strings.Split(out.String(), "\n") {
+			if f := strings.Fields(line); len(f) > 0 && f[0] == "web-nlb" {
+				got = append(got, strings.Join(f, " "))
+			}
+		}
+		return got
+	}
+	want := "web-nlb use1-az1 198.19.1.5 off 80->web,web-nlb use1-az2 198.19.2.5 off 80->web"
+	if got := strings.Join(rows(), ","); got != want {
+		t.Fatalf("load balancer rows: %s, want %s", got, want)
+	}
+	lb := &r.LoadBalancers[0]
+	if err := s.SetLoadBalancerAttributes(lb.OwnerID, lb.ID, map[string]string{"load_balancing.cross_zone.enabled": "true"}); err != nil {
+		t.Fatal(err)
+	}
+	r.LoadBalancers = s.LoadBalancers
+	r.LoadBalancers[0].Listeners = nil
+	if got := rows(); len(got) != 2 || got[0] != "web-nlb use1-az1 198.19.1.5 on -" {
+		t.Fatalf("load balancer rows with cross-zone on and no listener: %v", got)
+	}
+}
