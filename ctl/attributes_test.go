@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -135,5 +136,29 @@ func TestDeletionProtectionRefusesADeleteAndAnApplyThatDropsTheLoadBalancer(t *t
 	}
 	if s.hasLoadBalancer(id) {
 		t.Fatal("the load balancer is still there")
+	}
+}
+
+// TestARefusalOfDeletionProtectionIsAConflictNotAFailure: ctld's control
+// API answers the refused apply with 409 (a 5xx would read as ctld's own
+// failure, which a client such as the crash test's retries for ever).
+func TestARefusalOfDeletionProtectionIsAConflictNotAFailure(t *testing.T) {
+	s := &State{}
+	if err := applyText(t, s, withSpareLB(t)); err != nil {
+		t.Fatal(err)
+	}
+	spare := lbNamed(t, s, "spare-nlb")
+	if err := s.SetLoadBalancerAttributes(spare.OwnerID, spare.ID, map[string]string{"deletion_protection.enabled": "true"}); err != nil {
+		t.Fatal(err)
+	}
+	err := applyText(t, s, string(demoTopology(t)))
+	if code := statusOf(err); code != http.StatusConflict {
+		t.Fatalf("an apply dropping a protected load balancer: %d (%v), want 409", code, err)
+	}
+	if code := statusOf(s.DeleteLoadBalancer(spare.OwnerID, spare.ID)); code != http.StatusConflict {
+		t.Fatalf("a delete of a protected load balancer: %d", code)
+	}
+	if code := statusOf(errors.New("disk full")); code != http.StatusInternalServerError {
+		t.Fatalf("ctld's own failure: %d", code)
 	}
 }

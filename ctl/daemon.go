@@ -480,6 +480,33 @@ type Answer struct {
 }
 
 // apiError is the body of every refusal.
+// statusOf is the HTTP status ctld's control API answers a refused change
+// with: a 4xx for everything the caller can mend (a client retries only
+// what is not), a 500 only for ctld's own failures.
+func statusOf(err error) int {
+	var me *ModelError
+	var te *TopologyError
+	var re *RefusedError
+	var ee *ExistsError
+	var nf *NotFoundError
+	var ue *UnauthorizedError
+	var de *DependencyError
+	var np *OperationNotPermittedError
+	switch {
+	case errors.As(err, &nf):
+		return http.StatusNotFound
+	case errors.As(err, &ue):
+		return http.StatusForbidden
+	case errors.As(err, &ee), errors.As(err, &de), errors.As(err, &np):
+		return http.StatusConflict
+	case errors.As(err, &me), errors.As(err, &te):
+		return http.StatusBadRequest
+	case errors.As(err, &re):
+		return http.StatusUnprocessableEntity
+	}
+	return http.StatusInternalServerError
+}
+
 type apiError struct {
 	Error string `json:"error"`
 }
@@ -491,28 +518,7 @@ func (d *Daemon) routes() http.Handler {
 		w.WriteHeader(code)
 		json.NewEncoder(w).Encode(v)
 	}
-	fail := func(w http.ResponseWriter, err error) {
-		code := http.StatusInternalServerError
-		var me *ModelError
-		var te *TopologyError
-		var re *RefusedError
-		var ee *ExistsError
-		var nf *NotFoundError
-		var ue *UnauthorizedError
-		switch {
-		case errors.As(err, &nf):
-			code = http.StatusNotFound
-		case errors.As(err, &ue):
-			code = http.StatusForbidden
-		case errors.As(err, &ee):
-			code = http.StatusConflict
-		case errors.As(err, &me), errors.As(err, &te):
-			code = http.StatusBadRequest
-		case errors.As(err, &re):
-			code = http.StatusUnprocessableEntity
-		}
-		reply(w, code, apiError{Error: err.Error()})
-	}
+	fail := func(w http.ResponseWriter, err error) { reply(w, statusOf(err), apiError{Error: err.Error()}) }
 	change := func(w http.ResponseWriter, op func(*State) error, msg string) {
 		v, err := d.mutate(op)
 		if err != nil {
