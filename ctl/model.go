@@ -231,6 +231,9 @@ func (s *State) ApplyTopology(t *Topology, file string) error {
 		next.Created = time.Now().UTC()
 	}
 	carried := next.carryIDs(s)
+	if err := next.keepVPCDNS(s, t); err != nil {
+		return err
+	}
 	for i := range next.Endpoints {
 		// A new endpoint was requested now (AWS's CreationTimestamp).
 		if e := &next.Endpoints[i]; e.Created.IsZero() {

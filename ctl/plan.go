@@ -42,6 +42,7 @@ func Plan(t *Topology) *State {
 	vpcOwner := map[string]string{}
 	for _, v := range t.VPCs {
 		vs := VPCState{Name: v.Name, ID: newID("vpc-"), OwnerID: accountID[v.Account], Netns: NetnsName(t.Name, v.Name), CIDR: v.CIDR, IPv6CIDR: v.IPv6CIDR, Region: regionOrHome(vpcRegion[v.Name], t.Region)}
+		vs.DNSSupportOff, vs.DNSHostnamesOff = topologyVPCDNS(v)
 		vpcOwner[v.Name] = vs.OwnerID
 		for _, sn := range v.Subnets {
 			ss := SubnetState{Name: sn.Name, ID: newID("subnet-"), AZ: sn.AZ, CIDR: sn.CIDR, HostIP: sn.HostIP, IPv6CIDR: sn.IPv6CIDR, HostIPv6: sn.HostIPv6}

@@ -107,6 +107,9 @@ func (s *State) EnablePrivateDNS(e *EndpointState, on bool) error {
 	if svc.PrivateDNS.State != DNSVerified {
 		return refuse("the private DNS name %s of service %s is %s: it must be verified before an endpoint can enable it", svc.PrivateDNS.Name, svc.ID, svc.PrivateDNS.State)
 	}
+	if err := s.privateDNSRefusal(e.VPCID); err != nil {
+		return err
+	}
 	for _, o := range s.Endpoints {
 		if o.ID != e.ID && o.VPCID == e.VPCID && o.PrivateDNSEnabled && o.State != "deleting" {
 			if os, ok := s.ServiceByID(o.ServiceID); ok && os.PrivateDNS != nil && os.PrivateDNS.Name == svc.PrivateDNS.Name {
@@ -176,8 +179,13 @@ func (s *State) PublicRecords() *dns.Records {
 // the VPC by its regional name (the ENIs of the AZs that carry traffic,
 // healthy says which) and its zonal names (one ENI each), A and/or AAAA
 // by its DNS record IP type; and the verified private DNS names its
-// endpoints enable.
+// endpoints enable, while its DNS hostnames are on. With its DNS support
+// off it is nil: the resolver answers nothing (vpcdns.go).
 func (s *State) VPCRecords(vpcID string, healthy func(az string) bool) *dns.Records {
+	vpc := s.vpcByID(vpcID)
+	if vpc != nil && vpc.DNSSupportOff {
+		return nil // no answer at all
+	}
 	out := dns.NewRecords()
 	out.Zones = []string{"vpce.amazonaws.com."}
 	for _, e := range s.Endpoints {
@@ -213,7 +221,7 @@ func (s *State) VPCRecords(vpcID string, healthy func(az string) bool) *dns.Reco
 		for _, eni := range up {
 			add(names[0], eni)
 		}
-		if svc, ok := s.ServiceByID(e.ServiceID); ok && e.PrivateDNSEnabled && svc.PrivateDNS != nil && svc.PrivateDNS.State != "" {
+		if svc, ok := s.ServiceByID(e.ServiceID); ok && e.PrivateDNSEnabled && svc.PrivateDNS != nil && svc.PrivateDNS.State != "" && (vpc == nil || vpc.PrivateDNSReady()) {
 			// Verification lost later keeps existing endpoints' names.
 			out.Zones = append(out.Zones, dns.Name(svc.PrivateDNS.Name))
 			for _, eni := range up {

@@ -56,7 +56,8 @@ func (s *State) CreateVPC(caller, cidr string, ipv6 bool) (*VPCState, error) {
 	}
 	id := newID("vpc-")
 	name := "v" + id[4:12]
-	v := VPCState{Origin: "api", Name: name, ID: id, OwnerID: caller, Netns: NetnsName(s.Name, name), CIDR: cidr}
+	// DNS support on and DNS hostnames off: CreateVpc's defaults.
+	v := VPCState{Origin: "api", Name: name, ID: id, OwnerID: caller, Netns: NetnsName(s.Name, name), CIDR: cidr, DNSHostnamesOff: true}
 	if ipv6 {
 		// fd + 40 bits from the id: a /56 no other VPC of the fabric is
 		// likely to share (they are separate namespaces anyway).

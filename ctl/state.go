@@ -72,6 +72,12 @@ type VPCState struct {
 	Subnets  []SubnetState `json:"subnets"`
 	// Region is the VPC's ("" is the home Region).
 	Region string `json:"region,omitempty"`
+	// DNSSupportOff and DNSHostnamesOff are the VPC attributes
+	// enableDnsSupport and enableDnsHostnames, turned off (vpcdns.go). The
+	// zero value, both on, is what a topology's VPC starts with; a VPC
+	// made through the API starts with DNS hostnames off, as on AWS.
+	DNSSupportOff   bool `json:"dns_support_off,omitempty"`
+	DNSHostnamesOff bool `json:"dns_hostnames_off,omitempty"`
 }
 
 // RegionState is a Region of the fabric and its AZs.

@@ -200,9 +200,18 @@ func (r *Report) WriteTable(out io.Writer) {
 	}
 	fmt.Fprintln(out)
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "VPC\tID\tOWNER\tNETNS\tCIDR")
+	fmt.Fprintln(w, "VPC\tID\tOWNER\tNETNS\tCIDR\tRESOLVER\tDNS HOSTNAMES")
 	for _, v := range r.VPCs {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", v.Name, v.ID, v.OwnerID, v.Netns, v.CIDR)
+		// The resolver answers with the VPC's DNS support on; private DNS
+		// names need its DNS hostnames on too (vpcdns.go).
+		resolver, hostnames := cmpOr(r.DNS.Resolvers[v.Name], "-"), "on"
+		if v.DNSSupportOff {
+			resolver = "off"
+		}
+		if v.DNSHostnamesOff {
+			hostnames = "off"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Name, v.ID, v.OwnerID, v.Netns, v.CIDR, resolver, hostnames)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "SERVICE\tSTATE\tOWNER\tLOAD BALANCERS\tACCEPTANCE\tALLOWED PRINCIPALS")

@@ -122,6 +122,13 @@ type VPC struct {
 	CIDR     string   `yaml:"cidr"`
 	IPv6CIDR string   `yaml:"ipv6_cidr"`
 	Subnets  []Subnet `yaml:"subnets"`
+	// EnableDNSSupport and EnableDNSHostnames are the VPC's DNS
+	// attributes. Both are on unless the file says otherwise (as the
+	// console's VPC wizard makes them); DNS hostnames are off when DNS
+	// support is. Left out on a later apply, they keep what they are
+	// (ModifyVpcAttribute may have changed them).
+	EnableDNSSupport   *bool `yaml:"enable_dns_support"`
+	EnableDNSHostnames *bool `yaml:"enable_dns_hostnames"`
 }
 
 // Subnet is an address range of a VPC in one AZ. HostIP is the address the

@@ -308,6 +308,7 @@ func (v *validator) vpcDefined(path []any, vpc string) bool {
 
 func (v *validator) vpc(path []any, vpc *VPC, zones map[string]bool, accounts []Account) {
 	define(v, path, "VPC", vpc.Name, vpc, v.vpcs)
+	v.checkVPCDNS(path, vpc)
 	if vpc.Region == "" {
 		vpc.Region = v.home
 	} else if !slices.Contains(slices.Collect(maps.Values(v.zoneOf)), vpc.Region) {
@@ -786,6 +787,9 @@ func (v *validator) endpoint(path []any, e *Endpoint) {
 	}
 	if e.PrivateDNSEnabled && svc.PrivateDNSName == "" {
 		v.fail(append(path, "private_dns_enabled"), "service %s has no private_dns_name", svc.Name)
+	}
+	if why := privateDNSVPCFailure(v.vpcs[e.VPC]); e.PrivateDNSEnabled && why != "" {
+		v.fail(append(path, "private_dns_enabled"), "%s", why)
 	}
 	switch e.IPAddressType {
 	case "":

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -159,9 +160,22 @@ func TestTheRegionalNameDropsAnAZWhoseForwarderIsDownAndTakesItBack(t *testing.T
 	})
 }
 
-func TestAPrivateDNSNameAnswersOnlyOnceVerifiedAndOnlyInItsVPC(t *testing.T) {
+// privateDNSDemo is the demo whose service has the private DNS name
+// api.example.com, in the public zone example.com of the provider's.
+func privateDNSDemo(t *testing.T) string {
 	topo := strings.Replace(demoTopology(t), "    load_balancers: [web-nlb]\n", "    load_balancers: [web-nlb]\n    private_dns_name: api.example.com\n", 1)
-	topo = strings.Replace(topo, "\nvpcs:", "\npublic_dns_zones:\n  - {name: example.com, account: provider}\n\nvpcs:", 1)
+	return strings.Replace(topo, "\nvpcs:", "\npublic_dns_zones:\n  - {name: example.com, account: provider}\n\nvpcs:", 1)
+}
+
+// publishTXT puts the verification record of the service's private DNS
+// name in the provider's public zone.
+func publishTXT(t *testing.T, f *fabrictest.Fabric, svc ctl.ServiceState) {
+	pvlink(t, "dns", "set-record", f.Name, "--account", "provider", "--zone", "example.com",
+		"--name", svc.PrivateDNS.TXTName+".example.com", "--type", "TXT", "--value", svc.PrivateDNS.TXTValue)
+}
+
+func TestAPrivateDNSNameAnswersOnlyOnceVerifiedAndOnlyInItsVPC(t *testing.T) {
+	topo := privateDNSDemo(t)
 	f := fabrictest.Up(t, topo)
 	consumer, provider := f.Netns(t, "consumer"), f.Netns(t, "provider")
 	svc := f.Status.Services[0]
@@ -181,8 +195,7 @@ func TestAPrivateDNSNameAnswersOnlyOnceVerifiedAndOnlyInItsVPC(t *testing.T) {
 	if out, err := fabrictest.Run(t, "dns", "verify", f.Name, "web"); err != nil || !strings.Contains(out, "private DNS name failed") {
 		t.Fatalf("verify without the record: %v\n%s", err, out)
 	}
-	pvlink(t, "dns", "set-record", f.Name, "--account", "provider", "--zone", "example.com",
-		"--name", svc.PrivateDNS.TXTName+".example.com", "--type", "TXT", "--value", svc.PrivateDNS.TXTValue)
+	publishTXT(t, f, svc)
 	// The record is in the public DNS, over DNS, from the consumer's VPC
 	// too (its resolver forwards the public zones).
 	if got := dig(t, consumer, svc.PrivateDNS.TXTName+".example.com", "TXT"); len(got) != 1 || !strings.Contains(got[0], svc.PrivateDNS.TXTValue) {
@@ -210,4 +223,89 @@ func TestAPrivateDNSNameAnswersOnlyOnceVerifiedAndOnlyInItsVPC(t *testing.T) {
 	if got := dig(t, consumer, "api.example.com", "A"); !slices.Equal(got, v4) {
 		t.Fatalf("after verification was lost the enabled endpoint's name gives %v", got)
 	}
+}
+
+// silent reports whether a query for name in namespace ns got no answer at
+// all (dig: no reply from the server), as from a VPC's resolver with its
+// DNS support off.
+func silent(t *testing.T, ns, name string) bool {
+	t.Helper()
+	out, err := inNetns(t, ns, "dig", "+time=1", "+tries=1", name, "A")
+	return err != nil && strings.Contains(out, "timed out")
+}
+
+// The consumer's VPC DNS attributes through the AWS CLI: private DNS can be
+// enabled only with DNS support and DNS hostnames on (AWS's refusal), the
+// private name answers only while both are, and the resolver answers
+// nothing at all with DNS support off.
+func TestPrivateDNSFollowsTheVPCsDNSAttributes(t *testing.T) {
+	f := fabrictest.Up(t, privateDNSDemo(t))
+	ns := f.Netns(t, "consumer")
+	svc, e := f.Status.Services[0], f.Status.Endpoints[0]
+	publishTXT(t, f, svc)
+	pvlink(t, "dns", "verify", f.Name, "web")
+	consumer := awsAs(t, f, "consumer")
+	v4, _ := enisOf(e)
+	regional := e.DNSNames[0]
+	type attrValue struct{ Value bool }
+	attribute := func(name string) bool {
+		t.Helper()
+		var out struct {
+			VpcId                                string
+			EnableDnsSupport, EnableDnsHostnames *attrValue
+		}
+		consumer.do(&out, "describe-vpc-attribute", "--vpc-id", e.VPCID, "--attribute", name)
+		v := out.EnableDnsSupport
+		if name == "enableDnsHostnames" {
+			v = out.EnableDnsHostnames
+		}
+		if out.VpcId != e.VPCID || v == nil {
+			t.Fatalf("describe-vpc-attribute %s: %+v", name, out)
+		}
+		return v.Value
+	}
+	set := func(flag string, on bool) { // the CLI's --enable-dns-support, --no-enable-dns-support ...
+		t.Helper()
+		if !on {
+			flag = "--no-" + flag[2:]
+		}
+		consumer.do(nil, "modify-vpc-attribute", "--vpc-id", e.VPCID, flag)
+	}
+	if !attribute("enableDnsSupport") || !attribute("enableDnsHostnames") {
+		t.Fatal("a topology's VPC has its DNS support or hostnames off")
+	}
+	set("--enable-dns-hostnames", false)
+	if attribute("enableDnsHostnames") {
+		t.Fatal("DNS hostnames still on after modify-vpc-attribute")
+	}
+	out := consumer.refused("InvalidParameter", "modify-vpc-endpoint", "--vpc-endpoint-id", e.ID, "--private-dns-enabled")
+	if !strings.Contains(out, "Enabling private DNS requires both enableDnsSupport and enableDnsHostnames VPC attributes set to true for "+e.VPCID) {
+		t.Fatalf("the refusal: %s", out)
+	}
+	set("--enable-dns-hostnames", true)
+	consumer.do(nil, "modify-vpc-endpoint", "--vpc-endpoint-id", e.ID, "--private-dns-enabled")
+	waitUntil(t, 5*time.Second, "api.example.com answering", func() bool { return slices.Equal(dig(t, ns, "api.example.com", "A"), v4) })
+
+	// DNS hostnames off: the private name goes, the endpoint's own stay.
+	set("--enable-dns-hostnames", false)
+	waitUntil(t, 5*time.Second, "api.example.com gone", func() bool { return len(dig(t, ns, "api.example.com", "A")) == 0 })
+	if got := dig(t, ns, regional, "A"); !slices.Equal(got, v4) {
+		t.Fatalf("the regional name with DNS hostnames off: %v, want %v", got, v4)
+	}
+	// DNS support off: nothing answers; hostnames cannot come on.
+	set("--enable-dns-support", false)
+	waitUntil(t, 10*time.Second, "the resolver silent", func() bool { return silent(t, ns, regional) })
+	consumer.refused("InvalidParameter", "modify-vpc-attribute", "--vpc-id", e.VPCID, "--enable-dns-hostnames")
+	consumer.refused("InvalidParameterCombination", "modify-vpc-attribute", "--vpc-id", e.VPCID, "--enable-dns-support", "--enable-dns-hostnames")
+	consumer.refused("InvalidParameterValue", "describe-vpc-attribute", "--vpc-id", e.VPCID, "--attribute", "enableClassicLink")
+	awsAs(t, f, "provider").refused("InvalidVpcID.NotFound", "modify-vpc-attribute", "--vpc-id", e.VPCID, "--enable-dns-support")
+	if status := pvlink(t, "fabric", "status", f.Name); !regexp.MustCompile(`consumer .* off +off\n`).MatchString(status) {
+		t.Fatalf("fabric status does not show the consumer VPC's resolver and DNS hostnames off:\n%s", status)
+	}
+
+	// Both on again: every name answers as before.
+	set("--enable-dns-support", true)
+	set("--enable-dns-hostnames", true)
+	waitUntil(t, 10*time.Second, "the resolver answering", func() bool { return !silent(t, ns, regional) })
+	waitUntil(t, 5*time.Second, "api.example.com back", func() bool { return slices.Equal(dig(t, ns, "api.example.com", "A"), v4) })
 }

@@ -225,6 +225,30 @@ type vpc struct {
 	Tags      []tagItem   `xml:"tagSet>item"`
 }
 
+// vpcAttribute is DescribeVpcAttribute's answer: the one attribute asked.
+type vpcAttribute struct {
+	VPCID        string    `xml:"vpcId"`
+	DNSSupport   *attrBool `xml:"enableDnsSupport,omitempty"`
+	DNSHostnames *attrBool `xml:"enableDnsHostnames,omitempty"`
+	NAUMetrics   *attrBool `xml:"enableNetworkAddressUsageMetrics,omitempty"`
+}
+
+// attrBool is EC2's AttributeBooleanValue.
+type attrBool struct {
+	Value bool `xml:"value"`
+}
+
+// regionVPC is the caller's VPC id in the Region of the request, or EC2's
+// InvalidVpcID.NotFound.
+func regionVPC(m *ctl.State, caller, region, id string) (*ctl.VPCState, error) {
+	for i := range m.VPCs {
+		if v := &m.VPCs[i]; v.ID == id && v.OwnerID == caller && cmpOr(v.Region, m.Region) == region {
+			return v, nil
+		}
+	}
+	return nil, &apiError{400, "InvalidVpcID.NotFound", fmt.Sprintf("The vpc ID '%s' does not exist", id)}
+}
+
 func vpcOut(v ctl.VPCState) vpc {
 	out := vpc{ID: v.ID, CIDR: v.CIDR, State: "available", OwnerID: v.OwnerID}
 	if v.IPv6CIDR != "" {
@@ -749,6 +773,57 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 		return struct {
 			VPC vpc `xml:"vpc"`
 		}{out}, err
+
+	case "DescribeVpcAttribute":
+		attr := q.str("Attribute")
+		if attr == "" || q.str("VpcId") == "" {
+			return nil, &apiError{400, "MissingParameter", "VpcId and Attribute are required"}
+		}
+		v, err := regionVPC(m, caller, region, q.str("VpcId"))
+		if err != nil {
+			return nil, err
+		}
+		on, err := v.VPCAttribute(attr)
+		if err != nil {
+			return nil, &apiError{400, "InvalidParameterValue", err.Error()}
+		}
+		out := vpcAttribute{VPCID: v.ID}
+		val := &attrBool{on}
+		switch attr {
+		case ctl.AttrDNSSupport:
+			out.DNSSupport = val
+		case ctl.AttrDNSHostnames:
+			out.DNSHostnames = val
+		default:
+			out.NAUMetrics = val
+		}
+		return out, nil
+
+	case "ModifyVpcAttribute":
+		var attr, value string
+		for _, a := range []string{ctl.AttrDNSSupport, ctl.AttrDNSHostnames, ctl.AttrNAUMetrics} {
+			p := strings.ToUpper(a[:1]) + a[1:] + ".Value"
+			if v := q.str(p); v != "" {
+				if attr != "" {
+					return nil, &apiError{400, "InvalidParameterCombination", "modify one attribute per request: the DNS resolution and DNS hostnames attributes cannot be modified in the same request"}
+				}
+				attr, value = a, v
+			}
+		}
+		if attr == "" {
+			return nil, &apiError{400, "MissingParameter", "one of EnableDnsSupport, EnableDnsHostnames or EnableNetworkAddressUsageMetrics is required"}
+		}
+		if value != "true" && value != "false" {
+			return nil, &apiError{400, "InvalidParameterValue", fmt.Sprintf("%s: %q is not true or false", attr, value)}
+		}
+		on := value == "true"
+		if _, err := regionVPC(m, caller, region, q.str("VpcId")); err != nil {
+			return nil, err
+		}
+		_, err := h.b.Change(func(s *ctl.State) error { return s.SetVPCAttribute(caller, q.str("VpcId"), attr, on) })
+		return struct {
+			Return bool `xml:"return"`
+		}{true}, err
 
 	case "DeleteVpc":
 		_, err := h.b.Change(func(s *ctl.State) error { return s.DeleteVPC(caller, q.str("VpcId")) })

@@ -113,7 +113,8 @@ func question(req *mdns.Msg) (mdns.Question, *mdns.Msg) {
 // Resolver answers the queries of one VPC.
 type Resolver struct {
 	// local are the VPC's names (endpoints, private DNS names), swapped
-	// whole by Set.
+	// whole by Set; nil while the VPC's DNS support is off, when the
+	// resolver answers nothing.
 	local atomic.Pointer[Records]
 	// public is the fabric's public server, to which queries for names in
 	// its zones are forwarded; publicZones are those zones.
@@ -129,6 +130,8 @@ func NewResolver() *Resolver {
 }
 
 // Set replaces the VPC's names, and where to forward the public zones'.
+// Nil local silences the resolver: no query gets an answer, as a VPC's
+// resolver with DNS support off.
 func (r *Resolver) Set(local *Records, publicAddr string, publicZones []string) {
 	r.local.Store(local)
 	r.public.Store(&publicAddr)
@@ -137,6 +140,10 @@ func (r *Resolver) Set(local *Records, publicAddr string, publicZones []string) 
 
 // Answer is the resolver's reply to a query (nil: send nothing).
 func (r *Resolver) Answer(req *mdns.Msg) *mdns.Msg {
+	local := r.local.Load()
+	if local == nil {
+		return nil
+	}
 	q, refusal := question(req)
 	if refusal != nil || req.Response {
 		return refusal
@@ -145,7 +152,6 @@ func (r *Resolver) Answer(req *mdns.Msg) *mdns.Msg {
 	m := new(mdns.Msg)
 	m.SetReply(req)
 	m.RecursionAvailable = true
-	local := r.local.Load()
 	if local.answer(m, name, q.Qtype) {
 		m.Authoritative = true
 		return m
