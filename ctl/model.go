@@ -516,6 +516,13 @@ func (next *State) carryIDs(old *State) map[string]bool {
 			}
 		}
 	}
+	for i := range next.LoadBalancers {
+		for j, id := range next.LoadBalancers[i].SecurityGroups {
+			if c, ok := sgIDs[id]; ok {
+				next.LoadBalancers[i].SecurityGroups[j] = c
+			}
+		}
+	}
 	// Load balancers, their listeners and target groups keep the ids
 	// their ARNs end with.
 	for i := range next.LoadBalancers {

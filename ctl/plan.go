@@ -101,6 +101,7 @@ func Plan(t *Topology) *State {
 		sgID[sg.Name] = g.ID
 		s.SecurityGroups = append(s.SecurityGroups, g)
 	}
+	planLBSecurityGroups(s, t, sgID)
 	svcByName := map[string]ServiceState{}
 	for _, svc := range t.Services {
 		id := newID("vpce-svc-")
@@ -202,11 +203,12 @@ func mapNames(names []string, ids map[string]string) []string {
 	return out
 }
 
-// ingressOf flattens the rules of an endpoint's security groups.
-func (s *State) ingressOf(e EndpointState) []snapshot.SGRule {
+// rulesOf flattens the rules of security groups (an endpoint's, a load
+// balancer's).
+func (s *State) rulesOf(ids []string) []snapshot.SGRule {
 	var out []snapshot.SGRule
 	for _, g := range s.SecurityGroups {
-		if slices.Contains(e.SecurityGroups, g.ID) {
+		if slices.Contains(ids, g.ID) {
 			out = append(out, g.Ingress...)
 		}
 	}
@@ -284,7 +286,7 @@ func (s *State) ForwarderConfig(az string) *snapshot.Config {
 				ID: eni.ID, Tun: eni.Tun, Netns: eni.Netns, IPv4: optAddr(eni.IP), IPv6: optAddr(eni.IPv6),
 				EndpointID: e.ID, ServiceID: e.ServiceID, ServiceName: e.Service,
 				VPCID: e.VPCID, SubnetID: eni.SubnetID, State: e.State,
-				SecurityGroups: e.SecurityGroups, Ingress: s.ingressOf(e),
+				SecurityGroups: e.SecurityGroups, Ingress: s.rulesOf(e.SecurityGroups),
 				FlowLogInterval: s.flowLogInterval(e, eni),
 				Blackholed:      s.IsAZDown(eni.AZ),
 			}
@@ -310,7 +312,9 @@ func (s *State) ForwarderConfig(az string) *snapshot.Config {
 				if !ok {
 					continue // this load balancer has no node in az
 				}
-				c.LoadBalancers[lb.Name] = snapshot.LoadBalancer{Name: lb.Name, ARN: lb.ARN(cmpOr(svc.Region, s.Region)), Netns: lb.Netns, NodeIP: mustAddr(node.IP), CrossZone: crossZone}
+				slb := snapshot.LoadBalancer{Name: lb.Name, ARN: lb.ARN(cmpOr(svc.Region, s.Region)), Netns: lb.Netns, NodeIP: mustAddr(node.IP), CrossZone: crossZone}
+				s.lbIngress(lb, &slb)
+				c.LoadBalancers[lb.Name] = slb
 				for _, l := range lb.Listeners {
 					if ports[l.Port] {
 						continue // the first load balancer with a port has it

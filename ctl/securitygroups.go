@@ -53,6 +53,9 @@ func (s *State) DeleteSecurityGroup(caller, id string) error {
 			return &DependencyError{fmt.Sprintf("resource %s has a dependent object: endpoint %s", id, e.ID)}
 		}
 	}
+	if lb := s.usedByLoadBalancer(id); lb != "" {
+		return &DependencyError{fmt.Sprintf("resource %s has a dependent object: load balancer %s", id, lb)}
+	}
 	s.SecurityGroups = slices.DeleteFunc(s.SecurityGroups, func(g SecurityGroupState) bool { return g.ID == id })
 	return nil
 }

@@ -113,6 +113,12 @@ type LBState struct {
 	// DeletionProtection refuses its deletion, by the API or by a
 	// topology that leaves it out, until it is turned off.
 	DeletionProtection bool `json:"deletion_protection,omitempty"`
+	// SecurityGroups are its groups' ids; only a load balancer made with
+	// some may have them (lbsecuritygroups.go). SGPrivateLinkOff is
+	// EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic off.
+	SecurityGroups         []string `json:"security_groups,omitempty"`
+	MadeWithSecurityGroups bool     `json:"made_with_security_groups,omitempty"`
+	SGPrivateLinkOff       bool     `json:"sg_private_link_off,omitempty"`
 	// Created is when it was made (AWS's CreatedTime).
 	Created   time.Time     `json:"created,omitzero"`
 	Nodes     []LBNodeState `json:"nodes"`

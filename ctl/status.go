@@ -252,14 +252,14 @@ func (r *Report) WriteTable(out io.Writer) {
 		}
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "LOAD BALANCER\tAZ\tNODE IP\tCROSS-ZONE\tLISTENERS")
+	fmt.Fprintln(w, "LOAD BALANCER\tAZ\tNODE IP\tCROSS-ZONE\tLISTENERS\tSECURITY GROUPS")
 	for _, lb := range r.LoadBalancers {
 		var listeners []string
 		for _, l := range lb.Listeners {
 			listeners = append(listeners, fmt.Sprintf("%d->%s", l.Port, l.TargetGroup))
 		}
 		for _, n := range lb.Nodes {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", lb.Name, n.AZ, n.IP, onOff(lb.CrossZone), orDash(strings.Join(listeners, ",")))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", lb.Name, n.AZ, n.IP, onOff(lb.CrossZone), orDash(strings.Join(listeners, ",")), lb.describeSecurityGroups())
 		}
 	}
 	fmt.Fprintln(w)

@@ -64,7 +64,7 @@ func TestTheStatusTableShowsEachLoadBalancersCrossZoneAndListeners(t *testing.T)
 		}
 		return got
 	}
-	want := "web-nlb use1-az1 198.19.1.5 off 80->web,web-nlb use1-az2 198.19.2.5 off 80->web"
+	want := "web-nlb use1-az1 198.19.1.5 off 80->web -,web-nlb use1-az2 198.19.2.5 off 80->web -"
 	if got := strings.Join(rows(), ","); got != want {
 		t.Fatalf("load balancer rows: %s, want %s", got, want)
 	}
@@ -74,7 +74,7 @@ func TestTheStatusTableShowsEachLoadBalancersCrossZoneAndListeners(t *testing.T)
 	}
 	r.LoadBalancers = s.LoadBalancers
 	r.LoadBalancers[0].Listeners = nil
-	if got := rows(); len(got) != 2 || got[0] != "web-nlb use1-az1 198.19.1.5 on -" {
+	if got := rows(); len(got) != 2 || got[0] != "web-nlb use1-az1 198.19.1.5 on - -" {
 		t.Fatalf("load balancer rows with cross-zone on and no listener: %v", got)
 	}
 }

@@ -154,6 +154,11 @@ type LoadBalancer struct {
 	CrossZone      bool            `yaml:"cross_zone"`
 	SubnetMappings []SubnetMapping `yaml:"subnet_mappings"`
 	Listeners      []Listener      `yaml:"listeners"`
+	// SecurityGroups (names of security_groups in its VPC) filter what
+	// reaches its listeners; through PrivateLink too, by the consumer's
+	// address, unless EnforceOnPrivateLink is off.
+	SecurityGroups       []string `yaml:"security_groups"`
+	EnforceOnPrivateLink string   `yaml:"enforce_security_group_inbound_rules_on_private_link_traffic"`
 }
 
 // SubnetMapping places a load-balancer node in a subnet, as in ELBv2's

@@ -207,6 +207,9 @@ func (v *validator) topology(t *Topology) {
 	for i := range t.SecurityGroups {
 		v.securityGroup(p("security_groups", i), &t.SecurityGroups[i])
 	}
+	for i := range t.LoadBalancers {
+		v.loadBalancerSecurityGroups(p("load_balancers", i), &t.LoadBalancers[i])
+	}
 	for i := range t.Endpoints {
 		v.endpoint(p("endpoints", i), &t.Endpoints[i])
 	}
@@ -801,14 +804,7 @@ func (v *validator) endpoint(path []any, e *Endpoint) {
 	if e.IPAddressType != "ipv4" && !slices.Contains(svc.SupportedIPAddressTypes, "ipv6") {
 		v.fail(append(path, "ip_address_type"), "service %s does not support IPv6 (its supported_ip_address_types: %v)", svc.Name, svc.SupportedIPAddressTypes)
 	}
-	for j, name := range e.SecurityGroups {
-		sg := v.sgs[name]
-		if sg == nil {
-			v.fail(append(path, "security_groups", j), "security group %q is not defined", name)
-		} else if sg.VPC != e.VPC {
-			v.fail(append(path, "security_groups", j), "security group %s is in VPC %s, the endpoint in %s", name, sg.VPC, e.VPC)
-		}
-	}
+	v.securityGroupsIn(path, e.SecurityGroups, e.VPC, "the endpoint")
 	region, host := v.vpcs[e.VPC].Region, v.serviceRegion(svc)
 	cross := region != host
 	switch {
@@ -866,6 +862,19 @@ func (v *validator) endpoint(path []any, e *Endpoint) {
 				v.fail(append(cp, "ipv6"), "an ipv4 endpoint's ENIs have no IPv6 address (use ip_address_type: dualstack)")
 			}
 			v.claim(append(cp, "ipv6"), c.Subnet, c.IPv6, "ENI of endpoint "+e.Name)
+		}
+	}
+}
+
+// securityGroupsIn checks that names (an item's security_groups) are
+// security groups of the topology in VPC vpc, the item's.
+func (v *validator) securityGroupsIn(path []any, names []string, vpc, what string) {
+	for j, name := range names {
+		sg := v.sgs[name]
+		if sg == nil {
+			v.fail(append(path, "security_groups", j), "security group %q is not defined", name)
+		} else if sg.VPC != vpc {
+			v.fail(append(path, "security_groups", j), "security group %s is in VPC %s, %s in %s", name, sg.VPC, what, vpc)
 		}
 	}
 }

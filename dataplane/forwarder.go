@@ -129,6 +129,10 @@ type eniState struct {
 	// ingressRules are the security group rules in force; nil when the
 	// endpoint has no security group (everything may reach it).
 	ingressRules atomic.Pointer[[]SGRule]
+	// lbRules are, by listener port, the rules of the load balancer
+	// behind it whose security groups are enforced on PrivateLink
+	// traffic; nil when none is.
+	lbRules atomic.Pointer[map[uint16][]SGRule]
 	// available: the endpoint carries traffic. A SYN to an endpoint in
 	// any other state is dropped without an answer, as in AWS while a
 	// request awaits acceptance.
@@ -461,6 +465,7 @@ func (f *Forwarder) Apply(cfg *Config) error {
 			er.listeners[l.Port] = &route{lb: lb, tg: tg, group: f.group(lb, tg), idle: idleTimeout(tg), svc: svc}
 		}
 		st.lbs.byPort.Store(&byPort)
+		st.lbRules.Store(lbIngress(e, cfg))
 		for _, a := range []netip.Addr{e.IPv4, e.IPv6} {
 			if a.IsValid() {
 				c.enis[tcpAddr(a)] = er
@@ -488,6 +493,25 @@ func (f *Forwarder) Apply(cfg *Config) error {
 		f.resetENI(st)
 	}
 	return nil
+}
+
+// lbIngress is, by port of ENI e, the inbound rules of the load balancer
+// of the listener there if its security groups filter PrivateLink
+// traffic; nil when none does.
+func lbIngress(e ENI, cfg *Config) *map[uint16][]SGRule {
+	var byPort map[uint16][]SGRule
+	for _, l := range e.Listeners {
+		if lb := cfg.LoadBalancers[l.LoadBalancer]; len(lb.SecurityGroups) > 0 {
+			if byPort == nil {
+				byPort = map[uint16][]SGRule{}
+			}
+			byPort[l.Port] = append([]SGRule{}, lb.Ingress...)
+		}
+	}
+	if byPort == nil {
+		return nil
+	}
+	return &byPort
 }
 
 // closeGroups ends the target groups no listener of cfg uses any more: their

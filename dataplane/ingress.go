@@ -14,19 +14,20 @@ import (
 type dropReason uint8
 
 const (
-	dropOversize      dropReason = iota // larger than the endpoint's 8500-byte MTU
-	dropMalformed                       // truncated or inconsistent headers
-	dropICMP                            // ICMP/ICMPv6: an endpoint answers no ping
-	dropProtocol                        // not TCP: PrivateLink carries TCP only
-	dropNoRoute                         // not addressed to this ENI
-	dropSecurityGroup                   // no security group rule allows it
-	dropChecksum                        // IPv4 header or TCP checksum wrong
-	dropNotAvailable                    // a SYN to an endpoint that is not available
-	dropFault                           // the ENI's AZ is down by a fault (pvlink fault az-down)
+	dropOversize        dropReason = iota // larger than the endpoint's 8500-byte MTU
+	dropMalformed                         // truncated or inconsistent headers
+	dropICMP                              // ICMP/ICMPv6: an endpoint answers no ping
+	dropProtocol                          // not TCP: PrivateLink carries TCP only
+	dropNoRoute                           // not addressed to this ENI
+	dropSecurityGroup                     // no security group rule allows it
+	dropChecksum                          // IPv4 header or TCP checksum wrong
+	dropNotAvailable                      // a SYN to an endpoint that is not available
+	dropFault                             // the ENI's AZ is down by a fault (pvlink fault az-down)
+	dropLBSecurityGroup                   // the load balancer's security groups, enforced on PrivateLink traffic, allow it not
 	numDropReasons
 )
 
-var dropReasonNames = [numDropReasons]string{"oversize", "malformed", "icmp", "protocol", "not_for_eni", "security_group", "bad_checksum", "not_available", "fault"}
+var dropReasonNames = [numDropReasons]string{"oversize", "malformed", "icmp", "protocol", "not_for_eni", "security_group", "bad_checksum", "not_available", "fault", "lb_security_group"}
 
 // allowed reports whether a TCP packet from src to port matches a rule.
 func allowed(rules []SGRule, src netip.Addr, port uint16) bool {
@@ -149,6 +150,12 @@ func (e *eniState) check(b []byte, now int64, gso bool) (tcpip.NetworkProtocolNu
 		if rules := e.ingressRules.Load(); rules != nil && !allowed(*rules, src, tcp.DestinationPort()) {
 			e.dropped(dropSecurityGroup)
 			return 0, 0, false
+		}
+		if byPort := e.lbRules.Load(); byPort != nil {
+			if rules, ok := (*byPort)[tcp.DestinationPort()]; ok && !allowed(rules, src, tcp.DestinationPort()) {
+				e.dropped(dropLBSecurityGroup)
+				return 0, 0, false
+			}
 		}
 		if tcp.Flags()&(header.TCPFlagSyn|header.TCPFlagAck) == header.TCPFlagSyn && !e.available.Load() {
 			// Only an available endpoint carries traffic; a SYN to one

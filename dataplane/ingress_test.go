@@ -197,3 +197,43 @@ func TestSYNToAnEndpointThatIsNotAvailableIsDroppedAndCounted(t *testing.T) {
 		t.Fatal("a SYN to an available endpoint was dropped")
 	}
 }
+
+// The load balancer's security groups, enforced on PrivateLink traffic,
+// filter what reaches its listeners by the consumer's address, after the
+// ENI's own; a port whose load balancer has none is not filtered.
+func TestALoadBalancersSecurityGroupsFilterItsListenersPorts(t *testing.T) {
+	cfg := &Config{LoadBalancers: map[string]LoadBalancer{
+		"guarded": {Name: "guarded", SecurityGroups: []string{"sg-1"}, Ingress: []SGRule{{Proto: 6, FromPort: 80, ToPort: 80, Source: netip.MustParsePrefix("10.0.0.0/8")}}},
+		"open":    {Name: "open"},
+	}}
+	eni := ENI{Listeners: []Listener{{Port: 80, LoadBalancer: "guarded"}, {Port: 443, LoadBalancer: "open"}}}
+	e := live(&eniState{addr4: eniAddr})
+	e.lbRules.Store(lbIngress(eni, cfg))
+	to := func(port uint16) []byte {
+		p := ipv4Packet(60, header.TCPProtocolNumber, eniAddr, header.TCPFlagSyn)
+		tcp := header.TCP(p[header.IPv4MinimumSize:])
+		tcp.SetDestinationPort(port)
+		tcp.SetChecksum(0)
+		tcp.SetChecksum(^checksum.Checksum(tcp, header.PseudoHeaderChecksum(header.TCPProtocolNumber, clientAddr, eniAddr, uint16(len(tcp)))))
+		return p
+	}
+	if _, _, ok := e.ingress(to(80), 0); ok {
+		t.Fatal("a SYN from 198.18.1.4 passed a load balancer that allows 10.0.0.0/8 only")
+	}
+	if got := e.drops[dropLBSecurityGroup].Load(); got != 1 || e.packetsDropped() != 1 {
+		t.Fatalf("lb_security_group drops %d, all %d; want 1 and 1", got, e.packetsDropped())
+	}
+	if _, _, ok := e.ingress(to(443), 0); !ok {
+		t.Fatal("a SYN to the listener of a load balancer without security groups was dropped")
+	}
+	cfg.LoadBalancers["guarded"] = LoadBalancer{Name: "guarded", SecurityGroups: []string{"sg-1"}, Ingress: []SGRule{{Proto: 6, FromPort: 80, ToPort: 80, Source: netip.MustParsePrefix("198.18.0.0/16")}}}
+	e.lbRules.Store(lbIngress(eni, cfg))
+	if _, _, ok := e.ingress(to(80), 0); !ok {
+		t.Fatal("a SYN the load balancer's rule allows was dropped")
+	}
+	// Enforcement off (no groups in the snapshot): nothing filtered.
+	cfg.LoadBalancers["guarded"] = LoadBalancer{Name: "guarded"}
+	if lbIngress(eni, cfg) != nil {
+		t.Fatal("rules for load balancers without enforced security groups")
+	}
+}

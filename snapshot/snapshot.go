@@ -112,6 +112,13 @@ type LoadBalancer struct {
 	Netns     string     `json:"netns"`
 	NodeIP    netip.Addr `json:"node_ip"`
 	CrossZone bool       `json:"cross_zone"`
+	// SecurityGroups are the load balancer's, when their inbound rules
+	// are enforced on PrivateLink traffic: then only consumer packets to
+	// its listeners matching one of Ingress (from the consumer's address,
+	// to the listener's port) get through; the rest are dropped and
+	// counted. Empty: no filter.
+	SecurityGroups []string `json:"security_groups,omitempty"`
+	Ingress        []SGRule `json:"ingress,omitempty"`
 }
 
 // TargetGroup is a set of targets and how connections to them are made.

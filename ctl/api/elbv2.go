@@ -42,6 +42,9 @@ type loadBalancer struct {
 	Type          string   `xml:"Type"`
 	Zones         []lbZone `xml:"AvailabilityZones>member"`
 	IPAddressType string   `xml:"IpAddressType"`
+	// SecurityGroups and Enforce... only for one made with groups.
+	SecurityGroups []string `xml:"SecurityGroups>member"`
+	Enforce        string   `xml:"EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic,omitempty"`
 }
 
 type targetGroup struct {
@@ -169,6 +172,7 @@ func (m *modelView) lbOut(lb ctl.LBState) loadBalancer {
 	for _, n := range lb.Nodes {
 		out.Zones = append(out.Zones, lbZone{ZoneName: m.AZName(n.AZ), SubnetID: m.subnetID(lb.VPC, n.Subnet), Addresses: []lbAddress{{n.IP}}})
 	}
+	out.SecurityGroups, out.Enforce = lb.SecurityGroups, lb.Enforce()
 	return out
 }
 
@@ -240,14 +244,36 @@ func (h *Handler) elbv2(caller string, q query) (any, error) {
 		var out loadBalancer
 		_, err := h.b.Change(func(s *ctl.State) error {
 			lb, err := s.CreateLoadBalancer(caller, q.str("Name"), q.str("IpAddressType"), subnetsOf(q))
-			if err == nil {
-				out = (&modelView{s}).lbOut(*lb)
+			if err != nil {
+				return err
 			}
-			return err
+			if sgs := q.list("SecurityGroups.member"); len(sgs) > 0 {
+				lb.MadeWithSecurityGroups = true
+				if err := s.SetLoadBalancerSecurityGroups(caller, lb.ID, sgs, ""); err != nil {
+					return err
+				}
+			}
+			out = (&modelView{s}).lbOut(*lb)
+			return nil
 		})
 		return struct {
 			LBs []loadBalancer `xml:"LoadBalancers>member"`
 		}{[]loadBalancer{out}}, err
+
+	case "SetSecurityGroups":
+		id := arnIDs([]string{q.str("LoadBalancerArn")})[0]
+		var lb ctl.LBState
+		_, err := h.b.Change(func(s *ctl.State) error {
+			err := s.SetLoadBalancerSecurityGroups(caller, id, q.list("SecurityGroups.member"), q.str("EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic"))
+			if l, ok := s.LoadBalancerByID(caller, id); ok {
+				lb = *l
+			}
+			return err
+		})
+		return struct {
+			IDs     []string `xml:"SecurityGroupIds>member"`
+			Enforce string   `xml:"EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic,omitempty"`
+		}{lb.SecurityGroups, lb.Enforce()}, err
 
 	case "DescribeLoadBalancers":
 		arns, names := arnIDs(q.list("LoadBalancerArns.member")), q.list("Names.member")
@@ -673,9 +699,14 @@ func elbCode(err error) (string, int) {
 	var de *ctl.DependencyError
 	var dup *ctl.DuplicateError
 	var np *ctl.OperationNotPermittedError
+	var sg *ctl.LBSecurityGroupError
 	switch {
 	case errors.As(err, &ae):
 		return ae.code, ae.status
+	case errors.As(err, &sg) && sg.Config:
+		return "InvalidConfigurationRequest", 400
+	case errors.As(err, &sg):
+		return "InvalidSecurityGroup", 400
 	case errors.As(err, &np):
 		return "OperationNotPermitted", 400
 	case errors.As(err, &de):
