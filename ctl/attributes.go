@@ -129,24 +129,33 @@ var TargetGroupAttributes = []string{
 	"stickiness.enabled",
 	"stickiness.type",
 	"tcp.idle_timeout.seconds",
+	"target_health_state.unhealthy.connection_termination.enabled",
+	"target_health_state.unhealthy.draining_interval_seconds",
+	"preserve_client_ip.enabled",
 }
 
 // Attributes are a target group's attributes, as strings.
 func (tg *TargetGroupState) Attributes() map[string]string {
-	dereg, idle := 300, 350
+	dereg, idle, unhealthyDraining := 300, 350, 0
 	if d, err := time.ParseDuration(tg.DeregistrationDelay); err == nil && d > 0 {
 		dereg = int(d / time.Second)
+	}
+	if d, err := time.ParseDuration(tg.UnhealthyDraining); err == nil && d > 0 {
+		unhealthyDraining = int(d / time.Second)
 	}
 	if d, err := time.ParseDuration(tg.IdleTimeout); err == nil && d > 0 {
 		idle = int(d / time.Second)
 	}
 	return map[string]string{
-		"proxy_protocol_v2.enabled":                           strconv.FormatBool(tg.ProxyProtocolV2),
-		"deregistration_delay.timeout_seconds":                strconv.Itoa(dereg),
-		"deregistration_delay.connection_termination.enabled": strconv.FormatBool(tg.ConnectionTermination),
-		"stickiness.enabled":                                  "false",
-		"stickiness.type":                                     "source_ip",
-		"tcp.idle_timeout.seconds":                            strconv.Itoa(idle),
+		"proxy_protocol_v2.enabled":                                    strconv.FormatBool(tg.ProxyProtocolV2),
+		"deregistration_delay.timeout_seconds":                         strconv.Itoa(dereg),
+		"deregistration_delay.connection_termination.enabled":          strconv.FormatBool(tg.ConnectionTermination),
+		"stickiness.enabled":                                           "false",
+		"stickiness.type":                                              "source_ip",
+		"tcp.idle_timeout.seconds":                                     strconv.Itoa(idle),
+		"target_health_state.unhealthy.connection_termination.enabled": strconv.FormatBool(!tg.KeepUnhealthy),
+		"target_health_state.unhealthy.draining_interval_seconds":      strconv.Itoa(unhealthyDraining),
+		"preserve_client_ip.enabled":                                   strconv.FormatBool(tg.PreserveClientIP),
 	}
 }
 
@@ -182,6 +191,22 @@ func (s *State) SetTargetGroupAttributes(caller, id string, attrs map[string]str
 			if n, err = seconds(60, 6000); err == nil {
 				tg.IdleTimeout = (time.Duration(n) * time.Second).String()
 			}
+		case "target_health_state.unhealthy.connection_termination.enabled":
+			var terminate bool
+			terminate, err = boolean()
+			tg.KeepUnhealthy = !terminate
+		case "target_health_state.unhealthy.draining_interval_seconds":
+			var n int
+			if n, err = seconds(0, 360000); err == nil {
+				tg.UnhealthyDraining = ""
+				if n > 0 {
+					tg.UnhealthyDraining = (time.Duration(n) * time.Second).String()
+				}
+			}
+		case "preserve_client_ip.enabled":
+			// Kept and shown: PrivateLink traffic reaches targets from
+			// the node's address whatever it says, as on AWS.
+			tg.PreserveClientIP, err = boolean()
 		case "stickiness.enabled":
 			if v != "false" {
 				err = refuse("attribute stickiness.enabled: pvlink's target groups choose targets by a hash of the flow, without stickiness")
@@ -196,6 +221,9 @@ func (s *State) SetTargetGroupAttributes(caller, id string, attrs map[string]str
 		if err != nil {
 			return err
 		}
+	}
+	if tg.UnhealthyDraining != "" && !tg.KeepUnhealthy {
+		return refuse("attribute target_health_state.unhealthy.draining_interval_seconds can be set only while target_health_state.unhealthy.connection_termination.enabled is false")
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // withSpareLB is the demo with a second load balancer, which no service
@@ -160,5 +161,58 @@ func TestARefusalOfDeletionProtectionIsAConflictNotAFailure(t *testing.T) {
 	}
 	if code := statusOf(errors.New("disk full")); code != http.StatusInternalServerError {
 		t.Fatalf("ctld's own failure: %d", code)
+	}
+}
+
+func TestUnhealthyConnectionTerminationOffReachesTheForwarders(t *testing.T) {
+	s := &State{}
+	if err := applyText(t, s, string(demoTopology(t))); err != nil {
+		t.Fatal(err)
+	}
+	tg := &s.TargetGroups[0]
+	a := tg.Attributes()
+	if a["target_health_state.unhealthy.connection_termination.enabled"] != "true" || a["target_health_state.unhealthy.draining_interval_seconds"] != "0" || a["preserve_client_ip.enabled"] != "false" {
+		t.Fatalf("defaults: %v", a)
+	}
+	// An interval needs termination off, in the same call or before.
+	if err := s.SetTargetGroupAttributes(tg.OwnerID, tg.ID, map[string]string{"target_health_state.unhealthy.draining_interval_seconds": "30"}); err == nil {
+		t.Fatal("a draining interval was taken with termination on")
+	}
+	if err := s.SetTargetGroupAttributes(tg.OwnerID, tg.ID, map[string]string{
+		"target_health_state.unhealthy.connection_termination.enabled": "false",
+		"target_health_state.unhealthy.draining_interval_seconds":      "30",
+		"preserve_client_ip.enabled":                                   "true",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got := s.ForwarderConfig("use1-az1").TargetGroups["web"]
+	if !got.KeepUnhealthy || time.Duration(got.UnhealthyDraining) != 30*time.Second {
+		t.Fatalf("the forwarder's target group: keep %v, draining %v", got.KeepUnhealthy, time.Duration(got.UnhealthyDraining))
+	}
+	if a := tg.Attributes(); a["target_health_state.unhealthy.draining_interval_seconds"] != "30" || a["preserve_client_ip.enabled"] != "true" {
+		t.Fatalf("after the change: %v", a)
+	}
+	if err := s.SetTargetGroupAttributes(tg.OwnerID, tg.ID, map[string]string{"target_health_state.unhealthy.draining_interval_seconds": "360001"}); err == nil {
+		t.Fatal("an interval over 360000 s was taken")
+	}
+}
+
+func TestATopologysUnhealthyDrainingNeedsTerminationOff(t *testing.T) {
+	demo := string(demoTopology(t))
+	const at = "    proxy_protocol_v2: true\n"
+	bad := strings.Replace(demo, at, at+"    unhealthy_draining_interval: 30s\n", 1)
+	if bad == demo {
+		t.Fatal("the demo's target group no longer reads as this test expects")
+	}
+	if _, err := ParseTopology("demo.yaml", []byte(bad)); err == nil || !strings.Contains(err.Error(), "unhealthy_draining_interval: applies only with unhealthy_connection_termination: false") {
+		t.Fatalf("an interval with termination on: %v", err)
+	}
+	good := strings.Replace(demo, at, at+"    unhealthy_connection_termination: false\n    unhealthy_draining_interval: 30s\n", 1)
+	s := &State{}
+	if err := applyText(t, s, good); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.ForwarderConfig("use1-az1").TargetGroups["web"]; !got.KeepUnhealthy || time.Duration(got.UnhealthyDraining) != 30*time.Second {
+		t.Fatalf("from the file: %+v", got)
 	}
 }

@@ -56,6 +56,10 @@ func Plan(t *Topology) *State {
 		ts := TargetGroupState{
 			Name: tg.Name, ID: newHexID(16), OwnerID: vpcOwner[tg.VPC], VPC: tg.VPC, Port: tg.Port, ProxyProtocolV2: tg.ProxyProtocolV2, Placement: tg.ProxyProtocolV2Placement,
 			ConnectionTermination: tg.ConnectionTermination, ConnectionLimit: tg.ConnectionLimit,
+			KeepUnhealthy: tg.UnhealthyConnectionTermination != nil && !*tg.UnhealthyConnectionTermination, PreserveClientIP: tg.PreserveClientIP,
+		}
+		if tg.UnhealthyDrainingInterval > 0 {
+			ts.UnhealthyDraining = tg.UnhealthyDrainingInterval.String()
 		}
 		if tg.IdleTimeout > 0 {
 			ts.IdleTimeout = tg.IdleTimeout.String()
@@ -350,6 +354,7 @@ func (s *State) targetGroup(name string) snapshot.TargetGroup {
 			tg.ConnectionTermination = g.ConnectionTermination
 			tg.HealthCheck = g.HealthCheck
 			tg.ConnLimit = g.ConnectionLimit
+			tg.KeepUnhealthy, tg.UnhealthyDraining = g.KeepUnhealthy, parseDuration(g.UnhealthyDraining)
 		}
 	}
 	for _, t := range s.Targets {

@@ -142,6 +142,13 @@ type TargetGroupState struct {
 	ConnectionTermination bool                 `json:"connection_termination,omitempty"`
 	HealthCheck           snapshot.HealthCheck `json:"health_check"`
 	ConnectionLimit       int                  `json:"connection_limit,omitempty"`
+	// KeepUnhealthy is unhealthy target connection termination off;
+	// UnhealthyDraining its draining interval (a duration, "" for none).
+	KeepUnhealthy     bool   `json:"keep_unhealthy_connections,omitempty"`
+	UnhealthyDraining string `json:"unhealthy_draining_interval,omitempty"`
+	// PreserveClientIP is the attribute, kept and shown: through
+	// PrivateLink the source a target sees is always the node's address.
+	PreserveClientIP bool `json:"preserve_client_ip,omitempty"`
 }
 
 // LBNodeState is a load-balancer node: the source address targets see.

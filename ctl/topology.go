@@ -200,6 +200,15 @@ type TargetGroup struct {
 	// ConnectionLimit is how many connections one load-balancer node holds
 	// to one target IP:port (about 55,000 through PrivateLink).
 	ConnectionLimit int `yaml:"connection_limit"`
+	// UnhealthyConnectionTermination (true by default) resets the
+	// connections of a target that fails its health checks; off, they
+	// stay for UnhealthyDrainingInterval (the target unhealthy.draining)
+	// or, with none, for as long as they last.
+	UnhealthyConnectionTermination *bool         `yaml:"unhealthy_connection_termination"`
+	UnhealthyDrainingInterval      time.Duration `yaml:"unhealthy_draining_interval"`
+	// PreserveClientIP is kept and shown; through PrivateLink targets see
+	// the node's address whatever it says, as on AWS.
+	PreserveClientIP bool `yaml:"preserve_client_ip"`
 }
 
 // HealthCheck is a target group's TCP health check (NLB defaults: every

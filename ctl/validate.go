@@ -521,6 +521,10 @@ func (v *validator) targetGroup(path []any, tg *TargetGroup) {
 	if tg.DeregistrationDelay < 0 {
 		v.fail(append(path, "deregistration_delay"), "must not be negative")
 	}
+	between(append(path, "unhealthy_draining_interval"), tg.UnhealthyDrainingInterval, 0, 360000*time.Second, "AWS allows 0-360000s")
+	if tg.UnhealthyDrainingInterval != 0 && (tg.UnhealthyConnectionTermination == nil || *tg.UnhealthyConnectionTermination) {
+		v.fail(append(path, "unhealthy_draining_interval"), "applies only with unhealthy_connection_termination: false")
+	}
 	if hc := tg.HealthCheck; hc != nil {
 		hp := append(append([]any{}, path...), "health_check")
 		between(append(hp, "interval"), hc.Interval, 50*time.Millisecond, 300*time.Second, "AWS allows 5s-300s; pvlink from 50ms for tests")

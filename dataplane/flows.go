@@ -127,6 +127,7 @@ func groupSettings(tg TargetGroup, az string, lb LoadBalancer, workers int) nat.
 	return nat.Settings{
 		Zone: az, CrossZone: lb.CrossZone, HealthCheck: hc,
 		DeregistrationDelay: delay, ConnectionTermination: tg.ConnectionTermination,
+		KeepUnhealthy: tg.KeepUnhealthy, UnhealthyDraining: time.Duration(tg.UnhealthyDraining),
 		ConnLimit: limit,
 	}
 }

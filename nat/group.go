@@ -20,11 +20,20 @@ const (
 	Unhealthy               // failed UnhealthyThreshold checks in a row
 	Draining                // deregistered: no new flows until the delay ends
 	Unused                  // deregistered and drained
+	// UnhealthyDraining: failed its checks in a group that keeps the
+	// connections of unhealthy targets for a while
+	// (Settings.UnhealthyDraining): no new flows, its flows kept until
+	// the interval ends (then Unhealthy, and they are reset) or it passes
+	// its checks again.
+	UnhealthyDraining
 )
 
 func (h Health) String() string {
-	return [...]string{"initial", "healthy", "unhealthy", "draining", "unused"}[h]
+	return [...]string{"initial", "healthy", "unhealthy", "draining", "unused", "unhealthy.draining"}[h]
 }
+
+// failed reports whether a health check put the target out of service.
+func (h Health) failed() bool { return h == Unhealthy || h == UnhealthyDraining }
 
 // HealthCheck holds the NLB health check settings of a target group.
 type HealthCheck struct {
@@ -53,6 +62,7 @@ type Target struct {
 	// Owned by the group's mutex.
 	okRun, failRun int
 	drainTimer     *time.Timer
+	unhealthyTimer *time.Timer // the end of UnhealthyDraining
 	deregistered   time.Time
 	stopCheck      context.CancelFunc
 }
@@ -80,12 +90,20 @@ type Settings struct {
 	DeregistrationDelay   time.Duration
 	ConnectionTermination bool // cut a target's flows when it has drained
 	ConnLimit             int  // per target IP:port; 0 = DefaultConnLimit
+	// KeepUnhealthy keeps the flows of a target that fails its checks
+	// (target_health_state.unhealthy.connection_termination.enabled
+	// false): for UnhealthyDraining if it is set, then they are reset;
+	// for as long as they last if it is not.
+	KeepUnhealthy     bool
+	UnhealthyDraining time.Duration
 }
 
 // Events are what a group tells its owner; each may be nil. They are
 // called from the group's own goroutines, never under its lock.
 type Events struct {
-	// Unhealthy: the target failed its checks; its flows must be reset.
+	// Unhealthy: the target failed its checks and its flows must be
+	// reset: at once, or at the end of its unhealthy draining; never with
+	// KeepUnhealthy and no draining interval.
 	Unhealthy func(*Target)
 	// Drained: deregistration ended; with connection termination on, its
 	// flows must be cut.
@@ -250,6 +268,9 @@ func (g *Group) stopLocked(t *Target) {
 	if t.drainTimer != nil {
 		t.drainTimer.Stop()
 	}
+	if t.unhealthyTimer != nil {
+		t.unhealthyTimer.Stop()
+	}
 }
 
 // rebuildLocked computes the eligible targets and swaps in a new table:
@@ -346,19 +367,48 @@ func (g *Group) record(t *Target, ok bool, hc HealthCheck) {
 		}
 	} else {
 		t.okRun, t.failRun = 0, t.failRun+1
-		if h != Unhealthy && t.failRun >= hc.UnhealthyThreshold {
+		if !h.failed() && t.failRun >= hc.UnhealthyThreshold {
 			next = Unhealthy
+			if g.settings.KeepUnhealthy && g.settings.UnhealthyDraining > 0 {
+				next = UnhealthyDraining
+			}
 		}
 	}
 	if next != h {
 		t.health.Store(int32(next))
 		g.rebuildLocked()
 	}
+	if h == UnhealthyDraining && next == Healthy && t.unhealthyTimer != nil {
+		t.unhealthyTimer.Stop() // back in time: its flows stay
+	}
+	if next == UnhealthyDraining {
+		t.unhealthyTimer = time.AfterFunc(g.settings.UnhealthyDraining, func() { g.endUnhealthyDraining(t) })
+	}
+	reset := next == Unhealthy && !h.failed() && !g.settings.KeepUnhealthy
 	g.mu.Unlock()
 	if next != h && g.events.Changed != nil {
 		g.events.Changed(t, h, next)
 	}
-	if next == Unhealthy && h != Unhealthy && g.events.Unhealthy != nil {
+	if reset && g.events.Unhealthy != nil {
+		g.events.Unhealthy(t)
+	}
+}
+
+// endUnhealthyDraining makes a target still draining as unhealthy
+// unhealthy at the end of its interval: its flows are reset then.
+func (g *Group) endUnhealthyDraining(t *Target) {
+	g.mu.Lock()
+	if t.Health() != UnhealthyDraining {
+		g.mu.Unlock()
+		return
+	}
+	t.health.Store(int32(Unhealthy))
+	g.rebuildLocked()
+	g.mu.Unlock()
+	if g.events.Changed != nil {
+		g.events.Changed(t, UnhealthyDraining, Unhealthy)
+	}
+	if g.events.Unhealthy != nil {
 		g.events.Unhealthy(t)
 	}
 }

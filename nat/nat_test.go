@@ -279,3 +279,70 @@ func TestNewHealthCheckSettingsTakeEffectAtOnce(t *testing.T) {
 	g.Update(fast, []Registration{{Addr: a, AZ: "az1"}})
 	waitFor(t, "checks at the new interval", func() bool { return fc.calls.Load() >= 10 })
 }
+
+// With unhealthy connection termination off, a target that fails its
+// checks keeps its flows: for the draining interval (unhealthy.draining,
+// then unhealthy and reset) or, without one, for as long as they last; one
+// that passes its checks again within the interval is healthy, its flows
+// never reset.
+func TestAnUnhealthyTargetKeepsItsFlowsWhileItDrains(t *testing.T) {
+	a, b := netip.MustParseAddrPort("198.19.1.10:8080"), netip.MustParseAddrPort("198.19.1.11:8080")
+	run := func(s Settings) (*Group, *fakeChecks, chan *Target, func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		fc := &fakeChecks{down: map[netip.AddrPort]bool{}}
+		resets := make(chan *Target, 4)
+		s.Zone, s.HealthCheck = "az1", fastCheck()
+		g := NewGroup(ctx, "web", s, fc.check, Events{Unhealthy: func(t *Target) { resets <- t }})
+		g.Update(s, []Registration{{Addr: a, AZ: "az1"}, {Addr: b, AZ: "az1"}})
+		waitFor(t, "both healthy", func() bool { return len(g.Eligible()) == 2 && g.Targets()[0].Health() == Healthy })
+		return g, fc, resets, func() { g.Close(); cancel() }
+	}
+	noReset := func(resets chan *Target, d time.Duration) bool {
+		select {
+		case <-resets:
+			return false
+		case <-time.After(d):
+			return true
+		}
+	}
+
+	// Draining for 300 ms, then unhealthy and reset.
+	g, fc, resets, done := run(Settings{KeepUnhealthy: true, UnhealthyDraining: 300 * time.Millisecond})
+	fc.set(a, true)
+	waitFor(t, "a unhealthy.draining", func() bool { return g.Targets()[0].Health() == UnhealthyDraining })
+	if e := g.Eligible(); len(e) != 1 || e[0] != b {
+		t.Fatalf("eligible while a drains: %v", e)
+	}
+	if !noReset(resets, 150*time.Millisecond) {
+		t.Fatal("a draining target's flows were reset before its interval ended")
+	}
+	select {
+	case r := <-resets:
+		if r.Addr != a || r.Health() != Unhealthy {
+			t.Fatalf("reset %v in state %v", r.Addr, r.Health())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the flows were never reset after the interval")
+	}
+	done()
+
+	// Back within the interval: healthy, never reset.
+	g, fc, resets, done = run(Settings{KeepUnhealthy: true, UnhealthyDraining: time.Second})
+	fc.set(a, true)
+	waitFor(t, "a unhealthy.draining", func() bool { return g.Targets()[0].Health() == UnhealthyDraining })
+	fc.set(a, false)
+	waitFor(t, "a healthy again", func() bool { return g.Targets()[0].Health() == Healthy && len(g.Eligible()) == 2 })
+	if !noReset(resets, 1500*time.Millisecond) {
+		t.Fatal("a target that recovered while draining had its flows reset")
+	}
+	done()
+
+	// No interval: unhealthy at once, its flows kept.
+	g, fc, resets, done = run(Settings{KeepUnhealthy: true})
+	fc.set(a, true)
+	waitFor(t, "a unhealthy", func() bool { return g.Targets()[0].Health() == Unhealthy })
+	if !noReset(resets, 300*time.Millisecond) {
+		t.Fatal("flows of an unhealthy target reset with termination off")
+	}
+	done()
+}

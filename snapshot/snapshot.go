@@ -143,6 +143,12 @@ type TargetGroup struct {
 	// ConnLimit is the connections one node holds to one target IP:port
 	// (NLB through PrivateLink: about 55,000; 0 means that).
 	ConnLimit int `json:"conn_limit,omitempty"`
+	// KeepUnhealthy: a target that fails its health checks keeps its
+	// connections (target_health_state.unhealthy.connection_termination
+	// off), for UnhealthyDraining (unhealthy.draining; then they are
+	// reset) or, with none, for as long as they last.
+	KeepUnhealthy     bool     `json:"keep_unhealthy_connections,omitempty"`
+	UnhealthyDraining Duration `json:"unhealthy_draining_interval,omitempty"`
 }
 
 // HealthCheck are a target group's health check settings.

@@ -275,6 +275,104 @@ func TestUnhealthyTargetLosesItsFlowsAndNewConnectionsGoElsewhere(t *testing.T) 
 	}
 }
 
+// connectionOn opens connections until one is served by target want, and
+// returns it; the others stay open until the test ends.
+func connectionOn(t *testing.T, f *fabrictest.Fabric, want *echoTarget, targets ...*echoTarget) net.Conn {
+	t.Helper()
+	for range 50 {
+		c, tg, err := roundTrip(t, f, targets...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if tg == want {
+			return c
+		}
+	}
+	t.Fatalf("50 connections did not reach %s", want.addr)
+	return nil
+}
+
+// stillEchoes reports whether a connection carries a line both ways.
+func stillEchoes(c net.Conn) bool {
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	if _, err := c.Write([]byte("still\n")); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && line == "still\n"
+}
+
+// With unhealthy connection termination off, a target that fails its
+// checks keeps its connections while it is unhealthy.draining (new ones
+// go elsewhere), through the AWS CLI's attributes; at the end of the
+// interval they are reset.
+func TestAnUnhealthyTargetKeepsItsConnectionsWhileItDrains(t *testing.T) {
+	const interval = 3 * time.Second
+	f := fabrictest.Up(t, poolTopology(t, "    health_check: {interval: 100ms, timeout: 100ms, healthy_threshold: 2, unhealthy_threshold: 2}"))
+	provider := f.Netns(t, "provider")
+	a, b := startEcho(t, provider, "198.19.1.20:9000"), startEcho(t, provider, "198.19.1.21:9000")
+	waitUntil(t, 5*time.Second, "both targets healthy", func() bool {
+		return targetState(t, f, a.addr) == "healthy" && targetState(t, f, b.addr) == "healthy"
+	})
+	elb := awsAs(t, f, "provider").elb()
+	var tgs struct {
+		TargetGroups []struct{ TargetGroupArn, TargetGroupName string }
+	}
+	elb.do(&tgs, "describe-target-groups", "--names", "pool")
+	arn := tgs.TargetGroups[0].TargetGroupArn
+	elb.refused("ValidationError", "modify-target-group-attributes", "--target-group-arn", arn,
+		"--attributes", "Key=target_health_state.unhealthy.draining_interval_seconds,Value=3")
+	elb.do(nil, "modify-target-group-attributes", "--target-group-arn", arn, "--attributes",
+		"Key=target_health_state.unhealthy.connection_termination.enabled,Value=false",
+		"Key=target_health_state.unhealthy.draining_interval_seconds,Value=3")
+	// The forwarder runs the change once it has the model's version.
+	f.Refresh(t)
+	waitUntil(t, 5*time.Second, "the forwarder to take the change", func() bool { return statsOf(t, f).ConfigVersion >= f.Status.Version })
+	onA := connectionOn(t, f, a, a, b)
+
+	// A's listener closes; its open connection stays.
+	a.ln.Close()
+	failed := time.Now()
+	waitUntil(t, 3*time.Second, "target A unhealthy.draining", func() bool { return targetState(t, f, a.addr) == "unhealthy.draining" })
+	var th struct {
+		TargetHealthDescriptions []struct {
+			Target       struct{ Id string }
+			TargetHealth struct{ State, Reason string }
+		}
+	}
+	elb.do(&th, "describe-target-health", "--target-group-arn", arn)
+	for _, d := range th.TargetHealthDescriptions {
+		if d.Target.Id == "198.19.1.20" && (d.TargetHealth.State != "unhealthy.draining" || d.TargetHealth.Reason != "Target.FailedHealthChecks") {
+			t.Fatalf("describe-target-health: %+v", th)
+		}
+	}
+	if !stillEchoes(onA) {
+		t.Fatal("the connection to the draining target stopped echoing")
+	}
+	for i := range 10 {
+		c, tg, err := roundTrip(t, f, a, b)
+		if err != nil {
+			t.Fatalf("connection %d while A drains: %v", i, err)
+		}
+		c.Close()
+		if tg != b {
+			t.Fatalf("connection %d while A drains went to %v", i, tg)
+		}
+	}
+	// The interval ends: unhealthy, and the connection is reset.
+	waitUntil(t, interval+3*time.Second, "target A unhealthy", func() bool { return targetState(t, f, a.addr) == "unhealthy" })
+	if since := time.Since(failed); since < interval-500*time.Millisecond {
+		t.Fatalf("A left unhealthy.draining %s after failing, before its %s interval", since, interval)
+	}
+	t.Logf("unhealthy.draining for about %s (interval %s)", time.Since(failed).Round(10*time.Millisecond), interval)
+	onA.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := onA.Read(make([]byte, 1)); !isReset(err) {
+		t.Fatalf("the connection after the interval: %v, want a reset", err)
+	}
+}
+
 func TestDeregisteredTargetDrainsThenItsFlowsAreCut(t *testing.T) {
 	// The delay leaves room for the draining checks below on a loaded
 	// machine (a -race build took longer than 1 s to get through them).

@@ -403,6 +403,9 @@ func (h *Handler) elbv2(caller string, q query) (any, error) {
 				Description: "Target group is not configured to receive traffic from the load balancer"}
 			if st, ok := states[tg.Name+"|"+netip.AddrPortFrom(netip.MustParseAddr(t.IP), uint16(t.Port)).String()]; ok {
 				th.State, th.Reason, th.Description = st, "", ""
+				if st == "unhealthy" || st == "unhealthy.draining" {
+					th.Reason, th.Description = "Target.FailedHealthChecks", "Health checks failed"
+				}
 			}
 			if !t.DeregisteredAt.IsZero() && th.State != "unused" {
 				th.State, th.Reason, th.Description = "draining", "Target.DeregistrationInProgress", "Target deregistration is in progress"
@@ -642,13 +645,20 @@ func (h *Handler) targetStates() map[string]string {
 	if err != nil {
 		return out
 	}
-	rank := map[string]int{"unused": 0, "unhealthy": 1, "initial": 2, "draining": 3, "healthy": 4}
+	rank := map[string]int{"unused": 0, "unhealthy": 1, "unhealthy.draining": 2, "initial": 3, "draining": 4, "healthy": 5}
+	best := map[string]int{}
 	for _, d := range docs {
 		for _, t := range d.Doc {
 			_, group, _ := strings.Cut(t.Group, "/") // load balancer/target group
 			key := group + "|" + t.Target
-			if cur, ok := out[key]; !ok || rank[t.State] > rank[cur] {
-				out[key] = t.State
+			r := rank[t.State]
+			if t.State == "initial" && t.AZ != d.AZ {
+				// A node of another AZ that does not check it (cross-zone
+				// off) says nothing of it.
+				r = -1
+			}
+			if cur, ok := best[key]; !ok || r > cur {
+				out[key], best[key] = t.State, r
 			}
 		}
 	}
