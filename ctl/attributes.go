@@ -132,7 +132,12 @@ var TargetGroupAttributes = []string{
 	"target_health_state.unhealthy.connection_termination.enabled",
 	"target_health_state.unhealthy.draining_interval_seconds",
 	"preserve_client_ip.enabled",
+	"load_balancing.cross_zone.enabled",
 }
+
+// useLBConfig is a target group's cross-zone value that defers to its load
+// balancers'.
+const useLBConfig = "use_load_balancer_configuration"
 
 // Attributes are a target group's attributes, as strings.
 func (tg *TargetGroupState) Attributes() map[string]string {
@@ -156,6 +161,7 @@ func (tg *TargetGroupState) Attributes() map[string]string {
 		"target_health_state.unhealthy.connection_termination.enabled": strconv.FormatBool(!tg.KeepUnhealthy),
 		"target_health_state.unhealthy.draining_interval_seconds":      strconv.Itoa(unhealthyDraining),
 		"preserve_client_ip.enabled":                                   strconv.FormatBool(tg.PreserveClientIP),
+		"load_balancing.cross_zone.enabled":                            cmpOr(tg.CrossZone, useLBConfig),
 	}
 }
 
@@ -202,6 +208,15 @@ func (s *State) SetTargetGroupAttributes(caller, id string, attrs map[string]str
 				if n > 0 {
 					tg.UnhealthyDraining = (time.Duration(n) * time.Second).String()
 				}
+			}
+		case "load_balancing.cross_zone.enabled":
+			switch v {
+			case "true", "false":
+				tg.CrossZone = v
+			case useLBConfig:
+				tg.CrossZone = ""
+			default:
+				err = refuse("attribute %s: %q is not true, false or %s", k, v, useLBConfig)
 			}
 		case "preserve_client_ip.enabled":
 			// Kept and shown: PrivateLink traffic reaches targets from

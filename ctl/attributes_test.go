@@ -216,3 +216,22 @@ func TestATopologysUnhealthyDrainingNeedsTerminationOff(t *testing.T) {
 		t.Fatalf("from the file: %+v", got)
 	}
 }
+
+func TestATargetGroupsCrossZoneComesFromTheFileOrTheAPI(t *testing.T) {
+	demo := string(demoTopology(t))
+	const at = "    proxy_protocol_v2: true\n"
+	s := &State{}
+	if err := applyText(t, s, strings.Replace(demo, at, at+"    cross_zone: true\n", 1)); err != nil {
+		t.Fatal(err)
+	}
+	tg := &s.TargetGroups[0]
+	if got := s.ForwarderConfig("use1-az1").TargetGroups["web"].CrossZone; got != "true" || tg.Attributes()["load_balancing.cross_zone.enabled"] != "true" {
+		t.Fatalf("cross_zone: true in the file gives %q, attribute %q", got, tg.Attributes()["load_balancing.cross_zone.enabled"])
+	}
+	if err := s.SetTargetGroupAttributes(tg.OwnerID, tg.ID, map[string]string{"load_balancing.cross_zone.enabled": "use_load_balancer_configuration"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.ForwarderConfig("use1-az1").TargetGroups["web"].CrossZone; got != "" || tg.Attributes()["load_balancing.cross_zone.enabled"] != "use_load_balancer_configuration" {
+		t.Fatalf("use_load_balancer_configuration gives %q", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,6 +61,9 @@ func Plan(t *Topology) *State {
 		}
 		if tg.UnhealthyDrainingInterval > 0 {
 			ts.UnhealthyDraining = tg.UnhealthyDrainingInterval.String()
+		}
+		if tg.CrossZone != nil {
+			ts.CrossZone = strconv.FormatBool(*tg.CrossZone)
 		}
 		if tg.IdleTimeout > 0 {
 			ts.IdleTimeout = tg.IdleTimeout.String()
@@ -298,14 +302,14 @@ func (s *State) ForwarderConfig(az string) *snapshot.Config {
 			for _, name := range svc.LoadBalancers {
 				lb := lbs[name]
 				node, ok := lb.node(az)
-				crossZone := lb.CrossZone
+				crossZone, crossRegion := lb.CrossZone, false
 				if !ok && e.crossRegion() && len(lb.Nodes) > 0 {
 					// Cross-Region: the consumer's AZs are not the
 					// provider's. Connections leave from a node of the
 					// host Region and go to targets in any of its AZs;
 					// health checks move them between AZs, never across
 					// Regions.
-					node, ok, crossZone = lb.Nodes[0], true, true
+					node, ok, crossZone, crossRegion = lb.Nodes[0], true, true, true
 					for _, n := range lb.Nodes {
 						if !s.IsAZDown(n.AZ) { // a node of an AZ that is up
 							node = n
@@ -316,7 +320,7 @@ func (s *State) ForwarderConfig(az string) *snapshot.Config {
 				if !ok {
 					continue // this load balancer has no node in az
 				}
-				slb := snapshot.LoadBalancer{Name: lb.Name, ARN: lb.ARN(cmpOr(svc.Region, s.Region)), Netns: lb.Netns, NodeIP: mustAddr(node.IP), CrossZone: crossZone}
+				slb := snapshot.LoadBalancer{Name: lb.Name, ARN: lb.ARN(cmpOr(svc.Region, s.Region)), Netns: lb.Netns, NodeIP: mustAddr(node.IP), CrossZone: crossZone, CrossRegion: crossRegion}
 				s.lbIngress(lb, &slb)
 				c.LoadBalancers[lb.Name] = slb
 				for _, l := range lb.Listeners {
@@ -355,6 +359,7 @@ func (s *State) targetGroup(name string) snapshot.TargetGroup {
 			tg.HealthCheck = g.HealthCheck
 			tg.ConnLimit = g.ConnectionLimit
 			tg.KeepUnhealthy, tg.UnhealthyDraining = g.KeepUnhealthy, parseDuration(g.UnhealthyDraining)
+			tg.CrossZone = g.CrossZone
 		}
 	}
 	for _, t := range s.Targets {

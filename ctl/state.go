@@ -149,6 +149,9 @@ type TargetGroupState struct {
 	// PreserveClientIP is the attribute, kept and shown: through
 	// PrivateLink the source a target sees is always the node's address.
 	PreserveClientIP bool `json:"preserve_client_ip,omitempty"`
+	// CrossZone is "true" or "false" where the group overrides its load
+	// balancer's cross-zone setting; "" is use_load_balancer_configuration.
+	CrossZone string `json:"cross_zone,omitempty"`
 }
 
 // LBNodeState is a load-balancer node: the source address targets see.

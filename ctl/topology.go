@@ -209,6 +209,9 @@ type TargetGroup struct {
 	// PreserveClientIP is kept and shown; through PrivateLink targets see
 	// the node's address whatever it says, as on AWS.
 	PreserveClientIP bool `yaml:"preserve_client_ip"`
+	// CrossZone overrides the load balancers' cross_zone for this group's
+	// targets; left out, theirs applies.
+	CrossZone *bool `yaml:"cross_zone"`
 }
 
 // HealthCheck is a target group's TCP health check (NLB defaults: every

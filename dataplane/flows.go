@@ -124,8 +124,12 @@ func groupSettings(tg TargetGroup, az string, lb LoadBalancer, workers int) nat.
 	if workers > 1 {
 		limit = (limit + workers - 1) / workers
 	}
+	crossZone := lb.CrossZone
+	if !lb.CrossRegion && tg.CrossZone != "" {
+		crossZone = tg.CrossZone == "true" // the target group's own setting
+	}
 	return nat.Settings{
-		Zone: az, CrossZone: lb.CrossZone, HealthCheck: hc,
+		Zone: az, CrossZone: crossZone, HealthCheck: hc,
 		DeregistrationDelay: delay, ConnectionTermination: tg.ConnectionTermination,
 		KeepUnhealthy: tg.KeepUnhealthy, UnhealthyDraining: time.Duration(tg.UnhealthyDraining),
 		ConnLimit: limit,

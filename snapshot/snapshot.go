@@ -112,6 +112,10 @@ type LoadBalancer struct {
 	Netns     string     `json:"netns"`
 	NodeIP    netip.Addr `json:"node_ip"`
 	CrossZone bool       `json:"cross_zone"`
+	// CrossRegion: the node is another Region's, reached by a cross-Region
+	// endpoint; CrossZone is on whatever the target groups say (the
+	// consumer's AZs are not the provider's).
+	CrossRegion bool `json:"cross_region,omitempty"`
 	// SecurityGroups are the load balancer's, when their inbound rules
 	// are enforced on PrivateLink traffic: then only consumer packets to
 	// its listeners matching one of Ingress (from the consumer's address,
@@ -149,6 +153,10 @@ type TargetGroup struct {
 	// reset) or, with none, for as long as they last.
 	KeepUnhealthy     bool     `json:"keep_unhealthy_connections,omitempty"`
 	UnhealthyDraining Duration `json:"unhealthy_draining_interval,omitempty"`
+	// CrossZone, "true" or "false", overrides the load balancer's
+	// cross-zone setting for this group's targets ("": the load
+	// balancer's, use_load_balancer_configuration).
+	CrossZone string `json:"cross_zone,omitempty"`
 }
 
 // HealthCheck are a target group's health check settings.

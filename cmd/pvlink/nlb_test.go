@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"pvlink.dev/pvlink/internal/fabrictest"
+	"pvlink.dev/pvlink/peer"
 	"pvlink.dev/pvlink/snapshot"
 )
 
@@ -516,4 +518,63 @@ func TestKeepalivesFromEitherSideKeepAnIdleFlow(t *testing.T) {
 	if n := statsOf(t, f).IdleExpired; n != 1 {
 		t.Errorf("idle_expired = %d, want 1 (the flow without keepalives)", n)
 	}
+}
+
+// A target group's own cross-zone setting (the AWS CLI's
+// load_balancing.cross_zone.enabled on the group) overrides its load
+// balancer's: the demo's load balancer keeps cross-zone off, and with the
+// group's on, connections through the use1-az1 ENI reach the use1-az2
+// target too; back to use_load_balancer_configuration, only their own AZ's.
+func TestATargetGroupsCrossZoneOverridesItsLoadBalancers(t *testing.T) {
+	f := fabrictest.Up(t, demoTopology(t))
+	consumer := f.Netns(t, "consumer")
+	eni := f.Status.Endpoints[0].ENIs[0]
+	elb := awsAs(t, f, "provider").elb()
+	var tgs struct {
+		TargetGroups []struct{ TargetGroupArn string }
+	}
+	elb.do(&tgs, "describe-target-groups", "--names", "web")
+	arn := tgs.TargetGroups[0].TargetGroupArn
+	setCrossZone := func(v string) {
+		t.Helper()
+		var out struct{ Attributes []struct{ Key, Value string } }
+		elb.do(&out, "modify-target-group-attributes", "--target-group-arn", arn, "--attributes", "Key=load_balancing.cross_zone.enabled,Value="+v)
+		for _, a := range out.Attributes {
+			if a.Key == "load_balancing.cross_zone.enabled" && a.Value != v {
+				t.Fatalf("cross-zone after setting %s: %s", v, a.Value)
+			}
+		}
+		f.Refresh(t)
+		waitUntil(t, 5*time.Second, "the forwarder to take the change", func() bool { return statsOf(t, f).ConfigVersion >= f.Status.Version })
+	}
+	azsSeen := func(n int) map[string]int {
+		t.Helper()
+		seen := map[string]int{}
+		for range n {
+			out, err := inNetns(t, consumer, fabrictest.Binary(t), "client", eni.IP+":80", "--message", "which AZ?\n")
+			if err != nil {
+				t.Fatalf("pvlink client: %v\n%s", err, out)
+			}
+			var res peer.Result
+			if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &res); err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			var s peer.Seen
+			json.Unmarshal(res.Target, &s)
+			seen[s.AZ]++
+		}
+		return seen
+	}
+	if seen := azsSeen(10); len(seen) != 1 || seen["use1-az1"] != 10 {
+		t.Fatalf("with cross-zone off everywhere the use1-az1 ENI reached %v", seen)
+	}
+	setCrossZone("true")
+	if seen := azsSeen(24); seen["use1-az2"] == 0 || seen["use1-az1"] == 0 {
+		t.Fatalf("with the group's cross-zone on, 24 connections reached %v; want both AZs' targets", seen)
+	}
+	setCrossZone("use_load_balancer_configuration")
+	if seen := azsSeen(10); len(seen) != 1 || seen["use1-az1"] != 10 {
+		t.Fatalf("back to the load balancer's setting the use1-az1 ENI reached %v", seen)
+	}
+	elb.refused("ValidationError", "modify-target-group-attributes", "--target-group-arn", arn, "--attributes", "Key=load_balancing.cross_zone.enabled,Value=sometimes")
 }

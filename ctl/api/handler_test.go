@@ -207,7 +207,7 @@ func TestTargetGroupAttributesAreSetAndCheckedAsELBv2Does(t *testing.T) {
 	if got := b.m.TargetGroups[0].DeregistrationDelay; got != "20s" {
 		t.Fatalf("the model's deregistration delay is %q", got)
 	}
-	for _, bad := range [][2]string{{"proxy_protocol_v2.enabled", "yes"}, {"stickiness.enabled", "true"}, {"tcp.idle_timeout.seconds", "10"}, {"load_balancing.cross_zone.enabled", "true"}} {
+	for _, bad := range [][2]string{{"proxy_protocol_v2.enabled", "yes"}, {"stickiness.enabled", "true"}, {"tcp.idle_timeout.seconds", "10"}, {"load_balancing.cross_zone.enabled", "sometimes"}} {
 		if status, out := modify(bad[0], bad[1]); status != 400 || !strings.Contains(out, "<Code>ValidationError</Code>") {
 			t.Errorf("%s=%s: %d %s, want ValidationError", bad[0], bad[1], status, out)
 		}

@@ -1,0 +1,24 @@
+package dataplane
+
+import "testing"
+
+// A target group's cross-zone setting overrides its load balancer's,
+// except on a node reached across Regions, whose consumer AZs are not the
+// provider's: there every AZ's targets stay in scope.
+func TestATargetGroupsCrossZoneOverridesTheLoadBalancersButNotAcrossRegions(t *testing.T) {
+	for _, tc := range []struct {
+		lb   LoadBalancer
+		tg   string
+		want bool
+	}{
+		{LoadBalancer{}, "", false},
+		{LoadBalancer{CrossZone: true}, "", true},
+		{LoadBalancer{}, "true", true},
+		{LoadBalancer{CrossZone: true}, "false", false},
+		{LoadBalancer{CrossZone: true, CrossRegion: true}, "false", true},
+	} {
+		if got := groupSettings(TargetGroup{CrossZone: tc.tg}, "use1-az1", tc.lb, 1).CrossZone; got != tc.want {
+			t.Errorf("load balancer %+v, group %q: cross-zone %v, want %v", tc.lb, tc.tg, got, tc.want)
+		}
+	}
+}
