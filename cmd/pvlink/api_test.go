@@ -138,6 +138,13 @@ func TestTheEndpointLifecycleThroughTheAWSCLI(t *testing.T) {
 	f := fabrictest.Up(t, providerOnly(t))
 	consumer, provider := awsAs(t, f, "consumer"), awsAs(t, f, "provider")
 
+	// Who am I: the first thing a configured CLI or SDK tool asks.
+	out, err := consumer.runService("sts", "get-caller-identity")
+	var who struct{ Account, Arn string }
+	if err != nil || json.Unmarshal([]byte(out), &who) != nil || who.Account != consumer.account.ID || who.Arn != "arn:aws:iam::"+consumer.account.ID+":root" {
+		t.Fatalf("aws sts get-caller-identity as the consumer: %v\n%s", err, out)
+	}
+
 	// The consumer finds the service, its VPC and subnets.
 	var services struct {
 		ServiceNames   []string

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -89,6 +90,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case "monitoring":
 		h.serveWrapped(w, r, id, service, "2010-08-01", cwNamespace, h.cloudwatch)
+		return
+	case "sts":
+		h.serveWrapped(w, r, id, service, "2011-06-15", stsNamespace, h.sts)
+		return
+	case "ec2":
+	default:
+		// Another AWS service's call: say so, rather than check its
+		// signature as EC2's and refuse its scope.
+		// The query protocols' error body, which the rest-xml ones (S3)
+		// read too.
+		w.Header().Set("Content-Type", "text/xml")
+		w.WriteHeader(http.StatusBadRequest)
+		xml.NewEncoder(w).Encode(elbErrorBody{Type: "Sender", Code: "InvalidAction", RequestID: id,
+			Message: fmt.Sprintf("pvlink does not serve %s: it serves ec2, elasticloadbalancing, monitoring (CloudWatch), sns and sts", service)})
 		return
 	}
 	creds, body, region, err := verify(r, "ec2", h.now(), h.lookup)

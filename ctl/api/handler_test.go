@@ -608,3 +608,21 @@ func TestEveryDescribeTakesItsFiltersOrRefusesThem(t *testing.T) {
 		}
 	}
 }
+
+// STS's GetCallerIdentity names the account whose keys signed; a call for
+// a service pvlink does not serve says so, in a body the query and
+// rest-xml clients read.
+func TestGetCallerIdentityAndAServiceNotServed(t *testing.T) {
+	b, srv := demoBackend(t)
+	consumer := account(b, "consumer")
+	status, out := call(t, srv.URL, consumer, "sts", "Action=GetCallerIdentity&Version=2011-06-15", time.Now())
+	if status != 200 || !strings.Contains(out, "<Account>"+consumer.ID+"</Account>") || !strings.Contains(out, "<Arn>arn:aws:iam::"+consumer.ID+":root</Arn>") || !strings.Contains(out, "<GetCallerIdentityResult>") {
+		t.Fatalf("GetCallerIdentity: %d %s", status, out)
+	}
+	if status, out := call(t, srv.URL, consumer, "sts", "Action=AssumeRole&Version=2011-06-15", time.Now()); status != 400 || !strings.Contains(out, "<Code>InvalidAction</Code>") {
+		t.Fatalf("AssumeRole: %d %s", status, out)
+	}
+	if status, out := call(t, srv.URL, consumer, "s3", "", time.Now()); status != 400 || !strings.Contains(out, "<ErrorResponse") || !strings.Contains(out, "pvlink does not serve s3") {
+		t.Fatalf("an S3 call: %d %s", status, out)
+	}
+}
