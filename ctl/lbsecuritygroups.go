@@ -88,14 +88,24 @@ func (s *State) SetLoadBalancerSecurityGroups(caller, id string, ids []string, e
 	return nil
 }
 
-// lbIngress is the load balancer as a forwarder sees it: with its security
-// groups' inbound rules when they apply to PrivateLink traffic.
-func (s *State) lbIngress(lb LBState, out *snapshot.LoadBalancer) {
-	if len(lb.SecurityGroups) == 0 || lb.SGPrivateLinkOff {
+// lbRules is the load balancer as a forwarder sees it: with its security
+// groups' inbound rules when they apply to PrivateLink traffic, and their
+// outbound rules, which its connections to targets and its health checks
+// leave by.
+func (s *State) lbRules(lb LBState, out *snapshot.LoadBalancer) {
+	if len(lb.SecurityGroups) == 0 {
 		return
 	}
-	out.SecurityGroups = lb.SecurityGroups
-	out.Ingress = s.rulesOf(lb.SecurityGroups)
+	out.EgressFiltered = true
+	for _, g := range s.SecurityGroups {
+		if slices.Contains(lb.SecurityGroups, g.ID) {
+			out.Egress = append(out.Egress, g.EgressRules()...)
+		}
+	}
+	if !lb.SGPrivateLinkOff {
+		out.SecurityGroups = lb.SecurityGroups
+		out.Ingress = s.rulesOf(lb.SecurityGroups)
+	}
 }
 
 // usedByLoadBalancer names the load balancer that has security group id,

@@ -111,3 +111,40 @@ func TestATopologysLoadBalancerSecurityGroupsAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// A load balancer's groups' outbound rules reach the forwarders whether or
+// not their inbound rules apply to PrivateLink traffic: EC2's default
+// (everything out) until one is changed.
+func TestALoadBalancersOutboundRulesReachTheForwarders(t *testing.T) {
+	s := &State{}
+	if err := applyText(t, s, guardedDemo(t, "off")); err != nil {
+		t.Fatal(err)
+	}
+	lb := &s.LoadBalancers[0]
+	target := netip.MustParseAddrPort("198.19.1.10:8080")
+	got := s.ForwarderConfig("use1-az1").LoadBalancers["web-nlb"]
+	if !got.EgressFiltered || len(got.Ingress) != 0 || !got.EgressAllows(target) {
+		t.Fatalf("the default outbound rule with inbound enforcement off: %+v", got)
+	}
+	everything := Permission{Protocol: "-1", CIDRs: []string{"0.0.0.0/0"}}
+	if err := s.RevokeEgress(lb.OwnerID, lb.SecurityGroups[0], []Permission{everything}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.ForwarderConfig("use1-az1").LoadBalancers["web-nlb"]; got.EgressAllows(target) {
+		t.Fatalf("with no outbound rule the target is reachable: %+v", got)
+	}
+	if err := s.AuthorizeEgress(lb.OwnerID, lb.SecurityGroups[0], []Permission{{Protocol: "tcp", From: 8080, To: 8080, CIDRs: []string{"198.19.1.0/24"}}}); err != nil {
+		t.Fatal(err)
+	}
+	got = s.ForwarderConfig("use1-az1").LoadBalancers["web-nlb"]
+	if !got.EgressAllows(target) || got.EgressAllows(netip.MustParseAddrPort("198.19.2.10:8080")) || got.EgressAllows(netip.MustParseAddrPort("198.19.1.10:9090")) {
+		t.Fatalf("one outbound rule for 198.19.1.0/24:8080: %+v", got.Egress)
+	}
+	// A file that gives a group no outbound rule.
+	if err := applyText(t, s, strings.Replace(guardedDemo(t, ""), "    vpc: provider\n    ingress:", "    vpc: provider\n    egress: []\n    ingress:", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.ForwarderConfig("use1-az1").LoadBalancers["web-nlb"]; got.EgressAllows(target) {
+		t.Fatal("egress: [] in the file let the target be reached")
+	}
+}

@@ -106,6 +106,9 @@ func Plan(t *Topology) *State {
 	sgID := map[string]string{}
 	for _, sg := range t.SecurityGroups {
 		g := SecurityGroupState{ID: newID("sg-"), Name: sg.Name, VPC: sg.VPC, OwnerID: vpcOwner[sg.VPC], Ingress: sgRules(sg.Ingress)}
+		if sg.Egress != nil {
+			g.EgressSet, g.Egress = true, sgRules(*sg.Egress)
+		}
 		sgID[sg.Name] = g.ID
 		s.SecurityGroups = append(s.SecurityGroups, g)
 	}
@@ -321,7 +324,7 @@ func (s *State) ForwarderConfig(az string) *snapshot.Config {
 					continue // this load balancer has no node in az
 				}
 				slb := snapshot.LoadBalancer{Name: lb.Name, ARN: lb.ARN(cmpOr(svc.Region, s.Region)), Netns: lb.Netns, NodeIP: mustAddr(node.IP), CrossZone: crossZone, CrossRegion: crossRegion}
-				s.lbIngress(lb, &slb)
+				s.lbRules(lb, &slb)
 				c.LoadBalancers[lb.Name] = slb
 				for _, l := range lb.Listeners {
 					if ports[l.Port] {

@@ -110,6 +110,43 @@ func (s *State) AuthorizeIngress(caller, id string, perms []Permission) error {
 	})
 }
 
+// defaultEgress is EC2's outbound rule of a new group: everything, to
+// anywhere (IPv4).
+var defaultEgress = []snapshot.SGRule{{Proto: 0, FromPort: 0, ToPort: 65535, Source: netip.MustParsePrefix("0.0.0.0/0")}}
+
+// EgressRules are the group's outbound rules in force.
+func (g *SecurityGroupState) EgressRules() []snapshot.SGRule {
+	if !g.EgressSet {
+		return defaultEgress
+	}
+	return g.Egress
+}
+
+// AuthorizeEgress and RevokeEgress change a group's outbound rules as
+// AuthorizeIngress and RevokeIngress its inbound ones (the range named is
+// the destination's).
+func (s *State) AuthorizeEgress(caller, id string, perms []Permission) error {
+	return s.eachRule(caller, id, perms, func(g *SecurityGroupState, r snapshot.SGRule, p Permission) error {
+		rules := g.EgressRules()
+		if slices.Contains(rules, r) {
+			return &DuplicateError{"Permission", fmt.Sprintf("the specified rule \"peer: %s, %s, ALLOW\" already exists", r.Source, p.Protocol)}
+		}
+		g.EgressSet, g.Egress = true, append(slices.Clone(rules), r)
+		return nil
+	})
+}
+
+func (s *State) RevokeEgress(caller, id string, perms []Permission) error {
+	return s.eachRule(caller, id, perms, func(g *SecurityGroupState, r snapshot.SGRule, p Permission) error {
+		rules := g.EgressRules()
+		if !slices.Contains(rules, r) {
+			return refuse("the outbound rule %s %d-%d to %s is not in %s", p.Protocol, p.From, p.To, r.Source, g.ID)
+		}
+		g.EgressSet, g.Egress = true, slices.DeleteFunc(slices.Clone(rules), func(o snapshot.SGRule) bool { return o == r })
+		return nil
+	})
+}
+
 // RevokeIngress removes rules from a group of the caller's.
 func (s *State) RevokeIngress(caller, id string, perms []Permission) error {
 	return s.eachRule(caller, id, perms, func(g *SecurityGroupState, r snapshot.SGRule, p Permission) error {

@@ -316,6 +316,11 @@ type SecurityGroupState struct {
 	VPC         string            `json:"vpc"`
 	OwnerID     string            `json:"owner_id"`
 	Ingress     []snapshot.SGRule `json:"ingress"`
+	// EgressSet says Egress holds the group's outbound rules; until one
+	// is changed a group has EC2's default, everything out
+	// (EgressRules).
+	EgressSet bool              `json:"egress_set,omitempty"`
+	Egress    []snapshot.SGRule `json:"egress,omitempty"`
 }
 
 // LoadBalancerARN is the ARN of the load balancer named name, as ELBv2

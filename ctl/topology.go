@@ -81,6 +81,11 @@ type SecurityGroup struct {
 	Name    string   `yaml:"name"`
 	VPC     string   `yaml:"vpc"`
 	Ingress []SGRule `yaml:"ingress"`
+	// Egress replaces EC2's default outbound rule (everything) when
+	// given, [] for none. Outbound rules matter on a load balancer's
+	// groups: its connections to targets and its health checks leave by
+	// them.
+	Egress *[]SGRule `yaml:"egress"`
 }
 
 // SGRule allows a protocol (tcp, or -1 for all), a port range and a source

@@ -51,8 +51,9 @@ func (f *Forwarder) dialTarget(ctx context.Context, lb LoadBalancer, target neti
 	if !lb.NodeIP.Is4() || !target.Addr().Is4() {
 		return fail(errors.New("the provider side is IPv4"))
 	}
-	if f.targetDown(target) {
-		// Its AZ is down: the SYN would vanish; the connect times out.
+	if f.targetDown(target) || !lb.EgressAllows(target) {
+		// Its AZ is down, or the load balancer's outbound rules do not
+		// let the SYN out: it would vanish; the connect times out.
 		t := time.NewTimer(dialTimeout)
 		defer t.Stop()
 		select {

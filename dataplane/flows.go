@@ -172,9 +172,21 @@ func (f *Forwarder) group(lb LoadBalancer, tg TargetGroup) *nat.Group {
 }
 
 // healthCheck is an NLB node's TCP health check: a connection from the
-// node's address; with proxy protocol on, it carries a LOCAL header.
+// node's address; with proxy protocol on, it carries a LOCAL header. Each
+// check takes the load balancer and target group as the snapshot in force
+// has them (its outbound rules, its proxy protocol setting), not as they
+// were when the group was made.
 func (f *Forwarder) healthCheck(lb LoadBalancer, tg TargetGroup) nat.CheckFunc {
 	return func(ctx context.Context, addr netip.AddrPort) error {
+		lb, tg := lb, tg
+		if c := f.current.Load(); c != nil {
+			if now, ok := c.cfg.LoadBalancers[lb.Name]; ok {
+				lb = now
+			}
+			if now, ok := c.cfg.TargetGroups[tg.Name]; ok {
+				tg = now
+			}
+		}
 		sock, err := f.dialTarget(ctx, lb, addr)
 		if err != nil {
 			return err

@@ -123,6 +123,26 @@ type LoadBalancer struct {
 	// counted. Empty: no filter.
 	SecurityGroups []string `json:"security_groups,omitempty"`
 	Ingress        []SGRule `json:"ingress,omitempty"`
+	// EgressFiltered: the load balancer has security groups, and its
+	// connections to targets and its health checks leave only by one of
+	// Egress (to the target's address and port); one no rule allows gets
+	// no answer, as a SYN dropped on its way out.
+	EgressFiltered bool     `json:"egress_filtered,omitempty"`
+	Egress         []SGRule `json:"egress,omitempty"`
+}
+
+// EgressAllows reports whether the load balancer's outbound rules let a
+// TCP connection to target out.
+func (lb LoadBalancer) EgressAllows(target netip.AddrPort) bool {
+	if !lb.EgressFiltered {
+		return true
+	}
+	for _, r := range lb.Egress {
+		if r.Allows(6, target.Addr(), target.Port()) {
+			return true
+		}
+	}
+	return false
 }
 
 // TargetGroup is a set of targets and how connections to them are made.

@@ -3,6 +3,7 @@ package main
 import (
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,9 @@ func guardedTopology(t *testing.T) string {
 	topo := demoTopology(t)
 	lb := "      - {protocol: TCP, port: 80, target_group: web}\n"
 	guarded := strings.Replace(topo, lb, lb+"    security_groups: [nlb-sg]\n", 1)
-	if guarded == topo {
+	const pp = "    proxy_protocol_v2: true\n"
+	guarded = strings.Replace(guarded, pp, pp+"    health_check: {interval: 200ms, timeout: 150ms, healthy_threshold: 2, unhealthy_threshold: 2}\n", 1)
+	if guarded == topo || !strings.Contains(guarded, "interval: 200ms") {
 		t.Fatal("the demo's listener no longer reads as this test expects")
 	}
 	return guarded + `
@@ -103,5 +106,31 @@ func TestALoadBalancersSecurityGroupsDropAConsumerTheirRulesDoNotName(t *testing
 	provider.do(nil, "authorize-security-group-ingress", "--group-id", sg, "--protocol", "tcp", "--port", "80", "--cidr", "198.18.0.0/16")
 	waitUntil(t, 5*time.Second, "the consumer through by a rule", func() bool { return connects() })
 	provider.refused("DependencyViolation", "delete-security-group", "--group-id", sg)
+
+	// Outbound: the load balancer's connections to targets and its health
+	// checks leave by its groups' outbound rules. Without EC2's default
+	// rule nothing leaves: the targets fail their checks and a connection
+	// gets no answer; a rule for the targets' port brings both back.
+	var groups struct {
+		SecurityGroups []struct {
+			IpPermissionsEgress []struct {
+				IpProtocol string
+				IpRanges   []struct{ CidrIp string }
+			}
+		}
+	}
+	provider.do(&groups, "describe-security-groups", "--group-ids", sg)
+	if e := groups.SecurityGroups[0].IpPermissionsEgress; len(e) != 1 || e[0].IpProtocol != "-1" || e[0].IpRanges[0].CidrIp != "0.0.0.0/0" {
+		t.Fatalf("a group's outbound rules before any change: %+v", groups)
+	}
+	target := f.Status.Targets[0].IP + ":" + strconv.Itoa(f.Status.Targets[0].Port)
+	provider.do(nil, "revoke-security-group-egress", "--group-id", sg, "--ip-permissions", "IpProtocol=-1,IpRanges=[{CidrIp=0.0.0.0/0}]")
+	waitUntil(t, 5*time.Second, "the targets unhealthy with nothing let out", func() bool { return targetState(t, f, target) == "unhealthy" })
+	if connects() {
+		t.Fatal("a connection was answered with no outbound rule to its target")
+	}
+	provider.do(nil, "authorize-security-group-egress", "--group-id", sg, "--ip-permissions", "IpProtocol=tcp,FromPort=8080,ToPort=8080,IpRanges=[{CidrIp=198.19.0.0/16}]")
+	waitUntil(t, 5*time.Second, "the targets healthy again", func() bool { return targetState(t, f, target) == "healthy" })
+	waitUntil(t, 5*time.Second, "the consumer through again", func() bool { return connects() })
 	provider.elb().refused("InvalidSecurityGroup", "set-security-groups", "--load-balancer-arn", lb.LoadBalancerArn, "--security-groups", "sg-0123456789abcdef0")
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"pvlink.dev/pvlink/ctl"
+	"pvlink.dev/pvlink/snapshot"
 )
 
 const ec2Namespace = "http://ec2.amazonaws.com/doc/2016-11-15/"
@@ -177,11 +178,18 @@ type securityGroup struct {
 	Description string         `xml:"groupDescription"`
 	VPCID       string         `xml:"vpcId"`
 	Ingress     []ipPermission `xml:"ipPermissions>item"`
+	Egress      []ipPermission `xml:"ipPermissionsEgress>item"`
 }
 
 func securityGroupOut(g ctl.SecurityGroupState, vpcID string) securityGroup {
-	out := securityGroup{OwnerID: g.OwnerID, Name: g.Name, ID: g.ID, Description: g.Description, VPCID: vpcID}
-	for _, r := range g.Ingress {
+	return securityGroup{OwnerID: g.OwnerID, Name: g.Name, ID: g.ID, Description: g.Description, VPCID: vpcID,
+		Ingress: permissionsOut(g.Ingress), Egress: permissionsOut(g.EgressRules())}
+}
+
+// permissionsOut are rules as EC2 lists them: one permission per rule.
+func permissionsOut(rules []snapshot.SGRule) []ipPermission {
+	var out []ipPermission
+	for _, r := range rules {
 		p := ipPermission{Protocol: "tcp", From: int(r.FromPort), To: int(r.ToPort)}
 		if r.Proto == 0 {
 			p = ipPermission{Protocol: "-1", From: -1, To: -1}
@@ -191,7 +199,7 @@ func securityGroupOut(g ctl.SecurityGroupState, vpcID string) securityGroup {
 		} else {
 			p.V6 = []ipv6Range{{r.Source.String()}}
 		}
-		out.Ingress = append(out.Ingress, p)
+		out = append(out, p)
 	}
 	return out
 }
@@ -1002,14 +1010,13 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 			Return bool `xml:"return"`
 		}{true}, err
 
-	case "AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress":
+	case "AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress", "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupEgress":
 		perms := q.permissions()
-		_, err := h.b.Change(func(s *ctl.State) error {
-			if action == "AuthorizeSecurityGroupIngress" {
-				return s.AuthorizeIngress(caller, q.str("GroupId"), perms)
-			}
-			return s.RevokeIngress(caller, q.str("GroupId"), perms)
-		})
+		change := map[string]func(*ctl.State, string, string, []ctl.Permission) error{
+			"AuthorizeSecurityGroupIngress": (*ctl.State).AuthorizeIngress, "RevokeSecurityGroupIngress": (*ctl.State).RevokeIngress,
+			"AuthorizeSecurityGroupEgress": (*ctl.State).AuthorizeEgress, "RevokeSecurityGroupEgress": (*ctl.State).RevokeEgress,
+		}[action]
+		_, err := h.b.Change(func(s *ctl.State) error { return change(s, caller, q.str("GroupId"), perms) })
 		return struct {
 			Return bool `xml:"return"`
 		}{true}, err
