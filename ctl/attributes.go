@@ -133,6 +133,30 @@ var TargetGroupAttributes = []string{
 	"target_health_state.unhealthy.draining_interval_seconds",
 	"preserve_client_ip.enabled",
 	"load_balancing.cross_zone.enabled",
+	"target_group_health.unhealthy_state_routing.minimum_healthy_targets.count",
+	"target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage",
+	"target_group_health.dns_failover.minimum_healthy_targets.count",
+	"target_group_health.dns_failover.minimum_healthy_targets.percentage",
+}
+
+// percentOrOff is a percentage attribute's value: off for 0.
+func percentOrOff(p int) string {
+	if p == 0 {
+		return "off"
+	}
+	return strconv.Itoa(p)
+}
+
+// percentAttr takes off or a whole percentage from 1 to 100.
+func percentAttr(k, v string) (int, error) {
+	if v == "off" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 100 {
+		return 0, refuse("attribute %s: %q is not off or a whole percentage from 1 to 100", k, v)
+	}
+	return n, nil
 }
 
 // useLBConfig is a target group's cross-zone value that defers to its load
@@ -152,16 +176,20 @@ func (tg *TargetGroupState) Attributes() map[string]string {
 		idle = int(d / time.Second)
 	}
 	return map[string]string{
-		"proxy_protocol_v2.enabled":                                    strconv.FormatBool(tg.ProxyProtocolV2),
-		"deregistration_delay.timeout_seconds":                         strconv.Itoa(dereg),
-		"deregistration_delay.connection_termination.enabled":          strconv.FormatBool(tg.ConnectionTermination),
-		"stickiness.enabled":                                           "false",
-		"stickiness.type":                                              "source_ip",
-		"tcp.idle_timeout.seconds":                                     strconv.Itoa(idle),
-		"target_health_state.unhealthy.connection_termination.enabled": strconv.FormatBool(!tg.KeepUnhealthy),
-		"target_health_state.unhealthy.draining_interval_seconds":      strconv.Itoa(unhealthyDraining),
-		"preserve_client_ip.enabled":                                   strconv.FormatBool(tg.PreserveClientIP),
-		"load_balancing.cross_zone.enabled":                            cmpOr(tg.CrossZone, useLBConfig),
+		"proxy_protocol_v2.enabled":                                                      strconv.FormatBool(tg.ProxyProtocolV2),
+		"deregistration_delay.timeout_seconds":                                           strconv.Itoa(dereg),
+		"deregistration_delay.connection_termination.enabled":                            strconv.FormatBool(tg.ConnectionTermination),
+		"stickiness.enabled":                                                             "false",
+		"stickiness.type":                                                                "source_ip",
+		"tcp.idle_timeout.seconds":                                                       strconv.Itoa(idle),
+		"target_health_state.unhealthy.connection_termination.enabled":                   strconv.FormatBool(!tg.KeepUnhealthy),
+		"target_health_state.unhealthy.draining_interval_seconds":                        strconv.Itoa(unhealthyDraining),
+		"preserve_client_ip.enabled":                                                     strconv.FormatBool(tg.PreserveClientIP),
+		"load_balancing.cross_zone.enabled":                                              cmpOr(tg.CrossZone, useLBConfig),
+		"target_group_health.unhealthy_state_routing.minimum_healthy_targets.count":      strconv.Itoa(max(1, tg.MinHealthyCount)),
+		"target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage": percentOrOff(tg.MinHealthyPercent),
+		"target_group_health.dns_failover.minimum_healthy_targets.count":                 "1",
+		"target_group_health.dns_failover.minimum_healthy_targets.percentage":            "off",
 	}
 }
 
@@ -217,6 +245,18 @@ func (s *State) SetTargetGroupAttributes(caller, id string, attrs map[string]str
 				tg.CrossZone = ""
 			default:
 				err = refuse("attribute %s: %q is not true, false or %s", k, v, useLBConfig)
+			}
+		case "target_group_health.unhealthy_state_routing.minimum_healthy_targets.count":
+			n, cerr := strconv.Atoi(v)
+			if cerr != nil || n < 1 {
+				err = refuse("attribute %s: %q is not a whole number of targets from 1", k, v)
+			}
+			tg.MinHealthyCount = n
+		case "target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage":
+			tg.MinHealthyPercent, err = percentAttr(k, v)
+		case "target_group_health.dns_failover.minimum_healthy_targets.count", "target_group_health.dns_failover.minimum_healthy_targets.percentage":
+			if v != map[bool]string{true: "1", false: "off"}[strings.HasSuffix(k, ".count")] {
+				err = refuse("attribute %s: pvlink's endpoint names follow the forwarders that carry traffic, not target health; only its default is taken", k)
 			}
 		case "preserve_client_ip.enabled":
 			// Kept and shown: PrivateLink traffic reaches targets from

@@ -235,3 +235,36 @@ func TestATargetGroupsCrossZoneComesFromTheFileOrTheAPI(t *testing.T) {
 		t.Fatalf("use_load_balancer_configuration gives %q", got)
 	}
 }
+
+func TestRoutingFailoverThresholdsReachTheForwarders(t *testing.T) {
+	demo := string(demoTopology(t))
+	const at = "    proxy_protocol_v2: true\n"
+	s := &State{}
+	if err := applyText(t, s, strings.Replace(demo, at, at+"    unhealthy_state_routing_min_healthy_targets: 2\n", 1)); err != nil {
+		t.Fatal(err)
+	}
+	tg := &s.TargetGroups[0]
+	if got := s.ForwarderConfig("use1-az1").TargetGroups["web"]; got.MinHealthyCount != 2 || got.MinHealthyPercent != 0 {
+		t.Fatalf("from the file: %+v", got)
+	}
+	if err := s.SetTargetGroupAttributes(tg.OwnerID, tg.ID, map[string]string{"target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage": "50"}); err != nil {
+		t.Fatal(err)
+	}
+	a := tg.Attributes()
+	if got := s.ForwarderConfig("use1-az1").TargetGroups["web"]; got.MinHealthyPercent != 50 || a["target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage"] != "50" || a["target_group_health.unhealthy_state_routing.minimum_healthy_targets.count"] != "2" {
+		t.Fatalf("after the API: %+v, %v", got, a)
+	}
+	for k, v := range map[string]string{
+		"target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage": "101",
+		"target_group_health.unhealthy_state_routing.minimum_healthy_targets.count":      "0",
+		"target_group_health.dns_failover.minimum_healthy_targets.count":                 "2",
+	} {
+		if err := s.SetTargetGroupAttributes(tg.OwnerID, tg.ID, map[string]string{k: v}); err == nil {
+			t.Errorf("%s=%s was taken", k, v)
+		}
+	}
+	// Their defaults are taken, as a tool that writes every attribute sends them.
+	if err := s.SetTargetGroupAttributes(tg.OwnerID, tg.ID, map[string]string{"target_group_health.dns_failover.minimum_healthy_targets.count": "1", "target_group_health.dns_failover.minimum_healthy_targets.percentage": "off"}); err != nil {
+		t.Fatal(err)
+	}
+}

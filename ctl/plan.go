@@ -58,6 +58,7 @@ func Plan(t *Topology) *State {
 			Name: tg.Name, ID: newHexID(16), OwnerID: vpcOwner[tg.VPC], VPC: tg.VPC, Port: tg.Port, ProxyProtocolV2: tg.ProxyProtocolV2, Placement: tg.ProxyProtocolV2Placement,
 			ConnectionTermination: tg.ConnectionTermination, ConnectionLimit: tg.ConnectionLimit,
 			KeepUnhealthy: tg.UnhealthyConnectionTermination != nil && !*tg.UnhealthyConnectionTermination, PreserveClientIP: tg.PreserveClientIP,
+			MinHealthyCount: tg.MinHealthyTargets, MinHealthyPercent: tg.MinHealthyPercentage,
 		}
 		if tg.UnhealthyDrainingInterval > 0 {
 			ts.UnhealthyDraining = tg.UnhealthyDrainingInterval.String()
@@ -363,6 +364,7 @@ func (s *State) targetGroup(name string) snapshot.TargetGroup {
 			tg.ConnLimit = g.ConnectionLimit
 			tg.KeepUnhealthy, tg.UnhealthyDraining = g.KeepUnhealthy, parseDuration(g.UnhealthyDraining)
 			tg.CrossZone = g.CrossZone
+			tg.MinHealthyCount, tg.MinHealthyPercent = g.MinHealthyCount, g.MinHealthyPercent
 		}
 	}
 	for _, t := range s.Targets {

@@ -152,6 +152,9 @@ type TargetGroupState struct {
 	// CrossZone is "true" or "false" where the group overrides its load
 	// balancer's cross-zone setting; "" is use_load_balancer_configuration.
 	CrossZone string `json:"cross_zone,omitempty"`
+	// Routing failover thresholds (0: the defaults, 1 target and off).
+	MinHealthyCount   int `json:"min_healthy_count,omitempty"`
+	MinHealthyPercent int `json:"min_healthy_percent,omitempty"`
 }
 
 // LBNodeState is a load-balancer node: the source address targets see.

@@ -217,6 +217,11 @@ type TargetGroup struct {
 	// CrossZone overrides the load balancers' cross_zone for this group's
 	// targets; left out, theirs applies.
 	CrossZone *bool `yaml:"cross_zone"`
+	// Routing failover: below this many healthy targets in a node's scope
+	// (1 by default), or this percentage of them (off by default), new
+	// connections go to all of them, unhealthy ones included.
+	MinHealthyTargets    int `yaml:"unhealthy_state_routing_min_healthy_targets"`
+	MinHealthyPercentage int `yaml:"unhealthy_state_routing_min_healthy_percentage"`
 }
 
 // HealthCheck is a target group's TCP health check (NLB defaults: every

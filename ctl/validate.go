@@ -522,6 +522,12 @@ func (v *validator) targetGroup(path []any, tg *TargetGroup) {
 		v.fail(append(path, "deregistration_delay"), "must not be negative")
 	}
 	between(append(path, "unhealthy_draining_interval"), tg.UnhealthyDrainingInterval, 0, 360000*time.Second, "AWS allows 0-360000s")
+	if tg.MinHealthyTargets < 0 {
+		v.fail(append(path, "unhealthy_state_routing_min_healthy_targets"), "%d is not a number of targets (1 or more)", tg.MinHealthyTargets)
+	}
+	if tg.MinHealthyPercentage < 0 || tg.MinHealthyPercentage > 100 {
+		v.fail(append(path, "unhealthy_state_routing_min_healthy_percentage"), "%d is not a percentage (1-100)", tg.MinHealthyPercentage)
+	}
 	if tg.UnhealthyDrainingInterval != 0 && (tg.UnhealthyConnectionTermination == nil || *tg.UnhealthyConnectionTermination) {
 		v.fail(append(path, "unhealthy_draining_interval"), "applies only with unhealthy_connection_termination: false")
 	}

@@ -132,6 +132,7 @@ func groupSettings(tg TargetGroup, az string, lb LoadBalancer, workers int) nat.
 		Zone: az, CrossZone: crossZone, HealthCheck: hc,
 		DeregistrationDelay: delay, ConnectionTermination: tg.ConnectionTermination,
 		KeepUnhealthy: tg.KeepUnhealthy, UnhealthyDraining: time.Duration(tg.UnhealthyDraining),
+		MinHealthyCount: tg.MinHealthyCount, MinHealthyPercent: tg.MinHealthyPercent,
 		ConnLimit: limit,
 	}
 }

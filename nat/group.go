@@ -96,6 +96,12 @@ type Settings struct {
 	// for as long as they last if it is not.
 	KeepUnhealthy     bool
 	UnhealthyDraining time.Duration
+	// Routing failover (target_group_health.unhealthy_state_routing):
+	// when fewer of the node's targets are healthy than MinHealthyCount
+	// (at least 1), or than MinHealthyPercent of them (0: off), new flows
+	// go to all of them, unhealthy ones included.
+	MinHealthyCount   int
+	MinHealthyPercent int
 }
 
 // Events are what a group tells its owner; each may be nil. They are
@@ -274,8 +280,9 @@ func (g *Group) stopLocked(t *Target) {
 }
 
 // rebuildLocked computes the eligible targets and swaps in a new table:
-// the in-scope targets not deregistered that are healthy, or, if none is,
-// all of them (an NLB fails open).
+// the in-scope targets not deregistered that are healthy, or, if none is
+// (or fewer than the routing failover threshold), all of them (an NLB
+// fails open).
 func (g *Group) rebuildLocked() {
 	var scope, healthy []*Target
 	for _, t := range g.targets {
@@ -289,8 +296,8 @@ func (g *Group) rebuildLocked() {
 		}
 	}
 	eligible := healthy
-	if len(eligible) == 0 {
-		eligible = scope
+	if len(healthy) < max(1, g.settings.MinHealthyCount) || len(healthy)*100 < g.settings.MinHealthyPercent*len(scope) {
+		eligible = scope // fail open: routing failover
 	}
 	// A stable order, so equal sets build equal tables on every node.
 	sort.Slice(eligible, func(i, j int) bool { return eligible[i].Addr.Compare(eligible[j].Addr) < 0 })

@@ -346,3 +346,49 @@ func TestAnUnhealthyTargetKeepsItsFlowsWhileItDrains(t *testing.T) {
 	}
 	done()
 }
+
+// Routing failover: below the threshold of healthy targets, new flows go
+// to every target of the node, unhealthy ones included; at or above it,
+// to the healthy ones only.
+func TestRoutingFailoverSendsFlowsToAllTargetsBelowTheThreshold(t *testing.T) {
+	addrs := []netip.AddrPort{netip.MustParseAddrPort("198.19.1.10:8080"), netip.MustParseAddrPort("198.19.1.11:8080"), netip.MustParseAddrPort("198.19.1.12:8080"), netip.MustParseAddrPort("198.19.1.13:8080")}
+	for _, tc := range []struct {
+		name      string
+		s         Settings
+		down      int // targets failing their checks
+		wantCount int // eligible targets
+	}{
+		{"default, one of four down", Settings{}, 1, 3},
+		{"count 3, one down", Settings{MinHealthyCount: 3}, 1, 3},
+		{"count 3, two down", Settings{MinHealthyCount: 3}, 2, 4},
+		{"75 percent, one down", Settings{MinHealthyPercent: 75}, 1, 3},
+		{"75 percent, two down", Settings{MinHealthyPercent: 75}, 2, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			fc := &fakeChecks{down: map[netip.AddrPort]bool{}}
+			for _, a := range addrs[:tc.down] {
+				fc.set(a, true)
+			}
+			tc.s.Zone, tc.s.HealthCheck = "az1", fastCheck()
+			g := NewGroup(ctx, "web", tc.s, fc.check, Events{})
+			defer g.Close()
+			var regs []Registration
+			for _, a := range addrs {
+				regs = append(regs, Registration{Addr: a, AZ: "az1"})
+			}
+			g.Update(tc.s, regs)
+			waitFor(t, "every target checked", func() bool {
+				n := 0
+				for _, x := range g.Targets() {
+					if x.Health() == Healthy || x.Health() == Unhealthy {
+						n++
+					}
+				}
+				return n == len(addrs)
+			})
+			waitFor(t, fmt.Sprintf("%d eligible", tc.wantCount), func() bool { return len(g.Eligible()) == tc.wantCount })
+		})
+	}
+}

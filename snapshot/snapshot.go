@@ -177,6 +177,11 @@ type TargetGroup struct {
 	// cross-zone setting for this group's targets ("": the load
 	// balancer's, use_load_balancer_configuration).
 	CrossZone string `json:"cross_zone,omitempty"`
+	// Routing failover: below this many healthy targets (at least 1), or
+	// this percentage of them (0: off), a node sends new connections to
+	// all its targets, unhealthy ones included.
+	MinHealthyCount   int `json:"min_healthy_count,omitempty"`
+	MinHealthyPercent int `json:"min_healthy_percent,omitempty"`
 }
 
 // HealthCheck are a target group's health check settings.
