@@ -37,6 +37,10 @@ type dnsServers struct {
 	vpcs      map[string]*vpcResolver // by namespace
 }
 
+// LinkLocalResolver is the Amazon-provided DNS server's other address,
+// the same in every VPC; a VPC's resolver answers there too.
+var LinkLocalResolver = netip.MustParseAddr("169.254.169.253")
+
 // ResolverAddr is the address of a VPC's resolver: its base + 2.
 func ResolverAddr(cidr string) (netip.Addr, error) {
 	p, err := netip.ParsePrefix(cidr)
@@ -114,33 +118,50 @@ func (d *dnsServers) update(ctx context.Context, m *State, healthy func(az strin
 	return nil
 }
 
-// listenResolver opens a VPC resolver's sockets inside its namespace.
+// listenResolver opens a VPC resolver's sockets inside its namespace: at
+// its base + 2 and at 169.254.169.253, UDP and TCP each.
 func listenResolver(ctx context.Context, v VPCState, ino uint64) (*vpcResolver, error) {
 	addr, err := ResolverAddr(v.CIDR)
 	if err != nil {
 		return nil, err
 	}
-	hostPort := netip.AddrPortFrom(addr, 53).String()
-	var pc net.PacketConn
-	var ln net.Listener
-	err = nsenter.Do(v.Netns, func() error {
-		var err error
-		if pc, err = net.ListenPacket("udp", hostPort); err != nil {
-			return err
+	type pair struct {
+		pc net.PacketConn
+		ln net.Listener
+	}
+	var pairs []pair
+	closeAll := func() {
+		for _, p := range pairs {
+			p.pc.Close()
+			p.ln.Close()
 		}
-		if ln, err = net.Listen("tcp", hostPort); err != nil {
-			pc.Close()
-			return err
+	}
+	for _, a := range []netip.Addr{addr, LinkLocalResolver} {
+		hostPort := netip.AddrPortFrom(a, 53).String()
+		err = nsenter.Do(v.Netns, func() error {
+			pc, err := net.ListenPacket("udp", hostPort)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", hostPort)
+			if err != nil {
+				pc.Close()
+				return err
+			}
+			pairs = append(pairs, pair{pc, ln})
+			return nil
+		})
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("resolver of VPC %s at %s: %w", v.Name, hostPort, err)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("resolver of VPC %s at %s: %w", v.Name, hostPort, err)
 	}
 	vr := &vpcResolver{r: dns.NewResolver(), ino: ino}
 	var rctx context.Context
 	rctx, vr.cancel = context.WithCancel(ctx)
-	go dns.Serve(rctx, pc, ln, vr.r)
+	for _, p := range pairs {
+		go dns.Serve(rctx, p.pc, p.ln, vr.r)
+	}
 	return vr, nil
 }
 

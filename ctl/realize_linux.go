@@ -351,6 +351,7 @@ func vpcHostAddrs(m *State, v VPCState) map[netip.Addr]bool {
 	if a, err := ResolverAddr(v.CIDR); err == nil {
 		add(a.String()) // the VPC's resolver listens here
 	}
+	add(LinkLocalResolver.String()) // and here
 	for _, sn := range v.Subnets {
 		add(sn.HostIP)
 		add(sn.HostIPv6)

@@ -285,6 +285,10 @@ func TestPrivateDNSFollowsTheVPCsDNSAttributes(t *testing.T) {
 	set("--enable-dns-hostnames", true)
 	consumer.do(nil, "modify-vpc-endpoint", "--vpc-endpoint-id", e.ID, "--private-dns-enabled")
 	waitUntil(t, 5*time.Second, "api.example.com answering", func() bool { return slices.Equal(dig(t, ns, "api.example.com", "A"), v4) })
+	// The resolver's other address, the same in every VPC.
+	if out, err := inNetns(t, ns, "dig", "+short", "+time=1", "+tries=2", "@169.254.169.253", "api.example.com", "A"); err != nil || !slices.Equal(strings.Fields(out), v4) && !slices.Equal(strings.Fields(out), []string{v4[1], v4[0]}) {
+		t.Fatalf("dig @169.254.169.253 api.example.com: %v\n%s", err, out)
+	}
 
 	// DNS hostnames off: the private name goes, the endpoint's own stay.
 	set("--enable-dns-hostnames", false)
