@@ -510,3 +510,17 @@ func SetPolicy(e *EndpointState, doc string) error {
 func (e EndpointState) crossRegion() bool {
 	return e.ServiceRegion != "" && e.Region != "" && e.ServiceRegion != e.Region
 }
+
+// SetPayerResponsibility is ModifyVpcEndpointServicePayerResponsibility:
+// ServiceOwner, the one value EC2 takes.
+func (s *State) SetPayerResponsibility(caller, id, payer string) error {
+	svc, err := s.ownedService(caller, id)
+	if err != nil {
+		return err
+	}
+	if payer != "ServiceOwner" {
+		return refuse("PayerResponsibility %q: the one value is ServiceOwner", payer)
+	}
+	svc.PayerResponsibility = payer
+	return nil
+}

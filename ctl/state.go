@@ -184,6 +184,10 @@ type ServiceState struct {
 	SupportedRegions []string `json:"supported_regions,omitempty"`
 	// PrivateDNS is the service's private DNS name and its verification.
 	PrivateDNS *PrivateDNSName `json:"private_dns,omitempty"`
+	// PayerResponsibility is ServiceOwner once the provider took on its
+	// endpoints' charges (ModifyVpcEndpointServicePayerResponsibility);
+	// shown, no more: pvlink charges nobody.
+	PayerResponsibility string `json:"payer_responsibility,omitempty"`
 }
 
 // EndpointState is an interface endpoint and its ENIs.

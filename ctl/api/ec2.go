@@ -105,6 +105,7 @@ type serviceConfiguration struct {
 	BaseDNSNames       []string          `xml:"baseEndpointDnsNameSet>item"`
 	PrivateDNSName     string            `xml:"privateDnsName,omitempty"`
 	PrivateDNSConfig   *pdnsConfig       `xml:"privateDnsNameConfiguration,omitempty"`
+	Payer              string            `xml:"payerResponsibility,omitempty"`
 	Tags               []tagItem         `xml:"tagSet>item"`
 }
 
@@ -130,6 +131,7 @@ type serviceDetail struct {
 	IPAddressTypes     []string      `xml:"supportedIpAddressTypeSet>item"`
 	PrivateDNSName     string        `xml:"privateDnsName,omitempty"`
 	PrivateDNSState    string        `xml:"privateDnsNameVerificationState,omitempty"`
+	Payer              string        `xml:"payerResponsibility,omitempty"`
 }
 
 type connection struct {
@@ -391,7 +393,7 @@ func (h *Handler) serviceConfig(m *ctl.State, s ctl.ServiceState) serviceConfigu
 	out := serviceConfiguration{
 		ServiceType: []serviceType{{"Interface"}}, ID: s.ID, Name: s.ServiceName, State: s.State,
 		AZs: azNames(m, m.ServiceAZs(&s)), AZIDs: m.ServiceAZs(&s), AcceptanceRequired: s.AcceptanceRequired, IPAddressTypes: s.SupportedIPAddressTypes,
-		BaseDNSNames: []string{s.ID + "." + cmpOr(s.Region, m.Region) + ".vpce.amazonaws.com"}, Tags: tagsOf(m, s.ID),
+		BaseDNSNames: []string{s.ID + "." + cmpOr(s.Region, m.Region) + ".vpce.amazonaws.com"}, Tags: tagsOf(m, s.ID), Payer: s.PayerResponsibility,
 	}
 	if p := s.PrivateDNS; p != nil {
 		out.PrivateDNSName = p.Name
@@ -501,6 +503,7 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 				Owner: s.OwnerID, BaseDNSNames: []string{s.ID + "." + host + ".vpce.amazonaws.com"},
 				// A TCP service has no actions to authorize.
 				PolicySupported: false, AcceptanceRequired: s.AcceptanceRequired, IPAddressTypes: s.SupportedIPAddressTypes,
+				Payer: s.PayerResponsibility,
 			})
 			if p := s.PrivateDNS; p != nil {
 				details[len(details)-1].PrivateDNSName, details[len(details)-1].PrivateDNSState = p.Name, p.State
@@ -898,6 +901,14 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 			Config serviceConfiguration `xml:"serviceConfiguration"`
 			Token  string               `xml:"clientToken,omitempty"`
 		}{h.serviceConfig(m, *svc), q.str("ClientToken")}, nil
+
+	case "ModifyVpcEndpointServicePayerResponsibility":
+		_, err := h.b.Change(func(s *ctl.State) error {
+			return s.SetPayerResponsibility(caller, q.str("ServiceId"), q.str("PayerResponsibility"))
+		})
+		return struct {
+			Return bool `xml:"return"`
+		}{true}, err
 
 	case "ModifyVpcEndpointServiceConfiguration":
 		var acceptance *bool

@@ -626,3 +626,25 @@ func TestGetCallerIdentityAndAServiceNotServed(t *testing.T) {
 		t.Fatalf("an S3 call: %d %s", status, out)
 	}
 }
+
+func TestPayerResponsibilityIsTheProvidersToTake(t *testing.T) {
+	b, srv := demoBackend(t)
+	consumer, provider := account(b, "consumer"), account(b, "provider")
+	svc := b.m.Services[0].ID
+	modify := func(a ctl.Account, payer string) (int, string) {
+		return call(t, srv.URL, a, "ec2", "Action=ModifyVpcEndpointServicePayerResponsibility&Version=2016-11-15&ServiceId="+svc+"&PayerResponsibility="+payer, time.Now())
+	}
+	if status, out := modify(consumer, "ServiceOwner"); status != 400 {
+		t.Fatalf("the consumer took on the service's charges: %d %s", status, out)
+	}
+	if status, out := modify(provider, "Consumer"); status != 400 || !strings.Contains(out, "the one value is ServiceOwner") {
+		t.Fatalf("PayerResponsibility=Consumer: %d %s", status, out)
+	}
+	if status, out := modify(provider, "ServiceOwner"); status != 200 || !strings.Contains(out, "<return>true</return>") {
+		t.Fatalf("ServiceOwner: %d %s", status, out)
+	}
+	status, out := call(t, srv.URL, consumer, "ec2", "Action=DescribeVpcEndpointServices&Version=2016-11-15", time.Now())
+	if status != 200 || !strings.Contains(out, "<payerResponsibility>ServiceOwner</payerResponsibility>") {
+		t.Fatalf("the consumer's view of the service: %d %s", status, out)
+	}
+}
