@@ -23,7 +23,7 @@ const (
 	dropChecksum                          // IPv4 header or TCP checksum wrong
 	dropNotAvailable                      // a SYN to an endpoint that is not available
 	dropFault                             // the ENI's AZ is down by a fault (pvlink fault az-down)
-	dropLBSecurityGroup                   // the load balancer's security groups, enforced on PrivateLink traffic, allow it not
+	dropLBSecurityGroup                   // the load balancer's security groups, enforced on PrivateLink traffic, do not allow it
 	numDropReasons
 )
 

@@ -109,6 +109,9 @@ func TestIngressFilter(t *testing.T) {
 
 func TestIngressFilterAllocatesNothing(t *testing.T) {
 	e := live(&eniState{addr4: eniAddr})
+	// A load balancer's security groups on the port, as a snapshot with
+	// them enforced gives: their lookup allocates nothing either.
+	e.lbRules.Store(&map[uint16][]SGRule{80: {{Proto: 6, FromPort: 80, ToPort: 80, Source: netip.MustParsePrefix("198.18.0.0/15")}}})
 	pkts := [][]byte{
 		ipv4Packet(1500, header.TCPProtocolNumber, eniAddr, header.TCPFlagAck),
 		ipv4Packet(9000, header.TCPProtocolNumber, eniAddr, header.TCPFlagAck),
