@@ -1022,15 +1022,32 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 		}{true}, err
 
 	case "AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress", "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupEgress":
-		perms := q.permissions()
+		perms, group, egress := q.permissions(), q.str("GroupId"), strings.HasSuffix(action, "Egress")
+		if ids := q.list("SecurityGroupRuleId"); len(ids) > 0 && strings.HasPrefix(action, "Revoke") {
+			byID, err := rulePermissions(m, caller, group, egress, ids)
+			if err != nil {
+				return nil, err
+			}
+			perms = append(perms, byID...)
+		}
 		change := map[string]func(*ctl.State, string, string, []ctl.Permission) error{
 			"AuthorizeSecurityGroupIngress": (*ctl.State).AuthorizeIngress, "RevokeSecurityGroupIngress": (*ctl.State).RevokeIngress,
 			"AuthorizeSecurityGroupEgress": (*ctl.State).AuthorizeEgress, "RevokeSecurityGroupEgress": (*ctl.State).RevokeEgress,
 		}[action]
-		_, err := h.b.Change(func(s *ctl.State) error { return change(s, caller, q.str("GroupId"), perms) })
-		return struct {
-			Return bool `xml:"return"`
-		}{true}, err
+		if _, err := h.b.Change(func(s *ctl.State) error { return change(s, caller, group, perms) }); err != nil {
+			return nil, err
+		}
+		out := struct {
+			Return bool     `xml:"return"`
+			Added  []sgRule `xml:"securityGroupRuleSet>item,omitempty"`
+		}{Return: true}
+		if strings.HasPrefix(action, "Authorize") {
+			out.Added = addedRules(m, h.b.Model(), caller, group, egress) // the rules it added, with their ids
+		}
+		return out, nil
+
+	case "DescribeSecurityGroupRules":
+		return describeSecurityGroupRules(m, caller, q)
 
 	case "DescribeSecurityGroups":
 		f := q.filters()

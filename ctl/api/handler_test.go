@@ -648,3 +648,47 @@ func TestPayerResponsibilityIsTheProvidersToTake(t *testing.T) {
 		t.Fatalf("the consumer's view of the service: %d %s", status, out)
 	}
 }
+
+// Rules one by one: an Authorize answers the rules it added with their
+// ids, DescribeSecurityGroupRules lists them (and a group's default
+// outbound rule), a Revoke takes them by id.
+func TestSecurityGroupRulesHaveIdsToListAndRevokeBy(t *testing.T) {
+	b, srv := demoBackend(t)
+	consumer := account(b, "consumer")
+	ec2 := func(body string) (int, string) {
+		return call(t, srv.URL, consumer, "ec2", body+"&Version=2016-11-15", time.Now())
+	}
+	status, out := ec2("Action=CreateSecurityGroup&GroupName=clients&GroupDescription=clients&VpcId=" + b.m.VPCs[1].ID)
+	group := between(out, "<groupId>", "</groupId>")
+	if status != 200 || group == "" {
+		t.Fatalf("CreateSecurityGroup: %d %s", status, out)
+	}
+	status, out = ec2("Action=AuthorizeSecurityGroupIngress&GroupId=" + group + "&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=80&IpPermissions.1.ToPort=80&IpPermissions.1.IpRanges.1.CidrIp=198.18.1.0/24")
+	rule := between(out, "<securityGroupRuleId>", "</securityGroupRuleId>")
+	if status != 200 || !strings.HasPrefix(rule, "sgr-") || !strings.Contains(out, "<cidrIpv4>198.18.1.0/24</cidrIpv4>") || !strings.Contains(out, "<isEgress>false</isEgress>") {
+		t.Fatalf("AuthorizeSecurityGroupIngress: %d %s", status, out)
+	}
+	status, out = ec2("Action=DescribeSecurityGroupRules&Filter.1.Name=group-id&Filter.1.Value.1=" + group)
+	if status != 200 || strings.Count(out, "<securityGroupRuleId>") != 2 || !strings.Contains(out, "<securityGroupRuleId>"+rule+"</securityGroupRuleId>") || !strings.Contains(out, "<isEgress>true</isEgress>") {
+		t.Fatalf("DescribeSecurityGroupRules: the inbound rule and the default outbound one: %d %s", status, out)
+	}
+	if status, out := ec2("Action=RevokeSecurityGroupIngress&GroupId=" + group + "&SecurityGroupRuleId.1=" + rule); status != 200 {
+		t.Fatalf("RevokeSecurityGroupIngress by id: %d %s", status, out)
+	}
+	if status, out := ec2("Action=DescribeSecurityGroupRules&SecurityGroupRuleId.1=" + rule); status != 400 || !strings.Contains(out, "InvalidSecurityGroupRuleId.NotFound") {
+		t.Fatalf("the revoked rule: %d %s", status, out)
+	}
+	if g, _ := b.m.SecurityGroupByID(consumer.ID, group); len(g.Ingress) != 0 {
+		t.Fatalf("the group's rules after the revoke: %+v", g.Ingress)
+	}
+}
+
+// between is the text of s between the first open and the close after it.
+func between(s, open, close string) string {
+	_, rest, ok := strings.Cut(s, open)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, close)
+	return v
+}

@@ -1,0 +1,143 @@
+package api
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+
+	"pvlink.dev/pvlink/ctl"
+	"pvlink.dev/pvlink/snapshot"
+)
+
+// Security group rules one by one, as EC2 has listed them since 2021
+// (DescribeSecurityGroupRules, the rules an Authorize added, a Revoke by
+// SecurityGroupRuleId). A rule's id is derived from its group, direction
+// and content, so it is the same on every call and after a restart, and a
+// rule removed and added again gets its old id back.
+
+// sgRule is EC2's SecurityGroupRule.
+type sgRule struct {
+	ID       string `xml:"securityGroupRuleId"`
+	GroupID  string `xml:"groupId"`
+	Owner    string `xml:"groupOwnerId"`
+	IsEgress bool   `xml:"isEgress"`
+	Protocol string `xml:"ipProtocol"`
+	From     int    `xml:"fromPort"`
+	To       int    `xml:"toPort"`
+	CIDRv4   string `xml:"cidrIpv4,omitempty"`
+	CIDRv6   string `xml:"cidrIpv6,omitempty"`
+}
+
+// ruleID is a rule's sgr- id.
+func ruleID(groupID string, egress bool, r snapshot.SGRule) string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s|%v|%d|%d|%d|%s", groupID, egress, r.Proto, r.FromPort, r.ToPort, r.Source))
+	return "sgr-" + hex.EncodeToString(sum[:])[:17]
+}
+
+// rulesOut lists a group's rules of one direction as EC2's rules.
+func rulesOut(g ctl.SecurityGroupState, egress bool, rules []snapshot.SGRule) []sgRule {
+	var out []sgRule
+	for _, r := range rules {
+		o := sgRule{ID: ruleID(g.ID, egress, r), GroupID: g.ID, Owner: g.OwnerID, IsEgress: egress, Protocol: "tcp", From: int(r.FromPort), To: int(r.ToPort)}
+		if r.Proto == 0 {
+			o.Protocol, o.From, o.To = "-1", -1, -1
+		}
+		if r.Source.Addr().Is4() {
+			o.CIDRv4 = r.Source.String()
+		} else {
+			o.CIDRv6 = r.Source.String()
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// allRules are every rule of group g, inbound then outbound.
+func allRules(g ctl.SecurityGroupState) []sgRule {
+	return append(rulesOut(g, false, g.Ingress), rulesOut(g, true, g.EgressRules())...)
+}
+
+// describeSecurityGroupRules answers DescribeSecurityGroupRules for the
+// caller's groups.
+func describeSecurityGroupRules(m *ctl.State, caller string, q query) (any, error) {
+	f := q.filters()
+	if err := unknownFilters(f, "group-id", "security-group-rule-id", tagFilters); err != nil {
+		return nil, err
+	}
+	ids := q.list("SecurityGroupRuleId")
+	var out []sgRule
+	for _, g := range m.SecurityGroups {
+		if g.OwnerID != caller {
+			continue
+		}
+		for _, r := range allRules(g) {
+			if (len(ids) == 0 || slices.Contains(ids, r.ID)) && match(f, withTags(map[string][]string{"group-id": {g.ID}, "security-group-rule-id": {r.ID}}, m.Tags[g.ID])) {
+				out = append(out, r)
+			}
+		}
+	}
+	for _, id := range ids {
+		if !slices.ContainsFunc(out, func(r sgRule) bool { return r.ID == id }) {
+			return nil, &apiError{400, "InvalidSecurityGroupRuleId.NotFound", fmt.Sprintf("The security group rule ID '%s' does not exist", id)}
+		}
+	}
+	out, next, err := page(q, out)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Rules []sgRule `xml:"securityGroupRuleSet>item"`
+		Next  string   `xml:"nextToken,omitempty"`
+	}{out, next}, nil
+}
+
+// rulePermissions are the permissions that name the rules with ids in
+// group id (one direction), for a Revoke by SecurityGroupRuleId.
+func rulePermissions(m *ctl.State, caller, groupID string, egress bool, ids []string) ([]ctl.Permission, error) {
+	g, ok := m.SecurityGroupByID(caller, groupID)
+	if !ok {
+		return nil, &ctl.NotFoundError{Kind: "GroupId", ID: groupID}
+	}
+	rules := g.Ingress
+	if egress {
+		rules = g.EgressRules()
+	}
+	var perms []ctl.Permission
+	for _, id := range ids {
+		i := slices.IndexFunc(rules, func(r snapshot.SGRule) bool { return ruleID(g.ID, egress, r) == id })
+		if i < 0 {
+			return nil, &apiError{400, "InvalidSecurityGroupRuleId.NotFound", fmt.Sprintf("The security group rule ID '%s' does not exist in %s", id, groupID)}
+		}
+		r := rules[i]
+		p := ctl.Permission{Protocol: "tcp", From: int(r.FromPort), To: int(r.ToPort), CIDRs: []string{r.Source.String()}}
+		if r.Proto == 0 {
+			p.Protocol = "-1"
+		}
+		perms = append(perms, p)
+	}
+	return perms, nil
+}
+
+// addedRules are the rules of group id (one direction) that before had
+// not: what an Authorize answers.
+func addedRules(before, after *ctl.State, caller, groupID string, egress bool) []sgRule {
+	rulesOf := func(s *ctl.State) []sgRule {
+		g, ok := s.SecurityGroupByID(caller, groupID)
+		if !ok {
+			return nil
+		}
+		if egress {
+			return rulesOut(*g, true, g.EgressRules())
+		}
+		return rulesOut(*g, false, g.Ingress)
+	}
+	had := rulesOf(before)
+	var out []sgRule
+	for _, r := range rulesOf(after) {
+		if !slices.ContainsFunc(had, func(o sgRule) bool { return o.ID == r.ID }) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
