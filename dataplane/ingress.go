@@ -147,14 +147,23 @@ func (e *eniState) check(b []byte, now int64, gso bool) (tcpip.NetworkProtocolNu
 			e.dropped(dropChecksum)
 			return 0, 0, false
 		}
-		if rules := e.ingressRules.Load(); rules != nil && !allowed(*rules, src, tcp.DestinationPort()) {
-			e.dropped(dropSecurityGroup)
-			return 0, 0, false
+		// Security groups are stateful: a segment of a flow they let in
+		// (a tracked connection) goes on whatever their rules have become
+		// since; anything else must match a rule now.
+		var fl *flowtable.Flow
+		if e.flows != nil {
+			fl = e.flows.Lookup(flowtable.Key{Src: src, Dst: dst, SrcPort: tcp.SourcePort(), DstPort: tcp.DestinationPort(), Proto: uint8(header.TCPProtocolNumber)})
 		}
-		if byPort := e.lbRules.Load(); byPort != nil {
-			if rules, ok := (*byPort)[tcp.DestinationPort()]; ok && !allowed(rules, src, tcp.DestinationPort()) {
-				e.dropped(dropLBSecurityGroup)
+		if fl == nil {
+			if rules := e.ingressRules.Load(); rules != nil && !allowed(*rules, src, tcp.DestinationPort()) {
+				e.dropped(dropSecurityGroup)
 				return 0, 0, false
+			}
+			if byPort := e.lbRules.Load(); byPort != nil {
+				if rules, ok := (*byPort)[tcp.DestinationPort()]; ok && !allowed(rules, src, tcp.DestinationPort()) {
+					e.dropped(dropLBSecurityGroup)
+					return 0, 0, false
+				}
 			}
 		}
 		if tcp.Flags()&(header.TCPFlagSyn|header.TCPFlagAck) == header.TCPFlagSyn && !e.available.Load() {
@@ -169,12 +178,9 @@ func (e *eniState) check(b []byte, now int64, gso bool) (tcpip.NetworkProtocolNu
 		if tcp.Flags().Contains(header.TCPFlagRst) {
 			e.rstReceived.Add(1)
 		}
-		if e.flows != nil {
-			k := flowtable.Key{Src: src, Dst: dst, SrcPort: tcp.SourcePort(), DstPort: tcp.DestinationPort(), Proto: uint8(header.TCPProtocolNumber)}
-			if fl := e.flows.Lookup(k); fl != nil {
-				fl.Touch(now)
-				fl.SegmentsIn.Add(1)
-			}
+		if fl != nil {
+			fl.Touch(now)
+			fl.SegmentsIn.Add(1)
 		}
 		return netProto, len(b) - len(transport) + off, true
 	case header.ICMPv4ProtocolNumber, header.ICMPv6ProtocolNumber:

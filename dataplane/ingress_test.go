@@ -240,3 +240,31 @@ func TestALoadBalancersSecurityGroupsFilterItsListenersPorts(t *testing.T) {
 		t.Fatal("rules for load balancers without enforced security groups")
 	}
 }
+
+// Security groups are stateful: a segment of a flow already open goes on
+// after a rule change would refuse it, the ENI's groups and the load
+// balancer's alike; a new connection from the same source is refused.
+func TestASecurityGroupChangeLeavesTrackedFlowsAlone(t *testing.T) {
+	tb := flowtable.New(16)
+	e := live(&eniState{addr4: eniAddr, flows: tb})
+	open := flowtable.Key{Src: netip.AddrFrom4(clientAddr.As4()), Dst: netip.AddrFrom4(eniAddr.As4()), SrcPort: 40000, DstPort: 80, Proto: 6}
+	tb.Insert(flowtable.NewFlow(open, nil, 0, time.Now()))
+	nobody := []SGRule{{Proto: 6, FromPort: 80, ToPort: 80, Source: netip.MustParsePrefix("10.0.0.0/8")}}
+	e.ingressRules.Store(&nobody)
+	e.lbRules.Store(&map[uint16][]SGRule{80: nobody})
+	if _, _, ok := e.ingress(ipv4Packet(60, header.TCPProtocolNumber, eniAddr, header.TCPFlagAck), 1); !ok {
+		t.Fatal("a segment of a tracked flow was dropped after the rules changed")
+	}
+	other := ipv4Packet(60, header.TCPProtocolNumber, eniAddr, header.TCPFlagSyn)
+	tcp := header.TCP(other[header.IPv4MinimumSize:])
+	tcp.SetSourcePort(40001)
+	tcp.SetChecksum(0)
+	tcp.SetChecksum(^checksum.Checksum(tcp, header.PseudoHeaderChecksum(header.TCPProtocolNumber, clientAddr, eniAddr, uint16(len(tcp)))))
+	if _, _, ok := e.ingress(other, 1); ok || e.drops[dropSecurityGroup].Load() != 1 {
+		t.Fatalf("a new connection the rules refuse: passed %v, security_group drops %d", ok, e.drops[dropSecurityGroup].Load())
+	}
+	e.ingressRules.Store(nil) // the load balancer's groups alone
+	if _, _, ok := e.ingress(other, 1); ok || e.drops[dropLBSecurityGroup].Load() != 1 {
+		t.Fatalf("a new connection the load balancer's rules refuse: passed %v, lb_security_group drops %d", ok, e.drops[dropLBSecurityGroup].Load())
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"net"
 	"net/url"
 	"strconv"
@@ -105,6 +106,41 @@ func TestALoadBalancersSecurityGroupsDropAConsumerTheirRulesDoNotName(t *testing
 	// The provider names the consumer's range in its group.
 	provider.do(nil, "authorize-security-group-ingress", "--group-id", sg, "--protocol", "tcp", "--port", "80", "--cidr", "198.18.0.0/16")
 	waitUntil(t, 5*time.Second, "the consumer through by a rule", func() bool { return connects() })
+
+	// Stateful: with the rule revoked, a connection made under it carries
+	// on (a tracked flow); a new one is dropped.
+	ctx, cancel := contextWithTimeout(time.Second)
+	held, err := fabrictest.DialFrom(eni.Netns)(ctx, "tcp", net.JoinHostPort(eni.IP, "80"))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	r := bufio.NewReader(held)
+	echo := func(line string) bool {
+		held.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := held.Write([]byte(line)); err != nil {
+			return false
+		}
+		got, err := r.ReadString('\n')
+		return err == nil && got == line
+	}
+	held.Write([]byte("hello\n"))
+	held.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if report, err := r.ReadString('\n'); err != nil || !strings.Contains(report, `"target":"web"`) {
+		t.Fatalf("the target's report: %q %v", report, err)
+	}
+	if line, err := r.ReadString('\n'); err != nil || line != "hello\n" {
+		t.Fatalf("the echo: %q %v", line, err)
+	}
+	provider.do(nil, "revoke-security-group-ingress", "--group-id", sg, "--protocol", "tcp", "--port", "80", "--cidr", "198.18.0.0/16")
+	waitUntil(t, 5*time.Second, "new connections dropped again", func() bool { return !connects() })
+	if !echo("still there\n") {
+		t.Fatal("a connection made under the revoked rule stopped carrying")
+	}
+	held.Close()
+	provider.do(nil, "authorize-security-group-ingress", "--group-id", sg, "--protocol", "tcp", "--port", "80", "--cidr", "198.18.0.0/16")
+	waitUntil(t, 5*time.Second, "the consumer through by the rule again", func() bool { return connects() })
 	provider.refused("DependencyViolation", "delete-security-group", "--group-id", sg)
 
 	// Outbound: the load balancer's connections to targets and its health
