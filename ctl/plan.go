@@ -77,7 +77,9 @@ func Plan(t *Topology) *State {
 				Disabled: hc.Enabled != nil && !*hc.Enabled,
 				Interval: snapshot.Duration(hc.Interval), Timeout: snapshot.Duration(hc.Timeout),
 				HealthyThreshold: hc.HealthyThreshold, UnhealthyThreshold: hc.UnhealthyThreshold,
+				Protocol: hc.Protocol, Port: uint16(hc.Port), Path: hc.Path, Matcher: hc.Matcher,
 			}
+			settleHealthCheck(&ts.HealthCheck) // the validator refused what it would refuse
 		}
 		s.TargetGroups = append(s.TargetGroups, ts)
 		for _, tgt := range tg.Targets {

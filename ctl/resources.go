@@ -373,6 +373,9 @@ func (s *State) CreateTargetGroup(caller string, req TargetGroupRequest) (*Targe
 	if slices.ContainsFunc(s.TargetGroups, func(g TargetGroupState) bool { return g.Name == req.Name }) {
 		return nil, &DuplicateError{"TargetGroupName", "A target group with the same name '" + req.Name + "' exists"}
 	}
+	if err := settleHealthCheck(&req.HealthCheck); err != nil {
+		return nil, err
+	}
 	s.TargetGroups = append(s.TargetGroups, TargetGroupState{Origin: "api", Name: req.Name, ID: newHexID(16), OwnerID: caller, VPC: v.Name, Port: req.Port, HealthCheck: req.HealthCheck})
 	return &s.TargetGroups[len(s.TargetGroups)-1], nil
 }
@@ -731,5 +734,13 @@ func (s *State) ModifyTargetGroupHealthCheck(caller, id string, change func(*sna
 	if !ok {
 		return &NotFoundError{"TargetGroup", id}
 	}
-	return change(&tg.HealthCheck)
+	hc := tg.HealthCheck
+	if err := change(&hc); err != nil {
+		return err
+	}
+	if err := settleHealthCheck(&hc); err != nil {
+		return err
+	}
+	tg.HealthCheck = hc
+	return nil
 }

@@ -224,14 +224,20 @@ type TargetGroup struct {
 	MinHealthyPercentage int `yaml:"unhealthy_state_routing_min_healthy_percentage"`
 }
 
-// HealthCheck is a target group's TCP health check (NLB defaults: every
-// 30s, 10s timeout, healthy after 5 passes, unhealthy after 2 failures).
+// HealthCheck is a target group's health check (NLB defaults: TCP on the
+// traffic port, every 30s, 10s timeout, healthy after 5 passes, unhealthy
+// after 2 failures; an HTTP or HTTPS check asks for / and passes on
+// 200-399).
 type HealthCheck struct {
 	Enabled            *bool         `yaml:"enabled"`
 	Interval           time.Duration `yaml:"interval"`
 	Timeout            time.Duration `yaml:"timeout"`
 	HealthyThreshold   int           `yaml:"healthy_threshold"`
 	UnhealthyThreshold int           `yaml:"unhealthy_threshold"`
+	Protocol           string        `yaml:"protocol"`
+	Port               int           `yaml:"port"` // 0: the traffic port
+	Path               string        `yaml:"path"`
+	Matcher            string        `yaml:"matcher"`
 }
 
 // Target is an IP target; Port defaults to the target group's port. pvlink

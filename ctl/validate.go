@@ -540,6 +540,13 @@ func (v *validator) targetGroup(path []any, tg *TargetGroup) {
 				v.fail(append(hp, field), "%d is outside 2-10", n)
 			}
 		}
+		if hc.Port < 0 || hc.Port > 65535 {
+			v.fail(append(hp, "port"), "%d is not a TCP port (1-65535; left out, the traffic port)", hc.Port)
+		}
+		probe := snapshot.HealthCheck{Protocol: hc.Protocol, Path: hc.Path, Matcher: hc.Matcher}
+		if err := settleHealthCheck(&probe); err != nil {
+			v.fail(hp, "%v", err)
+		}
 	}
 	if tg.ConnectionLimit < 0 || tg.ConnectionLimit > 65535 {
 		v.fail(append(path, "connection_limit"), "%d is outside 1-65535 (a node has at most 64k source ports per target)", tg.ConnectionLimit)

@@ -16,7 +16,6 @@ import (
 
 	"pvlink.dev/pvlink/flowtable"
 	"pvlink.dev/pvlink/nat"
-	"pvlink.dev/pvlink/proxyproto"
 )
 
 const (
@@ -170,36 +169,6 @@ func (f *Forwarder) group(lb LoadBalancer, tg TargetGroup) *nat.Group {
 	}
 	g.Update(s, regs)
 	return g
-}
-
-// healthCheck is an NLB node's TCP health check: a connection from the
-// node's address; with proxy protocol on, it carries a LOCAL header. Each
-// check takes the load balancer and target group as the snapshot in force
-// has them (its outbound rules, its proxy protocol setting), not as they
-// were when the group was made.
-func (f *Forwarder) healthCheck(lb LoadBalancer, tg TargetGroup) nat.CheckFunc {
-	return func(ctx context.Context, addr netip.AddrPort) error {
-		lb, tg := lb, tg
-		if c := f.current.Load(); c != nil {
-			if now, ok := c.cfg.LoadBalancers[lb.Name]; ok {
-				lb = now
-			}
-			if now, ok := c.cfg.TargetGroups[tg.Name]; ok {
-				tg = now
-			}
-		}
-		sock, err := f.dialTarget(ctx, lb, addr)
-		if err != nil {
-			return err
-		}
-		c := sock.file
-		defer c.Close()
-		if tg.ProxyProtocolV2 {
-			h := proxyproto.Header{Command: proxyproto.Local, CRC32C: true}
-			return writeHeader(c, &h)
-		}
-		return nil
-	}
 }
 
 // resetTarget resets every flow to a target, both ways.

@@ -191,6 +191,14 @@ type HealthCheck struct {
 	Timeout            Duration `json:"timeout"`
 	HealthyThreshold   int      `json:"healthy_threshold"`
 	UnhealthyThreshold int      `json:"unhealthy_threshold"`
+	// Protocol is TCP ("") or HTTP or HTTPS; Port the port checked (0:
+	// the target's own, traffic-port). An HTTP or HTTPS check asks for
+	// Path ("/") and passes on a status Matcher names ("200-399"; also
+	// "200" or "200,202"), as an NLB's do (healthcheck.go).
+	Protocol string `json:"protocol,omitempty"`
+	Port     uint16 `json:"port,omitempty"`
+	Path     string `json:"path,omitempty"`
+	Matcher  string `json:"matcher,omitempty"`
 }
 
 // Duration is a time.Duration written as a string ("350s") in JSON.

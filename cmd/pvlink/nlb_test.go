@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -577,4 +579,90 @@ func TestATargetGroupsCrossZoneOverridesItsLoadBalancers(t *testing.T) {
 		t.Fatalf("back to the load balancer's setting the use1-az1 ENI reached %v", seen)
 	}
 	elb.refused("ValidationError", "modify-target-group-attributes", "--target-group-arn", arn, "--attributes", "Key=load_balancing.cross_zone.enabled,Value=sometimes")
+}
+
+// healthServer answers a target's HTTP health checks with the status the
+// test sets, on a port of its own.
+type healthServer struct {
+	status atomic.Int32
+	asked  atomic.Int64
+}
+
+func startHealth(t *testing.T, ns, addr string) *healthServer {
+	h := &healthServer{}
+	h.status.Store(200)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			h.asked.Add(1)
+			w.WriteHeader(int(h.status.Load()))
+			return
+		}
+		w.WriteHeader(http.StatusNotFound)
+	})}
+	go srv.Serve(listenIn(t, ns, addr))
+	t.Cleanup(func() { srv.Close() })
+	return h
+}
+
+// An HTTP health check on a port of its own, as the AWS CLI shows and
+// changes it: a target whose /healthz answers 503 is unhealthy (its flow
+// reset, new connections elsewhere) though its traffic port still
+// answers; back to 200, healthy; a TCP check on that port passes either way.
+func TestAnHTTPHealthCheckOnItsOwnPort(t *testing.T) {
+	f := fabrictest.Up(t, poolTopology(t, "    health_check: {interval: 100ms, timeout: 100ms, healthy_threshold: 2, unhealthy_threshold: 2, protocol: HTTP, port: 9001, path: /healthz}"))
+	provider := f.Netns(t, "provider")
+	a, b := startEcho(t, provider, "198.19.1.20:9000"), startEcho(t, provider, "198.19.1.21:9000")
+	ha, _ := startHealth(t, provider, "198.19.1.20:9001"), startHealth(t, provider, "198.19.1.21:9001")
+	waitUntil(t, 5*time.Second, "both targets healthy", func() bool {
+		return targetState(t, f, a.addr) == "healthy" && targetState(t, f, b.addr) == "healthy"
+	})
+	if ha.asked.Load() == 0 {
+		t.Fatal("target A's /healthz was never asked")
+	}
+	elb := awsAs(t, f, "provider").elb()
+	var tgs struct {
+		TargetGroups []struct {
+			TargetGroupArn, HealthCheckProtocol, HealthCheckPort, HealthCheckPath string
+			Matcher                                                               struct{ HttpCode string }
+		}
+	}
+	elb.do(&tgs, "describe-target-groups", "--names", "pool")
+	tg := tgs.TargetGroups[0]
+	if tg.HealthCheckProtocol != "HTTP" || tg.HealthCheckPort != "9001" || tg.HealthCheckPath != "/healthz" || tg.Matcher.HttpCode != "200-399" {
+		t.Fatalf("describe-target-groups: %+v", tg)
+	}
+	onA := connectionOn(t, f, a, a, b)
+	ha.status.Store(503)
+	waitUntil(t, 3*time.Second, "target A unhealthy on its 503", func() bool { return targetState(t, f, a.addr) == "unhealthy" })
+	onA.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := onA.Read(make([]byte, 1)); !isReset(err) {
+		t.Fatalf("the flow on target A: %v, want a reset", err)
+	}
+	for i := range 10 {
+		c, served, err := roundTrip(t, f, a, b)
+		if err != nil {
+			t.Fatalf("connection %d with A unhealthy: %v", i, err)
+		}
+		c.Close()
+		if served != b {
+			t.Fatalf("connection %d with A unhealthy went to %v", i, served)
+		}
+	}
+	ha.status.Store(200)
+	waitUntil(t, 3*time.Second, "target A healthy on its 200", func() bool { return targetState(t, f, a.addr) == "healthy" })
+	// A TCP check of the same port: a 503 no longer counts.
+	elb.do(nil, "modify-target-group", "--target-group-arn", tg.TargetGroupArn, "--health-check-protocol", "TCP")
+	var after struct {
+		TargetGroups []struct{ HealthCheckProtocol, HealthCheckPort, HealthCheckPath string }
+	}
+	elb.do(&after, "describe-target-groups", "--names", "pool")
+	if g := after.TargetGroups[0]; g.HealthCheckProtocol != "TCP" || g.HealthCheckPath != "" || g.HealthCheckPort != "9001" {
+		t.Fatalf("after modify-target-group --health-check-protocol TCP: %+v", g)
+	}
+	ha.status.Store(503)
+	time.Sleep(500 * time.Millisecond) // five checks' worth
+	if s := targetState(t, f, a.addr); s != "healthy" {
+		t.Fatalf("a TCP check found target A %s", s)
+	}
+	elb.refused("ValidationError", "modify-target-group", "--target-group-arn", tg.TargetGroupArn, "--health-check-protocol", "HTTP", "--matcher", "HttpCode=700")
 }

@@ -60,6 +60,8 @@ type targetGroup struct {
 	Timeout            int      `xml:"HealthCheckTimeoutSeconds"`
 	Healthy            int      `xml:"HealthyThresholdCount"`
 	Unhealthy          int      `xml:"UnhealthyThresholdCount"`
+	HealthCheckPath    string   `xml:"HealthCheckPath,omitempty"`
+	Matcher            *matcher `xml:"Matcher,omitempty"`
 	LoadBalancerArns   []string `xml:"LoadBalancerArns>member"`
 	TargetType         string   `xml:"TargetType"`
 	// IPAddressType is the family of its targets' addresses: IPv4 here
@@ -183,6 +185,41 @@ func seconds(d snapshot.Duration, def time.Duration) int {
 	return int(time.Duration(d) / time.Second)
 }
 
+// matcher is ELBv2's Matcher: the HTTP codes a check passes on.
+type matcher struct {
+	HTTPCode string `xml:"HttpCode"`
+}
+
+// healthCheckTarget reads what a health check asks and where
+// (HealthCheckProtocol, HealthCheckPort, HealthCheckPath,
+// Matcher.HttpCode) into hc; the model checks the whole.
+func healthCheckTarget(q query, hc *snapshot.HealthCheck) error {
+	if v := q.str("HealthCheckProtocol"); v != "" {
+		hc.Protocol = v
+		if strings.EqualFold(v, snapshot.CheckTCP) {
+			hc.Path, hc.Matcher = "", "" // a TCP check has neither
+		}
+	}
+	switch v := q.str("HealthCheckPort"); v {
+	case "":
+	case "traffic-port":
+		hc.Port = 0
+	default:
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 65535 {
+			return &apiError{400, "ValidationError", fmt.Sprintf("HealthCheckPort %q: traffic-port or a port from 1 to 65535", v)}
+		}
+		hc.Port = uint16(n)
+	}
+	if v := q.str("HealthCheckPath"); v != "" {
+		hc.Path = v
+	}
+	if v := q.str("Matcher.HttpCode"); v != "" {
+		hc.Matcher = v
+	}
+	return nil
+}
+
 func orDefault(v, def int) int {
 	if v == 0 {
 		return def
@@ -194,9 +231,16 @@ func (m *modelView) tgOut(tg ctl.TargetGroupState) targetGroup {
 	hc := tg.HealthCheck
 	out := targetGroup{
 		ARN: m.tgARN(tg), Name: tg.Name, Protocol: "TCP", Port: tg.Port, VPCID: m.vpcID(tg.VPC),
-		HealthCheckProto: "TCP", HealthCheckPort: "traffic-port", HealthCheckEnabled: !hc.Disabled,
-		Interval: seconds(hc.Interval, 30*time.Second), Timeout: seconds(hc.Timeout, 10*time.Second),
+		HealthCheckProto: hc.CheckProtocol(), HealthCheckPort: "traffic-port", HealthCheckEnabled: !hc.Disabled,
+		HealthCheckPath: hc.Path,
+		Interval:        seconds(hc.Interval, 30*time.Second), Timeout: seconds(hc.Timeout, 10*time.Second),
 		Healthy: orDefault(hc.HealthyThreshold, 5), Unhealthy: orDefault(hc.UnhealthyThreshold, 2), TargetType: "ip", IPAddressType: "ipv4",
+	}
+	if hc.Port != 0 {
+		out.HealthCheckPort = strconv.Itoa(int(hc.Port))
+	}
+	if hc.Matcher != "" {
+		out.Matcher = &matcher{hc.Matcher}
 	}
 	for _, lb := range m.LoadBalancers {
 		if slices.ContainsFunc(lb.Listeners, func(l ctl.Listener) bool { return l.TargetGroup == tg.Name }) {
@@ -319,6 +363,9 @@ func (h *Handler) elbv2(caller string, q query) (any, error) {
 		}
 		hc.HealthyThreshold, _ = strconv.Atoi(q.str("HealthyThresholdCount"))
 		hc.UnhealthyThreshold, _ = strconv.Atoi(q.str("UnhealthyThresholdCount"))
+		if err := healthCheckTarget(q, &hc); err != nil {
+			return nil, err
+		}
 		if t := q.str("TargetType"); t != "" && t != "ip" {
 			return nil, &apiError{400, "ValidationError", fmt.Sprintf("TargetType %q: pvlink's targets are IP addresses (TargetType ip)", t)}
 		}
@@ -399,7 +446,11 @@ func (h *Handler) elbv2(caller string, q query) (any, error) {
 			if t.TargetGroup != tg.Name {
 				continue
 			}
-			th := targetHealth{ID: t.IP, Port: t.Port, AZ: m.AZName(t.AZ), CheckPort: strconv.Itoa(t.Port), State: "unused", Reason: "Target.NotInUse",
+			checkPort := t.Port
+			if tg.HealthCheck.Port != 0 {
+				checkPort = int(tg.HealthCheck.Port)
+			}
+			th := targetHealth{ID: t.IP, Port: t.Port, AZ: m.AZName(t.AZ), CheckPort: strconv.Itoa(checkPort), State: "unused", Reason: "Target.NotInUse",
 				Description: "Target group is not configured to receive traffic from the load balancer"}
 			if st, ok := states[tg.Name+"|"+netip.AddrPortFrom(netip.MustParseAddr(t.IP), uint16(t.Port)).String()]; ok {
 				th.State, th.Reason, th.Description = st, "", ""
@@ -540,6 +591,9 @@ func (h *Handler) elbv2(caller string, q query) (any, error) {
 		id := arnIDs([]string{q.str("TargetGroupArn")})[0]
 		_, err := h.b.Change(func(s *ctl.State) error {
 			return s.ModifyTargetGroupHealthCheck(caller, id, func(hc *snapshot.HealthCheck) error {
+				if err := healthCheckTarget(q, hc); err != nil {
+					return err
+				}
 				if v := q.str("HealthCheckEnabled"); v != "" {
 					hc.Disabled = v == "false"
 				}
