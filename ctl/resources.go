@@ -426,8 +426,8 @@ func (s *State) CreateListener(caller, lbID, protocol string, port int, tgID str
 	if !ok {
 		return nil, &NotFoundError{"LoadBalancer", lbID}
 	}
-	if protocol != "TCP" {
-		return nil, refuse("listener protocol %s: PrivateLink does not support UDP (a load balancer in front of an endpoint service takes TCP listeners)", protocol)
+	if err := listenerProtocol(protocol); err != nil {
+		return nil, err
 	}
 	tg, ok := s.TargetGroupByID(caller, tgID)
 	if !ok {
@@ -461,8 +461,10 @@ func (s *State) ModifyListener(caller, id, protocol string, port int, tgID strin
 			continue
 		}
 		l := &lb.Listeners[j]
-		if protocol != "" && protocol != "TCP" {
-			return nil, nil, refuse("listener protocol %s: PrivateLink does not support UDP (a load balancer in front of an endpoint service takes TCP listeners)", protocol)
+		if protocol != "" {
+			if err := listenerProtocol(protocol); err != nil {
+				return nil, nil, err
+			}
 		}
 		if port != 0 && port != l.Port {
 			if port < 1 || port > 65535 {
@@ -743,4 +745,18 @@ func (s *State) ModifyTargetGroupHealthCheck(caller, id string, change func(*sna
 	}
 	tg.HealthCheck = hc
 	return nil
+}
+
+// listenerProtocol refuses a listener protocol other than TCP, with the
+// reason: PrivateLink carries no UDP, and pvlink does not terminate TLS.
+func listenerProtocol(protocol string) error {
+	switch protocol {
+	case "TCP":
+		return nil
+	case "UDP", "TCP_UDP":
+		return refuse("listener protocol %s: PrivateLink does not support UDP (a load balancer in front of an endpoint service takes TCP listeners)", protocol)
+	case "TLS":
+		return refuse("listener protocol TLS: pvlink's load balancers do not terminate TLS; use a TCP listener and let the target terminate it")
+	}
+	return refuse("listener protocol %q: a Network Load Balancer in front of an endpoint service takes TCP listeners", protocol)
 }

@@ -43,6 +43,7 @@ func TestBadTopologyIsRefusedWithFileLineAndField(t *testing.T) {
 		{"subnet outside vpc", "cidr: 198.19.2.0/24", "cidr: 198.20.2.0/24", "is not inside the VPC's 198.19.0.0/16"},
 		{"zone not listed", "{name: consumer-az2, availability_zone: use1-az2", "{name: consumer-az2, availability_zone: use1-az9", `"use1-az9" is not one of availability_zones`},
 		{"udp listener", "{protocol: TCP, port: 80, target_group: web}", "{protocol: UDP, port: 80, target_group: web}", "PrivateLink does not support UDP"},
+		{"tls listener", "{protocol: TCP, port: 80, target_group: web}", "{protocol: TLS, port: 80, target_group: web}", "do not terminate TLS"},
 		{"two ENIs in one zone", "{subnet: consumer-az2, ipv4: 198.18.2.10}", "{subnet: consumer-az2, ipv4: 198.18.2.10}\n      - {subnet: consumer-az1, ipv4: 198.18.1.10}", "an endpoint takes one subnet per availability zone"},
 		{"two endpoints on one address", "    subnet_configurations:\n      - {subnet: consumer-az1, ipv4: 198.18.1.10}\n      - {subnet: consumer-az2, ipv4: 198.18.2.10}\n", "    subnet_configurations:\n      - {subnet: consumer-az1, ipv4: 198.18.1.10}\n      - {subnet: consumer-az2, ipv4: 198.18.2.10}\n  - name: web2\n    vpc: consumer\n    service: web\n    subnet_configurations:\n      - {subnet: consumer-az1, ipv4: 198.18.1.10}\n", "address clash: 198.18.1.10 is already used by the ENI of endpoint web"},
 		{"eni address reserved", "{subnet: consumer-az1, ipv4: 198.18.1.10}", "{subnet: consumer-az1, ipv4: 198.18.1.2}", "is reserved"},

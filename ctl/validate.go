@@ -650,10 +650,10 @@ func (v *validator) loadBalancer(path []any, lb *LoadBalancer) {
 		switch l.Protocol {
 		case "", "TCP":
 			lb.Listeners[j].Protocol = "TCP"
-		case "UDP", "TCP_UDP":
-			v.fail(append(lp, "protocol"), "%s listeners cannot be used: PrivateLink does not support UDP", l.Protocol)
 		default:
-			v.fail(append(lp, "protocol"), "%q is not supported (TCP is)", l.Protocol)
+			if err := listenerProtocol(l.Protocol); err != nil {
+				v.fail(append(lp, "protocol"), "%v", err)
+			}
 		}
 		if l.Port < 1 || l.Port > 65535 {
 			v.fail(append(lp, "port"), "%d is not a TCP port (1-65535)", l.Port)
