@@ -260,19 +260,31 @@ func newFabricStatusCmd() *cobra.Command {
 }
 
 func newFabricValidateCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "validate FILE",
+	var file string
+	c := &cobra.Command{
+		Use:   "validate FILE | -f FILE",
 		Short: "Check a topology file without creating anything",
-		Args:  cobra.ExactArgs(1),
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t, err := ctl.LoadTopology(args[0])
+			// -f as up, apply and down take it, or the file as an argument.
+			switch {
+			case len(args) == 1 && file != "":
+				return errors.New("give the file once: as an argument or with -f")
+			case len(args) == 1:
+				file = args[0]
+			case file == "":
+				return errors.New("which topology file? pvlink fabric validate -f FILE")
+			}
+			t, err := ctl.LoadTopology(file)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: fabric %s is valid (%d VPCs, %d endpoints)\n", args[0], t.Name, len(t.VPCs), len(t.Endpoints))
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: fabric %s is valid (%d VPCs, %d endpoints)\n", file, t.Name, len(t.VPCs), len(t.Endpoints))
 			return nil
 		},
 	}
+	c.Flags().StringVarP(&file, "file", "f", "", "topology file (YAML)")
+	return c
 }
 
 // newDeregisterCmd is the older spelling of `pvlink target deregister`.

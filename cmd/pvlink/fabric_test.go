@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -466,5 +467,28 @@ func TestAUsersOwnNetnsBesideAFabricStrandsNothing(t *testing.T) {
 	}
 	if _, err := os.Stat("/run/netns/" + mine); err != nil {
 		t.Fatalf("the user's namespace is gone: %v", err)
+	}
+}
+
+// validate takes the file as up, apply and down do (-f), or as its
+// argument, and says what is wrong with a bad one, by line.
+func TestValidateTakesTheFileEitherWay(t *testing.T) {
+	const demo = "../../examples/demo.yaml"
+	for _, args := range [][]string{{"-f", demo}, {demo}} {
+		if out, err := fabrictest.Run(t, append([]string{"fabric", "validate"}, args...)...); err != nil || !strings.Contains(out, "fabric demo is valid") {
+			t.Fatalf("validate %v: %v\n%s", args, err, out)
+		}
+	}
+	if out, err := fabrictest.Run(t, "fabric", "validate"); err == nil || !strings.Contains(out, "which topology file?") {
+		t.Fatalf("validate without a file: %v\n%s", err, out)
+	}
+	if out, err := fabrictest.Run(t, "fabric", "validate", "-f", demo, demo); err == nil || !strings.Contains(out, "give the file once") {
+		t.Fatalf("validate with the file twice: %v\n%s", err, out)
+	}
+	data, _ := os.ReadFile(demo)
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte(strings.Replace(string(data), "{protocol: TCP, port: 80, target_group: web}", "{protocol: TLS, port: 80, target_group: web}", 1)), 0o644)
+	if out, err := fabrictest.Run(t, "fabric", "validate", "-f", bad); err == nil || !regexp.MustCompile(`bad\.yaml:[0-9]+: load_balancers\[0\]\.listeners\[0\]\.protocol: listener protocol TLS`).MatchString(out) {
+		t.Fatalf("validate a TLS listener: %v\n%s", err, out)
 	}
 }
