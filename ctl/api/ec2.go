@@ -137,6 +137,8 @@ type serviceDetail struct {
 type connection struct {
 	ServiceID     string     `xml:"serviceId"`
 	EndpointID    string     `xml:"vpcEndpointId"`
+	ConnectionID  string     `xml:"vpcEndpointConnectionId"`
+	Region        string     `xml:"vpcEndpointRegion,omitempty"`
 	EndpointOwner string     `xml:"vpcEndpointOwner"`
 	State         string     `xml:"vpcEndpointState"`
 	Created       string     `xml:"creationTimestamp,omitempty"`
@@ -539,7 +541,10 @@ func (h *Handler) ec2(caller, region string, q query) (any, error) {
 			if !match(f, map[string][]string{"service-id": {e.ServiceID}, "vpc-endpoint-owner": {e.OwnerID}, "vpc-endpoint-id": {e.ID}, "vpc-endpoint-state": {e.State}}) {
 				continue
 			}
-			c := connection{ServiceID: e.ServiceID, EndpointID: e.ID, EndpointOwner: e.OwnerID, State: e.State, IPAddressType: e.IPAddressType}
+			c := connection{ServiceID: e.ServiceID, EndpointID: e.ID, EndpointOwner: e.OwnerID, State: e.State, IPAddressType: e.IPAddressType,
+				// The connection's id, the endpoint's hex after vpce-con-, and the
+				// Region the endpoint is in (a cross-Region one's is not the service's).
+				ConnectionID: "vpce-con-" + strings.TrimPrefix(e.ID, "vpce-"), Region: cmpOr(e.Region, m.Region)}
 			if !e.Created.IsZero() {
 				c.Created = e.Created.UTC().Format(time.RFC3339Nano)
 			}

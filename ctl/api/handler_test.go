@@ -692,3 +692,14 @@ func between(s, open, close string) string {
 	v, _, _ := strings.Cut(rest, close)
 	return v
 }
+
+// A connection names itself (vpce-con-) and the Region its endpoint is in.
+func TestAConnectionHasItsIdAndItsEndpointsRegion(t *testing.T) {
+	b, srv := demoBackend(t)
+	provider := account(b, "provider")
+	e := b.m.Endpoints[0]
+	status, out := call(t, srv.URL, provider, "ec2", "Action=DescribeVpcEndpointConnections&Version=2016-11-15", time.Now())
+	if status != 200 || !strings.Contains(out, "<vpcEndpointConnectionId>vpce-con-"+strings.TrimPrefix(e.ID, "vpce-")+"</vpcEndpointConnectionId>") || !strings.Contains(out, "<vpcEndpointRegion>us-east-1</vpcEndpointRegion>") {
+		t.Fatalf("DescribeVpcEndpointConnections: %d %s", status, out)
+	}
+}
