@@ -298,6 +298,12 @@ func TestTheAPIAnswersPerRegionAndCreatesACrossRegionEndpoint(t *testing.T) {
 	if seen.Proxy == nil || seen.Proxy.VPCEndpoint != id || !strings.HasPrefix(seen.AZ, "use1-") {
 		t.Fatalf("the target saw %s, want the proxy header of %s in us-east-1", res.Target, id)
 	}
+	// The provider, in its Region, sees where the connection comes from.
+	provider := accountNamed(t, f, "provider")
+	st, out = signedCall(t, url, provider, "us-east-1", "Action=DescribeVpcEndpointConnections&Version=2016-11-15&Filter.1.Name=vpc-endpoint-id&Filter.1.Value.1="+id)
+	if st != 200 || awsxml.Field(out, "vpcEndpointRegion") != "us-west-2" || awsxml.Field(out, "vpcEndpointConnectionId") != "vpce-con-"+strings.TrimPrefix(id, "vpce-") {
+		t.Fatalf("the provider's DescribeVpcEndpointConnections: %d %s", st, out)
+	}
 }
 
 func TestSupportedRegionsThroughTheAPIFollowTheRules(t *testing.T) {
