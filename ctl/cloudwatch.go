@@ -201,6 +201,7 @@ func (s *sampler) sample(now time.Time) {
 			values: map[string]float64{"EndpointsCount": float64(n)}, moved: n > 0})
 	}
 	s.publish(now, cloudwatch.NamespaceServices, [][]string{{"Service Id"}}, []metricDef{{"EndpointsCount", "Count"}}, counts)
+	s.hostCounts(now, r)
 }
 
 // publish sums the rows that saw traffic over each dimension set and puts

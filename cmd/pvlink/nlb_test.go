@@ -648,6 +648,34 @@ func TestAnHTTPHealthCheckOnItsOwnPort(t *testing.T) {
 			t.Fatalf("connection %d with A unhealthy went to %v", i, served)
 		}
 	}
+	// CloudWatch's AWS/NetworkELB counts it, by load balancer and group
+	// and by AZ (ctld samples the nodes when asked).
+	owner := awsAs(t, f, "provider")
+	var lbID, tgID string
+	for _, lb := range f.Status.LoadBalancers {
+		lbID = lb.ID
+	}
+	for _, g := range f.Status.TargetGroups {
+		if g.Name == "pool" {
+			tgID = g.ID
+		}
+	}
+	hostCount := func(metric string, extra ...string) float64 {
+		var out cwStatistics
+		args := append([]string{"get-metric-statistics", "--namespace", "AWS/NetworkELB", "--metric-name", metric},
+			dimensionArgs(append([]string{"LoadBalancer", "net/web-nlb/" + lbID, "TargetGroup", "targetgroup/pool/" + tgID}, extra...)...)...)
+		args = append(args, "--start-time", time.Now().Add(-2*time.Minute).UTC().Format(time.RFC3339), "--end-time", time.Now().Add(time.Minute).UTC().Format(time.RFC3339), "--period", "60", "--statistics", "Maximum")
+		owner.cloudwatch(&out, args...)
+		m := 0.0
+		for _, d := range out.Datapoints {
+			m = max(m, d.Maximum)
+		}
+		return m
+	}
+	waitUntil(t, 15*time.Second, "UnHealthyHostCount 1", func() bool { return hostCount("UnHealthyHostCount") == 1 })
+	if got := hostCount("HealthyHostCount", "AvailabilityZone", "us-east-1a"); got != 1 {
+		t.Fatalf("HealthyHostCount of us-east-1a: %v, want 1 (B)", got)
+	}
 	ha.status.Store(200)
 	waitUntil(t, 3*time.Second, "target A healthy on its 200", func() bool { return targetState(t, f, a.addr) == "healthy" })
 	// A TCP check of the same port: a 503 no longer counts.

@@ -695,25 +695,15 @@ func (h *Handler) targetStates() map[string]string {
 	if r == nil {
 		return out
 	}
-	docs, err := ctl.ReadForwarders[[]snapshot.TargetInfo](r, "/targets")
+	views, err := ctl.TargetViews(r)
 	if err != nil {
 		return out
 	}
-	rank := map[string]int{"unused": 0, "unhealthy": 1, "unhealthy.draining": 2, "initial": 3, "draining": 4, "healthy": 5}
-	best := map[string]int{}
-	for _, d := range docs {
-		for _, t := range d.Doc {
-			_, group, _ := strings.Cut(t.Group, "/") // load balancer/target group
-			key := group + "|" + t.Target
-			r := rank[t.State]
-			if t.State == "initial" && t.AZ != d.AZ {
-				// A node of another AZ that does not check it (cross-zone
-				// off) says nothing of it.
-				r = -1
-			}
-			if cur, ok := best[key]; !ok || r > cur {
-				out[key], best[key] = t.State, r
-			}
+	for _, v := range views {
+		// A group behind two load balancers: the best of their views.
+		key := v.TargetGroup + "|" + v.Target
+		if cur, ok := out[key]; !ok || ctl.TargetRank(v.State) > ctl.TargetRank(cur) {
+			out[key] = v.State
 		}
 	}
 	return out

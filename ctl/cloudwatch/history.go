@@ -19,6 +19,9 @@ import (
 const (
 	NamespaceEndpoints = "AWS/PrivateLinkEndpoints"
 	NamespaceServices  = "AWS/PrivateLinkServices"
+	// NamespaceNLB holds the load balancers' host counts
+	// (HealthyHostCount, UnHealthyHostCount).
+	NamespaceNLB = "AWS/NetworkELB"
 )
 
 // Resolution is the finest period kept: one minute, as PrivateLink
