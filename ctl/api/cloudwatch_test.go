@@ -1,11 +1,22 @@
 package api
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"pvlink.dev/pvlink/ctl"
 
 	"pvlink.dev/pvlink/ctl/cloudwatch"
 )
@@ -86,4 +97,66 @@ func replace(kv []string, key, value string) []string {
 		}
 	}
 	return out
+}
+
+// callJSON is a CloudWatch call in JSON, as current CLIs and SDKs send it.
+func callJSON(t *testing.T, url string, a ctl.Account, action, body string, when time.Time) (int, http.Header, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url+"/", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-amz-json-1.0")
+	req.Header.Set("X-Amz-Target", "GraniteServiceVersion20100801."+action)
+	req.Header.Set("x-amzn-query-mode", "true")
+	sum := sha256.Sum256([]byte(body))
+	v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: a.AccessKeyID, SecretAccessKey: a.SecretAccessKey}, req, hex.EncodeToString(sum[:]), "monitoring", "us-east-1", when)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(out)
+}
+
+// The same queries in JSON: timestamps as epoch seconds, structures and
+// lists as JSON, the answer in JSON with the same members, a refusal
+// with its code in __type and in x-amzn-query-error.
+func TestCloudWatchAnswersJSONAsCurrentCLIsSendIt(t *testing.T) {
+	b, srv := demoBackend(t)
+	consumer := account(b, "consumer")
+	now := time.Now().UTC()
+	minute := now.Truncate(time.Minute)
+	dims := []cloudwatch.Dimension{{Name: "VPC Endpoint Id", Value: "vpce-1"}}
+	b.CloudWatch().Put(minute, cloudwatch.Metric{Namespace: cloudwatch.NamespaceEndpoints, Name: "NewConnections", Unit: "Count", Owner: consumer.ID, Dimensions: dims}, 7)
+
+	st, _, out := callJSON(t, srv.URL, consumer, "ListMetrics", `{"Namespace":"AWS/PrivateLinkEndpoints"}`, now)
+	var list struct {
+		Metrics []struct {
+			MetricName string
+			Dimensions []struct{ Name, Value string }
+		}
+	}
+	if st != 200 || json.Unmarshal([]byte(out), &list) != nil || len(list.Metrics) != 1 || list.Metrics[0].Dimensions[0].Value != "vpce-1" {
+		t.Fatalf("ListMetrics in JSON: %d %s", st, out)
+	}
+	stats := fmt.Sprintf(`{"Namespace":"AWS/PrivateLinkEndpoints","MetricName":"NewConnections","Dimensions":[{"Name":"VPC Endpoint Id","Value":"vpce-1"}],"StartTime":%d,"EndTime":%d.5,"Period":60,"Statistics":["Sum","Maximum"]}`,
+		minute.Add(-5*time.Minute).Unix(), minute.Add(time.Minute).Unix())
+	st, _, out = callJSON(t, srv.URL, consumer, "GetMetricStatistics", stats, now)
+	var got struct {
+		Label      string
+		Datapoints []struct {
+			Timestamp    string
+			Sum, Maximum float64
+			Unit         string
+		}
+	}
+	if st != 200 || json.Unmarshal([]byte(out), &got) != nil || len(got.Datapoints) != 1 || got.Datapoints[0].Sum != 7 || got.Datapoints[0].Maximum != 7 || got.Label != "NewConnections" {
+		t.Fatalf("GetMetricStatistics in JSON: %d %s", st, out)
+	}
+	st, hdr, out := callJSON(t, srv.URL, consumer, "GetMetricStatistics", strings.Replace(stats, `"Period":60`, `"Period":61`, 1), now)
+	if st != 400 || !strings.Contains(out, `"__type":"InvalidParameterValue"`) || hdr.Get("x-amzn-query-error") != "InvalidParameterValue;Sender" {
+		t.Fatalf("a period of 61 in JSON: %d %v %s", st, hdr, out)
+	}
+	if st, _, out := callJSON(t, srv.URL, consumer, "ListMetrics", `not json`, now); st != 400 || !strings.Contains(out, "SerializationException") {
+		t.Fatalf("a body that is not JSON: %d %s", st, out)
+	}
 }

@@ -811,6 +811,22 @@ func elbAuthError(err error) error {
 
 // serveWrapped serves the Query protocol of ELBv2 and SNS: the result
 // inside <ActionResult>, metadata after it, ErrorResponse for errors.
+// admit checks a call's signature for service and the caller's rate, as
+// the query-style services (ELBv2, SNS, CloudWatch, STS) answer a refusal:
+// through fail. It returns the caller and the body it read.
+func (h *Handler) admit(r *http.Request, service string, fail func(error)) (Credentials, []byte, bool) {
+	creds, body, _, err := verify(r, service, h.now(), h.lookup)
+	if err != nil {
+		fail(elbAuthError(err))
+		return creds, nil, false
+	}
+	if !h.allow(creds.Account) {
+		fail(&apiError{400, "Throttling", "Rate exceeded"})
+		return creds, nil, false
+	}
+	return creds, body, true
+}
+
 func (h *Handler) serveWrapped(w http.ResponseWriter, r *http.Request, id, service, version, namespace string, run func(string, query) (any, error)) {
 	fail := func(err error) {
 		code, status := elbCode(err)
@@ -822,13 +838,8 @@ func (h *Handler) serveWrapped(w http.ResponseWriter, r *http.Request, id, servi
 		w.WriteHeader(status)
 		xml.NewEncoder(w).Encode(elbErrorBody{Namespace: namespace, Type: typ, Code: code, Message: err.Error(), RequestID: id})
 	}
-	creds, body, _, err := verify(r, service, h.now(), h.lookup)
-	if err != nil {
-		fail(elbAuthError(err))
-		return
-	}
-	if !h.allow(creds.Account) {
-		fail(&apiError{400, "Throttling", "Rate exceeded"})
+	creds, body, ok := h.admit(r, service, fail)
+	if !ok {
 		return
 	}
 	q, err := parseForm(body)

@@ -89,6 +89,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveWrapped(w, r, id, service, "2010-03-31", snsNamespace, h.sns)
 		return
 	case "monitoring":
+		if isCloudWatchJSON(r) {
+			h.serveCloudWatchJSON(w, r, id) // current CLIs and SDKs (cwjson.go)
+			return
+		}
 		h.serveWrapped(w, r, id, service, "2010-08-01", cwNamespace, h.cloudwatch)
 		return
 	case "sts":
