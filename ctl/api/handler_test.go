@@ -703,3 +703,19 @@ func TestAConnectionHasItsIdAndItsEndpointsRegion(t *testing.T) {
 		t.Fatalf("DescribeVpcEndpointConnections: %d %s", status, out)
 	}
 }
+
+// SNS: a topic made is listed to its owner only.
+func TestListTopicsShowsTheCallersTopics(t *testing.T) {
+	b, srv := demoBackend(t)
+	consumer, provider := account(b, "consumer"), account(b, "provider")
+	if st, out := call(t, srv.URL, provider, "sns", "Action=CreateTopic&Version=2010-03-31&Name=endpoint-events", time.Now()); st != 200 {
+		t.Fatalf("CreateTopic: %d %s", st, out)
+	}
+	st, out := call(t, srv.URL, provider, "sns", "Action=ListTopics&Version=2010-03-31", time.Now())
+	if st != 200 || !strings.Contains(out, "<TopicArn>arn:aws:sns:us-east-1:"+provider.ID+":endpoint-events</TopicArn>") {
+		t.Fatalf("ListTopics as the owner: %d %s", st, out)
+	}
+	if _, out := call(t, srv.URL, consumer, "sns", "Action=ListTopics&Version=2010-03-31", time.Now()); strings.Contains(out, "endpoint-events") {
+		t.Fatalf("another account lists the topic: %s", out)
+	}
+}

@@ -35,6 +35,20 @@ func (h *Handler) sns(caller string, q query) (any, error) {
 			ARN string `xml:"SubscriptionArn"`
 		}{topic + ":" + requestID()}, err
 
+	case "ListTopics":
+		type topic struct {
+			ARN string `xml:"TopicArn"`
+		}
+		var out []topic
+		for _, t := range m.Topics {
+			if t.OwnerID == caller {
+				out = append(out, topic{t.ARN})
+			}
+		}
+		return struct {
+			Topics []topic `xml:"Topics>member"`
+		}{out}, nil
+
 	case "ListSubscriptionsByTopic":
 		type sub struct {
 			ARN      string `xml:"SubscriptionArn"`
@@ -55,7 +69,7 @@ func (h *Handler) sns(caller string, q query) (any, error) {
 			Subs []sub `xml:"Subscriptions>member"`
 		}{out}, nil
 	}
-	return nil, &apiError{400, "InvalidAction", fmt.Sprintf("The action %s is not valid for this web service (pvlink serves CreateTopic, Subscribe and ListSubscriptionsByTopic of SNS)", q.str("Action"))}
+	return nil, &apiError{400, "InvalidAction", fmt.Sprintf("The action %s is not valid for this web service (pvlink serves CreateTopic, ListTopics, Subscribe and ListSubscriptionsByTopic of SNS)", q.str("Action"))}
 }
 
 func topicNameRe(name string) bool {
