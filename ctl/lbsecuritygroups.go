@@ -57,7 +57,7 @@ func (s *State) checkLBSecurityGroups(caller string, lb *LBState, ids []string) 
 			return &LBSecurityGroupError{Msg: fmt.Sprintf("security group %s does not exist", id)}
 		}
 		if g.VPC != lb.VPC {
-			return &LBSecurityGroupError{Msg: fmt.Sprintf("security group %s is in VPC %s, load balancer %s in VPC %s", id, s.vpcIDByName(g.VPC), lb.Name, s.vpcIDByName(lb.VPC))}
+			return &LBSecurityGroupError{Msg: fmt.Sprintf("security group %s is in VPC %s, load balancer %s in VPC %s", id, cmpOr(s.VPCID(g.VPC), g.VPC), lb.Name, cmpOr(s.VPCID(lb.VPC), lb.VPC))}
 		}
 	}
 	return nil
@@ -119,13 +119,14 @@ func (s *State) usedByLoadBalancer(id string) string {
 	return ""
 }
 
-func (s *State) vpcIDByName(name string) string {
+// VPCID is the id of the VPC named name, or "".
+func (s *State) VPCID(name string) string {
 	for _, v := range s.VPCs {
 		if v.Name == name {
 			return v.ID
 		}
 	}
-	return name
+	return ""
 }
 
 // loadBalancerSecurityGroups checks a topology load balancer's security

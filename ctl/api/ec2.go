@@ -194,10 +194,8 @@ func securityGroupOut(g ctl.SecurityGroupState, vpcID string) securityGroup {
 func permissionsOut(rules []snapshot.SGRule) []ipPermission {
 	var out []ipPermission
 	for _, r := range rules {
-		p := ipPermission{Protocol: "tcp", From: int(r.FromPort), To: int(r.ToPort)}
-		if r.Proto == 0 {
-			p = ipPermission{Protocol: "-1", From: -1, To: -1}
-		}
+		var p ipPermission
+		p.Protocol, p.From, p.To = ruleFields(r)
 		if r.Source.Addr().Is4() {
 			p.V4 = []ipRange{{r.Source.String()}}
 		} else {

@@ -113,14 +113,7 @@ func (m *modelView) listenerARN(lb ctl.LBState, l ctl.Listener) string {
 // modelView is the model with the ARN and output helpers of ELBv2.
 type modelView struct{ *ctl.State }
 
-func (m *modelView) vpcID(name string) string {
-	for _, v := range m.VPCs {
-		if v.Name == name {
-			return v.ID
-		}
-	}
-	return ""
-}
+func (m *modelView) vpcID(name string) string { return m.VPCID(name) }
 
 func (m *modelView) subnetID(vpc, subnet string) string {
 	for _, v := range m.VPCs {

@@ -659,12 +659,12 @@ func TestSecurityGroupRulesHaveIdsToListAndRevokeBy(t *testing.T) {
 		return call(t, srv.URL, consumer, "ec2", body+"&Version=2016-11-15", time.Now())
 	}
 	status, out := ec2("Action=CreateSecurityGroup&GroupName=clients&GroupDescription=clients&VpcId=" + b.m.VPCs[1].ID)
-	group := between(out, "<groupId>", "</groupId>")
+	group := awsxml.Field(out, "groupId")
 	if status != 200 || group == "" {
 		t.Fatalf("CreateSecurityGroup: %d %s", status, out)
 	}
 	status, out = ec2("Action=AuthorizeSecurityGroupIngress&GroupId=" + group + "&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=80&IpPermissions.1.ToPort=80&IpPermissions.1.IpRanges.1.CidrIp=198.18.1.0/24")
-	rule := between(out, "<securityGroupRuleId>", "</securityGroupRuleId>")
+	rule := awsxml.Field(out, "securityGroupRuleId")
 	if status != 200 || !strings.HasPrefix(rule, "sgr-") || !strings.Contains(out, "<cidrIpv4>198.18.1.0/24</cidrIpv4>") || !strings.Contains(out, "<isEgress>false</isEgress>") {
 		t.Fatalf("AuthorizeSecurityGroupIngress: %d %s", status, out)
 	}
@@ -681,16 +681,6 @@ func TestSecurityGroupRulesHaveIdsToListAndRevokeBy(t *testing.T) {
 	if g, _ := b.m.SecurityGroupByID(consumer.ID, group); len(g.Ingress) != 0 {
 		t.Fatalf("the group's rules after the revoke: %+v", g.Ingress)
 	}
-}
-
-// between is the text of s between the first open and the close after it.
-func between(s, open, close string) string {
-	_, rest, ok := strings.Cut(s, open)
-	if !ok {
-		return ""
-	}
-	v, _, _ := strings.Cut(rest, close)
-	return v
 }
 
 // A connection names itself (vpce-con-) and the Region its endpoint is in.

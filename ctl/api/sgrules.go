@@ -39,10 +39,8 @@ func ruleID(groupID string, egress bool, r snapshot.SGRule) string {
 func rulesOut(g ctl.SecurityGroupState, egress bool, rules []snapshot.SGRule) []sgRule {
 	var out []sgRule
 	for _, r := range rules {
-		o := sgRule{ID: ruleID(g.ID, egress, r), GroupID: g.ID, Owner: g.OwnerID, IsEgress: egress, Protocol: "tcp", From: int(r.FromPort), To: int(r.ToPort)}
-		if r.Proto == 0 {
-			o.Protocol, o.From, o.To = "-1", -1, -1
-		}
+		o := sgRule{ID: ruleID(g.ID, egress, r), GroupID: g.ID, Owner: g.OwnerID, IsEgress: egress}
+		o.Protocol, o.From, o.To = ruleFields(r)
 		if r.Source.Addr().Is4() {
 			o.CIDRv4 = r.Source.String()
 		} else {
@@ -51,6 +49,15 @@ func rulesOut(g ctl.SecurityGroupState, egress bool, rules []snapshot.SGRule) []
 		out = append(out, o)
 	}
 	return out
+}
+
+// ruleFields are a rule's protocol and ports as EC2 writes them: tcp and
+// its range, or -1 (every protocol) with ports -1.
+func ruleFields(r snapshot.SGRule) (proto string, from, to int) {
+	if r.Proto == 0 {
+		return "-1", -1, -1
+	}
+	return "tcp", int(r.FromPort), int(r.ToPort)
 }
 
 // allRules are every rule of group g, inbound then outbound.
@@ -109,11 +116,8 @@ func rulePermissions(m *ctl.State, caller, groupID string, egress bool, ids []st
 		if i < 0 {
 			return nil, &apiError{400, "InvalidSecurityGroupRuleId.NotFound", fmt.Sprintf("The security group rule ID '%s' does not exist in %s", id, groupID)}
 		}
-		r := rules[i]
-		p := ctl.Permission{Protocol: "tcp", From: int(r.FromPort), To: int(r.ToPort), CIDRs: []string{r.Source.String()}}
-		if r.Proto == 0 {
-			p.Protocol = "-1"
-		}
+		p := ctl.Permission{CIDRs: []string{rules[i].Source.String()}}
+		p.Protocol, p.From, p.To = ruleFields(rules[i])
 		perms = append(perms, p)
 	}
 	return perms, nil
