@@ -102,12 +102,19 @@ func replace(kv []string, key, value string) []string {
 // callJSON is a CloudWatch call in JSON, as current CLIs and SDKs send it.
 func callJSON(t *testing.T, url string, a ctl.Account, action, body string, when time.Time) (int, http.Header, string) {
 	t.Helper()
+	return callJSONOf(t, url, a, "monitoring", "application/x-amz-json-1.0", "GraniteServiceVersion20100801."+action, body, when)
+}
+
+// callJSONOf is a call of one of the JSON protocols: its content type and
+// X-Amz-Target, signed for service.
+func callJSONOf(t *testing.T, url string, a ctl.Account, service, contentType, target, body string, when time.Time) (int, http.Header, string) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url+"/", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/x-amz-json-1.0")
-	req.Header.Set("X-Amz-Target", "GraniteServiceVersion20100801."+action)
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("X-Amz-Target", target)
 	req.Header.Set("x-amzn-query-mode", "true")
 	sum := sha256.Sum256([]byte(body))
-	v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: a.AccessKeyID, SecretAccessKey: a.SecretAccessKey}, req, hex.EncodeToString(sum[:]), "monitoring", "us-east-1", when)
+	v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: a.AccessKeyID, SecretAccessKey: a.SecretAccessKey}, req, hex.EncodeToString(sum[:]), service, "us-east-1", when)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -102,12 +103,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		// Another AWS service's call: say so, rather than check its
 		// signature as EC2's and refuse its scope.
-		// The query protocols' error body, which the rest-xml ones (S3)
-		// read too.
-		w.Header().Set("Content-Type", "text/xml")
-		w.WriteHeader(http.StatusBadRequest)
-		xml.NewEncoder(w).Encode(elbErrorBody{Type: "Sender", Code: "InvalidAction", RequestID: id,
-			Message: fmt.Sprintf("pvlink does not serve %s: it serves ec2, elasticloadbalancing, monitoring (CloudWatch), sns and sts", service)})
+		notServed(w, r, id, service)
 		return
 	}
 	creds, body, region, err := verify(r, "ec2", h.now(), h.lookup)
@@ -194,4 +190,35 @@ func (h *Handler) ec2Error(w http.ResponseWriter, id string, err error) {
 	w.WriteHeader(status)
 	w.Write([]byte(xml.Header))
 	xml.NewEncoder(w).Encode(ec2ErrorBody{Code: code, Message: err.Error(), RequestID: id})
+}
+
+// notServed answers a call for an AWS service pvlink does not serve with
+// InvalidAction, in the body the caller's protocol reads: the query
+// protocols' XML for a form-encoded call (IAM, RDS), which the rest-xml
+// services (S3, Route 53, CloudFront) read too, and JSON for the rest
+// (CloudWatch Logs, DynamoDB and KMS post JSON, Lambda's rest-json calls
+// may have no body): the code in __type and in x-amzn-ErrorType. A JSON
+// client given XML reports only "An error occurred (400)".
+func notServed(w http.ResponseWriter, r *http.Request, id, service string) {
+	msg := fmt.Sprintf("pvlink does not serve %s: it serves ec2, elasticloadbalancing, monitoring (CloudWatch), sns and sts", service)
+	ct := r.Header.Get("Content-Type")
+	switch service {
+	case "s3", "s3control", "route53", "cloudfront":
+	default:
+		if strings.HasPrefix(ct, "application/x-www-form-urlencoded") || strings.Contains(ct, "xml") {
+			break
+		}
+		if !strings.HasPrefix(ct, "application/x-amz-json-") {
+			ct = "application/json"
+		}
+		w.Header().Set("Content-Type", ct)
+		w.Header().Set("x-amzn-RequestId", id)
+		w.Header().Set("x-amzn-ErrorType", "InvalidAction")
+		w.WriteHeader(http.StatusBadRequest)
+		json.NewEncoder(w).Encode(map[string]string{"__type": "InvalidAction", "message": msg})
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml")
+	w.WriteHeader(http.StatusBadRequest)
+	xml.NewEncoder(w).Encode(elbErrorBody{Type: "Sender", Code: "InvalidAction", RequestID: id, Message: msg})
 }

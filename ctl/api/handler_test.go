@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"html"
 	"io"
 	"log/slog"
@@ -610,8 +611,8 @@ func TestEveryDescribeTakesItsFiltersOrRefusesThem(t *testing.T) {
 }
 
 // STS's GetCallerIdentity names the account whose keys signed; a call for
-// a service pvlink does not serve says so, in a body the query and
-// rest-xml clients read.
+// a service pvlink does not serve says so, in a body its client reads:
+// XML for the query and rest-xml protocols, JSON for the JSON ones.
 func TestGetCallerIdentityAndAServiceNotServed(t *testing.T) {
 	b, srv := demoBackend(t)
 	consumer := account(b, "consumer")
@@ -624,6 +625,22 @@ func TestGetCallerIdentityAndAServiceNotServed(t *testing.T) {
 	}
 	if status, out := call(t, srv.URL, consumer, "s3", "", time.Now()); status != 400 || !strings.Contains(out, "<ErrorResponse") || !strings.Contains(out, "pvlink does not serve s3") {
 		t.Fatalf("an S3 call: %d %s", status, out)
+	}
+	// CloudWatch Logs posts JSON; Lambda's rest-json ListFunctions has no
+	// body, so no content type.
+	for _, c := range []struct{ service, contentType, target string }{
+		{"logs", "application/x-amz-json-1.1", "Logs_20140328.DescribeLogGroups"},
+		{"lambda", "", ""},
+	} {
+		status, header, out := callJSONOf(t, srv.URL, consumer, c.service, c.contentType, c.target, "", time.Now())
+		var body struct {
+			Type    string `json:"__type"`
+			Message string `json:"message"`
+		}
+		if err := json.Unmarshal([]byte(out), &body); status != 400 || err != nil || body.Type != "InvalidAction" ||
+			!strings.Contains(body.Message, "pvlink does not serve "+c.service) || header.Get("x-amzn-ErrorType") != "InvalidAction" {
+			t.Errorf("a %s call: %d %v %s (%v)", c.service, status, header, out, err)
+		}
 	}
 }
 
