@@ -279,7 +279,7 @@ func TestAConsumerReusingItsPortRightAfterTheTargetClosedConnects(t *testing.T) 
 }
 
 // TestASixtySecondSoakLosesNothingAndGrowsNothing runs `pvlink bench
-// soak` for a minute (the README quotes a 10-minute run): mixed new
+// soak` for a minute (docs/performance.md quotes a 10-minute run): mixed new
 // connections, uploads and downloads, slow readers, resets, idle flows
 // timing out and a target deregistered and registered again; no byte
 // lost, no unexpected error, no RSS, descriptor or goroutine growth after
