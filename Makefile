@@ -17,8 +17,10 @@ RACE_TESTS := TestShortExchangesAllEndWithTheirEOF|TestTargetThatSpeaksFirstReac
 
 all: build
 
+# -buildvcs=auto stamps the commit into the binary (`pvlink version`) even
+# where GOFLAGS turns that off; outside a git checkout it stamps nothing.
 build:
-	$(GO) build -o $(BIN) ./cmd/pvlink
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/pvlink
 
 # check-env says what the machine lacks, and installs what Debian packages.
 check-env:
@@ -65,7 +67,7 @@ test: build
 	@echo "== the concurrent packages again, under the race detector"
 	$(GO) test -count=1 -race ./flowtable/ ./nat/ ./proxyproto/ ./dataplane/ ./ctl/...
 	@echo "== the relay, runner and poller under load, and ctld, in a -race build of pvlink"
-	$(GO) build -race -o $(BIN)-race ./cmd/pvlink
+	$(GO) build -buildvcs=auto -race -o $(BIN)-race ./cmd/pvlink
 	PVLINK_BIN=$(CURDIR)/$(BIN)-race $(GO) test $(TESTFLAGS) -run '$(RACE_TESTS)' ./cmd/pvlink/
 
 # Each fuzz target runs FUZZTIME (60 s) on its own; a crash fails the run

@@ -1,0 +1,25 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+
+	"pvlink.dev/pvlink/internal/fabrictest"
+)
+
+// `make build` stamps the commit into the binary, so `pvlink version` in a
+// bug report says which code ran, whatever GOFLAGS says of -buildvcs.
+func TestVersionNamesTheCommitItWasBuiltFrom(t *testing.T) {
+	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Skip("not a git checkout: the binary carries no commit")
+	}
+	out, err := fabrictest.Run(t, "version")
+	if err != nil {
+		t.Fatalf("pvlink version: %v: %s", err, out)
+	}
+	if rev := strings.TrimSpace(string(head)); !strings.Contains(out, "revision "+rev) {
+		t.Fatalf("pvlink version says %q, want revision %s (the checkout's HEAD)", strings.TrimSpace(out), rev)
+	}
+}
