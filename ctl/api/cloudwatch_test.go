@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -128,12 +129,7 @@ func callJSONOf(t *testing.T, url string, a ctl.Account, service, contentType, t
 // lists as JSON, the answer in JSON with the same members, a refusal
 // with its code in __type and in x-amzn-query-error.
 func TestCloudWatchAnswersJSONAsCurrentCLIsSendIt(t *testing.T) {
-	b, srv := demoBackend(t)
-	consumer := account(b, "consumer")
-	now := time.Now().UTC()
-	minute := now.Truncate(time.Minute)
-	dims := []cloudwatch.Dimension{{Name: "VPC Endpoint Id", Value: "vpce-1"}}
-	b.CloudWatch().Put(minute, cloudwatch.Metric{Namespace: cloudwatch.NamespaceEndpoints, Name: "NewConnections", Unit: "Count", Owner: consumer.ID, Dimensions: dims}, 7)
+	srv, consumer, now, minute := sevenNewConnections(t)
 
 	st, _, out := callJSON(t, srv.URL, consumer, "ListMetrics", `{"Namespace":"AWS/PrivateLinkEndpoints"}`, now)
 	var list struct {
@@ -166,4 +162,17 @@ func TestCloudWatchAnswersJSONAsCurrentCLIsSendIt(t *testing.T) {
 	if st, _, out := callJSON(t, srv.URL, consumer, "ListMetrics", `not json`, now); st != 400 || !strings.Contains(out, "SerializationException") {
 		t.Fatalf("a body that is not JSON: %d %s", st, out)
 	}
+}
+
+// sevenNewConnections is a demo backend whose consumer's endpoint vpce-1
+// counted 7 NewConnections in the current minute; it returns the API's
+// server, the consumer, now and that minute.
+func sevenNewConnections(t *testing.T) (*httptest.Server, ctl.Account, time.Time, time.Time) {
+	b, srv := demoBackend(t)
+	consumer := account(b, "consumer")
+	now := time.Now().UTC()
+	minute := now.Truncate(time.Minute)
+	dims := []cloudwatch.Dimension{{Name: "VPC Endpoint Id", Value: "vpce-1"}}
+	b.CloudWatch().Put(minute, cloudwatch.Metric{Namespace: cloudwatch.NamespaceEndpoints, Name: "NewConnections", Unit: "Count", Owner: consumer.ID, Dimensions: dims}, 7)
+	return srv, consumer, now, minute
 }

@@ -30,59 +30,94 @@ func isCloudWatchJSON(r *http.Request) bool {
 		strings.HasPrefix(r.Header.Get("X-Amz-Target"), cwJSONTarget)
 }
 
+// cwCodec is how one of CloudWatch's document protocols (JSON, CBOR)
+// reads a call's members and writes an answer or a refusal.
+type cwCodec struct {
+	contentType string
+	header      http.Header // set on every answer
+	decode      func(body []byte) (map[string]any, error)
+	encode      func(v any) ([]byte, error)
+}
+
+var cwJSON = cwCodec{
+	contentType: "application/x-amz-json-1.0",
+	decode: func(body []byte) (map[string]any, error) {
+		v := map[string]any{}
+		if len(bytes.TrimSpace(body)) == 0 {
+			return v, nil
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber()
+		if err := dec.Decode(&v); err != nil {
+			return nil, fmt.Errorf("the body is not a JSON object: %v", err)
+		}
+		return v, nil
+	},
+	encode: func(v any) ([]byte, error) { return json.Marshal(v) },
+}
+
 // serveCloudWatchJSON answers a CloudWatch call made in JSON.
 func (h *Handler) serveCloudWatchJSON(w http.ResponseWriter, r *http.Request, id string) {
+	h.serveCloudWatchDoc(w, r, id, cwJSON, strings.TrimPrefix(r.Header.Get("X-Amz-Target"), cwJSONTarget))
+}
+
+// serveCloudWatchDoc answers a CloudWatch action called in one of the
+// document protocols: the call's members flattened into the query the
+// Query handlers read, their answer written from the same structures.
+func (h *Handler) serveCloudWatchDoc(w http.ResponseWriter, r *http.Request, id string, codec cwCodec, action string) {
+	write := func(status int, v any) {
+		for k, vs := range codec.header {
+			w.Header()[k] = vs
+		}
+		w.Header().Set("Content-Type", codec.contentType)
+		w.Header().Set("x-amzn-RequestId", id)
+		body, err := codec.encode(v)
+		if err != nil {
+			status, body = http.StatusInternalServerError, nil
+			h.log.Error("api: encoding a CloudWatch answer", "err", err)
+		}
+		w.WriteHeader(status)
+		w.Write(body)
+	}
 	fail := func(err error) {
 		code, status := elbCode(err)
-		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
-		w.Header().Set("x-amzn-RequestId", id)
 		// The Query code, for clients in query-compatible mode.
 		w.Header().Set("x-amzn-query-error", code+";Sender")
-		w.WriteHeader(status)
-		json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": err.Error()})
+		write(status, map[string]any{"__type": code, "message": err.Error()})
 	}
 	creds, body, ok := h.admit(r, "monitoring", fail)
 	if !ok {
 		return
 	}
-	q, err := queryOfJSON(body)
+	members, err := codec.decode(body)
 	if err != nil {
 		fail(&apiError{400, "SerializationException", err.Error()})
 		return
 	}
-	q["Action"] = []string{strings.TrimPrefix(r.Header.Get("X-Amz-Target"), cwJSONTarget)}
+	q := queryOfMembers(members)
+	q["Action"] = []string{action}
 	q["Version"] = []string{"2010-08-01"}
 	out, err := h.cloudwatch(creds.Account, q)
 	if err != nil {
-		h.log.Info("api refused", "service", "monitoring", "action", q.str("Action"), "account", creds.Account, "err", err)
+		h.log.Info("api refused", "service", "monitoring", "action", action, "account", creds.Account, "err", err)
 		fail(err)
 		return
 	}
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(jsonOf(reflect.ValueOf(out))); err != nil {
-		fail(&apiError{500, "InternalFailure", err.Error()})
-		return
-	}
-	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
-	w.Header().Set("x-amzn-RequestId", id)
-	w.Write(buf.Bytes())
+	write(http.StatusOK, documentOf(reflect.ValueOf(out)))
 }
 
-// queryOfJSON flattens a JSON call's members into the Query protocol's
-// names.
-func queryOfJSON(body []byte) (query, error) {
+// queryOfMembers flattens a call's members into the Query protocol's
+// names. Timestamps come as epoch seconds (JSON) or as times (CBOR's tag
+// 1), and go into the query in ISO 8601.
+func queryOfMembers(members map[string]any) query {
 	q := query{}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return q, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v map[string]any
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("the body is not a JSON object: %v", err)
-	}
 	var walk func(prefix string, v any)
 	walk = func(prefix string, v any) {
+		isTime := strings.HasSuffix(prefix, "Time")
+		seconds := func(f float64) {
+			sec, frac := math.Modf(f)
+			walk(prefix, time.Unix(int64(sec), int64(frac*1e9)))
+		}
 		switch x := v.(type) {
 		case map[string]any:
 			for k, e := range x {
@@ -92,22 +127,40 @@ func queryOfJSON(body []byte) (query, error) {
 			for i, e := range x {
 				walk(prefix+".member."+strconv.Itoa(i+1), e)
 			}
+		case time.Time:
+			q[prefix] = []string{x.UTC().Format(time.RFC3339Nano)}
 		case json.Number:
-			if f, err := x.Float64(); err == nil && strings.HasSuffix(prefix, "Time") {
-				// A timestamp: epoch seconds in JSON, ISO 8601 in a query.
-				sec, frac := math.Modf(f)
-				q[prefix] = []string{time.Unix(int64(sec), int64(frac*1e9)).UTC().Format(time.RFC3339Nano)}
+			if f, err := x.Float64(); err == nil && isTime {
+				seconds(f)
 				return
 			}
 			q[prefix] = []string{x.String()}
+		case float64:
+			if isTime {
+				seconds(x)
+				return
+			}
+			q[prefix] = []string{strconv.FormatFloat(x, 'g', -1, 64)}
+		case uint64:
+			if isTime {
+				seconds(float64(x))
+				return
+			}
+			q[prefix] = []string{strconv.FormatUint(x, 10)}
+		case int64:
+			if isTime {
+				seconds(float64(x))
+				return
+			}
+			q[prefix] = []string{strconv.FormatInt(x, 10)}
 		case string:
 			q[prefix] = []string{x}
 		case bool:
 			q[prefix] = []string{strconv.FormatBool(x)}
 		}
 	}
-	walk("", v)
-	return q, nil
+	walk("", members)
+	return q
 }
 
 func join(prefix, k string) string {
@@ -117,20 +170,20 @@ func join(prefix, k string) string {
 	return prefix + "." + k
 }
 
-// jsonOf is an answer structure as JSON, by its fields' XML names: a
-// list named A>member is a JSON list A, a field named A>B an object A
-// holding B.
-func jsonOf(v reflect.Value) any {
+// documentOf is an answer structure as a document (JSON's or CBOR's), by
+// its fields' XML names: a list named A>member is a list A, a field named
+// A>B an object A holding B.
+func documentOf(v reflect.Value) any {
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:
 		if v.IsNil() {
 			return nil
 		}
-		return jsonOf(v.Elem())
+		return documentOf(v.Elem())
 	case reflect.Slice:
 		out := make([]any, v.Len())
 		for i := range v.Len() {
-			out[i] = jsonOf(v.Index(i))
+			out[i] = documentOf(v.Index(i))
 		}
 		return out
 	case reflect.Struct:
@@ -155,16 +208,16 @@ func jsonOf(v reflect.Value) any {
 			outer, inner, nested := strings.Cut(name, ">")
 			switch {
 			case !nested:
-				out[name] = jsonOf(fv)
+				out[name] = documentOf(fv)
 			case inner == "member":
-				out[outer] = jsonOf(fv)
+				out[outer] = documentOf(fv)
 			default:
 				o, _ := out[outer].(map[string]any)
 				if o == nil {
 					o = map[string]any{}
 					out[outer] = o
 				}
-				o[inner] = jsonOf(fv)
+				o[inner] = documentOf(fv)
 			}
 		}
 		return out

@@ -91,7 +91,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case "monitoring":
 		if isCloudWatchJSON(r) {
-			h.serveCloudWatchJSON(w, r, id) // current CLIs and SDKs (cwjson.go)
+			h.serveCloudWatchJSON(w, r, id) // current CLIs (cwjson.go)
+			return
+		}
+		if isCloudWatchCBOR(r) {
+			h.serveCloudWatchCBOR(w, r, id) // aws-sdk-go-v2 (cwcbor.go)
 			return
 		}
 		h.serveWrapped(w, r, id, service, "2010-08-01", cwNamespace, h.cloudwatch)
