@@ -22,6 +22,7 @@ import (
 	"pvlink.dev/pvlink/ctl/cloudwatch"
 	"pvlink.dev/pvlink/ctl/dns"
 	"pvlink.dev/pvlink/ctl/store"
+	"pvlink.dev/pvlink/internal/buildinfo"
 	"pvlink.dev/pvlink/nsenter"
 )
 
@@ -233,7 +234,7 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 	srv := &http.Server{Handler: d.routes(), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
-	o.Log.Info("ctld serving", "fabric", o.Fabric, "socket", sock, "version", d.current().Version, "store", filepath.Join(StoreDir(o.Fabric), "state.db"))
+	o.Log.Info("ctld serving", "fabric", o.Fabric, "socket", sock, "version", d.current().Version, "store", filepath.Join(StoreDir(o.Fabric), "state.db"), "revision", buildinfo.Revision())
 
 	// The realizer follows the store, not the API: every committed model
 	// change (seen through the store's watch) starts a pass over the model

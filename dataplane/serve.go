@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"pvlink.dev/pvlink/internal/buildinfo"
 )
 
 // ServeOptions are the process-level settings of `pvlink forwarder`.
@@ -96,7 +98,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 		return err
 	}
 	defer ctrl.Close()
-	o.Log.Info("forwarding", "az", f.az, "enis", len(f.eniList()), "metrics", ln.Addr().String(), "version", f.Version())
+	o.Log.Info("forwarding", "az", f.az, "enis", len(f.eniList()), "metrics", ln.Addr().String(), "version", f.Version(), "revision", buildinfo.Revision())
 	return <-errc
 }
 

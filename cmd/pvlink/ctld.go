@@ -3,12 +3,12 @@ package main
 import (
 	"fmt"
 	"net/http"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
 	"pvlink.dev/pvlink/ctl"
 	"pvlink.dev/pvlink/ctl/api"
+	"pvlink.dev/pvlink/internal/buildinfo"
 )
 
 func newCtldCmd() *cobra.Command {
@@ -49,26 +49,7 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print pvlink's module version and the VCS revision it was built from",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			info, ok := debug.ReadBuildInfo()
-			if !ok {
-				fmt.Fprintln(cmd.OutOrStdout(), "pvlink (no build information)")
-				return
-			}
-			rev, modified, when := "unknown", false, ""
-			for _, s := range info.Settings {
-				switch s.Key {
-				case "vcs.revision":
-					rev = s.Value
-				case "vcs.modified":
-					modified = s.Value == "true"
-				case "vcs.time":
-					when = " " + s.Value
-				}
-			}
-			if modified {
-				rev += "+modified"
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pvlink %s (revision %s%s, %s)\n", info.Main.Version, rev, when, info.GoVersion)
+			fmt.Fprintln(cmd.OutOrStdout(), buildinfo.String())
 		},
 	}
 }

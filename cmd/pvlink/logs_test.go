@@ -77,11 +77,20 @@ func TestWithLogFormatJSONEveryProcessLogsOneObjectPerEvent(t *testing.T) {
 		return fw.Alive && fw.PID != victim.PID && fw.Restarts > 0
 	})
 
+	// Each process names the code it runs, as `pvlink version` does.
+	version, err := fabrictest.Run(t, "version")
+	_, rev, _ := strings.Cut(version, "(revision ")
+	rev, _, _ = strings.Cut(rev, " ")
+	rev = strings.TrimSuffix(rev, ",")
+	if err != nil || rev == "" {
+		t.Fatalf("pvlink version: %v: %s", err, version)
+	}
 	ctld := filepath.Join(ctl.Dir(f.Name), "ctld.log")
 	for _, want := range []struct {
 		msg    string
 		fields map[string]string
 	}{
+		{"ctld serving", map[string]string{"fabric": f.Name, "revision": rev}},
 		{"endpoint state changed", map[string]string{"endpoint": e.ID, "from": "", "to": "pendingAcceptance"}},
 		{"endpoint state changed", map[string]string{"endpoint": e.ID, "from": "pendingAcceptance", "to": "pending"}},
 		{"endpoint state changed", map[string]string{"endpoint": e.ID, "from": "pending", "to": "available"}},
@@ -95,6 +104,7 @@ func TestWithLogFormatJSONEveryProcessLogsOneObjectPerEvent(t *testing.T) {
 		msg    string
 		fields map[string]string
 	}{
+		{"forwarding", map[string]string{"revision": rev}},
 		{"snapshot applied", nil},
 		{"target health changed", map[string]string{"from": "initial", "to": "healthy"}},
 	} {

@@ -1,0 +1,51 @@
+// Package buildinfo says which code a pvlink binary was built from, as
+// `go build` stamped it (make build asks for the VCS stamp).
+package buildinfo
+
+import (
+	"fmt"
+	"runtime/debug"
+)
+
+// Revision is the VCS revision the binary was built from, with
+// "+modified" when the tree had uncommitted changes, or "unknown".
+func Revision() string {
+	rev, modified, _ := read()
+	if modified {
+		rev += "+modified"
+	}
+	return rev
+}
+
+// String is what `pvlink version` prints: the module version, the
+// revision and its time, and the Go version.
+func String() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "pvlink (no build information)"
+	}
+	_, _, when := read()
+	if when != "" {
+		when = " " + when
+	}
+	return fmt.Sprintf("pvlink %s (revision %s%s, %s)", info.Main.Version, Revision(), when, info.GoVersion)
+}
+
+func read() (rev string, modified bool, when string) {
+	rev = "unknown"
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return rev, false, ""
+	}
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		case "vcs.time":
+			when = s.Value
+		}
+	}
+	return rev, modified, when
+}
