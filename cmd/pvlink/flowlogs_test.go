@@ -207,6 +207,51 @@ func TestFlowLogsRecordEachDirectionWithItsPacketsAndBytesAndSecurityGroupDropsA
 			t.Errorf("the REJECT flow log holds %v", r)
 		}
 	}
+	// The same group read with CloudWatch Logs' commands, as a flow log
+	// to cloud-watch-logs is read in AWS: a stream for the ENI named by
+	// the flow log's traffic type, searched with a space-delimited
+	// pattern; the provider does not see the group.
+	logs := *consumer
+	logs.service = "logs"
+	var groups struct {
+		LogGroups []struct{ LogGroupName string }
+	}
+	logs.do(&groups, "describe-log-groups")
+	var streams struct {
+		LogStreams []struct{ LogStreamName string }
+	}
+	logs.do(&streams, "describe-log-streams", "--log-group-name", "rejects")
+	stream := eni.ID + "-reject"
+	if len(groups.LogGroups) != 1 || groups.LogGroups[0].LogGroupName != "rejects" || len(streams.LogStreams) != 1 || streams.LogStreams[0].LogStreamName != stream {
+		t.Errorf("aws logs describe-log-groups: %+v; describe-log-streams: %+v (want the one stream %s)", groups, streams, stream)
+	}
+	var found struct {
+		Events []struct {
+			LogStreamName, Message string
+			Timestamp              int64
+		}
+	}
+	logs.do(&found, "filter-log-events", "--log-group-name", "rejects", "--filter-pattern",
+		`[version, account, eni, source="198.18.2.4", destination, srcport, destport=80, protocol=6, packets>0, bytes, windowstart, windowend, action="REJECT", flowlogstatus]`)
+	if len(found.Events) == 0 {
+		t.Error("aws logs filter-log-events found no REJECT record of 198.18.2.4")
+	}
+	for _, e := range found.Events {
+		r := readFlowLog(t, ctl.FlowLogHeader+"\n"+e.Message)
+		if len(r) != 1 || r[0]["srcaddr"] != "198.18.2.4" || e.LogStreamName != stream || e.Timestamp != int64(r[0].n("start"))*1000 {
+			t.Errorf("filter-log-events: %+v", e)
+		}
+	}
+	var all struct{ Events []struct{ Message string } }
+	logs.do(&all, "get-log-events", "--log-group-name", "rejects", "--log-stream-name", stream, "--start-from-head")
+	data, _ := os.ReadFile(ctl.FlowLogGroupFile(f.Name, "rejects"))
+	if n := len(readFlowLog(t, string(data))); len(all.Events) != n {
+		t.Errorf("aws logs get-log-events: %d events, the group has %d records", len(all.Events), n)
+	}
+	if out, err := awsAs(t, f, "provider").runService("logs", "describe-log-streams", "--log-group-name", "rejects"); err == nil || !strings.Contains(out, "ResourceNotFoundException") {
+		t.Errorf("the provider read the consumer's log group: %v\n%s", err, out)
+	}
+
 	consumer.do(nil, "delete-flow-logs", "--flow-log-ids", created.FlowLogIds[0], rejects.FlowLogIds[0])
 	consumer.do(&described, "describe-flow-logs")
 	if len(described.FlowLogs) != 0 {

@@ -103,6 +103,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "sts":
 		h.serveWrapped(w, r, id, service, "2011-06-15", stsNamespace, h.sts)
 		return
+	case "logs":
+		if isLogs(r) {
+			h.serveLogs(w, r, id) // flow logs' log groups (logs.go)
+			return
+		}
+		notServed(w, r, id, service)
+		return
 	case "ec2":
 	default:
 		// Another AWS service's call: say so, rather than check its
@@ -204,7 +211,7 @@ func (h *Handler) ec2Error(w http.ResponseWriter, id string, err error) {
 // may have no body): the code in __type and in x-amzn-ErrorType. A JSON
 // client given XML reports only "An error occurred (400)".
 func notServed(w http.ResponseWriter, r *http.Request, id, service string) {
-	msg := fmt.Sprintf("pvlink does not serve %s: it serves ec2, elasticloadbalancing, monitoring (CloudWatch), sns and sts", service)
+	msg := fmt.Sprintf("pvlink does not serve %s: it serves ec2, elasticloadbalancing, monitoring (CloudWatch), logs (flow logs' log groups), sns and sts", service)
 	ct := r.Header.Get("Content-Type")
 	switch service {
 	case "s3", "s3control", "route53", "cloudfront":

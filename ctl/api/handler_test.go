@@ -626,10 +626,10 @@ func TestGetCallerIdentityAndAServiceNotServed(t *testing.T) {
 	if status, out := call(t, srv.URL, consumer, "s3", "", time.Now()); status != 400 || !strings.Contains(out, "<ErrorResponse") || !strings.Contains(out, "pvlink does not serve s3") {
 		t.Fatalf("an S3 call: %d %s", status, out)
 	}
-	// CloudWatch Logs posts JSON; Lambda's rest-json ListFunctions has no
-	// body, so no content type.
+	// DynamoDB posts JSON; Lambda's rest-json ListFunctions has no body,
+	// so no content type.
 	for _, c := range []struct{ service, contentType, target string }{
-		{"logs", "application/x-amz-json-1.1", "Logs_20140328.DescribeLogGroups"},
+		{"dynamodb", "application/x-amz-json-1.0", "DynamoDB_20120810.ListTables"},
 		{"lambda", "", ""},
 	} {
 		status, header, out := callJSONOf(t, srv.URL, consumer, c.service, c.contentType, c.target, "", time.Now())

@@ -1,0 +1,161 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"pvlink.dev/pvlink/ctl"
+	"pvlink.dev/pvlink/snapshot"
+)
+
+// callLogs is a CloudWatch Logs call (JSON 1.1), decoded into v when it
+// succeeds.
+func callLogs(t *testing.T, url string, a ctl.Account, action, body string, v any) (int, string) {
+	t.Helper()
+	status, _, out := callJSONOf(t, url, a, "logs", "application/x-amz-json-1.1", "Logs_20140328."+action, body, time.Now())
+	if status == http.StatusOK && v != nil {
+		if err := json.Unmarshal([]byte(out), v); err != nil {
+			t.Fatalf("%s: %v\n%s", action, err, out)
+		}
+	}
+	return status, out
+}
+
+type logEventsOut struct {
+	Events []struct {
+		LogStreamName, Message string
+		Timestamp              int64
+	}
+	NextToken, NextForwardToken, NextBackwardToken string
+}
+
+// A flow log to cloud-watch-logs reads as a log group: one stream per
+// network interface named by the flow log's traffic type, an event per
+// record at the record's start, filter patterns of terms and of
+// space-delimited fields, pages by token; another account sees nothing.
+func TestAFlowLogsGroupReadsAsCloudWatchLogs(t *testing.T) {
+	b, srv := demoBackend(t)
+	consumer, provider := account(b, "consumer"), account(b, "provider")
+	eni := b.m.Endpoints[0].ENIs[0]
+	if status, out := call(t, srv.URL, consumer, "ec2", "Action=CreateFlowLogs&Version=2016-11-15&ResourceType=NetworkInterface&ResourceId.1="+eni.ID+"&TrafficType=REJECT&LogGroupName=rejects", time.Now()); status != 200 {
+		t.Fatalf("CreateFlowLogs: %d %s", status, out)
+	}
+	// The group's file, where a test may write it (ctld writes it under
+	// /run/pvlink).
+	file := filepath.Join(t.TempDir(), "rejects.log")
+	b.m.FlowLogs[len(b.m.FlowLogs)-1].Destination = file
+
+	var groups struct {
+		LogGroups []struct{ LogGroupName, Arn string }
+	}
+	if status, out := callLogs(t, srv.URL, consumer, "DescribeLogGroups", `{}`, &groups); status != 200 || len(groups.LogGroups) != 1 || groups.LogGroups[0].LogGroupName != "rejects" ||
+		groups.LogGroups[0].Arn != "arn:aws:logs:us-east-1:"+consumer.ID+":log-group:rejects:*" {
+		t.Fatalf("DescribeLogGroups: %d %s", status, out)
+	}
+	var events logEventsOut
+	if status, out := callLogs(t, srv.URL, consumer, "FilterLogEvents", `{"logGroupName":"rejects"}`, &events); status != 200 || len(events.Events) != 0 {
+		t.Fatalf("FilterLogEvents before a record: %d %s", status, out)
+	}
+
+	lines := []string{ctl.FlowLogHeader}
+	for i, src := range []string{"198.18.2.4", "198.18.2.5", "198.18.2.4", "198.18.3.9", "198.18.2.4"} {
+		lines = append(lines, ctl.FlowLogLine(consumer.ID, snapshot.FlowLogRecord{ENI: eni.ID, Src: src, Dst: eni.IP, SrcPort: uint16(40000 + i), DstPort: 80, Protocol: 6,
+			Packets: uint64(1 + i), Bytes: 60, Start: int64(1_700_000_000 + 10*i), End: int64(1_700_000_002 + 10*i), Action: "REJECT"}))
+	}
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stream := eni.ID + "-reject"
+	var streams struct {
+		LogStreams []struct {
+			LogStreamName                           string
+			FirstEventTimestamp, LastEventTimestamp int64
+		}
+	}
+	if status, out := callLogs(t, srv.URL, consumer, "DescribeLogStreams", `{"logGroupName":"rejects"}`, &streams); status != 200 || len(streams.LogStreams) != 1 ||
+		streams.LogStreams[0].LogStreamName != stream || streams.LogStreams[0].FirstEventTimestamp != 1_700_000_000_000 || streams.LogStreams[0].LastEventTimestamp != 1_700_000_040_000 {
+		t.Fatalf("DescribeLogStreams: %d %s", status, out)
+	}
+
+	sources := func(e logEventsOut) string {
+		var out []string
+		for _, ev := range e.Events {
+			if ev.LogStreamName != "" && ev.LogStreamName != stream {
+				t.Errorf("an event of stream %s", ev.LogStreamName)
+			}
+			out = append(out, strings.Fields(ev.Message)[3])
+		}
+		return strings.Join(out, " ")
+	}
+	for _, tc := range []struct{ pattern, want string }{
+		{"", "198.18.2.4 198.18.2.5 198.18.2.4 198.18.3.9 198.18.2.4"},
+		{`[version, account, eni, source="198.18.2.4", destination, srcport, destport=80, protocol=6, packets, bytes, windowstart, windowend, action="REJECT", flowlogstatus]`, "198.18.2.4 198.18.2.4 198.18.2.4"},
+		{`[version, account, eni, source, destination, srcport, destport, protocol, packets>=3, bytes, windowstart, windowend, action, flowlogstatus]`, "198.18.2.4 198.18.3.9 198.18.2.4"},
+		{`[version, account, eni, source="198.18.2.*", destination, srcport!=40000, destport, protocol, packets, bytes, windowstart, windowend, action, flowlogstatus]`, "198.18.2.5 198.18.2.4 198.18.2.4"},
+		{`[version, account, eni, source, destination, srcport, destport, protocol, packets, bytes, windowstart, windowend, action="ACCEPT", flowlogstatus]`, ""},
+		{`[version, account, eni, source]`, ""}, // fewer fields than a record has
+		{`REJECT "198.18.3.9"`, "198.18.3.9"},
+		{`REJECT -198.18.2.4`, "198.18.2.5 198.18.3.9"},
+		{`?198.18.2.5 ?198.18.3.9`, "198.18.2.5 198.18.3.9"},
+	} {
+		body, _ := json.Marshal(map[string]any{"logGroupName": "rejects", "filterPattern": tc.pattern})
+		var got logEventsOut
+		if status, out := callLogs(t, srv.URL, consumer, "FilterLogEvents", string(body), &got); status != 200 || sources(got) != tc.want {
+			t.Errorf("FilterLogEvents %s: %d, sources %q, want %q (%s)", tc.pattern, status, sources(got), tc.want, out)
+		}
+	}
+	// A window in time, then pages of two.
+	var got logEventsOut
+	callLogs(t, srv.URL, consumer, "FilterLogEvents", `{"logGroupName":"rejects","startTime":1700000010000,"endTime":1700000030000}`, &got)
+	if sources(got) != "198.18.2.5 198.18.2.4" || got.Events[0].Timestamp != 1_700_000_010_000 {
+		t.Errorf("FilterLogEvents from 10 s to 30 s: %q", sources(got))
+	}
+	var paged []string
+	for token, n := "", 0; n == 0 || token != ""; n++ {
+		body, _ := json.Marshal(map[string]any{"logGroupName": "rejects", "limit": 2, "nextToken": token})
+		var page logEventsOut
+		if status, out := callLogs(t, srv.URL, consumer, "FilterLogEvents", string(body), &page); status != 200 || len(page.Events) > 2 || n > 3 {
+			t.Fatalf("FilterLogEvents page %d: %d %s", n, status, out)
+		}
+		paged, token = append(paged, sources(page)), page.NextToken
+	}
+	if strings.Join(paged, " ") != "198.18.2.4 198.18.2.5 198.18.2.4 198.18.3.9 198.18.2.4" {
+		t.Errorf("FilterLogEvents in pages of 2: %q", paged)
+	}
+	// GetLogEvents: the head, then forwards from its token; the tail.
+	var head, next, tail logEventsOut
+	callLogs(t, srv.URL, consumer, "GetLogEvents", `{"logGroupName":"rejects","logStreamName":"`+stream+`","startFromHead":true,"limit":3}`, &head)
+	callLogs(t, srv.URL, consumer, "GetLogEvents", `{"logGroupName":"rejects","logStreamName":"`+stream+`","limit":3,"nextToken":"`+head.NextForwardToken+`"}`, &next)
+	callLogs(t, srv.URL, consumer, "GetLogEvents", `{"logGroupName":"rejects","logStreamName":"`+stream+`","limit":2}`, &tail)
+	if sources(head) != "198.18.2.4 198.18.2.5 198.18.2.4" || sources(next) != "198.18.3.9 198.18.2.4" || sources(tail) != "198.18.3.9 198.18.2.4" {
+		t.Errorf("GetLogEvents: head %q, then %q; tail %q", sources(head), sources(next), sources(tail))
+	}
+
+	for _, tc := range []struct {
+		who          ctl.Account
+		action, body string
+		code         string
+	}{
+		{provider, "DescribeLogStreams", `{"logGroupName":"rejects"}`, "ResourceNotFoundException"},
+		{consumer, "GetLogEvents", `{"logGroupName":"rejects","logStreamName":"eni-0-all"}`, "ResourceNotFoundException"},
+		{consumer, "FilterLogEvents", `{"logGroupName":"rejects","filterPattern":"{ $.action = \"REJECT\" }"}`, "InvalidParameterException"},
+		{consumer, "FilterLogEvents", `{"logGroupName":"rejects","filterPattern":"[a, b"}`, "InvalidParameterException"},
+		{consumer, "FilterLogEvents", `{"logGroupName":"rejects","nextToken":"x"}`, "InvalidParameterException"},
+		{consumer, "PutLogEvents", `{"logGroupName":"rejects","logStreamName":"s","logEvents":[]}`, "InvalidOperationException"},
+		{consumer, "StartQuery", `{}`, "InvalidAction"},
+		{consumer, "DescribeLogStreams", `not json`, "SerializationException"},
+	} {
+		if status, out := callLogs(t, srv.URL, tc.who, tc.action, tc.body, nil); status != 400 || !strings.Contains(out, `"__type":"`+tc.code+`"`) {
+			t.Errorf("%s %s as %s: %d %s, want %s", tc.action, tc.body, tc.who.Name, status, out, tc.code)
+		}
+	}
+	var none struct{ LogGroups []any }
+	if callLogs(t, srv.URL, provider, "DescribeLogGroups", `{}`, &none); len(none.LogGroups) != 0 {
+		t.Errorf("the provider sees the consumer's log groups: %v", none)
+	}
+}
