@@ -37,6 +37,7 @@ func isLogs(r *http.Request) bool {
 type logsInput struct {
 	LogGroupName        string   `json:"logGroupName"`
 	LogGroupNamePrefix  string   `json:"logGroupNamePrefix"`
+	LogGroupNamePattern string   `json:"logGroupNamePattern"`
 	LogStreamName       string   `json:"logStreamName"`
 	LogStreamNamePrefix string   `json:"logStreamNamePrefix"`
 	LogStreamNames      []string `json:"logStreamNames"`
@@ -226,10 +227,13 @@ type logGroupOut struct {
 }
 
 func (h *Handler) describeLogGroups(caller string, in logsInput) (any, error) {
+	if in.LogGroupNamePrefix != "" && in.LogGroupNamePattern != "" {
+		return nil, logsInvalid("LogGroupNamePrefix and LogGroupNamePattern are mutually exclusive parameters.")
+	}
 	region := h.b.Model().Region
 	var out []logGroupOut
 	for _, g := range h.logGroups(caller) {
-		if !strings.HasPrefix(g.name, in.LogGroupNamePrefix) {
+		if !strings.HasPrefix(g.name, in.LogGroupNamePrefix) || !strings.Contains(g.name, in.LogGroupNamePattern) {
 			continue
 		}
 		var size int64

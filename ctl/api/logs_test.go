@@ -57,6 +57,12 @@ func TestAFlowLogsGroupReadsAsCloudWatchLogs(t *testing.T) {
 		groups.LogGroups[0].Arn != "arn:aws:logs:us-east-1:"+consumer.ID+":log-group:rejects:*" {
 		t.Fatalf("DescribeLogGroups: %d %s", status, out)
 	}
+	for body, want := range map[string]int{`{"logGroupNamePrefix":"rej"}`: 1, `{"logGroupNamePrefix":"ejects"}`: 0, `{"logGroupNamePattern":"ject"}`: 1, `{"logGroupNamePattern":"Ject"}`: 0} {
+		var some struct{ LogGroups []any }
+		if status, out := callLogs(t, srv.URL, consumer, "DescribeLogGroups", body, &some); status != 200 || len(some.LogGroups) != want {
+			t.Errorf("DescribeLogGroups %s: %d %s, want %d groups", body, status, out, want)
+		}
+	}
 	var events logEventsOut
 	if status, out := callLogs(t, srv.URL, consumer, "FilterLogEvents", `{"logGroupName":"rejects"}`, &events); status != 200 || len(events.Events) != 0 {
 		t.Fatalf("FilterLogEvents before a record: %d %s", status, out)
