@@ -1,13 +1,20 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	cwlogs "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	cwlogstypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 
 	"pvlink.dev/pvlink/ctl"
 	"pvlink.dev/pvlink/snapshot"
@@ -140,6 +147,40 @@ func TestAFlowLogsGroupReadsAsCloudWatchLogs(t *testing.T) {
 	callLogs(t, srv.URL, consumer, "GetLogEvents", `{"logGroupName":"rejects","logStreamName":"`+stream+`","limit":2}`, &tail)
 	if sources(head) != "198.18.2.4 198.18.2.5 198.18.2.4" || sources(next) != "198.18.3.9 198.18.2.4" || sources(tail) != "198.18.3.9 198.18.2.4" {
 		t.Errorf("GetLogEvents: head %q, then %q; tail %q", sources(head), sources(next), sources(tail))
+	}
+
+	// aws-sdk-go-v2's own client and paginator read the same.
+	client := cwlogs.New(cwlogs.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(srv.URL),
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: consumer.AccessKeyID, SecretAccessKey: consumer.SecretAccessKey}, nil
+		}),
+	})
+	ctx := context.Background()
+	ls, err := client.DescribeLogStreams(ctx, &cwlogs.DescribeLogStreamsInput{LogGroupName: aws.String("rejects")})
+	if err != nil || len(ls.LogStreams) != 1 || aws.ToString(ls.LogStreams[0].LogStreamName) != stream || aws.ToInt64(ls.LogStreams[0].LastEventTimestamp) != 1_700_000_040_000 {
+		t.Fatalf("the Go SDK's DescribeLogStreams: %+v, %v", ls, err)
+	}
+	pages := cwlogs.NewFilterLogEventsPaginator(client, &cwlogs.FilterLogEventsInput{LogGroupName: aws.String("rejects"), Limit: aws.Int32(2),
+		FilterPattern: aws.String(`[version, account, eni, source="198.18.2.4", destination, srcport, destport, protocol, packets, bytes, windowstart, windowend, action, flowlogstatus]`)})
+	var sdkEvents []string
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			t.Fatalf("the Go SDK's FilterLogEvents: %v", err)
+		}
+		for _, e := range page.Events {
+			sdkEvents = append(sdkEvents, fmt.Sprintf("%d %s", aws.ToInt64(e.Timestamp), aws.ToString(e.LogStreamName)))
+		}
+	}
+	if want := fmt.Sprintf("1700000000000 %[1]s 1700000020000 %[1]s 1700000040000 %[1]s", stream); strings.Join(sdkEvents, " ") != want {
+		t.Errorf("the Go SDK's FilterLogEvents pages: %q, want %q", sdkEvents, want)
+	}
+	_, err = client.GetLogEvents(ctx, &cwlogs.GetLogEventsInput{LogGroupName: aws.String("nothing"), LogStreamName: aws.String(stream)})
+	var notFound *cwlogstypes.ResourceNotFoundException
+	if !errors.As(err, &notFound) {
+		t.Errorf("the Go SDK's GetLogEvents of a group that does not exist: %v, want ResourceNotFoundException", err)
 	}
 
 	for _, tc := range []struct {
