@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	cw "github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/smithy-go"
@@ -70,8 +71,9 @@ func TestCloudWatchAnswersTheGoSDKInCBOR(t *testing.T) {
 	stats.Period = aws.Int32(61)
 	_, err = client.GetMetricStatistics(ctx, stats)
 	var ae smithy.APIError
-	if !errors.As(err, &ae) || ae.ErrorCode() != "InvalidParameterValue" {
-		t.Fatalf("a period of 61: %v, want InvalidParameterValue", err)
+	var re *awshttp.ResponseError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "InvalidParameterValue" || !errors.As(err, &re) || re.ServiceRequestID() == "" {
+		t.Fatalf("a period of 61: %v, want InvalidParameterValue and the request's id", err)
 	}
 	if _, err := client.DescribeAlarms(ctx, &cw.DescribeAlarmsInput{}); !errors.As(err, &ae) || ae.ErrorCode() != "InvalidAction" {
 		t.Fatalf("DescribeAlarms: %v, want InvalidAction", err)

@@ -70,7 +70,6 @@ func (h *Handler) serveCloudWatchDoc(w http.ResponseWriter, r *http.Request, id 
 			w.Header()[k] = vs
 		}
 		w.Header().Set("Content-Type", codec.contentType)
-		w.Header().Set("x-amzn-RequestId", id)
 		body, err := codec.encode(v)
 		if err != nil {
 			status, body = http.StatusInternalServerError, nil

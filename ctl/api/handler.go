@@ -76,6 +76,9 @@ func New(b Backend, log *slog.Logger) *Handler {
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := requestID()
+	// Every answer names its request in a header too, where the SDKs
+	// read it for an error (aws-sdk-go-v2's "RequestID: " was empty).
+	w.Header().Set("x-amzn-RequestId", id)
 	service := "ec2"
 	if a, err := parseAuthorization(r.Header.Get("Authorization")); err == nil {
 		service = a.service
@@ -223,7 +226,6 @@ func notServed(w http.ResponseWriter, r *http.Request, id, service string) {
 			ct = "application/json"
 		}
 		w.Header().Set("Content-Type", ct)
-		w.Header().Set("x-amzn-RequestId", id)
 		w.Header().Set("x-amzn-ErrorType", "InvalidAction")
 		w.WriteHeader(http.StatusBadRequest)
 		json.NewEncoder(w).Encode(map[string]string{"__type": "InvalidAction", "message": msg})

@@ -726,3 +726,34 @@ func TestListTopicsShowsTheCallersTopics(t *testing.T) {
 		t.Fatalf("another account lists the topic: %s", out)
 	}
 }
+
+// Every answer, EC2's, ELBv2's and CloudWatch's, refusals included, names
+// its request in x-amzn-RequestId as well as in its body: the SDKs read
+// the header for an error's request id.
+func TestEveryAnswerNamesItsRequestInAHeader(t *testing.T) {
+	b, srv := demoBackend(t)
+	consumer := account(b, "consumer")
+	for _, c := range []struct{ service, body string }{
+		{"ec2", "Action=DescribeVpcEndpoints&Version=2016-11-15"},
+		{"ec2", "Action=DescribeVpcEndpoints&Version=2016-11-15&VpcEndpointId.1=vpce-0"},
+		{"elasticloadbalancing", "Action=DescribeLoadBalancers&Version=2015-12-01"},
+		{"elasticloadbalancing", "Action=DescribeTargetHealth&Version=2015-12-01&TargetGroupArn=arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/x/1"},
+		{"monitoring", "Action=ListMetrics&Version=2010-08-01"},
+		{"s3", ""},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/", strings.NewReader(c.body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+		sum := sha256.Sum256([]byte(c.body))
+		v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: consumer.AccessKeyID, SecretAccessKey: consumer.SecretAccessKey}, req, hex.EncodeToString(sum[:]), c.service, "us-east-1", time.Now())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		id := resp.Header.Get("x-amzn-RequestId")
+		if id == "" || !strings.Contains(string(out), id) {
+			t.Errorf("%s %s: %d, header x-amzn-RequestId %q, body %s", c.service, c.body, resp.StatusCode, id, out)
+		}
+	}
+}

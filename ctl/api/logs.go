@@ -52,7 +52,6 @@ type logsInput struct {
 func (h *Handler) serveLogs(w http.ResponseWriter, r *http.Request, id string) {
 	write := func(status int, v any) {
 		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		w.Header().Set("x-amzn-RequestId", id)
 		w.WriteHeader(status)
 		json.NewEncoder(w).Encode(v)
 	}
