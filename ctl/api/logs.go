@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -199,9 +200,18 @@ func (g logGroup) events() ([]logEvent, error) {
 	}
 	defer f.Close()
 	var out []logEvent
-	sc := bufio.NewScanner(f)
-	for n := 0; sc.Scan(); n++ {
-		line := sc.Text()
+	// ctld appends while this reads: a last line without its newline is
+	// a record still being written, left for the next read.
+	rd := bufio.NewReader(f)
+	for n := 0; ; n++ {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return nil, &apiError{500, "ServiceUnavailableException", err.Error()}
+		}
+		line = strings.TrimSuffix(line, "\n")
 		fields := strings.Fields(line)
 		if len(fields) != 14 || fields[0] != "2" {
 			continue // the field names, or not a record
@@ -213,7 +223,6 @@ func (g logGroup) events() ([]logEvent, error) {
 		}
 		out = append(out, logEvent{Stream: g.stream(fields[2]), Timestamp: start * 1000, Message: line, Ingestion: end * 1000, ID: strconv.Itoa(n)})
 	}
-	return out, sc.Err()
 }
 
 type logGroupOut struct {
