@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -66,7 +67,8 @@ func (w *flowLogWriter) collect() {
 			places[eni.ID] = place{owner: e.OwnerID, logs: m.FlowLogsOf(e, eni)}
 		}
 	}
-	out := map[string][]string{} // lines by destination
+	out := map[string][]string{}              // lines by destination
+	streams := map[string]map[string]string{} // a log group's streams by interface
 	for _, f := range r.Forwarders {
 		if !f.Alive || f.Metrics == "" {
 			continue
@@ -96,15 +98,82 @@ func (w *flowLogWriter) collect() {
 			for _, fl := range p.logs {
 				if fl.TrafficType == "ALL" || fl.TrafficType == rec.Action {
 					out[fl.Destination] = append(out[fl.Destination], FlowLogLine(p.owner, rec))
+					if fl.DestinationType == "cloud-watch-logs" {
+						if streams[fl.Destination] == nil {
+							streams[fl.Destination] = map[string]string{}
+						}
+						streams[fl.Destination][rec.ENI] = FlowLogStreamName(rec.ENI, fl.TrafficType)
+					}
 				}
 			}
 		}
 	}
 	for dest, lines := range out {
+		if err := noteFlowLogStreams(dest, streams[dest]); err != nil {
+			w.log.Warn("flow log streams not noted", "destination", dest, "err", err)
+		}
 		if err := appendFlowLog(dest, lines); err != nil {
 			w.log.Warn("flow log not written", "destination", dest, "records", len(lines), "err", err)
 		}
 	}
+}
+
+// FlowLogStreamName is the log stream of an interface's records in a log
+// group, as AWS names it: the interface and the flow log's traffic type.
+func FlowLogStreamName(eni, trafficType string) string {
+	return eni + "-" + strings.ToLower(trafficType)
+}
+
+// FlowLogStreamsFile is where a log group's file has its streams' names
+// by interface (JSON), noted as records are written: a group outlives
+// the flow logs that named its streams.
+func FlowLogStreamsFile(group string) string {
+	return strings.TrimSuffix(group, ".log") + ".streams.json"
+}
+
+// FlowLogStreams reads a log group's streams by interface.
+func FlowLogStreams(group string) (map[string]string, error) {
+	data, err := os.ReadFile(FlowLogStreamsFile(group))
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]string{}
+	return names, json.Unmarshal(data, &names)
+}
+
+// noteFlowLogStreams adds streams to a log group's, if they are new.
+func noteFlowLogStreams(group string, streams map[string]string) error {
+	if len(streams) == 0 {
+		return nil
+	}
+	names, err := FlowLogStreams(group)
+	if err != nil {
+		return err
+	}
+	changed := false
+	for eni, name := range streams {
+		if _, ok := names[eni]; !ok {
+			names[eni], changed = name, true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	data, err := json.Marshal(names)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(group), 0o755); err != nil {
+		return err
+	}
+	tmp := FlowLogStreamsFile(group) + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, FlowLogStreamsFile(group))
 }
 
 // startedAt is when this process began: a forwarder started before it

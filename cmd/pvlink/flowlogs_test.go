@@ -257,6 +257,11 @@ func TestFlowLogsRecordEachDirectionWithItsPacketsAndBytesAndSecurityGroupDropsA
 	if len(described.FlowLogs) != 0 {
 		t.Errorf("after delete-flow-logs: %+v", described.FlowLogs)
 	}
+	// As in AWS, the log group outlives its flow log.
+	logs.do(&streams, "describe-log-streams", "--log-group-name", "rejects")
+	if len(streams.LogStreams) != 1 || streams.LogStreams[0].LogStreamName != stream {
+		t.Errorf("after delete-flow-logs, describe-log-streams: %+v", streams)
+	}
 }
 
 // sumRecords adds a record's packets and bytes to a sum of records of one

@@ -9,9 +9,12 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"pvlink.dev/pvlink/ctl"
 )
 
 // CloudWatch Logs, as a flow log's reader meets it. A flow log whose
@@ -102,13 +105,11 @@ func (h *Handler) logs(caller, action string, in logsInput) (any, error) {
 
 func logsInvalid(msg string) error { return &apiError{400, "InvalidParameterException", msg} }
 
-// logGroup is a log group an account's flow logs write.
+// logGroup is a log group an account's flow logs write, or wrote: as in
+// AWS, a group outlives the flow log (until the fabric goes).
 type logGroup struct {
-	name, file string
-	created    int64 // ms
-	// suffix names each interface's stream: the traffic type of the
-	// account's flow log on that interface that writes this group.
-	suffix map[string]string
+	name, file, owner string
+	created           int64 // ms
 }
 
 func (h *Handler) logGroups(caller string) []logGroup {
@@ -121,19 +122,26 @@ func (h *Handler) logGroups(caller string) []logGroup {
 		}
 		g := byName[fl.LogGroupName]
 		if g == nil {
-			g = &logGroup{name: fl.LogGroupName, file: fl.Destination, created: fl.Created.UnixMilli(), suffix: map[string]string{}}
+			g = &logGroup{name: fl.LogGroupName, file: fl.Destination, owner: caller, created: fl.Created.UnixMilli()}
 			byName[fl.LogGroupName] = g
 			names = append(names, fl.LogGroupName)
 		}
 		g.created = min(g.created, fl.Created.UnixMilli())
 	}
-	for _, e := range m.Endpoints {
-		for _, eni := range e.ENIs {
-			for _, fl := range m.FlowLogsOf(e, eni) {
-				if g := byName[fl.LogGroupName]; g != nil && fl.OwnerID == caller && fl.DestinationType == "cloud-watch-logs" && g.suffix[eni.ID] == "" {
-					g.suffix[eni.ID] = strings.ToLower(fl.TrafficType)
-				}
-			}
+	// The groups of flow logs since deleted: files of the fabric's
+	// holding the caller's records.
+	dir := filepath.Dir(ctl.FlowLogGroupFile(m.Name, "g"))
+	files, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, file := range files {
+		name := strings.TrimSuffix(filepath.Base(file), ".log")
+		if byName[name] != nil {
+			continue
+		}
+		g := &logGroup{name: name, file: file, owner: caller}
+		if events, err := g.events(); err == nil && len(events) > 0 {
+			g.created = events[0].Ingestion
+			byName[name] = g
+			names = append(names, name)
 		}
 	}
 	slices.Sort(names)
@@ -170,14 +178,6 @@ func (g logGroup) arn(region, account string) string {
 	return "arn:aws:logs:" + region + ":" + account + ":log-group:" + g.name
 }
 
-func (g logGroup) stream(eni string) string {
-	s := g.suffix[eni]
-	if s == "" {
-		s = "all" // an interface no longer in the fabric
-	}
-	return eni + "-" + s
-}
-
 // logEvent is one record of a log group.
 type logEvent struct {
 	Stream    string `json:"logStreamName,omitempty"`
@@ -199,6 +199,18 @@ func (g logGroup) events() ([]logEvent, error) {
 		return nil, &apiError{500, "ServiceUnavailableException", err.Error()}
 	}
 	defer f.Close()
+	// The streams' names, noted by ctld as it writes (a stream appears
+	// with its first records, as in AWS).
+	streams, err := ctl.FlowLogStreams(g.file)
+	if err != nil {
+		return nil, &apiError{500, "ServiceUnavailableException", err.Error()}
+	}
+	stream := func(eni string) string {
+		if s, ok := streams[eni]; ok {
+			return s
+		}
+		return ctl.FlowLogStreamName(eni, "ALL")
+	}
 	var out []logEvent
 	// ctld appends while this reads: a last line without its newline is
 	// a record still being written, left for the next read.
@@ -213,15 +225,17 @@ func (g logGroup) events() ([]logEvent, error) {
 		}
 		line = strings.TrimSuffix(line, "\n")
 		fields := strings.Fields(line)
-		if len(fields) != 14 || fields[0] != "2" {
-			continue // the field names, or not a record
+		if len(fields) != 14 || fields[0] != "2" || fields[1] != g.owner {
+			// The field names, not a record, or another account's
+			// (two accounts' flow logs may name one group).
+			continue
 		}
 		start, err1 := strconv.ParseInt(fields[10], 10, 64)
 		end, err2 := strconv.ParseInt(fields[11], 10, 64)
 		if err1 != nil || err2 != nil {
 			continue
 		}
-		out = append(out, logEvent{Stream: g.stream(fields[2]), Timestamp: start * 1000, Message: line, Ingestion: end * 1000, ID: strconv.Itoa(n)})
+		out = append(out, logEvent{Stream: stream(fields[2]), Timestamp: start * 1000, Message: line, Ingestion: end * 1000, ID: strconv.Itoa(n)})
 	}
 }
 
@@ -313,7 +327,7 @@ func (h *Handler) getLogEvents(caller string, in logsInput) (any, error) {
 	if in.LogStreamName == "" {
 		return nil, logsInvalid("logStreamName is required")
 	}
-	g, all, err := h.groupEvents(caller, in.LogGroupName)
+	_, all, err := h.groupEvents(caller, in.LogGroupName)
 	if err != nil {
 		return nil, err
 	}
@@ -329,7 +343,7 @@ func (h *Handler) getLogEvents(caller string, in logsInput) (any, error) {
 			events = append(events, e)
 		}
 	}
-	if !found && !slices.ContainsFunc(h.logStreamsOf(g), func(s string) bool { return s == in.LogStreamName }) {
+	if !found {
 		return nil, &apiError{400, "ResourceNotFoundException", "The specified log stream does not exist."}
 	}
 	limit := in.Limit
@@ -360,16 +374,6 @@ func (h *Handler) getLogEvents(caller string, in logsInput) (any, error) {
 		Forward  string     `json:"nextForwardToken"`
 		Backward string     `json:"nextBackwardToken"`
 	}{append([]logEvent{}, events[from:to]...), "f/" + strconv.Itoa(to), "b/" + strconv.Itoa(from)}, nil
-}
-
-// logStreamsOf is every stream a group has for the fabric's interfaces,
-// written to or not yet.
-func (h *Handler) logStreamsOf(g logGroup) []string {
-	var out []string
-	for eni := range g.suffix {
-		out = append(out, g.stream(eni))
-	}
-	return out
 }
 
 func (h *Handler) filterLogEvents(caller string, in logsInput) (any, error) {

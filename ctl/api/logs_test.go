@@ -47,6 +47,7 @@ type logEventsOut struct {
 // space-delimited fields, pages by token; another account sees nothing.
 func TestAFlowLogsGroupReadsAsCloudWatchLogs(t *testing.T) {
 	b, srv := demoBackend(t)
+	b.m.Name = fmt.Sprintf("pvt-logs-%d", time.Now().UnixNano()) // no fabric folder of its own
 	consumer, provider := account(b, "consumer"), account(b, "provider")
 	eni := b.m.Endpoints[0].ENIs[0]
 	if status, out := call(t, srv.URL, consumer, "ec2", "Action=CreateFlowLogs&Version=2016-11-15&ResourceType=NetworkInterface&ResourceId.1="+eni.ID+"&TrafficType=REJECT&LogGroupName=rejects", time.Now()); status != 200 {
@@ -80,9 +81,16 @@ func TestAFlowLogsGroupReadsAsCloudWatchLogs(t *testing.T) {
 		lines = append(lines, ctl.FlowLogLine(consumer.ID, snapshot.FlowLogRecord{ENI: eni.ID, Src: src, Dst: eni.IP, SrcPort: uint16(40000 + i), DstPort: 80, Protocol: 6,
 			Packets: uint64(1 + i), Bytes: 60, Start: int64(1_700_000_000 + 10*i), End: int64(1_700_000_002 + 10*i), Action: "REJECT"}))
 	}
+	// Another account's flow log named the same group: its record is
+	// not the consumer's to read.
+	lines = append(lines, ctl.FlowLogLine(provider.ID, snapshot.FlowLogRecord{ENI: "eni-0provider", Src: "198.19.1.5", Dst: "198.19.1.10", SrcPort: 2, DstPort: 8080, Protocol: 6, Packets: 1, Bytes: 60, Start: 1_700_000_005, End: 1_700_000_005, Action: "REJECT"}))
 	// The last record is still being written: no newline yet.
 	partial := ctl.FlowLogLine(consumer.ID, snapshot.FlowLogRecord{ENI: eni.ID, Src: "198.18.9.9", Dst: eni.IP, SrcPort: 1, DstPort: 80, Protocol: 6, Packets: 1, Bytes: 60, Start: 1_700_000_050, End: 1_700_000_050, Action: "REJECT"})
 	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"+partial), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// ctld notes each stream's name as it writes its first records.
+	if err := os.WriteFile(ctl.FlowLogStreamsFile(file), []byte(`{"`+eni.ID+`":"`+eni.ID+`-reject"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	stream := eni.ID + "-reject"
