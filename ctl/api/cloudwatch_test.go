@@ -1,12 +1,8 @@
 package api
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,11 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-
 	"pvlink.dev/pvlink/ctl"
-
 	"pvlink.dev/pvlink/ctl/cloudwatch"
 )
 
@@ -110,19 +102,7 @@ func callJSON(t *testing.T, url string, a ctl.Account, action, body string, when
 // X-Amz-Target, signed for service.
 func callJSONOf(t *testing.T, url string, a ctl.Account, service, contentType, target, body string, when time.Time) (int, http.Header, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url+"/", strings.NewReader(body))
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("X-Amz-Target", target)
-	req.Header.Set("x-amzn-query-mode", "true")
-	sum := sha256.Sum256([]byte(body))
-	v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: a.AccessKeyID, SecretAccessKey: a.SecretAccessKey}, req, hex.EncodeToString(sum[:]), service, "us-east-1", when)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(out)
+	return send(t, url, a, service, map[string]string{"Content-Type": contentType, "X-Amz-Target": target, "x-amzn-query-mode": "true"}, body, when)
 }
 
 // The same queries in JSON: timestamps as epoch seconds, structures and

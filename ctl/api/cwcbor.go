@@ -88,12 +88,6 @@ func cborTimes(key string, v any) any {
 			out[i] = cborTimes(key, e)
 		}
 		return out
-	case []string:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = cborTimes(key, e)
-		}
-		return out
 	case string:
 		if key == "Timestamp" || key == "Timestamps" {
 			if t, err := time.Parse(time.RFC3339Nano, x); err == nil {
