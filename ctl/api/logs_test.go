@@ -212,7 +212,7 @@ func TestAFlowLogsGroupReadsAsCloudWatchLogs(t *testing.T) {
 		}
 	}
 	var none struct{ LogGroups []any }
-	if callLogs(t, srv.URL, provider, "DescribeLogGroups", `{}`, &none); len(none.LogGroups) != 0 {
-		t.Errorf("the provider sees the consumer's log groups: %v", none)
+	if status, out := callLogs(t, srv.URL, provider, "DescribeLogGroups", `{}`, &none); status != 200 || len(none.LogGroups) != 0 {
+		t.Errorf("the provider's DescribeLogGroups: %d %s, want none of the consumer's groups", status, out)
 	}
 }
