@@ -22,7 +22,6 @@ import (
 	"pvlink.dev/pvlink/ctl/cloudwatch"
 	"pvlink.dev/pvlink/ctl/dns"
 	"pvlink.dev/pvlink/ctl/store"
-	"pvlink.dev/pvlink/internal/buildinfo"
 	"pvlink.dev/pvlink/nsenter"
 )
 
@@ -61,7 +60,9 @@ type Daemon struct {
 type DaemonOptions struct {
 	Fabric string
 	Exe    string // the pvlink binary, to start forwarders and targets
-	Log    *slog.Logger
+	// Revision is the code the binary was built from, for the log.
+	Revision string
+	Log      *slog.Logger
 	// API, if set, makes the AWS-compatible API's handler over the
 	// daemon; it is served on APIListen (loopback; port 0 picks one,
 	// which the store keeps, so the URL stays across restarts).
@@ -234,7 +235,7 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 	srv := &http.Server{Handler: d.routes(), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
-	o.Log.Info("ctld serving", "fabric", o.Fabric, "socket", sock, "version", d.current().Version, "store", filepath.Join(StoreDir(o.Fabric), "state.db"), "revision", buildinfo.Revision())
+	o.Log.Info("ctld serving", "fabric", o.Fabric, "socket", sock, "version", d.current().Version, "store", filepath.Join(StoreDir(o.Fabric), "state.db"), "revision", o.Revision)
 
 	// The realizer follows the store, not the API: every committed model
 	// change (seen through the store's watch) starts a pass over the model

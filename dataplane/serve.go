@@ -18,8 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"pvlink.dev/pvlink/internal/buildinfo"
 )
 
 // ServeOptions are the process-level settings of `pvlink forwarder`.
@@ -28,6 +26,8 @@ type ServeOptions struct {
 	ControlPath   string // unix socket: snapshots in, status out
 	MetricsListen string // loopback address; port 0 picks a free one
 	Log           *slog.Logger
+	// Revision is the code the binary was built from, for the log.
+	Revision string
 	// Queues are TUN queues to take instead of opening new ones, by TUN
 	// name: the ones the process before this one had (--tun-queue).
 	Queues InheritedQueues
@@ -98,7 +98,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 		return err
 	}
 	defer ctrl.Close()
-	o.Log.Info("forwarding", "az", f.az, "enis", len(f.eniList()), "metrics", ln.Addr().String(), "version", f.Version(), "revision", buildinfo.Revision())
+	o.Log.Info("forwarding", "az", f.az, "enis", len(f.eniList()), "metrics", ln.Addr().String(), "version", f.Version(), "revision", o.Revision)
 	return <-errc
 }
 

@@ -31,7 +31,7 @@ leaves the fabric running; started again, it adopts what it finds.`,
 			if err != nil {
 				return err
 			}
-			o.Exe, o.Log = exe, logger(verbose)
+			o.Exe, o.Log, o.Revision = exe, logger(verbose), buildinfo.Revision()
 			o.API = func(d *ctl.Daemon) http.Handler { return api.New(d, o.Log) }
 			return ctl.RunDaemon(cmd.Context(), o)
 		},

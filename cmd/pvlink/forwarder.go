@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"pvlink.dev/pvlink/dataplane"
+	"pvlink.dev/pvlink/internal/buildinfo"
 )
 
 func newForwarderCmd() *cobra.Command {
@@ -18,7 +19,7 @@ func newForwarderCmd() *cobra.Command {
 		Short: "Run the forwarder of one Availability Zone (started by ctld)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o.Log = logger(verbose)
+			o.Log, o.Revision = logger(verbose), buildinfo.Revision()
 			if procs > 0 {
 				runtime.GOMAXPROCS(procs)
 			}
