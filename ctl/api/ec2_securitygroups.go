@@ -1,0 +1,149 @@
+package api
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"pvlink.dev/pvlink/ctl"
+	"pvlink.dev/pvlink/snapshot"
+)
+
+type ipRange struct {
+	CIDR string `xml:"cidrIp"`
+}
+
+type ipv6Range struct {
+	CIDR string `xml:"cidrIpv6"`
+}
+
+type ipPermission struct {
+	Protocol string      `xml:"ipProtocol"`
+	From     int         `xml:"fromPort"`
+	To       int         `xml:"toPort"`
+	V4       []ipRange   `xml:"ipRanges>item"`
+	V6       []ipv6Range `xml:"ipv6Ranges>item"`
+}
+
+type securityGroup struct {
+	OwnerID     string         `xml:"ownerId"`
+	Name        string         `xml:"groupName"`
+	ID          string         `xml:"groupId"`
+	Description string         `xml:"groupDescription"`
+	VPCID       string         `xml:"vpcId"`
+	Ingress     []ipPermission `xml:"ipPermissions>item"`
+	Egress      []ipPermission `xml:"ipPermissionsEgress>item"`
+}
+
+func securityGroupOut(g ctl.SecurityGroupState, vpcID string) securityGroup {
+	return securityGroup{OwnerID: g.OwnerID, Name: g.Name, ID: g.ID, Description: g.Description, VPCID: vpcID,
+		Ingress: permissionsOut(g.Ingress), Egress: permissionsOut(g.EgressRules())}
+}
+
+// permissionsOut are rules as EC2 lists them: one permission per rule.
+func permissionsOut(rules []snapshot.SGRule) []ipPermission {
+	var out []ipPermission
+	for _, r := range rules {
+		var p ipPermission
+		p.Protocol, p.From, p.To = ruleFields(r)
+		if r.Source.Addr().Is4() {
+			p.V4 = []ipRange{{r.Source.String()}}
+		} else {
+			p.V6 = []ipv6Range{{r.Source.String()}}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// ec2SecurityGroups runs the actions on security groups and their rules.
+// Any other action it answers with errNotThisArea.
+func (h *Handler) ec2SecurityGroups(m *ctl.State, caller, region, action string, q query) (any, error) {
+	switch action {
+	case "CreateSecurityGroup":
+		var id string
+		_, err := h.b.Change(func(s *ctl.State) error {
+			g, err := s.CreateSecurityGroup(caller, q.str("VpcId"), q.str("GroupName"), q.str("GroupDescription"))
+			if err != nil {
+				return err
+			}
+			id = g.ID
+			return nil
+		})
+		return struct {
+			ID string `xml:"groupId"`
+		}{id}, err
+
+	case "DeleteSecurityGroup":
+		_, err := h.b.Change(func(s *ctl.State) error { return s.DeleteSecurityGroup(caller, q.str("GroupId")) })
+		return struct {
+			Return bool `xml:"return"`
+		}{true}, err
+
+	case "AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress", "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupEgress":
+		perms, group, egress := q.permissions(), q.str("GroupId"), strings.HasSuffix(action, "Egress")
+		if ids := q.list("SecurityGroupRuleId"); len(ids) > 0 && strings.HasPrefix(action, "Revoke") {
+			byID, err := rulePermissions(m, caller, group, egress, ids)
+			if err != nil {
+				return nil, err
+			}
+			perms = append(perms, byID...)
+		}
+		change := map[string]func(*ctl.State, string, string, []ctl.Permission) error{
+			"AuthorizeSecurityGroupIngress": (*ctl.State).AuthorizeIngress, "RevokeSecurityGroupIngress": (*ctl.State).RevokeIngress,
+			"AuthorizeSecurityGroupEgress": (*ctl.State).AuthorizeEgress, "RevokeSecurityGroupEgress": (*ctl.State).RevokeEgress,
+		}[action]
+		if _, err := h.b.Change(func(s *ctl.State) error { return change(s, caller, group, perms) }); err != nil {
+			return nil, err
+		}
+		out := struct {
+			Return bool     `xml:"return"`
+			Added  []sgRule `xml:"securityGroupRuleSet>item,omitempty"`
+		}{Return: true}
+		if strings.HasPrefix(action, "Authorize") {
+			out.Added = addedRules(m, h.b.Model(), caller, group, egress) // the rules it added, with their ids
+		}
+		return out, nil
+
+	case "DescribeSecurityGroupRules":
+		return describeSecurityGroupRules(m, caller, q)
+
+	case "DescribeSecurityGroups":
+		f := q.filters()
+		if err := unknownFilters(f, "vpc-id", "group-id", "group-name", tagFilters); err != nil {
+			return nil, err
+		}
+		ids := q.list("GroupId")
+		var out []securityGroup
+		for _, g := range m.SecurityGroups {
+			if g.OwnerID != caller || len(ids) > 0 && !slices.Contains(ids, g.ID) {
+				continue
+			}
+			vpcID := ""
+			for _, v := range m.VPCs {
+				if v.Name == g.VPC {
+					vpcID = v.ID
+				}
+			}
+			if match(f, withTags(map[string][]string{"vpc-id": {vpcID}, "group-id": {g.ID}, "group-name": {g.Name}}, m.Tags[g.ID])) {
+				out = append(out, securityGroupOut(g, vpcID))
+			}
+		}
+		for _, id := range ids {
+			if !slices.ContainsFunc(out, func(g securityGroup) bool { return g.ID == id }) {
+				return nil, &apiError{400, "InvalidGroup.NotFound", fmt.Sprintf("The security group '%s' does not exist", id)}
+			}
+		}
+		out, next, err := page(q, out)
+		if err != nil {
+			return nil, err
+		}
+		return struct {
+			Set  []securityGroup `xml:"securityGroupInfo>item"`
+			Next string          `xml:"nextToken,omitempty"`
+		}{out, next}, nil
+
+	default:
+		return nil, errNotThisArea
+	}
+}
