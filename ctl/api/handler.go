@@ -233,5 +233,5 @@ func notServed(w http.ResponseWriter, r *http.Request, id, service string) {
 	}
 	w.Header().Set("Content-Type", "text/xml")
 	w.WriteHeader(http.StatusBadRequest)
-	xml.NewEncoder(w).Encode(elbErrorBody{Type: "Sender", Code: "InvalidAction", RequestID: id, Message: msg})
+	xml.NewEncoder(w).Encode(queryErrorBody{Type: "Sender", Code: "InvalidAction", RequestID: id, Message: msg})
 }
