@@ -3,6 +3,7 @@ package nsenter
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -11,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -160,5 +162,47 @@ func TestANamespaceMadeAgainHasAnotherInode(t *testing.T) {
 	}
 	if host, err := ThreadInode(); err != nil || host == first {
 		t.Fatalf("this thread's namespace %d (%v) is the one made", host, err)
+	}
+}
+
+// A user unmounts a namespace's file (umount /run/netns/NAME, half of what
+// `ip netns delete` does): the file stays, but names no namespace, and
+// entering it fails. It does not exist, and Create makes it again in
+// place.
+func TestAnUnmountedNamespaceDoesNotExistAndIsMadeAgain(t *testing.T) {
+	requireRoot(t)
+	name := scratch(t, "pvl-umount")
+	first, err := Inode(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Unmount(Path(name), unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(Path(name)); err != nil {
+		t.Fatalf("the file should stay after the unmount: %v", err)
+	}
+	if Exists(name) {
+		t.Fatal("an unmounted namespace's file is said to exist")
+	}
+	if err := Do(name, func() error { return nil }); err == nil {
+		t.Fatal("entered an unmounted namespace's file")
+	}
+	if err := Create(name); err != nil {
+		t.Fatalf("make it again over the file left behind: %v", err)
+	}
+	if !Exists(name) {
+		t.Fatal("made again, it does not exist")
+	}
+	if again, err := Inode(name); err != nil || again == first {
+		t.Fatalf("made again: inode %d (%v), the first was %d", again, err, first)
+	}
+	var lo bool
+	if err := Do(name, func() error {
+		l, err := netlink.LinkByName("lo")
+		lo = err == nil && l.Attrs().Flags&net.FlagUp != 0
+		return err
+	}); err != nil || !lo {
+		t.Fatalf("inside the namespace made again, lo up: %v (%v)", lo, err)
 	}
 }

@@ -62,10 +62,12 @@ func DoHandle(target netns.NsHandle, fn func() error) error {
 	return ferr
 }
 
-// Exists reports whether a named network namespace exists.
+// Exists reports whether a named network namespace exists: its file is
+// the bind mount of a namespace (nsfs). A file left where the mount was (a
+// user's umount of it) names none: entering it fails with EINVAL.
 func Exists(name string) bool {
-	_, err := os.Stat(Path(name))
-	return err == nil
+	var st unix.Statfs_t
+	return unix.Statfs(Path(name), &st) == nil && st.Type == unix.NSFS_MAGIC
 }
 
 // Path is the file of a named network namespace.
@@ -130,6 +132,13 @@ func prepareRunDir() error {
 func Create(name string) error {
 	if err := prepareRunDir(); err != nil {
 		return err
+	}
+	// A file left where a namespace's mount was would make the new one's
+	// file fail to be created (EEXIST): take it away first.
+	if !Exists(name) {
+		if err := Delete(name); err != nil {
+			return err
+		}
 	}
 	if err := create(name); err != nil {
 		return err

@@ -8,10 +8,11 @@ import (
 	"time"
 
 	"pvlink.dev/pvlink/internal/fabrictest"
+	"pvlink.dev/pvlink/nsenter"
 )
 
 // A user deletes an ENI's TUN (`ip link delete`) or a VPC's namespace
-// (`ip netns delete`) beside the fabric: ctld makes it again with what the
+// (`ip netns delete`, or only its mount: umount) beside the fabric: ctld makes it again with what the
 // fabric had in it, and traffic through every ENI comes back. A TUN's: the
 // kernel detached the forwarders' queues of the old one; they open the new
 // one in place. A consumer VPC's: its ENIs' TUNs are made again
@@ -80,6 +81,14 @@ func TestADeletedTUNOrVPCNamespaceIsMadeAgainAndCarriesTrafficAgain(t *testing.T
 	deleteNetns("consumer")
 	everyENI(10*time.Second, "after the consumer's namespace was deleted")
 	samePIDs("after the consumer's namespace was deleted")
+
+	// Half of ip netns delete: the mount goes, its file stays and names
+	// no namespace.
+	if err := syscall.Unmount(nsenter.Path(f.Netns(t, "consumer")), syscall.MNT_DETACH); err != nil {
+		t.Fatalf("unmount the consumer's namespace: %v", err)
+	}
+	everyENI(10*time.Second, "after the consumer's namespace was unmounted")
+	samePIDs("after the consumer's namespace was unmounted")
 
 	deleteNetns("provider")
 	deadline := time.Now().Add(10 * time.Second)
