@@ -461,6 +461,10 @@ func ensureENI(m *State, eni ENIState) error {
 		}
 	} else if l.Type() != "tuntap" {
 		return fmt.Errorf("netns %s has a %s link called %s; pvlink needs that name for a TUN", eni.Netns, l.Type(), eni.Tun)
+	} else if l.Attrs().MTU != linkMTU { // a user's ip link set mtu
+		if err := nl.LinkSetMTU(l, linkMTU); err != nil {
+			return fmt.Errorf("set MTU %d: %w", linkMTU, err)
+		}
 	}
 	if l.Attrs().Flags&net.FlagUp == 0 {
 		if err := nl.LinkSetUp(l); err != nil {

@@ -127,6 +127,13 @@ func (f *Forwarder) movedENIs() []string {
 		if nsenter.Do(st.cfg.Netns, func() error { _, err := netlink.LinkByName(st.cfg.Tun); return err }) != nil {
 			continue // ctld has not made it again yet
 		}
+		// The TUN this queue is of is no ENI's any more: one a user moved
+		// to another namespace would stay there for good (ctld makes ENI
+		// TUNs persistent); without persistence it goes with its last
+		// queue. (A deleted TUN refuses the call: nothing to do.)
+		if err := unix.IoctlSetInt(st.queueFD, unix.TUNSETPERSIST, 0); err != nil && !errors.Is(err, unix.EBADFD) {
+			f.log.Warn("let an ENI's old TUN go", "eni", st.id, "err", err)
+		}
 		st.stale.Store(true)
 		moved = append(moved, st.id)
 	}

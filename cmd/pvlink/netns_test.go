@@ -1,18 +1,24 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
 	"pvlink.dev/pvlink/internal/fabrictest"
 	"pvlink.dev/pvlink/nsenter"
 )
 
-// A user deletes an ENI's TUN (`ip link delete`) or a VPC's namespace
-// (`ip netns delete`, or only its mount: umount) beside the fabric: ctld makes it again with what the
+// A user deletes an ENI's TUN (`ip link delete`), moves it to another
+// namespace or changes its MTU, or deletes a VPC's namespace (`ip netns
+// delete`, or only its mount: umount) beside the fabric: ctld makes it again with what the
 // fabric had in it, and traffic through every ENI comes back. A TUN's: the
 // kernel detached the forwarders' queues of the old one; they open the new
 // one in place. A consumer VPC's: its ENIs' TUNs are made again
@@ -78,6 +84,29 @@ func TestADeletedTUNOrVPCNamespaceIsMadeAgainAndCarriesTrafficAgain(t *testing.T
 	everyENI(10*time.Second, "after a TUN was deleted")
 	samePIDs("after a TUN was deleted")
 
+	// A TUN's MTU changed by hand goes back to EC2's 9001.
+	if out, err := exec.Command("ip", "-n", eni.Netns, "link", "set", eni.Tun, "mtu", "1500").CombinedOutput(); err != nil {
+		t.Fatalf("ip link set mtu: %v\n%s", err, out)
+	}
+	waitUntil(t, 10*time.Second, "the TUN's MTU back at 9001", func() bool { return linkMTU(t, eni.Netns, eni.Tun) == 9001 })
+
+	// A TUN moved to another namespace (ip link set netns) is made again
+	// in the VPC's; the one moved goes once the forwarders have let go
+	// of it, instead of staying where it was moved for good.
+	elsewhere := fmt.Sprintf("pvl-elsewhere-%d", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", elsewhere).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v\n%s", elsewhere, err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "delete", elsewhere).Run() })
+	if out, err := exec.Command("ip", "-n", eni.Netns, "link", "set", eni.Tun, "netns", elsewhere).CombinedOutput(); err != nil {
+		t.Fatalf("ip link set netns: %v\n%s", err, out)
+	}
+	everyENI(10*time.Second, "after a TUN was moved to another namespace")
+	samePIDs("after a TUN was moved to another namespace")
+	waitUntil(t, 10*time.Second, "the moved TUN gone from "+elsewhere, func() bool {
+		return exec.Command("ip", "-n", elsewhere, "link", "show", eni.Tun).Run() != nil
+	})
+
 	deleteNetns("consumer")
 	everyENI(10*time.Second, "after the consumer's namespace was deleted")
 	samePIDs("after the consumer's namespace was deleted")
@@ -116,4 +145,24 @@ func TestADeletedTUNOrVPCNamespaceIsMadeAgainAndCarriesTrafficAgain(t *testing.T
 		time.Sleep(50 * time.Millisecond)
 	}
 	everyENI(10*time.Second, "after a forwarder was killed and started again")
+}
+
+// linkMTU is a link's MTU in a namespace (0 if there is no such link).
+func linkMTU(t *testing.T, ns, name string) int {
+	t.Helper()
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	nl, err := netlink.NewHandleAt(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nl.Close()
+	l, err := nl.LinkByName(name)
+	if err != nil {
+		return 0
+	}
+	return l.Attrs().MTU
 }
