@@ -184,7 +184,7 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 	d := &Daemon{
 		name: o.Fabric, log: o.Log, st: st, downReq: make(chan chan error),
 		started: time.Now().UTC(), outboxWake: make(chan struct{}, 1), dns: &dnsServers{vpcs: map[string]*vpcResolver{}},
-		r: &realizer{fabric: o.Fabric, dir: Dir(o.Fabric), exe: o.Exe, log: o.Log, st: st, restarts: map[string]int{}, queues: map[string]map[string]heldQueue{}, queueErrs: map[string]string{}},
+		r: &realizer{fabric: o.Fabric, dir: Dir(o.Fabric), exe: o.Exe, log: o.Log, st: st, restarts: map[string]int{}, queues: map[string]map[string]heldQueue{}, queueErrs: map[string]string{}, silent: map[string]time.Time{}},
 	}
 	err = st.View(func(tx store.ReadTx) error {
 		m, ok, err := loadModel(tx)

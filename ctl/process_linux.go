@@ -136,17 +136,39 @@ func (p *Process) stop(grace time.Duration) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if p.Alive() {
-		syscall.Kill(p.PID, syscall.SIGKILL)
-		for i := 0; i < 100 && p.Alive(); i++ {
-			time.Sleep(10 * time.Millisecond)
-		}
+	if err := p.kill(); err != nil {
+		return err
+	}
+	os.Remove(p.PIDFile)
+	return nil
+}
+
+// kill ends a process we started at once (SIGKILL, which also ends one
+// that is stopped) and waits until it is gone.
+func (p *Process) kill() error {
+	if !p.Alive() {
+		return nil
+	}
+	if err := syscall.Kill(p.PID, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("kill pid %d: %w", p.PID, err)
+	}
+	for i := 0; i < 100 && p.Alive(); i++ {
+		time.Sleep(10 * time.Millisecond)
 	}
 	if p.Alive() {
 		return fmt.Errorf("pid %d did not exit after SIGKILL", p.PID)
 	}
-	os.Remove(p.PIDFile)
 	return nil
+}
+
+// State is the process's state letter from /proc (R running, S sleeping,
+// T stopped by a signal, ...), or "?".
+func (p *Process) State() string {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/stat")
+	if i := bytes.LastIndexByte(stat, ')'); err == nil && i >= 0 && len(stat) > i+2 {
+		return string(stat[i+2])
+	}
+	return "?"
 }
 
 // LogTail returns the last lines of a log, to explain a process that died.

@@ -69,6 +69,7 @@ type realizer struct {
 	pass      map[string]passStatus
 	queues    map[string]map[string]heldQueue // forwarders' TUN queues, by key and TUN (queues_linux.go)
 	queueErrs map[string]string               // the last failure to copy one, by key
+	silent    map[string]time.Time            // forwarders not answering, since when, by key
 }
 
 // azHealthy reports whether an AZ's forwarders answered in the last pass.
@@ -650,8 +651,12 @@ func (r *realizer) ensureForwarder(m *State, f ForwarderState, key string) error
 	}
 	st, err := r.statusOf(key)
 	if err != nil {
+		if r.killWedged(key, label, p) {
+			return fmt.Errorf("forwarder %s answered nothing for %s: killed, to be started again", label, wedgedAfter)
+		}
 		return fmt.Errorf("forwarder %s: %w", label, err)
 	}
+	r.noteAnswer(key)
 	r.holdQueues(key, st.PID, st.TUNQueues)
 	if st.ConfigVersion == cfg.Version {
 		return nil
@@ -675,6 +680,42 @@ func (r *realizer) ensureForwarder(m *State, f ForwarderState, key string) error
 	return nil
 }
 
+// wedgedAfter: a forwarder that has answered nothing on its control socket
+// for this long (deadlocked, or stopped by a signal) carries no traffic and
+// takes no snapshot. It is killed, and the next pass starts it again on the
+// queues ctld keeps, as one that died. (A forwarder that answers at all
+// does so well within the half second each pass waits, under load too.)
+const wedgedAfter = 10 * time.Second
+
+// noteAnswer records that a forwarder answered.
+func (r *realizer) noteAnswer(key string) {
+	r.mu.Lock()
+	delete(r.silent, key)
+	r.mu.Unlock()
+}
+
+// killWedged notes that a running forwarder did not answer, and kills it
+// once it has answered nothing for wedgedAfter.
+func (r *realizer) killWedged(key, label string, p *Process) bool {
+	r.mu.Lock()
+	since, seen := r.silent[key]
+	if !seen {
+		r.silent[key] = time.Now()
+	}
+	r.mu.Unlock()
+	if !seen || time.Since(since) < wedgedAfter {
+		return false
+	}
+	r.log.Warn("forwarder answers nothing: killing it, to start it again", "forwarder", label, "pid", p.PID,
+		"silent_for", time.Since(since).Round(time.Second).String(), "state", p.State())
+	if err := p.kill(); err != nil {
+		r.log.Warn("kill wedged forwarder", "forwarder", label, "err", err)
+		return false
+	}
+	r.noteAnswer(key) // the one started next begins with a clean slate
+	return true
+}
+
 // removeProcesses stops every process of the fabric's folder that keep does
 // not want.
 func (r *realizer) removeProcesses(keep func(key string) bool) error {
@@ -686,6 +727,7 @@ func (r *realizer) removeProcesses(keep func(key string) bool) error {
 			continue
 		}
 		r.releaseQueues(key) // its queues leave the TUN with it
+		r.noteAnswer(key)
 		if p := findProcess(pf, r.procPath(key, ".log")); p != nil {
 			r.log.Info("stop process", "process", key, "pid", p.PID)
 			if err := p.stop(3 * time.Second); err != nil {

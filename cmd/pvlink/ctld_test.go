@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -275,6 +277,65 @@ func TestKilledForwarderIsRestartedWithTheLatestSnapshot(t *testing.T) {
 			t.Fatalf("restarted forwarder runs version %d, the model is at %d", now.ConfigVersion, f.Status.Version)
 		}
 	}
+}
+
+// A forwarder that answers nothing (stopped by a signal here, as a deadlock
+// would leave it) carries no traffic: once it has been silent for 10 s ctld
+// kills it and starts it again on the queues it keeps, and traffic through
+// its AZ comes back by itself.
+func TestAWedgedForwarderIsKilledAndStartedAgain(t *testing.T) {
+	f := fabrictest.Up(t, demoTopology(t))
+	fw := f.Status.Forwarders[0]
+	eni := f.Status.Endpoints[0].ENIs[0]
+	for _, e := range f.Status.Endpoints[0].ENIs {
+		if e.AZ == fw.AZ {
+			eni = e
+		}
+	}
+	through := func() bool {
+		c := &peer.Client{Addr: net.JoinHostPort(eni.IP, "80"), Timeout: 300 * time.Millisecond, Dial: fabrictest.DialFrom(eni.Netns)}
+		_, err := c.Run(context.Background())
+		return err == nil
+	}
+	if !through() {
+		t.Fatalf("no traffic through %s at the start", eni.IP)
+	}
+	if err := syscall.Kill(fw.PID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	time.Sleep(5 * time.Second)
+	if through() {
+		t.Fatalf("traffic through %s while its forwarder is stopped", eni.IP)
+	}
+	if state := procState(fw.PID); state != "T" {
+		t.Fatalf("forwarder %s (pid %d) should still be there, stopped, 5 s on: state %q", fw.Label(), fw.PID, state)
+	}
+	waitUntil(t, 20*time.Second, "traffic through "+fw.Label()+" after SIGSTOP", through)
+	t.Logf("traffic flowed %s after SIGSTOP", time.Since(start).Round(time.Millisecond))
+	if state := procState(fw.PID); state != "" {
+		t.Errorf("the stopped forwarder (pid %d) is still there: state %q", fw.PID, state)
+	}
+	f.Refresh(t)
+	for _, now := range f.Status.Forwarders {
+		if now.Label() == fw.Label() && (now.PID == fw.PID || !now.Alive || now.Restarts != 1) {
+			t.Fatalf("forwarder %s: pid %d (was %d), alive %v, restarts %d", now.Label(), now.PID, fw.PID, now.Alive, now.Restarts)
+		}
+	}
+}
+
+// procState is a process's state letter (T: stopped), "" once it is gone
+// (or a zombie).
+func procState(pid int) string {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 || len(stat) < i+3 || stat[i+2] == 'Z' {
+		return ""
+	}
+	return string(stat[i+2])
 }
 
 func TestSnapshotTheForwarderRefusesFailsCleanlyAndCanBeRetried(t *testing.T) {
