@@ -58,6 +58,35 @@ func (r *Records) inZone(name string) bool {
 // changed answer (an AZ that left) is seen soon.
 const ttl = 60
 
+// zoneOf is the closest of r's zones that name is in ("" if none).
+func (r *Records) zoneOf(name string) string {
+	zone := ""
+	for _, z := range r.Zones {
+		if mdns.IsSubDomain(z, name) && len(z) > len(zone) {
+			zone = z
+		}
+	}
+	return zone
+}
+
+// negative completes a negative answer (NXDOMAIN, or a name without
+// records of the type asked: NODATA) with the SOA of the zone that holds
+// the name, in the authority section, as Route 53 answers: so that a
+// resolver may cache it (RFC 2308), for ttl, so that a name made after the
+// question (an endpoint created since) is seen as soon as a changed
+// answer would be.
+func (r *Records) negative(m *mdns.Msg, name string) {
+	zone := r.zoneOf(name)
+	if zone == "" {
+		return
+	}
+	m.Ns = append(m.Ns, &mdns.SOA{
+		Hdr: mdns.RR_Header{Name: zone, Rrtype: mdns.TypeSOA, Class: mdns.ClassINET, Ttl: ttl},
+		Ns:  "ns-0.awsdns-00.com.", Mbox: "awsdns-hostmaster.amazon.com.",
+		Serial: 1, Refresh: 7200, Retry: 900, Expire: 1209600, Minttl: ttl,
+	})
+}
+
 // answer fills m with name's records of qtype from r; found says whether
 // r holds name at all.
 func (r *Records) answer(m *mdns.Msg, name string, qtype uint16) (found bool) {
@@ -154,11 +183,16 @@ func (r *Resolver) Answer(req *mdns.Msg) *mdns.Msg {
 	m.RecursionAvailable = true
 	if local.answer(m, name, q.Qtype) {
 		m.Authoritative = true
+		if len(m.Answer) == 0 {
+			local.negative(m, name)
+		}
 		return m
 	}
 	if local.inZone(name) {
 		m.Authoritative = true
-		return m.SetRcode(req, mdns.RcodeNameError)
+		m.SetRcode(req, mdns.RcodeNameError)
+		local.negative(m, name)
+		return m
 	}
 	if zones := r.publicZones.Load(); zones != nil {
 		for _, z := range *zones {
@@ -221,7 +255,10 @@ func (p *Public) Answer(req *mdns.Msg) *mdns.Msg {
 	}
 	m.Authoritative = true
 	if !r.answer(m, name, q.Qtype) {
-		return m.SetRcode(req, mdns.RcodeNameError)
+		m.SetRcode(req, mdns.RcodeNameError)
+	}
+	if len(m.Answer) == 0 {
+		r.negative(m, name)
 	}
 	return m
 }
@@ -229,15 +266,23 @@ func (p *Public) Answer(req *mdns.Msg) *mdns.Msg {
 // ServeDNS implements miekg/dns's Handler.
 func (p *Public) ServeDNS(w mdns.ResponseWriter, req *mdns.Msg) { reply(w, req, p.Answer(req)) }
 
+// ednsSize is the UDP payload size the servers offer a client that speaks
+// EDNS (the size DNS Flag Day 2020 settled on).
+const ednsSize = 1232
+
 func reply(w mdns.ResponseWriter, req, m *mdns.Msg) {
 	if m == nil {
 		return
 	}
 	// A UDP answer that does not fit is truncated; the client asks again
-	// over TCP.
+	// over TCP. A query with EDNS gets EDNS back (RFC 6891), with what this
+	// server offers; a forwarded answer has its own already.
 	size := 512
 	if opt := req.IsEdns0(); opt != nil {
-		size = int(opt.UDPSize())
+		size = min(max(int(opt.UDPSize()), 512), ednsSize)
+		if m.IsEdns0() == nil {
+			m.SetEdns0(ednsSize, false)
+		}
 	}
 	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
 		m.Truncate(size)

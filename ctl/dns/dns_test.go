@@ -91,6 +91,84 @@ func TestTheResolverForwardsThePublicZonesToThePublicServer(t *testing.T) {
 	}
 }
 
+// A negative answer (NXDOMAIN, or a name with no records of the type
+// asked) carries the SOA of the closest zone that holds the name, whose
+// minimum is the answers' TTL, so resolvers may cache it briefly; a
+// refusal carries none. Over the wire, a query with EDNS gets EDNS back,
+// one without gets none.
+func TestNegativeAnswersCarryTheirZonesSOAAndEDNSIsAnswered(t *testing.T) {
+	r := resolverForTest()
+	local := r.local.Load()
+	local.Zones = append(local.Zones, "us-east-1.vpce.amazonaws.com.")
+	soaOf := func(m *mdns.Msg) *mdns.SOA {
+		for _, rr := range m.Ns {
+			if soa, ok := rr.(*mdns.SOA); ok {
+				return soa
+			}
+		}
+		return nil
+	}
+	tests := []struct {
+		name  string
+		qtype uint16
+		rcode int
+		zone  string // "": no SOA
+	}{
+		{"vpce-9999.vpce-svc-0456.us-east-1.vpce.amazonaws.com", mdns.TypeA, mdns.RcodeNameError, "us-east-1.vpce.amazonaws.com."},
+		{"vpce-0123-abcd.vpce-svc-0456.us-east-1.vpce.amazonaws.com", mdns.TypeTXT, mdns.RcodeSuccess, "us-east-1.vpce.amazonaws.com."},
+		{"nothing.api.example.com", mdns.TypeAAAA, mdns.RcodeNameError, "api.example.com."},
+		{"vpce-0123-abcd.vpce-svc-0456.us-east-1.vpce.amazonaws.com", mdns.TypeA, mdns.RcodeSuccess, ""},
+		{"www.google.com", mdns.TypeA, mdns.RcodeRefused, ""},
+	}
+	for _, tc := range tests {
+		m := r.Answer(query(tc.name, tc.qtype))
+		soa := soaOf(m)
+		switch {
+		case m.Rcode != tc.rcode:
+			t.Errorf("%s %s: rcode %s, want %s", tc.name, mdns.TypeToString[tc.qtype], mdns.RcodeToString[m.Rcode], mdns.RcodeToString[tc.rcode])
+		case tc.zone == "" && soa != nil:
+			t.Errorf("%s %s: an SOA where none belongs: %v", tc.name, mdns.TypeToString[tc.qtype], soa)
+		case tc.zone != "" && (soa == nil || soa.Hdr.Name != tc.zone || soa.Minttl != ttl || soa.Hdr.Ttl != ttl || !m.Authoritative):
+			t.Errorf("%s %s: want the SOA of %s (TTL and minimum %d), authoritative; got %v (aa %v)", tc.name, mdns.TypeToString[tc.qtype], tc.zone, ttl, soa, m.Authoritative)
+		}
+	}
+	pub := NewPublic()
+	recs := NewRecords()
+	recs.Zones = []string{"example.org."}
+	pub.Set(recs)
+	if m := pub.Answer(query("_verify.example.org", mdns.TypeTXT)); m.Rcode != mdns.RcodeNameError || soaOf(m) == nil || soaOf(m).Hdr.Name != "example.org." {
+		t.Errorf("the public server's NXDOMAIN: %v", m)
+	}
+
+	pc, ln, err := ListenPair("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := contextForTest()
+	defer cancel()
+	go Serve(ctx, pc, ln, r)
+	name := "vpce-0123-abcd.vpce-svc-0456.us-east-1.vpce.amazonaws.com"
+	for _, edns := range []bool{true, false} {
+		q := query(name, mdns.TypeA)
+		if edns {
+			q.SetEdns0(4096, false)
+		}
+		m, _, err := (&mdns.Client{}).Exchange(q, pc.LocalAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		opt := m.IsEdns0()
+		switch {
+		case len(m.Answer) != 2:
+			t.Errorf("EDNS %v: %d answers", edns, len(m.Answer))
+		case edns && (opt == nil || opt.UDPSize() != ednsSize):
+			t.Errorf("a query with EDNS: answer's OPT %v, want one offering %d", opt, ednsSize)
+		case !edns && opt != nil:
+			t.Errorf("a query without EDNS got an OPT back: %v", opt)
+		}
+	}
+}
+
 // FuzzResolver feeds the resolver's query path whatever bytes come: it
 // answers or stays silent, and never fails.
 func FuzzResolver(f *testing.F) {
