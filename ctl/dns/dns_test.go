@@ -69,15 +69,9 @@ func TestTheResolverForwardsThePublicZonesToThePublicServer(t *testing.T) {
 	recs.Zones = []string{"example.org."}
 	recs.TXT[Name("_verify.example.org")] = []string{"vpce:abc123"}
 	pub.Set(recs)
-	pc, ln, err := ListenPair("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := contextForTest()
-	defer cancel()
-	go Serve(ctx, pc, ln, pub)
+	pubAddr := serveForTest(t, pub)
 	r := resolverForTest()
-	r.Set(r.local.Load(), pc.LocalAddr().String(), []string{"example.org."})
+	r.Set(r.local.Load(), pubAddr, []string{"example.org."})
 	m := r.Answer(query("_verify.example.org", mdns.TypeTXT))
 	if m.Rcode != mdns.RcodeSuccess || len(TXT(m)) != 1 || TXT(m)[0] != "vpce:abc123" {
 		t.Fatalf("forwarded TXT: %v", m)
@@ -86,7 +80,7 @@ func TestTheResolverForwardsThePublicZonesToThePublicServer(t *testing.T) {
 	if m.Rcode != mdns.RcodeNameError {
 		t.Fatalf("a name the public zone lacks: %s", mdns.RcodeToString[m.Rcode])
 	}
-	if m, err := Lookup(pc.LocalAddr().String(), "_verify.example.org", mdns.TypeTXT); err != nil || len(TXT(m)) != 1 {
+	if m, err := Lookup(pubAddr, "_verify.example.org", mdns.TypeTXT); err != nil || len(TXT(m)) != 1 {
 		t.Fatalf("Lookup: %v %v", m, err)
 	}
 }
@@ -140,20 +134,14 @@ func TestNegativeAnswersCarryTheirZonesSOAAndEDNSIsAnswered(t *testing.T) {
 		t.Errorf("the public server's NXDOMAIN: %v", m)
 	}
 
-	pc, ln, err := ListenPair("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := contextForTest()
-	defer cancel()
-	go Serve(ctx, pc, ln, r)
+	addr := serveForTest(t, r)
 	name := "vpce-0123-abcd.vpce-svc-0456.us-east-1.vpce.amazonaws.com"
 	for _, edns := range []bool{true, false} {
 		q := query(name, mdns.TypeA)
 		if edns {
 			q.SetEdns0(4096, false)
 		}
-		m, _, err := (&mdns.Client{}).Exchange(q, pc.LocalAddr().String())
+		m, _, err := (&mdns.Client{}).Exchange(q, addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,20 +179,23 @@ func FuzzResolver(f *testing.F) {
 	})
 }
 
-func contextForTest() (context.Context, context.CancelFunc) {
-	return context.WithCancel(context.Background())
-}
-
-func TestGarbageTruncatedAndOversizedQueriesLeaveTheResolverServing(t *testing.T) {
-	r := resolverForTest()
+// serveForTest serves h on a port of 127.0.0.1 until the test ends, and
+// returns its address.
+func serveForTest(t *testing.T, h mdns.Handler) string {
+	t.Helper()
 	pc, ln, err := ListenPair("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := contextForTest()
-	defer cancel()
-	go Serve(ctx, pc, ln, r)
-	addr := pc.LocalAddr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go Serve(ctx, pc, ln, h)
+	return pc.LocalAddr().String()
+}
+
+func TestGarbageTruncatedAndOversizedQueriesLeaveTheResolverServing(t *testing.T) {
+	r := resolverForTest()
+	addr := serveForTest(t, r)
 	c, err := net.Dial("udp", addr)
 	if err != nil {
 		t.Fatal(err)
