@@ -62,6 +62,43 @@ var errNotThisArea = errors.New("not an action of this area")
 // ec2 runs one EC2 action for a caller: each area's actions are in a file
 // of their own (ec2_endpoints.go, ec2_services.go, ...).
 func (h *Handler) ec2(caller, region string, q query) (any, error) {
+	if q.str("DryRun") != "true" {
+		return h.ec2Run(caller, region, q)
+	}
+	// A dry run: the action runs against a copy of the model that is then
+	// dropped, so it refuses what it would refuse and changes nothing;
+	// what it would do is answered as AWS answers a permitted dry run.
+	dry := &Handler{b: &dryRun{Backend: h.b, m: h.b.Model()}, log: h.log, now: h.now}
+	if _, err := dry.ec2Run(caller, region, q); err != nil {
+		return nil, err
+	}
+	return nil, &apiError{412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set."}
+}
+
+// dryRun is the backend of a dry run: its changes go to a copy of the
+// model that only the dry run sees (an action reads back what it made),
+// which is then dropped; nothing is verified over DNS.
+type dryRun struct {
+	Backend
+	m *ctl.State
+}
+
+func (d *dryRun) Model() *ctl.State { return d.m }
+
+func (d *dryRun) Change(op func(*ctl.State) error) (uint64, error) {
+	next := d.m.Clone()
+	if err := op(next); err != nil {
+		return 0, err
+	}
+	next.Version++
+	d.m = next
+	return next.Version, nil
+}
+
+func (d *dryRun) VerifyPrivateDNS(caller, serviceID string) (string, error) { return "", nil }
+
+// ec2Run runs one EC2 action.
+func (h *Handler) ec2Run(caller, region string, q query) (any, error) {
 	m := h.b.Model()
 	action := q.str("Action")
 	for _, area := range []func(*ctl.State, string, string, string, query) (any, error){

@@ -761,3 +761,55 @@ func TestEveryAnswerNamesItsRequestInAHeader(t *testing.T) {
 		}
 	}
 }
+
+// DryRun=true (the CLI's --dry-run) changes nothing: an action that would
+// succeed is answered 412 DryRunOperation, as AWS answers a permitted dry
+// run; one that would be refused gets its refusal; an action pvlink does
+// not serve is still InvalidAction.
+func TestADryRunChangesNothingAndSaysWhetherTheCallWouldSucceed(t *testing.T) {
+	b, srv := demoBackend(t)
+	consumer, provider := account(b, "consumer"), account(b, "provider")
+	cvpc, psvc := b.m.VPCs[1], b.m.Services[0]
+	endpoints := len(b.m.Endpoints)
+	ec2 := func(a ctl.Account, q string) (int, string) {
+		return call(t, srv.URL, a, "ec2", "Version=2016-11-15&"+q, time.Now())
+	}
+	_, out := ec2(consumer, "Action=DescribeVpcEndpoints")
+	existing := out[strings.Index(out, "<vpcEndpointId>")+15:]
+	existing = existing[:strings.Index(existing, "<")]
+	version := b.m.Version
+	create := "Action=CreateVpcEndpoint&VpcId=" + cvpc.ID + "&ServiceName=" + psvc.ServiceName + "&SubnetId.1=" + cvpc.Subnets[0].ID
+	tests := []struct {
+		name   string
+		who    ctl.Account
+		query  string
+		status int
+		code   string
+	}{
+		{"create an endpoint", consumer, create + "&DryRun=true", 412, "DryRunOperation"},
+		{"delete an endpoint", consumer, "Action=DeleteVpcEndpoints&VpcEndpointId.1=" + existing + "&DryRun=true", 412, "DryRunOperation"},
+		{"accept it", provider, "Action=AcceptVpcEndpointConnections&ServiceId=" + psvc.ID + "&VpcEndpointId.1=" + existing + "&DryRun=true", 412, "DryRunOperation"},
+		{"tag it", consumer, "Action=CreateTags&ResourceId.1=" + existing + "&Tag.1.Key=k&Tag.1.Value=v&DryRun=true", 412, "DryRunOperation"},
+		{"describe", consumer, "Action=DescribeVpcEndpoints&DryRun=true", 412, "DryRunOperation"},
+		{"create in a subnet that is not there", consumer, "Action=CreateVpcEndpoint&VpcId=" + cvpc.ID + "&ServiceName=" + psvc.ServiceName + "&SubnetId.1=subnet-0123456789abcdef0&DryRun=true", 400, "InvalidSubnetID.NotFound"},
+		{"an action not served", consumer, "Action=RunInstances&DryRun=true", 400, "InvalidAction"},
+		{"DryRun=false", consumer, "Action=DescribeVpcEndpoints&DryRun=false", 200, ""},
+	}
+	for _, tc := range tests {
+		status, out := ec2(tc.who, tc.query)
+		if status != tc.status || !strings.Contains(out, "<Code>"+tc.code+"</Code>") && tc.code != "" {
+			t.Errorf("%s: %d %s\nwant %d %s", tc.name, status, out, tc.status, tc.code)
+		}
+	}
+	if _, out := ec2(consumer, create+"&DryRun=true"); !strings.Contains(out, "Request would have succeeded, but DryRun flag is set.") {
+		t.Errorf("the dry run's message: %s", out)
+	}
+	if b.m.Version != version || len(b.m.Endpoints) != endpoints || len(b.m.Tags[existing]) != 0 || b.m.Endpoints[0].State != "pendingAcceptance" {
+		t.Errorf("the dry runs changed the model: version %d (was %d), %d endpoints (was %d), tags %v, state %s",
+			b.m.Version, version, len(b.m.Endpoints), endpoints, b.m.Tags[existing], b.m.Endpoints[0].State)
+	}
+	// The same call without DryRun does it.
+	if status, out := ec2(consumer, create); status != 200 || len(b.m.Endpoints) != endpoints+1 {
+		t.Errorf("the call without DryRun: %d %s, %d endpoints", status, out, len(b.m.Endpoints))
+	}
+}
