@@ -36,6 +36,9 @@ type FlowLogState struct {
 	// Interval is the maximum aggregation interval, in seconds (AWS: 60
 	// or 600; pvlink takes 1 to 600).
 	Interval int `json:"max_aggregation_interval"`
+	// ClientToken makes CreateFlowLogs idempotent for its caller: the
+	// same token again answers the flow logs it made.
+	ClientToken string `json:"client_token,omitempty"`
 }
 
 // FlowLogSpec is what CreateFlowLogs asks for, for each resource.

@@ -35,6 +35,9 @@ type NotificationState struct {
 	TopicARN   string   `json:"topic_arn"`
 	Events     []string `json:"events"`
 	State      string   `json:"state"` // Enabled
+	// ClientToken makes CreateVpcEndpointConnectionNotification
+	// idempotent for its caller.
+	ClientToken string `json:"client_token,omitempty"`
 }
 
 // The connection events.

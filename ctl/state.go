@@ -188,6 +188,9 @@ type ServiceState struct {
 	// endpoints' charges (ModifyVpcEndpointServicePayerResponsibility);
 	// shown, no more: pvlink charges nobody.
 	PayerResponsibility string `json:"payer_responsibility,omitempty"`
+	// ClientToken makes CreateVpcEndpointServiceConfiguration idempotent
+	// for its caller.
+	ClientToken string `json:"client_token,omitempty"`
 }
 
 // EndpointState is an interface endpoint and its ENIs.

@@ -27,10 +27,20 @@ func (h *Handler) ec2Notifications(m *ctl.State, caller, region, action string, 
 	switch action {
 	case "CreateVpcEndpointConnectionNotification":
 		var out notification
+		token := q.str("ClientToken")
 		_, err := h.b.Change(func(s *ctl.State) error {
+			if token != "" {
+				for _, n := range s.Notifications {
+					if n.OwnerID == caller && n.ClientToken == token {
+						out = notificationOut(n) // the same request again
+						return nil
+					}
+				}
+			}
 			n, err := s.CreateNotification(caller, ctl.NotificationRequest{ServiceID: q.str("ServiceId"), EndpointID: q.str("VpcEndpointId"),
 				TopicARN: q.str("ConnectionNotificationArn"), Events: q.list("ConnectionEvents")})
 			if err == nil {
+				n.ClientToken = token
 				out = notificationOut(*n)
 			}
 			return err
@@ -38,7 +48,7 @@ func (h *Handler) ec2Notifications(m *ctl.State, caller, region, action string, 
 		return struct {
 			N     notification `xml:"connectionNotification"`
 			Token string       `xml:"clientToken,omitempty"`
-		}{out, q.str("ClientToken")}, err
+		}{out, token}, err
 
 	case "DescribeVpcEndpointConnectionNotifications":
 		f := q.filters()

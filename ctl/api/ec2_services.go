@@ -223,12 +223,21 @@ func (h *Handler) ec2Services(m *ctl.State, caller, region, action string, q que
 			return nil, &apiError{400, "InvalidParameter", "pvlink serves endpoint services of Network Load Balancers, not Gateway Load Balancers"}
 		}
 		var id string
+		token := q.str("ClientToken")
 		_, err := h.b.Change(func(s *ctl.State) error {
+			if token != "" {
+				for _, svc := range s.Services {
+					if svc.OwnerID == caller && svc.ClientToken == token {
+						id = svc.ID // the same request again: the same service
+						return nil
+					}
+				}
+			}
 			svc, err := s.CreateService(caller, arnIDs(q.list("NetworkLoadBalancerArn")), q.str("AcceptanceRequired") == "true", q.list("SupportedIpAddressType"))
 			if err != nil {
 				return err
 			}
-			id = svc.ID
+			svc.ClientToken, id = token, svc.ID
 			if err := s.SetSupportedRegions(svc, q.list("SupportedRegion"), nil); err != nil {
 				return err
 			}
@@ -247,7 +256,7 @@ func (h *Handler) ec2Services(m *ctl.State, caller, region, action string, q que
 		return struct {
 			Config serviceConfiguration `xml:"serviceConfiguration"`
 			Token  string               `xml:"clientToken,omitempty"`
-		}{h.serviceConfig(m, *svc), q.str("ClientToken")}, nil
+		}{h.serviceConfig(m, *svc), token}, nil
 
 	case "ModifyVpcEndpointServicePayerResponsibility":
 		_, err := h.b.Change(func(s *ctl.State) error {

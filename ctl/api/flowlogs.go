@@ -91,11 +91,27 @@ func (h *Handler) createFlowLogs(caller string, q query) (any, error) {
 	var ids []string
 	var failed map[string]error
 	tags := q.tags("TagSpecification.1.Tag")
+	token := q.str("ClientToken")
 	_, err := h.b.Change(func(s *ctl.State) error {
+		if token != "" {
+			for _, fl := range s.FlowLogs {
+				if fl.OwnerID == caller && fl.ClientToken == token {
+					ids = append(ids, fl.ID) // the same request again
+				}
+			}
+			if len(ids) > 0 {
+				return nil
+			}
+		}
 		var err error
 		ids, failed, err = s.CreateFlowLogs(caller, spec, h.now())
 		if err != nil {
 			return err
+		}
+		for i := range s.FlowLogs {
+			if slices.Contains(ids, s.FlowLogs[i].ID) {
+				s.FlowLogs[i].ClientToken = token
+			}
 		}
 		if len(ids) > 0 && len(tags) > 0 {
 			return s.TagResources(caller, ids, tags)
@@ -109,7 +125,7 @@ func (h *Handler) createFlowLogs(caller string, q query) (any, error) {
 		Token string         `xml:"clientToken,omitempty"`
 		IDs   []string       `xml:"flowLogIdSet>item"`
 		Set   []unsuccessful `xml:"unsuccessful>item"`
-	}{q.str("ClientToken"), ids, unsuccessfulItems(spec.ResourceIDs, failed)}, nil
+	}{token, ids, unsuccessfulItems(spec.ResourceIDs, failed)}, nil
 }
 
 func (h *Handler) describeFlowLogs(caller string, q query) (any, error) {

@@ -813,3 +813,66 @@ func TestADryRunChangesNothingAndSaysWhetherTheCallWouldSucceed(t *testing.T) {
 		t.Errorf("the call without DryRun: %d %s, %d endpoints", status, out, len(b.m.Endpoints))
 	}
 }
+
+// A create call sent again with its ClientToken (a retry whose answer was
+// lost) answers what the first made instead of making another, for its
+// caller only: endpoint services, connection notifications and flow logs,
+// as endpoints already did.
+func TestAClientTokenMakesACreateAnswerWhatItMadeBefore(t *testing.T) {
+	b, srv := demoBackend(t)
+	provider, consumer := account(b, "provider"), account(b, "consumer")
+	p, c := ec2OK(t, srv.URL, provider), ec2OK(t, srv.URL, consumer)
+	between := func(out, open string) string {
+		i := strings.Index(out, open)
+		if i < 0 {
+			t.Fatalf("no %s in %s", open, out)
+		}
+		v := out[i+len(open):]
+		return v[:strings.Index(v, "<")]
+	}
+	pvpc := b.m.VPCs[0]
+	out := call2(t, srv.URL, provider, "elasticloadbalancing", "Action=CreateLoadBalancer&Version=2015-12-01&Name=second&Type=network&Subnets.member.1="+pvpc.Subnets[0].ID)
+	second := between(out, "<LoadBalancerArn>")
+	services := len(b.m.Services)
+	createSvc := "Action=CreateVpcEndpointServiceConfiguration&NetworkLoadBalancerArn.1=" + second + "&ClientToken=svc-1"
+	first, again := between(p(createSvc), "<serviceId>"), between(p(createSvc), "<serviceId>")
+	if first != again || len(b.m.Services) != services+1 {
+		t.Errorf("a service created twice with one token: %s, then %s; %d services (were %d)", first, again, len(b.m.Services), services)
+	}
+
+	svc := b.m.Services[0]
+	notifications := len(b.m.Notifications)
+	createN := "Action=CreateVpcEndpointConnectionNotification&ServiceId=" + svc.ID + "&ConnectionNotificationArn=arn:aws:sns:us-east-1:111122223333:events&ConnectionEvents.1=Connect&ClientToken=n-1"
+	n1, n2 := between(p(createN), "<connectionNotificationId>"), between(p(createN), "<connectionNotificationId>")
+	if n1 != n2 || len(b.m.Notifications) != notifications+1 {
+		t.Errorf("a notification created twice with one token: %s, then %s; %d notifications (were %d)", n1, n2, len(b.m.Notifications), notifications)
+	}
+	// The same token from another account is that account's own.
+	ep := b.m.Endpoints[0]
+	n3 := between(c("Action=CreateVpcEndpointConnectionNotification&VpcEndpointId="+ep.ID+"&ConnectionNotificationArn=arn:aws:sns:us-east-1:444455556666:mine&ConnectionEvents.1=Accept&ClientToken=n-1"), "<connectionNotificationId>")
+	if n3 == n1 || len(b.m.Notifications) != notifications+2 {
+		t.Errorf("another account's call with the same token got %s (the first was %s); %d notifications", n3, n1, len(b.m.Notifications))
+	}
+
+	flowLogs := len(b.m.FlowLogs)
+	createF := "Action=CreateFlowLogs&ResourceType=NetworkInterface&ResourceId.1=" + ep.ENIs[0].ID + "&TrafficType=REJECT&LogGroupName=rejects&ClientToken=f-1"
+	f1, f2 := between(c(createF), "<flowLogIdSet><item>"), between(c(createF), "<flowLogIdSet><item>")
+	if f1 != f2 || len(b.m.FlowLogs) != flowLogs+1 {
+		t.Errorf("a flow log created twice with one token: %s, then %s; %d flow logs (were %d)", f1, f2, len(b.m.FlowLogs), flowLogs)
+	}
+	// Another token is another request (the same flow log again would be
+	// FlowLogAlreadyExists: this one records accepted traffic).
+	if f3 := between(c(strings.NewReplacer("f-1", "f-2", "REJECT", "ACCEPT").Replace(createF)), "<flowLogIdSet><item>"); f3 == f1 || len(b.m.FlowLogs) != flowLogs+2 {
+		t.Errorf("another token got %s (the first was %s); %d flow logs", f3, f1, len(b.m.FlowLogs))
+	}
+}
+
+// call2 is call for another service, failing the test on anything but 200.
+func call2(t *testing.T, url string, a ctl.Account, service, body string) string {
+	t.Helper()
+	st, out := call(t, url, a, service, body, time.Now())
+	if st != 200 {
+		t.Fatalf("%s: %d %s", body, st, out)
+	}
+	return out
+}
