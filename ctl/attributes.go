@@ -166,7 +166,7 @@ const useLBConfig = "use_load_balancer_configuration"
 // Attributes are a target group's attributes, as strings.
 func (tg *TargetGroupState) Attributes() map[string]string {
 	dereg, idle, unhealthyDraining := 300, 350, 0
-	if d, err := time.ParseDuration(tg.DeregistrationDelay); err == nil && d > 0 {
+	if d, err := time.ParseDuration(tg.DeregistrationDelay); err == nil && d >= 0 { // "0s": none
 		dereg = int(d / time.Second)
 	}
 	if d, err := time.ParseDuration(tg.UnhealthyDraining); err == nil && d > 0 {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"pvlink.dev/pvlink/snapshot"
 )
 
 // withSpareLB is the demo with a second load balancer, which no service
@@ -266,5 +268,37 @@ func TestRoutingFailoverThresholdsReachTheForwarders(t *testing.T) {
 	// Their defaults are taken, as a tool that writes every attribute sends them.
 	if err := s.SetTargetGroupAttributes(tg.OwnerID, tg.ID, map[string]string{"target_group_health.dns_failover.minimum_healthy_targets.count": "1", "target_group_health.dns_failover.minimum_healthy_targets.percentage": "off"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A deregistration delay of 0 (the attribute, or a topology's 0s) is none,
+// to the forwarders and in the attributes; a delay not set is the NLB's
+// default. (0 was taken for not set: a target drained 300 s.)
+func TestADeregistrationDelayOfZeroIsNone(t *testing.T) {
+	s := &State{}
+	if err := applyText(t, s, string(demoTopology(t))); err != nil {
+		t.Fatal(err)
+	}
+	tg := &s.TargetGroups[0]
+	forwarder := func() snapshot.Duration { return s.ForwarderConfig("use1-az1").TargetGroups["web"].DeregistrationDelay }
+	if got, a := forwarder(), tg.Attributes(); got != 0 || a["deregistration_delay.timeout_seconds"] != "300" {
+		t.Fatalf("not set: the forwarder gets %v, the attribute says %s", time.Duration(got), a["deregistration_delay.timeout_seconds"])
+	}
+	if err := s.SetTargetGroupAttributes(tg.OwnerID, tg.ID, map[string]string{"deregistration_delay.timeout_seconds": "0"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, a := forwarder(), tg.Attributes(); got != snapshot.NoDelay || a["deregistration_delay.timeout_seconds"] != "0" {
+		t.Fatalf("set to 0: the forwarder gets %v, the attribute says %s", time.Duration(got), a["deregistration_delay.timeout_seconds"])
+	}
+	z := &State{}
+	text := strings.Replace(string(demoTopology(t)), "    port: 8080\n", "    port: 8080\n    deregistration_delay: 0s\n", 1)
+	if !strings.Contains(text, "deregistration_delay: 0s") {
+		t.Fatal("the demo topology has no target group port line to put the delay after")
+	}
+	if err := applyText(t, z, text); err != nil {
+		t.Fatal(err)
+	}
+	if got := z.ForwarderConfig("use1-az1").TargetGroups["web"].DeregistrationDelay; got != snapshot.NoDelay || z.TargetGroups[0].Attributes()["deregistration_delay.timeout_seconds"] != "0" {
+		t.Fatalf("a topology's 0s: the forwarder gets %v, the attributes %v", time.Duration(got), z.TargetGroups[0].Attributes())
 	}
 }

@@ -69,7 +69,7 @@ func Plan(t *Topology) *State {
 		if tg.IdleTimeout > 0 {
 			ts.IdleTimeout = tg.IdleTimeout.String()
 		}
-		if tg.DeregistrationDelay > 0 {
+		if tg.DeregistrationDelay != nil { // "0s" too: no draining
 			ts.DeregistrationDelay = tg.DeregistrationDelay.String()
 		}
 		if hc := tg.HealthCheck; hc != nil {
@@ -361,6 +361,9 @@ func (s *State) targetGroup(name string) snapshot.TargetGroup {
 			tg.ProxyProtocolV2Placement = g.Placement
 			tg.IdleTimeout = parseDuration(g.IdleTimeout)
 			tg.DeregistrationDelay = parseDuration(g.DeregistrationDelay)
+			if g.DeregistrationDelay != "" && tg.DeregistrationDelay == 0 {
+				tg.DeregistrationDelay = snapshot.NoDelay // set to 0, not left at the default
+			}
 			tg.ConnectionTermination = g.ConnectionTermination
 			tg.HealthCheck = g.HealthCheck
 			tg.ConnLimit = g.ConnectionLimit

@@ -197,8 +197,9 @@ type TargetGroup struct {
 	// IdleTimeout is the NLB's TCP idle timeout (350s; AWS allows 60s to
 	// 6000s, pvlink from 1s so tests need not wait).
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
-	// DeregistrationDelay is how long a deregistered target drains (300s).
-	DeregistrationDelay time.Duration `yaml:"deregistration_delay"`
+	// DeregistrationDelay is how long a deregistered target drains (300s
+	// when absent; 0s: it leaves at once).
+	DeregistrationDelay *time.Duration `yaml:"deregistration_delay"`
 	// ConnectionTermination cuts a drained target's connections.
 	ConnectionTermination bool         `yaml:"connection_termination"`
 	HealthCheck           *HealthCheck `yaml:"health_check"`

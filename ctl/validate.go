@@ -517,9 +517,11 @@ func (v *validator) targetGroup(path []any, tg *TargetGroup) {
 		}
 	}
 	between(append(path, "idle_timeout"), tg.IdleTimeout, time.Second, 6000*time.Second, "AWS allows 60s-6000s; pvlink from 1s for tests")
-	between(append(path, "deregistration_delay"), tg.DeregistrationDelay, 0, 3600*time.Second, "AWS allows 0-3600s")
-	if tg.DeregistrationDelay < 0 {
-		v.fail(append(path, "deregistration_delay"), "must not be negative")
+	if d := tg.DeregistrationDelay; d != nil {
+		between(append(path, "deregistration_delay"), *d, 0, 3600*time.Second, "AWS allows 0-3600s")
+		if *d < 0 {
+			v.fail(append(path, "deregistration_delay"), "must not be negative")
+		}
 	}
 	between(append(path, "unhealthy_draining_interval"), tg.UnhealthyDrainingInterval, 0, 360000*time.Second, "AWS allows 0-360000s")
 	if tg.MinHealthyTargets < 0 {

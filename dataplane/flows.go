@@ -16,6 +16,7 @@ import (
 
 	"pvlink.dev/pvlink/flowtable"
 	"pvlink.dev/pvlink/nat"
+	"pvlink.dev/pvlink/snapshot"
 )
 
 const (
@@ -113,7 +114,10 @@ func groupSettings(tg TargetGroup, az string, lb LoadBalancer, workers int) nat.
 		hc.UnhealthyThreshold = tg.HealthCheck.UnhealthyThreshold
 	}
 	delay := DefaultDeregistrationDelay
-	if tg.DeregistrationDelay > 0 {
+	switch {
+	case tg.DeregistrationDelay == snapshot.NoDelay:
+		delay = 0
+	case tg.DeregistrationDelay > 0:
 		delay = time.Duration(tg.DeregistrationDelay)
 	}
 	limit := tg.ConnLimit

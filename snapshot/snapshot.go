@@ -161,7 +161,8 @@ type TargetGroup struct {
 	// defaults (30 s, 10 s, 5, 2).
 	HealthCheck HealthCheck `json:"health_check"`
 	// DeregistrationDelay is how long a deregistered target drains
-	// (NLB: 300 s); ConnectionTermination cuts its flows at the end.
+	// (0: the NLB default, 300 s; NoDelay: none, it leaves at once);
+	// ConnectionTermination cuts its flows at the end.
 	DeregistrationDelay   Duration `json:"deregistration_delay"`
 	ConnectionTermination bool     `json:"connection_termination"`
 	// ConnLimit is the connections one node holds to one target IP:port
@@ -203,6 +204,9 @@ type HealthCheck struct {
 
 // Duration is a time.Duration written as a string ("350s") in JSON.
 type Duration time.Duration
+
+// NoDelay is a delay set to none, where 0 stands for the default.
+const NoDelay Duration = -1
 
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
