@@ -163,12 +163,18 @@ func percentAttr(k, v string) (int, error) {
 // balancers'.
 const useLBConfig = "use_load_balancer_configuration"
 
+// DrainFor is how long a deregistered target of the group drains: its
+// deregistration delay, 300 s unless set ("0s": none).
+func (tg *TargetGroupState) DrainFor() time.Duration {
+	if d, err := time.ParseDuration(tg.DeregistrationDelay); err == nil && d >= 0 {
+		return d
+	}
+	return 300 * time.Second
+}
+
 // Attributes are a target group's attributes, as strings.
 func (tg *TargetGroupState) Attributes() map[string]string {
-	dereg, idle, unhealthyDraining := 300, 350, 0
-	if d, err := time.ParseDuration(tg.DeregistrationDelay); err == nil && d >= 0 { // "0s": none
-		dereg = int(d / time.Second)
-	}
+	dereg, idle, unhealthyDraining := int(tg.DrainFor()/time.Second), 350, 0
 	if d, err := time.ParseDuration(tg.UnhealthyDraining); err == nil && d > 0 {
 		unhealthyDraining = int(d / time.Second)
 	}

@@ -245,11 +245,29 @@ func (h *Handler) elbTargetGroups(m *modelView, caller, action string, q query) 
 		if !ok {
 			return nil, &apiError{400, "TargetGroupNotFound", fmt.Sprintf("Target group '%s' not found", q.str("TargetGroupArn"))}
 		}
+		// Targets named in the call: those only, in that order, one not
+		// registered (or whose deregistration is over) said to be so.
+		var asked []netip.AddrPort
+		if len(q.structs("Targets.member", "Id", "Port")) > 0 {
+			var err error
+			if asked, err = q.targets(); err != nil {
+				return nil, err
+			}
+			for i, a := range asked {
+				if a.Port() == 0 {
+					asked[i] = netip.AddrPortFrom(a.Addr(), uint16(tg.Port))
+				}
+			}
+		}
 		states := h.targetStates()
+		found := map[netip.AddrPort]targetHealth{}
 		var out []targetHealth
 		for _, t := range m.Targets {
 			if t.TargetGroup != tg.Name {
 				continue
+			}
+			if !t.DeregisteredAt.IsZero() && h.now().After(t.DeregisteredAt.Add(tg.DrainFor())) {
+				continue // drained: no longer the group's
 			}
 			checkPort := t.Port
 			if tg.HealthCheck.Port != 0 {
@@ -267,6 +285,18 @@ func (h *Handler) elbTargetGroups(m *modelView, caller, action string, q query) 
 				th.State, th.Reason, th.Description = "draining", "Target.DeregistrationInProgress", "Target deregistration is in progress"
 			}
 			out = append(out, th)
+			found[netip.AddrPortFrom(netip.MustParseAddr(t.IP), uint16(t.Port))] = th
+		}
+		if asked != nil {
+			out = out[:0]
+			for _, a := range asked {
+				th, ok := found[a]
+				if !ok {
+					th = targetHealth{ID: a.Addr().String(), Port: int(a.Port()), State: "unused", Reason: "Target.NotRegistered",
+						Description: "Target is not registered to the target group"}
+				}
+				out = append(out, th)
+			}
 		}
 		return struct {
 			THs []targetHealth `xml:"TargetHealthDescriptions>member"`

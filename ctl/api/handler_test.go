@@ -876,3 +876,47 @@ func call2(t *testing.T, url string, a ctl.Account, service, body string) string
 	}
 	return out
 }
+
+// DescribeTargetHealth with Targets answers for those only, in order, a
+// target not registered as such (what aws elbv2 wait target-deregistered
+// waits for); a target whose deregistration is over is no longer listed.
+func TestTargetHealthAnswersForTheTargetsNamedAndForgetsDrainedOnes(t *testing.T) {
+	b, srv := demoBackend(t)
+	provider := account(b, "provider")
+	arn := "arn:aws:elasticloadbalancing:us-east-1:111122223333:targetgroup/web/" + b.m.TargetGroups[0].ID
+	health := func(targets string) []string {
+		t.Helper()
+		out := call2(t, srv.URL, provider, "elasticloadbalancing", "Action=DescribeTargetHealth&Version=2015-12-01&TargetGroupArn="+arn+targets)
+		var got []string
+		for _, m := range strings.Split(out, "<member>")[1:] {
+			id := m[strings.Index(m, "<Id>")+4 : strings.Index(m, "</Id>")]
+			state := m[strings.Index(m, "<State>")+7 : strings.Index(m, "</State>")]
+			reason := ""
+			if i := strings.Index(m, "<Reason>"); i >= 0 {
+				reason = m[i+8 : strings.Index(m, "</Reason>")]
+			}
+			got = append(got, id+" "+state+" "+reason)
+		}
+		return got
+	}
+	if got := health(""); len(got) != 2 {
+		t.Fatalf("all targets: %v", got)
+	}
+	if got := health("&Targets.member.1.Id=198.19.2.10&Targets.member.2.Id=198.19.1.10&Targets.member.2.Port=8080"); len(got) != 2 ||
+		!strings.HasPrefix(got[0], "198.19.2.10 ") || !strings.HasPrefix(got[1], "198.19.1.10 ") {
+		t.Errorf("two targets named, in that order: %v", got)
+	}
+	if got := health("&Targets.member.1.Id=198.19.9.9&Targets.member.1.Port=8080"); len(got) != 1 || got[0] != "198.19.9.9 unused Target.NotRegistered" {
+		t.Errorf("a target not registered: %v", got)
+	}
+	// With no delay, a deregistered target is gone at once.
+	call2(t, srv.URL, provider, "elasticloadbalancing", "Action=ModifyTargetGroupAttributes&Version=2015-12-01&TargetGroupArn="+arn+
+		"&Attributes.member.1.Key=deregistration_delay.timeout_seconds&Attributes.member.1.Value=0")
+	call2(t, srv.URL, provider, "elasticloadbalancing", "Action=DeregisterTargets&Version=2015-12-01&TargetGroupArn="+arn+"&Targets.member.1.Id=198.19.1.10&Targets.member.1.Port=8080")
+	if got := health(""); len(got) != 1 || !strings.HasPrefix(got[0], "198.19.2.10 ") {
+		t.Errorf("after a deregistration with no delay: %v", got)
+	}
+	if got := health("&Targets.member.1.Id=198.19.1.10"); len(got) != 1 || got[0] != "198.19.1.10 unused Target.NotRegistered" {
+		t.Errorf("the deregistered target named: %v", got)
+	}
+}
