@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -651,7 +652,7 @@ func (r *realizer) ensureForwarder(m *State, f ForwarderState, key string) error
 	}
 	st, err := r.statusOf(key)
 	if err != nil {
-		if r.killWedged(key, label, p) {
+		if unanswered(err) && r.killWedged(key, label, p) {
 			return fmt.Errorf("forwarder %s answered nothing for %s: killed, to be started again", label, wedgedAfter)
 		}
 		return fmt.Errorf("forwarder %s: %w", label, err)
@@ -692,6 +693,15 @@ func (r *realizer) noteAnswer(key string) {
 	r.mu.Lock()
 	delete(r.silent, key)
 	r.mu.Unlock()
+}
+
+// unanswered says a status request failed on the forwarder's side: it
+// timed out, or nobody listens on (or is left of) its control socket. A
+// failure of ctld's own (out of descriptors, say) is not the forwarder's
+// and kills nothing.
+func unanswered(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
 }
 
 // killWedged notes that a running forwarder did not answer, and kills it
