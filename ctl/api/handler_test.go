@@ -542,11 +542,7 @@ func TestTagFiltersFindTaggedResourcesOnly(t *testing.T) {
 func ec2OK(t *testing.T, url string, acct ctl.Account) func(q string) string {
 	return func(q string) string {
 		t.Helper()
-		st, out := call(t, url, acct, "ec2", "Version=2016-11-15&"+q, time.Now())
-		if st != 200 {
-			t.Fatalf("%s: %d %s", q, st, out)
-		}
-		return out
+		return callOK(t, url, acct, "ec2", "Version=2016-11-15&"+q)
 	}
 }
 
@@ -831,7 +827,7 @@ func TestAClientTokenMakesACreateAnswerWhatItMadeBefore(t *testing.T) {
 		return v[:strings.Index(v, "<")]
 	}
 	pvpc := b.m.VPCs[0]
-	out := call2(t, srv.URL, provider, "elasticloadbalancing", "Action=CreateLoadBalancer&Version=2015-12-01&Name=second&Type=network&Subnets.member.1="+pvpc.Subnets[0].ID)
+	out := callOK(t, srv.URL, provider, "elasticloadbalancing", "Action=CreateLoadBalancer&Version=2015-12-01&Name=second&Type=network&Subnets.member.1="+pvpc.Subnets[0].ID)
 	second := between(out, "<LoadBalancerArn>")
 	services := len(b.m.Services)
 	createSvc := "Action=CreateVpcEndpointServiceConfiguration&NetworkLoadBalancerArn.1=" + second + "&ClientToken=svc-1"
@@ -867,8 +863,8 @@ func TestAClientTokenMakesACreateAnswerWhatItMadeBefore(t *testing.T) {
 	}
 }
 
-// call2 is call for another service, failing the test on anything but 200.
-func call2(t *testing.T, url string, a ctl.Account, service, body string) string {
+// callOK is call now, failing the test on anything but a 200.
+func callOK(t *testing.T, url string, a ctl.Account, service, body string) string {
 	t.Helper()
 	st, out := call(t, url, a, service, body, time.Now())
 	if st != 200 {
@@ -886,7 +882,7 @@ func TestTargetHealthAnswersForTheTargetsNamedAndForgetsDrainedOnes(t *testing.T
 	arn := "arn:aws:elasticloadbalancing:us-east-1:111122223333:targetgroup/web/" + b.m.TargetGroups[0].ID
 	health := func(targets string) []string {
 		t.Helper()
-		out := call2(t, srv.URL, provider, "elasticloadbalancing", "Action=DescribeTargetHealth&Version=2015-12-01&TargetGroupArn="+arn+targets)
+		out := callOK(t, srv.URL, provider, "elasticloadbalancing", "Action=DescribeTargetHealth&Version=2015-12-01&TargetGroupArn="+arn+targets)
 		var got []string
 		for _, m := range strings.Split(out, "<member>")[1:] {
 			id := m[strings.Index(m, "<Id>")+4 : strings.Index(m, "</Id>")]
@@ -910,9 +906,9 @@ func TestTargetHealthAnswersForTheTargetsNamedAndForgetsDrainedOnes(t *testing.T
 		t.Errorf("a target not registered: %v", got)
 	}
 	// With no delay, a deregistered target is gone at once.
-	call2(t, srv.URL, provider, "elasticloadbalancing", "Action=ModifyTargetGroupAttributes&Version=2015-12-01&TargetGroupArn="+arn+
+	callOK(t, srv.URL, provider, "elasticloadbalancing", "Action=ModifyTargetGroupAttributes&Version=2015-12-01&TargetGroupArn="+arn+
 		"&Attributes.member.1.Key=deregistration_delay.timeout_seconds&Attributes.member.1.Value=0")
-	call2(t, srv.URL, provider, "elasticloadbalancing", "Action=DeregisterTargets&Version=2015-12-01&TargetGroupArn="+arn+"&Targets.member.1.Id=198.19.1.10&Targets.member.1.Port=8080")
+	callOK(t, srv.URL, provider, "elasticloadbalancing", "Action=DeregisterTargets&Version=2015-12-01&TargetGroupArn="+arn+"&Targets.member.1.Id=198.19.1.10&Targets.member.1.Port=8080")
 	if got := health(""); len(got) != 1 || !strings.HasPrefix(got[0], "198.19.2.10 ") {
 		t.Errorf("after a deregistration with no delay: %v", got)
 	}

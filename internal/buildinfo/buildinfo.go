@@ -10,10 +10,7 @@ import (
 // Revision is the VCS revision the binary was built from, with
 // "+modified" when the tree had uncommitted changes, or "unknown".
 func Revision() string {
-	rev, modified, _ := read()
-	if modified {
-		rev += "+modified"
-	}
+	rev, _ := read()
 	return rev
 }
 
@@ -24,19 +21,22 @@ func String() string {
 	if !ok {
 		return "pvlink (no build information)"
 	}
-	_, _, when := read()
+	rev, when := read()
 	if when != "" {
 		when = " " + when
 	}
-	return fmt.Sprintf("pvlink %s (revision %s%s, %s)", info.Main.Version, Revision(), when, info.GoVersion)
+	return fmt.Sprintf("pvlink %s (revision %s%s, %s)", info.Main.Version, rev, when, info.GoVersion)
 }
 
-func read() (rev string, modified bool, when string) {
+// read is the stamped revision ("+modified" for a tree with uncommitted
+// changes; "unknown" without a stamp) and its commit time.
+func read() (rev, when string) {
 	rev = "unknown"
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
-		return rev, false, ""
+		return rev, ""
 	}
+	modified := false
 	for _, s := range info.Settings {
 		switch s.Key {
 		case "vcs.revision":
@@ -47,5 +47,8 @@ func read() (rev string, modified bool, when string) {
 			when = s.Value
 		}
 	}
-	return rev, modified, when
+	if modified {
+		rev += "+modified"
+	}
+	return rev, when
 }
