@@ -198,6 +198,14 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 	if err != nil {
 		return err
 	}
+	if d.has.Load() {
+		// What every change keeps true of the model (each VPC has its
+		// default security group) is made true of a model stored before
+		// it was kept; a change that finds nothing to do commits nothing.
+		if _, err := d.mutate(func(*State) error { return nil }); err != nil {
+			o.Log.Warn("the stored model could not be brought up to date", "err", err)
+		}
+	}
 	d.cw = newSampler(d.report, o.Log)
 
 	sock := SocketPath(o.Fabric)
@@ -382,6 +390,7 @@ func (d *Daemon) mutate(op func(*State) error) (uint64, error) {
 		return 0, err
 	}
 	next.refreshPorts()
+	next.ensureDefaultGroups()
 	next.dropTagsOfGone()
 	if d.has.Load() && sameModel(cur, next) {
 		// Nothing changes (an apply of the same file, a retry whose

@@ -342,7 +342,11 @@ func (s *State) CreateEndpoint(caller string, req EndpointRequest) (*EndpointSta
 		}
 		e.ENIs = append(e.ENIs, eni)
 	}
-	if err := s.SetEndpointGroups(caller, &e, req.SecurityGroups, nil); err != nil {
+	groups := req.SecurityGroups
+	if g := s.DefaultGroup(vpc.Name); len(groups) == 0 && g != nil {
+		groups = []string{g.ID} // as EC2: the VPC's default group
+	}
+	if err := s.SetEndpointGroups(caller, &e, groups, nil); err != nil {
 		return nil, err
 	}
 	if e.DNSRecordIPType, err = dnsRecordType(typ, req.DNSRecordIPType); err != nil {

@@ -146,10 +146,10 @@ func (v *validator) loadBalancerSecurityGroups(path []any, lb *LoadBalancer) {
 }
 
 // planLBSecurityGroups gives the planned load balancers their groups' ids.
-func planLBSecurityGroups(s *State, t *Topology, sgID map[string]string) {
+func planLBSecurityGroups(s *State, t *Topology, groupIDs func(names []string, vpc string) []string) {
 	for i, lb := range t.LoadBalancers {
 		ls := &s.LoadBalancers[i]
-		ls.SecurityGroups = mapNames(lb.SecurityGroups, sgID)
+		ls.SecurityGroups = groupIDs(lb.SecurityGroups, lb.VPC)
 		ls.MadeWithSecurityGroups = len(lb.SecurityGroups) > 0
 		ls.SGPrivateLinkOff = lb.EnforceOnPrivateLink == EnforceOff
 	}

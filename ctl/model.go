@@ -506,6 +506,11 @@ func (next *State) carryIDs(old *State) map[string]bool {
 		for _, og := range old.SecurityGroups {
 			if og.Name == g.Name && og.VPC == g.VPC && og.Origin == "" {
 				sgIDs[g.ID], g.ID = og.ID, og.ID
+				if g.Default && og.Default {
+					// The file does not declare a default group's rules:
+					// they are what the API made them.
+					g.Ingress, g.FromGroups, g.EgressSet, g.Egress = og.Ingress, og.FromGroups, og.EgressSet, og.Egress
+				}
 			}
 		}
 	}

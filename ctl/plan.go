@@ -115,7 +115,26 @@ func Plan(t *Topology) *State {
 		sgID[sg.Name] = g.ID
 		s.SecurityGroups = append(s.SecurityGroups, g)
 	}
-	planLBSecurityGroups(s, t, sgID)
+	defaultID := map[string]string{} // by VPC
+	for _, v := range s.VPCs {
+		g := newDefaultGroup(v)
+		defaultID[v.Name] = g.ID
+		s.SecurityGroups = append(s.SecurityGroups, g)
+	}
+	// groupIDs are the ids of security groups named in VPC vpc: "default"
+	// is its default group.
+	groupIDs := func(names []string, vpc string) []string {
+		var out []string
+		for _, n := range names {
+			if n == defaultGroupName {
+				out = append(out, defaultID[vpc])
+			} else {
+				out = append(out, sgID[n])
+			}
+		}
+		return out
+	}
+	planLBSecurityGroups(s, t, groupIDs)
 	svcByName := map[string]ServiceState{}
 	for _, svc := range t.Services {
 		id := newID("vpce-svc-")
@@ -150,7 +169,10 @@ func Plan(t *Topology) *State {
 			Region: vpcRegion[e.VPC], ServiceRegion: cmpOr(e.ServiceRegion, vpcRegion[lbVPC[svc.LoadBalancers[0]]]),
 			Service: svc.ServiceName, ServiceID: svc.ID,
 			VPC: e.VPC, VPCID: vpcID[e.VPC], State: state, IPAddressType: e.IPAddressType,
-			SecurityGroups: mapNames(e.SecurityGroups, sgID), DNSRecordIPType: e.DNSRecordIPType, PrivateDNSEnabled: e.PrivateDNSEnabled,
+			SecurityGroups: groupIDs(e.SecurityGroups, e.VPC), DNSRecordIPType: e.DNSRecordIPType, PrivateDNSEnabled: e.PrivateDNSEnabled,
+		}
+		if len(es.SecurityGroups) == 0 {
+			es.SecurityGroups = []string{defaultID[e.VPC]} // as EC2 does
 		}
 		ports := map[int]bool{}
 		for _, lb := range svc.LoadBalancers {
@@ -209,21 +231,22 @@ func sgRules(rules []SGRule) []snapshot.SGRule {
 	return out
 }
 
-func mapNames(names []string, ids map[string]string) []string {
-	var out []string
-	for _, n := range names {
-		out = append(out, ids[n])
-	}
-	return out
-}
-
-// rulesOf flattens the rules of security groups (an endpoint's, a load
-// balancer's).
+// rulesOf flattens the inbound rules of security groups (an endpoint's, a
+// load balancer's) into the forwarder's: a rule whose source is a group
+// becomes one rule per range of its members.
 func (s *State) rulesOf(ids []string) []snapshot.SGRule {
 	var out []snapshot.SGRule
 	for _, g := range s.SecurityGroups {
-		if slices.Contains(ids, g.ID) {
-			out = append(out, g.Ingress...)
+		if !slices.Contains(ids, g.ID) {
+			continue
+		}
+		out = append(out, g.Ingress...)
+		for _, r := range g.FromGroups {
+			for _, src := range s.groupMembers(r.Group) {
+				if rule := (snapshot.SGRule{Proto: r.Proto, FromPort: r.FromPort, ToPort: r.ToPort, Source: src}); !slices.Contains(out, rule) {
+					out = append(out, rule)
+				}
+			}
 		}
 	}
 	return out

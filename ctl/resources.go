@@ -66,6 +66,7 @@ func (s *State) CreateVPC(caller, cidr string, ipv6 bool) (*VPCState, error) {
 		v.IPv6CIDR = p.Masked().String() // canonical: no leading zeros
 	}
 	s.VPCs = append(s.VPCs, v)
+	s.SecurityGroups = append(s.SecurityGroups, newDefaultGroup(v))
 	return &s.VPCs[len(s.VPCs)-1], nil
 }
 
@@ -78,7 +79,15 @@ func (s *State) DeleteVPC(caller, id string) error {
 	if len(v.Subnets) > 0 {
 		return &DependencyError{fmt.Sprintf("The vpc '%s' has dependencies and cannot be deleted: it has %d subnets", id, len(v.Subnets))}
 	}
+	for _, g := range s.SecurityGroups {
+		if g.VPC == v.Name && !g.Default {
+			return &DependencyError{fmt.Sprintf("The vpc '%s' has dependencies and cannot be deleted: security group %s", id, g.ID)}
+		}
+	}
+	name := v.Name
 	s.VPCs = slices.DeleteFunc(s.VPCs, func(o VPCState) bool { return o.ID == id })
+	// Its default group goes with it.
+	s.SecurityGroups = slices.DeleteFunc(s.SecurityGroups, func(g SecurityGroupState) bool { return g.VPC == name })
 	return nil
 }
 

@@ -33,6 +33,9 @@ func (s *State) CreateSecurityGroup(caller, vpcID, name, description string) (*S
 	if name == "" || len(name) > 255 || strings.HasPrefix(strings.ToLower(name), "sg-") {
 		return nil, refuse("group name %q: 1 to 255 characters, not starting with sg-", name)
 	}
+	if name == defaultGroupName {
+		return nil, refuse("Cannot use reserved security group name: %s", name)
+	}
 	if description == "" {
 		return nil, refuse("a security group needs a description (GroupDescription)")
 	}
@@ -43,10 +46,20 @@ func (s *State) CreateSecurityGroup(caller, vpcID, name, description string) (*S
 	return &s.SecurityGroups[len(s.SecurityGroups)-1], nil
 }
 
-// DeleteSecurityGroup deletes a group no endpoint names.
+// DeleteSecurityGroup deletes a group no endpoint, load balancer or other
+// group's rule names; a VPC's default group is deleted only with its VPC.
 func (s *State) DeleteSecurityGroup(caller, id string) error {
-	if _, ok := s.SecurityGroupByID(caller, id); !ok {
+	g, ok := s.SecurityGroupByID(caller, id)
+	if !ok {
 		return &NotFoundError{"GroupId", id}
+	}
+	if g.Default {
+		return &CannotDeleteError{fmt.Sprintf("the specified group: %q name: %q cannot be deleted by a user", g.ID, g.Name)}
+	}
+	for _, o := range s.SecurityGroups {
+		if o.ID != id && slices.ContainsFunc(o.FromGroups, func(r GroupRule) bool { return r.Group == id }) {
+			return &DependencyError{fmt.Sprintf("resource %s has a dependent object: a rule of %s", id, o.ID)}
+		}
 	}
 	for _, e := range s.Endpoints {
 		if slices.Contains(e.SecurityGroups, id) {
@@ -65,37 +78,59 @@ type Permission struct {
 	Protocol string // tcp, udp, icmp, -1 (all) or a number
 	From, To int
 	CIDRs    []string // IPv4 and IPv6 sources
+	Groups   []string // security groups whose members are sources
 }
 
-// rules turns a permission into the forwarder's rules. UDP and ICMP are
-// kept out: nothing but TCP reaches an endpoint.
-func (p Permission) rules() ([]snapshot.SGRule, error) {
+// GroupRule lets in a protocol (6 for TCP, 0 for all) on a port range from
+// the members of a security group: its id.
+type GroupRule struct {
+	Proto    uint8  `json:"proto"`
+	FromPort uint16 `json:"from_port"`
+	ToPort   uint16 `json:"to_port"`
+	Group    string `json:"group"`
+}
+
+// rules turns a permission into the forwarder's rules and the rules from
+// groups. UDP and ICMP are kept out: nothing but TCP reaches an endpoint.
+func (p Permission) rules() ([]snapshot.SGRule, []GroupRule, error) {
 	var proto uint8
 	switch strings.ToLower(p.Protocol) {
 	case "tcp", "6":
 		proto = 6
 		if p.From < 0 || p.To > 65535 || p.From > p.To {
-			return nil, refuse("port range %d-%d is not within 0-65535", p.From, p.To)
+			return nil, nil, refuse("port range %d-%d is not within 0-65535", p.From, p.To)
 		}
 	case "-1", "all":
 		p.From, p.To = 0, 65535
 	case "udp", "17", "icmp", "1", "icmpv6", "58":
-		return nil, nil
+		return nil, nil, nil
 	default:
-		return nil, refuse("protocol %q is not tcp, udp, icmp, icmpv6 or -1", p.Protocol)
+		return nil, nil, refuse("protocol %q is not tcp, udp, icmp, icmpv6 or -1", p.Protocol)
 	}
-	if len(p.CIDRs) == 0 {
-		return nil, refuse("name a source range (CidrIp or CidrIpv6)")
+	if len(p.CIDRs) == 0 && len(p.Groups) == 0 {
+		return nil, nil, refuse("name a source: a range (CidrIp or CidrIpv6) or a security group (GroupId)")
 	}
 	var out []snapshot.SGRule
 	for _, c := range p.CIDRs {
 		pfx, err := netip.ParsePrefix(c)
 		if err != nil {
-			return nil, refuse("%q is not a CIDR range", c)
+			return nil, nil, refuse("%q is not a CIDR range", c)
 		}
 		out = append(out, snapshot.SGRule{Proto: proto, FromPort: uint16(p.From), ToPort: uint16(p.To), Source: pfx.Masked()})
 	}
-	return out, nil
+	var groups []GroupRule
+	for _, g := range p.Groups {
+		groups = append(groups, GroupRule{Proto: proto, FromPort: uint16(p.From), ToPort: uint16(p.To), Group: g})
+	}
+	return out, groups, nil
+}
+
+// ProtocolName is how EC2 writes a rule's protocol.
+func ProtocolName(proto uint8) string {
+	if proto == 0 {
+		return "-1"
+	}
+	return "tcp"
 }
 
 // AuthorizeIngress adds rules to a group of the caller's; a rule it has
@@ -106,6 +141,12 @@ func (s *State) AuthorizeIngress(caller, id string, perms []Permission) error {
 			return &DuplicateError{"Permission", fmt.Sprintf("the specified rule \"peer: %s, %s, ALLOW\" already exists", r.Source, p.Protocol)}
 		}
 		g.Ingress = append(g.Ingress, r)
+		return nil
+	}, func(g *SecurityGroupState, r GroupRule) error {
+		if slices.Contains(g.FromGroups, r) {
+			return &DuplicateError{"Permission", fmt.Sprintf("the specified rule \"peer: %s, %s, ALLOW\" already exists", r.Group, ProtocolName(r.Proto))}
+		}
+		g.FromGroups = append(g.FromGroups, r)
 		return nil
 	})
 }
@@ -133,7 +174,7 @@ func (s *State) AuthorizeEgress(caller, id string, perms []Permission) error {
 		}
 		g.EgressSet, g.Egress = true, append(slices.Clone(rules), r)
 		return nil
-	})
+	}, nil)
 }
 
 func (s *State) RevokeEgress(caller, id string, perms []Permission) error {
@@ -144,7 +185,7 @@ func (s *State) RevokeEgress(caller, id string, perms []Permission) error {
 		}
 		g.EgressSet, g.Egress = true, slices.DeleteFunc(slices.Clone(rules), func(o snapshot.SGRule) bool { return o == r })
 		return nil
-	})
+	}, nil)
 }
 
 // RevokeIngress removes rules from a group of the caller's.
@@ -155,23 +196,47 @@ func (s *State) RevokeIngress(caller, id string, perms []Permission) error {
 		}
 		g.Ingress = slices.DeleteFunc(g.Ingress, func(o snapshot.SGRule) bool { return o == r })
 		return nil
+	}, func(g *SecurityGroupState, r GroupRule) error {
+		if !slices.Contains(g.FromGroups, r) {
+			return refuse("the rule %s %d-%d from %s is not in %s", ProtocolName(r.Proto), r.FromPort, r.ToPort, r.Group, g.ID)
+		}
+		g.FromGroups = slices.DeleteFunc(g.FromGroups, func(o GroupRule) bool { return o == r })
+		return nil
 	})
 }
 
 // eachRule calls fn for every forwarder rule of perms on a group of the
-// caller's.
-func (s *State) eachRule(caller, id string, perms []Permission, fn func(*SecurityGroupState, snapshot.SGRule, Permission) error) error {
+// caller's, and fromGroup for every rule whose source is a group (of the
+// caller's, in the same VPC); a nil fromGroup refuses those (outbound
+// rules name ranges only here).
+func (s *State) eachRule(caller, id string, perms []Permission, fn func(*SecurityGroupState, snapshot.SGRule, Permission) error, fromGroup func(*SecurityGroupState, GroupRule) error) error {
 	g, ok := s.SecurityGroupByID(caller, id)
 	if !ok {
 		return &NotFoundError{"GroupId", id}
 	}
 	for _, p := range perms {
-		rules, err := p.rules()
+		rules, groups, err := p.rules()
 		if err != nil {
 			return err
 		}
+		if len(groups) > 0 && fromGroup == nil {
+			return refuse("an outbound rule towards a security group is not modelled: name a destination range (CidrIp or CidrIpv6)")
+		}
+		for _, r := range groups {
+			if r.Group == "" {
+				return refuse("name a source security group by its id (GroupId): a name serves only in a default VPC")
+			}
+			if src, ok := s.SecurityGroupByID(caller, r.Group); !ok || src.VPC != g.VPC {
+				return &NotFoundError{"GroupId", r.Group}
+			}
+		}
 		for _, r := range rules {
 			if err := fn(g, r, p); err != nil {
+				return err
+			}
+		}
+		for _, r := range groups {
+			if err := fromGroup(g, r); err != nil {
 				return err
 			}
 		}
@@ -180,8 +245,10 @@ func (s *State) eachRule(caller, id string, perms []Permission, fn func(*Securit
 }
 
 // SetEndpointGroups adds and removes security groups of an endpoint of the
-// caller's; each must be a group of the endpoint's VPC.
+// caller's; each must be a group of the endpoint's VPC, and the endpoint
+// keeps one at least (an EC2 network interface always has one).
 func (s *State) SetEndpointGroups(caller string, e *EndpointState, add, remove []string) error {
+	had := len(e.SecurityGroups) > 0
 	for _, id := range add {
 		g, ok := s.SecurityGroupByID(caller, id)
 		if !ok {
@@ -199,6 +266,9 @@ func (s *State) SetEndpointGroups(caller string, e *EndpointState, add, remove [
 			return refuse("security group %s is not on endpoint %s", id, e.ID)
 		}
 		e.SecurityGroups = slices.DeleteFunc(e.SecurityGroups, func(o string) bool { return o == id })
+	}
+	if had && len(e.SecurityGroups) == 0 {
+		return refuse("endpoint %s must keep at least one security group: add another (its VPC's default group, say) as you remove the last", e.ID)
 	}
 	return nil
 }

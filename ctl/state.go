@@ -326,6 +326,11 @@ type SecurityGroupState struct {
 	VPC         string            `json:"vpc"`
 	OwnerID     string            `json:"owner_id"`
 	Ingress     []snapshot.SGRule `json:"ingress"`
+	// FromGroups are the inbound rules whose source is a security group
+	// (EC2's UserIdGroupPairs): they let in what the group's members send.
+	FromGroups []GroupRule `json:"from_groups,omitempty"`
+	// Default marks the VPC's default group (defaultgroups.go).
+	Default bool `json:"default,omitempty"`
 	// EgressSet says Egress holds the group's outbound rules; until one
 	// is changed a group has EC2's default, everything out
 	// (EgressRules).

@@ -298,8 +298,9 @@ type Endpoint struct {
 	Principal            string                `yaml:"principal"`
 	IPAddressType        string                `yaml:"ip_address_type"`
 	SubnetConfigurations []SubnetConfiguration `yaml:"subnet_configurations"`
-	// SecurityGroups name the groups whose ingress rules the ENIs enforce;
-	// none means every source, port and protocol may reach them.
+	// SecurityGroups name the groups whose ingress rules the ENIs enforce
+	// ("default" is the VPC's default group); none means the VPC's default
+	// group, as in EC2: its own VPC's ranges only.
 	SecurityGroups []string `yaml:"security_groups"`
 	// PrivateDNSEnabled makes the service's verified private DNS name
 	// answer, in this VPC, with the endpoint's ENIs.

@@ -728,6 +728,9 @@ func (v *validator) service(path []any, s *Service) {
 
 func (v *validator) securityGroup(path []any, sg *SecurityGroup) {
 	define(v, path, "security group", sg.Name, sg, v.sgs)
+	if sg.Name == defaultGroupName {
+		v.fail(append(append([]any{}, path...), "name"), "%q is the name of every VPC's default group, made with the VPC: name yours otherwise (the default group may be named in security_groups)", sg.Name)
+	}
 	v.vpcDefined(path, sg.VPC)
 	for j := range sg.Ingress {
 		r := &sg.Ingress[j]
@@ -890,6 +893,9 @@ func (v *validator) endpoint(path []any, e *Endpoint) {
 func (v *validator) securityGroupsIn(path []any, names []string, vpc, what string) {
 	for j, name := range names {
 		sg := v.sgs[name]
+		if name == defaultGroupName {
+			continue // the VPC's own
+		}
 		if sg == nil {
 			v.fail(append(path, "security_groups", j), "security group %q is not defined", name)
 		} else if sg.VPC != vpc {

@@ -854,14 +854,15 @@ func TestASecurityGroupMadeWithTheAPIIsEnforcedByTheENIs(t *testing.T) {
 		return err == nil
 	}
 	if !reach(e.ENIs[0]) || !reach(e.ENIs[1]) {
-		t.Fatal("the endpoint does not carry traffic before any security group")
+		t.Fatal("the endpoint does not carry traffic with its VPC's default group")
 	}
+	def := e.SecurityGroups[0] // the default group, which lets in the whole VPC
 	var sg struct{ GroupId string }
 	consumer.do(&sg, "create-security-group", "--vpc-id", e.VPCID, "--group-name", "app", "--description", "clients of the web service")
 	// Only the az2 subnet's host (198.18.2.4) may connect, on port 80.
 	consumer.do(nil, "authorize-security-group-ingress", "--group-id", sg.GroupId, "--protocol", "tcp", "--port", "80", "--cidr", "198.18.2.0/24")
 	consumer.refused("InvalidPermission.Duplicate", "authorize-security-group-ingress", "--group-id", sg.GroupId, "--protocol", "tcp", "--port", "80", "--cidr", "198.18.2.0/24")
-	consumer.do(nil, "modify-vpc-endpoint", "--vpc-endpoint-id", e.ID, "--add-security-group-ids", sg.GroupId)
+	consumer.do(nil, "modify-vpc-endpoint", "--vpc-endpoint-id", e.ID, "--add-security-group-ids", sg.GroupId, "--remove-security-group-ids", def)
 	waitUntil(t, 3*time.Second, "az1's ENI closed to 198.18.1.4", func() bool { return !reach(e.ENIs[0]) })
 	if !reach(e.ENIs[1]) {
 		t.Fatal("the allowed source was refused")
@@ -907,7 +908,9 @@ func TestASecurityGroupMadeWithTheAPIIsEnforcedByTheENIs(t *testing.T) {
 	waitUntil(t, 3*time.Second, "az1's ENI open to its subnet", func() bool { return reach(e.ENIs[0]) })
 	consumer.do(nil, "revoke-security-group-ingress", "--group-id", sg.GroupId, "--protocol", "tcp", "--port", "80", "--cidr", "198.18.1.0/24")
 	waitUntil(t, 3*time.Second, "az1's ENI closed again", func() bool { return !reach(e.ENIs[0]) })
-	consumer.do(nil, "modify-vpc-endpoint", "--vpc-endpoint-id", e.ID, "--remove-security-group-ids", sg.GroupId)
+	// The last group stays until another takes its place.
+	consumer.refused("InvalidParameter", "modify-vpc-endpoint", "--vpc-endpoint-id", e.ID, "--remove-security-group-ids", sg.GroupId)
+	consumer.do(nil, "modify-vpc-endpoint", "--vpc-endpoint-id", e.ID, "--remove-security-group-ids", sg.GroupId, "--add-security-group-ids", def)
 	consumer.do(nil, "delete-security-group", "--group-id", sg.GroupId)
-	waitUntil(t, 3*time.Second, "both ENIs open without a group", func() bool { return reach(e.ENIs[0]) && reach(e.ENIs[1]) })
+	waitUntil(t, 3*time.Second, "both ENIs open with the default group back", func() bool { return reach(e.ENIs[0]) && reach(e.ENIs[1]) })
 }

@@ -160,9 +160,12 @@ func ec2Code(err error) (string, int) {
 	var de *ctl.DependencyError
 	var dup *ctl.DuplicateError
 	var ue *ctl.UnauthorizedError
+	var cd *ctl.CannotDeleteError
 	switch {
 	case errors.As(err, &ae):
 		return ae.code, ae.status
+	case errors.As(err, &cd):
+		return "CannotDelete", 400
 	case errors.As(err, &ue):
 		return "UnauthorizedOperation", 403
 	case errors.As(err, &de):

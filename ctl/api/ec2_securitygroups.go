@@ -17,10 +17,17 @@ type ipv6Range struct {
 	CIDR string `xml:"cidrIpv6"`
 }
 
+// groupPair is EC2's UserIdGroupPair: a security group as a rule's source.
+type groupPair struct {
+	GroupID string `xml:"groupId"`
+	UserID  string `xml:"userId"`
+}
+
 type ipPermission struct {
 	Protocol string      `xml:"ipProtocol"`
 	From     int         `xml:"fromPort"`
 	To       int         `xml:"toPort"`
+	Groups   []groupPair `xml:"groups>item"`
 	V4       []ipRange   `xml:"ipRanges>item"`
 	V6       []ipv6Range `xml:"ipv6Ranges>item"`
 }
@@ -37,7 +44,21 @@ type securityGroup struct {
 
 func securityGroupOut(g ctl.SecurityGroupState, vpcID string) securityGroup {
 	return securityGroup{OwnerID: g.OwnerID, Name: g.Name, ID: g.ID, Description: g.Description, VPCID: vpcID,
-		Ingress: permissionsOut(g.Ingress), Egress: permissionsOut(g.EgressRules())}
+		Ingress: append(permissionsOut(g.Ingress), groupPermissionsOut(g)...), Egress: permissionsOut(g.EgressRules())}
+}
+
+// groupPermissionsOut are g's rules whose source is a group (of g's
+// owner's), as EC2 lists them: one permission per rule, the group as a
+// UserIdGroupPair.
+func groupPermissionsOut(g ctl.SecurityGroupState) []ipPermission {
+	var out []ipPermission
+	for _, r := range g.FromGroups {
+		var p ipPermission
+		p.Protocol, p.From, p.To = groupRuleFields(r)
+		p.Groups = []groupPair{{GroupID: r.Group, UserID: g.OwnerID}}
+		out = append(out, p)
+	}
+	return out
 }
 
 // permissionsOut are rules as EC2 lists them: one permission per rule.

@@ -76,8 +76,8 @@ func (q query) tags(prefix string) []ctl.Tag {
 }
 
 // permissions reads an ingress call's permissions: IpPermissions.N (with
-// IpRanges.M.CidrIp and Ipv6Ranges.M.CidrIpv6), or the older single form
-// (IpProtocol, FromPort, ToPort, CidrIp).
+// IpRanges.M.CidrIp, Ipv6Ranges.M.CidrIpv6 and Groups.M.GroupId), or the
+// older single form (IpProtocol, FromPort, ToPort, CidrIp).
 func (q query) permissions() []ctl.Permission {
 	var out []ctl.Permission
 	for i := 1; ; i++ {
@@ -94,6 +94,12 @@ func (q query) permissions() []ctl.Permission {
 		}
 		for _, r := range q.structs(prefix+"Ipv6Ranges", "CidrIpv6") {
 			p.CIDRs = append(p.CIDRs, r["CidrIpv6"])
+		}
+		// UserIdGroupPairs; a pair that names a group by name only
+		// (GroupName, for EC2-Classic and default VPCs) is left for the
+		// caller to refuse.
+		for _, r := range q.structs(prefix+"Groups", "GroupId", "GroupName") {
+			p.Groups = append(p.Groups, r["GroupId"])
 		}
 		out = append(out, p)
 	}

@@ -27,11 +27,22 @@ type sgRule struct {
 	To       int    `xml:"toPort"`
 	CIDRv4   string `xml:"cidrIpv4,omitempty"`
 	CIDRv6   string `xml:"cidrIpv6,omitempty"`
+	// Referenced is the source group of a rule that names one.
+	Referenced *groupPair `xml:"referencedGroupInfo,omitempty"`
 }
 
 // ruleID is a rule's sgr- id.
 func ruleID(groupID string, egress bool, r snapshot.SGRule) string {
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s|%v|%d|%d|%d|%s", groupID, egress, r.Proto, r.FromPort, r.ToPort, r.Source))
+	return hashedRuleID(fmt.Sprintf("%s|%v|%d|%d|%d|%s", groupID, egress, r.Proto, r.FromPort, r.ToPort, r.Source))
+}
+
+// groupRuleID is the sgr- id of an inbound rule from a group.
+func groupRuleID(groupID string, r ctl.GroupRule) string {
+	return hashedRuleID(fmt.Sprintf("%s|false|%d|%d|%d|group:%s", groupID, r.Proto, r.FromPort, r.ToPort, r.Group))
+}
+
+func hashedRuleID(content string) string {
+	sum := sha256.Sum256([]byte(content))
 	return "sgr-" + hex.EncodeToString(sum[:])[:17]
 }
 
@@ -51,6 +62,17 @@ func rulesOut(g ctl.SecurityGroupState, egress bool, rules []snapshot.SGRule) []
 	return out
 }
 
+// groupRulesOut lists g's inbound rules from groups as EC2's rules.
+func groupRulesOut(g ctl.SecurityGroupState) []sgRule {
+	var out []sgRule
+	for _, r := range g.FromGroups {
+		o := sgRule{ID: groupRuleID(g.ID, r), GroupID: g.ID, Owner: g.OwnerID, Referenced: &groupPair{GroupID: r.Group, UserID: g.OwnerID}}
+		o.Protocol, o.From, o.To = groupRuleFields(r)
+		out = append(out, o)
+	}
+	return out
+}
+
 // ruleFields are a rule's protocol and ports as EC2 writes them: tcp and
 // its range, or -1 (every protocol) with ports -1.
 func ruleFields(r snapshot.SGRule) (proto string, from, to int) {
@@ -60,9 +82,18 @@ func ruleFields(r snapshot.SGRule) (proto string, from, to int) {
 	return "tcp", int(r.FromPort), int(r.ToPort)
 }
 
+func groupRuleFields(r ctl.GroupRule) (proto string, from, to int) {
+	return ruleFields(snapshot.SGRule{Proto: r.Proto, FromPort: r.FromPort, ToPort: r.ToPort})
+}
+
+// inboundRules are every inbound rule of group g, ranges then groups.
+func inboundRules(g ctl.SecurityGroupState) []sgRule {
+	return append(rulesOut(g, false, g.Ingress), groupRulesOut(g)...)
+}
+
 // allRules are every rule of group g, inbound then outbound.
 func allRules(g ctl.SecurityGroupState) []sgRule {
-	return append(rulesOut(g, false, g.Ingress), rulesOut(g, true, g.EgressRules())...)
+	return append(inboundRules(g), rulesOut(g, true, g.EgressRules())...)
 }
 
 // describeSecurityGroupRules answers DescribeSecurityGroupRules for the
@@ -113,6 +144,12 @@ func rulePermissions(m *ctl.State, caller, groupID string, egress bool, ids []st
 	var perms []ctl.Permission
 	for _, id := range ids {
 		i := slices.IndexFunc(rules, func(r snapshot.SGRule) bool { return ruleID(g.ID, egress, r) == id })
+		if j := slices.IndexFunc(g.FromGroups, func(r ctl.GroupRule) bool { return groupRuleID(g.ID, r) == id }); i < 0 && j >= 0 && !egress {
+			p := ctl.Permission{Groups: []string{g.FromGroups[j].Group}}
+			p.Protocol, p.From, p.To = groupRuleFields(g.FromGroups[j])
+			perms = append(perms, p)
+			continue
+		}
 		if i < 0 {
 			return nil, &apiError{400, "InvalidSecurityGroupRuleId.NotFound", fmt.Sprintf("The security group rule ID '%s' does not exist in %s", id, groupID)}
 		}
@@ -134,7 +171,7 @@ func addedRules(before, after *ctl.State, caller, groupID string, egress bool) [
 		if egress {
 			return rulesOut(*g, true, g.EgressRules())
 		}
-		return rulesOut(*g, false, g.Ingress)
+		return inboundRules(*g)
 	}
 	had := rulesOf(before)
 	var out []sgRule
