@@ -64,6 +64,17 @@ func TestEveryVPCHasADefaultSecurityGroupThatEndpointsGetByDefault(t *testing.T)
 	if status, out := ec2("Action=CreateSecurityGroup&GroupName=default&GroupDescription=mine&VpcId=" + vpc.ID); status != 400 || !strings.Contains(out, "reserved") {
 		t.Fatalf("CreateSecurityGroup named default: %d %s", status, out)
 	}
+	// A fabric has no default VPC: a group is not found by its name alone
+	// (EC2 looks such names up in the default VPC), nor made without one.
+	for _, body := range []string{"Action=DescribeSecurityGroups&GroupName.1=default", "Action=DeleteSecurityGroup&GroupName=default",
+		"Action=AuthorizeSecurityGroupIngress&GroupName=default&IpPermissions.1.IpProtocol=-1&IpPermissions.1.IpRanges.1.CidrIp=10.0.0.0/8"} {
+		if status, out := ec2(body); status != 400 || !strings.Contains(out, "<Code>InvalidGroup.NotFound</Code>") || !strings.Contains(out, "default VPC") {
+			t.Fatalf("%s: %d %s", body, status, out)
+		}
+	}
+	if status, out := ec2("Action=CreateSecurityGroup&GroupName=app&GroupDescription=app"); status != 400 || !strings.Contains(out, "<Code>VPCIdNotSpecified</Code>") {
+		t.Fatalf("CreateSecurityGroup without a VPC: %d %s", status, out)
+	}
 
 	// An endpoint made through the API without groups gets the default one.
 	out = callOK(t, srv.URL, consumer, "ec2", "Action=CreateVpcEndpoint&Version=2016-11-15&VpcEndpointType=Interface&VpcId="+vpc.ID+"&ServiceName="+b.m.Services[0].ServiceName+"&SubnetId.1="+vpc.Subnets[0].ID)

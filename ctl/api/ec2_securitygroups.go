@@ -77,11 +77,37 @@ func permissionsOut(rules []snapshot.SGRule) []ipPermission {
 	return out
 }
 
+// noDefaultVPC refuses a group named by name alone (GroupName,
+// GroupName.N): EC2 looks such names up in the default VPC only, and a
+// fabric has none. nil if the call names no group that way.
+func noDefaultVPC(action string, q query) error {
+	names := q.list("GroupName")
+	if action != "DescribeSecurityGroups" {
+		if q.str("GroupId") != "" || q.str("GroupName") == "" {
+			return nil
+		}
+		names = []string{q.str("GroupName")}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	return &apiError{400, "InvalidGroup.NotFound", fmt.Sprintf("The security group '%s' does not exist in default VPC 'none': a fabric has no default VPC, so name a group by its id (GroupId), or find it with the group-name filter", names[0])}
+}
+
 // ec2SecurityGroups runs the actions on security groups and their rules.
 // Any other action it answers with errNotThisArea.
 func (h *Handler) ec2SecurityGroups(m *ctl.State, caller, region, action string, q query) (any, error) {
 	switch action {
+	case "DeleteSecurityGroup", "AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress", "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupEgress", "DescribeSecurityGroups":
+		if err := noDefaultVPC(action, q); err != nil {
+			return nil, err
+		}
+	}
+	switch action {
 	case "CreateSecurityGroup":
+		if q.str("VpcId") == "" {
+			return nil, &apiError{400, "VPCIdNotSpecified", "No default VPC for this user: name the VPC of the group (VpcId)"}
+		}
 		var id string
 		_, err := h.b.Change(func(s *ctl.State) error {
 			g, err := s.CreateSecurityGroup(caller, q.str("VpcId"), q.str("GroupName"), q.str("GroupDescription"))
