@@ -79,6 +79,9 @@ type Permission struct {
 	From, To int
 	CIDRs    []string // IPv4 and IPv6 sources
 	Groups   []string // security groups whose members are sources
+	// Descriptions are the rules' descriptions, by source: a range as
+	// its masked prefix writes it, or a group's id.
+	Descriptions map[string]string
 }
 
 // GroupRule lets in a protocol (6 for TCP, 0 for all) on a port range from
@@ -141,13 +144,13 @@ func (s *State) AuthorizeIngress(caller, id string, perms []Permission) error {
 			return &DuplicateError{"Permission", fmt.Sprintf("the specified rule \"peer: %s, %s, ALLOW\" already exists", r.Source, p.Protocol)}
 		}
 		g.Ingress = append(g.Ingress, r)
-		return nil
-	}, func(g *SecurityGroupState, r GroupRule) error {
+		return g.setDescription(cidrRuleKey(false, r), p.Descriptions[r.Source.String()])
+	}, func(g *SecurityGroupState, r GroupRule, p Permission) error {
 		if slices.Contains(g.FromGroups, r) {
 			return &DuplicateError{"Permission", fmt.Sprintf("the specified rule \"peer: %s, %s, ALLOW\" already exists", r.Group, ProtocolName(r.Proto))}
 		}
 		g.FromGroups = append(g.FromGroups, r)
-		return nil
+		return g.setDescription(groupRuleKey(r), p.Descriptions[r.Group])
 	})
 }
 
@@ -173,7 +176,7 @@ func (s *State) AuthorizeEgress(caller, id string, perms []Permission) error {
 			return &DuplicateError{"Permission", fmt.Sprintf("the specified rule \"peer: %s, %s, ALLOW\" already exists", r.Source, p.Protocol)}
 		}
 		g.EgressSet, g.Egress = true, append(slices.Clone(rules), r)
-		return nil
+		return g.setDescription(cidrRuleKey(true, r), p.Descriptions[r.Source.String()])
 	}, nil)
 }
 
@@ -184,7 +187,7 @@ func (s *State) RevokeEgress(caller, id string, perms []Permission) error {
 			return refuse("the outbound rule %s %d-%d to %s is not in %s", p.Protocol, p.From, p.To, r.Source, g.ID)
 		}
 		g.EgressSet, g.Egress = true, slices.DeleteFunc(slices.Clone(rules), func(o snapshot.SGRule) bool { return o == r })
-		return nil
+		return g.setDescription(cidrRuleKey(true, r), "")
 	}, nil)
 }
 
@@ -195,13 +198,13 @@ func (s *State) RevokeIngress(caller, id string, perms []Permission) error {
 			return refuse("the rule %s %d-%d from %s is not in %s", p.Protocol, p.From, p.To, r.Source, g.ID)
 		}
 		g.Ingress = slices.DeleteFunc(g.Ingress, func(o snapshot.SGRule) bool { return o == r })
-		return nil
-	}, func(g *SecurityGroupState, r GroupRule) error {
+		return g.setDescription(cidrRuleKey(false, r), "")
+	}, func(g *SecurityGroupState, r GroupRule, _ Permission) error {
 		if !slices.Contains(g.FromGroups, r) {
 			return refuse("the rule %s %d-%d from %s is not in %s", ProtocolName(r.Proto), r.FromPort, r.ToPort, r.Group, g.ID)
 		}
 		g.FromGroups = slices.DeleteFunc(g.FromGroups, func(o GroupRule) bool { return o == r })
-		return nil
+		return g.setDescription(groupRuleKey(r), "")
 	})
 }
 
@@ -209,7 +212,7 @@ func (s *State) RevokeIngress(caller, id string, perms []Permission) error {
 // caller's, and fromGroup for every rule whose source is a group (of the
 // caller's, in the same VPC); a nil fromGroup refuses those (outbound
 // rules name ranges only here).
-func (s *State) eachRule(caller, id string, perms []Permission, fn func(*SecurityGroupState, snapshot.SGRule, Permission) error, fromGroup func(*SecurityGroupState, GroupRule) error) error {
+func (s *State) eachRule(caller, id string, perms []Permission, fn func(*SecurityGroupState, snapshot.SGRule, Permission) error, fromGroup func(*SecurityGroupState, GroupRule, Permission) error) error {
 	g, ok := s.SecurityGroupByID(caller, id)
 	if !ok {
 		return &NotFoundError{"GroupId", id}
@@ -236,7 +239,7 @@ func (s *State) eachRule(caller, id string, perms []Permission, fn func(*Securit
 			}
 		}
 		for _, r := range groups {
-			if err := fromGroup(g, r); err != nil {
+			if err := fromGroup(g, r, p); err != nil {
 				return err
 			}
 		}

@@ -331,6 +331,9 @@ type SecurityGroupState struct {
 	FromGroups []GroupRule `json:"from_groups,omitempty"`
 	// Default marks the VPC's default group (defaultgroups.go).
 	Default bool `json:"default,omitempty"`
+	// Descriptions are its rules' descriptions, by rule
+	// (sgdescriptions.go).
+	Descriptions map[string]string `json:"descriptions,omitempty"`
 	// EgressSet says Egress holds the group's outbound rules; until one
 	// is changed a group has EC2's default, everything out
 	// (EgressRules).

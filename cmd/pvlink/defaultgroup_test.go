@@ -85,7 +85,15 @@ func TestAnEndpointWithoutGroupsTakesTrafficFromItsVPCOnly(t *testing.T) {
 	// the default group's place: the VPC's host again, not the outside.
 	var web struct{ GroupId string }
 	consumer.do(&web, "create-security-group", "--vpc-id", e.VPCID, "--group-name", "web", "--description", "from the default group")
-	consumer.do(nil, "authorize-security-group-ingress", "--group-id", web.GroupId, "--protocol", "tcp", "--port", "80", "--source-group", def)
+	var added struct {
+		SecurityGroupRules []struct{ SecurityGroupRuleId string }
+	}
+	consumer.do(&added, "authorize-security-group-ingress", "--group-id", web.GroupId, "--protocol", "tcp", "--port", "80", "--source-group", def)
+	if len(added.SecurityGroupRules) != 1 {
+		t.Fatalf("authorize-security-group-ingress --source-group added %+v", added)
+	}
+	consumer.do(nil, "update-security-group-rule-descriptions-ingress", "--group-id", web.GroupId,
+		"--security-group-rule-descriptions", "SecurityGroupRuleId="+added.SecurityGroupRules[0].SecurityGroupRuleId+",Description=hosts of the VPC")
 	consumer.do(nil, "modify-vpc-endpoint", "--vpc-endpoint-id", e.ID, "--add-security-group-ids", web.GroupId, "--remove-security-group-ids", def)
 	waitUntil(t, 3*time.Second, "the outside address refused again", func() bool { return !reachFrom(outside) })
 	if !reachFrom("") {
@@ -95,12 +103,13 @@ func TestAnEndpointWithoutGroupsTakesTrafficFromItsVPCOnly(t *testing.T) {
 		SecurityGroups []struct {
 			IpPermissions []struct {
 				FromPort         int
-				UserIdGroupPairs []struct{ GroupId, UserId string }
+				UserIdGroupPairs []struct{ GroupId, UserId, Description string }
 			}
 		}
 	}
 	consumer.do(&described, "describe-security-groups", "--group-ids", web.GroupId)
-	if p := described.SecurityGroups[0].IpPermissions; len(p) != 1 || p[0].FromPort != 80 || len(p[0].UserIdGroupPairs) != 1 || p[0].UserIdGroupPairs[0].GroupId != def || p[0].UserIdGroupPairs[0].UserId != "444455556666" {
+	if p := described.SecurityGroups[0].IpPermissions; len(p) != 1 || p[0].FromPort != 80 || len(p[0].UserIdGroupPairs) != 1 || p[0].UserIdGroupPairs[0].GroupId != def ||
+		p[0].UserIdGroupPairs[0].UserId != "444455556666" || p[0].UserIdGroupPairs[0].Description != "hosts of the VPC" {
 		t.Fatalf("web's rule as described: %+v", described)
 	}
 }

@@ -10,17 +10,20 @@ import (
 )
 
 type ipRange struct {
-	CIDR string `xml:"cidrIp"`
+	CIDR        string `xml:"cidrIp"`
+	Description string `xml:"description,omitempty"`
 }
 
 type ipv6Range struct {
-	CIDR string `xml:"cidrIpv6"`
+	CIDR        string `xml:"cidrIpv6"`
+	Description string `xml:"description,omitempty"`
 }
 
 // groupPair is EC2's UserIdGroupPair: a security group as a rule's source.
 type groupPair struct {
-	GroupID string `xml:"groupId"`
-	UserID  string `xml:"userId"`
+	GroupID     string `xml:"groupId"`
+	UserID      string `xml:"userId"`
+	Description string `xml:"description,omitempty"`
 }
 
 type ipPermission struct {
@@ -44,7 +47,7 @@ type securityGroup struct {
 
 func securityGroupOut(g ctl.SecurityGroupState, vpcID string) securityGroup {
 	return securityGroup{OwnerID: g.OwnerID, Name: g.Name, ID: g.ID, Description: g.Description, VPCID: vpcID,
-		Ingress: append(permissionsOut(g.Ingress), groupPermissionsOut(g)...), Egress: permissionsOut(g.EgressRules())}
+		Ingress: append(permissionsOut(g, false, g.Ingress), groupPermissionsOut(g)...), Egress: permissionsOut(g, true, g.EgressRules())}
 }
 
 // groupPermissionsOut are g's rules whose source is a group (of g's
@@ -55,22 +58,23 @@ func groupPermissionsOut(g ctl.SecurityGroupState) []ipPermission {
 	for _, r := range g.FromGroups {
 		var p ipPermission
 		p.Protocol, p.From, p.To = groupRuleFields(r)
-		p.Groups = []groupPair{{GroupID: r.Group, UserID: g.OwnerID}}
+		p.Groups = []groupPair{{GroupID: r.Group, UserID: g.OwnerID, Description: g.GroupRuleDescription(r)}}
 		out = append(out, p)
 	}
 	return out
 }
 
-// permissionsOut are rules as EC2 lists them: one permission per rule.
-func permissionsOut(rules []snapshot.SGRule) []ipPermission {
+// permissionsOut are g's rules of one direction as EC2 lists them: one
+// permission per rule.
+func permissionsOut(g ctl.SecurityGroupState, egress bool, rules []snapshot.SGRule) []ipPermission {
 	var out []ipPermission
 	for _, r := range rules {
 		var p ipPermission
 		p.Protocol, p.From, p.To = ruleFields(r)
-		if r.Source.Addr().Is4() {
-			p.V4 = []ipRange{{r.Source.String()}}
+		if desc := g.RuleDescription(egress, r); r.Source.Addr().Is4() {
+			p.V4 = []ipRange{{r.Source.String(), desc}}
 		} else {
-			p.V6 = []ipv6Range{{r.Source.String()}}
+			p.V6 = []ipv6Range{{r.Source.String(), desc}}
 		}
 		out = append(out, p)
 	}
@@ -98,7 +102,8 @@ func noDefaultVPC(action string, q query) error {
 // Any other action it answers with errNotThisArea.
 func (h *Handler) ec2SecurityGroups(m *ctl.State, caller, region, action string, q query) (any, error) {
 	switch action {
-	case "DeleteSecurityGroup", "AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress", "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupEgress", "DescribeSecurityGroups":
+	case "DeleteSecurityGroup", "AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress", "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupEgress", "DescribeSecurityGroups",
+		"UpdateSecurityGroupRuleDescriptionsIngress", "UpdateSecurityGroupRuleDescriptionsEgress":
 		if err := noDefaultVPC(action, q); err != nil {
 			return nil, err
 		}
@@ -151,6 +156,30 @@ func (h *Handler) ec2SecurityGroups(m *ctl.State, caller, region, action string,
 			out.Added = addedRules(m, h.b.Model(), caller, group, egress) // the rules it added, with their ids
 		}
 		return out, nil
+
+	case "UpdateSecurityGroupRuleDescriptionsIngress", "UpdateSecurityGroupRuleDescriptionsEgress":
+		perms, group, egress := q.permissions(), q.str("GroupId"), strings.HasSuffix(action, "Egress")
+		var ids []string
+		byID := map[string]string{}
+		for _, d := range q.structs("SecurityGroupRuleDescription", "SecurityGroupRuleId", "Description") {
+			ids = append(ids, d["SecurityGroupRuleId"])
+			byID[d["SecurityGroupRuleId"]] = d["Description"]
+		}
+		if len(ids) > 0 {
+			named, err := rulePermissions(m, caller, group, egress, ids)
+			if err != nil {
+				return nil, err
+			}
+			for i, p := range named { // one per id, in order
+				source := append(p.Groups, p.CIDRs...)[0]
+				named[i].Describe(source, byID[ids[i]])
+			}
+			perms = append(perms, named...)
+		}
+		_, err := h.b.Change(func(s *ctl.State) error { return s.UpdateRuleDescriptions(caller, group, egress, perms) })
+		return struct {
+			Return bool `xml:"return"`
+		}{true}, err
 
 	case "DescribeSecurityGroupRules":
 		return describeSecurityGroupRules(m, caller, q)

@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -89,17 +90,20 @@ func (q query) permissions() []ctl.Permission {
 		p := ctl.Permission{Protocol: proto}
 		p.From, _ = strconv.Atoi(q.str(prefix + "FromPort"))
 		p.To, _ = strconv.Atoi(q.str(prefix + "ToPort"))
-		for _, r := range q.structs(prefix+"IpRanges", "CidrIp") {
+		for _, r := range q.structs(prefix+"IpRanges", "CidrIp", "Description") {
 			p.CIDRs = append(p.CIDRs, r["CidrIp"])
+			p.Describe(sourceKey(r["CidrIp"]), r["Description"])
 		}
-		for _, r := range q.structs(prefix+"Ipv6Ranges", "CidrIpv6") {
+		for _, r := range q.structs(prefix+"Ipv6Ranges", "CidrIpv6", "Description") {
 			p.CIDRs = append(p.CIDRs, r["CidrIpv6"])
+			p.Describe(sourceKey(r["CidrIpv6"]), r["Description"])
 		}
 		// UserIdGroupPairs; a pair that names a group by name only
 		// (GroupName, for EC2-Classic and default VPCs) is left for the
 		// caller to refuse.
-		for _, r := range q.structs(prefix+"Groups", "GroupId", "GroupName") {
+		for _, r := range q.structs(prefix+"Groups", "GroupId", "GroupName", "Description") {
 			p.Groups = append(p.Groups, r["GroupId"])
+			p.Describe(r["GroupId"], r["Description"])
 		}
 		out = append(out, p)
 	}
@@ -110,6 +114,15 @@ func (q query) permissions() []ctl.Permission {
 		out = append(out, p)
 	}
 	return out
+}
+
+// sourceKey is a range as a Permission's Descriptions are keyed: its masked
+// prefix (as the range given, if it is none).
+func sourceKey(cidr string) string {
+	if p, err := netip.ParsePrefix(cidr); err == nil {
+		return p.Masked().String()
+	}
+	return cidr
 }
 
 // match reports whether a resource passes the filters: for every filter

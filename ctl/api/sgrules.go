@@ -28,7 +28,8 @@ type sgRule struct {
 	CIDRv4   string `xml:"cidrIpv4,omitempty"`
 	CIDRv6   string `xml:"cidrIpv6,omitempty"`
 	// Referenced is the source group of a rule that names one.
-	Referenced *groupPair `xml:"referencedGroupInfo,omitempty"`
+	Referenced  *groupPair `xml:"referencedGroupInfo,omitempty"`
+	Description string     `xml:"description,omitempty"`
 }
 
 // ruleID is a rule's sgr- id.
@@ -50,7 +51,7 @@ func hashedRuleID(content string) string {
 func rulesOut(g ctl.SecurityGroupState, egress bool, rules []snapshot.SGRule) []sgRule {
 	var out []sgRule
 	for _, r := range rules {
-		o := sgRule{ID: ruleID(g.ID, egress, r), GroupID: g.ID, Owner: g.OwnerID, IsEgress: egress}
+		o := sgRule{ID: ruleID(g.ID, egress, r), GroupID: g.ID, Owner: g.OwnerID, IsEgress: egress, Description: g.RuleDescription(egress, r)}
 		o.Protocol, o.From, o.To = ruleFields(r)
 		if r.Source.Addr().Is4() {
 			o.CIDRv4 = r.Source.String()
@@ -66,7 +67,7 @@ func rulesOut(g ctl.SecurityGroupState, egress bool, rules []snapshot.SGRule) []
 func groupRulesOut(g ctl.SecurityGroupState) []sgRule {
 	var out []sgRule
 	for _, r := range g.FromGroups {
-		o := sgRule{ID: groupRuleID(g.ID, r), GroupID: g.ID, Owner: g.OwnerID, Referenced: &groupPair{GroupID: r.Group, UserID: g.OwnerID}}
+		o := sgRule{ID: groupRuleID(g.ID, r), GroupID: g.ID, Owner: g.OwnerID, Referenced: &groupPair{GroupID: r.Group, UserID: g.OwnerID}, Description: g.GroupRuleDescription(r)}
 		o.Protocol, o.From, o.To = groupRuleFields(r)
 		out = append(out, o)
 	}
