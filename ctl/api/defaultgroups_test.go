@@ -1,6 +1,7 @@
 package api
 
 import (
+	"net/http/httptest"
 	"net/netip"
 	"slices"
 	"strings"
@@ -10,6 +11,25 @@ import (
 	"pvlink.dev/pvlink/ctl"
 	"pvlink.dev/pvlink/snapshot"
 )
+
+// consumerVPC is the demo through the API as its consumer sees it: the
+// backend, the server, the consumer's account, its VPC, and an EC2 call of
+// its (status and body).
+func consumerVPC(t *testing.T) (*memBackend, *httptest.Server, ctl.Account, ctl.VPCState, func(string) (int, string)) {
+	b, srv := demoBackend(t)
+	consumer := account(b, "consumer")
+	return b, srv, consumer, b.m.VPCs[1], func(body string) (int, string) {
+		return call(t, srv.URL, consumer, "ec2", "Version=2016-11-15&"+body, time.Now())
+	}
+}
+
+// createGroup makes a security group named name in VPC vpcID and returns
+// its id.
+func createGroup(t *testing.T, srv *httptest.Server, a ctl.Account, vpcID, name string) string {
+	t.Helper()
+	out := callOK(t, srv.URL, a, "ec2", "Action=CreateSecurityGroup&Version=2016-11-15&GroupName="+name+"&GroupDescription="+name+"&VpcId="+vpcID)
+	return between(out, "", "<groupId>", "<")
+}
 
 // between is the text of out between the first from after the first
 // after, and the next to ("" if there is none).
@@ -35,12 +55,7 @@ func between(out, after, from, to string) string {
 // or named again, goes with its VPC, and an endpoint made without groups
 // gets it.
 func TestEveryVPCHasADefaultSecurityGroupThatEndpointsGetByDefault(t *testing.T) {
-	b, srv := demoBackend(t)
-	consumer := account(b, "consumer")
-	vpc := b.m.VPCs[1]
-	ec2 := func(body string) (int, string) {
-		return call(t, srv.URL, consumer, "ec2", "Version=2016-11-15&"+body, time.Now())
-	}
+	b, srv, consumer, vpc, ec2 := consumerVPC(t)
 
 	out := callOK(t, srv.URL, consumer, "ec2", "Action=DescribeSecurityGroups&Version=2016-11-15&Filter.1.Name=vpc-id&Filter.1.Value.1="+vpc.ID+"&Filter.2.Name=group-name&Filter.2.Value.1=default")
 	if n := strings.Count(out, "<groupName>default</groupName>"); n != 1 {
@@ -112,21 +127,13 @@ func TestEveryVPCHasADefaultSecurityGroupThatEndpointsGetByDefault(t *testing.T)
 // group, the ENIs of the endpoints the group is on), is revoked by its
 // id, and keeps the group it names from being deleted.
 func TestARuleFromASecurityGroupLetsInItsMembers(t *testing.T) {
-	b, srv := demoBackend(t)
-	consumer := account(b, "consumer")
-	vpc := b.m.VPCs[1]
-	ec2 := func(body string) (int, string) {
-		return call(t, srv.URL, consumer, "ec2", "Version=2016-11-15&"+body, time.Now())
-	}
+	b, srv, consumer, vpc, ec2 := consumerVPC(t)
 	def := b.m.DefaultGroup(vpc.Name).ID
-	out := callOK(t, srv.URL, consumer, "ec2", "Action=CreateSecurityGroup&Version=2016-11-15&GroupName=web&GroupDescription=web&VpcId="+vpc.ID)
-	web := between(out, "", "<groupId>", "<")
-	out = callOK(t, srv.URL, consumer, "ec2", "Action=CreateSecurityGroup&Version=2016-11-15&GroupName=peers&GroupDescription=peers&VpcId="+vpc.ID)
-	peers := between(out, "", "<groupId>", "<")
+	web, peers := createGroup(t, srv, consumer, vpc.ID, "web"), createGroup(t, srv, consumer, vpc.ID, "peers")
 
 	// web lets in tcp/80 from the default group's members and tcp/443
 	// from peers'.
-	out = callOK(t, srv.URL, consumer, "ec2", "Action=AuthorizeSecurityGroupIngress&Version=2016-11-15&GroupId="+web+
+	out := callOK(t, srv.URL, consumer, "ec2", "Action=AuthorizeSecurityGroupIngress&Version=2016-11-15&GroupId="+web+
 		"&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=80&IpPermissions.1.ToPort=80&IpPermissions.1.Groups.1.GroupId="+def+
 		"&IpPermissions.2.IpProtocol=tcp&IpPermissions.2.FromPort=443&IpPermissions.2.ToPort=443&IpPermissions.2.Groups.1.GroupId="+peers)
 	if strings.Count(out, "<referencedGroupInfo>") != 2 || !strings.Contains(out, "<referencedGroupInfo><groupId>"+def+"</groupId><userId>"+consumer.ID+"</userId></referencedGroupInfo>") {

@@ -3,28 +3,21 @@ package api
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
 // A rule's description is kept from its Authorize, listed where EC2 lists
 // it, changed by UpdateSecurityGroupRuleDescriptions (by permission or by
 // rule id, for a rule the group has), and goes with the rule.
 func TestSecurityGroupRuleDescriptionsAreKeptListedAndUpdated(t *testing.T) {
-	b, srv := demoBackend(t)
-	consumer := account(b, "consumer")
-	vpc := b.m.VPCs[1]
-	ec2 := func(body string) (int, string) {
-		return call(t, srv.URL, consumer, "ec2", "Version=2016-11-15&"+body, time.Now())
-	}
+	b, srv, consumer, vpc, ec2 := consumerVPC(t)
 	def := b.m.DefaultGroup(vpc.Name).ID
-	out := callOK(t, srv.URL, consumer, "ec2", "Action=CreateSecurityGroup&Version=2016-11-15&GroupName=web&GroupDescription=web&VpcId="+vpc.ID)
-	web := between(out, "", "<groupId>", "<")
+	web := createGroup(t, srv, consumer, vpc.ID, "web")
 	perm := "IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=80&IpPermissions.1.ToPort=80"
 	callOK(t, srv.URL, consumer, "ec2", "Action=AuthorizeSecurityGroupIngress&Version=2016-11-15&GroupId="+web+"&"+perm+
 		"&IpPermissions.1.IpRanges.1.CidrIp=198.18.1.7/24&IpPermissions.1.IpRanges.1.Description=az1+hosts"+
 		"&IpPermissions.1.Groups.1.GroupId="+def+"&IpPermissions.1.Groups.1.Description=the+default+group")
 
-	out = callOK(t, srv.URL, consumer, "ec2", "Action=DescribeSecurityGroups&Version=2016-11-15&GroupId.1="+web)
+	out := callOK(t, srv.URL, consumer, "ec2", "Action=DescribeSecurityGroups&Version=2016-11-15&GroupId.1="+web)
 	for _, want := range []string{"<cidrIp>198.18.1.0/24</cidrIp><description>az1 hosts</description>", "<userId>" + consumer.ID + "</userId><description>the default group</description>"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("DescribeSecurityGroups lacks %s: %s", want, out)
