@@ -164,6 +164,15 @@ func TestARuleFromASecurityGroupLetsInItsMembers(t *testing.T) {
 	callOK(t, srv.URL, consumer, "ec2", create+"&SecurityGroupId.1="+web)
 	callOK(t, srv.URL, consumer, "ec2", create+"&SecurityGroupId.1="+peers)
 	inWeb, inPeers := b.m.Endpoints[len(b.m.Endpoints)-2], b.m.Endpoints[len(b.m.Endpoints)-1]
+	// Which interfaces a group is on (what keeps it from being deleted).
+	out = callOK(t, srv.URL, consumer, "ec2", "Action=DescribeNetworkInterfaces&Version=2016-11-15&Filter.1.Name=group-id&Filter.1.Value.1="+web)
+	if strings.Count(out, "<networkInterfaceId>") != 1 || !strings.Contains(out, "<networkInterfaceId>"+inWeb.ENIs[0].ID+"</networkInterfaceId>") {
+		t.Fatalf("DescribeNetworkInterfaces with group-id %s: %s", web, out)
+	}
+	out = callOK(t, srv.URL, consumer, "ec2", "Action=DescribeNetworkInterfaces&Version=2016-11-15&Filter.1.Name=group-name&Filter.1.Value.1=default")
+	if n := strings.Count(out, "<networkInterfaceId>"); n != len(b.m.Endpoints[0].ENIs) {
+		t.Fatalf("DescribeNetworkInterfaces with group-name default: %d interfaces, want the demo endpoint's %d: %s", n, len(b.m.Endpoints[0].ENIs), out)
+	}
 	var rules []snapshot.SGRule
 	for _, e := range b.m.ForwarderConfig(inWeb.ENIs[0].AZ).ENIs {
 		if e.ID == inWeb.ENIs[0].ID {

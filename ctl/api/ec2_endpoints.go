@@ -287,7 +287,7 @@ func (h *Handler) ec2Endpoints(m *ctl.State, caller, region, action string, q qu
 
 	case "DescribeNetworkInterfaces":
 		f := q.filters()
-		if err := unknownFilters(f, "network-interface-id", "vpc-id", "subnet-id", "availability-zone", "interface-type", "requester-managed", "description"); err != nil {
+		if err := unknownFilters(f, "network-interface-id", "vpc-id", "subnet-id", "availability-zone", "interface-type", "requester-managed", "description", "group-id", "group-name"); err != nil {
 			return nil, err
 		}
 		ids := q.list("NetworkInterfaceId")
@@ -306,8 +306,12 @@ func (h *Handler) ec2Endpoints(m *ctl.State, caller, region, action string, q qu
 				if eni.IPv6 != "" {
 					ni.IPv6 = []string{eni.IPv6}
 				}
+				var groupIDs, groupNames []string
+				for _, g := range ni.Groups {
+					groupIDs, groupNames = append(groupIDs, g.ID), append(groupNames, g.Name)
+				}
 				if match(f, map[string][]string{"network-interface-id": {eni.ID}, "vpc-id": {e.VPCID}, "subnet-id": {eni.SubnetID}, "availability-zone": {m.AZName(eni.AZ)},
-					"interface-type": {"vpc_endpoint"}, "requester-managed": {"true"}, "description": {ni.Description}}) {
+					"interface-type": {"vpc_endpoint"}, "requester-managed": {"true"}, "description": {ni.Description}, "group-id": groupIDs, "group-name": groupNames}) {
 					out = append(out, ni)
 				}
 			}
