@@ -57,9 +57,10 @@ func (s *State) DefaultGroup(vpc string) *SecurityGroupState {
 	return nil
 }
 
-// ensureDefaultGroups gives every VPC that has none its default group and
-// drops the default groups of VPCs that are gone. Every change runs it:
-// it is how a model stored before there were default groups gets them.
+// ensureDefaultGroups gives every VPC that has none its default group, and
+// every endpoint without a group its VPC's, and drops the default groups
+// of VPCs that are gone. Every change runs it: it is how a model stored
+// before there were default groups gets them.
 func (s *State) ensureDefaultGroups() {
 	s.SecurityGroups = slices.DeleteFunc(s.SecurityGroups, func(g SecurityGroupState) bool {
 		return g.Default && !slices.ContainsFunc(s.VPCs, func(v VPCState) bool { return v.Name == g.VPC })
@@ -67,6 +68,13 @@ func (s *State) ensureDefaultGroups() {
 	for _, v := range s.VPCs {
 		if s.DefaultGroup(v.Name) == nil {
 			s.SecurityGroups = append(s.SecurityGroups, newDefaultGroup(v))
+		}
+	}
+	for i := range s.Endpoints {
+		if e := &s.Endpoints[i]; len(e.SecurityGroups) == 0 {
+			if g := s.DefaultGroup(e.VPC); g != nil {
+				e.SecurityGroups = []string{g.ID}
+			}
 		}
 	}
 }

@@ -76,17 +76,22 @@ security_groups:
 	}
 }
 
-// A model stored before VPCs had default groups gets them; a default
-// group whose VPC is gone goes.
+// A model stored before VPCs had default groups gets them, and its
+// endpoints made without groups get theirs; a default group whose VPC is
+// gone goes.
 func TestEveryChangeGivesEachVPCItsDefaultGroup(t *testing.T) {
 	s := &State{}
 	if err := applyText(t, s, string(demoTopology(t))); err != nil {
 		t.Fatal(err)
 	}
 	s.SecurityGroups = slices.DeleteFunc(s.SecurityGroups, func(g SecurityGroupState) bool { return g.VPC == "consumer" })
+	s.Endpoints[0].SecurityGroups = nil
 	s.ensureDefaultGroups()
 	if s.DefaultGroup("consumer") == nil || s.DefaultGroup("provider") == nil {
 		t.Fatal("a VPC was left without a default group")
+	}
+	if !slices.Equal(s.Endpoints[0].SecurityGroups, []string{s.DefaultGroup("consumer").ID}) {
+		t.Fatalf("the endpoint stored without groups has %v, want its VPC's default group", s.Endpoints[0].SecurityGroups)
 	}
 	n := len(s.SecurityGroups)
 	s.ensureDefaultGroups()
