@@ -205,3 +205,44 @@ func TestARuleFromASecurityGroupLetsInItsMembers(t *testing.T) {
 		t.Fatalf("after revoking the rule from peers by its id, web's rules from groups: %+v", g.FromGroups)
 	}
 }
+
+// DescribeSecurityGroups' filters on rules: a group passes an
+// ip-permission. filter if one of its inbound rules has the value (an
+// egress.ip-permission. one, outbound), and one without such rules does
+// not.
+func TestSecurityGroupsAreFoundByTheirRules(t *testing.T) {
+	b, srv, consumer, vpc, _ := consumerVPC(t)
+	def := b.m.DefaultGroup(vpc.Name).ID
+	web := createGroup(t, srv, consumer, vpc.ID, "web")
+	callOK(t, srv.URL, consumer, "ec2", "Action=AuthorizeSecurityGroupIngress&Version=2016-11-15&GroupId="+web+
+		"&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=443&IpPermissions.1.ToPort=443&IpPermissions.1.IpRanges.1.CidrIp=198.18.1.0/24")
+	found := func(filters string) []string {
+		t.Helper()
+		out := callOK(t, srv.URL, consumer, "ec2", "Action=DescribeSecurityGroups&Version=2016-11-15&Filter.1.Name=vpc-id&Filter.1.Value.1="+vpc.ID+"&"+filters)
+		var ids []string
+		for _, item := range strings.Split(out, "<groupName>")[1:] {
+			ids = append(ids, between(item, "", "<groupId>", "<"))
+		}
+		return ids
+	}
+	for _, tc := range []struct {
+		filters string
+		want    []string
+	}{
+		{"Filter.2.Name=ip-permission.cidr&Filter.2.Value.1=198.18.1.0/24", []string{web}},
+		{"Filter.2.Name=ip-permission.to-port&Filter.2.Value.1=443", []string{web}},
+		{"Filter.2.Name=ip-permission.group-id&Filter.2.Value.1=" + def, []string{def}},
+		{"Filter.2.Name=ip-permission.protocol&Filter.2.Value.1=-1", []string{def}},
+		{"Filter.2.Name=egress.ip-permission.cidr&Filter.2.Value.1=0.0.0.0/0", []string{def, web}},
+		{"Filter.2.Name=ip-permission.cidr&Filter.2.Value.1=10.0.0.0/8", nil},
+		{"Filter.2.Name=owner-id&Filter.2.Value.1=" + consumer.ID + "&Filter.3.Name=description&Filter.3.Value.1=default*", []string{def}},
+	} {
+		got := found(tc.filters)
+		slices.Sort(got)
+		want := slices.Clone(tc.want)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: groups %v, want %v", tc.filters, got, want)
+		}
+	}
+}

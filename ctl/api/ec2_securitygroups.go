@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"pvlink.dev/pvlink/ctl"
@@ -79,6 +80,43 @@ func permissionsOut(g ctl.SecurityGroupState, egress bool, rules []snapshot.SGRu
 		out = append(out, p)
 	}
 	return out
+}
+
+// permissionFilters are DescribeSecurityGroups' filters on one direction's
+// rules, each behind prefix (ip-permission. or egress.ip-permission.).
+func permissionFilters(prefix string) []string {
+	var out []string
+	for _, f := range []string{"cidr", "ipv6-cidr", "group-id", "protocol", "from-port", "to-port"} {
+		out = append(out, prefix+f)
+	}
+	return out
+}
+
+// groupFields are what DescribeSecurityGroups' filters match group sg by:
+// an ip-permission. filter passes if any inbound rule has the value, an
+// egress.ip-permission. one if any outbound rule has.
+func groupFields(sg securityGroup) map[string][]string {
+	fields := map[string][]string{"vpc-id": {sg.VPCID}, "group-id": {sg.ID}, "group-name": {sg.Name}, "owner-id": {sg.OwnerID}, "description": {sg.Description}}
+	for prefix, perms := range map[string][]ipPermission{"ip-permission.": sg.Ingress, "egress.ip-permission.": sg.Egress} {
+		for _, name := range permissionFilters(prefix) {
+			fields[name] = nil // known: a filter on it passes no group without such rules
+		}
+		for _, p := range perms {
+			fields[prefix+"protocol"] = append(fields[prefix+"protocol"], p.Protocol)
+			fields[prefix+"from-port"] = append(fields[prefix+"from-port"], strconv.Itoa(p.From))
+			fields[prefix+"to-port"] = append(fields[prefix+"to-port"], strconv.Itoa(p.To))
+			for _, r := range p.V4 {
+				fields[prefix+"cidr"] = append(fields[prefix+"cidr"], r.CIDR)
+			}
+			for _, r := range p.V6 {
+				fields[prefix+"ipv6-cidr"] = append(fields[prefix+"ipv6-cidr"], r.CIDR)
+			}
+			for _, r := range p.Groups {
+				fields[prefix+"group-id"] = append(fields[prefix+"group-id"], r.GroupID)
+			}
+		}
+	}
+	return fields
 }
 
 // noDefaultVPC refuses a group named by name alone (GroupName,
@@ -186,7 +224,8 @@ func (h *Handler) ec2SecurityGroups(m *ctl.State, caller, region, action string,
 
 	case "DescribeSecurityGroups":
 		f := q.filters()
-		if err := unknownFilters(f, "vpc-id", "group-id", "group-name", tagFilters); err != nil {
+		known := append([]string{"vpc-id", "group-id", "group-name", "owner-id", "description", tagFilters}, permissionFilters("ip-permission.")...)
+		if err := unknownFilters(f, append(known, permissionFilters("egress.ip-permission.")...)...); err != nil {
 			return nil, err
 		}
 		ids := q.list("GroupId")
@@ -201,8 +240,8 @@ func (h *Handler) ec2SecurityGroups(m *ctl.State, caller, region, action string,
 					vpcID = v.ID
 				}
 			}
-			if match(f, withTags(map[string][]string{"vpc-id": {vpcID}, "group-id": {g.ID}, "group-name": {g.Name}}, m.Tags[g.ID])) {
-				out = append(out, securityGroupOut(g, vpcID))
+			if sg := securityGroupOut(g, vpcID); match(f, withTags(groupFields(sg), m.Tags[g.ID])) {
+				out = append(out, sg)
 			}
 		}
 		for _, id := range ids {
