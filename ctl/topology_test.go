@@ -62,6 +62,8 @@ func TestBadTopologyIsRefusedWithFileLineAndField(t *testing.T) {
 		{"bad name", "name: demo", "name: Demo_1", "is not a valid name"},
 		{"ipv6 service on an ipv4 load balancer", "    load_balancers: [web-nlb]\n", "    load_balancers: [web-nlb]\n    supported_ip_address_types: [ipv4, ipv6]\n", "a service supports IPv6 only if its load balancers are dualstack; web-nlb is ipv4"},
 		{"too many workers", "region: us-east-1\n", "region: us-east-1\nforwarder_workers: 17\n", "forwarder_workers: 17: use 1 to 16"},
+		{"bad outbound rule", "load_balancers:\n", "security_groups:\n  - name: out\n    vpc: provider\n    egress:\n      - {ip_protocol: tcp, from_port: 80, to_port: 80, cidr_ipv4: bogus}\n\nload_balancers:\n", `security_groups[0].egress[0].cidr_ipv4: "bogus" is not an IPv4 CIDR block`},
+		{"security group named default", "load_balancers:\n", "security_groups:\n  - vpc: provider\n    ingress: []\n    name: default\n\nload_balancers:\n", `security_groups[0].name: "default" is the name of every VPC's default group`},
 	}
 	base := string(demoTopology(t))
 	for _, tc := range tests {

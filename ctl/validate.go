@@ -733,33 +733,42 @@ func (v *validator) securityGroup(path []any, sg *SecurityGroup) {
 	}
 	v.vpcDefined(path, sg.VPC)
 	for j := range sg.Ingress {
-		r := &sg.Ingress[j]
-		rp := append(append([]any{}, path...), "ingress", j)
-		switch strings.ToLower(r.IPProtocol) {
-		case "tcp", "6":
-			r.IPProtocol = "tcp"
-			if r.FromPort < 0 || r.FromPort > 65535 || r.ToPort < r.FromPort || r.ToPort > 65535 {
-				v.fail(append(rp, "from_port"), "port range %d-%d is not within 0-65535", r.FromPort, r.ToPort)
-			}
-		case "-1", "all":
-			r.IPProtocol, r.FromPort, r.ToPort = "-1", 0, 65535
-		case "udp", "icmp", "icmpv6", "17", "1", "58":
-			// Allowed by EC2, but nothing but TCP reaches an endpoint.
-		default:
-			v.fail(append(rp, "ip_protocol"), "%q is not tcp, udp, icmp, icmpv6 or -1", r.IPProtocol)
+		v.sgRule(append(append([]any{}, path...), "ingress", j), &sg.Ingress[j])
+	}
+	if sg.Egress != nil {
+		for j := range *sg.Egress {
+			v.sgRule(append(append([]any{}, path...), "egress", j), &(*sg.Egress)[j])
 		}
-		if (r.CIDRIPv4 == "") == (r.CIDRIPv6 == "") {
-			v.fail(rp, "a rule needs exactly one of cidr_ipv4 and cidr_ipv6")
+	}
+}
+
+// sgRule checks one rule of a security group (inbound or outbound) and
+// writes its protocol as the plan reads it.
+func (v *validator) sgRule(rp []any, r *SGRule) {
+	switch strings.ToLower(r.IPProtocol) {
+	case "tcp", "6":
+		r.IPProtocol = "tcp"
+		if r.FromPort < 0 || r.FromPort > 65535 || r.ToPort < r.FromPort || r.ToPort > 65535 {
+			v.fail(append(rp, "from_port"), "port range %d-%d is not within 0-65535", r.FromPort, r.ToPort)
 		}
-		if r.CIDRIPv4 != "" {
-			if p, err := netip.ParsePrefix(r.CIDRIPv4); err != nil || !p.Addr().Is4() {
-				v.fail(append(rp, "cidr_ipv4"), "%q is not an IPv4 CIDR block", r.CIDRIPv4)
-			}
+	case "-1", "all":
+		r.IPProtocol, r.FromPort, r.ToPort = "-1", 0, 65535
+	case "udp", "icmp", "icmpv6", "17", "1", "58":
+		// Allowed by EC2, but nothing but TCP reaches an endpoint.
+	default:
+		v.fail(append(rp, "ip_protocol"), "%q is not tcp, udp, icmp, icmpv6 or -1", r.IPProtocol)
+	}
+	if (r.CIDRIPv4 == "") == (r.CIDRIPv6 == "") {
+		v.fail(rp, "a rule needs exactly one of cidr_ipv4 and cidr_ipv6")
+	}
+	if r.CIDRIPv4 != "" {
+		if p, err := netip.ParsePrefix(r.CIDRIPv4); err != nil || !p.Addr().Is4() {
+			v.fail(append(rp, "cidr_ipv4"), "%q is not an IPv4 CIDR block", r.CIDRIPv4)
 		}
-		if r.CIDRIPv6 != "" {
-			if p, err := netip.ParsePrefix(r.CIDRIPv6); err != nil || !p.Addr().Is6() {
-				v.fail(append(rp, "cidr_ipv6"), "%q is not an IPv6 CIDR block", r.CIDRIPv6)
-			}
+	}
+	if r.CIDRIPv6 != "" {
+		if p, err := netip.ParsePrefix(r.CIDRIPv6); err != nil || !p.Addr().Is6() {
+			v.fail(append(rp, "cidr_ipv6"), "%q is not an IPv6 CIDR block", r.CIDRIPv6)
 		}
 	}
 }
