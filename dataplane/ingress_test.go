@@ -136,6 +136,34 @@ func BenchmarkIngressTCP(b *testing.B) {
 	}
 }
 
+// BenchmarkIngressSYN is a consumer's SYN (a new connection: no flow to
+// find) through the filter of an ENI without security groups, and of one
+// with its VPC's default group (one rule: the VPC's range), which every
+// endpoint has unless it names others.
+func BenchmarkIngressSYN(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		rules []SGRule
+	}{
+		{"no-groups", nil},
+		{"default-group", []SGRule{{Proto: 0, FromPort: 0, ToPort: 65535, Source: netip.MustParsePrefix("198.18.0.0/16")}}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			e := live(&eniState{addr4: eniAddr})
+			if tc.rules != nil {
+				e.ingressRules.Store(&tc.rules)
+			}
+			p := ipv4Packet(60, header.TCPProtocolNumber, eniAddr, header.TCPFlagSyn)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, ok := e.ingress(p, 0); !ok {
+					b.Fatal("the SYN was dropped")
+				}
+			}
+		})
+	}
+}
+
 // FuzzIngress feeds arbitrary bytes to the filter of an ENI with a flow
 // table and security group rules: it must never panic, and a packet it
 // refuses is counted exactly once.

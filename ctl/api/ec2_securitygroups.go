@@ -208,9 +208,12 @@ func (h *Handler) ec2SecurityGroups(m *ctl.State, caller, region, action string,
 			if err != nil {
 				return nil, err
 			}
-			for i, p := range named { // one per id, in order
-				source := append(p.Groups, p.CIDRs...)[0]
-				named[i].Describe(source, byID[ids[i]])
+			for i, p := range named { // one per id, in order: a group's rule or a range's
+				source := p.Groups
+				if len(source) == 0 {
+					source = p.CIDRs
+				}
+				named[i].Describe(source[0], byID[ids[i]])
 			}
 			perms = append(perms, named...)
 		}
