@@ -144,12 +144,14 @@ func (s *State) AuthorizeIngress(caller, id string, perms []Permission) error {
 			return &DuplicateError{"Permission", fmt.Sprintf("the specified rule \"peer: %s, %s, ALLOW\" already exists", r.Source, p.Protocol)}
 		}
 		g.Ingress = append(g.Ingress, r)
+		g.uniqueID(ruleRef{cidr: &r})
 		return g.setDescription(cidrRuleKey(false, r), p.Descriptions[r.Source.String()])
 	}, func(g *SecurityGroupState, r GroupRule, p Permission) error {
 		if slices.Contains(g.FromGroups, r) {
 			return &DuplicateError{"Permission", fmt.Sprintf("the specified rule \"peer: %s, %s, ALLOW\" already exists", r.Group, ProtocolName(r.Proto))}
 		}
 		g.FromGroups = append(g.FromGroups, r)
+		g.uniqueID(ruleRef{group: &r})
 		return g.setDescription(groupRuleKey(r), p.Descriptions[r.Group])
 	})
 }
@@ -176,6 +178,7 @@ func (s *State) AuthorizeEgress(caller, id string, perms []Permission) error {
 			return &DuplicateError{"Permission", fmt.Sprintf("the specified rule \"peer: %s, %s, ALLOW\" already exists", r.Source, p.Protocol)}
 		}
 		g.EgressSet, g.Egress = true, append(slices.Clone(rules), r)
+		g.uniqueID(ruleRef{egress: true, cidr: &r})
 		return g.setDescription(cidrRuleKey(true, r), p.Descriptions[r.Source.String()])
 	}, nil)
 }
@@ -187,6 +190,7 @@ func (s *State) RevokeEgress(caller, id string, perms []Permission) error {
 			return refuse("the outbound rule %s %d-%d to %s is not in %s", p.Protocol, p.From, p.To, r.Source, g.ID)
 		}
 		g.EgressSet, g.Egress = true, slices.DeleteFunc(slices.Clone(rules), func(o snapshot.SGRule) bool { return o == r })
+		g.setRuleID(cidrRuleKey(true, r), "")
 		return g.setDescription(cidrRuleKey(true, r), "")
 	}, nil)
 }
@@ -198,12 +202,14 @@ func (s *State) RevokeIngress(caller, id string, perms []Permission) error {
 			return refuse("the rule %s %d-%d from %s is not in %s", p.Protocol, p.From, p.To, r.Source, g.ID)
 		}
 		g.Ingress = slices.DeleteFunc(g.Ingress, func(o snapshot.SGRule) bool { return o == r })
+		g.setRuleID(cidrRuleKey(false, r), "")
 		return g.setDescription(cidrRuleKey(false, r), "")
 	}, func(g *SecurityGroupState, r GroupRule, _ Permission) error {
 		if !slices.Contains(g.FromGroups, r) {
 			return refuse("the rule %s %d-%d from %s is not in %s", ProtocolName(r.Proto), r.FromPort, r.ToPort, r.Group, g.ID)
 		}
 		g.FromGroups = slices.DeleteFunc(g.FromGroups, func(o GroupRule) bool { return o == r })
+		g.setRuleID(groupRuleKey(r), "")
 		return g.setDescription(groupRuleKey(r), "")
 	})
 }

@@ -334,6 +334,10 @@ type SecurityGroupState struct {
 	// Descriptions are its rules' descriptions, by rule
 	// (sgdescriptions.go).
 	Descriptions map[string]string `json:"descriptions,omitempty"`
+	// RuleIDs are the ids of rules that do not have the one their
+	// content derives: rules changed in place, which keep theirs
+	// (sgruleids.go).
+	RuleIDs map[string]string `json:"rule_ids,omitempty"`
 	// EgressSet says Egress holds the group's outbound rules; until one
 	// is changed a group has EC2's default, everything out
 	// (EgressRules).

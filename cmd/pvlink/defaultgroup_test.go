@@ -18,7 +18,7 @@ import (
 // group: it takes traffic from the consumer VPC's range (the group's
 // members) and from nowhere else, until a rule says so. A rule naming the
 // default group as its source (the CLI's --source-group) lets in the same
-// members.
+// members; changed in place (modify-security-group-rules), it keeps its id.
 func TestAnEndpointWithoutGroupsTakesTrafficFromItsVPCOnly(t *testing.T) {
 	f := fabrictest.Up(t, demoTopology(t))
 	consumer := awsAs(t, f, "consumer")
@@ -111,5 +111,25 @@ func TestAnEndpointWithoutGroupsTakesTrafficFromItsVPCOnly(t *testing.T) {
 	if p := described.SecurityGroups[0].IpPermissions; len(p) != 1 || p[0].FromPort != 80 || len(p[0].UserIdGroupPairs) != 1 || p[0].UserIdGroupPairs[0].GroupId != def ||
 		p[0].UserIdGroupPairs[0].UserId != "444455556666" || p[0].UserIdGroupPairs[0].Description != "hosts of the VPC" {
 		t.Fatalf("web's rule as described: %+v", described)
+	}
+
+	// The same rule changed in place: it keeps its id and now lets in the
+	// outside address, and not the VPC's host.
+	ruleID := added.SecurityGroupRules[0].SecurityGroupRuleId
+	consumer.do(nil, "modify-security-group-rules", "--group-id", web.GroupId, "--security-group-rules",
+		"SecurityGroupRuleId="+ruleID+",SecurityGroupRule={IpProtocol=tcp,FromPort=80,ToPort=80,CidrIpv4="+outside+"/32,Description=the outside}")
+	waitUntil(t, 3*time.Second, "the outside address let in by the changed rule", func() bool { return reachFrom(outside) })
+	if reachFrom("") {
+		t.Fatal("the VPC's host still got in after the rule that let it in was changed")
+	}
+	var rules struct {
+		SecurityGroupRules []struct {
+			SecurityGroupRuleId, CidrIpv4, Description string
+			IsEgress                                   bool
+		}
+	}
+	consumer.do(&rules, "describe-security-group-rules", "--security-group-rule-ids", ruleID)
+	if r := rules.SecurityGroupRules; len(r) != 1 || r[0].CidrIpv4 != outside+"/32" || r[0].Description != "the outside" || r[0].IsEgress {
+		t.Fatalf("rule %s after modify-security-group-rules: %+v", ruleID, rules)
 	}
 }

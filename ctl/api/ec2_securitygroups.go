@@ -225,6 +225,20 @@ func (h *Handler) ec2SecurityGroups(m *ctl.State, caller, region, action string,
 	case "DescribeSecurityGroupRules":
 		return describeSecurityGroupRules(m, caller, q)
 
+	case "ModifySecurityGroupRules":
+		group := q.str("GroupId")
+		if group == "" {
+			return nil, &apiError{400, "MissingParameter", "The request must contain the parameter GroupId"}
+		}
+		changes, err := q.ruleChanges()
+		if err != nil {
+			return nil, err
+		}
+		_, err = h.b.Change(func(s *ctl.State) error { return s.ModifyRules(caller, group, changes) })
+		return struct {
+			Return bool `xml:"return"`
+		}{true}, err
+
 	case "DescribeSecurityGroups":
 		f := q.filters()
 		known := append([]string{"vpc-id", "group-id", "group-name", "owner-id", "description", tagFilters}, permissionFilters("ip-permission.")...)

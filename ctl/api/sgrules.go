@@ -1,20 +1,18 @@
 package api
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"pvlink.dev/pvlink/ctl"
 	"pvlink.dev/pvlink/snapshot"
 )
 
 // Security group rules one by one, as EC2 has listed them since 2021
-// (DescribeSecurityGroupRules, the rules an Authorize added, a Revoke by
-// SecurityGroupRuleId). A rule's id is derived from its group, direction
-// and content, so it is the same on every call and after a restart, and a
-// rule removed and added again gets its old id back.
+// (DescribeSecurityGroupRules, the rules an Authorize added, a Revoke or a
+// Modify by SecurityGroupRuleId), with the ids ctl gives them
+// (ctl/sgruleids.go).
 
 // sgRule is EC2's SecurityGroupRule.
 type sgRule struct {
@@ -32,26 +30,11 @@ type sgRule struct {
 	Description string     `xml:"description,omitempty"`
 }
 
-// ruleID is a rule's sgr- id.
-func ruleID(groupID string, egress bool, r snapshot.SGRule) string {
-	return hashedRuleID(fmt.Sprintf("%s|%v|%d|%d|%d|%s", groupID, egress, r.Proto, r.FromPort, r.ToPort, r.Source))
-}
-
-// groupRuleID is the sgr- id of an inbound rule from a group.
-func groupRuleID(groupID string, r ctl.GroupRule) string {
-	return hashedRuleID(fmt.Sprintf("%s|false|%d|%d|%d|group:%s", groupID, r.Proto, r.FromPort, r.ToPort, r.Group))
-}
-
-func hashedRuleID(content string) string {
-	sum := sha256.Sum256([]byte(content))
-	return "sgr-" + hex.EncodeToString(sum[:])[:17]
-}
-
 // rulesOut lists a group's rules of one direction as EC2's rules.
 func rulesOut(g ctl.SecurityGroupState, egress bool, rules []snapshot.SGRule) []sgRule {
 	var out []sgRule
 	for _, r := range rules {
-		o := sgRule{ID: ruleID(g.ID, egress, r), GroupID: g.ID, Owner: g.OwnerID, IsEgress: egress, Description: g.RuleDescription(egress, r)}
+		o := sgRule{ID: g.RuleID(egress, r), GroupID: g.ID, Owner: g.OwnerID, IsEgress: egress, Description: g.RuleDescription(egress, r)}
 		o.Protocol, o.From, o.To = ruleFields(r)
 		if r.Source.Addr().Is4() {
 			o.CIDRv4 = r.Source.String()
@@ -67,7 +50,7 @@ func rulesOut(g ctl.SecurityGroupState, egress bool, rules []snapshot.SGRule) []
 func groupRulesOut(g ctl.SecurityGroupState) []sgRule {
 	var out []sgRule
 	for _, r := range g.FromGroups {
-		o := sgRule{ID: groupRuleID(g.ID, r), GroupID: g.ID, Owner: g.OwnerID, Referenced: &groupPair{GroupID: r.Group, UserID: g.OwnerID}, Description: g.GroupRuleDescription(r)}
+		o := sgRule{ID: g.GroupRuleID(r), GroupID: g.ID, Owner: g.OwnerID, Referenced: &groupPair{GroupID: r.Group, UserID: g.OwnerID}, Description: g.GroupRuleDescription(r)}
 		o.Protocol, o.From, o.To = groupRuleFields(r)
 		out = append(out, o)
 	}
@@ -144,8 +127,8 @@ func rulePermissions(m *ctl.State, caller, groupID string, egress bool, ids []st
 	}
 	var perms []ctl.Permission
 	for _, id := range ids {
-		i := slices.IndexFunc(rules, func(r snapshot.SGRule) bool { return ruleID(g.ID, egress, r) == id })
-		if j := slices.IndexFunc(g.FromGroups, func(r ctl.GroupRule) bool { return groupRuleID(g.ID, r) == id }); i < 0 && j >= 0 && !egress {
+		i := slices.IndexFunc(rules, func(r snapshot.SGRule) bool { return g.RuleID(egress, r) == id })
+		if j := slices.IndexFunc(g.FromGroups, func(r ctl.GroupRule) bool { return g.GroupRuleID(r) == id }); i < 0 && j >= 0 && !egress {
 			p := ctl.Permission{Groups: []string{g.FromGroups[j].Group}}
 			p.Protocol, p.From, p.To = groupRuleFields(g.FromGroups[j])
 			perms = append(perms, p)
@@ -182,4 +165,59 @@ func addedRules(before, after *ctl.State, caller, groupID string, egress bool) [
 		}
 	}
 	return out
+}
+
+// ruleChanges reads ModifySecurityGroupRules' SecurityGroupRule.N: a rule's
+// id (SecurityGroupRuleId) and what it becomes (SecurityGroupRule: the
+// protocol, ports, one peer and a description).
+func (q query) ruleChanges() ([]ctl.RuleChange, error) {
+	var out []ctl.RuleChange
+	for i := 1; ; i++ {
+		prefix := "SecurityGroupRule." + strconv.Itoa(i) + "."
+		id := q.str(prefix + "SecurityGroupRuleId")
+		rule := prefix + "SecurityGroupRule."
+		if id == "" {
+			if q.str(rule+"IpProtocol") != "" {
+				return nil, &apiError{400, "MissingParameter", fmt.Sprintf("The request must contain the parameter %sSecurityGroupRuleId", prefix)}
+			}
+			break
+		}
+		p := ctl.Permission{Protocol: q.str(rule + "IpProtocol")}
+		if p.Protocol == "" {
+			return nil, &apiError{400, "MissingParameter", fmt.Sprintf("The request must contain the parameter %sIpProtocol", rule)}
+		}
+		if q.str(rule+"PrefixListId") != "" {
+			return nil, &apiError{400, "InvalidParameterValue", "a rule whose peer is a prefix list is not modelled: name CidrIpv4, CidrIpv6 or ReferencedGroupId"}
+		}
+		from, to := q.str(rule+"FromPort"), q.str(rule+"ToPort")
+		if p.Protocol != "-1" && (from == "" || to == "") {
+			return nil, &apiError{400, "MissingParameter", fmt.Sprintf("rule %s: protocol %s needs FromPort and ToPort", id, p.Protocol)}
+		}
+		var err1, err2 error
+		if from != "" {
+			p.From, err1 = strconv.Atoi(from)
+		}
+		if to != "" {
+			p.To, err2 = strconv.Atoi(to)
+		}
+		if err1 != nil || err2 != nil {
+			return nil, &apiError{400, "InvalidParameterValue", fmt.Sprintf("rule %s: ports %q and %q are not numbers", id, from, to)}
+		}
+		desc := q.str(rule + "Description")
+		for _, c := range []string{q.str(rule + "CidrIpv4"), q.str(rule + "CidrIpv6")} {
+			if c != "" {
+				p.CIDRs = append(p.CIDRs, c)
+				p.Describe(sourceKey(c), desc)
+			}
+		}
+		if g := q.str(rule + "ReferencedGroupId"); g != "" {
+			p.Groups = append(p.Groups, g)
+			p.Describe(g, desc)
+		}
+		out = append(out, ctl.RuleChange{ID: id, Rule: p})
+	}
+	if len(out) == 0 {
+		return nil, &apiError{400, "MissingParameter", "The request must contain the parameter SecurityGroupRule.1"}
+	}
+	return out, nil
 }

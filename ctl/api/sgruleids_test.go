@@ -1,0 +1,141 @@
+package api
+
+import (
+	"encoding/xml"
+	"maps"
+	"net/http/httptest"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"pvlink.dev/pvlink/ctl"
+	"pvlink.dev/pvlink/snapshot"
+)
+
+// groupRules lists group's rules through DescribeSecurityGroupRules.
+func groupRules(t *testing.T, srv *httptest.Server, a ctl.Account, group string) []sgRule {
+	t.Helper()
+	out := callOK(t, srv.URL, a, "ec2", "Action=DescribeSecurityGroupRules&Version=2016-11-15&Filter.1.Name=group-id&Filter.1.Value.1="+group)
+	var resp struct {
+		Rules []sgRule `xml:"securityGroupRuleSet>item"`
+	}
+	if err := xml.Unmarshal([]byte(out), &resp); err != nil {
+		t.Fatalf("DescribeSecurityGroupRules: %v: %s", err, out)
+	}
+	return resp.Rules
+}
+
+func ruleWithID(rules []sgRule, id string) (sgRule, bool) {
+	i := slices.IndexFunc(rules, func(r sgRule) bool { return r.ID == id })
+	if i < 0 {
+		return sgRule{}, false
+	}
+	return rules[i], true
+}
+
+// ModifySecurityGroupRules changes a rule in place: it keeps its id (and
+// its direction), takes the new protocol, ports, peer and description, and
+// the forwarders' rules change with it. A rule added later with the old
+// content gets an id of its own; a change that would duplicate another
+// rule, name a rule the group has not, or send an outbound rule towards a
+// group is refused and changes nothing.
+func TestModifySecurityGroupRulesKeepsTheRuleID(t *testing.T) {
+	b, srv, consumer, vpc, ec2 := consumerVPC(t)
+	def := b.m.DefaultGroup(vpc.Name).ID
+	web := createGroup(t, srv, consumer, vpc.ID, "web")
+	out := callOK(t, srv.URL, consumer, "ec2", "Action=AuthorizeSecurityGroupIngress&Version=2016-11-15&GroupId="+web+
+		"&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=80&IpPermissions.1.ToPort=80"+
+		"&IpPermissions.1.IpRanges.1.CidrIp=198.18.1.0/24&IpPermissions.1.IpRanges.1.Description=old")
+	id := between(out, "", "<securityGroupRuleId>", "<")
+	if id == "" {
+		t.Fatalf("Authorize named no rule: %s", out)
+	}
+	egressID := groupRules(t, srv, consumer, web)[1].ID // the default outbound rule
+	forwarderRules := func() []snapshot.SGRule {
+		g, _ := b.m.SecurityGroupByID(consumer.ID, web)
+		return g.Ingress
+	}
+
+	callOK(t, srv.URL, consumer, "ec2", "Action=ModifySecurityGroupRules&Version=2016-11-15&GroupId="+web+
+		"&SecurityGroupRule.1.SecurityGroupRuleId="+id+"&SecurityGroupRule.1.SecurityGroupRule.IpProtocol=tcp"+
+		"&SecurityGroupRule.1.SecurityGroupRule.FromPort=443&SecurityGroupRule.1.SecurityGroupRule.ToPort=443"+
+		"&SecurityGroupRule.1.SecurityGroupRule.CidrIpv4=198.18.2.9/24&SecurityGroupRule.1.SecurityGroupRule.Description=new")
+	rules := groupRules(t, srv, consumer, web)
+	r, ok := ruleWithID(rules, id)
+	if !ok || r.From != 443 || r.To != 443 || r.CIDRv4 != "198.18.2.0/24" || r.Description != "new" || r.IsEgress || len(rules) != 2 {
+		t.Fatalf("after the change, rule %s is %+v (found %v) of %d rules", id, r, ok, len(rules))
+	}
+	want := []snapshot.SGRule{{Proto: 6, FromPort: 443, ToPort: 443, Source: netip.MustParsePrefix("198.18.2.0/24")}}
+	if got := forwarderRules(); !slices.Equal(got, want) {
+		t.Fatalf("the forwarders' rules: %v, want %v", got, want)
+	}
+
+	// The old content again: a rule of its own, with another id.
+	out = callOK(t, srv.URL, consumer, "ec2", "Action=AuthorizeSecurityGroupIngress&Version=2016-11-15&GroupId="+web+
+		"&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=80&IpPermissions.1.ToPort=80&IpPermissions.1.IpRanges.1.CidrIp=198.18.1.0/24")
+	again := between(out, "", "<securityGroupRuleId>", "<")
+	if again == "" || again == id {
+		t.Fatalf("the re-added rule's id %q (the changed rule keeps %s): %s", again, id, out)
+	}
+	if n := len(groupRules(t, srv, consumer, web)); n != 3 {
+		t.Fatalf("%d rules, want 3", n)
+	}
+
+	modify := func(ruleID, rule string) (int, string) {
+		return ec2("Action=ModifySecurityGroupRules&GroupId=" + web + "&SecurityGroupRule.1.SecurityGroupRuleId=" + ruleID + "&" +
+			strings.ReplaceAll(rule, "R.", "SecurityGroupRule.1.SecurityGroupRule."))
+	}
+	before := b.m.Clone()
+	for _, c := range []struct{ why, id, rule, code string }{
+		{"a duplicate of another rule", id, "R.IpProtocol=tcp&R.FromPort=80&R.ToPort=80&R.CidrIpv4=198.18.1.0/24", "InvalidPermission.Duplicate"},
+		{"a rule the group has not", "sgr-0123456789abcdef0", "R.IpProtocol=tcp&R.FromPort=80&R.ToPort=80&R.CidrIpv4=10.0.0.0/8", "InvalidSecurityGroupRuleId.NotFound"},
+		{"an outbound rule towards a group", egressID, "R.IpProtocol=-1&R.ReferencedGroupId=" + def, "InvalidParameter"},
+		{"two peers", id, "R.IpProtocol=tcp&R.FromPort=1&R.ToPort=2&R.CidrIpv4=10.0.0.0/8&R.ReferencedGroupId=" + def, "InvalidParameter"},
+		{"no peer", id, "R.IpProtocol=tcp&R.FromPort=1&R.ToPort=2", "InvalidParameter"},
+		{"a prefix list", id, "R.IpProtocol=tcp&R.FromPort=1&R.ToPort=2&R.PrefixListId=pl-1234", "InvalidParameterValue"},
+		{"UDP, which no endpoint carries", id, "R.IpProtocol=udp&R.FromPort=53&R.ToPort=53&R.CidrIpv4=10.0.0.0/8", "InvalidParameter"},
+		{"TCP without ports", id, "R.IpProtocol=tcp&R.CidrIpv4=10.0.0.0/8", "MissingParameter"},
+		{"a source group of another VPC's", id, "R.IpProtocol=-1&R.ReferencedGroupId=sg-0000000000000000", "InvalidGroup.NotFound"},
+	} {
+		if status, out := modify(c.id, c.rule); status != 400 || !strings.Contains(out, "<Code>"+c.code+"</Code>") {
+			t.Errorf("%s: %d %s, want 400 %s", c.why, status, out, c.code)
+		}
+	}
+	if status, out := ec2("Action=ModifySecurityGroupRules&SecurityGroupRule.1.SecurityGroupRuleId=" + id + "&SecurityGroupRule.1.SecurityGroupRule.IpProtocol=-1&SecurityGroupRule.1.SecurityGroupRule.CidrIpv4=10.0.0.0/8"); status != 400 || !strings.Contains(out, "<Code>MissingParameter</Code>") {
+		t.Errorf("without GroupId: %d %s", status, out)
+	}
+	g0, _ := before.SecurityGroupByID(consumer.ID, web)
+	if g1, _ := b.m.SecurityGroupByID(consumer.ID, web); !slices.Equal(g0.Ingress, g1.Ingress) || len(g1.FromGroups) != 0 || g1.EgressSet {
+		t.Fatalf("refused changes changed the group: %+v, was %+v", g1, g0)
+	}
+
+	// A range's rule becomes a group's, and an outbound rule changes.
+	callOK(t, srv.URL, consumer, "ec2", "Action=ModifySecurityGroupRules&Version=2016-11-15&GroupId="+web+
+		"&SecurityGroupRule.1.SecurityGroupRuleId="+id+"&SecurityGroupRule.1.SecurityGroupRule.IpProtocol=-1&SecurityGroupRule.1.SecurityGroupRule.ReferencedGroupId="+def+
+		"&SecurityGroupRule.2.SecurityGroupRuleId="+egressID+"&SecurityGroupRule.2.SecurityGroupRule.IpProtocol=tcp"+
+		"&SecurityGroupRule.2.SecurityGroupRule.FromPort=443&SecurityGroupRule.2.SecurityGroupRule.ToPort=443&SecurityGroupRule.2.SecurityGroupRule.CidrIpv6=fd00::/8")
+	rules = groupRules(t, srv, consumer, web)
+	if r, ok := ruleWithID(rules, id); !ok || r.Referenced == nil || r.Referenced.GroupID != def || r.Protocol != "-1" || r.Description != "" {
+		t.Fatalf("rule %s after it named a group: %+v (found %v)", id, r, ok)
+	}
+	if r, ok := ruleWithID(rules, egressID); !ok || !r.IsEgress || r.CIDRv6 != "fd00::/8" || r.From != 443 {
+		t.Fatalf("outbound rule %s after its change: %+v (found %v)", egressID, r, ok)
+	}
+	g, _ := b.m.SecurityGroupByID(consumer.ID, web)
+	if len(g.Ingress) != 1 || len(g.FromGroups) != 1 || len(g.EgressRules()) != 1 || g.EgressRules()[0].Source.String() != "fd00::/8" {
+		t.Fatalf("the group after both changes: %+v", g)
+	}
+
+	// Ids survive the store (the model is kept as JSON), and a revoke by
+	// id takes the kept id along.
+	if g, _ := b.m.Clone().SecurityGroupByID(consumer.ID, web); g.GroupRuleID(g.FromGroups[0]) != id {
+		t.Fatalf("after a round trip through JSON the rule's id is %s, want %s", g.GroupRuleID(g.FromGroups[0]), id)
+	}
+	callOK(t, srv.URL, consumer, "ec2", "Action=RevokeSecurityGroupIngress&Version=2016-11-15&GroupId="+web+"&SecurityGroupRuleId.1="+id)
+	g, _ = b.m.SecurityGroupByID(consumer.ID, web)
+	kept := slices.Collect(maps.Values(g.RuleIDs))
+	if len(g.FromGroups) != 0 || slices.Contains(kept, id) || !slices.Contains(kept, again) || !slices.Contains(kept, egressID) || len(kept) != 2 {
+		t.Fatalf("after the revoke: from groups %v, kept ids %v (%s and %s should be left)", g.FromGroups, g.RuleIDs, again, egressID)
+	}
+}
