@@ -128,7 +128,6 @@ var TargetGroupAttributes = []string{
 	"deregistration_delay.connection_termination.enabled",
 	"stickiness.enabled",
 	"stickiness.type",
-	"tcp.idle_timeout.seconds",
 	"target_health_state.unhealthy.connection_termination.enabled",
 	"target_health_state.unhealthy.draining_interval_seconds",
 	"preserve_client_ip.enabled",
@@ -174,12 +173,9 @@ func (tg *TargetGroupState) DrainFor() time.Duration {
 
 // Attributes are a target group's attributes, as strings.
 func (tg *TargetGroupState) Attributes() map[string]string {
-	dereg, idle, unhealthyDraining := int(tg.DrainFor()/time.Second), 350, 0
+	dereg, unhealthyDraining := int(tg.DrainFor()/time.Second), 0
 	if d, err := time.ParseDuration(tg.UnhealthyDraining); err == nil && d > 0 {
 		unhealthyDraining = int(d / time.Second)
-	}
-	if d, err := time.ParseDuration(tg.IdleTimeout); err == nil && d > 0 {
-		idle = int(d / time.Second)
 	}
 	return map[string]string{
 		"proxy_protocol_v2.enabled":                                                      strconv.FormatBool(tg.ProxyProtocolV2),
@@ -187,7 +183,6 @@ func (tg *TargetGroupState) Attributes() map[string]string {
 		"deregistration_delay.connection_termination.enabled":                            strconv.FormatBool(tg.ConnectionTermination),
 		"stickiness.enabled":                                                             "false",
 		"stickiness.type":                                                                "source_ip",
-		"tcp.idle_timeout.seconds":                                                       strconv.Itoa(idle),
 		"target_health_state.unhealthy.connection_termination.enabled":                   strconv.FormatBool(!tg.KeepUnhealthy),
 		"target_health_state.unhealthy.draining_interval_seconds":                        strconv.Itoa(unhealthyDraining),
 		"preserve_client_ip.enabled":                                                     strconv.FormatBool(tg.PreserveClientIP),
@@ -227,10 +222,7 @@ func (s *State) SetTargetGroupAttributes(caller, id string, attrs map[string]str
 				tg.DeregistrationDelay = (time.Duration(n) * time.Second).String()
 			}
 		case "tcp.idle_timeout.seconds":
-			var n int
-			if n, err = seconds(60, 6000); err == nil {
-				tg.IdleTimeout = (time.Duration(n) * time.Second).String()
-			}
+			err = refuse("attribute %s is a listener attribute of a Network Load Balancer, not a target group's: set it with ModifyListenerAttributes (aws elbv2 modify-listener-attributes --listener-arn ARN --attributes Key=%s,Value=N)", k, k)
 		case "target_health_state.unhealthy.connection_termination.enabled":
 			var terminate bool
 			terminate, err = boolean()

@@ -357,7 +357,7 @@ func (s *State) ForwarderConfig(az string) *snapshot.Config {
 						continue // the first load balancer with a port has it
 					}
 					ports[l.Port] = true
-					de.Listeners = append(de.Listeners, snapshot.Listener{Port: uint16(l.Port), LoadBalancer: lb.Name, TargetGroup: l.TargetGroup})
+					de.Listeners = append(de.Listeners, snapshot.Listener{Port: uint16(l.Port), LoadBalancer: lb.Name, TargetGroup: l.TargetGroup, IdleTimeout: snapshot.Duration(l.IdleTimeout)})
 					c.TargetGroups[l.TargetGroup] = s.targetGroup(l.TargetGroup)
 				}
 			}

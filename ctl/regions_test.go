@@ -56,6 +56,7 @@ func TestCrossRegionRulesOfTheSharingPage(t *testing.T) {
 	for _, c := range []struct{ name, from, to, want string }{
 		{"a Region the service does not support", "    supported_regions: [us-west-2]\n", "", "does not support Region us-west-2"},
 		{"a custom idle timeout", "    proxy_protocol_v2: true\n", "    proxy_protocol_v2: true\n    idle_timeout: 600s\n", "custom TCP idle timeout"},
+		{"a listener's custom idle timeout", "target_group: web}", "target_group: web, idle_timeout: 600s}", "web-nlb's listener 80"},
 		{"no service Region across Regions", "    service_region: us-east-1\n", "", "give service_region: us-east-1"},
 		{"a service Region that is not the service's", "    service_region: us-east-1\n", "    service_region: us-west-2\n", "hosted in us-east-1, not us-west-2"},
 		{"a subnet in another Region's AZ", "availability_zone: usw2-az1", "availability_zone: use1-az1", "is in Region us-east-1, the VPC in us-west-2"},

@@ -599,7 +599,7 @@ func (s *State) SetSupportedRegions(svc *ServiceState, add, remove []string) err
 			continue
 		}
 		if tg := s.customIdleTimeout(svc); tg != "" {
-			return refuse("cross-Region access is not supported for a Network Load Balancer with a custom TCP idle timeout (target group %s)", tg)
+			return refuse("cross-Region access is not supported for a Network Load Balancer with a custom TCP idle timeout (%s)", tg)
 		}
 		if err := s.mayMultiRegion(svc.OwnerID, KeySupportedRegion, r); err != nil {
 			return err
@@ -609,23 +609,31 @@ func (s *State) SetSupportedRegions(svc *ServiceState, add, remove []string) err
 	return nil
 }
 
-// customIdleTimeout names a target group behind the service's load
-// balancers whose idle timeout is not the NLB default, or "".
+// customIdleTimeout names a listener (of which load balancer, on which
+// port) or a target group behind the service's load balancers whose idle
+// timeout is not the NLB default, or "".
 func (s *State) customIdleTimeout(svc *ServiceState) string {
 	for _, lb := range s.LoadBalancers {
 		if !slices.Contains(svc.LoadBalancers, lb.Name) {
 			continue
 		}
 		for _, l := range lb.Listeners {
+			if custom(l.IdleTimeout) {
+				return fmt.Sprintf("listener %d of %s", l.Port, lb.Name)
+			}
 			for _, tg := range s.TargetGroups {
-				if tg.Name == l.TargetGroup && tg.IdleTimeout != "" && time.Duration(parseDuration(tg.IdleTimeout)) != 350*time.Second {
-					return tg.Name
+				if tg.Name == l.TargetGroup && tg.IdleTimeout != "" && custom(time.Duration(parseDuration(tg.IdleTimeout))) {
+					return "target group " + tg.Name
 				}
 			}
 		}
 	}
 	return ""
 }
+
+// custom reports whether an idle timeout is set to other than an NLB's
+// default (350 s).
+func custom(idle time.Duration) bool { return idle != 0 && idle != 350*time.Second }
 
 // checkIPTypes: ipv4 and/or ipv6, and ipv6 only on dualstack load
 // balancers (the seed guide's rule; targets need not speak IPv6).

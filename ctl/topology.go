@@ -179,6 +179,10 @@ type Listener struct {
 	Protocol    string `yaml:"protocol"`
 	Port        int    `yaml:"port"`
 	TargetGroup string `yaml:"target_group"`
+	// IdleTimeout is the listener's TCP idle timeout, as ELBv2's listener
+	// attribute tcp.idle_timeout.seconds (AWS allows 60s to 6000s,
+	// pvlink from 1s); unset, its target group's idle_timeout, else 350s.
+	IdleTimeout time.Duration `yaml:"idle_timeout" json:"idle_timeout,omitempty"`
 }
 
 // TargetGroup is a set of IP targets in one VPC.

@@ -57,6 +57,7 @@ func TestBadTopologyIsRefusedWithFileLineAndField(t *testing.T) {
 		{"bad principal", `allowed_principals: ["arn:aws:iam::444455556666:root"]`, `allowed_principals: ["444455556666"]`, `endpoint_services[0].allowed_principals[0]: "444455556666" is not a principal ARN`},
 		{"one server, two proxy settings", "load_balancers:\n", "  - name: web2\n    vpc: provider\n    port: 8080\n    proxy_protocol_v2: false\n    targets: [{ip: 198.19.1.10}]\n\nload_balancers:\n", "differs on proxy_protocol_v2"},
 		{"idle timeout beyond the NLB's", "    port: 8080\n", "    port: 8080\n    idle_timeout: 7000s\n", "target_groups[0].idle_timeout: 1h56m40s is outside 1s-1h40m0s"},
+		{"listener idle timeout beyond the NLB's", "{protocol: TCP, port: 80, target_group: web}", "{protocol: TCP, port: 80, target_group: web, idle_timeout: 7000s}", "load_balancers[0].listeners[0].idle_timeout: 1h56m40s is outside 1s-6000s"},
 		{"health check interval too short", "    port: 8080\n", "    port: 8080\n    health_check: {interval: 1ms}\n", "target_groups[0].health_check.interval: 1ms is outside"},
 		{"not yaml", "name: demo", "name: [demo", "did not find expected"},
 		{"bad name", "name: demo", "name: Demo_1", "is not a valid name"},

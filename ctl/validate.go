@@ -664,6 +664,9 @@ func (v *validator) loadBalancer(path []any, lb *LoadBalancer) {
 			v.fail(append(lp, "port"), "port %d already has a listener", l.Port)
 		}
 		ports[l.Port] = true
+		if d := l.IdleTimeout; d != 0 && (d < time.Second || d > 6000*time.Second) {
+			v.fail(append(lp, "idle_timeout"), "%s is outside 1s-6000s (AWS allows 60s-6000s; pvlink from 1s for tests)", d)
+		}
 		tg := v.tgs[l.TargetGroup]
 		if tg == nil {
 			v.fail(append(lp, "target_group"), "target group %q is not defined", l.TargetGroup)
@@ -701,7 +704,7 @@ func (v *validator) service(path []any, s *Service) {
 		default:
 			for _, name := range s.LoadBalancers {
 				if tg := v.customIdleTimeout(name); tg != "" {
-					v.fail(append(path, "supported_regions", j), "cross-Region access is not supported for a Network Load Balancer with a custom TCP idle timeout (%s's target group %s)", name, tg)
+					v.fail(append(path, "supported_regions", j), "cross-Region access is not supported for a Network Load Balancer with a custom TCP idle timeout (%s's %s)", name, tg)
 				}
 			}
 		}
@@ -785,16 +788,19 @@ func (v *validator) serviceRegion(s *Service) string {
 	return v.home
 }
 
-// customIdleTimeout names a target group of a load balancer's listeners
-// whose idle timeout is not the NLB default (350 s), or "".
+// customIdleTimeout names a listener of a load balancer (by its port) or
+// its target group whose idle timeout is not the NLB default (350 s), or "".
 func (v *validator) customIdleTimeout(lbName string) string {
 	lb := v.lbs[lbName]
 	if lb == nil {
 		return ""
 	}
 	for _, l := range lb.Listeners {
-		if tg := v.tgs[l.TargetGroup]; tg != nil && tg.IdleTimeout != 0 && tg.IdleTimeout != 350*time.Second {
-			return tg.Name
+		if custom(l.IdleTimeout) {
+			return fmt.Sprintf("listener %d", l.Port)
+		}
+		if tg := v.tgs[l.TargetGroup]; tg != nil && custom(tg.IdleTimeout) {
+			return "target group " + tg.Name
 		}
 	}
 	return ""

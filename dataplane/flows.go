@@ -87,8 +87,13 @@ type conn struct {
 	segsBase atomic.Uint32
 }
 
-func idleTimeout(tg TargetGroup) time.Duration {
-	if tg.IdleTimeout > 0 {
+// idleTimeout is the TCP idle timeout of a listener's flows: its own (a
+// listener attribute in ELBv2), else its target group's, else an NLB's.
+func idleTimeout(l Listener, tg TargetGroup) time.Duration {
+	switch {
+	case l.IdleTimeout > 0:
+		return time.Duration(l.IdleTimeout)
+	case tg.IdleTimeout > 0:
 		return time.Duration(tg.IdleTimeout)
 	}
 	return DefaultIdleTimeout
@@ -287,8 +292,10 @@ func (f *Forwarder) sweep(ctx context.Context) {
 	for {
 		every := time.Second
 		if c := f.current.Load(); c != nil {
-			for _, g := range c.cfg.TargetGroups {
-				every = min(every, max(idleTimeout(g)/10, 20*time.Millisecond))
+			for _, e := range c.cfg.ENIs {
+				for _, l := range e.Listeners {
+					every = min(every, max(idleTimeout(l, c.cfg.TargetGroups[l.TargetGroup])/10, 20*time.Millisecond))
+				}
 			}
 		}
 		select {

@@ -462,7 +462,7 @@ func (f *Forwarder) Apply(cfg *Config) error {
 			lb, tg := cfg.LoadBalancers[l.LoadBalancer], cfg.TargetGroups[l.TargetGroup]
 			svc := st.lbs.counters(lb)
 			byPort[l.Port] = svc
-			er.listeners[l.Port] = &route{lb: lb, tg: tg, group: f.group(lb, tg), idle: idleTimeout(tg), svc: svc}
+			er.listeners[l.Port] = &route{lb: lb, tg: tg, group: f.group(lb, tg), idle: idleTimeout(l, tg), svc: svc}
 		}
 		st.lbs.byPort.Store(&byPort)
 		st.lbRules.Store(lbIngress(e, cfg))

@@ -100,6 +100,9 @@ type Listener struct {
 	Port         uint16 `json:"port"`
 	LoadBalancer string `json:"load_balancer"`
 	TargetGroup  string `json:"target_group"`
+	// IdleTimeout is the listener's TCP idle timeout (ELBv2's listener
+	// attribute tcp.idle_timeout.seconds); 0: its target group's.
+	IdleTimeout Duration `json:"idle_timeout,omitempty"`
 }
 
 // LoadBalancer is the part of an NLB a forwarder needs: where its node in

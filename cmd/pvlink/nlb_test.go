@@ -16,6 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+
 	"pvlink.dev/pvlink/internal/fabrictest"
 	"pvlink.dev/pvlink/peer"
 	"pvlink.dev/pvlink/snapshot"
@@ -186,10 +190,15 @@ func isReset(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
+// The idle timeout is the listener's (ELBv2's listener attribute
+// tcp.idle_timeout.seconds), which wins over its target group's: the
+// flow is forgotten after the listener's 2 s, not the group's 300 s.
 func TestIdleFlowIsForgottenAndTheNextSegmentGetsRST(t *testing.T) {
 	// 2 s: long enough that a loaded machine lists the flow before it
 	// goes, short enough for a test.
-	f := fabrictest.Up(t, poolTopology(t, "    idle_timeout: 2s\n    health_check: {enabled: false}"))
+	topo := poolTopology(t, "    idle_timeout: 300s\n    health_check: {enabled: false}")
+	topo = strings.Replace(topo, "target_group: pool}", "target_group: pool, idle_timeout: 2s}", 1)
+	f := fabrictest.Up(t, topo)
 	provider := f.Netns(t, "provider")
 	a, b := startEcho(t, provider, "198.19.1.20:9000"), startEcho(t, provider, "198.19.1.21:9000")
 	c, served, err := roundTrip(t, f, a, b)
@@ -198,8 +207,8 @@ func TestIdleFlowIsForgottenAndTheNextSegmentGetsRST(t *testing.T) {
 	}
 	defer c.Close()
 	fls := flowsOf(t, f)
-	if served == nil || len(fls) != 1 {
-		t.Fatalf("flow not listed: %+v", fls)
+	if served == nil || len(fls) != 1 || fls[0].IdleTimeout != 2 {
+		t.Fatalf("flow not listed, or not with the listener's 2 s idle timeout: %+v", fls)
 	}
 	// The flow's NAT binding is the node's address and port the target
 	// saw the connection come from.
@@ -226,6 +235,65 @@ func TestIdleFlowIsForgottenAndTheNextSegmentGetsRST(t *testing.T) {
 	if n, err := c.Read(make([]byte, 16)); !isReset(err) {
 		t.Errorf("consumer after the timeout: %d bytes, %v; want connection reset", n, err)
 	}
+
+	// Through a current AWS SDK: the listener lists its 2 s, takes 60 s
+	// (AWS's least) for the flows that come after, and refuses less, as
+	// the target group refuses the attribute altogether.
+	ctx := context.Background()
+	elb := elbClient(f, accountNamed(t, f, "provider"), f.Status.Region)
+	lbs, err := elb.DescribeLoadBalancers(ctx, &elasticloadbalancingv2.DescribeLoadBalancersInput{})
+	if err != nil || len(lbs.LoadBalancers) != 1 {
+		t.Fatalf("DescribeLoadBalancers: %v, %+v", err, lbs)
+	}
+	ls, err := elb.DescribeListeners(ctx, &elasticloadbalancingv2.DescribeListenersInput{LoadBalancerArn: lbs.LoadBalancers[0].LoadBalancerArn})
+	if err != nil || len(ls.Listeners) != 1 {
+		t.Fatalf("DescribeListeners: %v, %+v", err, ls)
+	}
+	arn := ls.Listeners[0].ListenerArn
+	idleOf := func(attrs []elbtypes.ListenerAttribute) string {
+		for _, a := range attrs {
+			if aws.ToString(a.Key) == "tcp.idle_timeout.seconds" {
+				return aws.ToString(a.Value)
+			}
+		}
+		return ""
+	}
+	got, err := elb.DescribeListenerAttributes(ctx, &elasticloadbalancingv2.DescribeListenerAttributesInput{ListenerArn: arn})
+	if err != nil || idleOf(got.Attributes) != "2" {
+		t.Fatalf("DescribeListenerAttributes: %v, %+v", err, got)
+	}
+	set := func(v string) ([]elbtypes.ListenerAttribute, error) {
+		out, err := elb.ModifyListenerAttributes(ctx, &elasticloadbalancingv2.ModifyListenerAttributesInput{ListenerArn: arn,
+			Attributes: []elbtypes.ListenerAttribute{{Key: aws.String("tcp.idle_timeout.seconds"), Value: aws.String(v)}}})
+		if err != nil {
+			return nil, err
+		}
+		return out.Attributes, nil
+	}
+	if _, err := set("30"); err == nil || !strings.Contains(err.Error(), "60 to 6000") {
+		t.Errorf("an idle timeout of 30 s: %v, want a refusal", err)
+	}
+	if attrs, err := set("60"); err != nil || idleOf(attrs) != "60" {
+		t.Fatalf("ModifyListenerAttributes to 60: %v, %+v", err, attrs)
+	}
+	tgArn := ls.Listeners[0].DefaultActions[0].TargetGroupArn
+	if _, err := elb.ModifyTargetGroupAttributes(ctx, &elasticloadbalancingv2.ModifyTargetGroupAttributesInput{TargetGroupArn: tgArn,
+		Attributes: []elbtypes.TargetGroupAttribute{{Key: aws.String("tcp.idle_timeout.seconds"), Value: aws.String("60")}}}); err == nil || !strings.Contains(err.Error(), "listener attribute") {
+		t.Errorf("the idle timeout as a target group attribute: %v, want a refusal naming the listener attribute", err)
+	}
+	waitUntil(t, 5*time.Second, "a new flow under the listener's 60 s", func() bool {
+		c, _, err := roundTrip(t, f, a, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		for _, fl := range flowsOf(t, f) {
+			if fl.Src == c.LocalAddr().String() {
+				return fl.IdleTimeout == 60
+			}
+		}
+		return false
+	})
 }
 
 func TestUnhealthyTargetLosesItsFlowsAndNewConnectionsGoElsewhere(t *testing.T) {

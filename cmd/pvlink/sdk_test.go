@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 
 	"pvlink.dev/pvlink/ctl"
 	"pvlink.dev/pvlink/internal/fabrictest"
@@ -17,13 +18,20 @@ import (
 // has SupportedRegions and ServiceRegion, which Debian's AWS CLI 2.9
 // predates) pointed at the fabric's API as an account, in a Region.
 func ec2Client(f *fabrictest.Fabric, a ctl.Account, region string) *ec2.Client {
-	return ec2.New(ec2.Options{
-		Region:       region,
-		BaseEndpoint: aws.String(f.Status.API.URL),
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: a.AccessKeyID, SecretAccessKey: a.SecretAccessKey}, nil
-		}),
+	return ec2.New(ec2.Options{Region: region, BaseEndpoint: aws.String(f.Status.API.URL), Credentials: credentialsOf(a)})
+}
+
+// credentialsOf are an account's keys for the SDK's clients.
+func credentialsOf(a ctl.Account) aws.CredentialsProvider {
+	return aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: a.AccessKeyID, SecretAccessKey: a.SecretAccessKey}, nil
 	})
+}
+
+// elbClient is aws-sdk-go-v2's ELBv2 client (whose model has the listener
+// attributes, which Debian's AWS CLI 2.9 predates), the same way.
+func elbClient(f *fabrictest.Fabric, a ctl.Account, region string) *elasticloadbalancingv2.Client {
+	return elasticloadbalancingv2.New(elasticloadbalancingv2.Options{Region: region, BaseEndpoint: aws.String(f.Status.API.URL), Credentials: credentialsOf(a)})
 }
 
 func TestACurrentAWSSDKOffersAServiceInAnotherRegionAndConnectsFromThere(t *testing.T) {

@@ -108,6 +108,24 @@ func (h *Handler) elbListeners(m *modelView, caller, action string, q query) (an
 			Ls []listener `xml:"Listeners>member"`
 		}{[]listener{out}}, err
 
+	case "DescribeListenerAttributes", "ModifyListenerAttributes":
+		id := arnIDs([]string{q.str("ListenerArn")})[0]
+		if action == "ModifyListenerAttributes" {
+			attrs := attributesOf(q)
+			if len(attrs) == 0 {
+				return nil, &apiError{400, "ValidationError", "name the attributes to change (Attributes.member.N.Key and .Value)"}
+			}
+			if _, err := h.b.Change(func(s *ctl.State) error { return s.SetListenerAttributes(caller, id, attrs) }); err != nil {
+				return nil, err
+			}
+			m = &modelView{h.b.Model()}
+		}
+		_, l, ok := m.ListenerByID(caller, id)
+		if !ok {
+			return nil, &apiError{400, "ListenerNotFound", fmt.Sprintf("Listener '%s' not found", q.str("ListenerArn"))}
+		}
+		return attributesOut(ctl.ListenerAttributeKeys, m.ListenerAttributes(*l)), nil
+
 	case "DeleteListener":
 		_, err := h.b.Change(func(s *ctl.State) error { return s.DeleteListener(caller, arnIDs([]string{q.str("ListenerArn")})[0]) })
 		return struct{}{}, err
