@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -34,17 +35,27 @@ func TestATopologysEndpointWithoutGroupsGetsItsVPCsDefaultGroup(t *testing.T) {
 		}
 	}
 
-	// What the API does to a default group stays through another apply,
-	// and so does its id.
-	if err := s.AuthorizeIngress(def.OwnerID, def.ID, []Permission{{Protocol: "tcp", From: 80, To: 80, CIDRs: []string{"10.0.0.0/8"}}}); err != nil {
+	// What the API does to a default group stays through another apply
+	// (its rules, their descriptions and ids), and so does its id.
+	rule := Permission{Protocol: "tcp", From: 80, To: 80, CIDRs: []string{"10.0.0.0/8"}}
+	rule.Describe("10.0.0.0/8", "the office")
+	if err := s.AuthorizeIngress(def.OwnerID, def.ID, []Permission{rule}); err != nil {
 		t.Fatal(err)
 	}
-	before := *s.DefaultGroup("consumer")
+	if err := s.AuthorizeEgress(def.OwnerID, def.ID, []Permission{{Protocol: "tcp", From: 443, To: 443, Groups: []string{def.ID}}}); err != nil {
+		t.Fatal(err)
+	}
+	office := def.Ingress[len(def.Ingress)-1]
+	if err := s.ModifyRules(def.OwnerID, def.ID, []RuleChange{{ID: def.RuleID(false, office), Rule: Permission{Protocol: "tcp", From: 81, To: 81, CIDRs: []string{"10.0.0.0/8"}, Descriptions: map[string]string{"10.0.0.0/8": "the office"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	before := *s.Clone().DefaultGroup("consumer")
 	if err := applyText(t, s, string(demoTopology(t))); err != nil {
 		t.Fatal(err)
 	}
 	after := s.DefaultGroup("consumer")
-	if after.ID != before.ID || !slices.Equal(after.Ingress, before.Ingress) || !slices.Equal(after.FromGroups, before.FromGroups) {
+	if after.ID != before.ID || !slices.Equal(after.Ingress, before.Ingress) || !slices.Equal(after.FromGroups, before.FromGroups) || !slices.Equal(after.ToGroups, before.ToGroups) ||
+		!maps.Equal(after.Descriptions, before.Descriptions) || !maps.Equal(after.RuleIDs, before.RuleIDs) || len(after.RuleIDs) != 1 || len(after.ToGroups) != 1 {
 		t.Fatalf("another apply changed the default group: %+v, then %+v", before, *after)
 	}
 }

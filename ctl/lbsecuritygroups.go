@@ -99,7 +99,7 @@ func (s *State) lbRules(lb LBState, out *snapshot.LoadBalancer) {
 	out.EgressFiltered = true
 	for _, g := range s.SecurityGroups {
 		if slices.Contains(lb.SecurityGroups, g.ID) {
-			out.Egress = append(out.Egress, g.EgressRules()...)
+			out.Egress = s.groupRuleRanges(append(out.Egress, g.EgressRules()...), g.ToGroups)
 		}
 	}
 	if !lb.SGPrivateLinkOff {

@@ -509,7 +509,8 @@ func (next *State) carryIDs(old *State) map[string]bool {
 				if g.Default && og.Default {
 					// The file does not declare a default group's rules:
 					// they are what the API made them.
-					g.Ingress, g.FromGroups, g.EgressSet, g.Egress = og.Ingress, og.FromGroups, og.EgressSet, og.Egress
+					g.Ingress, g.FromGroups, g.ToGroups, g.EgressSet, g.Egress = og.Ingress, og.FromGroups, og.ToGroups, og.EgressSet, og.Egress
+					g.Descriptions, g.RuleIDs = og.Descriptions, og.RuleIDs
 				}
 			}
 		}

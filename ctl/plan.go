@@ -240,12 +240,18 @@ func (s *State) rulesOf(ids []string) []snapshot.SGRule {
 		if !slices.Contains(ids, g.ID) {
 			continue
 		}
-		out = append(out, g.Ingress...)
-		for _, r := range g.FromGroups {
-			for _, src := range s.groupMembers(r.Group) {
-				if rule := (snapshot.SGRule{Proto: r.Proto, FromPort: r.FromPort, ToPort: r.ToPort, Source: src}); !slices.Contains(out, rule) {
-					out = append(out, rule)
-				}
+		out = s.groupRuleRanges(append(out, g.Ingress...), g.FromGroups)
+	}
+	return out
+}
+
+// groupRuleRanges adds to out the rules whose peer is a group as the
+// forwarders take them: one per range of the group's members.
+func (s *State) groupRuleRanges(out []snapshot.SGRule, rules []GroupRule) []snapshot.SGRule {
+	for _, r := range rules {
+		for _, peer := range s.groupMembers(r.Group) {
+			if rule := (snapshot.SGRule{Proto: r.Proto, FromPort: r.FromPort, ToPort: r.ToPort, Source: peer}); !slices.Contains(out, rule) {
+				out = append(out, rule)
 			}
 		}
 	}

@@ -57,7 +57,7 @@ func (s *State) DeleteSecurityGroup(caller, id string) error {
 		return &CannotDeleteError{fmt.Sprintf("the specified group: %q name: %q cannot be deleted by a user", g.ID, g.Name)}
 	}
 	for _, o := range s.SecurityGroups {
-		if o.ID != id && slices.ContainsFunc(o.FromGroups, func(r GroupRule) bool { return r.Group == id }) {
+		if o.ID != id && slices.ContainsFunc(append(slices.Clone(o.FromGroups), o.ToGroups...), func(r GroupRule) bool { return r.Group == id }) {
 			return &DependencyError{fmt.Sprintf("resource %s has a dependent object: a rule of %s", id, o.ID)}
 		}
 	}
@@ -146,14 +146,36 @@ func (s *State) AuthorizeIngress(caller, id string, perms []Permission) error {
 		g.Ingress = append(g.Ingress, r)
 		g.uniqueID(ruleRef{cidr: &r})
 		return g.setDescription(cidrRuleKey(false, r), p.Descriptions[r.Source.String()])
-	}, func(g *SecurityGroupState, r GroupRule, p Permission) error {
-		if slices.Contains(g.FromGroups, r) {
-			return &DuplicateError{"Permission", fmt.Sprintf("the specified rule \"peer: %s, %s, ALLOW\" already exists", r.Group, ProtocolName(r.Proto))}
-		}
-		g.FromGroups = append(g.FromGroups, r)
-		g.uniqueID(ruleRef{group: &r})
-		return g.setDescription(groupRuleKey(r), p.Descriptions[r.Group])
-	})
+	}, func(g *SecurityGroupState, r GroupRule, p Permission) error { return g.addGroupRule(false, r, p) })
+}
+
+// addGroupRule adds a rule whose peer is a group (outbound if egress).
+func (g *SecurityGroupState) addGroupRule(egress bool, r GroupRule, p Permission) error {
+	rules := &g.FromGroups
+	if egress {
+		rules = &g.ToGroups
+	}
+	if slices.Contains(*rules, r) {
+		return &DuplicateError{"Permission", fmt.Sprintf("the specified rule \"peer: %s, %s, ALLOW\" already exists", r.Group, ProtocolName(r.Proto))}
+	}
+	*rules = append(*rules, r)
+	g.uniqueID(ruleRef{egress: egress, group: &r})
+	return g.setDescription(groupRuleKey(egress, r), p.Descriptions[r.Group])
+}
+
+// removeGroupRule removes a rule whose peer is a group (outbound if
+// egress), with its description and kept id.
+func (g *SecurityGroupState) removeGroupRule(egress bool, r GroupRule) error {
+	rules := &g.FromGroups
+	if egress {
+		rules = &g.ToGroups
+	}
+	if !slices.Contains(*rules, r) {
+		return refuse("the rule %s %d-%d with %s is not in %s", ProtocolName(r.Proto), r.FromPort, r.ToPort, r.Group, g.ID)
+	}
+	*rules = slices.DeleteFunc(*rules, func(o GroupRule) bool { return o == r })
+	g.setRuleID(groupRuleKey(egress, r), "")
+	return g.setDescription(groupRuleKey(egress, r), "")
 }
 
 // defaultEgress is EC2's outbound rule of a new group: everything, to
@@ -180,7 +202,7 @@ func (s *State) AuthorizeEgress(caller, id string, perms []Permission) error {
 		g.EgressSet, g.Egress = true, append(slices.Clone(rules), r)
 		g.uniqueID(ruleRef{egress: true, cidr: &r})
 		return g.setDescription(cidrRuleKey(true, r), p.Descriptions[r.Source.String()])
-	}, nil)
+	}, func(g *SecurityGroupState, r GroupRule, p Permission) error { return g.addGroupRule(true, r, p) })
 }
 
 func (s *State) RevokeEgress(caller, id string, perms []Permission) error {
@@ -192,7 +214,7 @@ func (s *State) RevokeEgress(caller, id string, perms []Permission) error {
 		g.EgressSet, g.Egress = true, slices.DeleteFunc(slices.Clone(rules), func(o snapshot.SGRule) bool { return o == r })
 		g.setRuleID(cidrRuleKey(true, r), "")
 		return g.setDescription(cidrRuleKey(true, r), "")
-	}, nil)
+	}, func(g *SecurityGroupState, r GroupRule, _ Permission) error { return g.removeGroupRule(true, r) })
 }
 
 // RevokeIngress removes rules from a group of the caller's.
@@ -204,21 +226,13 @@ func (s *State) RevokeIngress(caller, id string, perms []Permission) error {
 		g.Ingress = slices.DeleteFunc(g.Ingress, func(o snapshot.SGRule) bool { return o == r })
 		g.setRuleID(cidrRuleKey(false, r), "")
 		return g.setDescription(cidrRuleKey(false, r), "")
-	}, func(g *SecurityGroupState, r GroupRule, _ Permission) error {
-		if !slices.Contains(g.FromGroups, r) {
-			return refuse("the rule %s %d-%d from %s is not in %s", ProtocolName(r.Proto), r.FromPort, r.ToPort, r.Group, g.ID)
-		}
-		g.FromGroups = slices.DeleteFunc(g.FromGroups, func(o GroupRule) bool { return o == r })
-		g.setRuleID(groupRuleKey(r), "")
-		return g.setDescription(groupRuleKey(r), "")
-	})
+	}, func(g *SecurityGroupState, r GroupRule, _ Permission) error { return g.removeGroupRule(false, r) })
 }
 
 // eachRule calls fn for every forwarder rule of perms on a group of the
-// caller's, and fromGroup for every rule whose source is a group (of the
-// caller's, in the same VPC); a nil fromGroup refuses those (outbound
-// rules name ranges only here).
-func (s *State) eachRule(caller, id string, perms []Permission, fn func(*SecurityGroupState, snapshot.SGRule, Permission) error, fromGroup func(*SecurityGroupState, GroupRule, Permission) error) error {
+// caller's, and withGroup for every rule whose peer is a group (of the
+// caller's, in the same VPC).
+func (s *State) eachRule(caller, id string, perms []Permission, fn func(*SecurityGroupState, snapshot.SGRule, Permission) error, withGroup func(*SecurityGroupState, GroupRule, Permission) error) error {
 	g, ok := s.SecurityGroupByID(caller, id)
 	if !ok {
 		return &NotFoundError{"GroupId", id}
@@ -228,12 +242,9 @@ func (s *State) eachRule(caller, id string, perms []Permission, fn func(*Securit
 		if err != nil {
 			return err
 		}
-		if len(groups) > 0 && fromGroup == nil {
-			return refuse("an outbound rule towards a security group is not modelled: name a destination range (CidrIp or CidrIpv6)")
-		}
 		for _, r := range groups {
 			if r.Group == "" {
-				return refuse("name a source security group by its id (GroupId): a name serves only in a default VPC")
+				return refuse("name a rule's security group by its id (GroupId): a name serves only in a default VPC")
 			}
 			if src, ok := s.SecurityGroupByID(caller, r.Group); !ok || src.VPC != g.VPC {
 				return &NotFoundError{"GroupId", r.Group}
@@ -245,7 +256,7 @@ func (s *State) eachRule(caller, id string, perms []Permission, fn func(*Securit
 			}
 		}
 		for _, r := range groups {
-			if err := fromGroup(g, r, p); err != nil {
+			if err := withGroup(g, r, p); err != nil {
 				return err
 			}
 		}

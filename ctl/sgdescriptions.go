@@ -24,9 +24,14 @@ func cidrRuleKey(egress bool, r snapshot.SGRule) string {
 	return fmt.Sprintf("%s|%d|%d|%d|%s", dir, r.Proto, r.FromPort, r.ToPort, r.Source)
 }
 
-// groupRuleKey names an inbound rule whose source is a group.
-func groupRuleKey(r GroupRule) string {
-	return fmt.Sprintf("in|%d|%d|%d|%s", r.Proto, r.FromPort, r.ToPort, r.Group)
+// groupRuleKey names a rule whose peer is a group: its source (inbound)
+// or its destination (outbound, if egress).
+func groupRuleKey(egress bool, r GroupRule) string {
+	dir := "in"
+	if egress {
+		dir = "out"
+	}
+	return fmt.Sprintf("%s|%d|%d|%d|%s", dir, r.Proto, r.FromPort, r.ToPort, r.Group)
 }
 
 // setDescription sets (or, with "", removes) the description of the rule
@@ -54,9 +59,18 @@ func (g *SecurityGroupState) RuleDescription(egress bool, r snapshot.SGRule) str
 	return g.Descriptions[cidrRuleKey(egress, r)]
 }
 
-// GroupRuleDescription is the description of g's inbound rule r.
-func (g *SecurityGroupState) GroupRuleDescription(r GroupRule) string {
-	return g.Descriptions[groupRuleKey(r)]
+// GroupRuleDescription is the description of g's rule r whose peer is a
+// group (outbound if egress).
+func (g *SecurityGroupState) GroupRuleDescription(egress bool, r GroupRule) string {
+	return g.Descriptions[groupRuleKey(egress, r)]
+}
+
+// GroupRules are g's rules of one direction whose peer is a group.
+func (g *SecurityGroupState) GroupRules(egress bool) []GroupRule {
+	if egress {
+		return g.ToGroups
+	}
+	return g.FromGroups
 }
 
 // UpdateRuleDescriptions sets the descriptions of rules a group of the
@@ -74,14 +88,11 @@ func (s *State) UpdateRuleDescriptions(caller, id string, egress bool, perms []P
 		}
 		return g.setDescription(cidrRuleKey(egress, r), p.Descriptions[r.Source.String()])
 	}
-	var group func(*SecurityGroupState, GroupRule, Permission) error
-	if !egress {
-		group = func(g *SecurityGroupState, r GroupRule, p Permission) error {
-			if !slices.Contains(g.FromGroups, r) {
-				return &NotFoundError{"Permission", fmt.Sprintf("%s %d-%d %s", p.Protocol, r.FromPort, r.ToPort, r.Group)}
-			}
-			return g.setDescription(groupRuleKey(r), p.Descriptions[r.Group])
+	group := func(g *SecurityGroupState, r GroupRule, p Permission) error {
+		if !slices.Contains(g.GroupRules(egress), r) {
+			return &NotFoundError{"Permission", fmt.Sprintf("%s %d-%d %s", p.Protocol, r.FromPort, r.ToPort, r.Group)}
 		}
+		return g.setDescription(groupRuleKey(egress, r), p.Descriptions[r.Group])
 	}
 	return s.eachRule(caller, id, perms, cidr, group)
 }

@@ -31,16 +31,17 @@ func (g *SecurityGroupState) RuleID(egress bool, r snapshot.SGRule) string {
 	return hashedRuleID(fmt.Sprintf("%s|%v|%d|%d|%d|%s", g.ID, egress, r.Proto, r.FromPort, r.ToPort, r.Source))
 }
 
-// GroupRuleID is the id of g's inbound rule r from a group.
-func (g *SecurityGroupState) GroupRuleID(r GroupRule) string {
-	if id, ok := g.RuleIDs[groupRuleKey(r)]; ok {
+// GroupRuleID is the id of g's rule r whose peer is a group (outbound if
+// egress).
+func (g *SecurityGroupState) GroupRuleID(egress bool, r GroupRule) string {
+	if id, ok := g.RuleIDs[groupRuleKey(egress, r)]; ok {
 		return id
 	}
-	return hashedRuleID(fmt.Sprintf("%s|false|%d|%d|%d|group:%s", g.ID, r.Proto, r.FromPort, r.ToPort, r.Group))
+	return hashedRuleID(fmt.Sprintf("%s|%v|%d|%d|%d|group:%s", g.ID, egress, r.Proto, r.FromPort, r.ToPort, r.Group))
 }
 
-// ruleRef is one rule of a group, whichever its kind: a range's (inbound
-// or outbound) or a group's (inbound).
+// ruleRef is one rule of a group, whichever its kind and direction: its
+// peer a range or a group.
 type ruleRef struct {
 	egress bool
 	cidr   *snapshot.SGRule
@@ -49,19 +50,20 @@ type ruleRef struct {
 
 func (r ruleRef) key() string {
 	if r.group != nil {
-		return groupRuleKey(*r.group)
+		return groupRuleKey(r.egress, *r.group)
 	}
 	return cidrRuleKey(r.egress, *r.cidr)
 }
 
 func (g *SecurityGroupState) idOf(r ruleRef) string {
 	if r.group != nil {
-		return g.GroupRuleID(*r.group)
+		return g.GroupRuleID(r.egress, *r.group)
 	}
 	return g.RuleID(r.egress, *r.cidr)
 }
 
-// rules are all of g's rules: inbound from ranges, from groups, outbound.
+// rules are all of g's rules: inbound from ranges and from groups, then
+// outbound to ranges and to groups.
 func (g *SecurityGroupState) rules() []ruleRef {
 	var out []ruleRef
 	for _, r := range g.Ingress {
@@ -72,6 +74,9 @@ func (g *SecurityGroupState) rules() []ruleRef {
 	}
 	for _, r := range g.EgressRules() {
 		out = append(out, ruleRef{egress: true, cidr: &r})
+	}
+	for _, r := range g.ToGroups {
+		out = append(out, ruleRef{egress: true, group: &r})
 	}
 	return out
 }
@@ -131,8 +136,8 @@ func (g *SecurityGroupState) uniqueID(r ruleRef) {
 }
 
 // RuleChange is one rule of a ModifySecurityGroupRules call: the rule, by
-// id, and what it becomes (a permission with one peer: a range, or a
-// source group for an inbound rule).
+// id, and what it becomes (a permission with one peer: a range or a
+// group).
 type RuleChange struct {
 	ID   string
 	Rule Permission
@@ -167,13 +172,11 @@ func (s *State) ModifyRules(caller, groupID string, changes []RuleChange) error 
 		}
 		var next ruleRef
 		switch {
-		case len(groups) == 1 && old.egress:
-			return refuse("rule %s: an outbound rule towards a security group is not modelled: name a destination range (CidrIpv4 or CidrIpv6)", ch.ID)
 		case len(groups) == 1:
-			if src, ok := s.SecurityGroupByID(caller, groups[0].Group); !ok || src.VPC != g.VPC {
+			if peer, ok := s.SecurityGroupByID(caller, groups[0].Group); !ok || peer.VPC != g.VPC {
 				return &NotFoundError{"GroupId", groups[0].Group}
 			}
-			next = ruleRef{group: &groups[0]}
+			next = ruleRef{egress: old.egress, group: &groups[0]}
 		default:
 			next = ruleRef{egress: old.egress, cidr: &cidrs[0]}
 		}
@@ -195,24 +198,25 @@ func (s *State) ModifyRules(caller, groupID string, changes []RuleChange) error 
 	return nil
 }
 
-// replaceRule puts next where old was, or, when the rule changes kind
-// (a range for a source group, or the other way), removes old and adds
-// next at the end of next's kind.
+// replaceRule puts next where old was (they have the same direction), or,
+// when the rule changes kind (a range for a group, or the other way),
+// removes old and adds next at the end of next's kind.
 func (g *SecurityGroupState) replaceRule(old, next ruleRef) {
+	cidrs, groups := &g.Ingress, &g.FromGroups
+	if old.egress {
+		g.EgressSet, g.Egress = true, slices.Clone(g.EgressRules())
+		cidrs, groups = &g.Egress, &g.ToGroups
+	}
 	switch {
-	case old.egress:
-		rules := slices.Clone(g.EgressRules())
-		rules[slices.Index(rules, *old.cidr)] = *next.cidr
-		g.EgressSet, g.Egress = true, rules
 	case old.cidr != nil && next.cidr != nil:
-		g.Ingress[slices.Index(g.Ingress, *old.cidr)] = *next.cidr
+		(*cidrs)[slices.Index(*cidrs, *old.cidr)] = *next.cidr
 	case old.group != nil && next.group != nil:
-		g.FromGroups[slices.Index(g.FromGroups, *old.group)] = *next.group
+		(*groups)[slices.Index(*groups, *old.group)] = *next.group
 	case old.cidr != nil:
-		g.Ingress = slices.DeleteFunc(g.Ingress, func(o snapshot.SGRule) bool { return o == *old.cidr })
-		g.FromGroups = append(g.FromGroups, *next.group)
+		*cidrs = slices.DeleteFunc(*cidrs, func(o snapshot.SGRule) bool { return o == *old.cidr })
+		*groups = append(*groups, *next.group)
 	default:
-		g.FromGroups = slices.DeleteFunc(g.FromGroups, func(o GroupRule) bool { return o == *old.group })
-		g.Ingress = append(g.Ingress, *next.cidr)
+		*groups = slices.DeleteFunc(*groups, func(o GroupRule) bool { return o == *old.group })
+		*cidrs = append(*cidrs, *next.cidr)
 	}
 }

@@ -329,6 +329,9 @@ type SecurityGroupState struct {
 	// FromGroups are the inbound rules whose source is a security group
 	// (EC2's UserIdGroupPairs): they let in what the group's members send.
 	FromGroups []GroupRule `json:"from_groups,omitempty"`
+	// ToGroups are the outbound rules whose destination is a security
+	// group: they let out what goes to the group's members.
+	ToGroups []GroupRule `json:"to_groups,omitempty"`
 	// Default marks the VPC's default group (defaultgroups.go).
 	Default bool `json:"default,omitempty"`
 	// Descriptions are its rules' descriptions, by rule

@@ -48,18 +48,19 @@ type securityGroup struct {
 
 func securityGroupOut(g ctl.SecurityGroupState, vpcID string) securityGroup {
 	return securityGroup{OwnerID: g.OwnerID, Name: g.Name, ID: g.ID, Description: g.Description, VPCID: vpcID,
-		Ingress: append(permissionsOut(g, false, g.Ingress), groupPermissionsOut(g)...), Egress: permissionsOut(g, true, g.EgressRules())}
+		Ingress: append(permissionsOut(g, false, g.Ingress), groupPermissionsOut(g, false)...),
+		Egress:  append(permissionsOut(g, true, g.EgressRules()), groupPermissionsOut(g, true)...)}
 }
 
-// groupPermissionsOut are g's rules whose source is a group (of g's
-// owner's), as EC2 lists them: one permission per rule, the group as a
-// UserIdGroupPair.
-func groupPermissionsOut(g ctl.SecurityGroupState) []ipPermission {
+// groupPermissionsOut are g's rules of one direction whose peer is a group
+// (of g's owner's), as EC2 lists them: one permission per rule, the group
+// as a UserIdGroupPair.
+func groupPermissionsOut(g ctl.SecurityGroupState, egress bool) []ipPermission {
 	var out []ipPermission
-	for _, r := range g.FromGroups {
+	for _, r := range g.GroupRules(egress) {
 		var p ipPermission
 		p.Protocol, p.From, p.To = groupRuleFields(r)
-		p.Groups = []groupPair{{GroupID: r.Group, UserID: g.OwnerID, Description: g.GroupRuleDescription(r)}}
+		p.Groups = []groupPair{{GroupID: r.Group, UserID: g.OwnerID, Description: g.GroupRuleDescription(egress, r)}}
 		out = append(out, p)
 	}
 	return out

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"pvlink.dev/pvlink/ctl"
 	"pvlink.dev/pvlink/snapshot"
@@ -90,7 +91,6 @@ func TestModifySecurityGroupRulesKeepsTheRuleID(t *testing.T) {
 	for _, c := range []struct{ why, id, rule, code string }{
 		{"a duplicate of another rule", id, "R.IpProtocol=tcp&R.FromPort=80&R.ToPort=80&R.CidrIpv4=198.18.1.0/24", "InvalidPermission.Duplicate"},
 		{"a rule the group has not", "sgr-0123456789abcdef0", "R.IpProtocol=tcp&R.FromPort=80&R.ToPort=80&R.CidrIpv4=10.0.0.0/8", "InvalidSecurityGroupRuleId.NotFound"},
-		{"an outbound rule towards a group", egressID, "R.IpProtocol=-1&R.ReferencedGroupId=" + def, "InvalidParameter"},
 		{"two peers", id, "R.IpProtocol=tcp&R.FromPort=1&R.ToPort=2&R.CidrIpv4=10.0.0.0/8&R.ReferencedGroupId=" + def, "InvalidParameter"},
 		{"no peer", id, "R.IpProtocol=tcp&R.FromPort=1&R.ToPort=2", "InvalidParameter"},
 		{"a prefix list", id, "R.IpProtocol=tcp&R.FromPort=1&R.ToPort=2&R.PrefixListId=pl-1234", "InvalidParameterValue"},
@@ -129,8 +129,8 @@ func TestModifySecurityGroupRulesKeepsTheRuleID(t *testing.T) {
 
 	// Ids survive the store (the model is kept as JSON), and a revoke by
 	// id takes the kept id along.
-	if g, _ := b.m.Clone().SecurityGroupByID(consumer.ID, web); g.GroupRuleID(g.FromGroups[0]) != id {
-		t.Fatalf("after a round trip through JSON the rule's id is %s, want %s", g.GroupRuleID(g.FromGroups[0]), id)
+	if g, _ := b.m.Clone().SecurityGroupByID(consumer.ID, web); g.GroupRuleID(false, g.FromGroups[0]) != id {
+		t.Fatalf("after a round trip through JSON the rule's id is %s, want %s", g.GroupRuleID(false, g.FromGroups[0]), id)
 	}
 	callOK(t, srv.URL, consumer, "ec2", "Action=RevokeSecurityGroupIngress&Version=2016-11-15&GroupId="+web+"&SecurityGroupRuleId.1="+id)
 	g, _ = b.m.SecurityGroupByID(consumer.ID, web)
@@ -138,4 +138,67 @@ func TestModifySecurityGroupRulesKeepsTheRuleID(t *testing.T) {
 	if len(g.FromGroups) != 0 || slices.Contains(kept, id) || !slices.Contains(kept, again) || !slices.Contains(kept, egressID) || len(kept) != 2 {
 		t.Fatalf("after the revoke: from groups %v, kept ids %v (%s and %s should be left)", g.FromGroups, g.RuleIDs, again, egressID)
 	}
+}
+
+// An outbound rule may name a security group as its destination, as in
+// EC2: listed with the group, revoked by id, changed in place, and keeping
+// the group from being deleted. A load balancer's outbound rules reach the
+// forwarders as ranges of the group's members: for a VPC's default group,
+// its hosts, where the targets are.
+func TestAnOutboundRuleToAGroupReachesItsMembers(t *testing.T) {
+	b, srv := demoBackend(t)
+	provider := account(b, "provider")
+	vpc := b.m.VPCs[0]
+	def := b.m.DefaultGroup(vpc.Name).ID
+	nlb, peers := createGroup(t, srv, provider, vpc.ID, "nlb"), createGroup(t, srv, provider, vpc.ID, "peers")
+	ec2 := func(body string) (int, string) {
+		return call(t, srv.URL, provider, "ec2", "Version=2016-11-15&"+body, time.Now())
+	}
+	// Everything out goes; tcp/8080 to the default group's members and
+	// tcp/9000 to peers' come.
+	callOK(t, srv.URL, provider, "ec2", "Action=RevokeSecurityGroupEgress&Version=2016-11-15&GroupId="+nlb+"&IpPermissions.1.IpProtocol=-1&IpPermissions.1.IpRanges.1.CidrIp=0.0.0.0/0")
+	out := callOK(t, srv.URL, provider, "ec2", "Action=AuthorizeSecurityGroupEgress&Version=2016-11-15&GroupId="+nlb+
+		"&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=8080&IpPermissions.1.ToPort=8080&IpPermissions.1.Groups.1.GroupId="+def+"&IpPermissions.1.Groups.1.Description=targets"+
+		"&IpPermissions.2.IpProtocol=tcp&IpPermissions.2.FromPort=9000&IpPermissions.2.ToPort=9000&IpPermissions.2.Groups.1.GroupId="+peers)
+	if strings.Count(out, "<isEgress>true</isEgress>") != 2 || strings.Count(out, "<referencedGroupInfo>") != 2 {
+		t.Fatalf("AuthorizeSecurityGroupEgress to groups: the rules it added: %s", out)
+	}
+	rules := groupRules(t, srv, provider, nlb)
+	var toPeersID string
+	for _, r := range rules {
+		if r.Referenced != nil && r.Referenced.GroupID == peers {
+			toPeersID = r.ID
+		}
+		if !r.IsEgress || r.Referenced == nil {
+			t.Errorf("nlb's rules should all be outbound to groups now: %+v", r)
+		}
+	}
+	out = callOK(t, srv.URL, provider, "ec2", "Action=DescribeSecurityGroups&Version=2016-11-15&GroupId.1="+nlb)
+	egress := between(out, "<ipPermissionsEgress>", "", "</ipPermissionsEgress>")
+	if !strings.Contains(egress, "<groups><item><groupId>"+def+"</groupId><userId>"+provider.ID+"</userId><description>targets</description></item></groups>") {
+		t.Fatalf("DescribeSecurityGroups' outbound permissions: %s", egress)
+	}
+	if status, out := ec2("Action=DeleteSecurityGroup&GroupId=" + peers); status != 400 || !strings.Contains(out, "<Code>DependencyViolation</Code>") {
+		t.Fatalf("deleting a group an outbound rule names: %d %s", status, out)
+	}
+
+	// The load balancer's connections to targets leave by these rules:
+	// to the VPC's range on 8080, to nowhere else (peers has no members).
+	b.m.LoadBalancers[0].SecurityGroups = []string{nlb}
+	lbName := b.m.LoadBalancers[0].Name
+	got := b.m.ForwarderConfig("use1-az1").LoadBalancers[lbName].Egress
+	want := []snapshot.SGRule{{Proto: 6, FromPort: 8080, ToPort: 8080, Source: netip.MustParsePrefix(vpc.CIDR)}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("the forwarders' outbound rules of %s: %v, want %v", lbName, got, want)
+	}
+
+	// Changed in place and revoked by id.
+	callOK(t, srv.URL, provider, "ec2", "Action=ModifySecurityGroupRules&Version=2016-11-15&GroupId="+nlb+
+		"&SecurityGroupRule.1.SecurityGroupRuleId="+toPeersID+"&SecurityGroupRule.1.SecurityGroupRule.IpProtocol=tcp"+
+		"&SecurityGroupRule.1.SecurityGroupRule.FromPort=9001&SecurityGroupRule.1.SecurityGroupRule.ToPort=9001&SecurityGroupRule.1.SecurityGroupRule.ReferencedGroupId="+peers)
+	if r, ok := ruleWithID(groupRules(t, srv, provider, nlb), toPeersID); !ok || !r.IsEgress || r.From != 9001 || r.Referenced == nil || r.Referenced.GroupID != peers {
+		t.Fatalf("the outbound rule to peers after its change: %+v (found %v)", r, ok)
+	}
+	callOK(t, srv.URL, provider, "ec2", "Action=RevokeSecurityGroupEgress&Version=2016-11-15&GroupId="+nlb+"&SecurityGroupRuleId.1="+toPeersID)
+	callOK(t, srv.URL, provider, "ec2", "Action=DeleteSecurityGroup&Version=2016-11-15&GroupId="+peers)
 }

@@ -46,11 +46,12 @@ func rulesOut(g ctl.SecurityGroupState, egress bool, rules []snapshot.SGRule) []
 	return out
 }
 
-// groupRulesOut lists g's inbound rules from groups as EC2's rules.
-func groupRulesOut(g ctl.SecurityGroupState) []sgRule {
+// groupRulesOut lists g's rules of one direction whose peer is a group as
+// EC2's rules.
+func groupRulesOut(g ctl.SecurityGroupState, egress bool) []sgRule {
 	var out []sgRule
-	for _, r := range g.FromGroups {
-		o := sgRule{ID: g.GroupRuleID(r), GroupID: g.ID, Owner: g.OwnerID, Referenced: &groupPair{GroupID: r.Group, UserID: g.OwnerID}, Description: g.GroupRuleDescription(r)}
+	for _, r := range g.GroupRules(egress) {
+		o := sgRule{ID: g.GroupRuleID(egress, r), GroupID: g.ID, Owner: g.OwnerID, IsEgress: egress, Referenced: &groupPair{GroupID: r.Group, UserID: g.OwnerID}, Description: g.GroupRuleDescription(egress, r)}
 		o.Protocol, o.From, o.To = groupRuleFields(r)
 		out = append(out, o)
 	}
@@ -70,14 +71,19 @@ func groupRuleFields(r ctl.GroupRule) (proto string, from, to int) {
 	return ruleFields(snapshot.SGRule{Proto: r.Proto, FromPort: r.FromPort, ToPort: r.ToPort})
 }
 
-// inboundRules are every inbound rule of group g, ranges then groups.
-func inboundRules(g ctl.SecurityGroupState) []sgRule {
-	return append(rulesOut(g, false, g.Ingress), groupRulesOut(g)...)
+// directionRules are every rule of group g of one direction, ranges then
+// groups.
+func directionRules(g ctl.SecurityGroupState, egress bool) []sgRule {
+	rules := g.Ingress
+	if egress {
+		rules = g.EgressRules()
+	}
+	return append(rulesOut(g, egress, rules), groupRulesOut(g, egress)...)
 }
 
 // allRules are every rule of group g, inbound then outbound.
 func allRules(g ctl.SecurityGroupState) []sgRule {
-	return append(inboundRules(g), rulesOut(g, true, g.EgressRules())...)
+	return append(directionRules(g, false), directionRules(g, true)...)
 }
 
 // describeSecurityGroupRules answers DescribeSecurityGroupRules for the
@@ -121,16 +127,16 @@ func rulePermissions(m *ctl.State, caller, groupID string, egress bool, ids []st
 	if !ok {
 		return nil, &ctl.NotFoundError{Kind: "GroupId", ID: groupID}
 	}
-	rules := g.Ingress
+	rules, groups := g.Ingress, g.FromGroups
 	if egress {
-		rules = g.EgressRules()
+		rules, groups = g.EgressRules(), g.ToGroups
 	}
 	var perms []ctl.Permission
 	for _, id := range ids {
 		i := slices.IndexFunc(rules, func(r snapshot.SGRule) bool { return g.RuleID(egress, r) == id })
-		if j := slices.IndexFunc(g.FromGroups, func(r ctl.GroupRule) bool { return g.GroupRuleID(r) == id }); i < 0 && j >= 0 && !egress {
-			p := ctl.Permission{Groups: []string{g.FromGroups[j].Group}}
-			p.Protocol, p.From, p.To = groupRuleFields(g.FromGroups[j])
+		if j := slices.IndexFunc(groups, func(r ctl.GroupRule) bool { return g.GroupRuleID(egress, r) == id }); i < 0 && j >= 0 {
+			p := ctl.Permission{Groups: []string{groups[j].Group}}
+			p.Protocol, p.From, p.To = groupRuleFields(groups[j])
 			perms = append(perms, p)
 			continue
 		}
@@ -152,10 +158,7 @@ func addedRules(before, after *ctl.State, caller, groupID string, egress bool) [
 		if !ok {
 			return nil
 		}
-		if egress {
-			return rulesOut(*g, true, g.EgressRules())
-		}
-		return inboundRules(*g)
+		return directionRules(*g, egress)
 	}
 	had := rulesOf(before)
 	var out []sgRule
