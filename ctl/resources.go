@@ -609,22 +609,17 @@ func (s *State) SetSupportedRegions(svc *ServiceState, add, remove []string) err
 	return nil
 }
 
-// customIdleTimeout names a listener (of which load balancer, on which
-// port) or a target group behind the service's load balancers whose idle
-// timeout is not the NLB default, or "".
+// customIdleTimeout names a listener (its port and load balancer) behind
+// the service whose idle timeout in force (its own or its target group's)
+// is not the NLB default, or "".
 func (s *State) customIdleTimeout(svc *ServiceState) string {
 	for _, lb := range s.LoadBalancers {
 		if !slices.Contains(svc.LoadBalancers, lb.Name) {
 			continue
 		}
 		for _, l := range lb.Listeners {
-			if custom(l.IdleTimeout) {
+			if custom(s.IdleTimeout(l)) {
 				return fmt.Sprintf("listener %d of %s", l.Port, lb.Name)
-			}
-			for _, tg := range s.TargetGroups {
-				if tg.Name == l.TargetGroup && tg.IdleTimeout != "" && custom(time.Duration(parseDuration(tg.IdleTimeout))) {
-					return "target group " + tg.Name
-				}
 			}
 		}
 	}
@@ -633,7 +628,7 @@ func (s *State) customIdleTimeout(svc *ServiceState) string {
 
 // custom reports whether an idle timeout is set to other than an NLB's
 // default (350 s).
-func custom(idle time.Duration) bool { return idle != 0 && idle != 350*time.Second }
+func custom(idle time.Duration) bool { return idle != 0 && idle != defaultIdleTimeout }
 
 // checkIPTypes: ipv4 and/or ipv6, and ipv6 only on dualstack load
 // balancers (the seed guide's rule; targets need not speak IPv6).

@@ -57,7 +57,8 @@ func (s *State) DeleteSecurityGroup(caller, id string) error {
 		return &CannotDeleteError{fmt.Sprintf("the specified group: %q name: %q cannot be deleted by a user", g.ID, g.Name)}
 	}
 	for _, o := range s.SecurityGroups {
-		if o.ID != id && slices.ContainsFunc(append(slices.Clone(o.FromGroups), o.ToGroups...), func(r GroupRule) bool { return r.Group == id }) {
+		names := func(r GroupRule) bool { return r.Group == id }
+		if o.ID != id && (slices.ContainsFunc(o.FromGroups, names) || slices.ContainsFunc(o.ToGroups, names)) {
 			return &DependencyError{fmt.Sprintf("resource %s has a dependent object: a rule of %s", id, o.ID)}
 		}
 	}
@@ -151,10 +152,7 @@ func (s *State) AuthorizeIngress(caller, id string, perms []Permission) error {
 
 // addGroupRule adds a rule whose peer is a group (outbound if egress).
 func (g *SecurityGroupState) addGroupRule(egress bool, r GroupRule, p Permission) error {
-	rules := &g.FromGroups
-	if egress {
-		rules = &g.ToGroups
-	}
+	rules := g.groupRulesOf(egress)
 	if slices.Contains(*rules, r) {
 		return &DuplicateError{"Permission", fmt.Sprintf("the specified rule \"peer: %s, %s, ALLOW\" already exists", r.Group, ProtocolName(r.Proto))}
 	}
@@ -166,10 +164,7 @@ func (g *SecurityGroupState) addGroupRule(egress bool, r GroupRule, p Permission
 // removeGroupRule removes a rule whose peer is a group (outbound if
 // egress), with its description and kept id.
 func (g *SecurityGroupState) removeGroupRule(egress bool, r GroupRule) error {
-	rules := &g.FromGroups
-	if egress {
-		rules = &g.ToGroups
-	}
+	rules := g.groupRulesOf(egress)
 	if !slices.Contains(*rules, r) {
 		return refuse("the rule %s %d-%d with %s is not in %s", ProtocolName(r.Proto), r.FromPort, r.ToPort, r.Group, g.ID)
 	}

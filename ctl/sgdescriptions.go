@@ -66,11 +66,15 @@ func (g *SecurityGroupState) GroupRuleDescription(egress bool, r GroupRule) stri
 }
 
 // GroupRules are g's rules of one direction whose peer is a group.
-func (g *SecurityGroupState) GroupRules(egress bool) []GroupRule {
+func (g *SecurityGroupState) GroupRules(egress bool) []GroupRule { return *g.groupRulesOf(egress) }
+
+// groupRulesOf is where g keeps its rules of one direction whose peer is
+// a group.
+func (g *SecurityGroupState) groupRulesOf(egress bool) *[]GroupRule {
 	if egress {
-		return g.ToGroups
+		return &g.ToGroups
 	}
-	return g.FromGroups
+	return &g.FromGroups
 }
 
 // UpdateRuleDescriptions sets the descriptions of rules a group of the

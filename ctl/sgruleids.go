@@ -91,6 +91,20 @@ func (g *SecurityGroupState) ruleByID(id string) (ruleRef, bool) {
 	return ruleRef{}, false
 }
 
+// RulePermission is g's rule of one direction (outbound if egress) with
+// id, as the permission that names it: what a Revoke or a description by
+// SecurityGroupRuleId acts on.
+func (g *SecurityGroupState) RulePermission(egress bool, id string) (Permission, bool) {
+	r, ok := g.ruleByID(id)
+	if !ok || r.egress != egress {
+		return Permission{}, false
+	}
+	if r.group != nil {
+		return Permission{Protocol: ProtocolName(r.group.Proto), From: int(r.group.FromPort), To: int(r.group.ToPort), Groups: []string{r.group.Group}}, true
+	}
+	return Permission{Protocol: ProtocolName(r.cidr.Proto), From: int(r.cidr.FromPort), To: int(r.cidr.ToPort), CIDRs: []string{r.cidr.Source.String()}}, true
+}
+
 // setRuleID keeps id as the id of the rule named key ("" forgets it: the
 // rule's id is derived from its content again).
 func (g *SecurityGroupState) setRuleID(key, id string) {

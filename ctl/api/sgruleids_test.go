@@ -184,6 +184,8 @@ func TestAnOutboundRuleToAGroupReachesItsMembers(t *testing.T) {
 
 	// The load balancer's connections to targets leave by these rules:
 	// to the VPC's range on 8080, to nowhere else (peers has no members).
+	// (Set in the test's model: the demo's load balancer was made without
+	// groups, and ELBv2 adds none to such a one.)
 	b.m.LoadBalancers[0].SecurityGroups = []string{nlb}
 	lbName := b.m.LoadBalancers[0].Name
 	got := b.m.ForwarderConfig("use1-az1").LoadBalancers[lbName].Egress
@@ -198,6 +200,9 @@ func TestAnOutboundRuleToAGroupReachesItsMembers(t *testing.T) {
 		"&SecurityGroupRule.1.SecurityGroupRule.FromPort=9001&SecurityGroupRule.1.SecurityGroupRule.ToPort=9001&SecurityGroupRule.1.SecurityGroupRule.ReferencedGroupId="+peers)
 	if r, ok := ruleWithID(groupRules(t, srv, provider, nlb), toPeersID); !ok || !r.IsEgress || r.From != 9001 || r.Referenced == nil || r.Referenced.GroupID != peers {
 		t.Fatalf("the outbound rule to peers after its change: %+v (found %v)", r, ok)
+	}
+	if status, out := ec2("Action=RevokeSecurityGroupIngress&GroupId=" + nlb + "&SecurityGroupRuleId.1=" + toPeersID); status != 400 || !strings.Contains(out, "<Code>InvalidSecurityGroupRuleId.NotFound</Code>") {
+		t.Fatalf("an outbound rule's id revoked as an inbound one: %d %s", status, out)
 	}
 	callOK(t, srv.URL, provider, "ec2", "Action=RevokeSecurityGroupEgress&Version=2016-11-15&GroupId="+nlb+"&SecurityGroupRuleId.1="+toPeersID)
 	callOK(t, srv.URL, provider, "ec2", "Action=DeleteSecurityGroup&Version=2016-11-15&GroupId="+peers)

@@ -127,24 +127,12 @@ func rulePermissions(m *ctl.State, caller, groupID string, egress bool, ids []st
 	if !ok {
 		return nil, &ctl.NotFoundError{Kind: "GroupId", ID: groupID}
 	}
-	rules, groups := g.Ingress, g.FromGroups
-	if egress {
-		rules, groups = g.EgressRules(), g.ToGroups
-	}
 	var perms []ctl.Permission
 	for _, id := range ids {
-		i := slices.IndexFunc(rules, func(r snapshot.SGRule) bool { return g.RuleID(egress, r) == id })
-		if j := slices.IndexFunc(groups, func(r ctl.GroupRule) bool { return g.GroupRuleID(egress, r) == id }); i < 0 && j >= 0 {
-			p := ctl.Permission{Groups: []string{groups[j].Group}}
-			p.Protocol, p.From, p.To = groupRuleFields(groups[j])
-			perms = append(perms, p)
-			continue
-		}
-		if i < 0 {
+		p, ok := g.RulePermission(egress, id)
+		if !ok {
 			return nil, &apiError{400, "InvalidSecurityGroupRuleId.NotFound", fmt.Sprintf("The security group rule ID '%s' does not exist in %s", id, groupID)}
 		}
-		p := ctl.Permission{CIDRs: []string{rules[i].Source.String()}}
-		p.Protocol, p.From, p.To = ruleFields(rules[i])
 		perms = append(perms, p)
 	}
 	return perms, nil
