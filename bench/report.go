@@ -70,7 +70,11 @@ func fmtVal(v float64) string {
 // ratio to each other path.
 func (r *Report) WriteMarkdown(w io.Writer) {
 	paths := r.paths()
-	fmt.Fprintf(w, "%s, %s; median of %d runs (min-max), %s per measurement.\n\n", r.Date.Format("2006-01-02"), r.Machine, r.Options.Runs, r.Options.Duration)
+	fmt.Fprintf(w, "%s, %s; median of %d runs (min-max), %s per measurement", r.Date.Format("2006-01-02"), r.Machine, r.Options.Runs, r.Options.Duration)
+	if r.GODEBUG != "" {
+		fmt.Fprintf(w, "; load generator GODEBUG=%s", r.GODEBUG)
+	}
+	fmt.Fprint(w, ".\n\n")
 	if r.Command != "" {
 		fmt.Fprintf(w, "`%s`\n\n", r.Command)
 	}

@@ -57,6 +57,9 @@ type Report struct {
 	Date    time.Time `json:"date"`
 	Machine string    `json:"machine"`
 	Command string    `json:"command"`
+	// GODEBUG is the load generator's (this process's): pvlink bench
+	// runs with its runtime monitor kept awake, as the forwarders do.
+	GODEBUG string `json:"godebug,omitempty"`
 	Options struct {
 		Runs     int    `json:"runs"`
 		Duration string `json:"duration"`
@@ -75,7 +78,7 @@ type target struct {
 
 // Run builds the topologies, measures every path, and tears it all down.
 func Run(ctx context.Context, exe string, o Options) (*Report, error) {
-	r := &Report{Date: time.Now().UTC(), Machine: machine()}
+	r := &Report{Date: time.Now().UTC(), Machine: machine(), GODEBUG: os.Getenv("GODEBUG")}
 	r.Options.Runs, r.Options.Duration = o.Runs, o.Duration.String()
 	logf := func(format string, args ...any) {
 		if o.Log != nil {

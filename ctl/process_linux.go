@@ -185,24 +185,36 @@ func LogTail(path string, lines int) string {
 }
 
 // forwarderEnv is what a forwarder's environment adds to ctld's: GODEBUG
-// with schedtrace set to its largest period (24.8 days).
+// with schedtrace set to its largest period (NoDeepSleepGODEBUG).
 //
 // A forwarder runs one scheduler thread and goes idle between packets.
 // Each time it does, the Go runtime's monitor thread (sysmon) parks in a
 // deep sleep, and the first system call after the next packet must wake it
 // (a futex wake, then the monitor polling every 20 µs for a while): two of
 // these per request/response round trip, on the critical path and on cores
-// the consumer and the target share. The runtime skips that deep sleep
-// only while a scheduler trace is on; with a period this long the monitor
-// just polls (backing off to every 10 ms when idle) and the trace prints at
-// most once per period (once at start on a host up for longer than that),
-// and on a fatal error. `pvlink bench --paths pvlink --duration 3s`, two
-// workers, two rounds each: latency p50 84 and 84 µs without, 66 and 67
-// µs with.
+// the consumer and the target share. `pvlink bench --paths pvlink
+// --duration 3s`, two workers, two rounds each: latency p50 84 and 84 µs
+// without, 66 and 67 µs with.
 func forwarderEnv() []string {
+	env, _ := NoDeepSleepGODEBUG()
+	return []string{env}
+}
+
+// NoDeepSleepGODEBUG returns the GODEBUG environment entry that keeps the
+// Go runtime's monitor thread out of its deep sleep, added to the
+// process's own GODEBUG, and whether the process runs without it. The
+// runtime skips that sleep only while a scheduler trace is on; with the
+// trace's largest period (24.8 days) the monitor just polls, backing off
+// to every 10 ms when idle, and the trace prints at most once per period
+// (once at start on a host up for longer than that) and on a fatal error.
+func NoDeepSleepGODEBUG() (env string, missing bool) {
 	const noDeepSleep = "schedtrace=2147483647"
-	if v := os.Getenv("GODEBUG"); v != "" {
-		return []string{"GODEBUG=" + v + "," + noDeepSleep}
+	v := os.Getenv("GODEBUG")
+	switch {
+	case v == "":
+		return "GODEBUG=" + noDeepSleep, true
+	case strings.Contains(v, noDeepSleep):
+		return "GODEBUG=" + v, false
 	}
-	return []string{"GODEBUG=" + noDeepSleep}
+	return "GODEBUG=" + v + "," + noDeepSleep, true
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,13 +17,56 @@ import (
 	"pvlink.dev/pvlink/ctl"
 )
 
+// loadGenerator marks a command (and its subcommands) that generates load:
+// it runs with the Go runtime's monitor thread kept out of its deep sleep,
+// as the forwarders do (ctl.NoDeepSleepGODEBUG).
+//
+// A load generator's threads go idle whenever every connection it drives
+// waits on the path under test, and each time the last one does, the
+// monitor parks; the next thread to wake must wake it with a futex, and
+// it then polls every 20 µs for a while, on the two cores the path under
+// test has too. On pvlink's path the load generator idles more often than
+// on HAProxy's (the forwarders are processes of their own, with wake-ups
+// of their own): its monitor thread slept and woke 4,353 times a second
+// there against 964 on HAProxy's path (perf sched_switch over 1 s of the
+// connection measurement, 2026-11-28), and each of its wake-ups could
+// preempt a forwarder. With the monitor kept awake (four alternating
+// rounds of --paths pvlink,haproxy or kernel-routed,pvlink,haproxy
+// --measure conns,latency --duration 4s, same hour): pvlink 2,358-2,926
+// -> 3,306-3,909 conn/s, its forwarders' CPU 342-379 -> 300-339 µs per
+// connection; HAProxy 3,424-4,357 -> 4,078-4,621 conn/s; latency p50 fell
+// on both paths (pvlink 339-364 -> 141-329 µs, HAProxy 191-1,116 ->
+// 103-511: that VM was at under half its usual speed and noisy).
+const loadGenerator = "pvlink.load-generator"
+
+// loadGeneratorRuntime re-executes a load-generating command with
+// ctl.NoDeepSleepGODEBUG when it runs without it; the runtime reads
+// GODEBUG only when the process starts.
+func loadGeneratorRuntime(cmd *cobra.Command) error {
+	marked := false
+	for c := cmd; c != nil; c = c.Parent() {
+		marked = marked || c.Annotations[loadGenerator] == "true"
+	}
+	env, missing := ctl.NoDeepSleepGODEBUG()
+	if !marked || !missing {
+		return nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	environ := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GODEBUG=") })
+	return fmt.Errorf("re-executing %s with %s: %w", exe, env, syscall.Exec(exe, os.Args, append(environ, env)))
+}
+
 func newBenchCmd() *cobra.Command {
 	o := bench.Options{Log: os.Stderr}
 	var quick bool
 	var out, paths, measure string
 	c := &cobra.Command{
-		Use:   "bench",
-		Short: "Measure pvlink against the kernel and HAProxy on the same machine, in one run",
+		Use:         "bench",
+		Annotations: map[string]string{loadGenerator: "true"},
+		Short:       "Measure pvlink against the kernel and HAProxy on the same machine, in one run",
 		Long: "Builds its own namespaces and measures, for each path (pvlink with proxy protocol v2,\n" +
 			"kernel-routed, kernel-dnat with an 8460 MSS clamp, HAProxy with send-proxy-v2):\n" +
 			"1- and 8-stream throughput, new connections per second, request/response latency,\n" +

@@ -40,14 +40,18 @@ func TestBenchRefusesABadOptionBeforeBuildingAnything(t *testing.T) {
 // TestBenchMeasuresOnlyWhatItIsAskedTo runs one short round of the
 // connection and latency measurements on the pvlink path: the report holds
 // their metrics (and the forwarders' RSS), and none of the others; what a
-// connection cost is the forwarders' share of what every core spent.
+// connection cost is the forwarders' share of what every core spent. The
+// load generator ran with its runtime monitor kept awake, beside the
+// GODEBUG settings it was given.
 func TestBenchMeasuresOnlyWhatItIsAskedTo(t *testing.T) {
 	fabrictest.RequireRoot(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, fabrictest.Binary(t), "bench", "--paths", "pvlink", "--measure", "latency,conns",
-		"--runs", "1", "--duration", "500ms", "--warmup", "200ms", "--out", dir).CombinedOutput()
+	cmd := exec.CommandContext(ctx, fabrictest.Binary(t), "bench", "--paths", "pvlink", "--measure", "latency,conns",
+		"--runs", "1", "--duration", "500ms", "--warmup", "200ms", "--out", dir)
+	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GODEBUG=") }), "GODEBUG=madvdontneed=1")
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out)
 	}
@@ -79,5 +83,12 @@ func TestBenchMeasuresOnlyWhatItIsAskedTo(t *testing.T) {
 	idle, _ := r.Get("pvlink", "conn_idle_pct")
 	if proxy.Median <= 0 || proxy.Median >= all.Median || idle.Median < 0 || idle.Median >= 100 {
 		t.Errorf("per connection: forwarders %.0f µs of all cores' %.0f µs, %.0f%% idle; output:\n%s", proxy.Median, all.Median, idle.Median, out)
+	}
+	if want := "madvdontneed=1,schedtrace=2147483647"; r.GODEBUG != want {
+		t.Errorf("the load generator ran with GODEBUG %q, want %q", r.GODEBUG, want)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "bench.md"))
+	if err != nil || !strings.Contains(string(md), "load generator GODEBUG=madvdontneed=1,schedtrace=2147483647.") {
+		t.Errorf("bench.md does not name the load generator's GODEBUG (%v):\n%s", err, md)
 	}
 }

@@ -43,7 +43,10 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 		// ctld gives every process it starts a pid file, written first
 		// thing, so that a ctld that restarts finds them all again.
-		PersistentPreRunE: func(*cobra.Command, []string) error {
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := loadGeneratorRuntime(cmd); err != nil {
+				return err
+			}
 			if logFormat != "text" && logFormat != "json" {
 				return fmt.Errorf("--log-format %s: use text or json", logFormat)
 			}
