@@ -62,6 +62,9 @@ type NotFoundError struct {
 }
 
 func (e *NotFoundError) Error() string {
+	if e.Kind == "PrefixListID" {
+		return fmt.Sprintf("The prefix list ID '%s' does not exist", e.ID)
+	}
 	return fmt.Sprintf("The %s '%s' does not exist", e.Kind, e.ID)
 }
 

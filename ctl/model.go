@@ -359,6 +359,8 @@ func (next *State) keepAPIResources(old *State) {
 	// Flow logs are made through the API only; they stay (one whose
 	// resource went covers nothing).
 	next.FlowLogs = old.FlowLogs
+	// So are prefix lists (the groups whose rules name them stay too).
+	next.PrefixLists = old.PrefixLists
 	next.Faults = slices.DeleteFunc(slices.Clone(old.Faults), func(f FaultState) bool {
 		// The AZ or Region went with the topology.
 		return f.AZ != "" && !slices.Contains(next.AvailabilityZones, f.AZ) || f.Region != "" && !next.HasRegion(f.Region)

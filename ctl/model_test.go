@@ -90,12 +90,16 @@ func TestApplyingTheSameTopologyAgainChangesNothing(t *testing.T) {
 	if err := applyText(t, s, demo); err != nil {
 		t.Fatal(err)
 	}
+	// A prefix list is made through the API only; an apply keeps it.
+	if _, err := s.CreatePrefixList(s.Accounts[0].ID, "office", "IPv4", 2, []PrefixListEntry{{CIDR: "198.18.7.0/24"}}); err != nil {
+		t.Fatal(err)
+	}
 	again := s.Clone()
 	if err := applyText(t, again, demo); err != nil {
 		t.Fatal(err)
 	}
-	if !sameModel(s, again) {
-		t.Fatal("a second apply of the same topology changed the model")
+	if !sameModel(s, again) || len(again.PrefixLists) != 1 {
+		t.Fatalf("a second apply of the same topology changed the model (prefix lists %+v)", again.PrefixLists)
 	}
 	// An endpoint of the file has its creation time from the first apply
 	// (AWS's CreationTimestamp), kept by the second.

@@ -245,11 +245,16 @@ func (s *State) rulesOf(ids []string) []snapshot.SGRule {
 	return out
 }
 
-// groupRuleRanges adds to out the rules whose peer is a group as the
-// forwarders take them: one per range of the group's members.
+// groupRuleRanges adds to out the rules whose peer is a group or a prefix
+// list as the forwarders take them: one per range of the group's members,
+// or of the list's current version.
 func (s *State) groupRuleRanges(out []snapshot.SGRule, rules []GroupRule) []snapshot.SGRule {
 	for _, r := range rules {
-		for _, peer := range s.groupMembers(r.Group) {
+		peers := s.groupMembers(r.Group)
+		if IsPrefixList(r.Group) {
+			peers = s.prefixListRanges(r.Group)
+		}
+		for _, peer := range peers {
 			if rule := (snapshot.SGRule{Proto: r.Proto, FromPort: r.FromPort, ToPort: r.ToPort, Source: peer}); !slices.Contains(out, rule) {
 				out = append(out, rule)
 			}

@@ -26,6 +26,7 @@ const (
 	prefixNotify = "notification/"
 	prefixTags   = "tags/"
 	prefixSG     = "sg/"
+	prefixPL     = "prefixlist/"
 	prefixZone   = "zone/"
 	prefixFlow   = "flowlog/"
 	prefixRule   = "insightrule/"
@@ -85,6 +86,7 @@ var collections = []collection{
 		return v.TargetGroup + "/" + v.IP + ":" + strconv.Itoa(v.Port)
 	}),
 	listOf(prefixSG, func(s *State) *[]SecurityGroupState { return &s.SecurityGroups }, func(v *SecurityGroupState) string { return v.ID }),
+	listOf(prefixPL, func(s *State) *[]PrefixListState { return &s.PrefixLists }, func(v *PrefixListState) string { return v.ID }),
 	listOf(prefixZone, func(s *State) *[]PublicZoneState { return &s.PublicZones }, func(v *PublicZoneState) string { return v.Name }),
 	listOf(prefixTopic, func(s *State) *[]TopicState { return &s.Topics }, func(v *TopicState) string { return v.ARN }),
 	listOf(prefixNotify, func(s *State) *[]NotificationState { return &s.Notifications }, func(v *NotificationState) string { return v.ID }),

@@ -34,6 +34,13 @@ func fullModel(t *testing.T) *State {
 	if _, err := m.CreateSecurityGroup("444455556666", m.VPCs[1].ID, "app", "clients"); err != nil {
 		t.Fatal(err)
 	}
+	pl, err := m.CreatePrefixList("444455556666", "offices", "IPv4", 4, []PrefixListEntry{{CIDR: "198.19.250.0/24", Description: "hq"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.ModifyPrefixList("444455556666", pl.ID, PrefixListChange{Add: []PrefixListEntry{{CIDR: "198.19.251.0/24"}}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.CreateTopic("111122223333", "events"); err != nil {
 		t.Fatal(err)
 	}

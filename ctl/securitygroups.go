@@ -79,14 +79,15 @@ type Permission struct {
 	Protocol string // tcp, udp, icmp, -1 (all) or a number
 	From, To int
 	CIDRs    []string // IPv4 and IPv6 sources
-	Groups   []string // security groups whose members are sources
+	Groups   []string // security groups whose members are sources, and prefix lists (pl-...)
 	// Descriptions are the rules' descriptions, by source: a range as
 	// its masked prefix writes it, or a group's id.
 	Descriptions map[string]string
 }
 
 // GroupRule lets in a protocol (6 for TCP, 0 for all) on a port range from
-// the members of a security group: its id.
+// the members of a security group (Group is its id) or the ranges of a
+// prefix list (its id, pl-...).
 type GroupRule struct {
 	Proto    uint8  `json:"proto"`
 	FromPort uint16 `json:"from_port"`
@@ -112,7 +113,7 @@ func (p Permission) rules() ([]snapshot.SGRule, []GroupRule, error) {
 		return nil, nil, refuse("protocol %q is not tcp, udp, icmp, icmpv6 or -1", p.Protocol)
 	}
 	if len(p.CIDRs) == 0 && len(p.Groups) == 0 {
-		return nil, nil, refuse("name a source: a range (CidrIp or CidrIpv6) or a security group (GroupId)")
+		return nil, nil, refuse("name a source: a range (CidrIp or CidrIpv6), a security group (GroupId) or a prefix list (PrefixListId)")
 	}
 	var out []snapshot.SGRule
 	for _, c := range p.CIDRs {
@@ -226,7 +227,7 @@ func (s *State) RevokeIngress(caller, id string, perms []Permission) error {
 
 // eachRule calls fn for every forwarder rule of perms on a group of the
 // caller's, and withGroup for every rule whose peer is a group (of the
-// caller's, in the same VPC).
+// caller's, in the same VPC) or a prefix list of the caller's.
 func (s *State) eachRule(caller, id string, perms []Permission, fn func(*SecurityGroupState, snapshot.SGRule, Permission) error, withGroup func(*SecurityGroupState, GroupRule, Permission) error) error {
 	g, ok := s.SecurityGroupByID(caller, id)
 	if !ok {
@@ -241,8 +242,8 @@ func (s *State) eachRule(caller, id string, perms []Permission, fn func(*Securit
 			if r.Group == "" {
 				return refuse("name a rule's security group by its id (GroupId): a name serves only in a default VPC")
 			}
-			if src, ok := s.SecurityGroupByID(caller, r.Group); !ok || src.VPC != g.VPC {
-				return &NotFoundError{"GroupId", r.Group}
+			if err := s.checkPeer(caller, g, r.Group); err != nil {
+				return err
 			}
 		}
 		for _, r := range rules {

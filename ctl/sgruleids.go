@@ -175,7 +175,7 @@ func (s *State) ModifyRules(caller, groupID string, changes []RuleChange) error 
 		}
 		p := ch.Rule
 		if len(p.CIDRs)+len(p.Groups) != 1 {
-			return refuse("rule %s: name one peer: CidrIpv4, CidrIpv6 or ReferencedGroupId", ch.ID)
+			return refuse("rule %s: name one peer: CidrIpv4, CidrIpv6, ReferencedGroupId or PrefixListId", ch.ID)
 		}
 		cidrs, groups, err := p.rules()
 		if err != nil {
@@ -187,8 +187,8 @@ func (s *State) ModifyRules(caller, groupID string, changes []RuleChange) error 
 		var next ruleRef
 		switch {
 		case len(groups) == 1:
-			if peer, ok := s.SecurityGroupByID(caller, groups[0].Group); !ok || peer.VPC != g.VPC {
-				return &NotFoundError{"GroupId", groups[0].Group}
+			if err := s.checkPeer(caller, g, groups[0].Group); err != nil {
+				return err
 			}
 			next = ruleRef{egress: old.egress, group: &groups[0]}
 		default:

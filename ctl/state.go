@@ -50,6 +50,7 @@ type State struct {
 	Endpoints      []EndpointState      `json:"endpoints"`
 	Targets        []TargetState        `json:"targets"`
 	SecurityGroups []SecurityGroupState `json:"security_groups,omitempty"`
+	PrefixLists    []PrefixListState    `json:"prefix_lists,omitempty"`
 	PublicZones    []PublicZoneState    `json:"public_dns_zones,omitempty"`
 	Topics         []TopicState         `json:"topics,omitempty"`
 	Notifications  []NotificationState  `json:"notifications,omitempty"`

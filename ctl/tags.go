@@ -34,6 +34,8 @@ func ResourceType(id string) string {
 		return "security-group"
 	case strings.HasPrefix(id, "fl-"):
 		return "vpc-flow-log"
+	case IsPrefixList(id):
+		return "prefix-list"
 	case strings.HasPrefix(id, "arn:aws:elasticloadbalancing:") && strings.Contains(id, ":loadbalancer/"):
 		return "loadbalancer"
 	case strings.HasPrefix(id, "arn:aws:elasticloadbalancing:") && strings.Contains(id, ":targetgroup/"):
@@ -71,6 +73,12 @@ func (s *State) owner(id string) (string, bool) {
 		for _, f := range s.FlowLogs {
 			if f.ID == id {
 				return f.OwnerID, true
+			}
+		}
+	case "prefix-list":
+		for _, p := range s.PrefixLists {
+			if p.ID == id {
+				return p.OwnerID, true
 			}
 		}
 	case "security-group":

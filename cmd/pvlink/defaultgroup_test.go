@@ -19,6 +19,8 @@ import (
 // members) and from nowhere else, until a rule says so. A rule naming the
 // default group as its source (the CLI's --source-group) lets in the same
 // members; changed in place (modify-security-group-rules), it keeps its id.
+// A rule naming a managed prefix list lets in the list's ranges, version by
+// version.
 func TestAnEndpointWithoutGroupsTakesTrafficFromItsVPCOnly(t *testing.T) {
 	f := fabrictest.Up(t, demoTopology(t))
 	consumer := awsAs(t, f, "consumer")
@@ -132,4 +134,57 @@ func TestAnEndpointWithoutGroupsTakesTrafficFromItsVPCOnly(t *testing.T) {
 	if r := rules.SecurityGroupRules; len(r) != 1 || r[0].CidrIpv4 != outside+"/32" || r[0].Description != "the outside" || r[0].IsEgress {
 		t.Fatalf("rule %s after modify-security-group-rules: %+v", ruleID, rules)
 	}
+
+	// A group whose rule names a managed prefix list lets in the list's
+	// ranges, and follows the list's versions.
+	var pl struct {
+		PrefixList struct {
+			PrefixListId string
+			Version      int
+		}
+	}
+	consumer.do(&pl, "create-managed-prefix-list", "--prefix-list-name", "offices", "--address-family", "IPv4", "--max-entries", "4",
+		"--entries", "Cidr="+outside+"/32,Description=the outside")
+	var offices struct{ GroupId string }
+	consumer.do(&offices, "create-security-group", "--vpc-id", e.VPCID, "--group-name", "offices", "--description", "from the offices list")
+	consumer.do(nil, "authorize-security-group-ingress", "--group-id", offices.GroupId, "--ip-permissions",
+		"IpProtocol=tcp,FromPort=80,ToPort=80,PrefixListIds=[{PrefixListId="+pl.PrefixList.PrefixListId+",Description=offices}]")
+	consumer.do(nil, "modify-vpc-endpoint", "--vpc-endpoint-id", e.ID, "--add-security-group-ids", offices.GroupId, "--remove-security-group-ids", web.GroupId)
+	waitUntil(t, 3*time.Second, "the list's address let in", func() bool { return reachFrom(outside) })
+	if reachFrom("") {
+		t.Fatal("the VPC's host got in through a group whose one rule names a list without it")
+	}
+	var vpcs struct{ Vpcs []struct{ CidrBlock string } }
+	consumer.do(&vpcs, "describe-vpcs", "--vpc-ids", e.VPCID)
+	consumer.do(&pl, "modify-managed-prefix-list", "--prefix-list-id", pl.PrefixList.PrefixListId, "--current-version", "1",
+		"--add-entries", "Cidr="+vpcs.Vpcs[0].CidrBlock+",Description=the VPC", "--remove-entries", "Cidr="+outside+"/32")
+	if pl.PrefixList.Version != 2 {
+		t.Fatalf("modify-managed-prefix-list answered version %d, want 2", pl.PrefixList.Version)
+	}
+	waitUntil(t, 3*time.Second, "the outside address refused by the list's version 2", func() bool { return !reachFrom(outside) })
+	if !reachFrom("") {
+		t.Fatal("the VPC's host, added to the list, was refused")
+	}
+	consumer.refused("PrefixListVersionMismatch", "modify-managed-prefix-list", "--prefix-list-id", pl.PrefixList.PrefixListId, "--current-version", "1",
+		"--add-entries", "Cidr=198.19.0.0/16")
+	var entries struct {
+		Entries []struct{ Cidr, Description string }
+	}
+	consumer.do(&entries, "get-managed-prefix-list-entries", "--prefix-list-id", pl.PrefixList.PrefixListId, "--target-version", "1")
+	if len(entries.Entries) != 1 || entries.Entries[0].Cidr != outside+"/32" || entries.Entries[0].Description != "the outside" {
+		t.Fatalf("the list's entries at version 1: %+v", entries)
+	}
+	var named struct {
+		SecurityGroups []struct {
+			IpPermissions []struct {
+				PrefixListIds []struct{ PrefixListId, Description string }
+			}
+		}
+	}
+	consumer.do(&named, "describe-security-groups", "--filters", "Name=ip-permission.prefix-list-id,Values="+pl.PrefixList.PrefixListId)
+	if g := named.SecurityGroups; len(g) != 1 || len(g[0].IpPermissions) != 1 || len(g[0].IpPermissions[0].PrefixListIds) != 1 ||
+		g[0].IpPermissions[0].PrefixListIds[0].Description != "offices" {
+		t.Fatalf("the groups whose rules name the list: %+v", named)
+	}
+	consumer.refused("DependencyViolation", "delete-managed-prefix-list", "--prefix-list-id", pl.PrefixList.PrefixListId)
 }

@@ -102,7 +102,7 @@ func (h *Handler) ec2Run(caller, region string, q query) (any, error) {
 	m := h.b.Model()
 	action := q.str("Action")
 	for _, area := range []func(*ctl.State, string, string, string, query) (any, error){
-		h.ec2Endpoints, h.ec2Services, h.ec2Notifications, h.ec2SecurityGroups, h.ec2VPCs, h.ec2Tags,
+		h.ec2Endpoints, h.ec2Services, h.ec2Notifications, h.ec2SecurityGroups, h.ec2PrefixLists, h.ec2VPCs, h.ec2Tags,
 	} {
 		if out, err := area(m, caller, region, action, q); err != errNotThisArea {
 			return out, err
@@ -161,9 +161,14 @@ func ec2Code(err error) (string, int) {
 	var dup *ctl.DuplicateError
 	var ue *ctl.UnauthorizedError
 	var cd *ctl.CannotDeleteError
+	var vm *ctl.VersionMismatchError
 	switch {
 	case errors.As(err, &ae):
 		return ae.code, ae.status
+	case errors.As(err, &vm):
+		return "PrefixListVersionMismatch", 400
+	case ctl.IsPrefixListModification(err):
+		return "InvalidPrefixListModification", 400
 	case errors.As(err, &cd):
 		return "CannotDelete", 400
 	case errors.As(err, &ue):

@@ -27,13 +27,20 @@ type groupPair struct {
 	Description string `xml:"description,omitempty"`
 }
 
+// prefixListPeer is EC2's PrefixListId: a prefix list as a rule's peer.
+type prefixListPeer struct {
+	ID          string `xml:"prefixListId"`
+	Description string `xml:"description,omitempty"`
+}
+
 type ipPermission struct {
-	Protocol string      `xml:"ipProtocol"`
-	From     int         `xml:"fromPort"`
-	To       int         `xml:"toPort"`
-	Groups   []groupPair `xml:"groups>item"`
-	V4       []ipRange   `xml:"ipRanges>item"`
-	V6       []ipv6Range `xml:"ipv6Ranges>item"`
+	Protocol    string           `xml:"ipProtocol"`
+	From        int              `xml:"fromPort"`
+	To          int              `xml:"toPort"`
+	Groups      []groupPair      `xml:"groups>item"`
+	V4          []ipRange        `xml:"ipRanges>item"`
+	V6          []ipv6Range      `xml:"ipv6Ranges>item"`
+	PrefixLists []prefixListPeer `xml:"prefixListIds>item"`
 }
 
 type securityGroup struct {
@@ -53,14 +60,18 @@ func securityGroupOut(g ctl.SecurityGroupState, vpcID string) securityGroup {
 }
 
 // groupPermissionsOut are g's rules of one direction whose peer is a group
-// (of g's owner's), as EC2 lists them: one permission per rule, the group
-// as a UserIdGroupPair.
+// (of g's owner's) or a prefix list, as EC2 lists them: one permission per
+// rule, the group as a UserIdGroupPair, the list as a PrefixListId.
 func groupPermissionsOut(g ctl.SecurityGroupState, egress bool) []ipPermission {
 	var out []ipPermission
 	for _, r := range g.GroupRules(egress) {
 		var p ipPermission
 		p.Protocol, p.From, p.To = groupRuleFields(r)
-		p.Groups = []groupPair{{GroupID: r.Group, UserID: g.OwnerID, Description: g.GroupRuleDescription(egress, r)}}
+		if desc := g.GroupRuleDescription(egress, r); ctl.IsPrefixList(r.Group) {
+			p.PrefixLists = []prefixListPeer{{r.Group, desc}}
+		} else {
+			p.Groups = []groupPair{{GroupID: r.Group, UserID: g.OwnerID, Description: desc}}
+		}
 		out = append(out, p)
 	}
 	return out
@@ -87,7 +98,7 @@ func permissionsOut(g ctl.SecurityGroupState, egress bool, rules []snapshot.SGRu
 // rules, each behind prefix (ip-permission. or egress.ip-permission.).
 func permissionFilters(prefix string) []string {
 	var out []string
-	for _, f := range []string{"cidr", "ipv6-cidr", "group-id", "protocol", "from-port", "to-port"} {
+	for _, f := range []string{"cidr", "ipv6-cidr", "group-id", "prefix-list-id", "protocol", "from-port", "to-port"} {
 		out = append(out, prefix+f)
 	}
 	return out
@@ -114,6 +125,9 @@ func groupFields(sg securityGroup) map[string][]string {
 			}
 			for _, r := range p.Groups {
 				fields[prefix+"group-id"] = append(fields[prefix+"group-id"], r.GroupID)
+			}
+			for _, r := range p.PrefixLists {
+				fields[prefix+"prefix-list-id"] = append(fields[prefix+"prefix-list-id"], r.ID)
 			}
 		}
 	}
@@ -173,6 +187,9 @@ func (h *Handler) ec2SecurityGroups(m *ctl.State, caller, region, action string,
 
 	case "AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress", "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupEgress":
 		perms, group, egress := q.permissions(), q.str("GroupId"), strings.HasSuffix(action, "Egress")
+		if err := q.notPrefixLists(); err != nil {
+			return nil, err
+		}
 		if ids := q.list("SecurityGroupRuleId"); len(ids) > 0 && strings.HasPrefix(action, "Revoke") {
 			byID, err := rulePermissions(m, caller, group, egress, ids)
 			if err != nil {

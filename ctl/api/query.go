@@ -105,6 +105,13 @@ func (q query) permissions() []ctl.Permission {
 			p.Groups = append(p.Groups, r["GroupId"])
 			p.Describe(r["GroupId"], r["Description"])
 		}
+		// A prefix list is a peer the way a group is: ctl keeps both as
+		// rules naming an id (notPrefixLists refuses an id that is not a
+		// list's before).
+		for _, r := range q.structs(prefix+"PrefixListIds", "PrefixListId", "Description") {
+			p.Groups = append(p.Groups, r["PrefixListId"])
+			p.Describe(r["PrefixListId"], r["Description"])
+		}
 		out = append(out, p)
 	}
 	if proto := q.str("IpProtocol"); proto != "" {
@@ -114,6 +121,19 @@ func (q query) permissions() []ctl.Permission {
 		out = append(out, p)
 	}
 	return out
+}
+
+// notPrefixLists refuses a permission's PrefixListIds entry that names no
+// prefix list (pl-...): ctl would take it for a group.
+func (q query) notPrefixLists() error {
+	for i := 1; q.str("IpPermissions."+strconv.Itoa(i)+".IpProtocol") != ""; i++ {
+		for _, r := range q.structs("IpPermissions."+strconv.Itoa(i)+".PrefixListIds", "PrefixListId") {
+			if !ctl.IsPrefixList(r["PrefixListId"]) {
+				return &ctl.NotFoundError{Kind: "PrefixListID", ID: r["PrefixListId"]}
+			}
+		}
+	}
+	return nil
 }
 
 // sourceKey is a range as a Permission's Descriptions are keyed: its masked

@@ -26,8 +26,9 @@ type sgRule struct {
 	CIDRv4   string `xml:"cidrIpv4,omitempty"`
 	CIDRv6   string `xml:"cidrIpv6,omitempty"`
 	// Referenced is the source group of a rule that names one.
-	Referenced  *groupPair `xml:"referencedGroupInfo,omitempty"`
-	Description string     `xml:"description,omitempty"`
+	Referenced   *groupPair `xml:"referencedGroupInfo,omitempty"`
+	PrefixListID string     `xml:"prefixListId,omitempty"`
+	Description  string     `xml:"description,omitempty"`
 }
 
 // rulesOut lists a group's rules of one direction as EC2's rules.
@@ -46,12 +47,17 @@ func rulesOut(g ctl.SecurityGroupState, egress bool, rules []snapshot.SGRule) []
 	return out
 }
 
-// groupRulesOut lists g's rules of one direction whose peer is a group as
-// EC2's rules.
+// groupRulesOut lists g's rules of one direction whose peer is a group or
+// a prefix list as EC2's rules.
 func groupRulesOut(g ctl.SecurityGroupState, egress bool) []sgRule {
 	var out []sgRule
 	for _, r := range g.GroupRules(egress) {
-		o := sgRule{ID: g.GroupRuleID(egress, r), GroupID: g.ID, Owner: g.OwnerID, IsEgress: egress, Referenced: &groupPair{GroupID: r.Group, UserID: g.OwnerID}, Description: g.GroupRuleDescription(egress, r)}
+		o := sgRule{ID: g.GroupRuleID(egress, r), GroupID: g.ID, Owner: g.OwnerID, IsEgress: egress, Description: g.GroupRuleDescription(egress, r)}
+		if ctl.IsPrefixList(r.Group) {
+			o.PrefixListID = r.Group
+		} else {
+			o.Referenced = &groupPair{GroupID: r.Group, UserID: g.OwnerID}
+		}
 		o.Protocol, o.From, o.To = groupRuleFields(r)
 		out = append(out, o)
 	}
@@ -177,9 +183,6 @@ func (q query) ruleChanges() ([]ctl.RuleChange, error) {
 		if p.Protocol == "" {
 			return nil, &apiError{400, "MissingParameter", fmt.Sprintf("The request must contain the parameter %sIpProtocol", rule)}
 		}
-		if q.str(rule+"PrefixListId") != "" {
-			return nil, &apiError{400, "InvalidParameterValue", "a rule whose peer is a prefix list is not modelled: name CidrIpv4, CidrIpv6 or ReferencedGroupId"}
-		}
 		from, to := q.str(rule+"FromPort"), q.str(rule+"ToPort")
 		if p.Protocol != "-1" && (from == "" || to == "") {
 			return nil, &apiError{400, "MissingParameter", fmt.Sprintf("rule %s: protocol %s needs FromPort and ToPort", id, p.Protocol)}
@@ -201,9 +204,14 @@ func (q query) ruleChanges() ([]ctl.RuleChange, error) {
 				p.Describe(sourceKey(c), desc)
 			}
 		}
-		if g := q.str(rule + "ReferencedGroupId"); g != "" {
-			p.Groups = append(p.Groups, g)
-			p.Describe(g, desc)
+		if pl := q.str(rule + "PrefixListId"); pl != "" && !ctl.IsPrefixList(pl) {
+			return nil, &ctl.NotFoundError{Kind: "PrefixListID", ID: pl}
+		}
+		for _, g := range []string{q.str(rule + "ReferencedGroupId"), q.str(rule + "PrefixListId")} {
+			if g != "" {
+				p.Groups = append(p.Groups, g)
+				p.Describe(g, desc)
+			}
 		}
 		out = append(out, ctl.RuleChange{ID: id, Rule: p})
 	}
