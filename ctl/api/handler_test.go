@@ -591,7 +591,7 @@ func TestEveryDescribeTakesItsFiltersOrRefusesThem(t *testing.T) {
 	for _, action := range []string{"DescribeVpcEndpoints", "DescribeVpcEndpointServiceConfigurations", "DescribeVpcEndpointServices",
 		"DescribeVpcEndpointConnections", "DescribeVpcEndpointServicePermissions&ServiceId=" + svc.ID, "DescribeVpcs", "DescribeSubnets",
 		"DescribeAvailabilityZones", "DescribeRegions", "DescribeVpcEndpointConnectionNotifications", "DescribeSecurityGroups",
-		"DescribeTags", "DescribeNetworkInterfaces"} {
+		"DescribeTags", "DescribeNetworkInterfaces", "DescribeSecurityGroupRules", "DescribeManagedPrefixLists"} {
 		if st, out := call(t, srv.URL, provider, "ec2", "Version=2016-11-15&Action="+action+"&Filter.1.Name=colour&Filter.1.Value.1=x", time.Now()); st != 400 || !strings.Contains(out, "colour") {
 			t.Errorf("%s with an unknown filter: %d %s", action, st, out)
 		}
