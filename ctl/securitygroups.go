@@ -79,7 +79,9 @@ type Permission struct {
 	Protocol string // tcp, udp, icmp, -1 (all) or a number
 	From, To int
 	CIDRs    []string // IPv4 and IPv6 sources
-	Groups   []string // security groups whose members are sources, and prefix lists (pl-...)
+	Groups   []string // security groups whose members are sources
+	// PrefixLists are prefix lists (pl-...) whose ranges are sources.
+	PrefixLists []string
 	// Descriptions are the rules' descriptions, by source: a range as
 	// its masked prefix writes it, or a group's id.
 	Descriptions map[string]string
@@ -112,7 +114,7 @@ func (p Permission) rules() ([]snapshot.SGRule, []GroupRule, error) {
 	default:
 		return nil, nil, refuse("protocol %q is not tcp, udp, icmp, icmpv6 or -1", p.Protocol)
 	}
-	if len(p.CIDRs) == 0 && len(p.Groups) == 0 {
+	if len(p.Peers()) == 0 {
 		return nil, nil, refuse("name a source: a range (CidrIp or CidrIpv6), a security group (GroupId) or a prefix list (PrefixListId)")
 	}
 	var out []snapshot.SGRule
@@ -124,10 +126,27 @@ func (p Permission) rules() ([]snapshot.SGRule, []GroupRule, error) {
 		out = append(out, snapshot.SGRule{Proto: proto, FromPort: uint16(p.From), ToPort: uint16(p.To), Source: pfx.Masked()})
 	}
 	var groups []GroupRule
+	// A list is kept as a group is: a rule naming its id (IsPrefixList
+	// tells them apart), so each must be named as what it is.
 	for _, g := range p.Groups {
+		if IsPrefixList(g) {
+			return nil, nil, &NotFoundError{"GroupId", g}
+		}
 		groups = append(groups, GroupRule{Proto: proto, FromPort: uint16(p.From), ToPort: uint16(p.To), Group: g})
 	}
+	for _, l := range p.PrefixLists {
+		if !IsPrefixList(l) {
+			return nil, nil, &NotFoundError{"PrefixListID", l}
+		}
+		groups = append(groups, GroupRule{Proto: proto, FromPort: uint16(p.From), ToPort: uint16(p.To), Group: l})
+	}
 	return out, groups, nil
+}
+
+// Peers are the permission's ranges, groups and prefix lists, in that
+// order.
+func (p Permission) Peers() []string {
+	return slices.Concat(p.CIDRs, p.Groups, p.PrefixLists)
 }
 
 // ProtocolName is how EC2 writes a rule's protocol.

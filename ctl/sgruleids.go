@@ -100,7 +100,13 @@ func (g *SecurityGroupState) RulePermission(egress bool, id string) (Permission,
 		return Permission{}, false
 	}
 	if r.group != nil {
-		return Permission{Protocol: ProtocolName(r.group.Proto), From: int(r.group.FromPort), To: int(r.group.ToPort), Groups: []string{r.group.Group}}, true
+		p := Permission{Protocol: ProtocolName(r.group.Proto), From: int(r.group.FromPort), To: int(r.group.ToPort)}
+		if IsPrefixList(r.group.Group) {
+			p.PrefixLists = []string{r.group.Group}
+		} else {
+			p.Groups = []string{r.group.Group}
+		}
+		return p, true
 	}
 	return Permission{Protocol: ProtocolName(r.cidr.Proto), From: int(r.cidr.FromPort), To: int(r.cidr.ToPort), CIDRs: []string{r.cidr.Source.String()}}, true
 }
@@ -174,7 +180,7 @@ func (s *State) ModifyRules(caller, groupID string, changes []RuleChange) error 
 			return &NotFoundError{"SecurityGroupRuleId", ch.ID}
 		}
 		p := ch.Rule
-		if len(p.CIDRs)+len(p.Groups) != 1 {
+		if len(p.Peers()) != 1 {
 			return refuse("rule %s: name one peer: CidrIpv4, CidrIpv6, ReferencedGroupId or PrefixListId", ch.ID)
 		}
 		cidrs, groups, err := p.rules()
@@ -195,13 +201,13 @@ func (s *State) ModifyRules(caller, groupID string, changes []RuleChange) error 
 			next = ruleRef{egress: old.egress, cidr: &cidrs[0]}
 		}
 		if next.key() != old.key() && slices.ContainsFunc(g.rules(), func(o ruleRef) bool { return o.key() == next.key() }) {
-			return &DuplicateError{"Permission", fmt.Sprintf("the specified rule \"peer: %s, %s, ALLOW\" already exists", append(p.CIDRs, p.Groups...)[0], p.Protocol)}
+			return &DuplicateError{"Permission", fmt.Sprintf("the specified rule \"peer: %s, %s, ALLOW\" already exists", p.Peers()[0], p.Protocol)}
 		}
 		g.replaceRule(old, next)
 		g.setDescription(old.key(), "")
 		g.setRuleID(old.key(), "")
 		g.keepID(next, ch.ID)
-		source := append(p.CIDRs, p.Groups...)[0]
+		source := p.Peers()[0]
 		if next.cidr != nil {
 			source = next.cidr.Source.String()
 		}

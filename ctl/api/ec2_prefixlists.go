@@ -45,6 +45,15 @@ func (q query) entries(name string) []ctl.PrefixListEntry {
 	return out
 }
 
+// value is a changed list as the answer takes it: the list, or the
+// refusal.
+func value(p *ctl.PrefixListState, err error) (ctl.PrefixListState, error) {
+	if err != nil {
+		return ctl.PrefixListState{}, err
+	}
+	return *p, nil
+}
+
 // version reads a version number; "" is 0 (not given).
 func (q query) version(name string) (int64, error) {
 	v := q.str(name)
@@ -87,12 +96,7 @@ func (h *Handler) ec2PrefixLists(m *ctl.State, caller, region, action string, q 
 			if err != nil {
 				return ctl.PrefixListState{}, err
 			}
-			id := p.ID
-			if err := tagOnCreate(s, caller, q, "prefix-list", id); err != nil {
-				return ctl.PrefixListState{}, err
-			}
-			p, _ = s.PrefixListByID(caller, id)
-			return *p, nil
+			return *p, tagOnCreate(s, caller, q, "prefix-list", p.ID)
 		})
 
 	case "DescribeManagedPrefixLists":
@@ -186,11 +190,7 @@ func (h *Handler) ec2PrefixLists(m *ctl.State, caller, region, action string, q 
 			}
 		}
 		return change(func(s *ctl.State) (ctl.PrefixListState, error) {
-			p, err := s.ModifyPrefixList(caller, q.str("PrefixListId"), ch)
-			if err != nil {
-				return ctl.PrefixListState{}, err
-			}
-			return *p, nil
+			return value(s.ModifyPrefixList(caller, q.str("PrefixListId"), ch))
 		})
 
 	case "RestoreManagedPrefixListVersion":
@@ -200,11 +200,7 @@ func (h *Handler) ec2PrefixLists(m *ctl.State, caller, region, action string, q 
 			return nil, &apiError{400, "MissingParameter", "The request must contain the parameters PreviousVersion and CurrentVersion (version numbers)"}
 		}
 		return change(func(s *ctl.State) (ctl.PrefixListState, error) {
-			p, err := s.RestorePrefixListVersion(caller, q.str("PrefixListId"), previous, current)
-			if err != nil {
-				return ctl.PrefixListState{}, err
-			}
-			return *p, nil
+			return value(s.RestorePrefixListVersion(caller, q.str("PrefixListId"), previous, current))
 		})
 
 	case "DeleteManagedPrefixList":

@@ -187,9 +187,6 @@ func (h *Handler) ec2SecurityGroups(m *ctl.State, caller, region, action string,
 
 	case "AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress", "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupEgress":
 		perms, group, egress := q.permissions(), q.str("GroupId"), strings.HasSuffix(action, "Egress")
-		if err := q.notPrefixLists(); err != nil {
-			return nil, err
-		}
 		if ids := q.list("SecurityGroupRuleId"); len(ids) > 0 && strings.HasPrefix(action, "Revoke") {
 			byID, err := rulePermissions(m, caller, group, egress, ids)
 			if err != nil {
@@ -226,12 +223,8 @@ func (h *Handler) ec2SecurityGroups(m *ctl.State, caller, region, action string,
 			if err != nil {
 				return nil, err
 			}
-			for i, p := range named { // one per id, in order: a group's rule or a range's
-				source := p.Groups
-				if len(source) == 0 {
-					source = p.CIDRs
-				}
-				named[i].Describe(source[0], byID[ids[i]])
+			for i, p := range named { // one per id, in order, each with one peer
+				named[i].Describe(p.Peers()[0], byID[ids[i]])
 			}
 			perms = append(perms, named...)
 		}

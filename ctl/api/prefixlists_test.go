@@ -46,6 +46,9 @@ func TestAPrefixListIsARulesPeerAndItsVersionsReachTheForwarders(t *testing.T) {
 	if rule == "" || !strings.Contains(out, "<prefixListId>"+pl+"</prefixListId>") || strings.Contains(out, "referencedGroupInfo") {
 		t.Fatalf("AuthorizeSecurityGroupIngress from a prefix list: %s", out)
 	}
+	if status, out := ec2("Action=AuthorizeSecurityGroupIngress&GroupId=" + web + "&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=1&IpPermissions.1.ToPort=1&IpPermissions.1.Groups.1.GroupId=" + pl); status != 400 || !strings.Contains(out, "<Code>InvalidGroup.NotFound</Code>") {
+		t.Errorf("a rule from the list named as a group: %d %s", status, out)
+	}
 	for _, peer := range []string{"pl-0000000000000000a", "sg-0000000000000000a"} {
 		if status, out := ec2("Action=AuthorizeSecurityGroupIngress&GroupId=" + web + "&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=1&IpPermissions.1.ToPort=1&IpPermissions.1.PrefixListIds.1.PrefixListId=" + peer); status != 400 || !strings.Contains(out, "<Code>InvalidPrefixListID.NotFound</Code>") {
 			t.Errorf("a rule from %s as a prefix list: %d %s", peer, status, out)

@@ -105,11 +105,8 @@ func (q query) permissions() []ctl.Permission {
 			p.Groups = append(p.Groups, r["GroupId"])
 			p.Describe(r["GroupId"], r["Description"])
 		}
-		// A prefix list is a peer the way a group is: ctl keeps both as
-		// rules naming an id (notPrefixLists refuses an id that is not a
-		// list's before).
 		for _, r := range q.structs(prefix+"PrefixListIds", "PrefixListId", "Description") {
-			p.Groups = append(p.Groups, r["PrefixListId"])
+			p.PrefixLists = append(p.PrefixLists, r["PrefixListId"])
 			p.Describe(r["PrefixListId"], r["Description"])
 		}
 		out = append(out, p)
@@ -121,19 +118,6 @@ func (q query) permissions() []ctl.Permission {
 		out = append(out, p)
 	}
 	return out
-}
-
-// notPrefixLists refuses a permission's PrefixListIds entry that names no
-// prefix list (pl-...): ctl would take it for a group.
-func (q query) notPrefixLists() error {
-	for i := 1; q.str("IpPermissions."+strconv.Itoa(i)+".IpProtocol") != ""; i++ {
-		for _, r := range q.structs("IpPermissions."+strconv.Itoa(i)+".PrefixListIds", "PrefixListId") {
-			if !ctl.IsPrefixList(r["PrefixListId"]) {
-				return &ctl.NotFoundError{Kind: "PrefixListID", ID: r["PrefixListId"]}
-			}
-		}
-	}
-	return nil
 }
 
 // sourceKey is a range as a Permission's Descriptions are keyed: its masked

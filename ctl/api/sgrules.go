@@ -204,14 +204,13 @@ func (q query) ruleChanges() ([]ctl.RuleChange, error) {
 				p.Describe(sourceKey(c), desc)
 			}
 		}
-		if pl := q.str(rule + "PrefixListId"); pl != "" && !ctl.IsPrefixList(pl) {
-			return nil, &ctl.NotFoundError{Kind: "PrefixListID", ID: pl}
+		if g := q.str(rule + "ReferencedGroupId"); g != "" {
+			p.Groups = append(p.Groups, g)
+			p.Describe(g, desc)
 		}
-		for _, g := range []string{q.str(rule + "ReferencedGroupId"), q.str(rule + "PrefixListId")} {
-			if g != "" {
-				p.Groups = append(p.Groups, g)
-				p.Describe(g, desc)
-			}
+		if l := q.str(rule + "PrefixListId"); l != "" {
+			p.PrefixLists = append(p.PrefixLists, l)
+			p.Describe(l, desc)
 		}
 		out = append(out, ctl.RuleChange{ID: id, Rule: p})
 	}
