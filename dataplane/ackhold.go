@@ -237,8 +237,7 @@ func (l *tunLink) holdAcks(pkts []*stack.PacketBuffer) []*stack.PacketBuffer {
 			default:
 				out = append(out, h.pkt)
 				l.released = append(l.released, h.pkt)
-				*h = heldAck{}
-				l.holding--
+				l.unhold(h)
 			}
 			out = append(out, pkt)
 			continue
@@ -292,9 +291,21 @@ func (l *tunLink) freeSlot() *heldAck {
 
 func (l *tunLink) dropHeld(h *heldAck) {
 	h.pkt.DecRef()
+	l.unhold(h)
+	l.eni.acksCarried.Add(1)
+}
+
+// unhold frees h's slot. The last held ACK to leave stops the timer: left
+// armed, it would fire for nothing, a wake-up of an idle forwarder per
+// request/response exchange (the answer carries the request's ACK well
+// before its deadline).
+func (l *tunLink) unhold(h *heldAck) {
 	*h = heldAck{}
 	l.holding--
-	l.eni.acksCarried.Add(1)
+	if l.holding == 0 && l.ackTimerArmed {
+		l.ackTimer.Stop()
+		l.ackTimerArmed = false
+	}
 }
 
 // monoStart is the origin of monoNow.

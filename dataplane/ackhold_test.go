@@ -154,6 +154,11 @@ func TestAnACKOfAShortSegmentWaitsForTheAnswerToCarryIt(t *testing.T) {
 	if got := l.eni.acksCarried.Load(); got != 1 {
 		t.Errorf("acks carried %d, want 1", got)
 	}
+	// Nothing is held: the timer is stopped, not left to wake the
+	// forwarder for nothing.
+	if l.ackTimer.Stop() {
+		t.Error("the ACK timer is still armed with nothing held")
+	}
 	// The consumer's FIN: its ACK rides on the forwarder's FIN.
 	l.hint(consumerAP, 102, 0, true)
 	l.send(t, segment(consumerAP, ack, 102, 0, false), segment(consumerAP, ack|header.TCPFlagFin, 102, 0, false))
