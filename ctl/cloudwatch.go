@@ -11,8 +11,8 @@ import (
 
 // The CloudWatch side of ctld: every SampleEvery it reads every running
 // forwarder's counters, turns their growth since the last reading into
-// datapoints of AWS/PrivateLinkEndpoints and AWS/PrivateLinkServices with
-// AWS's dimensions, and keeps them for the API (GetMetricStatistics,
+// datapoints of AWS/PrivateLinkEndpoints, AWS/PrivateLinkServices and
+// AWS/NetworkELB with AWS's dimensions, and keeps them for the API (GetMetricStatistics,
 // GetMetricData, ListMetrics) and `pvlink top`.
 
 // SampleEvery is how often ctld reads the forwarders' counters.
@@ -121,6 +121,7 @@ func (s *sampler) sample(now time.Time) {
 	}
 	eps := map[string]*row{}
 	lbs := map[string]*row{}
+	nodes := newNLBNodes(r)
 	var order []string
 	for _, f := range r.Forwarders {
 		if !f.Alive || f.Metrics == "" {
@@ -156,10 +157,15 @@ func (s *sampler) sample(now time.Time) {
 					}}
 					lbs[f.AZ+"/"+c.ENI+"/"+l.Name] = b
 				}
-				b.values["ActiveConnections"] += float64(l.ActiveConnections)
-				b.values["NewConnections"] += delta(lk+"new", l.NewConnections)
-				b.values["BytesProcessed"] += delta(lk+"bytes", l.BytesProcessed)
+				n := lbDeltas{
+					active: float64(l.ActiveConnections), newConns: delta(lk+"new", l.NewConnections),
+					bytes: delta(lk+"bytes", l.BytesProcessed), portErrors: delta(lk+"port_errors", l.PortAllocationErrors),
+				}
+				b.values["ActiveConnections"] += n.active
+				b.values["NewConnections"] += n.newConns
+				b.values["BytesProcessed"] += n.bytes
 				b.values["RstPacketsSent"] += delta(lk+"rst_out", l.RstPacketsSent)
+				nodes.add(f.AZ, l.Name, n)
 			}
 		}
 	}
@@ -187,6 +193,7 @@ func (s *sampler) sample(now time.Time) {
 	}
 	s.publish(now, cloudwatch.NamespaceEndpoints, endpointCombos, endpointMetrics, epRows)
 	s.publish(now, cloudwatch.NamespaceServices, serviceCombos, serviceMetrics, lbRows)
+	s.publish(now, cloudwatch.NamespaceNLB, nlbTrafficCombos, nlbTrafficMetrics, nodes.list())
 
 	// EndpointsCount: the endpoints connected to each service.
 	var counts []*row

@@ -120,3 +120,82 @@ func (s *sampler) hostCounts(now time.Time, r *Report) {
 	}
 	s.publish(now, cloudwatch.NamespaceNLB, nlbCombos, nlbMetrics, list)
 }
+
+// The load balancers' traffic, as AWS/NetworkELB has it: by load balancer,
+// and by the AZ of the node (the forwarder) that carried it. Every flow
+// is TCP, so each metric's _TCP twin has the same value.
+var (
+	nlbTrafficCombos  = [][]string{{"LoadBalancer"}, {"AvailabilityZone", "LoadBalancer"}}
+	nlbTrafficMetrics = []metricDef{
+		{"ActiveFlowCount", "Count"}, {"ActiveFlowCount_TCP", "Count"},
+		{"NewFlowCount", "Count"}, {"NewFlowCount_TCP", "Count"},
+		{"ProcessedBytes", "Bytes"}, {"ProcessedBytes_TCP", "Bytes"},
+		{"PortAllocationErrorCount", "Count"},
+	}
+)
+
+// lbDeltas are one ENI's counters of one load balancer over a sample:
+// its open flows now, and what the others grew by.
+type lbDeltas struct {
+	active, newConns, bytes, portErrors float64
+}
+
+// nlbNodes sums the ENIs' counters by load balancer and node.
+type nlbNodes struct {
+	lbs    map[string]LBState
+	region map[string]string // by VPC name
+	rows   map[string]*row
+	order  []string
+}
+
+func newNLBNodes(r *Report) *nlbNodes {
+	n := &nlbNodes{lbs: map[string]LBState{}, region: map[string]string{}, rows: map[string]*row{}}
+	for _, lb := range r.LoadBalancers {
+		n.lbs[lb.Name] = lb
+	}
+	for _, v := range r.VPCs {
+		n.region[v.Name] = cmpOr(v.Region, r.Region)
+	}
+	return n
+}
+
+// add counts d for load balancer name's node in az.
+func (n *nlbNodes) add(az, name string, d lbDeltas) {
+	lb, ok := n.lbs[name]
+	if !ok {
+		return // deleted since the forwarder counted
+	}
+	key := az + "/" + name
+	x := n.rows[key]
+	if x == nil {
+		x = &row{owner: lb.OwnerID, values: map[string]float64{}, dims: map[string]string{
+			"LoadBalancer":     "net/" + lb.Name + "/" + lb.ID,
+			"AvailabilityZone": ZoneName(n.region[lb.VPC], az),
+		}}
+		n.rows[key] = x
+		n.order = append(n.order, key)
+	}
+	for _, m := range []struct {
+		names []string
+		v     float64
+	}{
+		{[]string{"ActiveFlowCount", "ActiveFlowCount_TCP"}, d.active},
+		{[]string{"NewFlowCount", "NewFlowCount_TCP"}, d.newConns},
+		{[]string{"ProcessedBytes", "ProcessedBytes_TCP"}, d.bytes},
+		{[]string{"PortAllocationErrorCount"}, d.portErrors},
+	} {
+		for _, name := range m.names {
+			x.values[name] += m.v
+		}
+		x.moved = x.moved || m.v != 0
+	}
+}
+
+// list gives the rows in the order they were first seen.
+func (n *nlbNodes) list() []*row {
+	out := make([]*row, 0, len(n.order))
+	for _, k := range n.order {
+		out = append(out, n.rows[k])
+	}
+	return out
+}

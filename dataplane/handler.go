@@ -127,7 +127,10 @@ func (f *Forwarder) admit(c *compiled, id stack.TransportEndpointID) (*conn, ref
 		return nil, refuseRST
 	}
 	if !rt.group.Acquire(target) {
-		return nil, refuseRST // PortAllocationErrorCount, counted by the group
+		// PortAllocationErrorCount: the group counts it by target group,
+		// the load balancer's counters by ENI.
+		rt.svc.portErrors.Add(1)
+		return nil, refuseRST
 	}
 	cn := &conn{f: f, eni: e, group: rt.group, target: target, routes: routes, rt: rt}
 	fl := flowtable.NewFlow(key, cn, rt.idle, time.Now())

@@ -223,6 +223,7 @@ func (f *Forwarder) Counters() []ENICounters {
 			lbs = append(lbs, LBCounters{
 				Name: c.name, ARN: c.arn, ActiveConnections: c.active.Load(),
 				NewConnections: c.newConns.Load(), BytesProcessed: c.bytes.Load(), RstPacketsSent: c.rstSent.Load(),
+				PortAllocationErrors: c.portErrors.Load(),
 			})
 		}
 		out = append(out, ENICounters{

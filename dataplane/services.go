@@ -20,6 +20,9 @@ type lbCounters struct {
 	newConns  atomic.Uint64
 	bytes     atomic.Uint64
 	rstSent   atomic.Uint64
+	// portErrors counts connections refused because their target had
+	// every connection of its node in use (PortAllocationErrorCount).
+	portErrors atomic.Uint64
 }
 
 // lbSets are an ENI's per-load-balancer counters, and which of them each

@@ -106,6 +106,10 @@ type LBCounters struct {
 	NewConnections    uint64 `json:"new_connections"`
 	BytesProcessed    uint64 `json:"bytes_processed"`
 	RstPacketsSent    uint64 `json:"rst_packets_sent"`
+	// PortAllocationErrors counts the connections through the ENI that
+	// the load balancer refused because their target had every
+	// connection of the node in use.
+	PortAllocationErrors uint64 `json:"port_allocation_errors,omitempty"`
 }
 
 // Add sums another worker's counters of the same ENI and load balancer.
@@ -114,6 +118,7 @@ func (c *LBCounters) Add(o LBCounters) {
 	c.NewConnections += o.NewConnections
 	c.BytesProcessed += o.BytesProcessed
 	c.RstPacketsSent += o.RstPacketsSent
+	c.PortAllocationErrors += o.PortAllocationErrors
 }
 
 // Stats are the forwarder-wide counters, for tests and `pvlink flows`.

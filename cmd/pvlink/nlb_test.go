@@ -536,6 +536,55 @@ func TestConnectionLimitPerTargetRefusesAndCounts(t *testing.T) {
 	if m := f.Metrics(t, "use1-az1"); !strings.Contains(m, `pvlink_port_allocation_errors_total{az="use1-az1",target_group="web-nlb/pool"} 1`) {
 		t.Error("pvlink_port_allocation_errors_total is not 1 in the metrics")
 	}
+	// CloudWatch's AWS/NetworkELB has the load balancer's flows and the
+	// refusal, by load balancer and by the AZ of the node that carried
+	// them (ctld samples the nodes when asked).
+	for _, m := range []struct {
+		metric, stat string
+		dims         []string
+		want         float64
+	}{
+		{"NewFlowCount", "Sum", nil, 3},
+		{"NewFlowCount_TCP", "Sum", []string{"AvailabilityZone", "us-east-1a"}, 3},
+		{"ActiveFlowCount", "Maximum", nil, 3},
+		{"PortAllocationErrorCount", "Sum", nil, 1},
+		{"PortAllocationErrorCount", "Sum", []string{"AvailabilityZone", "us-east-1a"}, 1},
+	} {
+		if got := nlbStatistic(t, f, m.metric, m.stat, m.dims...); got != m.want {
+			t.Errorf("AWS/NetworkELB %s %s %v: %v, want %v", m.metric, m.stat, m.dims, got, m.want)
+		}
+	}
+	// Three round trips of "ping\n" each way.
+	if got := nlbStatistic(t, f, "ProcessedBytes", "Sum"); got < 30 {
+		t.Errorf("AWS/NetworkELB ProcessedBytes: %v, want the round trips' 30 bytes at least", got)
+	}
+}
+
+// nlbStatistic is the provider's `aws cloudwatch get-metric-statistics` of
+// an AWS/NetworkELB metric of the fabric's one load balancer over the last
+// two minutes, with extra dimensions beside LoadBalancer: the largest
+// Maximum, or the Sums added up.
+func nlbStatistic(t *testing.T, f *fabrictest.Fabric, metric, stat string, extra ...string) float64 {
+	t.Helper()
+	if len(f.Status.LoadBalancers) != 1 {
+		t.Fatalf("%d load balancers, want 1", len(f.Status.LoadBalancers))
+	}
+	lb := f.Status.LoadBalancers[0]
+	var out cwStatistics
+	args := append([]string{"get-metric-statistics", "--namespace", "AWS/NetworkELB", "--metric-name", metric},
+		dimensionArgs(append([]string{"LoadBalancer", "net/" + lb.Name + "/" + lb.ID}, extra...)...)...)
+	args = append(args, "--start-time", time.Now().Add(-2*time.Minute).UTC().Format(time.RFC3339),
+		"--end-time", time.Now().Add(time.Minute).UTC().Format(time.RFC3339), "--period", "60", "--statistics", stat)
+	awsAs(t, f, "provider").cloudwatch(&out, args...)
+	v := 0.0
+	for _, d := range out.Datapoints {
+		if stat == "Sum" {
+			v += d.Sum
+		} else {
+			v = max(v, d.Maximum)
+		}
+	}
+	return v
 }
 
 // TestKeepalivesFromEitherSideKeepAnIdleFlow: with a 3 s idle timeout, three
@@ -718,27 +767,14 @@ func TestAnHTTPHealthCheckOnItsOwnPort(t *testing.T) {
 	}
 	// CloudWatch's AWS/NetworkELB counts it, by load balancer and group
 	// and by AZ (ctld samples the nodes when asked).
-	owner := awsAs(t, f, "provider")
-	var lbID, tgID string
-	for _, lb := range f.Status.LoadBalancers {
-		lbID = lb.ID
-	}
+	var tgID string
 	for _, g := range f.Status.TargetGroups {
 		if g.Name == "pool" {
 			tgID = g.ID
 		}
 	}
 	hostCount := func(metric string, extra ...string) float64 {
-		var out cwStatistics
-		args := append([]string{"get-metric-statistics", "--namespace", "AWS/NetworkELB", "--metric-name", metric},
-			dimensionArgs(append([]string{"LoadBalancer", "net/web-nlb/" + lbID, "TargetGroup", "targetgroup/pool/" + tgID}, extra...)...)...)
-		args = append(args, "--start-time", time.Now().Add(-2*time.Minute).UTC().Format(time.RFC3339), "--end-time", time.Now().Add(time.Minute).UTC().Format(time.RFC3339), "--period", "60", "--statistics", "Maximum")
-		owner.cloudwatch(&out, args...)
-		m := 0.0
-		for _, d := range out.Datapoints {
-			m = max(m, d.Maximum)
-		}
-		return m
+		return nlbStatistic(t, f, metric, "Maximum", append([]string{"TargetGroup", "targetgroup/pool/" + tgID}, extra...)...)
 	}
 	waitUntil(t, 15*time.Second, "UnHealthyHostCount 1", func() bool { return hostCount("UnHealthyHostCount") == 1 })
 	// By AZ too. (The maximum of UnHealthyHostCount, not of
