@@ -117,7 +117,7 @@ func (h *Handler) ec2PrefixLists(m *ctl.State, caller, region, action string, q 
 				return nil, &ctl.NotFoundError{Kind: "PrefixListID", ID: id}
 			}
 		}
-		out, next, err := page(q, out)
+		out, next, err := pageWithin(q, out, 1, 100)
 		if err != nil {
 			return nil, err
 		}
@@ -145,7 +145,7 @@ func (h *Handler) ec2PrefixLists(m *ctl.State, caller, region, action string, q 
 		for _, e := range at.Entries {
 			out = append(out, prefixListEntry{e.CIDR, e.Description})
 		}
-		out, next, err := page(q, out)
+		out, next, err := pageWithin(q, out, 1, 100)
 		if err != nil {
 			return nil, err
 		}
@@ -166,7 +166,7 @@ func (h *Handler) ec2PrefixLists(m *ctl.State, caller, region, action string, q 
 		for _, g := range m.PrefixListUsers(q.str("PrefixListId")) {
 			out = append(out, association{g.ID, g.OwnerID})
 		}
-		out, next, err := page(q, out)
+		out, next, err := pageWithin(q, out, 5, 255)
 		if err != nil {
 			return nil, err
 		}

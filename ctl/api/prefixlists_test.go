@@ -116,6 +116,24 @@ func TestAPrefixListIsARulesPeerAndItsVersionsReachTheForwarders(t *testing.T) {
 	if !strings.Contains(out, "<resourceId>"+web+"</resourceId>") {
 		t.Fatalf("GetManagedPrefixListAssociations: %s", out)
 	}
+	// Pages as the model bounds them: 1 to 100 entries or lists, 5 to
+	// 255 associations.
+	out = callOK(t, srv.URL, consumer, "ec2", "Action=GetManagedPrefixListEntries&Version=2016-11-15&PrefixListId="+pl+"&MaxResults=1")
+	if strings.Count(out, "<cidr>") != 1 || !strings.Contains(out, "<nextToken>") {
+		t.Fatalf("GetManagedPrefixListEntries MaxResults=1 of two entries: %s", out)
+	}
+	callOK(t, srv.URL, consumer, "ec2", "Action=DescribeManagedPrefixLists&Version=2016-11-15&MaxResults=1")
+	for _, bad := range []string{
+		"Action=DescribeManagedPrefixLists&Version=2016-11-15&MaxResults=101",
+		"Action=GetManagedPrefixListEntries&Version=2016-11-15&PrefixListId=" + pl + "&MaxResults=101",
+		"Action=GetManagedPrefixListAssociations&Version=2016-11-15&PrefixListId=" + pl + "&MaxResults=256",
+		"Action=GetManagedPrefixListAssociations&Version=2016-11-15&PrefixListId=" + pl + "&MaxResults=4",
+	} {
+		if status, out := call(t, srv.URL, consumer, "ec2", bad, time.Now()); status != 400 || !strings.Contains(out, "<Code>InvalidParameterValue</Code>") {
+			t.Errorf("%s: %d %s; want InvalidParameterValue", bad, status, out)
+		}
+	}
+	callOK(t, srv.URL, consumer, "ec2", "Action=GetManagedPrefixListAssociations&Version=2016-11-15&PrefixListId="+pl+"&MaxResults=255")
 
 	// Version 3 restores version 1's entries.
 	out = callOK(t, srv.URL, consumer, "ec2", "Action=RestoreManagedPrefixListVersion&Version=2016-11-15&PrefixListId="+pl+"&PreviousVersion=1&CurrentVersion=2")

@@ -206,6 +206,12 @@ func (e *apiError) Error() string { return e.msg }
 // opaque offset into the answer, which is in a stable order): the page and
 // the token for the next, "" at the end.
 func page[T any](q query, items []T) ([]T, string, error) {
+	return pageWithin(q, items, 5, 1000)
+}
+
+// pageWithin is page for an action whose MaxResults the model bounds
+// otherwise: lo to hi.
+func pageWithin[T any](q query, items []T, lo, hi int) ([]T, string, error) {
 	start := 0
 	if tok := q.str("NextToken"); tok != "" {
 		b, err := base64.RawURLEncoding.DecodeString(tok)
@@ -218,8 +224,8 @@ func page[T any](q query, items []T) ([]T, string, error) {
 	size := len(items) - start
 	if v := q.str("MaxResults"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 5 || n > 1000 {
-			return nil, "", &apiError{400, "InvalidParameterValue", "MaxResults " + v + ": use 5 to 1000"}
+		if err != nil || n < lo || n > hi {
+			return nil, "", &apiError{400, "InvalidParameterValue", fmt.Sprintf("MaxResults %s: use %d to %d", v, lo, hi)}
 		}
 		size = min(size, n)
 	}
