@@ -71,8 +71,9 @@ func (s *State) PrefixListByID(caller, id string) (*PrefixListState, bool) {
 	return nil, false
 }
 
-// prefixList is PrefixListByID's refusal for a list the caller has not.
-func (s *State) prefixList(caller, id string) (*PrefixListState, error) {
+// PrefixList is PrefixListByID with the refusal for a list the caller
+// has not (InvalidPrefixListID.NotFound).
+func (s *State) PrefixList(caller, id string) (*PrefixListState, error) {
 	p, ok := s.PrefixListByID(caller, id)
 	if !ok {
 		return nil, &NotFoundError{"PrefixListID", id}
@@ -82,8 +83,8 @@ func (s *State) prefixList(caller, id string) (*PrefixListState, error) {
 
 // CreatePrefixList makes a list of the caller's at version 1.
 func (s *State) CreatePrefixList(caller, name, family string, maxEntries int, entries []PrefixListEntry) (*PrefixListState, error) {
-	if name == "" || len(name) > 255 || strings.HasPrefix(name, "com.amazonaws") {
-		return nil, refuse("prefix list name %q: 1 to 255 characters, not starting with com.amazonaws", name)
+	if err := checkPrefixListName(name); err != nil {
+		return nil, err
 	}
 	if family != "IPv4" && family != "IPv6" {
 		return nil, refuse("address family %q: IPv4 or IPv6", family)
@@ -100,6 +101,14 @@ func (s *State) CreatePrefixList(caller, name, family string, maxEntries int, en
 	p.Versions = []PrefixListVersion{next}
 	s.PrefixLists = append(s.PrefixLists, p)
 	return &s.PrefixLists[len(s.PrefixLists)-1], nil
+}
+
+// checkPrefixListName refuses a name EC2 refuses.
+func checkPrefixListName(name string) error {
+	if name == "" || len(name) > 255 || strings.HasPrefix(name, "com.amazonaws") {
+		return refuse("prefix list name %q: 1 to 255 characters, not starting with com.amazonaws", name)
+	}
+	return nil
 }
 
 // changed is from with add added (a range it has gets the description
@@ -187,7 +196,7 @@ type PrefixListChange struct {
 // new version) or its size. Entries and size do not change together, as
 // in EC2; a size below the entries it has is refused.
 func (s *State) ModifyPrefixList(caller, id string, ch PrefixListChange) (*PrefixListState, error) {
-	p, err := s.prefixList(caller, id)
+	p, err := s.PrefixList(caller, id)
 	if err != nil {
 		return nil, err
 	}
@@ -205,8 +214,8 @@ func (s *State) ModifyPrefixList(caller, id string, ch PrefixListChange) (*Prefi
 		p.MaxEntries = ch.MaxEntries
 	}
 	if ch.Name != "" {
-		if len(ch.Name) > 255 || strings.HasPrefix(ch.Name, "com.amazonaws") {
-			return nil, refuse("prefix list name %q: 1 to 255 characters, not starting with com.amazonaws", ch.Name)
+		if err := checkPrefixListName(ch.Name); err != nil {
+			return nil, err
 		}
 		p.Name = ch.Name
 	}
@@ -224,7 +233,7 @@ func (s *State) ModifyPrefixList(caller, id string, ch PrefixListChange) (*Prefi
 // RestorePrefixListVersion makes the entries of an earlier version the
 // list's next version.
 func (s *State) RestorePrefixListVersion(caller, id string, previous, current int64) (*PrefixListState, error) {
-	p, err := s.prefixList(caller, id)
+	p, err := s.PrefixList(caller, id)
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +266,7 @@ func (s *State) PrefixListUsers(id string) []SecurityGroupState {
 
 // DeletePrefixList deletes a list of the caller's that no rule names.
 func (s *State) DeletePrefixList(caller, id string) (PrefixListState, error) {
-	p, err := s.prefixList(caller, id)
+	p, err := s.PrefixList(caller, id)
 	if err != nil {
 		return PrefixListState{}, err
 	}
@@ -291,7 +300,7 @@ func (s *State) prefixListRanges(id string) []netip.Prefix {
 // caller's in g's VPC nor a prefix list of the caller's.
 func (s *State) checkPeer(caller string, g *SecurityGroupState, id string) error {
 	if IsPrefixList(id) {
-		_, err := s.prefixList(caller, id)
+		_, err := s.PrefixList(caller, id)
 		return err
 	}
 	if peer, ok := s.SecurityGroupByID(caller, id); !ok || peer.VPC != g.VPC {

@@ -127,15 +127,15 @@ func (h *Handler) ec2PrefixLists(m *ctl.State, caller, region, action string, q 
 		}{out, next}, nil
 
 	case "GetManagedPrefixListEntries":
-		p, ok := m.PrefixListByID(caller, q.str("PrefixListId"))
-		if !ok {
-			return nil, &ctl.NotFoundError{Kind: "PrefixListID", ID: q.str("PrefixListId")}
+		p, err := m.PrefixList(caller, q.str("PrefixListId"))
+		if err != nil {
+			return nil, err
 		}
 		v, err := q.version("TargetVersion")
 		if err != nil {
 			return nil, err
 		}
-		at := p.Current()
+		at, ok := p.Current(), true
 		if v != 0 {
 			if at, ok = p.At(v); !ok {
 				return nil, &apiError{400, "InvalidParameterValue", fmt.Sprintf("prefix list %s has no version %d (its current version is %d)", p.ID, v, p.Current().Version)}
@@ -155,8 +155,8 @@ func (h *Handler) ec2PrefixLists(m *ctl.State, caller, region, action string, q 
 		}{out, next}, nil
 
 	case "GetManagedPrefixListAssociations":
-		if _, ok := m.PrefixListByID(caller, q.str("PrefixListId")); !ok {
-			return nil, &ctl.NotFoundError{Kind: "PrefixListID", ID: q.str("PrefixListId")}
+		if _, err := m.PrefixList(caller, q.str("PrefixListId")); err != nil {
+			return nil, err
 		}
 		type association struct {
 			ID    string `xml:"resourceId"`

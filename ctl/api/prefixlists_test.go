@@ -100,6 +100,8 @@ func TestAPrefixListIsARulesPeerAndItsVersionsReachTheForwarders(t *testing.T) {
 		{"AddEntry.1.Cidr=198.18.10.0/24&AddEntry.2.Cidr=198.18.11.0/24", "InvalidPrefixListModification"},
 		{"AddEntry.1.Cidr=198.18.10.0/24&MaxEntries=5", "InvalidPrefixListModification"},
 		{"MaxEntries=1", "InvalidPrefixListModification"},
+		{"PrefixListName=com.amazonaws.office", "InvalidParameter"},
+		{"RemoveEntry.1.Cidr=198.18.7.0/24&PrefixListName=com.amazonaws.office", "InvalidParameter"},
 	} {
 		if status, out := ec2("Action=ModifyManagedPrefixList&PrefixListId=" + pl + "&" + bad.query); status != 400 || !strings.Contains(out, "<Code>"+bad.code+"</Code>") {
 			t.Errorf("ModifyManagedPrefixList %s: %d %s; want %s", bad.query, status, out, bad.code)
