@@ -160,6 +160,8 @@ func (s *sampler) sample(now time.Time) {
 				n := lbDeltas{
 					active: float64(l.ActiveConnections), newConns: delta(lk+"new", l.NewConnections),
 					bytes: delta(lk+"bytes", l.BytesProcessed), portErrors: delta(lk+"port_errors", l.PortAllocationErrors),
+					clientResets: delta(lk+"rst_client", l.ClientResets), targetResets: delta(lk+"rst_target", l.TargetResets),
+					elbResets: delta(lk+"rst_elb", l.ELBResets),
 				}
 				b.values["ActiveConnections"] += n.active
 				b.values["NewConnections"] += n.newConns

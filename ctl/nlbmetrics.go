@@ -131,13 +131,15 @@ var (
 		{"NewFlowCount", "Count"}, {"NewFlowCount_TCP", "Count"},
 		{"ProcessedBytes", "Bytes"}, {"ProcessedBytes_TCP", "Bytes"},
 		{"PortAllocationErrorCount", "Count"},
+		{"TCP_Client_Reset_Count", "Count"}, {"TCP_Target_Reset_Count", "Count"}, {"TCP_ELB_Reset_Count", "Count"},
 	}
 )
 
 // lbDeltas are one ENI's counters of one load balancer over a sample:
 // its open flows now, and what the others grew by.
 type lbDeltas struct {
-	active, newConns, bytes, portErrors float64
+	active, newConns, bytes, portErrors   float64
+	clientResets, targetResets, elbResets float64
 }
 
 // nlbNodes sums the ENIs' counters by load balancer and node.
@@ -183,6 +185,9 @@ func (n *nlbNodes) add(az, name string, d lbDeltas) {
 		{[]string{"NewFlowCount", "NewFlowCount_TCP"}, d.newConns},
 		{[]string{"ProcessedBytes", "ProcessedBytes_TCP"}, d.bytes},
 		{[]string{"PortAllocationErrorCount"}, d.portErrors},
+		{[]string{"TCP_Client_Reset_Count"}, d.clientResets},
+		{[]string{"TCP_Target_Reset_Count"}, d.targetResets},
+		{[]string{"TCP_ELB_Reset_Count"}, d.elbResets},
 	} {
 		for _, name := range m.names {
 			x.values[name] += m.v

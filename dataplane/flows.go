@@ -79,6 +79,11 @@ type conn struct {
 	expired atomic.Bool
 	reset   atomic.Bool
 	cut     atomic.Bool
+	// targetRST: the target reset the connection (or refused it), and the
+	// RST the consumer gets next is the target's, relayed: the link
+	// counts it as TCP_Target_Reset_Count, not as one the load balancer
+	// made (resets.go).
+	targetRST atomic.Bool
 
 	// What the target's socket had received when the flow had been idle
 	// for half its timeout (segsBase), and the activity time that idle
@@ -199,6 +204,7 @@ func (c *conn) abort() {
 	}
 	c.ep.Abort()
 	c.resetProvider()
+	c.rt.svc.elbResets.Add(1) // the RST to the target
 	c.stopParked()
 }
 

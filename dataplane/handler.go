@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -45,6 +46,7 @@ func (f *Forwarder) handleTCP(r *tcp.ForwarderRequest) {
 		// A target that refused: a RST, as an NLB answers. One whose AZ
 		// is down: no answer at all; the consumer's SYN vanished.
 		r.Complete(!errors.Is(err, errTargetDown))
+		cn.undo()
 		return
 	}
 	// gVisor's forwarder waits for the consumer's ACK for as long as it
@@ -143,14 +145,16 @@ func (f *Forwarder) admit(c *compiled, id stack.TransportEndpointID) (*conn, ref
 	return cn, refuseNone
 }
 
-// dial connects a connection admit let in to its target; a failure gives
-// back what admit took, and is counted.
+// dial connects a connection admit let in to its target; a failure is
+// counted. The caller answers the consumer, then gives back what admit
+// took (undo): while the flow is still there, the link sees the RST that
+// answers a target's refusal as the target's, relayed.
 func (f *Forwarder) dial(cn *conn) (providerSocket, error) {
 	sock, err := f.dialTarget(context.Background(), cn.rt.lb, cn.target.Addr)
 	if err != nil {
-		cn.undo()
 		f.stats.dialErrors.Add(1)
 		f.log.Debug("dial target", "err", err)
+		cn.targetRST.Store(errors.Is(err, unix.ECONNREFUSED)) // the target's RST
 	}
 	return sock, err
 }

@@ -37,6 +37,8 @@ var (
 		"NewConnections (AWS/PrivateLinkServices): connections established from endpoints to the service.", serviceLabels, nil)
 	descSvcRst = prometheus.NewDesc("pvlink_service_rst_packets_sent_total",
 		"RstPacketsSent (AWS/PrivateLinkServices): RST packets the service sent to endpoints.", serviceLabels, nil)
+	descSvcResets = prometheus.NewDesc("pvlink_load_balancer_resets_total",
+		"TCP_Client_Reset_Count, TCP_Target_Reset_Count and TCP_ELB_Reset_Count (AWS/NetworkELB): RST packets by origin: a consumer's relayed to its target (client), a target's relayed to its consumer (target), the load balancer's own towards either (load_balancer).", append(append([]string{}, serviceLabels...), "origin"), nil)
 
 	descDropReason = prometheus.NewDesc("pvlink_ingress_dropped_packets_total",
 		"Packets dropped by the ingress filter, by reason.", append(append([]string{}, endpointLabels...), "reason"), nil)
@@ -75,7 +77,7 @@ type collector struct{ f *Forwarder }
 func (f *Forwarder) Collector() prometheus.Collector { return collector{f} }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRstSent, descSvcActive, descSvcBytes, descSvcNew, descSvcRst, descActive, descBytes, descNew, descDropped, descRst, descDropReason, descConfigVersion, descConnErrors, descSynDrops, descCookieConns, descCookieMode, descLargeBuffers, descPressure, descHeldIn, descFlows, descFlowEnds, descPortErrors, descTargetState, descTargetConns} {
+	for _, d := range []*prometheus.Desc{descRstSent, descSvcActive, descSvcBytes, descSvcNew, descSvcRst, descSvcResets, descActive, descBytes, descNew, descDropped, descRst, descDropReason, descConfigVersion, descConnErrors, descSynDrops, descCookieConns, descCookieMode, descLargeBuffers, descPressure, descHeldIn, descFlows, descFlowEnds, descPortErrors, descTargetState, descTargetConns} {
 		ch <- d
 	}
 }
@@ -97,6 +99,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descSvcBytes, prometheus.CounterValue, float64(c.bytes.Load()), sv...)
 			ch <- prometheus.MustNewConstMetric(descSvcNew, prometheus.CounterValue, float64(c.newConns.Load()), sv...)
 			ch <- prometheus.MustNewConstMetric(descSvcRst, prometheus.CounterValue, float64(c.rstSent.Load()), sv...)
+			for origin, n := range map[string]uint64{"client": c.clientResets.Load(), "target": c.targetResets.Load(), "load_balancer": c.elbResets.Load()} {
+				ch <- prometheus.MustNewConstMetric(descSvcResets, prometheus.CounterValue, float64(n), append(sv, origin)...)
+			}
 		}
 		for r := range e.drops {
 			ch <- prometheus.MustNewConstMetric(descDropReason, prometheus.CounterValue, float64(e.drops[r].Load()), append(lv, dropReasonNames[r])...)
@@ -224,6 +229,7 @@ func (f *Forwarder) Counters() []ENICounters {
 				Name: c.name, ARN: c.arn, ActiveConnections: c.active.Load(),
 				NewConnections: c.newConns.Load(), BytesProcessed: c.bytes.Load(), RstPacketsSent: c.rstSent.Load(),
 				PortAllocationErrors: c.portErrors.Load(),
+				ClientResets:         c.clientResets.Load(), TargetResets: c.targetResets.Load(), ELBResets: c.elbResets.Load(),
 			})
 		}
 		out = append(out, ENICounters{

@@ -234,7 +234,14 @@ func (c *conn) pumpC2P() {
 				// consumer gets its RST now, not at its next segment.
 				c.ep.Abort()
 			}
-		case err != nil: // the consumer reset, or the target refused bytes
+		case err == errConsumerReset:
+			c.resetProvider()
+			c.rt.svc.clientResets.Add(1) // relayed to the target
+			c.ep.Abort()
+			c.cut.Store(true)
+			c.stopParked()
+		case err != nil: // the target refused bytes
+			c.targetRST.Store(isResetByPeer(err))
 			c.resetProvider()
 			c.ep.Abort()
 			c.cut.Store(true)
@@ -298,6 +305,8 @@ func (c *conn) copyFromConsumer() (end bool, err error) {
 			w.hdr = nil
 		}
 		return true, err
+	case *tcpip.ErrConnectionReset:
+		return true, errConsumerReset
 	default:
 		return true, errors.New(terr.String())
 	}
@@ -493,6 +502,7 @@ func (c *conn) pumpP2C() {
 		switch {
 		case c.expired.Load() || c.reset.Load():
 		case err != nil: // the target reset, or the consumer is gone
+			c.targetRST.Store(isResetByPeer(err))
 			c.ep.Abort()
 			c.closeProvider()
 			c.cut.Store(true)

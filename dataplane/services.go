@@ -23,6 +23,9 @@ type lbCounters struct {
 	// portErrors counts connections refused because their target had
 	// every connection of its node in use (PortAllocationErrorCount).
 	portErrors atomic.Uint64
+	// The RSTs of AWS/NetworkELB's TCP_Client_Reset_Count,
+	// TCP_Target_Reset_Count and TCP_ELB_Reset_Count (resets.go).
+	clientResets, targetResets, elbResets atomic.Uint64
 }
 
 // lbSets are an ENI's per-load-balancer counters, and which of them each
@@ -77,9 +80,5 @@ func (e *eniState) noteSent(pkt *stack.PacketBuffer) {
 		return
 	}
 	e.rstSent.Add(1)
-	if m := e.lbs.byPort.Load(); m != nil {
-		if c := (*m)[header.TCP(th).SourcePort()]; c != nil {
-			c.rstSent.Add(1)
-		}
-	}
+	e.noteReset(pkt, header.TCP(th))
 }

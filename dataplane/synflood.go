@@ -160,6 +160,7 @@ func (f *Forwarder) handleCookie(ep tcpip.Endpoint, wq *waiter.Queue) {
 	sock, err := f.dial(cn)
 	if err != nil {
 		ep.Abort()
+		cn.undo()
 		return
 	}
 	f.begin(cn, sock, ep, wq)

@@ -110,6 +110,12 @@ type LBCounters struct {
 	// the load balancer refused because their target had every
 	// connection of the node in use.
 	PortAllocationErrors uint64 `json:"port_allocation_errors,omitempty"`
+	// The RSTs by who made them (AWS/NetworkELB's TCP_*_Reset_Count): a
+	// consumer's relayed to its target, a target's relayed to its
+	// consumer, and the load balancer's own, towards either.
+	ClientResets uint64 `json:"tcp_client_resets,omitempty"`
+	TargetResets uint64 `json:"tcp_target_resets,omitempty"`
+	ELBResets    uint64 `json:"tcp_elb_resets,omitempty"`
 }
 
 // Add sums another worker's counters of the same ENI and load balancer.
@@ -119,6 +125,9 @@ func (c *LBCounters) Add(o LBCounters) {
 	c.BytesProcessed += o.BytesProcessed
 	c.RstPacketsSent += o.RstPacketsSent
 	c.PortAllocationErrors += o.PortAllocationErrors
+	c.ClientResets += o.ClientResets
+	c.TargetResets += o.TargetResets
+	c.ELBResets += o.ELBResets
 }
 
 // Stats are the forwarder-wide counters, for tests and `pvlink flows`.

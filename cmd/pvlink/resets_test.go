@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"pvlink.dev/pvlink/internal/fabrictest"
+)
+
+// TestResetsAreCountedByWhoMadeThem: AWS/NetworkELB counts a load
+// balancer's RSTs by origin. Through one ENI, with a 3 s idle timeout: a
+// consumer that resets its connection (TCP_Client_Reset_Count: the target
+// sees the reset); a target that resets one, and a target that refuses one
+// (TCP_Target_Reset_Count: the consumer sees each); a flow forgotten at its
+// idle timeout, whose next consumer segment the node answers with a RST
+// (TCP_ELB_Reset_Count). The provider reads the three counts with the aws
+// CLI, by load balancer and by AZ, and the forwarder's Prometheus metrics
+// have them by origin.
+func TestResetsAreCountedByWhoMadeThem(t *testing.T) {
+	f := fabrictest.Up(t, poolTopology(t, "    idle_timeout: 3s\n    health_check: {enabled: false}"))
+	provider := f.Netns(t, "provider")
+	a := startEcho(t, provider, "198.19.1.20:9000")
+	// One target, so that every connection reaches a.
+	if out, err := fabrictest.Run(t, "fabric", "deregister-target", f.Name, "--target-group", "pool", "--target", "198.19.1.21:9000"); err != nil {
+		t.Fatal(err, out)
+	}
+	open := func(what string) net.Conn {
+		c, tg, err := roundTrip(t, f, a)
+		if err != nil || tg != a {
+			t.Fatalf("%s: %v (target %v)", what, err, tg)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// readEnd is how the consumer's side of c ends, within a few seconds.
+	readEnd := func(c net.Conn) error {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err := bufio.NewReader(c).ReadString('\n')
+		return err
+	}
+
+	// The consumer resets: the target gets the RST.
+	c := open("client reset")
+	served := a.lastConn()
+	if err := c.(*net.TCPConn).SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if err, ok := a.endOf(served, 5*time.Second); !ok || !isReset(err) {
+		t.Errorf("the target's end of a connection its consumer reset: %v (ended: %v), want a reset", err, ok)
+	}
+
+	// The target resets: the consumer gets the RST.
+	c = open("target reset")
+	if err := a.lastConn().(*net.TCPConn).SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	a.lastConn().Close()
+	if err := readEnd(c); !isReset(err) {
+		t.Errorf("the consumer's end of a connection its target reset: %v, want a reset", err)
+	}
+
+	// The flow is forgotten at its idle timeout: the consumer's next
+	// segment gets the node's RST.
+	c = open("idle")
+	waitUntil(t, 10*time.Second, "the idle flow forgotten", func() bool { return len(flowsOf(t, f)) == 0 })
+	c.Write([]byte("late\n"))
+	if err := readEnd(c); !isReset(err) {
+		t.Errorf("the consumer's segment after the idle timeout: %v, want a reset", err)
+	}
+
+	// The target refuses: the consumer's connect gets the target's RST.
+	a.close()
+	if c, _, err := roundTrip(t, f); err == nil {
+		c.Close()
+		t.Fatal("a connection to a target that listens no more went through")
+	} else if !isReset(err) && !strings.Contains(err.Error(), "refused") {
+		t.Errorf("a connection to a target that refuses: %v, want refused", err)
+	}
+
+	want := map[string]float64{"TCP_Client_Reset_Count": 1, "TCP_Target_Reset_Count": 2, "TCP_ELB_Reset_Count": 1}
+	for metric, n := range want {
+		if got := nlbStatistic(t, f, metric, "Sum"); got != n {
+			t.Errorf("AWS/NetworkELB %s: %v, want %v", metric, got, n)
+		}
+		if got := nlbStatistic(t, f, metric, "Sum", "AvailabilityZone", "us-east-1a"); got != n {
+			t.Errorf("AWS/NetworkELB %s in us-east-1a: %v, want %v", metric, got, n)
+		}
+	}
+	m := f.Metrics(t, "use1-az1")
+	for origin, n := range map[string]int{"client": 1, "target": 2, "load_balancer": 1} {
+		if !hasSeries(m, "pvlink_load_balancer_resets_total", `origin="`+origin+`"`, n) {
+			t.Errorf("pvlink_load_balancer_resets_total{origin=%q} is not %d in the metrics", origin, n)
+		}
+	}
+}
+
+// hasSeries says whether Prometheus text m has a sample of metric whose
+// labels include label, with value n.
+func hasSeries(m, metric, label string, n int) bool {
+	for _, line := range strings.Split(m, "\n") {
+		if strings.HasPrefix(line, metric+"{") && strings.Contains(line, label) && strings.HasSuffix(line, fmt.Sprintf("} %d", n)) {
+			return true
+		}
+	}
+	return false
+}
