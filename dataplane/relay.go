@@ -240,9 +240,15 @@ func (c *conn) pumpC2P() {
 			c.ep.Abort()
 			c.cut.Store(true)
 			c.stopParked()
-		case err != nil: // the target refused bytes
+		case err != nil: // the target refused bytes, or the consumer's side failed
+			var sockErr unix.Errno
 			c.targetRST.Store(isResetByPeer(err))
 			c.resetProvider()
+			if !errors.As(err, &sockErr) {
+				// The target's socket is sound: the close sent it the
+				// node's RST.
+				c.rt.svc.elbResets.Add(1)
+			}
 			c.ep.Abort()
 			c.cut.Store(true)
 			c.stopParked()
