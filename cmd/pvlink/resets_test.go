@@ -16,12 +16,13 @@ import (
 // consumer that resets its connection (TCP_Client_Reset_Count: the target
 // sees the reset); a target that resets one, and a target that refuses one
 // (TCP_Target_Reset_Count: the consumer sees each); a flow forgotten at its
-// idle timeout, whose next consumer segment the node answers with a RST
-// (TCP_ELB_Reset_Count). The provider reads the three counts with the aws
-// CLI, by load balancer and by AZ, and the forwarder's Prometheus metrics
-// have them by origin.
+// idle timeout, whose next consumer segment the node answers with a RST,
+// and a flow cut when its target's deregistration delay ends, a RST each
+// way (TCP_ELB_Reset_Count: three). The provider reads the three counts
+// with the aws CLI, by load balancer and by AZ, and the forwarder's
+// Prometheus metrics have them by origin.
 func TestResetsAreCountedByWhoMadeThem(t *testing.T) {
-	f := fabrictest.Up(t, poolTopology(t, "    idle_timeout: 3s\n    health_check: {enabled: false}"))
+	f := fabrictest.Up(t, poolTopology(t, "    idle_timeout: 3s\n    deregistration_delay: 1s\n    connection_termination: true\n    health_check: {enabled: false}"))
 	provider := f.Netns(t, "provider")
 	a := startEcho(t, provider, "198.19.1.20:9000")
 	// One target, so that every connection reaches a.
@@ -73,8 +74,30 @@ func TestResetsAreCountedByWhoMadeThem(t *testing.T) {
 		t.Errorf("the consumer's segment after the idle timeout: %v, want a reset", err)
 	}
 
-	// The target refuses: the consumer's connect gets the target's RST.
-	a.close()
+	// The target is deregistered, and its flow cut once the delay is over:
+	// the node resets both sides.
+	c = open("deregistered")
+	served = a.lastConn()
+	if out, err := fabrictest.Run(t, "fabric", "deregister-target", f.Name, "--target-group", "pool", "--target", a.addr); err != nil {
+		t.Fatal(err, out)
+	}
+	if err := readEnd(c); !isReset(err) {
+		t.Errorf("the consumer's end of a flow cut after its target's deregistration: %v, want a reset", err)
+	}
+	if err, ok := a.endOf(served, 5*time.Second); !ok || !isReset(err) {
+		t.Errorf("the target's end of a flow cut after its deregistration: %v (ended: %v), want a reset", err, ok)
+	}
+
+	// A target where nothing listens refuses: the consumer's connect gets
+	// the target's RST.
+	const nobody = "198.19.1.21:9000"
+	var tgs struct{ TargetGroups []struct{ TargetGroupArn string } }
+	elb := awsAs(t, f, "provider").elb()
+	elb.do(&tgs, "describe-target-groups", "--names", "pool")
+	elb.do(nil, "register-targets", "--target-group-arn", tgs.TargetGroups[0].TargetGroupArn, "--targets", "Id=198.19.1.21,Port=9000")
+	// Without health checks it stays initial, and takes the flows: the
+	// only target not deregistered.
+	waitUntil(t, 10*time.Second, "the new target at the node", func() bool { return targetState(t, f, nobody) == "initial" })
 	if c, _, err := roundTrip(t, f); err == nil {
 		c.Close()
 		t.Fatal("a connection to a target that listens no more went through")
@@ -82,7 +105,7 @@ func TestResetsAreCountedByWhoMadeThem(t *testing.T) {
 		t.Errorf("a connection to a target that refuses: %v, want refused", err)
 	}
 
-	want := map[string]float64{"TCP_Client_Reset_Count": 1, "TCP_Target_Reset_Count": 2, "TCP_ELB_Reset_Count": 1}
+	want := map[string]float64{"TCP_Client_Reset_Count": 1, "TCP_Target_Reset_Count": 2, "TCP_ELB_Reset_Count": 3}
 	for metric, n := range want {
 		if got := nlbStatistic(t, f, metric, "Sum"); got != n {
 			t.Errorf("AWS/NetworkELB %s: %v, want %v", metric, got, n)
@@ -92,7 +115,7 @@ func TestResetsAreCountedByWhoMadeThem(t *testing.T) {
 		}
 	}
 	m := f.Metrics(t, "use1-az1")
-	for origin, n := range map[string]int{"client": 1, "target": 2, "load_balancer": 1} {
+	for origin, n := range map[string]int{"client": 1, "target": 2, "load_balancer": 3} {
 		if !hasSeries(m, "pvlink_load_balancer_resets_total", `origin="`+origin+`"`, n) {
 			t.Errorf("pvlink_load_balancer_resets_total{origin=%q} is not %d in the metrics", origin, n)
 		}
