@@ -235,22 +235,17 @@ func (c *conn) pumpC2P() {
 				c.ep.Abort()
 			}
 		case err == errConsumerReset:
-			c.resetProvider()
-			c.rt.svc.clientResets.Add(1) // relayed to the target
-			c.ep.Abort()
-			c.cut.Store(true)
-			c.stopParked()
+			c.consumerReset()
 		case err != nil: // the target refused bytes, or the consumer's side failed
 			var sockErr unix.Errno
-			c.targetRST.Store(isResetByPeer(err))
-			c.resetProvider()
-			if !errors.As(err, &sockErr) {
-				// The target's socket is sound: the close sent it the
-				// node's RST.
+			if c.cut.CompareAndSwap(false, true) && !errors.As(err, &sockErr) {
+				// The target's socket is sound (and the other direction
+				// has not closed it): the close sends it the node's RST.
 				c.rt.svc.elbResets.Add(1)
 			}
+			c.targetRST.Store(isResetByPeer(err))
+			c.resetProvider()
 			c.ep.Abort()
-			c.cut.Store(true)
 			c.stopParked()
 		default: // FIN from the consumer
 			c.providerRaw.Control(func(fd uintptr) { unix.Shutdown(int(fd), unix.SHUT_WR) })
@@ -507,6 +502,8 @@ func (c *conn) pumpP2C() {
 		}
 		switch {
 		case c.expired.Load() || c.reset.Load():
+		case err == errConsumerReset: // seen while writing to the consumer
+			c.consumerReset()
 		case err != nil: // the target reset, or the consumer is gone
 			c.targetRST.Store(isResetByPeer(err))
 			c.ep.Abort()
@@ -593,6 +590,8 @@ func (c *conn) writeConsumer(b []byte) error {
 		b = b[n:]
 		switch terr.(type) {
 		case nil:
+		case *tcpip.ErrConnectionReset:
+			return errConsumerReset
 		case *tcpip.ErrWouldBlock:
 			if ch == nil {
 				var e waiter.Entry

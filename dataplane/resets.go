@@ -31,6 +31,17 @@ import (
 // consumer reset the connection.
 var errConsumerReset = errors.New("the consumer reset the connection")
 
+// consumerReset passes a consumer's RST on to the target: once, by
+// whichever direction saw it first (the other finds the connection cut).
+func (c *conn) consumerReset() {
+	if c.cut.CompareAndSwap(false, true) {
+		c.resetProvider()
+		c.rt.svc.clientResets.Add(1)
+	}
+	c.ep.Abort()
+	c.stopParked()
+}
+
 // isResetByPeer says whether a target's socket failed because the target
 // reset the connection.
 func isResetByPeer(err error) bool {

@@ -13,8 +13,8 @@ import (
 
 // TestResetsAreCountedByWhoMadeThem: AWS/NetworkELB counts a load
 // balancer's RSTs by origin. Through one ENI, with a 3 s idle timeout: a
-// consumer that resets its connection (TCP_Client_Reset_Count: the target
-// sees the reset); a target that resets one, and a target that refuses one
+// consumer that resets its connection with bytes in flight each way
+// (TCP_Client_Reset_Count: the target sees the reset); a target that resets one, and a target that refuses one
 // (TCP_Target_Reset_Count: the consumer sees each); a flow forgotten at its
 // idle timeout, whose next consumer segment the node answers with a RST,
 // and a flow cut when its target's deregistration delay ends, a RST each
@@ -44,9 +44,19 @@ func TestResetsAreCountedByWhoMadeThem(t *testing.T) {
 		return err
 	}
 
-	// The consumer resets: the target gets the RST.
+	// The consumer resets while bytes are in flight both ways (it sends
+	// until everything is full, reading none of the echo): both of the
+	// relay's directions are busy when its RST comes, and the target gets
+	// one RST.
 	c := open("client reset")
 	served := a.lastConn()
+	c.SetWriteDeadline(time.Now().Add(time.Second))
+	chunk := make([]byte, 64<<10)
+	for sent := 0; sent < 64<<20; sent += len(chunk) {
+		if _, err := c.Write(chunk); err != nil {
+			break // full: the deadline
+		}
+	}
 	if err := c.(*net.TCPConn).SetLinger(0); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +101,9 @@ func TestResetsAreCountedByWhoMadeThem(t *testing.T) {
 	// A target where nothing listens refuses: the consumer's connect gets
 	// the target's RST.
 	const nobody = "198.19.1.21:9000"
-	var tgs struct{ TargetGroups []struct{ TargetGroupArn string } }
+	var tgs struct {
+		TargetGroups []struct{ TargetGroupArn string }
+	}
 	elb := awsAs(t, f, "provider").elb()
 	elb.do(&tgs, "describe-target-groups", "--names", "pool")
 	elb.do(nil, "register-targets", "--target-group-arn", tgs.TargetGroups[0].TargetGroupArn, "--targets", "Id=198.19.1.21,Port=9000")
