@@ -99,9 +99,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descSvcBytes, prometheus.CounterValue, float64(c.bytes.Load()), sv...)
 			ch <- prometheus.MustNewConstMetric(descSvcNew, prometheus.CounterValue, float64(c.newConns.Load()), sv...)
 			ch <- prometheus.MustNewConstMetric(descSvcRst, prometheus.CounterValue, float64(c.rstSent.Load()), sv...)
-			for origin, n := range map[string]uint64{"client": c.clientResets.Load(), "target": c.targetResets.Load(), "load_balancer": c.elbResets.Load()} {
-				ch <- prometheus.MustNewConstMetric(descSvcResets, prometheus.CounterValue, float64(n), append(sv, origin)...)
-			}
+			ch <- prometheus.MustNewConstMetric(descSvcResets, prometheus.CounterValue, float64(c.clientResets.Load()), append(sv, "client")...)
+			ch <- prometheus.MustNewConstMetric(descSvcResets, prometheus.CounterValue, float64(c.targetResets.Load()), append(sv, "target")...)
+			ch <- prometheus.MustNewConstMetric(descSvcResets, prometheus.CounterValue, float64(c.elbResets.Load()), append(sv, "load_balancer")...)
 		}
 		for r := range e.drops {
 			ch <- prometheus.MustNewConstMetric(descDropReason, prometheus.CounterValue, float64(e.drops[r].Load()), append(lv, dropReasonNames[r])...)

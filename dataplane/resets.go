@@ -53,11 +53,7 @@ func isResetByPeer(err error) bool {
 // listener port it comes from), by who made it.
 func (e *eniState) noteReset(pkt *stack.PacketBuffer, th header.TCP) {
 	var c *conn
-	if p := pkt.NetworkProtocolNumber; e.flows != nil && (p == header.IPv4ProtocolNumber || p == header.IPv6ProtocolNumber) && len(pkt.NetworkHeader().Slice()) > 0 {
-		nh := pkt.Network()
-		to, from := nh.DestinationAddress(), nh.SourceAddress()
-		consumer, _ := netip.AddrFromSlice(to.AsSlice())
-		eni, _ := netip.AddrFromSlice(from.AsSlice())
+	if consumer, eni := packetAddrs(pkt); e.flows != nil && consumer.IsValid() {
 		key := flowtable.Key{Src: consumer, Dst: eni, SrcPort: th.DestinationPort(), DstPort: th.SourcePort(), Proto: uint8(header.TCPProtocolNumber)}
 		if fl := e.flows.Lookup(key); fl != nil {
 			c, _ = fl.Value.(*conn)
@@ -79,4 +75,25 @@ func (e *eniState) noteReset(pkt *stack.PacketBuffer, th header.TCP) {
 	} else {
 		lb.elbResets.Add(1)
 	}
+}
+
+// packetAddrs are the destination and source of a packet the link writes,
+// read from its network header as it is (gVisor's Network() boxes the
+// header in an interface: an allocation per call); invalid when there is
+// no such header.
+func packetAddrs(pkt *stack.PacketBuffer) (to, from netip.Addr) {
+	nh := pkt.NetworkHeader().Slice()
+	switch pkt.NetworkProtocolNumber {
+	case header.IPv4ProtocolNumber:
+		if len(nh) >= header.IPv4MinimumSize {
+			ip := header.IPv4(nh)
+			return netip.AddrFrom4(ip.DestinationAddress().As4()), netip.AddrFrom4(ip.SourceAddress().As4())
+		}
+	case header.IPv6ProtocolNumber:
+		if len(nh) >= header.IPv6MinimumSize {
+			ip := header.IPv6(nh)
+			return netip.AddrFrom16(ip.DestinationAddress().As16()), netip.AddrFrom16(ip.SourceAddress().As16())
+		}
+	}
+	return netip.Addr{}, netip.Addr{}
 }

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
-	"fmt"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"pvlink.dev/pvlink/internal/fabrictest"
 )
@@ -126,21 +128,30 @@ func TestResetsAreCountedByWhoMadeThem(t *testing.T) {
 			t.Errorf("AWS/NetworkELB %s in us-east-1a: %v, want %v", metric, got, n)
 		}
 	}
-	m := f.Metrics(t, "use1-az1")
-	for origin, n := range map[string]int{"client": 1, "target": 2, "load_balancer": 3} {
-		if !hasSeries(m, "pvlink_load_balancer_resets_total", `origin="`+origin+`"`, n) {
-			t.Errorf("pvlink_load_balancer_resets_total{origin=%q} is not %d in the metrics", origin, n)
+	byOrigin := resetsByOrigin(t, f.Metrics(t, "use1-az1"))
+	for origin, n := range map[string]float64{"client": 1, "target": 2, "load_balancer": 3} {
+		if byOrigin[origin] != n {
+			t.Errorf("pvlink_load_balancer_resets_total{origin=%q}: %v, want %v", origin, byOrigin[origin], n)
 		}
 	}
 }
 
-// hasSeries says whether Prometheus text m has a sample of metric whose
-// labels include label, with value n.
-func hasSeries(m, metric, label string, n int) bool {
-	for _, line := range strings.Split(m, "\n") {
-		if strings.HasPrefix(line, metric+"{") && strings.Contains(line, label) && strings.HasSuffix(line, fmt.Sprintf("} %d", n)) {
-			return true
+// resetsByOrigin reads pvlink_load_balancer_resets_total from a forwarder's
+// Prometheus text, summed by origin.
+func resetsByOrigin(t *testing.T, text string) map[string]float64 {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, m := range fams["pvlink_load_balancer_resets_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "origin" {
+				out[l.GetValue()] += m.GetCounter().GetValue()
+			}
 		}
 	}
-	return false
+	return out
 }
