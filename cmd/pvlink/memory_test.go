@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -259,3 +261,78 @@ func TestAForwarderOverItsMemoryBudgetHoldsConnectionsSmall(t *testing.T) {
 // pressureBound: measured here 109-121 MiB, against 180-214 MiB with no
 // limit but the default.
 const pressureBound = 144 << 20
+
+// manyEndpointsTopology is a fabric of n consumer VPCs, each with an
+// interface endpoint (an ENI in each of two AZs) to one service.
+func manyEndpointsTopology(n int) string {
+	var b strings.Builder
+	b.WriteString(`name: NAME
+region: us-east-1
+availability_zones: [use1-az1, use1-az2]
+accounts:
+  - {name: provider, id: "111122223333"}
+  - {name: consumer, id: "444455556666"}
+vpcs:
+  - name: provider
+    account: provider
+    cidr: 198.19.0.0/16
+    subnets:
+      - {name: provider-az1, availability_zone: use1-az1, cidr: 198.19.1.0/24}
+      - {name: provider-az2, availability_zone: use1-az2, cidr: 198.19.2.0/24}
+`)
+	for i := range n {
+		fmt.Fprintf(&b, `  - name: c%[1]d
+    account: consumer
+    cidr: 198.18.%[2]d.0/23
+    subnets:
+      - {name: c%[1]d-az1, availability_zone: use1-az1, cidr: 198.18.%[2]d.0/24}
+      - {name: c%[1]d-az2, availability_zone: use1-az2, cidr: 198.18.%[3]d.0/24}
+`, i, 2*i, 2*i+1)
+	}
+	b.WriteString(`target_groups:
+  - {name: web, vpc: provider, protocol: TCP, port: 8080, targets: [{ip: 198.19.1.10}, {ip: 198.19.2.10}]}
+load_balancers:
+  - name: web-nlb
+    vpc: provider
+    subnet_mappings:
+      - {subnet: provider-az1, private_ipv4_address: 198.19.1.5}
+      - {subnet: provider-az2, private_ipv4_address: 198.19.2.5}
+    listeners:
+      - {protocol: TCP, port: 80, target_group: web}
+endpoint_services:
+  - {name: web, load_balancers: [web-nlb], acceptance_required: false, allowed_principals: ["arn:aws:iam::444455556666:root"]}
+endpoints:
+`)
+	for i := range n {
+		fmt.Fprintf(&b, "  - {name: e%[1]d, vpc: c%[1]d, service: web, subnet_configurations: [{subnet: c%[1]d-az1}, {subnet: c%[1]d-az2}]}\n", i)
+	}
+	return b.String()
+}
+
+// TestManyIdleEndpointsLeaveTheForwarderUnderItsBudget: a forwarder
+// serving 30 ENIs, all idle, is not under memory pressure, so the first
+// connection through any of them may grow its buffers. Each TUN link once
+// made a batch of write buffers its GSO write path never used (8 MiB per
+// ENI): 30 idle ENIs put the live heap at 347 MB, over the budget's high
+// mark, and the forwarder held every connection to small buffers and ran
+// its collector without a pause (a 1 GB echo through one of the ENIs took
+// 7.2-7.8 s instead of 2.9).
+func TestManyIdleEndpointsLeaveTheForwarderUnderItsBudget(t *testing.T) {
+	const endpoints = 30
+	f := fabrictest.Up(t, manyEndpointsTopology(endpoints))
+	// The budget looks every 100 ms; give it ten looks.
+	var s snapshot.Stats
+	for range 10 {
+		time.Sleep(100 * time.Millisecond)
+		s = statsOf(t, f)
+		if s.MemoryPressures != 0 {
+			break
+		}
+	}
+	t.Logf("use1-az1's forwarder with %d ENIs: %d KiB of heap in use (%d KiB an ENI)",
+		endpoints, s.Runtime.HeapInuseBytes>>10, s.Runtime.HeapInuseBytes>>10/endpoints)
+	if s.MemoryPressure || s.MemoryPressures != 0 {
+		t.Errorf("an idle forwarder with %d ENIs went under memory pressure (%d times; %d MiB of heap in use)",
+			endpoints, s.MemoryPressures, s.Runtime.HeapInuseBytes>>20)
+	}
+}
