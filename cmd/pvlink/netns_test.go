@@ -90,6 +90,18 @@ func TestADeletedTUNOrVPCNamespaceIsMadeAgainAndCarriesTrafficAgain(t *testing.T
 	}
 	waitUntil(t, 10*time.Second, "the TUN's MTU back at 9001", func() bool { return linkMTU(t, eni.Netns, eni.Tun) == 9001 })
 
+	// The route into an ENI's TUN and a load-balancer node's address,
+	// removed by hand, come back.
+	if out, err := exec.Command("ip", "-n", eni.Netns, "route", "del", eni.IP+"/32").CombinedOutput(); err != nil {
+		t.Fatalf("ip route del: %v\n%s", err, out)
+	}
+	everyENI(10*time.Second, "after the route into a TUN was deleted")
+	node := f.Status.LoadBalancers[0].Nodes[0].IP
+	if out, err := exec.Command("ip", "-n", f.Netns(t, "provider"), "addr", "del", node+"/32", "dev", "lo").CombinedOutput(); err != nil {
+		t.Fatalf("ip addr del: %v\n%s", err, out)
+	}
+	everyENI(10*time.Second, "after a load-balancer node's address was deleted")
+
 	// A TUN moved to another namespace (ip link set netns) is made again
 	// in the VPC's; the one moved goes once the forwarders have let go
 	// of it, instead of staying where it was moved for good.
