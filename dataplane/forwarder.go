@@ -84,6 +84,9 @@ type Forwarder struct {
 
 	// pressure: live heap passed the memory budget's high mark (budget.go).
 	pressure atomic.Bool
+	// ownLimit: the forwarder sets the runtime's memory limit by the
+	// ENIs it serves (setMemoryLimit); guarded by applyMu.
+	ownLimit bool
 	// bigConns is how many connections have large buffers; heldIn the
 	// consumers' bytes gVisor holds for targets not yet ready for them.
 	bigConns atomic.Int64
@@ -451,6 +454,7 @@ func (f *Forwarder) Apply(cfg *Config) error {
 			f.startENI(st)
 		}
 	}
+	f.setMemoryLimit(len(f.enis))
 
 	c := &compiled{cfg: cfg, enis: map[tcpip.Address]*eniRoutes{}}
 	var closed []*eniState

@@ -11,7 +11,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -48,9 +47,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	// The process is the forwarder: the runtime collects harder as the
 	// memory budget nears rather than let garbage double the heap
 	// (budget.go). An explicit GOMEMLIMIT wins.
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(memoryBudget)
-	}
+	f.manageMemoryLimit(os.Getenv("GOMEMLIMIT") == "")
 	ln, err := net.Listen("tcp", o.MetricsListen)
 	if err != nil {
 		f.Close()
