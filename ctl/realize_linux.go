@@ -53,6 +53,12 @@ func Preflight() error {
 // how a forwarder that died is noticed and started again). Each pass first
 // adds what is missing, then pushes snapshots, and only then removes what
 // is no longer wanted, so a forwarder never loses a TUN it still serves.
+// hostEvery is how often a pass looks inside the namespaces when nothing
+// asked for it: a TUN, route or address removed by hand comes back within
+// it. Looking on every pass (every 250 ms) had ctld at 20-28% of a core
+// with a fabric of 100 endpoints sitting idle.
+const hostEvery = time.Second
+
 type realizer struct {
 	fabric string
 	dir    string // runtime folder
@@ -70,7 +76,14 @@ type realizer struct {
 	pass      map[string]passStatus
 	queues    map[string]map[string]heldQueue // forwarders' TUN queues, by key and TUN (queues_linux.go)
 	queueErrs map[string]string               // the last failure to copy one, by key
-	silent    map[string]time.Time            // forwarders not answering, since when, by key
+
+	// The last pass that looked inside the namespaces (addresses, TUNs,
+	// routes): when, for which model version, and whether it found
+	// everything as the model has it. Only the pass's goroutine uses them.
+	hostAt      time.Time
+	hostVersion uint64
+	hostClean   bool
+	silent      map[string]time.Time // forwarders not answering, since when, by key
 }
 
 // azHealthy reports whether an AZ's forwarders answered in the last pass.
@@ -155,19 +168,32 @@ func (r *realizer) reconcile(m *State) error {
 		nsNames[v.Netns] = true
 	}
 	// 1. What is missing: namespaces, addresses, TUNs, routes.
-	if err := r.ensureNamespaces(m); err != nil {
+	created, err := r.ensureNamespaces(m)
+	if err != nil {
 		r.finish(m, err)
 		return err
 	}
+	// The namespaces' insides are looked at when the model changed, a
+	// namespace was made, the last look failed, or hostEvery has passed;
+	// the processes on every pass.
+	now := time.Now()
+	host := created || !r.hostClean || m.Version != r.hostVersion || now.Sub(r.hostAt) >= hostEvery
+	hostFailed := false
+	hostStep := func(err error) {
+		hostFailed = hostFailed || err != nil
+		step(err)
+	}
 	nl := netlinks{}
 	defer nl.close()
-	for _, v := range m.VPCs {
-		step(r.ensureAddresses(m, v, nl))
-	}
-	for _, e := range m.Endpoints {
-		for _, eni := range e.ENIs {
-			if err := ensureENI(m, eni, nl); err != nil {
-				step(fmt.Errorf("ENI %s of endpoint %s (TUN %s in netns %s): %w", eni.ID, e.ID, eni.Tun, eni.Netns, err))
+	if host {
+		for _, v := range m.VPCs {
+			hostStep(r.ensureAddresses(m, v, nl))
+		}
+		for _, e := range m.Endpoints {
+			for _, eni := range e.ENIs {
+				if err := ensureENI(m, eni, nl); err != nil {
+					hostStep(fmt.Errorf("ENI %s of endpoint %s (TUN %s in netns %s): %w", eni.ID, e.ID, eni.Tun, eni.Netns, err))
+				}
 			}
 		}
 	}
@@ -185,12 +211,15 @@ func (r *realizer) reconcile(m *State) error {
 	}
 	// 3. What is no longer wanted: processes, TUNs, namespaces.
 	step(r.removeProcesses(func(key string) bool { return wantTargets[key] || wantFwd[key] || key == "ctld" }))
-	for ns := range nsNames {
-		step(removeStaleTUNs(m, ns, nl))
+	if host {
+		for ns := range nsNames {
+			hostStep(removeStaleTUNs(m, ns, nl))
+		}
+		r.hostAt, r.hostVersion, r.hostClean = now, m.Version, !hostFailed
 	}
 	nl.close()
 	step(r.removeNamespaces(m))
-	err := errors.Join(errs...)
+	err = errors.Join(errs...)
 	r.finish(m, err)
 	return err
 }
@@ -262,11 +291,8 @@ func (r *realizer) recordNamespaces(names []string) error {
 
 // ensureNamespaces creates the VPCs' namespaces that are missing, each
 // recorded in the store before it is made.
-func (r *realizer) ensureNamespaces(m *State) error {
-	recorded, err := r.recordedNamespaces()
-	if err != nil {
-		return err
-	}
+// It reports whether it made any.
+func (r *realizer) ensureNamespaces(m *State) (bool, error) {
 	var missing []string
 	for _, v := range m.VPCs {
 		if !nsenter.Exists(v.Netns) {
@@ -274,10 +300,14 @@ func (r *realizer) ensureNamespaces(m *State) error {
 		}
 	}
 	if len(missing) == 0 {
-		return nil
+		return false, nil
+	}
+	recorded, err := r.recordedNamespaces()
+	if err != nil {
+		return false, err
 	}
 	if err := r.recordNamespaces(append(recorded, missing...)); err != nil {
-		return fmt.Errorf("record namespaces: %w", err)
+		return false, fmt.Errorf("record namespaces: %w", err)
 	}
 	for _, v := range m.VPCs {
 		if nsenter.Exists(v.Netns) {
@@ -285,13 +315,13 @@ func (r *realizer) ensureNamespaces(m *State) error {
 		}
 		r.log.Info("create VPC", "vpc", v.Name, "id", v.ID, "netns", v.Netns)
 		if err := nsenter.Create(v.Netns); err != nil {
-			return fmt.Errorf("create netns %s for VPC %s: %w", v.Netns, v.Name, err)
+			return true, fmt.Errorf("create netns %s for VPC %s: %w", v.Netns, v.Name, err)
 		}
 		if err := vpcSysctls(v.Netns); err != nil {
-			return fmt.Errorf("set sysctls in netns %s: %w", v.Netns, err)
+			return true, fmt.Errorf("set sysctls in netns %s: %w", v.Netns, err)
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // removeNamespaces deletes the namespaces this fabric made that the model
@@ -335,31 +365,93 @@ func vpcSysctls(ns string) error {
 	})
 }
 
-// netlinks are one pass's netlink handles, one per namespace, each opened
-// when the pass first needs it and closed when the pass ends. The pass
+// netlinks is what one pass knows of each namespace through netlink: a
+// handle, opened when the pass first needs it and closed when the pass
+// ends, and the namespace's links and routes, each listed once. The pass
 // runs every 250 ms: a handle per step (three netlink sockets, each made
-// inside the namespace) had ctld at 16% of a core while a fabric of 30
-// endpoints sat idle.
-type netlinks map[string]*netlink.Handle
+// inside the namespace) and a lookup per ENI had ctld at 16% of a core
+// while a fabric of 30 endpoints sat idle. What the pass itself adds is
+// not in the lists; the steps that read them only need what was there.
+type netlinks map[string]*nsNetlink
 
-// at is the pass's handle in namespace ns.
-func (hs netlinks) at(ns string) (*netlink.Handle, error) {
-	if h := hs[ns]; h != nil {
-		return h, nil
+type nsNetlink struct {
+	h      *netlink.Handle
+	links  []netlink.Link
+	listed bool
+	routes map[int][]netlink.Route // by family
+}
+
+// at is the pass's netlink view of namespace ns.
+func (hs netlinks) at(ns string) (*nsNetlink, error) {
+	if n := hs[ns]; n != nil {
+		return n, nil
 	}
 	h, err := handleAt(ns)
 	if err != nil {
 		return nil, err
 	}
-	hs[ns] = h
-	return h, nil
+	n := &nsNetlink{h: h, routes: map[int][]netlink.Route{}}
+	hs[ns] = n
+	return n, nil
 }
 
 func (hs netlinks) close() {
-	for ns, h := range hs {
-		h.Close()
+	for ns, n := range hs {
+		n.h.Close()
 		delete(hs, ns)
 	}
+}
+
+// allLinks is the namespace's links as the pass first listed them.
+func (n *nsNetlink) allLinks() ([]netlink.Link, error) {
+	if !n.listed {
+		links, err := n.h.LinkList()
+		if err != nil {
+			return nil, err
+		}
+		n.links, n.listed = links, true
+	}
+	return n.links, nil
+}
+
+// link is the namespace's link called name, if the pass's list has it.
+func (n *nsNetlink) link(name string) (netlink.Link, bool, error) {
+	links, err := n.allLinks()
+	if err != nil {
+		return nil, false, err
+	}
+	for _, l := range links {
+		if l.Attrs().Name == name {
+			return l, true, nil
+		}
+	}
+	return nil, false, nil
+}
+
+// hasRoute reports whether link l already has route want (its
+// destination, preferred source and scope): a pass then reads the route
+// instead of writing it again, which would tell every routing listener of
+// the namespace about a change that is none.
+func (n *nsNetlink) hasRoute(l netlink.Link, want *netlink.Route) bool {
+	family := netlink.FAMILY_V4
+	if want.Dst.IP.To4() == nil {
+		family = netlink.FAMILY_V6
+	}
+	routes, ok := n.routes[family]
+	if !ok {
+		var err error
+		if routes, err = n.h.RouteList(nil, family); err != nil {
+			return false
+		}
+		n.routes[family] = routes
+	}
+	for _, r := range routes {
+		if r.LinkIndex == l.Attrs().Index && r.Dst != nil && r.Dst.String() == want.Dst.String() &&
+			r.Src.Equal(want.Src) && r.Scope == want.Scope {
+			return true
+		}
+	}
+	return false
 }
 
 // handleAt is a netlink handle in namespace ns, for links, addresses and
@@ -412,13 +504,17 @@ func vpcHostAddrs(m *State, v VPCState) map[netip.Addr]bool {
 // addresses included. (lo rather than a dummy link: some kernels,
 // Firecracker's among them, have no dummy.)
 func (r *realizer) ensureAddresses(m *State, v VPCState, hs netlinks) error {
-	nl, err := hs.at(v.Netns)
+	n, err := hs.at(v.Netns)
 	if err != nil {
 		return err
 	}
-	lo, err := nl.LinkByName("lo")
+	nl := n.h
+	lo, ok, err := n.link("lo")
 	if err != nil {
 		return err
+	}
+	if !ok {
+		return fmt.Errorf("netns %s has no lo", v.Netns)
 	}
 	if lo.Attrs().Flags&net.FlagUp == 0 {
 		if err := nl.LinkSetUp(lo); err != nil {
@@ -463,12 +559,16 @@ func (r *realizer) ensureAddresses(m *State, v VPCState, hs netlinks) error {
 // address into it. The address is not assigned in the namespace: the
 // forwarder's netstack owns it.
 func ensureENI(m *State, eni ENIState, hs netlinks) error {
-	nl, err := hs.at(eni.Netns)
+	n, err := hs.at(eni.Netns)
 	if err != nil {
 		return err
 	}
-	l, err := nl.LinkByName(eni.Tun)
+	nl := n.h
+	l, ok, err := n.link(eni.Tun)
 	if err != nil {
+		return err
+	}
+	if !ok {
 		err = nsenter.Do(eni.Netns, func() error {
 			return netlink.LinkAdd(&netlink.Tuntap{
 				LinkAttrs: netlink.LinkAttrs{Name: eni.Tun, MTU: linkMTU},
@@ -516,7 +616,7 @@ func ensureENI(m *State, eni ENIState, hs netlinks) error {
 		if a.Is6() {
 			rt.Scope = netlink.SCOPE_UNIVERSE
 		}
-		if hasRoute(nl, l, rt) {
+		if n.hasRoute(l, rt) {
 			continue
 		}
 		if err := nl.RouteReplace(rt); err != nil {
@@ -524,27 +624,6 @@ func ensureENI(m *State, eni ENIState, hs netlinks) error {
 		}
 	}
 	return nil
-}
-
-// hasRoute reports whether link l already has route want (its
-// destination, preferred source and scope): a pass then reads the route
-// instead of writing it again, which would tell every routing listener of
-// the namespace about a change that is none.
-func hasRoute(nl *netlink.Handle, l netlink.Link, want *netlink.Route) bool {
-	family := netlink.FAMILY_V4
-	if want.Dst.IP.To4() == nil {
-		family = netlink.FAMILY_V6
-	}
-	routes, err := nl.RouteList(l, family)
-	if err != nil {
-		return false
-	}
-	for _, r := range routes {
-		if r.Dst != nil && r.Dst.String() == want.Dst.String() && r.Src.Equal(want.Src) && r.Scope == want.Scope {
-			return true
-		}
-	}
-	return false
 }
 
 // removeStaleTUNs deletes the ENI TUNs in a namespace that no ENI of the
@@ -559,11 +638,12 @@ func removeStaleTUNs(m *State, ns string, hs netlinks) error {
 			want[eni.Tun] = true
 		}
 	}
-	nl, err := hs.at(ns)
+	n, err := hs.at(ns)
 	if err != nil {
 		return err
 	}
-	links, err := nl.LinkList()
+	nl := n.h
+	links, err := n.allLinks()
 	if err != nil {
 		return err
 	}
