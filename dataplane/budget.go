@@ -36,8 +36,8 @@ import (
 // burst), plus the relay buffer a blocked write holds (64 KiB).
 //
 // Over all connections, the forwarder keeps to a memory budget, as the
-// kernel keeps to tcp_mem: the Go runtime's memory limit (memoryBudget
-// unless GOMEMLIMIT says otherwise), near which the collector works harder
+// kernel keeps to tcp_mem: the Go runtime's memory limit (memoryBudget,
+// plus eniHeap for each ENI, unless GOMEMLIMIT says otherwise), near which the collector works harder
 // instead of letting garbage double the heap. Once live data passes three
 // quarters of it, the forwarder is under pressure until live data is back
 // under half of it: no buffer grows, and every send buffer shrinks each
