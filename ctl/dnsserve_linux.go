@@ -77,7 +77,7 @@ func (d *dnsServers) update(ctx context.Context, m *State, healthy func(az strin
 		pctx, d.stopPub = context.WithCancel(ctx)
 		go dns.Serve(pctx, pc, ln, d.public)
 	}
-	pub := m.PublicRecords()
+	pub := m.PublicRecords(healthy)
 	d.public.Set(pub)
 	var errs []error
 	want := map[string]bool{}

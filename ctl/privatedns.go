@@ -151,9 +151,17 @@ func (s *State) SetPublicRecord(caller, zone string, r PublicRecord) error {
 	return nil
 }
 
-// PublicRecords are the public zones as DNS data.
-func (s *State) PublicRecords() *dns.Records {
+// endpointZone is the zone of interface endpoints' regional and zonal
+// names.
+const endpointZone = "vpce.amazonaws.com."
+
+// PublicRecords are the public zones as DNS data, and the endpoints'
+// regional and zonal names, which AWS publishes in public DNS ("these DNS
+// names are publicly resolvable"; from outside the VPC they still give the
+// ENIs' private addresses). healthy says which AZs carry traffic.
+func (s *State) PublicRecords(healthy func(az string) bool) *dns.Records {
 	out := dns.NewRecords()
+	s.endpointRecords(out, healthy)
 	for _, z := range s.PublicZones {
 		out.Zones = append(out.Zones, dns.Name(z.Name))
 		for _, r := range z.Records {
@@ -176,10 +184,11 @@ func (s *State) PublicRecords() *dns.Records {
 }
 
 // VPCRecords are the names a VPC's resolver answers: every endpoint of
-// the VPC by its regional name (the ENIs of the AZs that carry traffic,
-// healthy says which) and its zonal names (one ENI each), A and/or AAAA
-// by its DNS record IP type; and the verified private DNS names its
-// endpoints enable, while its DNS hostnames are on. With its DNS support
+// the fabric, the VPC's or not (the names are public), by its regional
+// name (the ENIs of the AZs that carry traffic, healthy says which) and
+// its zonal names (one ENI each), A and/or AAAA by its DNS record IP type;
+// and the verified private DNS names the VPC's own endpoints enable, while
+// its DNS hostnames are on. With its DNS support
 // off it is nil: the resolver answers nothing (vpcdns.go).
 func (s *State) VPCRecords(vpcID string, healthy func(az string) bool) *dns.Records {
 	vpc := s.vpcByID(vpcID)
@@ -187,47 +196,67 @@ func (s *State) VPCRecords(vpcID string, healthy func(az string) bool) *dns.Reco
 		return nil // no answer at all
 	}
 	out := dns.NewRecords()
-	out.Zones = []string{"vpce.amazonaws.com."}
+	// Every endpoint's regional and zonal names, the VPC's and others':
+	// they are public.
+	s.endpointRecords(out, healthy)
 	for _, e := range s.Endpoints {
-		if e.VPCID != vpcID || e.State == "deleting" {
+		if e.VPCID != vpcID || e.State == "deleting" || !e.PrivateDNSEnabled {
 			continue
 		}
-		typ := cmpOr(e.DNSRecordIPType, cmpOr(e.IPAddressType, "ipv4"))
-		add := func(name string, eni ENIState) {
-			n := dns.Name(name)
-			if typ != "ipv6" && eni.IP != "" {
-				out.A[n] = append(out.A[n], mustAddr(eni.IP))
-			}
-			if typ != "ipv4" && eni.IPv6 != "" {
-				out.AAAA[n] = append(out.AAAA[n], mustAddr(eni.IPv6))
-			}
-		}
-		names := s.DNSNames(e)
-		// The regional name leaves out an AZ that cannot carry traffic,
-		// unless none can (then it answers them all, as an NLB fails
-		// open).
-		var up []ENIState
-		for _, eni := range e.ENIs {
-			if healthy(eni.AZ) {
-				up = append(up, eni)
-			}
-		}
-		if len(up) == 0 {
-			up = e.ENIs
-		}
-		for i, eni := range e.ENIs {
-			add(names[i+1], eni)
-		}
-		for _, eni := range up {
-			add(names[0], eni)
-		}
-		if svc, ok := s.ServiceByID(e.ServiceID); ok && e.PrivateDNSEnabled && svc.PrivateDNS != nil && svc.PrivateDNS.State != "" && (vpc == nil || vpc.PrivateDNSReady()) {
+		if svc, ok := s.ServiceByID(e.ServiceID); ok && svc.PrivateDNS != nil && svc.PrivateDNS.State != "" && (vpc == nil || vpc.PrivateDNSReady()) {
 			// Verification lost later keeps existing endpoints' names.
 			out.Zones = append(out.Zones, dns.Name(svc.PrivateDNS.Name))
-			for _, eni := range up {
-				add(svc.PrivateDNS.Name, eni)
+			for _, eni := range upENIs(e, healthy) {
+				addENI(out, e, svc.PrivateDNS.Name, eni)
 			}
 		}
 	}
 	return out
+}
+
+// endpointRecords adds the regional and zonal names of every endpoint to
+// out, in the zone endpointZone.
+func (s *State) endpointRecords(out *dns.Records, healthy func(az string) bool) {
+	out.Zones = append(out.Zones, endpointZone)
+	for _, e := range s.Endpoints {
+		if e.State == "deleting" {
+			continue
+		}
+		names := s.DNSNames(e)
+		for i, eni := range e.ENIs {
+			addENI(out, e, names[i+1], eni)
+		}
+		for _, eni := range upENIs(e, healthy) {
+			addENI(out, e, names[0], eni)
+		}
+	}
+}
+
+// upENIs are the ENIs of e a name that stands for all of them answers
+// with: those of AZs that can carry traffic, unless none can (then all,
+// as an NLB fails open).
+func upENIs(e EndpointState, healthy func(az string) bool) []ENIState {
+	var up []ENIState
+	for _, eni := range e.ENIs {
+		if healthy(eni.AZ) {
+			up = append(up, eni)
+		}
+	}
+	if len(up) == 0 {
+		return e.ENIs
+	}
+	return up
+}
+
+// addENI adds an ENI's addresses under name, A and AAAA by the endpoint's
+// DNS record IP type.
+func addENI(out *dns.Records, e EndpointState, name string, eni ENIState) {
+	typ := cmpOr(e.DNSRecordIPType, cmpOr(e.IPAddressType, "ipv4"))
+	n := dns.Name(name)
+	if typ != "ipv6" && eni.IP != "" {
+		out.A[n] = append(out.A[n], mustAddr(eni.IP))
+	}
+	if typ != "ipv4" && eni.IPv6 != "" {
+		out.AAAA[n] = append(out.AAAA[n], mustAddr(eni.IPv6))
+	}
 }

@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
+
 	"pvlink.dev/pvlink/ctl"
+	"pvlink.dev/pvlink/ctl/dns"
 	"pvlink.dev/pvlink/internal/fabrictest"
 )
 
@@ -59,7 +62,12 @@ func enisOf(e ctl.EndpointState) (v4, v6 []string) {
 	return
 }
 
-func TestEndpointNamesResolveInTheirVPCOnly(t *testing.T) {
+// TestEndpointNamesResolveEverywhereToTheirENIs: an endpoint's regional
+// and zonal names answer with its ENIs in its VPC, and, as AWS publishes
+// them in public DNS, in any other VPC and at the fabric's public server
+// (still the ENIs' private addresses); names outside the fabric are
+// refused.
+func TestEndpointNamesResolveEverywhereToTheirENIs(t *testing.T) {
 	f := fabrictest.Up(t, demoTopology(t))
 	consumer, provider := f.Netns(t, "consumer"), f.Netns(t, "provider")
 	e := f.Status.Endpoints[0]
@@ -85,9 +93,31 @@ func TestEndpointNamesResolveInTheirVPCOnly(t *testing.T) {
 	if out, err := inNetns(t, consumer, "curl", "-s", "--http0.9", "-m", "2", "http://"+regional+"/"); !strings.Contains(out, `"target":"web"`) {
 		t.Fatalf("curl by the regional name: %v\n%s", err, out)
 	}
-	// From the provider's VPC the consumer's names give nothing.
-	if got := dig(t, provider, regional, "A"); len(got) != 0 {
-		t.Fatalf("the provider VPC resolves the consumer's endpoint to %v", got)
+	// The names are public: from the provider's VPC and from the host
+	// (the public server) they give the same private addresses.
+	if got := dig(t, provider, regional, "A"); !slices.Equal(got, v4) {
+		t.Fatalf("from the provider's VPC the regional name gives %v, want %v", got, v4)
+	}
+	if got := dig(t, provider, e.DNSNames[1], "A"); !slices.Equal(got, []string{e.ENIs[0].IP}) {
+		t.Fatalf("from the provider's VPC the zonal name gives %v, want %s", got, e.ENIs[0].IP)
+	}
+	m, err := dns.Lookup(f.Status.DNS.Public, regional, mdns.TypeA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var public []string
+	for _, rr := range m.Answer {
+		if a, ok := rr.(*mdns.A); ok {
+			public = append(public, a.A.String())
+		}
+	}
+	slices.Sort(public)
+	if !slices.Equal(public, v4) || !m.Authoritative {
+		t.Fatalf("the public server answers %v (authoritative %v) for the regional name, want %v", public, m.Authoritative, v4)
+	}
+	// An endpoint name that does not exist is NXDOMAIN there too.
+	if m, err := dns.Lookup(f.Status.DNS.Public, "vpce-0000000000000000-00000000."+strings.SplitN(regional, ".", 2)[1], mdns.TypeA); err != nil || m.Rcode != mdns.RcodeNameError {
+		t.Fatalf("a missing endpoint name at the public server: %v %v", m, err)
 	}
 	// Names that are not the fabric's are refused, not looked up.
 	if out, _ := inNetns(t, consumer, "dig", "+time=1", "+tries=1", "www.example.com", "A"); !strings.Contains(out, "status: REFUSED") {
