@@ -3,7 +3,6 @@ package dataplane
 import (
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -14,30 +13,24 @@ import (
 )
 
 // openTUNQueue attaches a new queue to the TUN named name in the current
-// network namespace, non-blocking, as wireguard's tun expects a file. It
-// returns the descriptor's number too: the file's Fd would make it
-// blocking.
-func openTUNQueue(name string) (*os.File, int, error) {
+// network namespace and returns its descriptor, for wireguard's tun to
+// take (it makes it non-blocking and wraps it in a file of its own).
+func openTUNQueue(name string) (int, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, -1, err
+		return -1, err
 	}
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {
 		unix.Close(fd)
-		return nil, -1, err
+		return -1, err
 	}
 	ifr.SetUint16(TUNFlags)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		unix.Close(fd)
-		return nil, -1, err
+		return -1, err
 	}
-	// Non-blocking before os.NewFile, so the file joins Go's netpoller.
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, -1, err
-	}
-	return os.NewFile(uintptr(fd), "/dev/net/tun"), fd, nil
+	return fd, nil
 }
 
 // InheritedQueues are TUN queues a forwarder process was started with (by
@@ -45,18 +38,18 @@ func openTUNQueue(name string) (*os.File, int, error) {
 type InheritedQueues map[string]int
 
 // adopt takes the inherited queue of TUN name, if there is one still
-// attached to it, as a non-blocking file. The queue keeps its place among
-// the TUN's queues, and so the kernel keeps sending it the flows it sent
-// the process before.
-func (q InheritedQueues) adopt(name string) (*os.File, int, error) {
+// attached to it (-1 if not). The queue keeps its place among the TUN's
+// queues, and so the kernel keeps sending it the flows it sent the
+// process before.
+func (q InheritedQueues) adopt(name string) (int, error) {
 	fd, ok := q[name]
 	if !ok {
-		return nil, -1, nil
+		return -1, nil
 	}
 	delete(q, name)
 	if got, err := snapshot.QueueTUN(fd); err != nil || got != name {
 		unix.Close(fd)
-		return nil, -1, fmt.Errorf("inherited descriptor %d is no queue of TUN %s (%q, %v)", fd, name, got, err)
+		return -1, fmt.Errorf("inherited descriptor %d is no queue of TUN %s (%q, %v)", fd, name, got, err)
 	}
 	// Called in the ENI's namespace: a queue of a TUN of that name in
 	// another one (a namespace that lost its name, see followNamespaces)
@@ -64,15 +57,11 @@ func (q InheritedQueues) adopt(name string) (*os.File, int, error) {
 	if have, err := snapshot.QueueNetns(fd); err == nil {
 		if here, err := nsenter.ThreadInode(); err == nil && here != have {
 			unix.Close(fd)
-			return nil, -1, fmt.Errorf("inherited descriptor %d is a queue of a TUN %s in another namespace", fd, name)
+			return -1, fmt.Errorf("inherited descriptor %d is a queue of a TUN %s in another namespace", fd, name)
 		}
 	}
 	unix.CloseOnExec(fd)
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, -1, err
-	}
-	return os.NewFile(uintptr(fd), "/dev/net/tun"), fd, nil
+	return fd, nil
 }
 
 // closeRest closes the inherited queues no ENI took.

@@ -76,17 +76,24 @@ func synFlood(t *testing.T, netns string, from netip.Prefix, dst netip.Addr, por
 // rssOf is a process's resident set in bytes.
 func rssOf(t *testing.T, pid int) int64 {
 	t.Helper()
+	return procStatus(t, pid, "VmRSS") << 10
+}
+
+// procStatus is the number a field of /proc/PID/status gives (VmRSS in
+// KiB, Threads).
+func procStatus(t *testing.T, pid int, field string) int64 {
+	t.Helper()
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field+":" {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			return n
 		}
 	}
-	t.Fatalf("no VmRSS for pid %d", pid)
+	t.Fatalf("no %s for pid %d", field, pid)
 	return 0
 }
 

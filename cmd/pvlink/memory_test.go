@@ -320,6 +320,10 @@ endpoints:
 // about 1.8 MB of tables per device: 100 ENIs, 201 MiB, were over the
 // mark until the budget counted them apart from the connections' (a 1 GB
 // echo 4.8-5.0 s under pressure, 2.1-2.5 s after).
+//
+// Nor does a forwarder's count of threads grow with its ENIs: wireguard's
+// monitored tun kept a thread blocked on a netlink socket for each TUN
+// (106 threads with 100 ENIs) and probed each TUN once a second.
 func TestManyIdleEndpointsLeaveTheForwarderUnderItsBudget(t *testing.T) {
 	const endpoints = 100
 	f := fabrictest.Up(t, manyEndpointsTopology(endpoints))
@@ -337,5 +341,14 @@ func TestManyIdleEndpointsLeaveTheForwarderUnderItsBudget(t *testing.T) {
 	if s.MemoryPressure || s.MemoryPressures != 0 {
 		t.Errorf("an idle forwarder with %d ENIs went under memory pressure (%d times; %d MiB of heap in use)",
 			endpoints, s.MemoryPressures, s.Runtime.HeapInuseBytes>>20)
+	}
+	for _, fw := range f.Status.Forwarders {
+		// The runtime's own threads, the scheduler's, a few for system
+		// calls in flight: not one per ENI.
+		if n := procStatus(t, fw.PID, "Threads"); n > endpoints/4 {
+			t.Errorf("forwarder %s runs %d threads for %d ENIs", fw.AZ, n, endpoints)
+		} else {
+			t.Logf("forwarder %s: %d threads for %d ENIs", fw.AZ, n, endpoints)
+		}
 	}
 }
