@@ -109,7 +109,7 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		}
 		pv, havePV := r.Get("pvlink", m.name)
 		for _, p := range paths[1:] {
-			if x, ok := r.Get(p, m.name); ok && havePV && x.Median > 0 {
+			if x, ok := r.Get(p, m.name); ok && havePV && x.Median > 0 && !noRatio[m.name] {
 				line += fmt.Sprintf(" %.2fx |", pv.Median/x.Median)
 			} else {
 				line += " – |"
@@ -121,6 +121,10 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		fmt.Fprintf(w, "\n%s\n", n)
 	}
 }
+
+// noRatio are the metrics that say how the machine was, not how a path
+// did: no ratio between paths.
+var noRatio = map[string]bool{"steal_pct": true}
 
 var pathColors = map[string]string{"pvlink": "#d9480f", "kernel-routed": "#868e96", "kernel-dnat": "#1c7ed6", "haproxy": "#37b24d"}
 

@@ -186,7 +186,32 @@ func Run(ctx context.Context, exe string, o Options) (*Report, error) {
 			}
 		}
 	}
+	if n := stealNote(r); n != "" {
+		r.Notes = append(r.Notes, n)
+	}
 	return r, nil
+}
+
+// stealWarn is the share of the cores' time a hypervisor may take during a
+// round before the report says so: on a VM whose host is busy, every
+// figure moves with the host's load.
+const stealWarn = 5.0
+
+// stealNote is the report's note on the time the hypervisor took, if any
+// round of any path lost more than stealWarn percent of the cores to it.
+func stealNote(r *Report) string {
+	worst, at := 0.0, ""
+	for _, x := range r.Results {
+		if x.Metric == "steal_pct" && x.Max > worst {
+			worst, at = x.Max, x.Path
+		}
+	}
+	if worst <= stealWarn {
+		return ""
+	}
+	return fmt.Sprintf("The hypervisor took up to %.0f%% of the cores' time in a round (%s; steal in /proc/stat): "+
+		"this machine's host was busy, and every figure moves with it. Compare paths within the same rounds, "+
+		"and runs made when steal was low.", worst, at)
 }
 
 // Measurements are the groups of measurements a run can make, in the order
@@ -216,6 +241,7 @@ func measurePath(ctx context.Context, o Options, path string, tg target, run int
 		return nil
 	}
 	var summary []string
+	round0 := readCoreTimes()
 	add := func(metric string, v float64, format string, args ...any) {
 		res[metric] = append(res[metric], v)
 		if format != "" {
@@ -312,6 +338,11 @@ func measurePath(ctx context.Context, o Options, path string, tg target, run int
 	if len(tg.procs) > 0 {
 		add("rss_mib", float64(sumRSS(tg.procs))/(1<<20), "")
 	}
+	// The cores' time a hypervisor gave to others over the round: a
+	// shared VM's host can take a third of it, slowing every path.
+	if round := readCoreTimes().since(round0); round.total > 0 {
+		add("steal_pct", 100*round.steal/round.total, "hypervisor took %.0f%% of the cores", 100*round.steal/round.total)
+	}
 	logf("%s run %d: %s", path, run+1, strings.Join(summary, "; "))
 	return nil
 }
@@ -331,6 +362,7 @@ var metricOrder = []struct{ name, unit, title string }{
 	{"latency_p999_us", "µs", "latency p99.9"},
 	{"cpu_s_per_gb", "CPU s/GB", "proxy CPU per GB"},
 	{"rss_mib", "MiB", "proxy RSS"},
+	{"steal_pct", "%", "cores taken by the hypervisor (steal)"},
 }
 
 func summarize(path, metric, unit string, v []float64) Result {
@@ -369,9 +401,9 @@ func cpuSeconds(pid int) float64 {
 
 // coreTimes are the machine's CPU times in seconds, all cores together,
 // from the first line of /proc/stat: busy (user, nice, system, irq,
-// softirq), idle (idle, iowait), and total, which also holds the time a
-// hypervisor took (steal).
-type coreTimes struct{ busy, idle, total float64 }
+// softirq), idle (idle, iowait), the time a hypervisor gave to others
+// (steal), and total, all three.
+type coreTimes struct{ busy, idle, steal, total float64 }
 
 func readCoreTimes() coreTimes {
 	data, err := os.ReadFile("/proc/stat")
@@ -397,13 +429,13 @@ func parseCoreTimes(stat string) coreTimes {
 		}
 		t[i] = v / 100
 	}
-	c := coreTimes{busy: t[0] + t[1] + t[2] + t[5] + t[6], idle: t[3] + t[4]}
-	c.total = c.busy + c.idle + t[7]
+	c := coreTimes{busy: t[0] + t[1] + t[2] + t[5] + t[6], idle: t[3] + t[4], steal: t[7]}
+	c.total = c.busy + c.idle + c.steal
 	return c
 }
 
 func (c coreTimes) since(before coreTimes) coreTimes {
-	return coreTimes{busy: c.busy - before.busy, idle: c.idle - before.idle, total: c.total - before.total}
+	return coreTimes{busy: c.busy - before.busy, idle: c.idle - before.idle, steal: c.steal - before.steal, total: c.total - before.total}
 }
 
 // rssBytes is a process's resident set, from /proc/PID/status.
