@@ -7,8 +7,8 @@ import (
 )
 
 // Tags: key-value pairs on the resources the EC2 API tags (VPCs, subnets,
-// endpoints, endpoint services), kept by resource id. A tag says nothing
-// to the data path.
+// endpoints, endpoint services, security groups and their rules, ...),
+// kept by resource id. A tag says nothing to the data path.
 
 // Tag is one tag.
 type Tag struct {
@@ -32,6 +32,8 @@ func ResourceType(id string) string {
 		return "subnet"
 	case strings.HasPrefix(id, "sg-"):
 		return "security-group"
+	case strings.HasPrefix(id, "sgr-"):
+		return "security-group-rule"
 	case strings.HasPrefix(id, "fl-"):
 		return "vpc-flow-log"
 	case IsPrefixList(id):
@@ -84,6 +86,14 @@ func (s *State) owner(id string) (string, bool) {
 	case "security-group":
 		for _, g := range s.SecurityGroups {
 			if g.ID == id {
+				return g.OwnerID, true
+			}
+		}
+	case "security-group-rule":
+		// A rule's tags go with it: revoked, its id names nothing (and
+		// the same rule added again starts with none).
+		for _, g := range s.SecurityGroups {
+			if _, ok := g.ruleByID(id); ok {
 				return g.OwnerID, true
 			}
 		}

@@ -198,15 +198,33 @@ func (h *Handler) ec2SecurityGroups(m *ctl.State, caller, region, action string,
 			"AuthorizeSecurityGroupIngress": (*ctl.State).AuthorizeIngress, "RevokeSecurityGroupIngress": (*ctl.State).RevokeIngress,
 			"AuthorizeSecurityGroupEgress": (*ctl.State).AuthorizeEgress, "RevokeSecurityGroupEgress": (*ctl.State).RevokeEgress,
 		}[action]
-		if _, err := h.b.Change(func(s *ctl.State) error { return change(s, caller, group, perms) }); err != nil {
+		authorize := strings.HasPrefix(action, "Authorize")
+		if _, err := h.b.Change(func(s *ctl.State) error {
+			had := groupRulesIn(s, caller, group, egress)
+			if err := change(s, caller, group, perms); err != nil {
+				return err
+			}
+			if !authorize {
+				return nil
+			}
+			// TagSpecifications tag every rule the call adds, in the
+			// same change: a refused tag adds no rule.
+			for _, r := range newRules(had, groupRulesIn(s, caller, group, egress)) {
+				if err := tagOnCreate(s, caller, q, "security-group-rule", r.ID); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
 			return nil, err
 		}
 		out := struct {
 			Return bool     `xml:"return"`
 			Added  []sgRule `xml:"securityGroupRuleSet>item,omitempty"`
 		}{Return: true}
-		if strings.HasPrefix(action, "Authorize") {
-			out.Added = addedRules(m, h.b.Model(), caller, group, egress) // the rules it added, with their ids
+		if authorize {
+			after := h.b.Model()
+			out.Added = withRuleTags(after, addedRules(m, after, caller, group, egress)) // the rules it added, with their ids
 		}
 		return out, nil
 

@@ -29,6 +29,15 @@ type sgRule struct {
 	Referenced   *groupPair `xml:"referencedGroupInfo,omitempty"`
 	PrefixListID string     `xml:"prefixListId,omitempty"`
 	Description  string     `xml:"description,omitempty"`
+	Tags         []tagItem  `xml:"tagSet>item,omitempty"`
+}
+
+// withRuleTags gives each rule its tags.
+func withRuleTags(m *ctl.State, rules []sgRule) []sgRule {
+	for i := range rules {
+		rules[i].Tags = tagsOf(m, rules[i].ID)
+	}
+	return rules
 }
 
 // rulesOut lists a group's rules of one direction as EC2's rules.
@@ -106,7 +115,9 @@ func describeSecurityGroupRules(m *ctl.State, caller string, q query) (any, erro
 			continue
 		}
 		for _, r := range allRules(g) {
-			if (len(ids) == 0 || slices.Contains(ids, r.ID)) && match(f, withTags(map[string][]string{"group-id": {g.ID}, "security-group-rule-id": {r.ID}}, m.Tags[g.ID])) {
+			// tag:KEY and tag-key match the rule's own tags, not its
+			// group's.
+			if (len(ids) == 0 || slices.Contains(ids, r.ID)) && match(f, withTags(map[string][]string{"group-id": {g.ID}, "security-group-rule-id": {r.ID}}, m.Tags[r.ID])) {
 				out = append(out, r)
 			}
 		}
@@ -120,6 +131,7 @@ func describeSecurityGroupRules(m *ctl.State, caller string, q query) (any, erro
 	if err != nil {
 		return nil, err
 	}
+	withRuleTags(m, out)
 	return struct {
 		Rules []sgRule `xml:"securityGroupRuleSet>item"`
 		Next  string   `xml:"nextToken,omitempty"`
@@ -147,16 +159,22 @@ func rulePermissions(m *ctl.State, caller, groupID string, egress bool, ids []st
 // addedRules are the rules of group id (one direction) that before had
 // not: what an Authorize answers.
 func addedRules(before, after *ctl.State, caller, groupID string, egress bool) []sgRule {
-	rulesOf := func(s *ctl.State) []sgRule {
-		g, ok := s.SecurityGroupByID(caller, groupID)
-		if !ok {
-			return nil
-		}
-		return directionRules(*g, egress)
+	return newRules(groupRulesIn(before, caller, groupID, egress), groupRulesIn(after, caller, groupID, egress))
+}
+
+// groupRulesIn are the rules of group id (one direction) in s.
+func groupRulesIn(s *ctl.State, caller, groupID string, egress bool) []sgRule {
+	g, ok := s.SecurityGroupByID(caller, groupID)
+	if !ok {
+		return nil
 	}
-	had := rulesOf(before)
+	return directionRules(*g, egress)
+}
+
+// newRules are the rules of now that had has not.
+func newRules(had, now []sgRule) []sgRule {
 	var out []sgRule
-	for _, r := range rulesOf(after) {
+	for _, r := range now {
 		if !slices.ContainsFunc(had, func(o sgRule) bool { return o.ID == r.ID }) {
 			out = append(out, r)
 		}
