@@ -22,9 +22,6 @@ const (
 	// to gVisor as the link MTU also makes the netstack advertise MSS 8460
 	// (IPv4) and 8440 (IPv6) on every SYN-ACK: the clamp SPEC asks for.
 	endpointMTU = 8500
-	// tunMTU is the device MTU of an ENI TUN, as on an EC2 instance with
-	// jumbo frames; the consumer's kernel sizes its packets by it.
-	tunMTU = 9001
 	// readViewSize holds any single packet the TUN hands us: segments of a
 	// GSO frame are split by wireguard's tun to at most the device MTU
 	// (9001), and so are plain packets. 16 KiB views come from gVisor's
