@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -342,10 +343,17 @@ func (f *Forwarder) openTUN(e ENI) (tun.Device, int, error) {
 		if err != nil {
 			return fmt.Errorf("open TUN %s in netns %s: %w", e.Tun, e.Netns, err)
 		}
+		// Non-blocking before wireguard's tun makes a file of it (it
+		// asks again), so that what can fail after this fails once the
+		// file exists.
+		if err := unix.SetNonblock(fd, true); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("open TUN %s in netns %s: %w", e.Tun, e.Netns, err)
+		}
 		// wireguard's tun takes it from here: offloads, batching, GRO. On
-		// a failure the file it made of the descriptor (if it got that
-		// far) closes it when collected; closing it here too could close
-		// a descriptor opened meanwhile under the same number.
+		// a failure the file it made of the descriptor closes it when
+		// collected; closing it here too could close a descriptor opened
+		// meanwhile under the same number.
 		if dev, _, err = tun.CreateUnmonitoredTUNFromFD(fd); err != nil {
 			return fmt.Errorf("open TUN %s in netns %s: %w", e.Tun, e.Netns, err)
 		}
