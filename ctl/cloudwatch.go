@@ -15,8 +15,13 @@ import (
 // AWS/NetworkELB with AWS's dimensions, and keeps them for the API (GetMetricStatistics,
 // GetMetricData, ListMetrics) and `pvlink top`.
 
-// SampleEvery is how often ctld reads the forwarders' counters.
+// SampleEvery is how often ctld reads the forwarders' counters: at every
+// multiple of it on the clock (:00, :10, ...), so a reading falls on each
+// minute's first instant and no regular interval spans two minutes.
 const SampleEvery = 10 * time.Second
+
+// nextSample is when the reading after now is due.
+func nextSample(now time.Time) time.Time { return now.Truncate(SampleEvery).Add(SampleEvery) }
 
 // metricsRetention is how long one-minute datapoints are kept.
 const metricsRetention = 24 * time.Hour
@@ -80,13 +85,21 @@ func (s *sampler) sampleIfOlder(age time.Duration) {
 }
 
 // sample reads every running forwarder once and publishes the growth of
-// its counters since the last reading.
+// its counters since the last reading. The growth happened somewhere in
+// the interval since that reading, and is stamped with the interval's
+// middle: a reading a little late for a minute's first instant (the tick
+// was slow, or a query came just before it) puts what it read in the
+// minute most of its interval lay in, the minute the traffic was sent.
 func (s *sampler) sample(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// The first reading, when ctld starts, is the baseline: forwarders
 	// that ran before it counted what an earlier ctld published.
 	baseline := s.last.IsZero()
+	at := now
+	if !baseline && now.After(s.last) {
+		at = s.last.Add(now.Sub(s.last) / 2)
+	}
 	s.last = now
 	r := s.status()
 	if r == nil || len(r.Endpoints) == 0 && len(r.Services) == 0 {
@@ -193,9 +206,9 @@ func (s *sampler) sample(now time.Time) {
 			}
 		}
 	}
-	s.publish(now, cloudwatch.NamespaceEndpoints, endpointCombos, endpointMetrics, epRows)
-	s.publish(now, cloudwatch.NamespaceServices, serviceCombos, serviceMetrics, lbRows)
-	s.publish(now, cloudwatch.NamespaceNLB, nlbTrafficCombos, nlbTrafficMetrics, nodes.list())
+	s.publish(at, cloudwatch.NamespaceEndpoints, endpointCombos, endpointMetrics, epRows)
+	s.publish(at, cloudwatch.NamespaceServices, serviceCombos, serviceMetrics, lbRows)
+	s.publish(at, cloudwatch.NamespaceNLB, nlbTrafficCombos, nlbTrafficMetrics, nodes.list())
 
 	// EndpointsCount: the endpoints connected to each service.
 	var counts []*row
@@ -209,8 +222,8 @@ func (s *sampler) sample(now time.Time) {
 		counts = append(counts, &row{owner: svc.OwnerID, dims: map[string]string{"Service Id": svc.ID},
 			values: map[string]float64{"EndpointsCount": float64(n)}, moved: n > 0})
 	}
-	s.publish(now, cloudwatch.NamespaceServices, [][]string{{"Service Id"}}, []metricDef{{"EndpointsCount", "Count"}}, counts)
-	s.hostCounts(now, r)
+	s.publish(at, cloudwatch.NamespaceServices, [][]string{{"Service Id"}}, []metricDef{{"EndpointsCount", "Count"}}, counts)
+	s.hostCounts(at, r)
 }
 
 // publish sums the rows that saw traffic over each dimension set and puts
@@ -254,16 +267,18 @@ func (s *sampler) publish(now time.Time, ns string, combos [][]string, metrics [
 	}
 }
 
-// run samples every SampleEvery until stop is closed.
+// run samples at every SampleEvery of the clock until stop is closed.
 func (s *sampler) run(stop <-chan struct{}) {
-	t := time.NewTicker(SampleEvery)
+	t := time.NewTimer(time.Until(nextSample(time.Now())))
 	defer t.Stop()
 	for {
 		select {
 		case <-stop:
 			return
-		case now := <-t.C:
+		case <-t.C:
+			now := time.Now()
 			s.sample(now)
+			t.Reset(time.Until(nextSample(now)))
 		}
 	}
 }
