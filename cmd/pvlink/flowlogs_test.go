@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -247,6 +248,38 @@ func TestFlowLogsRecordEachDirectionWithItsPacketsAndBytesAndSecurityGroupDropsA
 	data, _ := os.ReadFile(ctl.FlowLogGroupFile(f.Name, "rejects"))
 	if n := len(readFlowLog(t, string(data))); len(all.Events) != n {
 		t.Errorf("aws logs get-log-events: %d events, the group has %d records", len(all.Events), n)
+	}
+	// Logs Insights, as the guide's readers query flow logs: the drops
+	// by source, counted as the group has them.
+	var started struct{ QueryId string }
+	logs.do(&started, "start-query", "--log-group-name", "rejects", "--start-time", "0", "--end-time", fmt.Sprint(time.Now().Unix()+60),
+		"--query-string", `filter action = "REJECT" and dstPort = 80 | stats sum(packets) as packets, count(*) as records by srcAddr, interfaceId | sort packets desc`)
+	var results struct {
+		Status  string
+		Results [][]struct{ Field, Value string }
+	}
+	logs.do(&results, "get-query-results", "--query-id", started.QueryId)
+	want := map[string]string{} // by source: its packets and records
+	sums := map[string][2]uint64{}
+	for _, r := range readFlowLog(t, string(data)) {
+		if r["action"] == "REJECT" && r["dstport"] == "80" {
+			s := sums[r["srcaddr"]+" "+r["interface-id"]]
+			sums[r["srcaddr"]+" "+r["interface-id"]] = [2]uint64{s[0] + r.n("packets"), s[1] + 1}
+		}
+	}
+	for k, s := range sums {
+		want[k] = fmt.Sprintf("%d %d", s[0], s[1])
+	}
+	rows := map[string]string{}
+	for _, row := range results.Results {
+		v := map[string]string{}
+		for _, field := range row {
+			v[field.Field] = field.Value
+		}
+		rows[v["srcAddr"]+" "+v["interfaceId"]] = v["packets"] + " " + v["records"]
+	}
+	if results.Status != "Complete" || fmt.Sprint(rows) != fmt.Sprint(want) || want["198.18.2.4 "+eni.ID] == "" {
+		t.Errorf("aws logs get-query-results: %s %v, want %v (198.18.2.4's drops on %s among them)", results.Status, rows, want, eni.ID)
 	}
 	if out, err := awsAs(t, f, "provider").runService("logs", "describe-log-streams", "--log-group-name", "rejects"); err == nil || !strings.Contains(out, "ResourceNotFoundException") {
 		t.Errorf("the provider read the consumer's log group: %v\n%s", err, out)

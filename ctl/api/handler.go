@@ -45,6 +45,8 @@ type Handler struct {
 	mu        sync.Mutex
 	limits    map[string]*rate.Limiter
 	throttled atomic.Uint64
+
+	queries queryStore // Logs Insights queries run
 }
 
 // ThrottledCalls counts the calls answered RequestLimitExceeded or

@@ -26,7 +26,8 @@ import (
 // JSON 1.1 protocol every client speaks to CloudWatch Logs:
 // DescribeLogGroups, DescribeLogStreams, GetLogEvents and FilterLogEvents
 // (filter patterns of terms, and of space-delimited fields as the VPC
-// guide writes them). An account sees the groups of its own flow logs.
+// guide writes them), and Logs Insights queries (logsquery.go). An account
+// sees the groups of its own flow logs.
 // The groups are the flow logs': writing to them, or making others, is
 // refused.
 
@@ -51,6 +52,15 @@ type logsInput struct {
 	FilterPattern       string   `json:"filterPattern"`
 	Limit               int      `json:"limit"`
 	NextToken           string   `json:"nextToken"`
+	// Logs Insights (logsquery.go).
+	LogGroupNames       []string `json:"logGroupNames"`
+	LogGroupIdentifiers []string `json:"logGroupIdentifiers"`
+	QueryString         string   `json:"queryString"`
+	QueryLanguage       string   `json:"queryLanguage"`
+	QueryID             string   `json:"queryId"`
+	Status              string   `json:"status"`
+	MaxResults          int      `json:"maxResults"`
+	LogRecordPointer    string   `json:"logRecordPointer"`
 }
 
 func (h *Handler) serveLogs(w http.ResponseWriter, r *http.Request, id string) {
@@ -97,10 +107,20 @@ func (h *Handler) logs(caller, action string, in logsInput) (any, error) {
 		return h.getLogEvents(caller, in)
 	case "FilterLogEvents":
 		return h.filterLogEvents(caller, in)
+	case "StartQuery":
+		return h.startQuery(caller, in)
+	case "GetQueryResults":
+		return h.getQueryResults(caller, in)
+	case "StopQuery":
+		return h.stopQuery(caller, in)
+	case "DescribeQueries":
+		return h.describeQueries(caller, in)
+	case "GetLogRecord":
+		return h.getLogRecord(caller, in)
 	case "CreateLogGroup", "CreateLogStream", "PutLogEvents", "DeleteLogGroup", "DeleteLogStream", "PutRetentionPolicy":
 		return nil, &apiError{400, "InvalidOperationException", "pvlink's log groups are its flow logs' (aws ec2 create-flow-logs --log-destination-type cloud-watch-logs --log-group-name G): " + action + " is not served"}
 	}
-	return nil, &apiError{400, "InvalidAction", "The action " + action + " is not valid for this web service (pvlink serves DescribeLogGroups, DescribeLogStreams, GetLogEvents and FilterLogEvents of CloudWatch Logs, for flow logs)"}
+	return nil, &apiError{400, "InvalidAction", "The action " + action + " is not valid for this web service (pvlink serves DescribeLogGroups, DescribeLogStreams, GetLogEvents, FilterLogEvents, and the Logs Insights actions StartQuery, GetQueryResults, StopQuery, DescribeQueries and GetLogRecord of CloudWatch Logs, for flow logs)"}
 }
 
 func logsInvalid(msg string) error { return &apiError{400, "InvalidParameterException", msg} }

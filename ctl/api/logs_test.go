@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,6 +34,34 @@ func callLogs(t *testing.T, url string, a ctl.Account, action, body string, v an
 	return status, out
 }
 
+// rejectsGroup is a demo backend whose consumer has a flow log of its
+// first ENI's rejected traffic to the log group "rejects", written to
+// file (ctld writes it under /run/pvlink; a test writes it itself).
+func rejectsGroup(t *testing.T) (srv *httptest.Server, consumer, provider ctl.Account, eni ctl.ENIState, file string) {
+	b, srv := demoBackend(t)
+	b.m.Name = fmt.Sprintf("pvt-logs-%d", time.Now().UnixNano()) // no fabric folder of its own
+	consumer, provider = account(b, "consumer"), account(b, "provider")
+	eni = b.m.Endpoints[0].ENIs[0]
+	if status, out := call(t, srv.URL, consumer, "ec2", "Action=CreateFlowLogs&Version=2016-11-15&ResourceType=NetworkInterface&ResourceId.1="+eni.ID+"&TrafficType=REJECT&LogGroupName=rejects", time.Now()); status != 200 {
+		t.Fatalf("CreateFlowLogs: %d %s", status, out)
+	}
+	file = filepath.Join(t.TempDir(), "rejects.log")
+	b.m.FlowLogs[len(b.m.FlowLogs)-1].Destination = file
+	return srv, consumer, provider, eni, file
+}
+
+// writeGroup writes the group's records, and the name of eni's stream as
+// ctld notes it with the first records; it returns that name.
+func writeGroup(t *testing.T, file, eni, records string) string {
+	if err := os.WriteFile(file, []byte(records), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ctl.FlowLogStreamsFile(file), []byte(`{"`+eni+`":"`+eni+`-reject"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return eni + "-reject"
+}
+
 type logEventsOut struct {
 	Events []struct {
 		LogStreamName, Message string
@@ -46,17 +75,7 @@ type logEventsOut struct {
 // record at the record's start, filter patterns of terms and of
 // space-delimited fields, pages by token; another account sees nothing.
 func TestAFlowLogsGroupReadsAsCloudWatchLogs(t *testing.T) {
-	b, srv := demoBackend(t)
-	b.m.Name = fmt.Sprintf("pvt-logs-%d", time.Now().UnixNano()) // no fabric folder of its own
-	consumer, provider := account(b, "consumer"), account(b, "provider")
-	eni := b.m.Endpoints[0].ENIs[0]
-	if status, out := call(t, srv.URL, consumer, "ec2", "Action=CreateFlowLogs&Version=2016-11-15&ResourceType=NetworkInterface&ResourceId.1="+eni.ID+"&TrafficType=REJECT&LogGroupName=rejects", time.Now()); status != 200 {
-		t.Fatalf("CreateFlowLogs: %d %s", status, out)
-	}
-	// The group's file, where a test may write it (ctld writes it under
-	// /run/pvlink).
-	file := filepath.Join(t.TempDir(), "rejects.log")
-	b.m.FlowLogs[len(b.m.FlowLogs)-1].Destination = file
+	srv, consumer, provider, eni, file := rejectsGroup(t)
 
 	var groups struct {
 		LogGroups []struct{ LogGroupName, Arn string }
@@ -86,14 +105,7 @@ func TestAFlowLogsGroupReadsAsCloudWatchLogs(t *testing.T) {
 	lines = append(lines, ctl.FlowLogLine(provider.ID, snapshot.FlowLogRecord{ENI: "eni-0provider", Src: "198.19.1.5", Dst: "198.19.1.10", SrcPort: 2, DstPort: 8080, Protocol: 6, Packets: 1, Bytes: 60, Start: 1_700_000_005, End: 1_700_000_005, Action: "REJECT"}))
 	// The last record is still being written: no newline yet.
 	partial := ctl.FlowLogLine(consumer.ID, snapshot.FlowLogRecord{ENI: eni.ID, Src: "198.18.9.9", Dst: eni.IP, SrcPort: 1, DstPort: 80, Protocol: 6, Packets: 1, Bytes: 60, Start: 1_700_000_050, End: 1_700_000_050, Action: "REJECT"})
-	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"+partial), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// ctld notes each stream's name as it writes its first records.
-	if err := os.WriteFile(ctl.FlowLogStreamsFile(file), []byte(`{"`+eni.ID+`":"`+eni.ID+`-reject"}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	stream := eni.ID + "-reject"
+	stream := writeGroup(t, file, eni.ID, strings.Join(lines, "\n")+"\n"+partial)
 	var streams struct {
 		LogStreams []struct {
 			LogStreamName                           string
@@ -204,7 +216,7 @@ func TestAFlowLogsGroupReadsAsCloudWatchLogs(t *testing.T) {
 		{consumer, "FilterLogEvents", `{"logGroupName":"rejects","filterPattern":"[a, b"}`, "InvalidParameterException"},
 		{consumer, "FilterLogEvents", `{"logGroupName":"rejects","nextToken":"x"}`, "InvalidParameterException"},
 		{consumer, "PutLogEvents", `{"logGroupName":"rejects","logStreamName":"s","logEvents":[]}`, "InvalidOperationException"},
-		{consumer, "StartQuery", `{}`, "InvalidAction"},
+		{consumer, "PutQueryDefinition", `{}`, "InvalidAction"},
 		{consumer, "DescribeLogStreams", `not json`, "SerializationException"},
 	} {
 		if status, out := callLogs(t, srv.URL, tc.who, tc.action, tc.body, nil); status != 400 || !strings.Contains(out, `"__type":"`+tc.code+`"`) {

@@ -1,0 +1,133 @@
+package logsinsights
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// flowEvents are flow log records as Logs Insights discovers their fields.
+func flowEvents() []Event {
+	recs := []struct {
+		at               int // seconds after 10:50:00
+		src, dst         string
+		srcPort, dstPort int
+		bytes            int
+		action           string
+	}{
+		{0, "198.18.1.4", "198.18.1.10", 40000, 80, 120, "ACCEPT"},
+		{10, "198.18.1.5", "198.18.1.10", 40001, 80, 3000, "ACCEPT"},
+		{70, "198.18.9.9", "198.18.1.10", 40002, 22, 60, "REJECT"},
+		{80, "198.18.1.4", "198.18.1.10", 40003, 80, 900, "ACCEPT"},
+		{130, "fd00::4", "fd00::10", 40004, 443, 40, "REJECT"},
+	}
+	base := time.Date(2026, 11, 28, 10, 50, 0, 0, time.UTC)
+	var out []Event
+	for i, r := range recs {
+		msg := fmt.Sprintf("2 111122223333 eni-1 %s %s %d %d 6 3 %d %d %d %s OK", r.src, r.dst, r.srcPort, r.dstPort, r.bytes, base.Unix()+int64(r.at), base.Unix()+int64(r.at)+5, r.action)
+		out = append(out, Event{Ptr: fmt.Sprintf("p%d", i), Fields: map[string]string{
+			"@timestamp": FormatTimestamp(base.Add(time.Duration(r.at) * time.Second)), "@message": msg, "@logStream": "eni-1-all", "@log": "111122223333:flows",
+			"srcAddr": r.src, "dstAddr": r.dst, "srcPort": fmt.Sprint(r.srcPort), "dstPort": fmt.Sprint(r.dstPort), "bytes": fmt.Sprint(r.bytes), "action": r.action,
+		}})
+	}
+	return out
+}
+
+// rows writes a result as lines of field=value, for comparing.
+func rows(r Result) string {
+	var lines []string
+	for _, row := range r.Rows {
+		var fs []string
+		for _, f := range row {
+			fs = append(fs, f.Field+"="+f.Value)
+		}
+		lines = append(lines, strings.Join(fs, " "))
+	}
+	return strings.Join(lines, "\n")
+}
+
+func TestQueriesAFlowLogsReaderRuns(t *testing.T) {
+	for _, c := range []struct {
+		q, want string
+		matched int
+	}{
+		{`fields @timestamp, srcAddr, action | filter action = "REJECT" | sort @timestamp desc`,
+			"@timestamp=2026-11-28 10:52:10.000 srcAddr=fd00::4 action=REJECT @ptr=p4\n@timestamp=2026-11-28 10:51:10.000 srcAddr=198.18.9.9 action=REJECT @ptr=p2", 2},
+		{`stats sum(bytes) as total, count(*) by srcAddr | sort total desc`,
+			"srcAddr=198.18.1.5 total=3000 count(*)=1\nsrcAddr=198.18.1.4 total=1020 count(*)=2\nsrcAddr=198.18.9.9 total=60 count(*)=1\nsrcAddr=fd00::4 total=40 count(*)=1", 5},
+		{`filter isIpv4InSubnet(srcAddr, "198.18.1.0/24") and dstPort in [80, 443] | stats avg(bytes), min(bytes), max(bytes), count_distinct(srcAddr)`,
+			"avg(bytes)=1340 min(bytes)=120 max(bytes)=3000 count_distinct(srcAddr)=2", 3},
+		{`stats count(*) as flows by bin(1m) as minute | sort flows asc, minute`,
+			"minute=2026-11-28 10:52:00.000 flows=1\nminute=2026-11-28 10:50:00.000 flows=2\nminute=2026-11-28 10:51:00.000 flows=2", 5},
+		{`filter @message like /REJECT/ and not isIpv6InSubnet(srcAddr, "fd00::/8") | display srcAddr, dstPort`,
+			"srcAddr=198.18.9.9 dstPort=22 @ptr=p2", 1},
+		{`filter action != "REJECT" | fields bytes * 8 as bits, srcPort % 2 as odd | sort bits | limit 2 | display bits, odd`,
+			"bits=960 odd=0 @ptr=p0\nbits=7200 odd=1 @ptr=p3", 3},
+		{`filter srcAddr not in ["198.18.1.4", "198.18.1.5"] | sort srcAddr | dedup action`,
+			"@timestamp=2026-11-28 10:51:10.000 @message=2 111122223333 eni-1 198.18.9.9 198.18.1.10 40002 22 6 3 60 1795863070 1795863075 REJECT OK @logStream=eni-1-all @log=111122223333:flows @ptr=p2", 2},
+		{"# the newest two\nlimit 2 | fields `srcAddr`", "srcAddr=fd00::4 @ptr=p4\nsrcAddr=198.18.1.4 @ptr=p3", 5},
+	} {
+		q, err := Parse(c.q)
+		if err != nil {
+			t.Errorf("%s: %v", c.q, err)
+			continue
+		}
+		got := q.Run(flowEvents(), 10000)
+		if rows(got) != c.want || got.Matched != c.matched {
+			t.Errorf("%s:\n%s\n(%d matched), want\n%s\n(%d matched)", c.q, rows(got), got.Matched, c.want, c.matched)
+		}
+	}
+}
+
+func TestTheLimitOfTheCallCapsTheRows(t *testing.T) {
+	q, _ := Parse(`fields srcAddr`)
+	if got := q.Run(flowEvents(), 2); len(got.Rows) != 2 || got.Matched != 5 {
+		t.Fatalf("%d rows, %d matched; want 2 of 5", len(got.Rows), got.Matched)
+	}
+}
+
+func TestAMalformedQuerySaysWhereAndWhy(t *testing.T) {
+	for q, want := range map[string]string{
+		`fields srcAddr | filter`:                 "expected a field or a value",
+		`filter action = "REJECT`:                 `" is not closed`,
+		`stats median(bytes)`:                     "stats takes count, count_distinct, sum, avg, min or max",
+		`filter sum(bytes) > 3`:                   "sum is an aggregate",
+		`filter isIpv4InSubnet(srcAddr)`:          "isIpv4InSubnet takes 2 arguments",
+		`parse @message "* *" as a, b`:            "the parse command is not supported",
+		`filter @message like /(/`:                "the regular expression /(/",
+		`limit 0`:                                 "limit takes a positive whole number",
+		`stats count(*) by bin(5 minutes)`:        "expected ), found",
+		`stats count(*) by bin(7q)`:               "bin takes a period",
+		`filter nosuch(srcAddr)`:                  `unknown function "nosuch"`,
+		`fields srcAddr filter action = "REJECT"`: "expected | or the end of the query",
+		`sort`:                                       "expected a field name",
+		`filter srcAddr not = "x"`:                   "expected like or in after not",
+		`fields srcAddr | frobnicate`:                `unknown command "frobnicate"`,
+		`filter srcAddr in ["a", "b"`:                "expected ], found",
+		`stats count(*) as`:                          "expected a field name",
+		`filter srcAddr = "a" ; fields dstAddr`:      "unexpected character ';'",
+		`fields srcAddr | filter srcAddr like bytes`: "expected a /regular expression/ or a \"string\"",
+	} {
+		_, err := Parse(q)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error with %q", q, err, want)
+		}
+	}
+}
+
+func TestNaturalSortPutsTextBeforeNumbers(t *testing.T) {
+	in := []string{"10", "a12", "2", "a9", "B", "@", "111A", "5A"}
+	var events []Event
+	for _, v := range in {
+		events = append(events, Event{Fields: map[string]string{"v": v}})
+	}
+	var got []string
+	q, _ := Parse(`sort v | display v`)
+	for _, r := range q.Run(events, 100).Rows {
+		got = append(got, r[0].Value)
+	}
+	if want := "5A 111A @ B a9 a12 2 10"; strings.Join(got, " ") != want {
+		t.Fatalf("sorted: %s, want %s", strings.Join(got, " "), want)
+	}
+}
