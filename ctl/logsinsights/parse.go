@@ -137,7 +137,7 @@ func (p *parser) command() (command, error) {
 	case "sort":
 		var keys []sortKey
 		for {
-			n, err := p.name()
+			n, err := p.sortName()
 			if err != nil {
 				return nil, err
 			}
@@ -175,6 +175,29 @@ func (p *parser) name() (string, error) {
 		return "", errAt(t.pos, "expected a field name, found %q", t.text)
 	}
 	return t.text, nil
+}
+
+// sortName is a field name, or a column stats named by its text, such as
+// count(*) or bin(5m): the text up to the matching parenthesis.
+func (p *parser) sortName() (string, error) {
+	from := p.peek().pos
+	n, err := p.name()
+	if err != nil || !p.isOp("(") {
+		return n, err
+	}
+	for depth := 0; ; {
+		t := p.next()
+		switch {
+		case t.kind == tokEOF:
+			return "", errAt(t.pos, "( is not closed")
+		case t.kind == tokOp && t.text == "(":
+			depth++
+		case t.kind == tokOp && t.text == ")":
+			if depth--; depth == 0 {
+				return p.text(from, t.pos+1), nil
+			}
+		}
+	}
 }
 
 func (p *parser) names() ([]string, error) {

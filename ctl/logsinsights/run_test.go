@@ -60,6 +60,8 @@ func TestQueriesAFlowLogsReaderRuns(t *testing.T) {
 			"avg(bytes)=1340 min(bytes)=120 max(bytes)=3000 count_distinct(srcAddr)=2", 3},
 		{`stats count(*) as flows by bin(1m) as minute | sort flows asc, minute`,
 			"minute=2026-11-28 10:52:00.000 flows=1\nminute=2026-11-28 10:50:00.000 flows=2\nminute=2026-11-28 10:51:00.000 flows=2", 5},
+		{`stats count(*) by bin(1m) | sort count(*) desc, bin(1m) desc | limit 2`,
+			"bin(1m)=2026-11-28 10:51:00.000 count(*)=2\nbin(1m)=2026-11-28 10:50:00.000 count(*)=2", 5},
 		{`filter @message like /REJECT/ and not isIpv6InSubnet(srcAddr, "fd00::/8") | display srcAddr, dstPort`,
 			"srcAddr=198.18.9.9 dstPort=22 @ptr=p2", 1},
 		{`filter action != "REJECT" | fields bytes * 8 as bits, srcPort % 2 as odd | sort bits | limit 2 | display bits, odd`,
