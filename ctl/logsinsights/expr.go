@@ -318,42 +318,11 @@ var functions = map[string]function{
 		}
 		return str(b.String())
 	}},
-	"substr": {2, 3, func(a []value) value {
-		rs := []rune(a[0].text())
-		from, ok := a[1].number()
-		if !ok || a[0].null() {
-			return value{}
-		}
-		i := min(max(int(from), 0), len(rs))
-		j := len(rs)
-		if len(a) == 3 {
-			n, ok := a[2].number()
-			if !ok {
-				return value{}
-			}
-			j = min(i+max(int(n), 0), len(rs))
-		}
-		return str(string(rs[i:j]))
-	}},
 	"abs":   {1, 1, numeric(math.Abs)},
 	"ceil":  {1, 1, numeric(math.Ceil)},
 	"floor": {1, 1, numeric(math.Floor)},
 	"sqrt":  {1, 1, numeric(math.Sqrt)},
 	"log":   {1, 1, numeric(math.Log)},
-	"frommillis": {1, 1, func(a []value) value {
-		n, ok := a[0].number()
-		if !ok {
-			return value{}
-		}
-		return str(FormatTimestamp(time.UnixMilli(int64(n))))
-	}},
-	"tomillis": {1, 1, func(a []value) value {
-		t, ok := parseTimestamp(a[0].text())
-		if !ok {
-			return value{}
-		}
-		return num(float64(t.UnixMilli()))
-	}},
 }
 
 // timestampLayout is how Logs Insights writes a time: 2006-01-02 15:04:05.000.

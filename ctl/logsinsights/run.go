@@ -29,8 +29,8 @@ type Result struct {
 	Matched int
 }
 
-// DefaultFields are a row's fields when the query names none.
-var DefaultFields = []string{"@timestamp", "@message", "@logStream", "@log"}
+// defaultFields are a row's fields when the query names none.
+var defaultFields = []string{"@timestamp", "@message", "@logStream", "@log"}
 
 type item struct {
 	r   row
@@ -130,7 +130,7 @@ func (q *Query) Run(events []Event, limit int) Result {
 		cols = named
 	}
 	if cols == nil && !aggregated {
-		cols = DefaultFields
+		cols = defaultFields
 	}
 	out := Result{Matched: matched}
 	for _, it := range items[:min(len(items), limit)] {
