@@ -70,6 +70,8 @@ func TestQueriesAFlowLogsReaderRuns(t *testing.T) {
 			"@timestamp=2026-11-28 10:51:10.000 @message=2 111122223333 eni-1 198.18.9.9 198.18.1.10 40002 22 6 3 60 1795863070 1795863075 REJECT OK @logStream=eni-1-all @log=111122223333:flows @ptr=p2", 2},
 		{`filter ispresent(srcAddr) and not isempty(action) and isValidIpV4(srcAddr) and strlen(srcAddr) = 10 and abs(floor(-2.5)) = 3 and ceil(2.1) = 3 | fields concat(tolower(action), ":", trim(" x ")) as tag, toupper("a") as up | display tag, up`,
 			"tag=accept:x up=A @ptr=p3\ntag=reject:x up=A @ptr=p2\ntag=accept:x up=A @ptr=p1\ntag=accept:x up=A @ptr=p0", 4},
+		{`filter isIpInSubnet(srcAddr, "fd00::/8") and isValidIp(srcAddr) and isValidIpV6(srcAddr) and not isValidIpV4(srcAddr) and not isblank(action) and sqrt(bytes - 4) = 6 + log(1) | display srcAddr`,
+			"srcAddr=fd00::4 @ptr=p4", 1},
 		{"# the newest two\nlimit 2 | fields `srcAddr`", "srcAddr=fd00::4 @ptr=p4\nsrcAddr=198.18.1.4 @ptr=p3", 5},
 	} {
 		q, err := Parse(c.q)
