@@ -66,9 +66,7 @@ type conn struct {
 	pw            providerWriter // the consumer-to-provider writer, with the pending proxy header
 	skip          skipWriter     // takes from the endpoint what pw's writev sent
 	pr            providerReader // the provider-to-consumer read
-	cr            bytes.Reader   // what writeConsumer hands gVisor from pr's buffer
-	pp            providerPayload
-	bulk          bool // the target sends in bulk: its reads go through pp (payload.go)
+	cr            bytes.Reader   // what writeConsumer hands gVisor
 	released      atomic.Bool
 	// started: the relay runs; until then abort and forget only set
 	// their flag, and start acts on it.

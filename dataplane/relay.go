@@ -539,13 +539,8 @@ func (r *providerReader) read(fd uintptr) bool {
 // means EOF. A read that did not fill the buffer emptied the socket, so
 // the direction parks without another read: a later byte is a new edge.
 func (c *conn) copyFromProvider() (end bool, err error) {
-	want := c.readChunks() * gsoPayloadMax
-	if c.bulk {
-		if end, err, ok := c.copyQueued(want); ok {
-			return end, err
-		}
-	}
 	pool := &chunkBufs
+	want := c.readChunks() * gsoPayloadMax
 	if want > gsoPayloadMax {
 		pool = &bigBufs
 	}
@@ -567,49 +562,36 @@ func (c *conn) copyFromProvider() (end bool, err error) {
 	case n == 0:
 		return true, nil
 	}
-	c.cr.Reset(buf[:n])
-	err = c.writeConsumer(&c.cr)
-	c.cr.Reset(nil)
-	if err != nil {
+	if err := c.writeConsumer(buf[:n]); err != nil {
 		return true, err
 	}
-	c.sentToConsumer(n)
-	c.bulk = n >= bulkMin // the next read goes straight into gVisor's views (payload.go)
+	c.fl.Touch(time.Now().UnixNano())
+	c.fl.BytesOut.Add(uint64(n))
+	c.eni.bytesOut.Add(uint64(n))
+	c.rt.svc.bytes.Add(uint64(n))
 	if n < want && !c.p2cHup.Load() {
 		return true, errWouldBlock
 	}
 	return false, nil
 }
 
-// sentToConsumer counts n bytes the target sent towards the consumer.
-func (c *conn) sentToConsumer(n int) {
-	if n <= 0 {
-		return
-	}
-	c.fl.Touch(time.Now().UnixNano())
-	c.fl.BytesOut.Add(uint64(n))
-	c.eni.bytesOut.Add(uint64(n))
-	c.rt.svc.bytes.Add(uint64(n))
-}
-
 // consumerWriteEvents wake a write to the consumer that would block.
 const consumerWriteEvents = waiter.WritableEvents | waiter.EventHUp | waiter.EventErr
 
-// writeConsumer writes all of p to the consumer's endpoint, waiting for
-// room as needed (only a direction with bytes in flight waits). gVisor's
-// Write takes from p exactly the bytes it queues. A payload whose read
-// failed (providerPayload) makes it drop that Write's bytes: p's own error
-// says why.
-func (c *conn) writeConsumer(p tcpip.Payloader) error {
+// writeConsumer writes all of b to the consumer's endpoint, waiting for
+// room as needed (only a direction with bytes in flight waits).
+func (c *conn) writeConsumer(b []byte) error {
+	r := &c.cr // the connection's own: one made here would escape, per write
+	defer r.Reset(nil)
 	var ch chan struct{}
-	for p.Len() > 0 {
-		_, terr := c.ep.Write(p, tcpip.WriteOptions{})
+	for len(b) > 0 {
+		r.Reset(b)
+		n, terr := c.ep.Write(r, tcpip.WriteOptions{})
+		b = b[n:]
 		switch terr.(type) {
 		case nil:
 		case *tcpip.ErrConnectionReset:
 			return errConsumerReset
-		case *tcpip.ErrBadBuffer:
-			return errBadPayload
 		case *tcpip.ErrWouldBlock:
 			if ch == nil {
 				var e waiter.Entry
@@ -625,6 +607,3 @@ func (c *conn) writeConsumer(p tcpip.Payloader) error {
 	}
 	return nil
 }
-
-// errBadPayload is a Write whose payload failed to read.
-var errBadPayload = errors.New("payload read failed")

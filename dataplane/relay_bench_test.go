@@ -95,29 +95,6 @@ func BenchmarkRelayWakeUp(b *testing.B) {
 			<-ep.wrote
 		}
 	})
-	// A download's wake-up: 128 KiB queued on the target's socket, taken
-	// into the endpoint in one go, as a connection in bulk mode does
-	// (payload.go: read straight into the endpoint's views).
-	b.Run("target-to-consumer-bulk", func(b *testing.B) {
-		const msg = 128 << 10
-		c, ep, peer := benchConn(b)
-		ep.sink = make([]byte, maxReadChunks*gsoPayloadMax)
-		ep.wrote = make(chan int, 8)
-		ep.ops.SetSendBufferSize(tcpTXBufMax, false)
-		unix.SetsockoptInt(peer, unix.SOL_SOCKET, unix.SO_SNDBUF, 4*msg)
-		data := make([]byte, msg)
-		b.SetBytes(msg)
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := unix.Write(peer, data); err != nil {
-				b.Fatal(err)
-			}
-			c.wakeP2C(false)
-			for got := 0; got < msg; {
-				got += <-ep.wrote
-			}
-		}
-	})
 	b.Run("consumer-to-target", func(b *testing.B) {
 		c, ep, peer := benchConn(b)
 		buf := make([]byte, 4096)
