@@ -55,13 +55,14 @@ const (
 	// memory limit (debug.SetMemoryLimit) is this plus eniHeap for each
 	// ENI it serves.
 	memoryBudget = 256 << 20
-	// eniHeap is what an ENI holds whatever its traffic: almost all of it
-	// the GRO tables wireguard's tun makes for each device (1.78 MB of a
-	// forwarder's 211 MB live heap per ENI with 100 ENIs open and no
-	// connection, 2026-11-28), which the forwarder's own GSO read and
-	// write paths never use. Counted in the budget, 100 idle ENIs kept a
-	// forwarder under pressure for good.
-	eniHeap     = 2 << 20
+	// eniHeap is what an ENI holds whatever its traffic. With 100 ENIs
+	// open and no connection a forwarder's heap in use was 136-273 KiB
+	// per ENI (TestManyIdleEndpointsLeaveTheForwarderUnderItsBudget, 5
+	// runs, 2026-11-28), once the GSO path stopped keeping wireguard's
+	// device and its GRO tables (2,450 KiB per ENI before). Left out of
+	// the budget, 100 idle ENIs had kept a forwarder under pressure for
+	// good.
+	eniHeap     = 512 << 10
 	budgetEvery = 100 * time.Millisecond
 )
 
