@@ -13,14 +13,25 @@ TESTFLAGS ?= -count=1 -timeout 15m
 # runner and the poller carrying traffic, and ctld's changes and restarts.
 RACE_TESTS := TestShortExchangesAllEndWithTheirEOF|TestTargetThatSpeaksFirstReachesEveryConsumer|TestEndpointCarriesTrafficOnlyWhileAvailable|TestLiveChangesKeepTheForwardersRunning|TestKilledForwarderIsRestartedWithTheLatestSnapshot|TestAWorkerRestartLeavesTheOtherWorkersFlowsAlone|TestAWorkerThatCannotStartAgainGivesUpItsQueues|TestUnhealthyTargetLosesItsFlows|TestDeregisteredTargetDrains|TestFlowLogsRecordEachDirection|TestACaptureShowsTheHandshake|TestCloudWatchAnswersTheGuidesCommands
 
-.PHONY: all build demo demo-regions test check-env demo-deps test-deps fuzz bench bench-go vet clean
+.PHONY: all build gvisor demo demo-regions test check-env demo-deps test-deps fuzz bench bench-go vet clean
 
 all: build
 
+# pvlink builds gVisor with the changes in third_party/gvisor (README.md
+# there): scripts/gvisor-module.sh lays them over the module go.mod requires,
+# in build/gvisor, and writes build/go.mod, go.mod with a replace of it.
+# Every go command here uses that go.mod; a plain `go build` builds the
+# same program without the changes.
+MODFILE := $(CURDIR)/build/go.mod
+GOMOD   := -modfile=$(MODFILE)
+
+gvisor:
+	@./scripts/gvisor-module.sh $(GO) build
+
 # -buildvcs=auto stamps the commit into the binary (`pvlink version`) even
 # where GOFLAGS turns that off; outside a git checkout it stamps nothing.
-build:
-	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/pvlink
+build: gvisor
+	$(GO) build $(GOMOD) -buildvcs=auto -o $(BIN) ./cmd/pvlink
 
 # check-env says what the machine lacks, and installs what Debian packages.
 check-env:
@@ -60,23 +71,23 @@ demo-regions: check-env demo-deps build
 
 test: build
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory check-env test-deps; fi
-	$(GO) vet $(PKGS)
-	PVLINK_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) -v $(PKGS) 2>&1 | ./scripts/testsummary.sh
+	$(GO) vet $(GOMOD) $(PKGS)
+	PVLINK_BIN=$(CURDIR)/$(BIN) $(GO) test $(GOMOD) $(TESTFLAGS) -v $(PKGS) 2>&1 | ./scripts/testsummary.sh
 	@echo "== the hot paths' benchmarks, once each: a benchmark that no longer runs fails the tests"
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./proxyproto/ ./dataplane/ ./nat/ ./peer/
+	$(GO) test $(GOMOD) -run '^$$' -bench . -benchtime 1x ./proxyproto/ ./dataplane/ ./nat/ ./peer/
 	@echo "== the concurrent packages again, under the race detector"
-	$(GO) test -count=1 -race ./flowtable/ ./nat/ ./proxyproto/ ./dataplane/ ./ctl/...
+	$(GO) test $(GOMOD) -count=1 -race ./flowtable/ ./nat/ ./proxyproto/ ./dataplane/ ./ctl/...
 	@echo "== the relay, runner and poller under load, and ctld, in a -race build of pvlink"
-	$(GO) build -buildvcs=auto -race -o $(BIN)-race ./cmd/pvlink
-	PVLINK_BIN=$(CURDIR)/$(BIN)-race $(GO) test $(TESTFLAGS) -run '$(RACE_TESTS)' ./cmd/pvlink/
+	$(GO) build $(GOMOD) -buildvcs=auto -race -o $(BIN)-race ./cmd/pvlink
+	PVLINK_BIN=$(CURDIR)/$(BIN)-race $(GO) test $(GOMOD) $(TESTFLAGS) -run '$(RACE_TESTS)' ./cmd/pvlink/
 
 # Each fuzz target runs FUZZTIME (60 s) on its own; a crash fails the run
 # and leaves the input under the package's testdata/fuzz.
 FUZZTIME ?= 60s
-fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./proxyproto/
-	$(GO) test -run '^$$' -fuzz '^FuzzIngress$$' -fuzztime $(FUZZTIME) ./dataplane/
-	$(GO) test -run '^$$' -fuzz '^FuzzResolver$$' -fuzztime $(FUZZTIME) ./ctl/dns/
+fuzz: gvisor
+	$(GO) test $(GOMOD) -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./proxyproto/
+	$(GO) test $(GOMOD) -run '^$$' -fuzz '^FuzzIngress$$' -fuzztime $(FUZZTIME) ./dataplane/
+	$(GO) test $(GOMOD) -run '^$$' -fuzz '^FuzzResolver$$' -fuzztime $(FUZZTIME) ./ctl/dns/
 
 # The end-to-end comparison, quick mode (about a minute): pvlink against the
 # kernel (routed, DNAT) and HAProxy with send-proxy-v2. It needs Debian's
@@ -89,11 +100,11 @@ bench: check-env build
 	./$(BIN) bench --quick --out $(BENCH_OUT)
 
 # Go benchmarks of the hot paths.
-bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem ./proxyproto/ ./dataplane/ ./nat/ ./peer/
+bench-go: gvisor
+	$(GO) test $(GOMOD) -run '^$$' -bench . -benchmem ./proxyproto/ ./dataplane/ ./nat/ ./peer/
 
-vet:
-	$(GO) vet $(PKGS)
+vet: gvisor
+	$(GO) vet $(GOMOD) $(PKGS)
 
 clean:
-	rm -rf bin
+	rm -rf bin build

@@ -524,12 +524,17 @@ var errWouldBlock = errors.New("would block")
 // for readFn (the method value of read, made once by initRelay).
 type providerReader struct {
 	buf    []byte
+	iov    [][]byte // instead of buf: gVisor views' memory (readViews)
 	n      int
 	err    error
 	readFn func(fd uintptr) bool
 }
 
 func (r *providerReader) read(fd uintptr) bool {
+	if len(r.iov) > 0 {
+		r.readv(int(fd))
+		return true
+	}
 	r.n, r.err = unix.Read(int(fd), r.buf)
 	return true
 }
@@ -539,18 +544,29 @@ func (r *providerReader) read(fd uintptr) bool {
 // means EOF. A read that did not fill the buffer emptied the socket, so
 // the direction parks without another read: a later byte is a new edge.
 func (c *conn) copyFromProvider() (end bool, err error) {
-	pool := &chunkBufs
 	want := c.readChunks() * gsoPayloadMax
-	if want > gsoPayloadMax {
-		pool = &bigBufs
+	var n int
+	var rerr, cerr error
+	var p tcpip.Payloader
+	if c.bulk {
+		n, rerr, cerr = c.readViews(want)
+		p = &c.vp
+	} else {
+		pool := &chunkBufs
+		if want > gsoPayloadMax {
+			pool = &bigBufs
+		}
+		bp := pool.Get().(*[]byte)
+		defer pool.Put(bp)
+		buf := (*bp)[:want]
+		c.pr.buf = buf
+		cerr = c.providerRaw.Read(c.pr.readFn)
+		n, rerr = c.pr.n, c.pr.err
+		c.pr.buf = nil
+		c.cr.Reset(buf[:max(n, 0)])
+		defer c.cr.Reset(nil)
+		p = &c.cr
 	}
-	bp := pool.Get().(*[]byte)
-	defer pool.Put(bp)
-	buf := (*bp)[:want]
-	c.pr.buf = buf
-	cerr := c.providerRaw.Read(c.pr.readFn)
-	n, rerr := c.pr.n, c.pr.err
-	c.pr.buf = nil
 	if cerr != nil {
 		return true, cerr
 	}
@@ -562,9 +578,12 @@ func (c *conn) copyFromProvider() (end bool, err error) {
 	case n == 0:
 		return true, nil
 	}
-	if err := c.writeConsumer(buf[:n]); err != nil {
+	err = c.writeConsumer(p)
+	c.vp.release() // what a failed write left
+	if err != nil {
 		return true, err
 	}
+	c.bulk = n >= bulkMin
 	c.fl.Touch(time.Now().UnixNano())
 	c.fl.BytesOut.Add(uint64(n))
 	c.eni.bytesOut.Add(uint64(n))
@@ -578,16 +597,14 @@ func (c *conn) copyFromProvider() (end bool, err error) {
 // consumerWriteEvents wake a write to the consumer that would block.
 const consumerWriteEvents = waiter.WritableEvents | waiter.EventHUp | waiter.EventErr
 
-// writeConsumer writes all of b to the consumer's endpoint, waiting for
-// room as needed (only a direction with bytes in flight waits).
-func (c *conn) writeConsumer(b []byte) error {
-	r := &c.cr // the connection's own: one made here would escape, per write
-	defer r.Reset(nil)
+// writeConsumer writes all of p to the consumer's endpoint, waiting for
+// room as needed (only a direction with bytes in flight waits). gVisor's
+// Write takes from p exactly what it queues. p is the connection's own
+// (c.cr or c.vp): one made per write would escape.
+func (c *conn) writeConsumer(p tcpip.Payloader) error {
 	var ch chan struct{}
-	for len(b) > 0 {
-		r.Reset(b)
-		n, terr := c.ep.Write(r, tcpip.WriteOptions{})
-		b = b[n:]
+	for p.Len() > 0 {
+		_, terr := c.ep.Write(p, tcpip.WriteOptions{})
 		switch terr.(type) {
 		case nil:
 		case *tcpip.ErrConnectionReset:

@@ -23,3 +23,15 @@ func TestVersionNamesTheCommitItWasBuiltFrom(t *testing.T) {
 		t.Fatalf("pvlink version says %q, want revision %s (the checkout's HEAD)", strings.TrimSpace(out), rev)
 	}
 }
+
+// `make build` builds gVisor with pvlink's changes (third_party/gvisor); a
+// binary built without them would move downloads slower and say so.
+func TestVersionSaysTheBinaryHasPvlinksGVisor(t *testing.T) {
+	out, err := fabrictest.Run(t, "version")
+	if err != nil {
+		t.Fatalf("pvlink version: %v: %s", err, out)
+	}
+	if !strings.Contains(out, "with pvlink's changes (third_party/gvisor)") {
+		t.Fatalf("pvlink version says %q: the binary under test was built without third_party/gvisor's changes (build it with make)", strings.TrimSpace(out))
+	}
+}

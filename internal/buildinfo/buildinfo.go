@@ -15,7 +15,7 @@ func Revision() string {
 }
 
 // String is what `pvlink version` prints: the module version, the
-// revision and its time, and the Go version.
+// revision and its time, the Go version and the gVisor.
 func String() string {
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
@@ -25,7 +25,27 @@ func String() string {
 	if when != "" {
 		when = " " + when
 	}
-	return fmt.Sprintf("pvlink %s (revision %s%s, %s)", info.Main.Version, rev, when, info.GoVersion)
+	return fmt.Sprintf("pvlink %s (revision %s%s, %s, gVisor %s)", info.Main.Version, rev, when, info.GoVersion, GVisor())
+}
+
+// GVisor is the gVisor module the binary was built with, and whether with
+// pvlink's changes to it (third_party/gvisor: make builds it through a
+// replace of the module; a plain go build builds it without them).
+func GVisor() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	for _, d := range info.Deps {
+		if d.Path != "gvisor.dev/gvisor" {
+			continue
+		}
+		if d.Replace != nil {
+			return d.Version + " with pvlink's changes (third_party/gvisor)"
+		}
+		return d.Version + " as released (without third_party/gvisor's changes: build with make)"
+	}
+	return "unknown"
 }
 
 // read is the stamped revision ("+modified" for a tree with uncommitted

@@ -61,7 +61,14 @@ func Binary(t testing.TB) string {
 		binPath = filepath.Join(dir, "pvlink")
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/pvlink")
+		// As make builds it: gVisor with pvlink's changes (third_party/gvisor).
+		mod := exec.Command("./scripts/gvisor-module.sh", "go", "build")
+		mod.Dir = root
+		if out, err := mod.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("scripts/gvisor-module.sh: %v\n%s", err, out)
+			return
+		}
+		cmd := exec.Command("go", "build", "-modfile="+filepath.Join(root, "build", "go.mod"), "-buildvcs=auto", "-o", binPath, "./cmd/pvlink")
 		cmd.Dir = root
 		out, err := cmd.CombinedOutput()
 		if err != nil {

@@ -1,0 +1,102 @@
+package dataplane
+
+import (
+	"io"
+
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/buffer"
+)
+
+// A connection whose last read from its target brought bulkMin bytes or
+// more reads the next one straight into gVisor views (viewPayload) and
+// hands them to the consumer's endpoint as they are. Built with pvlink's
+// gVisor (third_party/gvisor), that takes the relay's user-space copy and
+// gVisor's clearing of the chunks out of a download: each byte the target
+// sends is copied once, by the read. Short answers keep the relay's buffer:
+// a one-byte answer in a 64 KiB chunk would hold the chunk until the
+// consumer acknowledged it.
+const bulkMin = 16 << 10
+
+// viewPayload holds bytes read from a target in gVisor views, for gVisor's
+// Write. pvlink's gVisor takes the views themselves (TakeBuffer); gVisor as
+// released copies them out through Read, as it copies any payload.
+type viewPayload struct {
+	b  buffer.Buffer
+	lr io.LimitedReader // for WriteFromReaderAndLimitedReader, kept: one made per call would escape
+}
+
+// Len is what is left to write.
+func (p *viewPayload) Len() int { return int(p.b.Size()) }
+
+// Read copies out what is left (gVisor as released).
+func (p *viewPayload) Read(dst []byte) (int, error) {
+	if p.b.Size() == 0 {
+		return 0, io.EOF
+	}
+	if len(dst) == 0 {
+		return 0, nil
+	}
+	n, _ := p.b.ReadAt(dst, 0)
+	p.b.TrimFront(int64(n))
+	return n, nil
+}
+
+// TakeBuffer hands gVisor's Write up to max bytes in their views (pvlink's
+// gVisor asks for it in place of Read). What is left stays for the next
+// Write; a view cut at max is shared by both, and neither writes to it.
+func (p *viewPayload) TakeBuffer(max int) buffer.Buffer {
+	if int64(max) >= p.b.Size() {
+		out := p.b
+		p.b = buffer.Buffer{}
+		return out
+	}
+	out := p.b.Clone()
+	out.Truncate(int64(max))
+	p.b.TrimFront(int64(max))
+	return out
+}
+
+// release drops what was not written.
+func (p *viewPayload) release() { p.b.Release() }
+
+// grow makes p hold n bytes of fresh views for a read to fill, and returns
+// their memory for readv (in iov's room). The views are made by gVisor's
+// own WriteFromReader from a reader that writes nothing (uninitialized): in
+// pvlink's gVisor it does not clear chunks that a reader fills, and the
+// read that follows overwrites them; gVisor as released clears them.
+func (p *viewPayload) grow(n int, iov [][]byte) [][]byte {
+	p.b.WriteFromReaderAndLimitedReader(uninitialized{}, int64(n), &p.lr)
+	p.lr.R = nil
+	views := p.b.AsViewList()
+	for v := views.Front(); v != nil; v = v.Next() {
+		iov = append(iov, v.AsSlice())
+	}
+	return iov
+}
+
+// uninitialized is a reader that claims to fill what it is given without
+// writing it.
+type uninitialized struct{}
+
+func (uninitialized) Read(b []byte) (int, error) { return len(b), nil }
+
+// readViews reads up to want bytes from the target's socket with one readv
+// into c.vp's views. n < 0 never; on an error or EOF the views are gone.
+func (c *conn) readViews(want int) (n int, rerr, cerr error) {
+	c.pr.iov = c.vp.grow(want, c.pr.iov[:0])
+	cerr = c.providerRaw.Read(c.pr.readFn)
+	n, rerr = c.pr.n, c.pr.err
+	clear(c.pr.iov)
+	c.pr.iov = c.pr.iov[:0]
+	if cerr != nil || rerr != nil || n <= 0 {
+		c.vp.release()
+		return max(n, 0), rerr, cerr
+	}
+	c.vp.b.Truncate(int64(n))
+	return n, nil, nil
+}
+
+// readv is providerReader's read into views.
+func (r *providerReader) readv(fd int) {
+	r.n, r.err = unix.Readv(fd, r.iov)
+}
