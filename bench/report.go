@@ -78,6 +78,9 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	if r.Command != "" {
 		fmt.Fprintf(w, "`%s`\n\n", r.Command)
 	}
+	if r.Build != "" {
+		fmt.Fprintf(w, "Measured: %s.\n\n", r.Build)
+	}
 	fmt.Fprint(w, "| metric |")
 	for _, p := range paths {
 		fmt.Fprintf(w, " %s |", p)

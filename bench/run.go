@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"pvlink.dev/pvlink/ctl"
+	"pvlink.dev/pvlink/internal/buildinfo"
 )
 
 // Options are the settings of one `pvlink bench` run.
@@ -60,6 +61,11 @@ type Report struct {
 	// GODEBUG is the load generator's (this process's): pvlink bench
 	// runs with its runtime monitor kept awake, as the forwarders do.
 	GODEBUG string `json:"godebug,omitempty"`
+	// Build is what `pvlink version` says of the binary measured (the
+	// forwarders are this same executable): its revision, and whether its
+	// gVisor has pvlink's changes (third_party/gvisor), which downloads
+	// depend on.
+	Build   string `json:"build,omitempty"`
 	Options struct {
 		Runs     int    `json:"runs"`
 		Duration string `json:"duration"`
@@ -78,7 +84,7 @@ type target struct {
 
 // Run builds the topologies, measures every path, and tears it all down.
 func Run(ctx context.Context, exe string, o Options) (*Report, error) {
-	r := &Report{Date: time.Now().UTC(), Machine: machine(), GODEBUG: os.Getenv("GODEBUG")}
+	r := &Report{Date: time.Now().UTC(), Machine: machine(), GODEBUG: os.Getenv("GODEBUG"), Build: buildinfo.String()}
 	r.Options.Runs, r.Options.Duration = o.Runs, o.Duration.String()
 	logf := func(format string, args ...any) {
 		if o.Log != nil {

@@ -96,4 +96,8 @@ func TestBenchMeasuresOnlyWhatItIsAskedTo(t *testing.T) {
 	if err != nil || !strings.Contains(string(md), "load generator GODEBUG=madvdontneed=1,schedtrace=2147483647.") {
 		t.Errorf("bench.md does not name the load generator's GODEBUG (%v):\n%s", err, md)
 	}
+	// The report says which build it measured, gVisor's changes included.
+	if !strings.Contains(r.Build, "with pvlink's changes") || !strings.Contains(string(md), "Measured: "+r.Build+".") {
+		t.Errorf("the report's build is %q; bench.md:\n%s", r.Build, md)
+	}
 }
