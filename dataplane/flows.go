@@ -1,7 +1,6 @@
 package dataplane
 
 import (
-	"bytes"
 	"context"
 	"net/netip"
 	"os"
@@ -66,7 +65,7 @@ type conn struct {
 	pw            providerWriter // the consumer-to-provider writer, with the pending proxy header
 	skip          skipWriter     // takes from the endpoint what pw's writev sent
 	pr            providerReader // the provider-to-consumer read
-	cr            bytes.Reader   // what writeConsumer hands gVisor from a read into the relay's buffer
+	cr            bytesPayload   // what writeConsumer hands gVisor from a read into the relay's buffer
 	vp            viewPayload    // what it hands gVisor from a read into gVisor's views (payload.go)
 	bulk          bool           // the last read from the target was bulkMin or more: the next goes into views
 	released      atomic.Bool

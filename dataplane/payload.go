@@ -5,6 +5,7 @@ import (
 
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
 )
 
 // A connection whose last read from its target brought bulkMin bytes or
@@ -17,47 +18,84 @@ import (
 // consumer acknowledged it.
 const bulkMin = 16 << 10
 
-// viewPayload holds bytes read from a target in gVisor views, for gVisor's
-// Write. pvlink's gVisor takes the views themselves (TakeBuffer); gVisor as
-// released copies them out through Read, as it copies any payload.
-type viewPayload struct {
-	b  buffer.Buffer
-	lr io.LimitedReader // for WriteFromReaderAndLimitedReader, kept: one made per call would escape
+// A payload is what writeConsumer hands gVisor's Write: bytes read from a
+// target, of which Write takes what it queues. Write may read more than it
+// queues (it drops what no longer fits when the send buffer shrank while it
+// read, as the memory budget may make it), so a payload's reads and takes
+// only look: done(n) drops the n bytes Write says it queued, and the rest
+// is offered again.
+type payload interface {
+	tcpip.Payloader
+	done(n int64)
 }
 
-// Len is what is left to write.
-func (p *viewPayload) Len() int { return int(p.b.Size()) }
+// bytesPayload is a read into the relay's buffer.
+type bytesPayload struct {
+	b   []byte
+	off int // what Read has handed out since the last done
+}
+
+func (p *bytesPayload) Len() int { return len(p.b) - p.off }
+
+func (p *bytesPayload) Read(dst []byte) (int, error) {
+	if p.off == len(p.b) {
+		return 0, io.EOF
+	}
+	n := copy(dst, p.b[p.off:])
+	p.off += n
+	return n, nil
+}
+
+func (p *bytesPayload) done(n int64) {
+	p.b = p.b[n:]
+	p.off = 0
+}
+
+// reset lets go of the buffer.
+func (p *bytesPayload) reset() { *p = bytesPayload{} }
+
+// viewPayload holds bytes read from a target in gVisor views. pvlink's
+// gVisor takes the views themselves (TakeBuffer); gVisor as released copies
+// them out through Read, as it copies any payload.
+type viewPayload struct {
+	b   buffer.Buffer
+	off int              // what Read has handed out since the last done
+	lr  io.LimitedReader // for WriteFromReaderAndLimitedReader, kept: one made per call would escape
+}
+
+func (p *viewPayload) Len() int { return int(p.b.Size()) - p.off }
 
 // Read copies out what is left (gVisor as released).
 func (p *viewPayload) Read(dst []byte) (int, error) {
-	if p.b.Size() == 0 {
+	if p.Len() == 0 {
 		return 0, io.EOF
 	}
-	if len(dst) == 0 {
-		return 0, nil
-	}
-	n, _ := p.b.ReadAt(dst, 0)
-	p.b.TrimFront(int64(n))
+	n, _ := p.b.ReadAt(dst, int64(p.off))
+	p.off += n
 	return n, nil
 }
 
 // TakeBuffer hands gVisor's Write up to max bytes in their views (pvlink's
-// gVisor asks for it in place of Read). What is left stays for the next
-// Write; a view cut at max is shared by both, and neither writes to it.
+// gVisor asks for it in place of Read): views shared with p, which keeps
+// them until done. Neither side writes to them.
 func (p *viewPayload) TakeBuffer(max int) buffer.Buffer {
-	if int64(max) >= p.b.Size() {
-		out := p.b
-		p.b = buffer.Buffer{}
-		return out
-	}
 	out := p.b.Clone()
+	out.TrimFront(int64(p.off))
 	out.Truncate(int64(max))
-	p.b.TrimFront(int64(max))
+	p.off += int(out.Size())
 	return out
 }
 
+func (p *viewPayload) done(n int64) {
+	p.b.TrimFront(n)
+	p.off = 0
+}
+
 // release drops what was not written.
-func (p *viewPayload) release() { p.b.Release() }
+func (p *viewPayload) release() {
+	p.b.Release()
+	p.off = 0
+}
 
 // grow makes p hold n bytes of fresh views for a read to fill, and returns
 // their memory for readv (in iov's room). The views are made by gVisor's

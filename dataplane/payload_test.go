@@ -15,12 +15,15 @@ import (
 // payloadEndpoint stands in for the consumer's endpoint as gVisor's Write
 // treats a payload: it takes min(Len, room) bytes, from TakeBuffer when the
 // payload has it and takes is set (pvlink's gVisor), else by reading them
-// in views of at most 64 KiB (gVisor as released). It counts the bytes that
-// came in the relay's read views and those copied out of a payload.
+// in views of at most 64 KiB (gVisor as released). Every third Write queues
+// only the first half of what it took, as gVisor does when the send buffer
+// shrank while it read. It counts the bytes that came in the relay's read
+// views and those copied out of a payload.
 type payloadEndpoint struct {
 	tcpip.Endpoint
 	takes  bool
 	room   int
+	writes int
 	got    bytes.Buffer
 	taken  int // bytes handed over in views (TakeBuffer)
 	copied int // bytes read out of a payload
@@ -32,24 +35,28 @@ func (e *payloadEndpoint) SocketOptions() *tcpip.SocketOptions { return &e.ops }
 
 func (e *payloadEndpoint) Write(p tcpip.Payloader, _ tcpip.WriteOptions) (int64, tcpip.Error) {
 	n := min(p.Len(), e.room)
+	var b []byte
 	if t, ok := p.(interface{ TakeBuffer(int) buffer.Buffer }); ok && e.takes {
-		b := t.TakeBuffer(n)
-		if int(b.Size()) != n {
+		v := t.TakeBuffer(n)
+		if int(v.Size()) != n {
 			return 0, &tcpip.ErrBadBuffer{}
 		}
-		e.got.Write(b.Flatten())
-		b.Release()
+		b = v.Flatten()
+		v.Release()
 		e.taken += n
-		return int64(n), nil
-	}
-	b := make([]byte, n)
-	for at := 0; at < n; at += 64 << 10 {
-		if _, err := io.ReadFull(p, b[at:min(at+64<<10, n)]); err != nil {
-			return 0, &tcpip.ErrBadBuffer{}
+	} else {
+		b = make([]byte, n)
+		for at := 0; at < n; at += 64 << 10 {
+			if _, err := io.ReadFull(p, b[at:min(at+64<<10, n)]); err != nil {
+				return 0, &tcpip.ErrBadBuffer{}
+			}
 		}
+		e.copied += n
 	}
-	e.got.Write(b)
-	e.copied += n
+	if e.writes++; e.writes%3 == 0 {
+		n /= 2 // the rest is dropped: the writer offers it again
+	}
+	e.got.Write(b[:n])
 	return int64(n), nil
 }
 
@@ -120,9 +127,10 @@ func TestBulkBytesFromATargetReachTheEndpointInTheirReadViews(t *testing.T) {
 	}
 }
 
-// TakeBuffer hands over exactly what is asked for and keeps the rest, in
-// order; Read copies out what is left and then says EOF.
-func TestAViewPayloadHandsOverWhatIsAskedAndKeepsTheRest(t *testing.T) {
+// TakeBuffer hands over what is asked for without letting go of it; done
+// drops what a Write queued, and what is left is offered again, in order;
+// Read does the same by copying.
+func TestAViewPayloadKeepsWhatAWriteDidNotQueue(t *testing.T) {
 	var p viewPayload
 	data := make([]byte, 200<<10)
 	for i := range data {
@@ -138,25 +146,31 @@ func TestAViewPayloadHandsOverWhatIsAskedAndKeepsTheRest(t *testing.T) {
 	}
 	first := p.TakeBuffer(70000) // cuts a view
 	if first.Size() != 70000 || p.Len() != len(data)-70000 {
-		t.Fatalf("took %d, %d left; want 70000, %d", first.Size(), p.Len(), len(data)-70000)
+		t.Fatalf("took %d, %d left to offer; want 70000, %d", first.Size(), p.Len(), len(data)-70000)
 	}
-	got := first.Flatten()
+	got := first.Flatten()[:50000]
 	first.Release()
+	p.done(50000) // the Write queued only 50000
+	if p.Len() != len(data)-50000 {
+		t.Fatalf("after a Write that queued 50000: %d left, want %d", p.Len(), len(data)-50000)
+	}
 	b := make([]byte, 1000)
 	if n, err := p.Read(b); n != 1000 || err != nil {
 		t.Fatalf("Read: %d, %v", n, err)
 	}
-	got = append(got, b...)
 	if n, err := p.Read(nil); n != 0 || err != nil {
 		t.Fatalf("gVisor's probe with bytes left: %d, %v; want 0, nil", n, err)
 	}
+	p.done(1000)
+	got = append(got, b...)
 	rest := p.TakeBuffer(1 << 30)
 	got = append(got, rest.Flatten()...)
+	p.done(rest.Size())
 	rest.Release()
 	if !bytes.Equal(got, data) {
 		t.Fatalf("the bytes handed over differ from those put in at %d", firstDiff(got, data))
 	}
-	if n, err := p.Read(b); n != 0 || err != io.EOF {
-		t.Fatalf("Read of an empty payload: %d, %v; want EOF", n, err)
+	if n, err := p.Read(b); n != 0 || err != io.EOF || p.b.Size() != 0 {
+		t.Fatalf("Read of an empty payload: %d, %v (%d bytes held); want EOF", n, err, p.b.Size())
 	}
 }

@@ -547,7 +547,7 @@ func (c *conn) copyFromProvider() (end bool, err error) {
 	want := c.readChunks() * gsoPayloadMax
 	var n int
 	var rerr, cerr error
-	var p tcpip.Payloader
+	var p payload
 	if c.bulk {
 		n, rerr, cerr = c.readViews(want)
 		p = &c.vp
@@ -563,8 +563,8 @@ func (c *conn) copyFromProvider() (end bool, err error) {
 		cerr = c.providerRaw.Read(c.pr.readFn)
 		n, rerr = c.pr.n, c.pr.err
 		c.pr.buf = nil
-		c.cr.Reset(buf[:max(n, 0)])
-		defer c.cr.Reset(nil)
+		c.cr = bytesPayload{b: buf[:max(n, 0)]}
+		defer c.cr.reset()
 		p = &c.cr
 	}
 	if cerr != nil {
@@ -598,13 +598,14 @@ func (c *conn) copyFromProvider() (end bool, err error) {
 const consumerWriteEvents = waiter.WritableEvents | waiter.EventHUp | waiter.EventErr
 
 // writeConsumer writes all of p to the consumer's endpoint, waiting for
-// room as needed (only a direction with bytes in flight waits). gVisor's
-// Write takes from p exactly what it queues. p is the connection's own
-// (c.cr or c.vp): one made per write would escape.
-func (c *conn) writeConsumer(p tcpip.Payloader) error {
+// room as needed (only a direction with bytes in flight waits); what a
+// Write did not queue is offered again. p is the connection's own (c.cr or
+// c.vp): one made per write would escape.
+func (c *conn) writeConsumer(p payload) error {
 	var ch chan struct{}
 	for p.Len() > 0 {
-		_, terr := c.ep.Write(p, tcpip.WriteOptions{})
+		n, terr := c.ep.Write(p, tcpip.WriteOptions{})
+		p.done(n)
 		switch terr.(type) {
 		case nil:
 		case *tcpip.ErrConnectionReset:
