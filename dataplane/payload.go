@@ -3,7 +3,6 @@ package dataplane
 import (
 	"io"
 
-	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 )
@@ -12,8 +11,9 @@ import (
 // more reads the next one straight into gVisor views (viewPayload) and
 // hands them to the consumer's endpoint as they are. Built with pvlink's
 // gVisor (third_party/gvisor), that takes the relay's user-space copy and
-// gVisor's clearing of the chunks out of a download: each byte the target
-// sends is copied once, by the read. Short answers keep the relay's buffer:
+// gVisor's clearing of the chunks out of a download: in the forwarder each
+// byte the target sends is copied by the read only, then written to the TUN
+// from where it landed. Short answers keep the relay's buffer:
 // a one-byte answer in a 64 KiB chunk would hold the chunk until the
 // consumer acknowledged it.
 const bulkMin = 16 << 10
@@ -119,7 +119,8 @@ type uninitialized struct{}
 func (uninitialized) Read(b []byte) (int, error) { return len(b), nil }
 
 // readViews reads up to want bytes from the target's socket with one readv
-// into c.vp's views. n < 0 never; on an error or EOF the views are gone.
+// into c.vp's views and returns what the read returned; after an error or
+// EOF the views are released.
 func (c *conn) readViews(want int) (n int, rerr, cerr error) {
 	c.pr.iov = c.vp.grow(want, c.pr.iov[:0])
 	cerr = c.providerRaw.Read(c.pr.readFn)
@@ -132,9 +133,4 @@ func (c *conn) readViews(want int) (n int, rerr, cerr error) {
 	}
 	c.vp.b.Truncate(int64(n))
 	return n, nil, nil
-}
-
-// readv is providerReader's read into views.
-func (r *providerReader) readv(fd int) {
-	r.n, r.err = unix.Readv(fd, r.iov)
 }

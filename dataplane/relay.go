@@ -532,7 +532,7 @@ type providerReader struct {
 
 func (r *providerReader) read(fd uintptr) bool {
 	if len(r.iov) > 0 {
-		r.readv(int(fd))
+		r.n, r.err = unix.Readv(int(fd), r.iov)
 		return true
 	}
 	r.n, r.err = unix.Read(int(fd), r.buf)
