@@ -129,4 +129,14 @@ func TestLogsInsightsQueriesAFlowLogsGroup(t *testing.T) {
 	if out, err := c.GetQueryResults(ctx, &cwlogs.GetQueryResultsInput{QueryId: started.QueryId}); err != nil || table(out) != "flows=5" {
 		t.Errorf("count by ARN: %+v, %v", out, err)
 	}
+	// parse, as the guide's readers take a record apart: a glob's fields
+	// named by as, a regex's by its named groups.
+	out = run(`parse @message "* * * * *" as version, account, eni, src, rest | filter src = "198.18.2.4" | stats count(*) as flows by eni`, 0, 2_000_000_000)
+	if got, want := table(out), "eni="+eni.ID+" flows=3"; got != want {
+		t.Errorf("parse with a glob: %s, want %s", got, want)
+	}
+	out = run(`parse @message / (?<port>4000[0-9]) 80 / | filter port >= 40003 | display port`, 0, 2_000_000_000)
+	if got, want := table(out), "port=40004; port=40003"; got != want {
+		t.Errorf("parse with a regex: %s, want %s", got, want)
+	}
 }

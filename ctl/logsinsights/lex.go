@@ -57,11 +57,21 @@ func operandNext(prev *token) bool {
 		return true
 	case tokIdent:
 		switch strings.ToLower(prev.text) {
-		case "like", "and", "or", "not", "in", "filter", "by", "as":
+		case "like", "and", "or", "not", "in", "filter", "by", "as", "parse":
 			return true
 		}
 	}
 	return false
+}
+
+// parsedField reports whether the tokens so far end with parse and the
+// field it reads: what follows is parse's pattern, a /regex/ among them.
+func parsedField(out []token) bool {
+	if len(out) < 2 {
+		return false
+	}
+	cmd, field := out[len(out)-2], out[len(out)-1]
+	return cmd.kind == tokIdent && strings.EqualFold(cmd.text, "parse") && (field.kind == tokIdent || field.kind == tokField)
 }
 
 // lex splits a query into tokens; # starts a comment to the end of its line.
@@ -98,7 +108,7 @@ func lex(q string) ([]token, error) {
 			}
 			out = append(out, token{tokField, s, i})
 			i = n
-		case c == '/' && operandNext(prev):
+		case c == '/' && (operandNext(prev) || parsedField(out)):
 			s, n, err := quoted(rs, i, c)
 			if err != nil {
 				return nil, err

@@ -25,6 +25,14 @@ type (
 	sortCmd  struct{ keys []sortKey }
 	limitCmd struct{ n int }
 	dedupCmd struct{ names []string }
+	// parseCmd extracts fields from another: re's capturing groups, in
+	// order, give the fields names (a glob's * each, by its as list; a
+	// regex's named groups, by their names).
+	parseCmd struct {
+		field string
+		re    *regexp.Regexp
+		names []string
+	}
 )
 
 func (fieldsCmd) isCommand()  {}
@@ -34,6 +42,7 @@ func (statsCmd) isCommand()   {}
 func (sortCmd) isCommand()    {}
 func (limitCmd) isCommand()   {}
 func (dedupCmd) isCommand()   {}
+func (parseCmd) isCommand()   {}
 
 // namedExpr is an expression and the name its value goes by: its alias,
 // else its text.
@@ -117,7 +126,7 @@ func (p *parser) text(from, to int) string {
 func (p *parser) command() (command, error) {
 	t := p.next()
 	if t.kind != tokIdent {
-		return nil, errAt(t.pos, "expected a command (fields, filter, stats, sort, limit, display, dedup), found %q", t.text)
+		return nil, errAt(t.pos, "expected a command (fields, filter, stats, sort, limit, display, dedup, parse), found %q", t.text)
 	}
 	switch strings.ToLower(t.text) {
 	case "fields":
@@ -162,10 +171,75 @@ func (p *parser) command() (command, error) {
 			return nil, errAt(n.pos, "limit takes a positive whole number, found %q", n.text)
 		}
 		return limitCmd{v}, nil
-	case "parse", "unmask", "pattern", "diff", "filterindex", "source", "anomaly", "unnest", "lookup":
-		return nil, errAt(t.pos, "the %s command is not supported by pvlink's Logs Insights (fields, filter, stats, sort, limit, display and dedup are)", t.text)
+	case "parse":
+		return p.parse()
+	case "unmask", "pattern", "diff", "filterindex", "source", "anomaly", "unnest", "lookup":
+		return nil, errAt(t.pos, "the %s command is not supported by pvlink's Logs Insights (fields, filter, stats, sort, limit, display, dedup and parse are)", t.text)
 	}
 	return nil, errAt(t.pos, "unknown command %q", t.text)
+}
+
+// parse reads what follows the parse command: the field (@message when
+// none is named), then a glob in quotes whose every * is a field, named in
+// order by the as list that follows, or a /regex/ whose named groups
+// ((?<name>...)) are the fields.
+func (p *parser) parse() (command, error) {
+	c := parseCmd{field: "@message"}
+	if t := p.peek(); t.kind == tokIdent || t.kind == tokField {
+		c.field, _ = p.name()
+	}
+	t := p.next()
+	switch t.kind {
+	case tokString:
+		parts := strings.Split(t.text, "*")
+		if len(parts) < 2 {
+			return nil, errAt(t.pos, "the glob %q has no * to extract a field with", t.text)
+		}
+		var re strings.Builder
+		for i, part := range parts {
+			re.WriteString(regexp.QuoteMeta(part))
+			switch {
+			case i == len(parts)-1:
+			case i == len(parts)-2 && parts[i+1] == "":
+				re.WriteString("(.*)") // a * that ends the glob takes the rest
+			default:
+				re.WriteString("(.*?)")
+			}
+		}
+		c.re = regexp.MustCompile(re.String())
+		if !p.isWord("as") {
+			return nil, errAt(p.peek().pos, "expected as and the names of the glob's %d fields, found %q", len(parts)-1, p.peek().text)
+		}
+		p.next()
+		names, err := p.names()
+		if err != nil {
+			return nil, err
+		}
+		if len(names) != len(parts)-1 {
+			return nil, errAt(t.pos, "the glob %q extracts %d fields, and as names %d", t.text, len(parts)-1, len(names))
+		}
+		c.names = names
+	case tokRegex:
+		re, err := regexp.Compile(t.text)
+		if err != nil {
+			return nil, errAt(t.pos, "the regular expression /%s/: %v", t.text, err)
+		}
+		for i, n := range re.SubexpNames() {
+			if i > 0 && n == "" {
+				return nil, errAt(t.pos, "the regular expression /%s/ has a group without a name: each (?<name>...) is a field", t.text)
+			}
+		}
+		if re.NumSubexp() == 0 {
+			return nil, errAt(t.pos, "the regular expression /%s/ names no field: each (?<name>...) is one", t.text)
+		}
+		if p.isWord("as") {
+			return nil, errAt(p.peek().pos, "a regular expression names its fields with (?<name>...), not as")
+		}
+		c.re, c.names = re, re.SubexpNames()[1:]
+	default:
+		return nil, errAt(t.pos, "parse takes a glob in quotes (\"user=*, method=*\" as user, method) or a /regex/ with named groups, found %q", t.text)
+	}
+	return c, nil
 }
 
 // name is a field name, bare or `quoted`.

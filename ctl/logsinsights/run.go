@@ -71,6 +71,23 @@ func (q *Query) Run(events []Event, limit int) Result {
 			for _, n := range c.items {
 				addNamed(n.name)
 			}
+		case parseCmd:
+			// An event the pattern does not match stays, without the
+			// fields.
+			for _, it := range items {
+				v, ok := it.r[c.field]
+				if !ok || v.null() {
+					continue
+				}
+				if m := c.re.FindStringSubmatch(v.text()); m != nil {
+					for i, n := range c.names {
+						it.r[n] = str(m[i+1])
+					}
+				}
+			}
+			for _, n := range c.names {
+				addNamed(n)
+			}
 		case displayCmd:
 			display = c.names
 		case filterCmd:
