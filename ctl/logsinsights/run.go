@@ -73,15 +73,19 @@ func (q *Query) Run(events []Event, limit int) Result {
 			}
 		case parseCmd:
 			// An event the pattern does not match stays, without the
-			// fields.
+			// fields; so does a field whose group took no part in the
+			// match (one side of an alternation, which may name the
+			// same field as the other).
 			for _, it := range items {
 				v, ok := it.r[c.field]
 				if !ok || v.null() {
 					continue
 				}
-				if m := c.re.FindStringSubmatch(v.text()); m != nil {
-					for i, n := range c.names {
-						it.r[n] = str(m[i+1])
+				text := v.text()
+				m := c.re.FindStringSubmatchIndex(text)
+				for i, n := range c.names {
+					if m != nil && m[2*i+2] >= 0 {
+						it.r[n] = str(text[m[2*i+2]:m[2*i+3]])
 					}
 				}
 			}

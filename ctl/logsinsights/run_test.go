@@ -94,6 +94,35 @@ func TestQueriesAFlowLogsReaderRuns(t *testing.T) {
 	}
 }
 
+// TestParseTakesLinesApartAsTheGuideShows runs the parse examples of
+// AWS's query syntax guide, and a regex whose alternatives name the same
+// field: the side that did not match leaves it alone.
+func TestParseTakesLinesApartAsTheGuideShows(t *testing.T) {
+	var events []Event
+	for _, m := range []string{"user=bob, method:GET, latency := 12", "user=bob, method:GET, latency := 20", "user=ann, method:PUT, latency := 7", "2026-11-28 [ERROR] disk full", "2026-11-28 [DEBUG] tick"} {
+		events = append(events, Event{Fields: map[string]string{"@message": m}})
+	}
+	for _, c := range []struct{ q, want string }{
+		{`parse @message "user=*, method:*, latency := *" as @user, @method, @latency | filter ispresent(@user) | stats avg(@latency) by @method, @user`,
+			"@method=PUT @user=ann avg(@latency)=7\n@method=GET @user=bob avg(@latency)=16"},
+		{`parse @message /user=(?<user2>.*?), method:(?<method2>.*?), latency := (?<latency2>.*?)$/ | filter ispresent(user2) | stats max(latency2) by method2`,
+			"method2=PUT max(latency2)=7\nmethod2=GET max(latency2)=20"},
+		{`FIELDS @message | PARSE @message "* [*] *" as loggingTime, loggingType, loggingMessage | FILTER loggingType IN ["ERROR", "INFO"] | DISPLAY loggingMessage, loggingType`,
+			"loggingMessage=disk full loggingType=ERROR"},
+		{`parse @message /user=(?<who>[a-z]+)|\[(?<who>[A-Z]+)\]/ | display who`,
+			"who=DEBUG\nwho=ERROR\nwho=ann\nwho=bob\nwho=bob"},
+	} {
+		q, err := Parse(c.q)
+		if err != nil {
+			t.Errorf("%s: %v", c.q, err)
+			continue
+		}
+		if got := rows(q.Run(events, 100)); got != c.want {
+			t.Errorf("%s:\n%s\nwant\n%s", c.q, got, c.want)
+		}
+	}
+}
+
 func TestTheLimitOfTheCallCapsTheRows(t *testing.T) {
 	q, _ := Parse(`fields srcAddr`)
 	if got := q.Run(flowEvents(), 2); len(got.Rows) != 2 || got.Matched != 5 {
