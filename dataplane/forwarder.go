@@ -38,6 +38,9 @@ type Forwarder struct {
 	az      string
 	workers int // processes serving the AZ together (Config.Workers)
 	stack   *stack.Stack
+	// segments processes what the TUN read loops delivered, in their
+	// goroutine (stack.go); nil with a gVisor that cannot.
+	segments segmentProcessor
 
 	// enis are the ENIs of the snapshot in force, by ENI id, with the NIC
 	// id to give the next one; guarded by enisMu. Apply adds and removes
@@ -257,6 +260,7 @@ func New(cfg *Config, log *slog.Logger, inherited InheritedQueues) (*Forwarder, 
 	}
 	f.runner = newRunner()
 	f.stack = newStack()
+	f.segments = inlineProcessing(f.stack)
 	if err := f.Apply(cfg); err != nil {
 		f.Close()
 		return nil, err
@@ -303,6 +307,7 @@ func (f *Forwarder) openENI(e ENI) (*eniState, error) {
 		cfg:         e,
 	}
 	st.link = newTunLink(dev, st)
+	st.link.segments = f.segments
 	return st, nil
 }
 

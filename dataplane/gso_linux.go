@@ -11,6 +11,7 @@ import (
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
@@ -78,16 +79,20 @@ func (l *tunLink) readLoopGSO(f *os.File) error {
 			l.eni.dropped(dropMalformed)
 			continue
 		}
-		if l.deliverFrame(vh[:], iov[1][:n-virtioNetHdrLen], now, v) {
+		adopted, bulk := l.deliverFrame(vh[:], iov[1][:n-virtioNetHdrLen], now, v)
+		if adopted {
 			v = nil
 		}
+		l.processDelivered(bulk)
 	}
 }
 
 // deliverFrame judges one frame and hands what passes to the netstack. pkt
 // is the start of v's bytes when v is not nil; deliverFrame reports
-// whether v went with the packet.
-func (l *tunLink) deliverFrame(vh, pkt []byte, now int64, v *buffer.View) bool {
+// whether v went with the packet, and whether the frame is one of a bulk
+// transfer's (a GSO frame, a pure ACK), whose segments gVisor's
+// processors take (stack.go).
+func (l *tunLink) deliverFrame(vh, pkt []byte, now int64, v *buffer.View) (adopted, bulk bool) {
 	l.eni.captureIn(pkt)
 	flags, gsoType := vh[0], vh[1]
 	gsoSize := int(binary.LittleEndian.Uint16(vh[4:]))
@@ -102,7 +107,7 @@ func (l *tunLink) deliverFrame(vh, pkt []byte, now int64, v *buffer.View) bool {
 			at := csumStart + csumOffset
 			if at+2 > len(pkt) || csumStart > len(pkt) {
 				l.eni.dropped(dropMalformed)
-				return false
+				return false, false
 			}
 			initial := binary.BigEndian.Uint16(pkt[at:])
 			pkt[at], pkt[at+1] = 0, 0
@@ -112,12 +117,12 @@ func (l *tunLink) deliverFrame(vh, pkt []byte, now int64, v *buffer.View) bool {
 		l.eni.flowIn(pkt, 1, ok)
 		if ok {
 			l.hints.noteShort(pkt, hlen)
-			return l.deliverIn(proto, pkt, hlen, v)
+			return l.deliverIn(proto, pkt, hlen, v), pureAck(pkt, hlen)
 		}
 	case vnetGSOTCPv4, vnetGSOTCPv6:
 		if gsoSize == 0 || csumStart+20 > len(pkt) {
 			l.eni.dropped(dropMalformed)
-			return false
+			return false, false
 		}
 		tcpHLen := int(pkt[csumStart+12]>>4) * 4
 		segs := (len(pkt) - csumStart - tcpHLen + gsoSize - 1) / max(gsoSize, 1)
@@ -128,12 +133,12 @@ func (l *tunLink) deliverFrame(vh, pkt []byte, now int64, v *buffer.View) bool {
 				l.eni.dropped(dropOversize)
 			}
 			l.eni.flowIn(pkt, segs, false)
-			return false
+			return false, false
 		}
 		proto, hlen, ok := l.eni.ingressGSO(pkt, now)
 		l.eni.flowIn(pkt, segs, ok)
 		if ok {
-			return l.deliverIn(proto, pkt, hlen, v)
+			return l.deliverIn(proto, pkt, hlen, v), true
 		}
 	default:
 		// UDP GSO and anything else: PrivateLink carries TCP only.
@@ -141,7 +146,24 @@ func (l *tunLink) deliverFrame(vh, pkt []byte, now int64, v *buffer.View) bool {
 		l.eni.dropped(dropProtocol)
 		l.eni.flowIn(pkt, 1, false)
 	}
-	return false
+	return false, false
+}
+
+// pureAck reports whether pkt, a TCP packet ingress let through whose IP
+// and TCP headers are hlen bytes, is an ACK alone: no payload, no SYN,
+// FIN or RST.
+func pureAck(pkt []byte, hlen int) bool {
+	if len(pkt) != hlen {
+		return false
+	}
+	ipLen := header.IPv6MinimumSize
+	if header.IPVersion(pkt) == header.IPv4Version {
+		ipLen = int(pkt[0]&0xf) * 4
+	}
+	if ipLen+header.TCPMinimumSize > len(pkt) {
+		return false
+	}
+	return header.TCP(pkt[ipLen:]).Flags()&(header.TCPFlagSyn|header.TCPFlagFin|header.TCPFlagRst) == 0
 }
 
 // deliverIn hands a packet that lies in v to the netstack: its IP and TCP

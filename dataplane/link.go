@@ -79,6 +79,11 @@ type tunLink struct {
 	ackTimerAt    time.Duration // when the armed timer fires (monoNow)
 	hints         ackHintSet    // the read loop's, with a lock of its own
 
+	// segments, when not nil, takes the segments of each delivery: the
+	// read loop's goroutine processes them, or hands them to gVisor's
+	// processors (stack.go).
+	segments segmentProcessor
+
 	closeOnce sync.Once
 	onClose   func()
 }
@@ -169,6 +174,7 @@ func (l *tunLink) readLoop() error {
 			l.dispatcher.DeliverNetworkPacket(proto, pb)
 			pb.DecRef()
 		}
+		l.processDelivered(n > 1) // a batch of several: bulk
 		if err != nil {
 			if errors.Is(err, os.ErrClosed) || errors.Is(err, syscall.EBADFD) {
 				return nil // closed, or its TUN deleted (followNamespaces)
@@ -261,6 +267,20 @@ func appendViews(iov [][]byte, pkt *stack.PacketBuffer) [][]byte {
 		skip = 0
 	}
 	return iov
+}
+
+// processDelivered processes the segments the read loop delivered, in its
+// goroutine, once gVisor has let go of the locks it holds while it
+// delivers; with bulk, it hands them to gVisor's processors instead
+// (stack.go).
+func (l *tunLink) processDelivered(bulk bool) {
+	switch {
+	case l.segments == nil:
+	case bulk:
+		l.segments.HandQueued()
+	default:
+		l.segments.ProcessQueued()
+	}
 }
 
 func (l *tunLink) MTU() uint32                             { return l.mtu }

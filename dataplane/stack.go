@@ -23,6 +23,35 @@ const (
 	tcpTXBufMax = 6 << 20
 )
 
+// segmentProcessor is the TCP protocol of the gVisor pvlink builds
+// (third_party/gvisor): it can process segments in the goroutine that
+// delivered them instead of waking one of its processor goroutines for
+// them. A forwarder's TUN read loop processes each frame it delivers that
+// is not a GSO frame (ProcessQueued): a handshake's ACK, a request, a FIN
+// or an ACK goes from the TUN read to the relay's wake-up without a
+// hand-off between goroutines. A GSO frame goes to the processors
+// (HandQueued), as every frame did before: the read loop goes back to the
+// TUN while a processor and the relay work through the bulk, and the
+// frames that came meanwhile are answered by one ACK. With gVisor as
+// released the processors take everything.
+type segmentProcessor interface {
+	SetInlineProcessing(on bool)
+	ProcessQueued()
+	HandQueued()
+}
+
+// inlineProcessing turns on s's processing of segments in the goroutine
+// that delivers them, and returns what that goroutine calls after each
+// delivery; nil when s's gVisor cannot.
+func inlineProcessing(s *stack.Stack) segmentProcessor {
+	p, ok := s.TransportProtocolInstance(tcp.ProtocolNumber).(segmentProcessor)
+	if !ok {
+		return nil
+	}
+	p.SetInlineProcessing(true)
+	return p
+}
+
 // newStack builds the netstack of a forwarder: IPv4, IPv6 and TCP only
 // (PrivateLink carries TCP only; no UDP or ICMP protocol is registered, so
 // the stack can never answer a ping or send an ICMP error).
