@@ -27,13 +27,13 @@ const (
 // (third_party/gvisor): it can process segments in the goroutine that
 // delivered them instead of waking one of its processor goroutines for
 // them. A forwarder's TUN read loop processes each frame it delivers that
-// is not a GSO frame (ProcessQueued): a handshake's ACK, a request, a FIN
-// or an ACK goes from the TUN read to the relay's wake-up without a
-// hand-off between goroutines. A GSO frame goes to the processors
-// (HandQueued), as every frame did before: the read loop goes back to the
-// TUN while a processor and the relay work through the bulk, and the
-// frames that came meanwhile are answered by one ACK. With gVisor as
-// released the processors take everything.
+// is neither a GSO frame nor a pure ACK (ProcessQueued): a request or a FIN
+// goes from the TUN read to the relay's wake-up without a hand-off between
+// goroutines. GSO frames and pure ACKs go to the processors (HandQueued),
+// as every frame did before, so that an upload's frames and a download's
+// ACKs are taken a batch at a time while the read loop goes back to the
+// TUN; but a pure ACK that ends a handshake is processed at once there
+// too. With gVisor as released the processors take everything.
 type segmentProcessor interface {
 	SetInlineProcessing(on bool)
 	ProcessQueued()

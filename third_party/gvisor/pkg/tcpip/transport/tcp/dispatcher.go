@@ -524,12 +524,20 @@ func (d *dispatcher) processInline() {
 }
 
 // pvlink: handInline gives the endpoints queued inline to their processor
-// goroutines, as queuePacket does without inline.
+// goroutines, as queuePacket does without inline, but for those still in
+// their handshake: a handshake is never bulk, and its ACK is processed at
+// once, as processInline does.
 func (d *dispatcher) handInline() {
 	for {
 		ep := d.inlineQ.dequeue()
 		if ep == nil {
 			return
+		}
+		if !ep.segmentQueue.empty() && ep.EndpointState().connecting() {
+			handleConnecting(ep)
+			if ep.segmentQueue.empty() || ep.isOwnedByUser() {
+				continue
+			}
 		}
 		d.selectProcessor(ep.ID).queueEndpoint(ep)
 	}
