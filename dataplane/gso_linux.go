@@ -156,14 +156,11 @@ func pureAck(pkt []byte, hlen int) bool {
 	if len(pkt) != hlen {
 		return false
 	}
-	ipLen := header.IPv6MinimumSize
-	if header.IPVersion(pkt) == header.IPv4Version {
-		ipLen = int(pkt[0]&0xf) * 4
-	}
-	if ipLen+header.TCPMinimumSize > len(pkt) {
+	_, th, ok := splitPacket(pkt)
+	if !ok || len(th) < header.TCPMinimumSize {
 		return false
 	}
-	return header.TCP(pkt[ipLen:]).Flags()&(header.TCPFlagSyn|header.TCPFlagFin|header.TCPFlagRst) == 0
+	return header.TCP(th).Flags()&(header.TCPFlagSyn|header.TCPFlagFin|header.TCPFlagRst) == 0
 }
 
 // deliverIn hands a packet that lies in v to the netstack: its IP and TCP
